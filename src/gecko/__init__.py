@@ -1,0 +1,1 @@
+"""GECKO: build bilingual Korean·English LLMs that also code."""

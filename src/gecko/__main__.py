@@ -1,0 +1,5 @@
+import sys
+
+from gecko.cli import main
+
+sys.exit(main())

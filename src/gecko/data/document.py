@@ -1,0 +1,52 @@
+"""The unit every data step consumes and yields, and its JSONL form."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gecko.errors import DataError
+
+
+@dataclass
+class Document:
+    id: str
+    """Unique within a run: `{source}/{position or path}`."""
+    text: str
+    lang: str
+    """ko, en or code: the bucket the document counts towards in the mix."""
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        record = {"id": self.id, "text": self.text, "lang": self.lang, "source": self.source}
+        if self.meta:
+            record["meta"] = self.meta
+        return json.dumps(record, ensure_ascii=False)
+
+
+def write_jsonl(docs: Iterable[Document], path: Path) -> int:
+    """Write atomically (temporary file, then rename) so a killed run never leaves half a corpus."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for doc in docs:
+            f.write(doc.to_json() + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+def read_jsonl(path: Path) -> Iterator[Document]:
+    """Read a GECKO corpus file; a malformed line is an error naming the file and line."""
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                r = json.loads(line)
+                yield Document(r["id"], r["text"], r["lang"], r["source"], r.get("meta", {}))
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise DataError(f"{path}:{lineno}: not a GECKO corpus record ({e})") from None

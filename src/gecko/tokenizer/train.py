@@ -1,0 +1,262 @@
+"""BPE training and loading: a 32k Korean/English/code vocabulary with digits split and byte fallback.
+
+Design (see also docs/architecture.md):
+
+- Characters, not bytes, are the BPE alphabet, with LLaMA-style byte fallback (`<0x00>` … `<0xFF>`) for
+  characters outside it. Byte-level BPE must spend merges rebuilding each 3-byte Hangul syllable from bytes
+  before it can merge syllables into words; with characters the ~2,000 common syllables are in the alphabet
+  from the start. Rare characters (Hanja, emoji) are left out of the alphabet by `character_coverage`, so
+  they cost bytes instead of a vocabulary slot each. Tokens stay readable text (no `Ġ`), and `<0xXX>` is the
+  spelling the LLaMA/SentencePiece tooling expects.
+- Exact round trip: no `▁` replacement, no prefix space, no stripping; the decoder only turns byte runs back
+  into characters and joins the pieces, so `decode(encode(x)) == x` for NFC text.
+- The pre-tokenizer is the GPT-4 split regex with numbers cut into single digits (arithmetic sees each
+  digit; no arbitrary 3-digit chunks), and whitespace runs kept as tokens so code indentation compresses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers.trainers import BpeTrainer
+
+from gecko.config import TokenizerConfig, to_dict
+from gecko.errors import ConfigError, DataError
+from gecko.tokenizer.special_tokens import BOS, BYTE_TOKENS, N_SPECIAL, SPECIAL_TOKENS, UNK, special_id
+
+log = logging.getLogger(__name__)
+
+SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)"  # English contractions
+    r"|[^\r\n\p{L}\p{N}]?\p{L}+"  # a word (Hangul, Latin, Hanja …) with one leading space or symbol
+    r"|\p{N}"  # every digit alone
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*"  # punctuation / operators
+    r"|\s*[\r\n]+"  # line breaks
+    r"|\s+(?!\S)|\s+"  # indentation: all but the last space, which joins the next word
+)
+"""GPT-4 (cl100k) split with `\\p{N}{1,3}` replaced by `\\p{N}`."""
+
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "train_meta.json"
+
+
+@dataclass
+class CorpusScan:
+    sha256: str
+    bytes_per_lang: dict[str, int]
+    docs_per_lang: dict[str, int]
+
+
+def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
+    """Train on a language-balanced sample of `corpus`; write tokenizer.json and train_meta.json."""
+    if not 0 < cfg.character_coverage <= 1:
+        raise ConfigError(f"tokenizer.character_coverage={cfg.character_coverage} must be in (0, 1]")
+    t0 = time.perf_counter()
+    scan = scan_corpus(corpus)
+    budgets = balanced_budgets(scan.bytes_per_lang, cfg.max_train_bytes)
+    texts, used = sample_texts(corpus, budgets)
+    if not texts:
+        raise DataError(f"{corpus}: no text to train a tokenizer on")
+    alphabet = alphabet_size(texts, cfg.character_coverage)
+    tokenizer = train_bpe(texts, cfg, alphabet)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / TOKENIZER_FILE
+    _write_atomic(path, tokenizer.to_str(pretty=True))
+    meta = {
+        "config": to_dict(cfg),
+        "corpus": str(corpus),
+        "corpus_sha256": scan.sha256,
+        "tokenizer_sha256": file_sha256(path),
+        "vocab_size": tokenizer.get_vocab_size(),
+        "alphabet_size": alphabet,
+        "bytes_available": scan.bytes_per_lang,
+        "bytes_used": used,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    _write_atomic(out_dir / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    log.info("tokenizer: %d tokens from %s bytes in %.1fs → %s", meta["vocab_size"], used, meta["seconds"],
+             path)
+    return path
+
+
+def load_tokenizer(tokenizer_dir: Path, text_only: bool = False) -> Tokenizer:
+    """Load a GECKO tokenizer and check its special-token ids.
+
+    text_only: encode special-token strings found in the input as ordinary text. Use it for corpus
+    documents, where `<s>` is an HTML tag and must not become a document boundary.
+    """
+    path = Path(tokenizer_dir) / TOKENIZER_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: tokenizer not found (run `gecko tokenizer train` first)")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
+        raise DataError(f"{path}: not a tokenizers file ({e})") from None
+    for expected, token in enumerate(SPECIAL_TOKENS):
+        if tokenizer.token_to_id(token) != expected:
+            raise DataError(f"{path}: {token} has id {tokenizer.token_to_id(token)}, expected {expected}; "
+                            f"not a GECKO tokenizer or trained with other special tokens")
+    tokenizer.encode_special_tokens = text_only
+    return tokenizer
+
+
+# ── corpus sampling ─────────────────────────────────────────────────────────────────────────────────────
+
+
+def scan_corpus(corpus: Path) -> CorpusScan:
+    """One pass: the corpus hash (recorded so a tokenizer names its data) and UTF-8 bytes per language."""
+    digest = hashlib.sha256()
+    size: Counter[str] = Counter()
+    docs: Counter[str] = Counter()
+    for raw, record in corpus_records(corpus):
+        digest.update(raw)
+        size[record["lang"]] += len(record["text"].encode("utf-8"))
+        docs[record["lang"]] += 1
+    return CorpusScan(digest.hexdigest(), dict(size), dict(docs))
+
+
+def balanced_budgets(available: dict[str, int], total: int | None) -> dict[str, int]:
+    """Equal byte shares per language; a language with less text gives its unused share to the others."""
+    if total is None:
+        return dict(available)
+    budgets, remaining = {}, total
+    by_size = sorted(available, key=lambda lang: (available[lang], lang))
+    for i, lang in enumerate(by_size):
+        budgets[lang] = min(available[lang], remaining // (len(by_size) - i))
+        remaining -= budgets[lang]
+    return budgets
+
+
+def sample_texts(corpus: Path, budgets: dict[str, int]) -> tuple[list[str], dict[str, int]]:
+    """The first documents of each language up to its budget (the corpus is already shuffled).
+
+    The document that crosses the budget is cut at a character boundary, so the sample hits it exactly.
+    """
+    texts: list[str] = []
+    used = dict.fromkeys(budgets, 0)
+    for _, record in corpus_records(corpus):
+        lang, text = record["lang"], record["text"]
+        room = budgets[lang] - used[lang]
+        if room <= 0:
+            continue
+        data = text.encode("utf-8")
+        if len(data) > room:
+            text = data[:room].decode("utf-8", errors="ignore")
+        texts.append(text)
+        used[lang] += len(text.encode("utf-8"))
+    return texts, used
+
+
+def corpus_records(corpus: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """(raw line, record) for each line of a GECKO corpus; the raw bytes feed the corpus hash."""
+    try:
+        f = corpus.open("rb")
+    except OSError as e:
+        raise DataError(f"{corpus}: cannot read corpus: {e.strerror}") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            yield raw, parse_record(raw, corpus, lineno)
+
+
+def parse_record(raw: bytes, corpus: Path, lineno: int) -> dict[str, Any]:
+    """One corpus line; anything but {id, text, lang, source} strings is an error naming file and line."""
+    try:
+        record = json.loads(raw)
+        if not all(isinstance(record[k], str) for k in ("id", "text", "lang", "source")):
+            raise TypeError("id, text, lang and source must be strings")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"{corpus}:{lineno}: not a GECKO corpus record ({e})") from None
+    return record
+
+
+# ── BPE ───────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def alphabet_size(texts: list[str], coverage: float) -> int:
+    """Fewest characters that cover `coverage` of all character occurrences (SentencePiece's rule)."""
+    counts = Counter()
+    for text in texts:
+        counts.update(text)
+    total, covered = sum(counts.values()), 0
+    for n, (_, count) in enumerate(counts.most_common(), 1):
+        covered += count
+        if covered >= coverage * total:
+            return n
+    return len(counts)
+
+
+def train_bpe(texts: list[str], cfg: TokenizerConfig, alphabet: int) -> Tokenizer:
+    """Train a character BPE, then insert the 256 byte tokens after the special block and enable fallback."""
+    tokenizer = _pipeline(models.BPE())
+    trainer = BpeTrainer(
+        vocab_size=cfg.vocab_size - len(BYTE_TOKENS),  # the byte tokens are added after training
+        min_frequency=cfg.min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        limit_alphabet=alphabet,
+        show_progress=sys.stderr.isatty(),
+    )
+    tokenizer.train_from_iterator(texts, trainer, length=len(texts))
+    trained = json.loads(tokenizer.to_str())["model"]
+    vocab = _with_byte_tokens(trained["vocab"])
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    final = _pipeline(models.BPE(vocab=vocab, merges=merges, unk_token=UNK, byte_fallback=True))
+    final.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    final.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, special_id(BOS))]
+    )
+    return final
+
+
+def _pipeline(model: models.Model) -> Tokenizer:
+    tokenizer = Tokenizer(model)
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="isolated")
+    # ByteFallback turns <0xXX> runs back into characters; Fuse joins pieces with no separator.
+    tokenizer.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+    return tokenizer
+
+
+def _with_byte_tokens(trained: dict[str, int]) -> dict[str, int]:
+    """Special block (ids 0…N_SPECIAL-1), then <0x00>…<0xFF>, then the learned tokens in merge order."""
+    for i, token in enumerate(SPECIAL_TOKENS):
+        if trained.get(token) != i:
+            raise RuntimeError(f"BPE trainer put {token} at id {trained.get(token)}, expected {i}")
+    learned = sorted((i, t) for t, i in trained.items() if i >= N_SPECIAL)
+    order = [*SPECIAL_TOKENS, *BYTE_TOKENS, *(t for _, t in learned)]
+    vocab = {token: i for i, token in enumerate(order)}
+    if len(vocab) != len(order):
+        raise RuntimeError("a learned token collides with a special or byte token")
+    return vocab
+
+
+# ── files ─────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Temporary file, fsync, rename: a killed run never leaves a half-written tokenizer."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+

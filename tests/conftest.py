@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny real corpus written to a temporary folder, and the shared data folder if present."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+KO = [
+    "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이다.",
+    "한글은 조선의 세종대왕이 1443년에 창제한 문자로, 24개의 기본 자모로 이루어져 있다.",
+    "이 영화 정말 재미있어요! 배우들의 연기가 최고였고 음악도 아름다웠습니다.",
+    "제1조 이 법은 국민의 권리와 의무를 정함을 목적으로 한다.",
+]
+EN = [
+    "The Python standard library is very extensive, offering a wide range of facilities.",
+    "PostgreSQL is a powerful, open source object-relational database system.",
+    "Git is a free and open source distributed version control system designed for speed.",
+]
+CODE = [
+    "def add(a, b):\n    \"\"\"Return the sum.\"\"\"\n    return a + b\n",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, x):\n        self.items.append(x)\n",
+]
+
+
+@pytest.fixture
+def raw_sources(tmp_path: Path) -> Path:
+    """A small folder of raw sources in the formats the readers support."""
+    root = tmp_path / "raw"
+    (root / "code" / "pkg").mkdir(parents=True)
+    with (root / "ko.jsonl").open("w", encoding="utf-8") as f:
+        for i, text in enumerate(KO * 3):  # exact duplicates on purpose
+            f.write(json.dumps({"id": f"k{i}", "text": text}, ensure_ascii=False) + "\n")
+    (root / "en.tsv").write_text("id\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(EN)), encoding="utf-8")
+    for i, code in enumerate(CODE):
+        (root / "code" / "pkg" / f"m{i}.py").write_text(code, encoding="utf-8")
+    return root
+
+
+def shared_or_skip(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared/data is only on development machines)")
+    return path
+
+
+TINY_OVERRIDES = [
+    # small enough for tests: a 1k vocabulary, a 2-layer model, a dozen steps
+    "tokenizer.vocab_size=1024",
+    "model.dim=64", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads=2", "model.ffn_dim=128",
+    "train.seq_len=64", "train.batch_size=4", "train.steps=12", "train.warmup_steps=2",
+    "train.eval_every=6", "train.checkpoint_every=6", "train.log_every=1",
+    "eval.max_tokens_per_lang=2000",
+    "generate.max_new_tokens=8", "generate.prompts=[\"대한민국의 수도는\"]",
+]
+
+
+TINY_SOURCES = """
+run_dir: {run_dir}
+data:
+  sources:
+    - {{name: kowiki, path: {repo}/data/sample/ko/kowiki.jsonl, lang: ko, max_docs: 12}}
+    - {{name: nsmc, path: {repo}/data/sample/ko/nsmc.tsv, lang: ko, format: tsv, text_field: review, max_docs: 300}}
+    - {{name: python_docs, path: {repo}/data/sample/en/python_docs.jsonl, lang: en, max_docs: 10}}
+    - {{name: stdlib, path: {repo}/data/sample/code/python, lang: code, format: code, max_docs: 10}}
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    """A config file for a complete but tiny run in a temporary folder."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SOURCES.format(run_dir=tmp_path / "run", repo=REPO))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny run's config with its data, tokenizer and shards stages already done (shared, read-only)."""
+    from gecko.config import load_config
+    from gecko.stages import BY_NAME, run_stage
+
+    root = tmp_path_factory.mktemp("prepared")
+    path = root / "tiny.yaml"
+    path.write_text(TINY_SOURCES.format(run_dir=root / "run", repo=REPO))
+    cfg = load_config(path, TINY_OVERRIDES)
+    for name in ("data", "tokenizer", "tokenize"):
+        run_stage(cfg, BY_NAME[name])
+    return cfg

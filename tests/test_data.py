@@ -1,0 +1,92 @@
+import json
+import unicodedata
+
+import pytest
+
+from gecko.config import DataConfig, SourceConfig
+from gecko.data.document import read_jsonl
+from gecko.data.mix import plan_mix
+from gecko.data.normalize import normalize_text
+from gecko.data.pipeline import run_data
+from gecko.errors import DataError
+
+
+def _cfg(root, **kw) -> DataConfig:
+    return DataConfig(sources=(
+        SourceConfig("ko", str(root / "ko.jsonl"), "ko"),
+        SourceConfig("en", str(root / "en.tsv"), "en", format="tsv"),
+        SourceConfig("code", str(root / "code"), "code", format="code"),
+    ), **kw)
+
+
+def test_nfc_and_control_characters():
+    decomposed = unicodedata.normalize("NFD", "한국어")
+    assert normalize_text(decomposed + "\x00\x07", is_code=False) == "한국어"
+
+
+def test_code_whitespace_is_kept_exactly():
+    code = "def f():\n\tif x:  \n        return 1\n\n\n\n"
+    assert normalize_text(code, is_code=True) == code
+
+
+def test_prose_whitespace_is_tidied():
+    assert normalize_text("가나다   \n\n\n\n라마\r\n", is_code=False) == "가나다\n\n라마"
+
+
+def test_every_document_is_accounted_for(raw_sources, tmp_path):
+    out = tmp_path / "out"
+    stats = run_data(_cfg(raw_sources, max_repeat=0.0), out, seed=1)
+    s = json.loads((out / "stats.json").read_text())
+    assert s["read_total"] == 12 + 3 + 2
+    dupes = sum(d["count"] for d in s["dropped"] if d["reason"] == "duplicate")
+    assert dupes == 8  # each of the 4 Korean texts appears 3 times
+    docs = list(read_jsonl(out / "corpus.jsonl"))
+    assert len(docs) == sum(stats.kept.values())
+    assert s["read_total"] == len(docs) - sum(s["repeated"].values()) + s["dropped_total"]
+    assert "Dropped" in (out / "report.md").read_text()
+
+
+def test_mix_hits_target_shares(raw_sources, tmp_path):
+    out = tmp_path / "out"
+    run_data(_cfg(raw_sources, max_repeat=3.0), out, seed=1)
+    docs = list(read_jsonl(out / "corpus.jsonl"))
+    size = {lang: sum(len(d.text.encode()) for d in docs if d.lang == lang) for lang in ("ko", "en", "code")}
+    total = sum(size.values())
+    for lang, target in {"ko": 0.35, "en": 0.28, "code": 0.37}.items():
+        assert abs(size[lang] / total - target) < 0.06  # documents are few and large here
+    assert all(unicodedata.is_normalized("NFC", d.text) for d in docs)
+
+
+def test_mix_is_deterministic(raw_sources, tmp_path):
+    run_data(_cfg(raw_sources), tmp_path / "a", seed=3)
+    run_data(_cfg(raw_sources), tmp_path / "b", seed=3)
+    assert (tmp_path / "a" / "corpus.jsonl").read_bytes() == (tmp_path / "b" / "corpus.jsonl").read_bytes()
+
+
+def test_plan_mix_scarcest_language_sets_the_size():
+    plan = plan_mix({"ko": 100, "en": 1000, "code": 1000}, {"ko": 0.5, "en": 0.25, "code": 0.25}, max_repeat=0)
+    assert plan.budget == {"ko": 100, "en": 50, "code": 50}
+
+
+def test_bad_lines_are_quarantined_with_file_and_line(raw_sources, tmp_path):
+    bad = raw_sources / "ko.jsonl"
+    with bad.open("ab") as f:
+        f.write(b'{"id": "x", "text": "\xff\xfe broken"}\n{not json}\n{"id": "y"}\n')
+    run_data(_cfg(raw_sources), tmp_path / "out", seed=1)
+    s = json.loads((tmp_path / "out" / "stats.json").read_text())
+    reasons = {d["reason"]: d["count"] for d in s["dropped"] if d["step"] == "read"}
+    assert reasons == {"invalid_utf8": 1, "malformed_json": 1, "missing_field_text": 1}
+    assert any(e.endswith("ko.jsonl:13") for e in s["examples"]["read/invalid_utf8"])
+
+
+def test_missing_source_is_a_clear_error(tmp_path):
+    cfg = DataConfig(sources=(SourceConfig("ko", str(tmp_path / "nope.jsonl"), "ko"),), mix={"ko": 1.0})
+    with pytest.raises(DataError, match="nope.jsonl does not exist"):
+        run_data(cfg, tmp_path / "out", seed=1)
+
+
+def test_missing_column_names_the_file(raw_sources, tmp_path):
+    cfg = DataConfig(sources=(SourceConfig("en", str(raw_sources / "en.tsv"), "en", format="tsv",
+                                           text_field="body"),), mix={"en": 1.0})
+    with pytest.raises(DataError, match=r"en.tsv:1: no column 'body'"):
+        run_data(cfg, tmp_path / "out", seed=1)

@@ -1,0 +1,52 @@
+"""The whole pipeline through the CLI on a tiny config, as `make demo` runs it (with smaller numbers)."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from conftest import TINY_OVERRIDES
+from gecko.cli import main
+from gecko.stages import COMPLETE
+
+
+@pytest.mark.slow
+def test_gecko_run_end_to_end(tiny_config, tmp_path, capsys):
+    assert main(["run", str(tiny_config), *TINY_OVERRIDES]) == 0
+    run = tmp_path / "run"
+    out = capsys.readouterr().out
+    assert "Validation bits per byte" in out
+
+    results = json.loads((run / "eval" / "results.json").read_text())
+    for lang in ("ko", "en", "code"):
+        assert results["val_bpb"][lang] < results["val_bpb_step0"][lang]
+    samples = [json.loads(line) for line in (run / "generate" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 1 and samples[0]["prompt"] == "대한민국의 수도는" and samples[0]["completion"]
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf = AutoModelForCausalLM.from_pretrained(run / "export" / "hf")
+    tok = AutoTokenizer.from_pretrained(run / "export" / "hf")
+    ids = tok("한국어 문장", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.isfinite(hf(ids).logits).all()
+
+    # A second run skips every stage; changing the training config redoes train and what follows.
+    mtimes = {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
+    assert main(["run", str(tiny_config), *TINY_OVERRIDES]) == 0
+    assert mtimes == {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
+    assert main(["run", str(tiny_config), *TINY_OVERRIDES, "train.steps=8"]) == 0
+    after = {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
+    assert {n for n in mtimes if mtimes[n] != after[n]} == {"train", "eval", "export", "generate"}
+
+
+def test_cli_reports_config_errors_without_traceback(tiny_config, capsys):
+    assert main(["data", str(tiny_config), "train.stepz=3"]) == 2
+    assert "unknown key train.stepz" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_resolved_config(tiny_config, capsys):
+    assert main(["train", str(tiny_config), "train.steps=5", "train.warmup_steps=1", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["train"]["steps"] == 5
+    assert not os.path.exists(tiny_config.parent / "run")

@@ -1,0 +1,146 @@
+"""Shards: index consistent with the token stream, split by document, identical for any worker count."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gecko.config import TokenizeConfig, TokenizerConfig
+from gecko.errors import DataError
+from gecko.tokenizer import shards as shards_module
+from gecko.tokenizer.shards import INDEX_DTYPE, Shards, pretokenize, split_by_document
+from gecko.tokenizer.train import load_tokenizer, train_tokenizer
+
+TEXTS = {
+    "ko": ["서울은 대한민국의 수도이다. 인구는 약 940만 명이다.", "한글은 1443년에 창제되었다. <s>태그</s>도 글자다."],
+    "en": ["The quick brown fox jumps over the lazy dog 42 times.", "Shards are memory-mapped token arrays."],
+    "code": ["def f(x):\n    return x * 2\n", "for i in range(10):\n\tprint(i)\n"],
+}
+
+
+def _write_corpus(path: Path, n: int = 40) -> Path:
+    lines = []
+    for i in range(n):
+        for lang, texts in TEXTS.items():
+            text = texts[i % 2] + f" {i}" * (i % 5)
+            record = {"id": f"{lang}/{i}", "text": text, "lang": lang, "source": f"src_{lang}_{i % 2}"}
+            lines.append(json.dumps(record, ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("shards")
+    corpus = _write_corpus(root / "corpus.jsonl")
+    train_tokenizer(TokenizerConfig(vocab_size=600), corpus, root / "tok")
+    return root, corpus, root / "tok"
+
+
+def _run(setup: tuple[Path, Path, Path], name: str, workers: int, seed: int = 7) -> Path:
+    root, corpus, tok = setup
+    out = root / name
+    pretokenize(TokenizeConfig(val_fraction=0.2, workers=workers, chunk_bytes=1500), corpus, tok, out, seed)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shards_dir(setup: tuple[Path, Path, Path]) -> Path:
+    return _run(setup, "w1", workers=1)
+
+
+def test_index_matches_token_stream(shards_dir: Path, setup: tuple[Path, Path, Path]) -> None:
+    shards = Shards(shards_dir)
+    tok = load_tokenizer(setup[2], text_only=True)
+    assert shards.meta["dtype"] == "uint16" and shards.langs == ["ko", "en", "code"]
+    for split in ("train", "val"):
+        tokens, index = shards.tokens(split), shards.index(split)
+        assert index.dtype == INDEX_DTYPE
+        assert (shards_dir / f"{split}.bin").stat().st_size == index["length"].sum() * 2
+        assert np.array_equal(index["start"], np.cumsum(index["length"]) - index["length"])
+        assert (tokens[index["start"]] == shards.meta["bos_id"]).all()
+        assert (tokens[index["start"] + index["length"] - 1] == shards.meta["eos_id"]).all()
+        row = index[0]
+        text = tok.decode(tokens[row["start"] + 1: row["start"] + row["length"] - 1].tolist())
+        assert len(text.encode()) == row["n_bytes"]
+        assert shards.meta["splits"][split]["docs"] == len(index)
+
+
+def test_literal_special_strings_stay_text(shards_dir: Path) -> None:
+    shards = Shards(shards_dir)
+    for split in ("train", "val"):
+        tokens, index = shards.tokens(split), shards.index(split)
+        assert (tokens == shards.meta["bos_id"]).sum() == len(index)  # "<s>" in the text is not a boundary
+
+
+def test_val_split_is_by_document_and_deterministic(setup: tuple[Path, Path, Path], shards_dir: Path) -> None:
+    again = _run(setup, "again", workers=1)
+    for name in ("train.bin", "val.bin", "train.idx.npy", "val.idx.npy", "meta.json"):
+        assert (again / name).read_bytes() == (shards_dir / name).read_bytes()
+    meta = Shards(shards_dir).meta
+    assert all(meta["splits"]["val"]["langs"][lang]["docs"] >= 1 for lang in TEXTS)
+    assert meta["splits"]["train"]["docs"] + meta["splits"]["val"]["docs"] == 120
+    other = Shards(_run(setup, "seed8", workers=1, seed=8)).meta  # another seed, another split
+    assert other["splits"]["val"] != meta["splits"]["val"]
+
+
+def test_same_output_for_one_and_two_workers(setup: tuple[Path, Path, Path], shards_dir: Path) -> None:
+    two = _run(setup, "w2", workers=2)
+    for name in ("train.bin", "val.bin", "train.idx.npy", "val.idx.npy", "meta.json"):
+        assert (two / name).read_bytes() == (shards_dir / name).read_bytes()
+    assert not (two / ".parts").exists()
+
+
+def test_every_language_gets_a_val_document() -> None:
+    ids = [f"d{i}" for i in range(5)]
+    lang = np.array([0, 0, 1, 1, 2], dtype=np.uint8)
+    is_val = split_by_document(ids, lang, seed=0, val_fraction=1e-9)
+    assert is_val[:2].sum() == 1 and is_val[2:4].sum() == 1 and not is_val[4]
+    assert split_by_document(ids, lang, seed=0, val_fraction=1 - 1e-9)[:4].sum() == 2  # train keeps one too
+
+
+def test_resume_reuses_finished_chunks(setup: tuple[Path, Path, Path], shards_dir: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    root, corpus, tok = setup
+    out = root / "resumed"
+    cfg = TokenizeConfig(val_fraction=0.2, workers=1, chunk_bytes=1500)
+
+    def killed(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # a run killed after encoding, before publishing
+        m.setattr(shards_module, "_finalize", killed)
+        with pytest.raises(KeyboardInterrupt):
+            pretokenize(cfg, corpus, tok, out, 7)
+    markers = sorted((out / ".parts").glob("*.done.json"))
+    assert len(markers) > 2 and not (out / "meta.json").exists()
+    markers[1].unlink()  # this chunk was still being written
+    calls = []
+    original = shards_module.ChunkEncoder.__call__
+    monkeypatch.setattr(shards_module.ChunkEncoder, "__call__", lambda self, task: calls.append(task) or
+                        original(self, task))
+    pretokenize(cfg, corpus, tok, out, 7)
+    assert [t.chunk.index for t in calls] == [1]
+    for name in ("train.bin", "val.bin", "train.idx.npy", "val.idx.npy", "meta.json"):
+        assert (out / name).read_bytes() == (shards_dir / name).read_bytes()
+
+
+def test_reader_errors_name_the_file(shards_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="meta.json"):
+        Shards(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "meta.json").write_bytes((shards_dir / "meta.json").read_bytes())
+    (broken / "train.bin").write_bytes((shards_dir / "train.bin").read_bytes()[:-2])
+    shards = Shards(broken)
+    with pytest.raises(DataError, match="train.bin"):
+        shards.tokens("train")
+    with pytest.raises(DataError, match="val.bin"):
+        shards.tokens("val")
+    with pytest.raises(DataError, match="train.idx.npy"):
+        shards.index("train")
+    with pytest.raises(DataError, match="unknown split"):
+        shards.tokens("test")
