@@ -42,7 +42,7 @@ def test_gecko_run_end_to_end(tiny_config, tmp_path, capsys):
 
 
 def test_cli_reports_config_errors_without_traceback(tiny_config, capsys):
-    assert main(["data", str(tiny_config), "train.stepz=3"]) == 2
+    assert main(["data", "run", str(tiny_config), "train.stepz=3"]) == 2
     assert "unknown key train.stepz" in capsys.readouterr().err
 
 

@@ -17,7 +17,6 @@ from gecko.errors import GeckoError
 from gecko.stages import BY_NAME, run_all, run_stage
 
 STAGE_HELP = {
-    "data": "read, normalize, dedup and mix the sources into RUN/data/corpus.jsonl",
     "tokenize": "encode the corpus into packed shards with a train/validation split by document",
     "train": "pretrain the model on the shards (resumes from the last checkpoint)",
     "eval": "score the final checkpoint: bits per byte per language",
@@ -41,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="rerun every stage even if complete")
     for name, text in STAGE_HELP.items():
         _add_config_args(sub.add_parser(name, help=text))
+    data = sub.add_parser("data", help="corpus commands").add_subparsers(dest="action", required=True)
+    _add_config_args(data.add_parser("run", help="the whole data stage: sources → RUN/data/corpus.jsonl"))
     tok = sub.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action", required=True)
     _add_config_args(tok.add_parser("train", help="train the BPE tokenizer on the corpus"))
     return parser
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             run_all(cfg, force=args.force)
         else:
-            run_stage(cfg, BY_NAME[args.command])  # `tokenizer train` → the tokenizer stage
+            run_stage(cfg, BY_NAME[args.command])  # `data run` → data stage, `tokenizer train` → tokenizer
     except GeckoError as e:
         print(f"gecko: error: {e}", file=sys.stderr)
         return 2
