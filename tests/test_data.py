@@ -3,7 +3,7 @@ import unicodedata
 
 import pytest
 
-from gecko.config import DataConfig, SourceConfig
+from gecko.config import CleanConfig, DataConfig, EnQualityConfig, SourceConfig
 from gecko.data.document import read_jsonl
 from gecko.data.mix import plan_mix
 from gecko.data.normalize import normalize_text
@@ -11,12 +11,16 @@ from gecko.data.pipeline import run_data
 from gecko.errors import DataError
 
 
+SHORT_EN = CleanConfig(en=EnQualityConfig(min_words=5))
+"""The fixture's English lines are single sentences; Gopher's word-count rule is for web pages."""
+
+
 def _cfg(root, **kw) -> DataConfig:
     return DataConfig(sources=(
         SourceConfig("ko", str(root / "ko.jsonl"), "ko"),
         SourceConfig("en", str(root / "en.tsv"), "en", format="tsv"),
         SourceConfig("code", str(root / "code"), "code", format="code"),
-    ), **kw)
+    ), clean=SHORT_EN, **kw)
 
 
 def test_nfc_and_control_characters():

@@ -15,7 +15,8 @@ from tokenizers import Tokenizer
 from gecko.config import TokenizerConfig
 from gecko.errors import ConfigError, DataError
 from gecko.tokenizer.special_tokens import BOS, BYTE_TOKENS, EOS, FIRST_BYTE_ID, PII, SPECIAL_TOKENS, UNK
-from gecko.tokenizer.train import balanced_budgets, load_tokenizer, train_tokenizer
+from gecko.tokenizer.train import (HANGUL_ALPHABET, MIN_VOCAB_FOR_HANGUL, balanced_budgets, load_tokenizer,
+                                   train_tokenizer)
 
 KO = ["대한민국의 수도는 서울이다. 서울의 인구는 약 940만 명이며, 한강이 도시를 가로지른다.",
       "훈민정음(訓民正音)은 1443년 세종대왕이 창제한 문자로, 백성을 가르치는 바른 소리라는 뜻이다.",
@@ -129,9 +130,42 @@ def test_transformers_gives_identical_ids(trained: Path) -> None:
         assert hf(text, add_special_tokens=False)["input_ids"] == plain
 
 
+def test_each_token_holds_at_most_one_digit(tok: Tokenizer) -> None:
+    ids = _round_trip(tok, "x = 2024 + 17 년 3.14")
+    assert all(sum(c.isdigit() for c in tok.id_to_token(i)) <= 1 for i in ids)
+
+
+def test_line_break_takes_the_next_lines_indentation(tok: Tokenizer) -> None:
+    pieces = [p for p, _ in tok.pre_tokenizer.pre_tokenize_str("if x):\n        return 1\n    y")]
+    assert pieces == ["if", " x", "):\n        ", "return", " 1", "\n    ", "y"]
+    pieces = [p for p, _ in tok.pre_tokenizer.pre_tokenize_str("정말 좋아요... 12개")]
+    assert pieces == ["정말", " 좋아요...", " 1", "2", "개"]
+
+
+def test_large_vocab_forces_ks_x_1001_hangul(tmp_path: Path) -> None:
+    assert len(HANGUL_ALPHABET) == 2350 + 51 and "괭" in HANGUL_ALPHABET and "ㅋ" in HANGUL_ALPHABET
+    train_tokenizer(TokenizerConfig(vocab_size=MIN_VOCAB_FOR_HANGUL), _corpus(tmp_path / "c.jsonl", repeat=3),
+                    tmp_path / "t")
+    big = load_tokenizer(tmp_path / "t", text_only=True)
+    for text in ("괭이", "ㅠㅠ ㅋㅋ", "똠"):  # none occurs in the training text; 똠 is not in KS X 1001
+        ids = _round_trip(big, text)
+        n_bytes = sum(big.id_to_token(i).startswith("<0x") for i in ids)
+        assert n_bytes == (3 if text == "똠" else 0)
+    assert json.loads((tmp_path / "t" / "train_meta.json").read_text())["forced_hangul"] == len(HANGUL_ALPHABET)
+
+
 def test_balanced_budgets_share_leftovers() -> None:
     assert balanced_budgets({"ko": 100, "en": 10, "code": 100}, 90) == {"en": 10, "ko": 40, "code": 40}
     assert balanced_budgets({"ko": 5, "en": 7}, None) == {"ko": 5, "en": 7}
+    shares = {"ko": 0.45, "en": 0.2, "code": 0.35}
+    assert balanced_budgets({"ko": 100, "en": 100, "code": 100}, 100, shares) == {"ko": 45, "en": 20, "code": 35}
+    assert balanced_budgets({"ko": 100, "en": 10, "code": 100}, 100, shares) == {"ko": 51, "en": 10, "code": 39}
+
+
+def test_lang_shares_must_cover_every_language(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="lang_shares.*'code'"):
+        train_tokenizer(TokenizerConfig(vocab_size=512, max_train_bytes=900, lang_shares={"ko": 0.5, "en": 0.5}),
+                        _corpus(tmp_path / "c.jsonl", repeat=2), tmp_path / "t")
 
 
 def test_max_train_bytes_is_respected(tmp_path: Path) -> None:

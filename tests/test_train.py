@@ -1,15 +1,20 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gecko.errors import CheckpointError
+from gecko.model.llama import Llama, LlamaConfig
 from gecko.stages import stage_dir
 from gecko.tokenizer.shards import Shards
 from gecko.train.checkpoint import list_checkpoints
 from gecko.train.loader import PackedLoader, doc_layout
-from gecko.train.trainer import build_trainer
+from gecko.train.metrics import MetricsLog, read_metrics
+from gecko.train.parallelize import parallelize
+from gecko.train.trainer import build_trainer, token_losses
 
 
 def test_doc_layout_restarts_positions_at_each_document():
@@ -87,7 +92,61 @@ def test_loss_falls_and_nan_steps_are_skipped(tiny_prepared, tmp_path):
         last = trainer.train_step()["loss"]
     assert last < first
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.forward = lambda batch: torch.full((batch.targets.numel(),), float("nan"), requires_grad=True)
+    nan = lambda batch: torch.full((batch.targets.numel(),), float("nan"), requires_grad=True)  # noqa: E731
+    trainer.forward = lambda batch: (nan(batch), nan(batch))
     record = trainer.train_step()
     assert record.get("skipped") is True and trainer.skipped_steps == 1
     assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
+@pytest.mark.parametrize("mode", ["selective", "full"])
+def test_activation_checkpointing_keeps_names_losses_and_gradients(mode):
+    cfg = LlamaConfig(vocab_size=97, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=160, max_seq_len=32)
+    x = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(0))
+
+    def loss_and_grads(ac: str):
+        torch.manual_seed(0)
+        model = parallelize(Llama(cfg), ac=ac, compile=False, mesh=None, bf16=False)
+        loss = token_losses(model(x[:, :-1]), x[:, 1:], 0.0)[0].mean()
+        loss.backward()
+        return model, loss, {n: p.grad for n, p in model.named_parameters()}
+
+    plain, loss, grads = loss_and_grads("none")
+    wrapped, ac_loss, ac_grads = loss_and_grads(mode)
+    assert list(wrapped.state_dict()) == list(plain.state_dict())  # checkpoints and export see the same keys
+    assert torch.equal(loss, ac_loss)
+    for g, ac_g in zip(grads.values(), ac_grads.values()):
+        torch.testing.assert_close(ac_g, g, rtol=0, atol=1e-6)
+
+
+def test_token_losses_match_cross_entropy_and_add_z_loss():
+    logits = torch.randn(2, 5, 11, generator=torch.Generator().manual_seed(0))
+    targets = torch.randint(0, 11, (2, 5))
+    ce, objective = token_losses(logits, targets, 0.0)
+    torch.testing.assert_close(ce, F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none"))
+    assert torch.equal(objective, ce)
+    _, with_z = token_losses(logits, targets, 1e-2)
+    torch.testing.assert_close(with_z - ce, 1e-2 * torch.logsumexp(logits.flatten(0, 1), -1) ** 2)
+
+
+def test_loss_spike_is_skipped_and_logged(tiny_prepared, tmp_path, caplog):
+    cfg = dataclasses.replace(tiny_prepared, train=dataclasses.replace(tiny_prepared.train, loss_spike_factor=1.5))
+    trainer = build_trainer(cfg, stage_dir(cfg, "tokenize"), tmp_path)
+    trainer.recent_losses = [1.0] * 5  # far below the real loss of an untrained model (~ln 1024)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    record = trainer.train_step()
+    assert record.get("skipped") is True and "over 1.5× the recent mean" in caplog.text
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    assert trainer.recent_losses == [1.0] * 5  # a refused loss does not enter the window
+
+
+def test_metrics_log_writes_tensorboard_and_stays_silent_when_disabled(tmp_path):
+    log = MetricsLog(tmp_path / "on" / "metrics.jsonl", resume=False, tensorboard=True)
+    log.write({"step": 1, "loss": 2.0, "loss_by_lang": {"ko": 2.5}, "skipped": True})
+    log.close()
+    assert read_metrics(tmp_path / "on" / "metrics.jsonl")[0]["loss_by_lang"] == {"ko": 2.5}
+    assert list((tmp_path / "on" / "tensorboard").glob("events.out.tfevents.*"))
+    off = MetricsLog(tmp_path / "off" / "metrics.jsonl", resume=False, enabled=False)
+    off.write({"step": 1, "loss": 2.0})
+    off.close()
+    assert not (tmp_path / "off").exists()  # ranks other than 0 write nothing

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from rich.logging import RichHandler
 
@@ -19,16 +20,121 @@ from gecko.stages import BY_NAME, run_all, run_stage
 STAGE_HELP = {
     "tokenize": "encode the corpus into packed shards with a train/validation split by document",
     "train": "pretrain the model on the shards (resumes from the last checkpoint)",
-    "eval": "score the final checkpoint: bits per byte per language",
+    "eval": "score the final checkpoint: bits per byte per language, KMMLU, MMLU, GSM8K, HumanEval, MBPP",
     "export": "write a Hugging Face LlamaForCausalLM folder",
     "generate": "sample continuations of the configured prompts from the exported model",
+    "sft": "instruction-tune the exported model on conversations (loss on assistant turns only)",
 }
+DATA_STEP_HELP = {
+    "normalize": "NFC, control characters, prose whitespace (code byte-exact) on a JSONL file",
+    "langid": "add lang (ko/en/code/other), lid_label and lid_score to each record of a JSONL file",
+    "quality": "keep the records that pass the per-language quality rules",
+    "pii": "replace PII by typed placeholders (<PHONE>, <RRN>, …) and add pii counts",
+    "toxicity": "add a toxicity probability to each record",
+}
+
+
+def _data_step(args: argparse.Namespace) -> None:
+    from gecko.data.pipeline import run_step
+
+    data = load_config(args.config).data if args.config else load_config().data
+    counts = run_step(args.action, Path(args.in_path), Path(args.out_path), args.text_field, data)
+    print(json.dumps(dict(counts), ensure_ascii=False))
+
+
+CORPUS_STEP_HELP = {
+    "dedup": "exact, MinHash near-duplicate and boilerplate dedup of a folder of JSONL files; writes "
+             "OUT.work/duplicates.jsonl (which document duplicates which)",
+    "decontam": "drop (or flag) documents sharing a 13-unit n-gram with data.decontam.benchmarks; "
+                "writes OUT.work/report.md",
+    "mix": "mix datatrove JSONL folders to the target token shares into a GECKO corpus.jsonl",
+    "align": "ko↔en alignment documents from data.align.sources (--in is not used)",
+}
+
+
+def _corpus_step(args: argparse.Namespace) -> None:
+    """`gecko data dedup|decontam|mix|align --in … --out …`: one library call each."""
+    cfg = load_config(args.config, args.overrides) if args.config else load_config(None, args.overrides)
+    data, out, ins = cfg.data, Path(args.out_path), [Path(p) for p in args.in_path or []]
+    workers = args.workers or data.workers
+    if args.action in ("dedup", "decontam", "mix") and not ins:
+        raise GeckoError(f"gecko data {args.action}: --in is required")
+    if args.action == "dedup":
+        from gecko.data.dedup.phase import run_dedup
+
+        r = run_dedup(ins[0], out, data.dedup, workers, data.engine)
+        print(json.dumps({"kept": r.kept, "dropped": {"/".join(k): n for k, n in r.dropped.items()},
+                          "duplicates": str(r.work_dir / "duplicates.jsonl")}, ensure_ascii=False))
+    elif args.action == "decontam":
+        from gecko.data.decontam import run_decontam
+
+        r = run_decontam(ins[0], out, data.decontam, workers, data.engine)
+        print((r.work_dir / "report.md").read_text(encoding="utf-8"))
+    elif args.action == "mix":
+        from gecko.data.mix import run_mix
+        from gecko.data.stats import DataStats
+
+        run_mix(ins, out, data, cfg.seed, DataStats())
+        print((out.parent / "mix_report.md").read_text(encoding="utf-8"))
+    else:
+        from gecko.data.align import run_align
+
+        print(json.dumps(run_align(data.align, out, cfg.seed).to_dict(), ensure_ascii=False))
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override a config key, e.g. train.steps=50")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", help="comma-separated, e.g. bpb,kmmlu,mmlu,gsm8k,humaneval,mbpp (sets eval.tasks)")
+    p.add_argument("--limit", type=int, help="items per task, per subject for KMMLU/MMLU (sets eval.limit)")
+
+
+def _eval_overrides(args: argparse.Namespace) -> list[str]:
+    """`--tasks`/`--limit` are shorthands for config overrides, so they enter the stage's fingerprint."""
+    out = []
+    if getattr(args, "tasks", None):
+        out.append(f"eval.tasks=[{args.tasks}]")
+    if getattr(args, "limit", None) is not None:
+        out.append(f"eval.limit={args.limit}")
+    return out
+
+
+def _add_generate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stream", action="store_true", help="print tokens as they are sampled (sets generate.stream)")
+    p.add_argument("--prompts-file", metavar="FILE", help="one prompt per line (sets generate.prompts_file)")
+
+
+def _generate_overrides(args: argparse.Namespace) -> list[str]:
+    """`--stream`/`--prompts-file` are shorthands for config overrides, like the eval flags."""
+    out = ["generate.stream=true"] if getattr(args, "stream", False) else []
+    if getattr(args, "prompts_file", None):
+        out.append(f"generate.prompts_file={json.dumps(args.prompts_file)}")
+    return out
+
+
+def _chat(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    from gecko.export.chat import run_chat
+    from gecko.stages import stage_dir
+
+    g = cfg.generate
+    sampling = {"temperature": g.temperature, "top_k": g.top_k, "top_p": g.top_p,
+                "repetition_penalty": g.repetition_penalty}
+    model_dir = Path(args.model) if args.model else stage_dir(cfg, "sft") / "hf"
+    run_chat(model_dir, g.max_new_tokens, sampling, g.seed, args.system if args.system is not None else cfg.sft.system)
+
+
+def _compare(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    from gecko.stages import stage_dir
+    from gecko.tokenizer.compare import REPORT_MD, compare
+
+    tokenizer_dir = stage_dir(cfg, "tokenizer")
+    out = Path(args.out) if args.out else tokenizer_dir / "compare"
+    compare(cfg.compare, tokenizer_dir, out)
+    print((out / REPORT_MD).read_text(encoding="utf-8"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,16 +145,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(run)
     run.add_argument("--force", action="store_true", help="rerun every stage even if complete")
     for name, text in STAGE_HELP.items():
-        _add_config_args(sub.add_parser(name, help=text))
+        stage = sub.add_parser(name, help=text)
+        _add_config_args(stage)
+        if name == "eval":
+            _add_eval_args(stage)
+        if name == "generate":
+            _add_generate_args(stage)
+    imp = sub.add_parser("import", help="make a Hugging Face LLaMA folder step 0 of RUN/train (continued pretraining)")
+    imp.add_argument("hf_dir", help="folder with config.json, safetensors weights and tokenizer.json")
+    _add_config_args(imp)
+    chat = sub.add_parser("chat", help="chat in the terminal with the SFT model (sampling: the generate section)")
+    _add_config_args(chat)
+    chat.add_argument("--model", metavar="DIR", help="Hugging Face folder (default: RUN/sft/hf)")
+    chat.add_argument("--system", help="system message (default: sft.system)")
     data = sub.add_parser("data", help="corpus commands").add_subparsers(dest="action", required=True)
     _add_config_args(data.add_parser("run", help="the whole data stage: sources → RUN/data/corpus.jsonl"))
+    _add_config_args(data.add_parser("clean", help="only the clean phase: sources → RUN/data/clean/ + report"))
+    for step, text in DATA_STEP_HELP.items():
+        p = data.add_parser(step, help=text)
+        p.add_argument("--in", dest="in_path", required=True, metavar="IN.jsonl")
+        p.add_argument("--out", dest="out_path", required=True, metavar="OUT.jsonl")
+        p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+        p.add_argument("--config", help="YAML config whose data section sets the thresholds (default: defaults)")
+    for step, text in CORPUS_STEP_HELP.items():
+        p = data.add_parser(step, help=text)
+        p.add_argument("--in", dest="in_path", nargs="+", metavar="DIR", help="input folder(s) of JSONL files")
+        p.add_argument("--out", dest="out_path", required=True, metavar="PATH",
+                       help="output folder (corpus.jsonl file for mix)")
+        p.add_argument("--config", help="YAML config whose data section is used (default: defaults)")
+        p.add_argument("--workers", type=int, help="parallel workers (default: data.workers)")
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.dedup.threshold=0.7")
     tok = sub.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action", required=True)
     _add_config_args(tok.add_parser("train", help="train the BPE tokenizer on the corpus"))
+    cmp = tok.add_parser("compare", help="chars/bytes per token on held-out text: ours vs reference tokenizers")
+    _add_config_args(cmp)
+    cmp.add_argument("--out", help="report folder (default: RUN/tokenizer/compare)")
     return parser
 
 
 def _load(args: argparse.Namespace) -> GeckoConfig | None:
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, [*args.overrides, *_eval_overrides(args), *_generate_overrides(args)])
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2, ensure_ascii=False))
         return None
@@ -60,11 +196,31 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(show_path=False, show_time=False)])
     try:
+        if args.command == "data" and args.action in DATA_STEP_HELP:
+            _data_step(args)
+            return 0
+        if args.command == "data" and args.action in CORPUS_STEP_HELP:
+            _corpus_step(args)
+            return 0
         cfg = _load(args)
         if cfg is None:
             return 0
-        if args.command == "run":
+        if args.command == "data" and args.action == "clean":
+            from gecko.data.pipeline import run_clean
+            from gecko.stages import stage_dir
+
+            run_clean(cfg.data, stage_dir(cfg, "data"))
+            print((stage_dir(cfg, "data") / "clean_report.md").read_text(encoding="utf-8"))
+        elif args.command == "run":
             run_all(cfg, force=args.force)
+        elif args.command == "import":
+            from gecko.export.importer import import_hf
+
+            print(f"imported as {import_hf(cfg, Path(args.hf_dir))}; continue with `gecko train {args.config}`")
+        elif args.command == "chat":
+            _chat(cfg, args)
+        elif args.command == "tokenizer" and args.action == "compare":
+            _compare(cfg, args)
         else:
             run_stage(cfg, BY_NAME[args.command])  # `data run` → data stage, `tokenizer train` → tokenizer
     except GeckoError as e:

@@ -68,15 +68,17 @@ def _train(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 def _eval(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
     from gecko.eval.report import run_eval
 
-    return run_eval(cfg, stage_dir(cfg, "train"), stage_dir(cfg, "tokenize"), out)
+    return run_eval(cfg, stage_dir(cfg, "train"), stage_dir(cfg, "tokenize"), stage_dir(cfg, "tokenizer"), out)
 
 
 def _export(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
+    from gecko.export.card import model_card
     from gecko.export.hf import export_hf
     from gecko.train.checkpoint import load_final_model
 
     model, meta = load_final_model(stage_dir(cfg, "train"))
-    export_hf(model, stage_dir(cfg, "tokenizer"), out / "hf", cfg.export.dtype)
+    card = model_card(cfg, model, meta["step"])
+    export_hf(model, stage_dir(cfg, "tokenizer"), out / "hf", cfg.export.dtype, cfg.export.max_shard_bytes, card)
     return {"step": meta["step"]}
 
 
@@ -86,16 +88,24 @@ def _generate(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
     return run_generate(cfg.generate, stage_dir(cfg, "export") / "hf", out)
 
 
+def _sft(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
+    from gecko.export.sft import run_sft
+
+    return run_sft(cfg, Path(cfg.sft.init_from) if cfg.sft.init_from else stage_dir(cfg, "export") / "hf", out)
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("data", "data", ("seed", "data"), (), _data),
     Stage("tokenizer", "tokenizer", ("tokenizer",), ("data",), _tokenizer),
     Stage("tokenize", "shards", ("seed", "tokenize"), ("data", "tokenizer"), _tokenize),
     Stage("train", "train", ("seed", "model", "train", "eval"), ("tokenize",), _train),
     Stage("eval", "eval", ("eval", "train"), ("train", "tokenize"), _eval),
-    Stage("export", "export", ("export",), ("train", "tokenizer"), _export),
+    Stage("export", "export", ("export",), ("train", "tokenizer", "eval"), _export),  # eval: the model card
     Stage("generate", "generate", ("generate",), ("export",), _generate),
 )
-BY_NAME = {s.name: s for s in STAGES}
+SFT = Stage("sft", "sft", ("seed", "sft", "export"), ("export",), _sft)
+"""Instruction tuning: run on demand (`gecko sft`), not part of `gecko run`."""
+BY_NAME = {s.name: s for s in (*STAGES, SFT)}
 
 
 def stage_dir(cfg: GeckoConfig, name: str) -> Path:
@@ -105,8 +115,10 @@ def stage_dir(cfg: GeckoConfig, name: str) -> Path:
 def _input_files(cfg: GeckoConfig) -> list[tuple[str, int, int]]:
     """(path, size, mtime) of every data source file: editing the raw data invalidates the corpus."""
     files = []
-    for src in cfg.data.sources:
-        path = Path(src.path)
+    paths = [s.path for s in cfg.data.sources] + [b.path for b in cfg.data.decontam.benchmarks]
+    paths += [p for a in cfg.data.align.sources for p in (a.path, a.en_path) if p is not None]
+    for src_path in paths:
+        path = Path(src_path)
         for f in sorted([path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())):
             st = f.stat()
             files.append((str(f), st.st_size, st.st_mtime_ns))

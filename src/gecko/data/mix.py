@@ -1,57 +1,188 @@
-"""Mixing to target language shares, deterministic given the seed.
+"""Mixing to target shares of tokens (default ko 35 / en 28 / code 37), deterministic given the seed.
 
-Shares are measured in UTF-8 bytes of kept text. The language that is scarcest relative to its target sets
-the corpus size; it may be repeated up to `max_repeat` extra passes, and the others are down-sampled by a
-seeded shuffle. A document is either in the mix (possibly repeated) or dropped with reason `mix_downsample`.
+Tokens are estimated before any tokenizer exists as UTF-8 bytes / `data.bytes_per_token[lang]`: a fixed
+per-language ratio, measured once with the demo's BPE (docs/dedup.md). A sampling tokenizer was rejected
+because the corpus would then depend on a throwaway tokenizer; the ratio is deterministic, costs nothing and
+only its ratio *between* languages matters for shares.
+
+Groups are the languages plus `align` (translation documents, share `data.align.share`; the language shares
+fill the rest in proportion). Within a group each source gets epochs = min(1 + max_repeat, f × weight), with
+f solved so the group meets its budget; the scarcest group sets the corpus size. An epoch's fraction is a
+prefix of the source's documents ordered by a seeded hash of their ids, so the choice depends on the
+documents only (not on file order or worker count). A document never chosen is dropped as `mix_downsample`.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from gecko.data.document import Document
+import xxhash
+
+from gecko.config import DataConfig
+from gecko.data.document import Document, write_jsonl
+from gecko.data.stats import DataStats
+from gecko.errors import DataError
+
+DEFAULT_BYTES_PER_TOKEN = 4.0
+ALIGN = "align"
 
 
 @dataclass
 class MixPlan:
     budget: dict[str, int]
-    """Target bytes per language."""
+    """Target size per group (in the unit of the sizes given: estimated tokens)."""
     repeats: dict[str, float]
-    """Passes over each language's documents (1.0: each once; below 1: a sample)."""
+    """Passes over each group's documents (1.0: each once; below 1: a sample)."""
 
 
-def plan_mix(bytes_per_lang: dict[str, int], shares: dict[str, float], max_repeat: float) -> MixPlan:
-    active = {lang: s for lang, s in shares.items() if s > 0}
-    # Total size each language could support on its own, with up-sampling allowed.
-    supportable = min(bytes_per_lang.get(lang, 0) * (1 + max_repeat) / s for lang, s in active.items())
-    budget = {lang: int(supportable * s) for lang, s in active.items()}
-    repeats = {lang: budget[lang] / bytes_per_lang[lang] for lang in active if bytes_per_lang.get(lang)}
+def plan_mix(sizes: dict[str, int], shares: dict[str, float], max_repeat: float) -> MixPlan:
+    """The largest mix every group can fill with at most 1 + max_repeat passes over its documents."""
+    active = {g: s for g, s in shares.items() if s > 0}
+    supportable = min(sizes.get(g, 0) * (1 + max_repeat) / s for g, s in active.items())
+    budget = {g: int(supportable * s) for g, s in active.items()}
+    repeats = {g: budget[g] / sizes[g] for g in active if sizes.get(g)}
     return MixPlan(budget, repeats)
 
 
-def take_by_bytes(docs: Sequence[Document], budget: int, seed: int) -> tuple[list[Document], list[Document]]:
-    """Whole passes over `docs`, then a seeded sample until `budget` bytes: returns (mixed, never used)."""
-    rng = random.Random(seed)
-    order = list(docs)
-    rng.shuffle(order)
-    out: list[Document] = []
-    used: set[str] = set()
-    remaining = budget
-    while remaining > 0 and order:
-        progressed = False
-        for doc in order:
-            size = len(doc.text.encode("utf-8"))
-            if size > remaining and out:
-                continue  # a smaller document may still fit this pass
-            out.append(doc)
-            used.add(doc.id)
-            remaining -= size
-            progressed = True
-            if remaining <= 0:
-                break
-        if not progressed:
+@dataclass
+class MixReport:
+    target: dict[str, float]
+    achieved: dict[str, float]
+    tokens: dict[str, int]
+    """Estimated tokens per group in the corpus."""
+    epochs: dict[str, float]
+    """Passes over each source (below 1: down-sampled)."""
+    documents: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def write(self, out_dir: Path) -> None:
+        (out_dir / "mix.json").write_text(json.dumps(self.__dict__, indent=2, ensure_ascii=False) + "\n")
+        lines = ["# Mix (estimated tokens)", "", "| group | tokens | achieved | target |", "|---|---:|---:|---:|"]
+        lines += [f"| {g} | {self.tokens.get(g, 0):,} | {self.achieved.get(g, 0):.2%} | {t:.2%} |"
+                  for g, t in sorted(self.target.items())]
+        lines += ["", "| source | epochs |", "|---|---:|"]
+        lines += [f"| {s} | {e:.3f} |" for s, e in sorted(self.epochs.items())]
+        (out_dir / "mix_report.md").write_text("\n".join(lines) + "\n")
+
+
+def estimate_tokens(text: str, lang: str, bytes_per_token: dict[str, float]) -> int:
+    return max(1, round(len(text.encode("utf-8")) / bytes_per_token.get(lang, DEFAULT_BYTES_PER_TOKEN)))
+
+
+def group_of(doc: Document) -> str:
+    return ALIGN if doc.source.startswith(ALIGN + "/") else doc.lang
+
+
+def target_shares(cfg: DataConfig, has_align: bool) -> dict[str, float]:
+    align = cfg.align.share if has_align else 0.0
+    shares = {lang: s * (1 - align) for lang, s in cfg.mix.items()}
+    if align > 0:
+        shares[ALIGN] = align
+    return shares
+
+
+def read_datatrove_dir(folder: Path) -> list[Document]:
+    """GECKO documents from datatrove JSONL shards ({"text","id","metadata":{lang, source, …}})."""
+    docs = []
+    for path in sorted(folder.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                try:
+                    r = json.loads(line)
+                    meta = dict(r.get("metadata") or {})
+                    docs.append(Document(r["id"], r["text"], meta.pop("lang"), meta.pop("source"), meta))
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise DataError(f"{path}:{lineno}: not a datatrove record with metadata lang/source ({e})") \
+                        from None
+    return docs
+
+
+def _scale(tokens: dict[str, int], weights: dict[str, float], cap: float, budget: float) -> dict[str, float]:
+    """Epochs min(cap, f × weight) per source, f found by bisection so they sum to `budget` tokens."""
+    def filled(f: float) -> float:
+        return sum(t * min(cap, f * weights[s]) for s, t in tokens.items())
+
+    lo, hi = 0.0, cap / min(w for w in weights.values() if w > 0)
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if filled(mid) < budget else (lo, mid)
+    return {s: min(cap, hi * weights[s]) for s in tokens}
+
+
+def _key(seed: int, doc_id: str) -> int:
+    return xxhash.xxh3_64_intdigest(f"{seed}\x1f{doc_id}".encode("utf-8"))
+
+
+def take(docs: list[Document], tokens: dict[str, int], epochs: float, seed: int) -> list[Document]:
+    """floor(epochs) whole passes, then a hash-ordered prefix until the fractional part's tokens."""
+    whole, frac = int(epochs), epochs - int(epochs)
+    out = [d for _ in range(whole) for d in docs]
+    want, got = frac * sum(tokens[d.id] for d in docs), 0
+    for d in sorted(docs, key=lambda d: (_key(seed, d.id), d.id)):
+        if got >= want:
             break
-    unused = [d for d in docs if d.id not in used]
-    return out, unused
+        out.append(d)
+        got += tokens[d.id]
+    return out
+
+
+def mix_documents(cfg: DataConfig, docs: list[Document], stats: DataStats, seed: int) -> tuple[list[Document],
+                                                                                                 MixReport]:
+    """Choose (and repeat) documents to the target shares; every unchosen document is counted as dropped."""
+    tokens = {d.id: estimate_tokens(d.text, d.lang, cfg.bytes_per_token) for d in docs}
+    by_source: dict[str, list[Document]] = defaultdict(list)
+    group_tokens: dict[str, dict[str, int]] = defaultdict(dict)
+    for d in docs:
+        by_source[d.source].append(d)
+        g = group_of(d)
+        group_tokens[g][d.source] = group_tokens[g].get(d.source, 0) + tokens[d.id]
+    shares = target_shares(cfg, ALIGN in group_tokens)
+    for g, share in shares.items():
+        if share > 0 and not group_tokens.get(g):
+            raise DataError(f"mix: target share of {g} is {share:.2f} but no {g} document is left to mix")
+    cap = 1 + cfg.max_repeat
+    weights = {s: min(cap, cfg.source_weights.get(s, 1.0)) for s in by_source}
+    capacity = {g: int(sum(t * cap for s, t in srcs.items() if weights[s] > 0)) for g, srcs in group_tokens.items()}
+    plan = plan_mix(capacity, shares, max_repeat=0)
+    epochs: dict[str, float] = {}
+    for g, srcs in group_tokens.items():
+        budget = plan.budget.get(g, 0)
+        epochs.update(_scale(srcs, weights, cap, budget) if budget > 0 else {s: 0.0 for s in srcs})
+    mixed: list[Document] = []
+    for source, sdocs in sorted(by_source.items()):
+        chosen = take(sdocs, tokens, epochs[source], seed)
+        used = {d.id for d in chosen}
+        for d in sdocs:
+            if d.id not in used:
+                stats.drop("mix", "mix_downsample", d.lang, d.id)
+        for d in chosen:
+            stats.kept[d.lang] += 1
+            stats.kept_bytes[d.lang] += len(d.text.encode("utf-8"))
+        stats.repeated[sdocs[0].lang] += len(chosen) - len(used)
+        mixed.extend(chosen)
+    copies: Counter[str] = Counter()
+    keyed = []
+    for d in mixed:  # a repeated document's copies land at independent places
+        copies[d.id] += 1
+        keyed.append((_key(seed, f"{d.id}\x1e{copies[d.id]}"), d.id, copies[d.id], d))
+    keyed.sort(key=lambda t: t[:3])
+    ordered = [t[3] for t in keyed]
+    achieved: Counter[str] = Counter()
+    for d in ordered:
+        achieved[group_of(d)] += tokens[d.id]
+    total = sum(achieved.values()) or 1
+    report = MixReport(shares, {g: achieved[g] / total for g in shares}, dict(achieved),
+                       {s: round(e, 6) for s, e in epochs.items()}, len(ordered))
+    return ordered, report
+
+
+def run_mix(in_dirs: list[Path], out_path: Path, cfg: DataConfig, seed: int, stats: DataStats) -> MixReport:
+    """Mix the documents of datatrove folders `in_dirs` into GECKO's corpus.jsonl at `out_path`."""
+    docs = [d for folder in in_dirs if folder.exists() for d in read_datatrove_dir(folder)]
+    mixed, report = mix_documents(cfg, docs, stats, seed)
+    write_jsonl(mixed, out_path)
+    report.write(out_path.parent)
+    return report

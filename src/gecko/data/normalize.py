@@ -1,8 +1,10 @@
 """Unicode normalization that keeps what matters byte-exact.
 
 Korean must be NFC (composed syllables): decomposed jamo sequences look identical but tokenize into three
-times as many tokens and break exact dedup. Control characters are removed everywhere. Prose gets its
-whitespace tidied; code keeps indentation and blank lines exactly.
+times as many tokens and break exact dedup. Control characters (NUL included) are removed everywhere. Prose
+gets its whitespace tidied: exotic spaces become plain spaces, trailing spaces go, runs of blank lines shrink
+to one; spaces inside a line are left alone, so markdown tables, indented blocks and LaTeX math survive.
+Code keeps indentation, blank lines and trailing spaces exactly (only line endings become `\\n`).
 """
 
 from __future__ import annotations
@@ -10,24 +12,37 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from gecko.data.document import Document
+from datatrove.data import Document as DtDocument
 
-# C0/C1 controls except tab and newline; also the BOM and other zero-width format marks that survive NFC.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u200b]")
+from gecko.data.filters.base import GeckoStep
+
+# C0/C1 controls except tab and newline; also the BOM and zero-width marks that survive NFC.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u200b\u2060]")
+# No-break, en/em/thin and other fixed-width spaces (not the ideographic space, which CJK text uses on purpose).
+_SPACES = re.compile("[\u00a0\u2000-\u200a\u202f\u205f]")
 _TRAILING_SPACE = re.compile(r"[ \t\u3000]+$", re.MULTILINE)
 _BLANK_RUN = re.compile(r"\n{3,}")
 
 
 def normalize_text(text: str, is_code: bool) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = unicodedata.normalize("NFC", text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub("", text)
     if is_code:
         return text
+    text = _SPACES.sub(" ", text)
     text = _TRAILING_SPACE.sub("", text)
     return _BLANK_RUN.sub("\n\n", text).strip()
 
 
-def normalize(doc: Document) -> Document:
-    doc.text = normalize_text(doc.text, is_code=doc.lang == "code")
-    return doc
+class Normalize(GeckoStep):
+    """NFC, control characters, prose whitespace; code stays byte-exact."""
+
+    name = "🔤 gecko normalize"
+    type = "✂️ - FORMAT"
+    step = "normalize"
+
+    def apply(self, doc: DtDocument) -> DtDocument:
+        doc.text = normalize_text(doc.text, is_code=doc.metadata.get("lang") == "code")
+        return doc

@@ -1,79 +1,206 @@
-"""The data stage: read every source → normalize → drop short texts → exact dedup → mix → shuffle → write.
+"""The data stage. Phase 1, clean: read → normalize → language ID → quality → PII → toxicity, as datatrove
+PipelineSteps run by a datatrove executor (N local workers here; its Slurm and Ray executors take the same
+step list), writing RUN/data/clean/NNNNN.jsonl. Then dedup (exact, MinHash, boilerplate; RUN/data/dedup/) →
+decontam (RUN/data/decontam/) → mix with alignment documents (RUN/data/align/) → RUN/data/corpus.jsonl.
 
-Steps are small functions over documents; each drop is counted with its step and reason, so stats.json
-accounts for every document read.
+Accounting: every step writes a per-rank ledger of what it read or dropped as (step, reason, lang), so
+stats.json proves read == kept + dropped. Resuming: datatrove skips ranks with a completion marker, and a
+changed config (or input) clears the phase first, so a rerun never mixes outputs of two configs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import random
-from collections import defaultdict
+import shutil
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
-from rich.progress import Progress
+from datatrove.data import Document as DtDocument
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.writers import JsonlWriter
 
-from gecko.config import DataConfig
-from gecko.data.dedup.exact import ExactDedup
-from gecko.data.document import Document, write_jsonl
-from gecko.data.mix import plan_mix, take_by_bytes
-from gecko.data.normalize import normalize
-from gecko.data.readers import read_source
+from gecko.config import DataConfig, fingerprint
+from gecko.data.align import run_align
+from gecko.data.decontam import run_decontam
+from gecko.data.dedup.phase import run_dedup
+from gecko.data.filters.base import GeckoStep
+from gecko.data.filters.quality import QualityFilter
+from gecko.data.langid import LanguageFilter
+from gecko.data.mix import run_mix
+from gecko.data.normalize import Normalize
+from gecko.data.pii import PiiScrubber
+from gecko.data.readers import SourceReader
 from gecko.data.stats import DataStats
+from gecko.data.toxicity import ToxicityFilter
 from gecko.errors import DataError
 
 log = logging.getLogger(__name__)
 
-
-def clean(cfg: DataConfig, stats: DataStats) -> dict[str, list[Document]]:
-    """Read, normalize, length-filter and exact-dedup all sources; returns kept documents by language."""
-    dedup = ExactDedup()
-    by_lang: dict[str, list[Document]] = defaultdict(list)
-    with Progress(transient=True) as progress:
-        for src in cfg.sources:
-            task = progress.add_task(f"data: {src.name}", total=None)
-            for doc in read_source(src, stats):
-                progress.advance(task)
-                doc = normalize(doc)
-                if len(doc.text) < cfg.min_chars:
-                    stats.drop("length", "too_short", doc.lang, doc.id)
-                    continue
-                first = dedup.duplicate_of(doc.id, doc.text)
-                if first is not None:
-                    stats.drop("exact_dedup", "duplicate", doc.lang, f"{doc.id} = {first}")
-                    continue
-                by_lang[doc.lang].append(doc)
-    return by_lang
+CLEAN = "clean"
+"""RUN/data/clean/: the clean phase's datatrove JSONL shards, one per rank, and nothing else."""
 
 
-def mix(cfg: DataConfig, by_lang: dict[str, list[Document]], stats: DataStats, seed: int) -> list[Document]:
-    sizes = {lang: sum(len(d.text.encode("utf-8")) for d in docs) for lang, docs in by_lang.items()}
-    for lang, share in cfg.mix.items():
-        if share > 0 and not sizes.get(lang):
-            raise DataError(f"data.mix.{lang}={share} but no {lang} document survived cleaning")
-    plan = plan_mix(sizes, cfg.mix, cfg.max_repeat)
-    mixed: list[Document] = []
-    for lang, docs in sorted(by_lang.items()):
-        chosen, unused = take_by_bytes(docs, plan.budget.get(lang, 0), seed)
-        for doc in unused:
-            stats.drop("mix", "mix_downsample", lang, doc.id)
-        stats.kept[lang] += len(chosen)
-        stats.repeated[lang] += len(chosen) - len({d.id for d in chosen})
-        stats.kept_bytes[lang] += sum(len(d.text.encode("utf-8")) for d in chosen)
-        mixed.extend(chosen)
-    random.Random(seed).shuffle(mixed)
-    return mixed
+class Tally(GeckoStep):
+    """Counts the documents that survive cleaning, per language, for the clean phase's own report."""
+
+    name = "🧮 gecko tally"
+    step = "tally"
+
+    def __init__(self, ledger_dir: str) -> None:
+        super().__init__()
+        self.ledger_dir = ledger_dir
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        stats = DataStats()
+        for doc in data:
+            stats.kept[doc.metadata["lang"]] += 1
+            stats.kept_bytes[doc.metadata["lang"]] += len(doc.text.encode("utf-8"))
+            yield doc
+        stats.save_ledger(Path(self.ledger_dir), self.step, rank)
+
+
+def clean_steps(cfg: DataConfig, data_dir: Path) -> list[PipelineStep]:
+    """The clean phase as a datatrove step list (also what a Slurm or Ray executor would run)."""
+    ledger = str(data_dir / "logs" / "ledger")
+
+    def dropped(step: str) -> JsonlWriter | None:
+        return JsonlWriter(str(data_dir / "dropped" / step), compression=None) if cfg.clean.dump_dropped else None
+
+    c = cfg.clean
+    steps: list[PipelineStep] = [
+        SourceReader(cfg.sources, c.max_doc_bytes, ledger),
+        Normalize(),
+        LanguageFilter(c.mixed_hangul_ratio, c.min_en_score, c.keep_other, ledger_dir=ledger,
+                       exclusion_writer=dropped("langid")),
+        QualityFilter(c, cfg.min_chars, ledger_dir=ledger, exclusion_writer=dropped("quality")),
+    ]
+    if cfg.pii.enabled:
+        steps.append(PiiScrubber(cfg.pii.types))
+    if cfg.toxicity.enabled:
+        steps.append(ToxicityFilter(cfg.toxicity.threshold, cfg.toxicity.langs, ledger_dir=ledger,
+                                    exclusion_writer=dropped("toxicity")))
+    steps += [Tally(str(data_dir / "logs" / "kept")),
+              JsonlWriter(str(data_dir / CLEAN), output_filename="${rank}.jsonl", compression=None)]
+    return steps
+
+
+def _reset_if_changed(cfg: DataConfig, data_dir: Path) -> None:
+    """Keep a finished or interrupted clean phase only if it was made by the same config."""
+    marker = data_dir / "logs" / "clean.fingerprint"
+    fp = fingerprint(cfg.sources, cfg.clean, cfg.pii, cfg.toxicity, cfg.min_chars, cfg.workers)
+    if marker.exists() and marker.read_text() == fp:
+        return
+    for sub in (CLEAN, "dropped", "logs"):
+        shutil.rmtree(data_dir / sub, ignore_errors=True)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fp)
+
+
+def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
+    """Run the clean phase (resuming finished ranks); write clean_stats.json and clean_report.md."""
+    from datatrove.executor import LocalPipelineExecutor
+
+    if not cfg.sources:
+        raise DataError("data.sources is empty: nothing to build a corpus from")
+    for src in cfg.sources:
+        if not Path(src.path).exists():
+            raise DataError(f"data.sources[{src.name}]: {src.path} does not exist")
+    _reset_if_changed(cfg, data_dir)
+    workers = max(cfg.workers, 1)
+    LocalPipelineExecutor(clean_steps(cfg, data_dir), tasks=workers, workers=workers,
+                          logging_dir=str(data_dir / "logs" / "clean")).run()
+    stats = DataStats.load_ledgers(data_dir / "logs" / "ledger")
+    kept = DataStats.load_ledgers(data_dir / "logs" / "kept")
+    report = DataStats(stats.read, stats.dropped, kept.kept, kept.kept_bytes, Counter(), stats.examples)
+    report.check_accounting()
+    (data_dir / "clean_stats.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    (data_dir / "clean_report.md").write_text(report.report({}, "Clean phase report"))
+    return stats
 
 
 def run_data(cfg: DataConfig, out_dir: Path, seed: int) -> DataStats:
-    """Write `out_dir/corpus.jsonl`, `stats.json` and `report.md`."""
-    if not cfg.sources:
-        raise DataError("data.sources is empty: nothing to build a corpus from")
-    stats = DataStats()
-    mixed = mix(cfg, clean(cfg, stats), stats, seed)
+    """clean → dedup (exact, MinHash, boilerplate) → decontam → (+ align) → mix: write `out_dir/corpus.jsonl`,
+    `stats.json` and `report.md`, with every phase's folder and report below `out_dir`."""
+    stats = run_clean(cfg, out_dir)
+    dedup = run_dedup(out_dir / CLEAN, out_dir / "dedup", cfg.dedup, cfg.workers, cfg.engine)
+    dedup.add_drops_to(stats)
+    decontam = run_decontam(out_dir / "dedup", out_dir / "decontam", cfg.decontam, cfg.workers, cfg.engine)
+    decontam.add_drops_to(stats)
+    mix_inputs = [out_dir / "decontam"]
+    if cfg.align.sources:
+        align = run_align(cfg.align, out_dir / "align", seed)
+        stats.read.update(align.documents)  # alignment documents enter the accounting as read
+        mix_inputs.append(out_dir / "align")
+    mix = run_mix(mix_inputs, out_dir / "corpus.jsonl", cfg, seed, stats)
     stats.check_accounting()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(mixed, out_dir / "corpus.jsonl")
     stats.write(out_dir, cfg.mix)
-    log.info("data: %d documents read, %d kept", sum(stats.read.values()), len(mixed))
+    log.info("data: %d documents read, %d in the corpus; token shares %s", sum(stats.read.values()),
+             mix.documents, {g: round(v, 4) for g, v in mix.achieved.items()})
     return stats
+
+
+STANDALONE = ("normalize", "langid", "quality", "pii", "toxicity")
+
+
+def _standalone_step(step: str, cfg: DataConfig) -> PipelineStep:
+    c = cfg.clean
+    return {
+        "normalize": lambda: Normalize(),
+        "langid": lambda: LanguageFilter(c.mixed_hangul_ratio, c.min_en_score, keep_other=True),
+        "quality": lambda: QualityFilter(c, cfg.min_chars),
+        "pii": lambda: PiiScrubber(cfg.pii.types),
+        "toxicity": lambda: ToxicityFilter(threshold=float("inf"), langs=("ko", "en", "other")),  # scores only
+    }[step]()
+
+
+def _read_records(path: Path, text_field: str) -> Iterator[DtDocument]:
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
+            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+                raise DataError(f"{path}:{lineno}: no string field {text_field!r}")
+            meta = {"lang": record.get("lang", "unknown"), "record": record}
+            yield DtDocument(record[text_field], str(record.get("id", lineno)), metadata=meta)
+
+
+def run_step(step: str, in_path: Path, out_path: Path, text_field: str, cfg: DataConfig) -> Counter[str]:
+    """One cleaning step on a JSONL file of any schema: the text field is rewritten (normalize, pii), fields
+    are added (langid: lang, lid_label, lid_score; pii: pii; toxicity: toxicity), or failing records are left
+    out (quality: counted by reason). Returns counts: read, written, and drops by reason."""
+    if step not in STANDALONE:
+        raise DataError(f"unknown step {step!r} (known: {', '.join(STANDALONE)})")
+    steps = [_standalone_step(step, cfg)]
+    if step in ("quality", "toxicity"):  # both need a language; label records that lack one
+        steps.insert(0, LanguageFilter(cfg.clean.mixed_hangul_ratio, cfg.clean.min_en_score, keep_other=True))
+    counts: Counter[str] = Counter()
+
+    def source() -> Iterator[DtDocument]:
+        for doc in _read_records(in_path, text_field):
+            counts["read"] += 1
+            doc.metadata["lang"] = {"unknown": "other"}.get(doc.metadata["lang"], doc.metadata["lang"])
+            yield doc
+
+    data: DocumentsPipeline = source()
+    for s in steps:
+        data = s.run(data)
+    added = {"langid": ("lang", "lid_label", "lid_score"), "pii": ("pii",), "toxicity": ("toxicity",)}.get(step, ())
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(out_path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for doc in data:
+            record = dict(doc.metadata["record"], **{text_field: doc.text})
+            record.update({k: doc.metadata[k] for k in added if k in doc.metadata})
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            counts["written"] += 1
+    tmp.replace(out_path)
+    if isinstance(steps[-1], QualityFilter):
+        counts.update({f"dropped_{reason}": n for (_, reason, _), n in steps[-1].ledger.dropped.items()})
+    return counts

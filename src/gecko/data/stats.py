@@ -45,6 +45,39 @@ class DataStats:
             "examples": self.examples,
         }
 
+    def merge(self, other: DataStats) -> None:
+        """Add another step's or rank's counts (the clean phase writes one ledger per step and rank)."""
+        self.read.update(other.read)
+        self.dropped.update(other.dropped)
+        self.kept.update(other.kept)
+        self.kept_bytes.update(other.kept_bytes)
+        self.repeated.update(other.repeated)
+        for key, shown in other.examples.items():
+            mine = self.examples.setdefault(key, [])
+            mine.extend(shown[: MAX_EXAMPLES - len(mine)])
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataStats:
+        stats = cls(Counter(d["read"]), Counter(), Counter(d["kept"]), Counter(d["kept_bytes"]),
+                    Counter(d["repeated"]), d["examples"])
+        for row in d["dropped"]:
+            stats.dropped[(row["step"], row["reason"], row["lang"])] += row["count"]
+        return stats
+
+    def save_ledger(self, folder: Path, step: str, rank: int) -> None:
+        """Written when a step has seen its whole shard; a crashed rank leaves none and is rerun."""
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"{step}-{rank:05d}.json.tmp"
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False))
+        tmp.replace(folder / f"{step}-{rank:05d}.json")
+
+    @classmethod
+    def load_ledgers(cls, folder: Path) -> DataStats:
+        stats = cls()
+        for path in sorted(folder.glob("*.json")):
+            stats.merge(cls.from_dict(json.loads(path.read_text())))
+        return stats
+
     def check_accounting(self) -> None:
         """Every document read is either kept once or dropped once: a mismatch is a bug, never data loss."""
         kept_unique = sum(self.kept.values()) - sum(self.repeated.values())
@@ -55,9 +88,10 @@ class DataStats:
         (out_dir / "stats.json").write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
         (out_dir / "report.md").write_text(self.report(mix_targets))
 
-    def report(self, mix_targets: dict[str, float]) -> str:
+    def report(self, mix_targets: dict[str, float], title: str = "Data stage report") -> str:
         total_bytes = sum(self.kept_bytes.values()) or 1
-        lines = ["# Data stage report", "", "## Mix (UTF-8 bytes)", "", "| lang | docs | MB | share | target |",
+        section = "Mix" if mix_targets else "Kept"
+        lines = [f"# {title}", "", f"## {section} (UTF-8 bytes)", "", "| lang | docs | MB | share | target |",
                  "|---|---:|---:|---:|---:|"]
         for lang in sorted(set(self.kept) | set(mix_targets)):
             b = self.kept_bytes[lang]

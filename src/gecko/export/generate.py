@@ -7,6 +7,7 @@ hides it from the real tokens, and each prompt's positions start at 0 at its fir
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,15 @@ def generate(
     top_p: float = 1.0,
     eos_id: int | None = None,
     generator: torch.Generator | None = None,
+    repetition_penalty: float = 1.0,
 ) -> list[int]:
     """New tokens after prompt_ids (not the prompt), ending with eos_id if it was sampled.
     temperature 0 is greedy; top_k None or 0 keeps every token. Deterministic given the generator."""
-    rows = generate_batch(model, [prompt_ids], max_new_tokens, temperature, top_k, top_p, eos_id, generator)
+    rows = generate_batch(model, [prompt_ids], max_new_tokens, temperature, top_k, top_p, eos_id, generator,
+                          repetition_penalty)
     return rows[0]
 
 
-@torch.inference_mode()
 def generate_batch(
     model: Llama,
     prompts: list[list[int]],
@@ -46,29 +48,78 @@ def generate_batch(
     top_p: float = 1.0,
     eos_id: int | None = None,
     generator: torch.Generator | None = None,
+    repetition_penalty: float = 1.0,
+    stop: Callable[[list[int]], bool] | None = None,
 ) -> list[list[int]]:
-    """`generate` for several prompts at once; stops when every row has sampled eos_id."""
-    _check_args(model, prompts, max_new_tokens, temperature, top_p)
+    """`generate` for several prompts at once. A row is finished when it samples eos_id or when
+    stop(row's new ids) is true (stop strings); decoding ends when every row is finished."""
+    new: list[list[int]] = [[] for _ in prompts]
+    finished = [False] * len(prompts)
+    steps = decode_steps(model, prompts, max_new_tokens, temperature, top_k, top_p, generator,
+                         repetition_penalty)
+    for tokens in steps:
+        for i, token in enumerate(tokens.tolist()):
+            if finished[i]:
+                continue
+            new[i].append(token)
+            finished[i] = token == eos_id or (stop is not None and stop(new[i]))
+        if all(finished):
+            steps.close()
+    return new
+
+
+def stream_tokens(model: Llama, prompt_ids: list[int], max_new_tokens: int, temperature: float = 1.0,
+                  top_k: int | None = None, top_p: float = 1.0, generator: torch.Generator | None = None,
+                  repetition_penalty: float = 1.0) -> Iterator[int]:
+    """One prompt's new tokens, one at a time as they are sampled; the caller stops by breaking out."""
+    for tokens in decode_steps(model, [prompt_ids], max_new_tokens, temperature, top_k, top_p, generator,
+                               repetition_penalty):
+        yield int(tokens[0])
+
+
+@torch.inference_mode()
+def decode_steps(
+    model: Llama,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float,
+    generator: torch.Generator | None,
+    repetition_penalty: float = 1.0,
+) -> Iterator[Tensor]:
+    """Yield the (B,) sampled tokens of each step: one forward over the prompts fills the KV cache, then
+    one forward per token. The next forward runs only when the caller asks for the next step."""
+    _check_args(model, prompts, max_new_tokens, temperature, top_p, repetition_penalty)
     device = model.tok_embeddings.weight.device
     tokens, positions, doc_ids = _left_pad(prompts, device)  # (B, P) each
     B, P = tokens.shape
+    seen = None
+    if repetition_penalty != 1.0:  # (B, V): tokens of each row's prompt (not its padding) and output
+        seen = torch.zeros(B, model.cfg.vocab_size, dtype=torch.bool, device=device)
+        seen.scatter_(1, tokens, doc_ids == _TEXT_DOC)
     cache = KVCache(model.cfg, B, P + max_new_tokens, device, dtype=model.tok_embeddings.weight.dtype)
     logits = model(tokens, positions, doc_ids, cache)[:, -1]  # (B, V)
     position = positions[:, -1:] + 1  # (B, 1)
     text_doc = torch.full((B, 1), _TEXT_DOC, device=device)
-    finished = torch.zeros(B, dtype=torch.bool, device=device)
-    new: list[Tensor] = []
     for step in range(max_new_tokens):
+        if seen is not None:
+            logits = apply_repetition_penalty(logits, seen, repetition_penalty)
         token = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
-        new.append(token)
-        if eos_id is not None:
-            finished |= token == eos_id
-        if step + 1 == max_new_tokens or bool(finished.all()):
-            break
+        if seen is not None:
+            seen[torch.arange(B, device=device), token] = True
+        yield token
+        if step + 1 == max_new_tokens:
+            return
         logits = model(token[:, None], position, text_doc, cache)[:, -1]  # (B, V)
         position = position + 1
-    rows = torch.stack(new, dim=1).tolist() if new else [[] for _ in prompts]
-    return [_cut_after_eos(row, eos_id) for row in rows]
+
+
+def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
+    """CTRL (Keskar et al., 2019) as transformers applies it: a seen token's logit is divided by the
+    penalty when positive and multiplied when negative, so it always becomes less likely."""
+    penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalized, logits)
 
 
 def sample_next(
@@ -110,12 +161,8 @@ def _left_pad(prompts: list[list[int]], device: torch.device) -> tuple[Tensor, T
     return tokens.to(device), positions.to(device), doc_ids.to(device)
 
 
-def _cut_after_eos(row: list[int], eos_id: int | None) -> list[int]:
-    return row[: row.index(eos_id) + 1] if eos_id is not None and eos_id in row else row
-
-
 def _check_args(model: Llama, prompts: list[list[int]], max_new_tokens: int, temperature: float,
-                top_p: float) -> None:
+                top_p: float, repetition_penalty: float) -> None:
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ConfigError("generate: every prompt needs at least one token (start it with <s>)")
     longest = max(len(p) for p in prompts)
@@ -123,6 +170,7 @@ def _check_args(model: Llama, prompts: list[list[int]], max_new_tokens: int, tem
         (max_new_tokens >= 0, f"generate: max_new_tokens={max_new_tokens} must be ≥ 0"),
         (temperature >= 0, f"generate: temperature={temperature} must be ≥ 0"),
         (0 < top_p <= 1, f"generate: top_p={top_p} must be in (0, 1]"),
+        (repetition_penalty > 0, f"generate: repetition_penalty={repetition_penalty} must be > 0"),
         (longest + max_new_tokens <= model.cfg.max_seq_len,
          f"generate: prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
          f"max_seq_len ({model.cfg.max_seq_len})"),
@@ -134,23 +182,92 @@ def _check_args(model: Llama, prompts: list[list[int]], max_new_tokens: int, tem
 
 def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path) -> dict[str, Any]:
     """The generate stage: sample each configured prompt from the *exported* folder, which proves the
-    release loads; write samples.jsonl and print them."""
+    release loads; write samples.jsonl and print them (token by token with `stream`)."""
     from rich.console import Console
+    from tokenizers import Tokenizer
 
     from gecko.export.hf import load_hf
-    from gecko.tokenizer.train import load_tokenizer
 
     model, _ = load_hf(export_dir)
-    tokenizer = load_tokenizer(export_dir)
+    tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
     eos_id = tokenizer.token_to_id("</s>")
     generator = torch.Generator().manual_seed(cfg.seed)
+    sampling = {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p,
+                "repetition_penalty": cfg.repetition_penalty}
+    prompts = read_prompts(cfg)
     console = Console()
     samples = []
-    for prompt in cfg.prompts:
-        new = generate(model, tokenizer.encode(prompt).ids, cfg.max_new_tokens, cfg.temperature, cfg.top_k,
-                       cfg.top_p, eos_id, generator)
-        completion = tokenizer.decode(new)  # special tokens (</s>) are skipped
-        samples.append({"prompt": prompt, "completion": completion, "new_tokens": len(new)})
-        console.print(f"[bold]{prompt}[/bold]{completion}\n")
+    step = 1 if cfg.stream else cfg.batch_size
+    for i in range(0, len(prompts), step):
+        batch = prompts[i: i + step]
+        ids = [tokenizer.encode(p).ids for p in batch]  # the post-processor adds <s>
+        if cfg.stream:
+            console.print(f"[bold]{batch[0]}[/bold]", end="")
+            rows = [_stream_one(model, tokenizer, ids[0], cfg, sampling, eos_id, generator)]
+            print("\n")
+        else:
+            rows = generate_batch(model, ids, cfg.max_new_tokens, eos_id=eos_id, generator=generator,
+                                  stop=_stop_check(tokenizer, cfg.stop), **sampling)
+        for prompt, row in zip(batch, rows):
+            completion = cut_at_stop(tokenizer.decode(row), cfg.stop)  # special tokens (</s>) are skipped
+            samples.append({"prompt": prompt, "completion": completion, "new_tokens": len(row)})
+            if not cfg.stream:
+                console.print(f"[bold]{prompt}[/bold]{completion}\n")
     (out_dir / "samples.jsonl").write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
     return {"samples": len(samples)}
+
+
+def read_prompts(cfg: GenerateConfig) -> list[str]:
+    """The prompts file's non-blank lines (`\\n` in a line stands for a newline), else cfg.prompts."""
+    if cfg.prompts_file is None:
+        prompts = list(cfg.prompts)
+    else:
+        try:
+            lines = Path(cfg.prompts_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"generate.prompts_file={cfg.prompts_file}: cannot read: {e}") from None
+        prompts = [line.replace("\\n", "\n") for line in lines if line.strip()]
+    if not prompts:
+        raise ConfigError(f"generate: no prompts (prompts_file={cfg.prompts_file})")
+    return prompts
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    """text up to the earliest stop string."""
+    cuts = [text.find(s) for s in stops if s and s in text]
+    return text[: min(cuts)] if cuts else text
+
+
+def _stop_check(tokenizer: Any, stops: tuple[str, ...]) -> Callable[[list[int]], bool] | None:
+    if not stops:
+        return None
+    return lambda ids: any(s in tokenizer.decode(ids) for s in stops if s)
+
+
+def _stream_one(model: Llama, tokenizer: Any, ids: list[int], cfg: GenerateConfig, sampling: dict[str, Any],
+                eos_id: int | None, generator: torch.Generator) -> list[int]:
+    """Print one completion as it is sampled; stop at </s> or a stop string (which is not printed)."""
+    import sys
+
+    row: list[int] = []
+    shown = ""
+    for token in stream_tokens(model, ids, cfg.max_new_tokens, generator=generator, **sampling):
+        row.append(token)
+        if token == eos_id:
+            break
+        full = tokenizer.decode(row)
+        if full.endswith("\ufffd"):
+            continue
+        visible = cut_at_stop(full, cfg.stop)
+        # hold back a tail that may still grow into a stop string
+        hold = max((len(s) - 1 for s in cfg.stop), default=0) if visible == full else 0
+        safe = visible[: len(visible) - hold]
+        if len(safe) > len(shown):
+            sys.stdout.write(safe[len(shown):])
+            sys.stdout.flush()
+            shown = safe
+        if visible != full:
+            break
+    final = cut_at_stop(tokenizer.decode(row), cfg.stop)
+    sys.stdout.write(final[len(shown):])
+    return row

@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 
 from gecko.errors import CheckpointError, DataError
 from gecko.model.llama import Llama, LlamaConfig
+from gecko.tokenizer.special_tokens import CHAT
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -92,12 +93,13 @@ def hf_config(cfg: LlamaConfig, special_ids: dict[str, int | None], dtype: str) 
 
 
 def _special_ids(tokenizer_path: Path, vocab_size: int) -> dict[str, int | None]:
-    """Ids of <s>, </s> (required) and <pad> (optional); every tokenizer id must fit the embedding."""
+    """Ids of <s>, </s> (required), <pad> and the chat tokens (optional); every tokenizer id must fit the
+    embedding."""
     try:
         tok = Tokenizer.from_file(str(tokenizer_path))
     except Exception as e:  # tokenizers raises a bare Exception for missing or malformed files
         raise DataError(f"{tokenizer_path}: cannot load tokenizer: {e}") from None
-    ids = {t: tok.token_to_id(t) for t in (BOS, EOS, PAD)}
+    ids = {t: tok.token_to_id(t) for t in (BOS, EOS, PAD, *CHAT)}
     for token in (BOS, EOS):
         if ids[token] is None:
             raise DataError(f"{tokenizer_path}: special token {token!r} not found in the vocabulary")
@@ -109,8 +111,10 @@ def _special_ids(tokenizer_path: Path, vocab_size: int) -> dict[str, int | None]
     return ids
 
 
-def export_hf(model: Llama, tokenizer_dir: Path, out_dir: Path, dtype: str = "float32") -> Path:
-    """Write a Hugging Face Llama folder (config, weights, tokenizer) to out_dir, replacing it atomically."""
+def export_hf(model: Llama, tokenizer_dir: Path, out_dir: Path, dtype: str = "float32",
+              max_shard_bytes: int = 2 << 30, card: str | None = None) -> Path:
+    """Write a Hugging Face Llama folder (config, weights, tokenizer with chat template, generation config,
+    model card) to out_dir, replacing it atomically. Weights over max_shard_bytes are sharded."""
     if dtype not in DTYPES:
         raise CheckpointError(f"export: dtype={dtype!r} must be one of {', '.join(DTYPES)}")
     cfg = model.cfg
@@ -122,7 +126,9 @@ def export_hf(model: Llama, tokenizer_dir: Path, out_dir: Path, dtype: str = "fl
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        save_weights(tensors, tmp, max_shard_bytes)
+        if card is not None:
+            (tmp / "README.md").write_text(card, encoding="utf-8")
         shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
         _write_json(tmp / "config.json", hf_config(cfg, ids, dtype))
         _write_json(tmp / "tokenizer_config.json", _tokenizer_config(cfg, ids))
@@ -135,7 +141,34 @@ def export_hf(model: Llama, tokenizer_dir: Path, out_dir: Path, dtype: str = "fl
     return out_dir
 
 
+def save_weights(tensors: dict[str, torch.Tensor], folder: Path, max_shard_bytes: int) -> None:
+    """model.safetensors, or model-0000i-of-0000n.safetensors + model.safetensors.index.json (the
+    transformers layout) when the weights exceed max_shard_bytes; tensors are never split."""
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][name] = tensor
+        size += nbytes
+    if len(shards) == 1:
+        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards, 1):
+        file = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(folder / file), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, file))
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    _write_json(folder / "model.safetensors.index.json", index)
+
+
 def _tokenizer_config(cfg: LlamaConfig, ids: dict[str, int | None]) -> dict[str, Any]:
+    from gecko.export.chat import CHAT_TEMPLATE
+
     return {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": BOS,
@@ -143,11 +176,14 @@ def _tokenizer_config(cfg: LlamaConfig, ids: dict[str, int | None]) -> dict[str,
         "pad_token": PAD if ids[PAD] is not None else None,
         "model_max_length": cfg.max_seq_len,
         "clean_up_tokenization_spaces": False,
-    }
+    } | ({"chat_template": CHAT_TEMPLATE} if all(ids[t] is not None for t in CHAT) else {})
 
 
 def _generation_config(ids: dict[str, int | None]) -> dict[str, Any]:
-    return {"bos_token_id": ids[BOS], "eos_token_id": ids[EOS], "pad_token_id": ids[PAD]}
+    """A chat reply ends with <|end|>, so generation stops there as well as at </s>."""
+    end = ids.get(CHAT[-1])
+    eos = ids[EOS] if end is None else [ids[EOS], end]
+    return {"bos_token_id": ids[BOS], "eos_token_id": eos, "pad_token_id": ids[PAD]}
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:

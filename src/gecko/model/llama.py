@@ -308,12 +308,13 @@ class Llama(nn.Module):
         doc_ids: Tensor | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
-        """tokens (B, T) → float32 logits (B, T, V).
+        """tokens (B, T) → logits (B, T, V) in the compute dtype (bf16 under autocast).
 
         positions (B, T): RoPE position of each token, restarting at 0 per packed document
         (default: 0..T-1, or continuing after the cache). doc_ids (B, T): attention stays within a
         document (default: plain causal). cache: keys/values of earlier tokens, extended in place.
-        Logits are upcast to float32 so the loss's softmax is stable under bf16 autocast.
+        Callers upcast logits to float32 for softmax: a compiled loss fuses that upcast into its one pass
+        over the logits, where an upcast here would write and re-read a (B, T, V) float32 copy.
         """
         B, T = tokens.shape
         start = 0 if cache is None else cache.length
@@ -331,7 +332,7 @@ class Llama(nn.Module):
         logits = self.output(h) if self.output is not None else F.linear(h, self.tok_embeddings.weight)
         if cache is not None:
             cache.length += T
-        return logits.float()  # (B, T, V)
+        return logits  # (B, T, V)
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Parameter count. non_embedding drops the input lookup table (it does no FLOPs) but keeps a

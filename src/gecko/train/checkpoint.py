@@ -50,15 +50,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(root: Path, step: int, model: torch.nn.Module, train_state: dict[str, Any],
+def save_checkpoint(root: Path, step: int, weights: dict[str, torch.Tensor], train_state: dict[str, Any],
                     meta: dict[str, Any], keep: int) -> Path:
-    """Write `root/step-{step}`; `train_state` holds optimizer, scheduler, loader and RNG states."""
+    """Write `root/step-{step}`: full (unsharded) `weights` as safetensors, and `train_state` (optimizer,
+    loader, RNG, counters). Called by one process; under FSDP the trainer gathers the state first."""
     final = root / f"step-{step:06d}"
     tmp = root / f"step-{step:06d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(weights, tmp / "model.safetensors")
+    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, tmp / "model.safetensors")
     torch.save(train_state, tmp / "train_state.pt")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     _fsync_dir(tmp)
@@ -83,8 +83,8 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name))
 
 
-def load_weights(path: Path, model: torch.nn.Module) -> dict[str, Any]:
-    """Load model weights (strictly: every key and shape must match) and return the checkpoint's meta."""
+def read_weights(path: Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The checkpoint's full weights, after checking every key and (global) shape against `model`."""
     file = path / "model.safetensors"
     if not file.exists():
         raise CheckpointError(f"{path}: no model.safetensors; not a GECKO checkpoint")
@@ -97,8 +97,7 @@ def load_weights(path: Path, model: torch.nn.Module) -> dict[str, Any]:
         if value.shape != expected[key].shape:
             raise CheckpointError(f"{file}: {key} has shape {tuple(value.shape)}, model expects "
                                   f"{tuple(expected[key].shape)}")
-    model.load_state_dict(state)
-    return json.loads((path / "meta.json").read_text())
+    return state
 
 
 def load_train_state(path: Path) -> dict[str, Any]:
@@ -115,5 +114,5 @@ def load_final_model(train_dir: Path) -> tuple[Llama, dict[str, Any]]:
         raise CheckpointError(f"{train_dir}/checkpoints: no checkpoint; run `gecko train` first")
     meta = json.loads((found[-1] / "meta.json").read_text())
     model = Llama(LlamaConfig(**meta["model"]))
-    load_weights(found[-1], model)
+    model.load_state_dict(read_weights(found[-1], model))
     return model, meta

@@ -34,6 +34,8 @@ class Batch:
     """(B, T) position of each token inside its document; None for naive packing."""
     langs: torch.Tensor
     """(B, T) language index (into Shards.langs) of each target token."""
+    loss_mask: torch.Tensor | None = None
+    """(B, T) bool, True where the target counts in the loss (SFT: assistant tokens); None: every target."""
 
 
 def _fingerprint(meta: dict[str, Any], split: str) -> str:

@@ -1,7 +1,11 @@
 """The training loop, top to bottom: build → restore → (step → log → evaluate → checkpoint)* → close.
 
-Single process on CPU or one GPU. Everything a resume needs (weights, optimizer, step, loader position,
-RNG states) goes into each checkpoint, so a run killed at any point continues with bitwise-equal losses.
+One process on CPU or one GPU, or one process per GPU under torchrun (FSDP2 over every GPU of every node):
+
+    torchrun --nnodes N --nproc-per-node 8 -m gecko train CONFIG
+
+Everything a resume needs (weights, optimizer, step, loader position, RNG states of every rank) goes into
+each checkpoint, so a run killed at any point continues with bitwise-equal losses.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import distributed as torch_dist
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 
 from gecko.config import GeckoConfig, to_dict
 from gecko.eval.bpb import evaluate_bpb
@@ -24,11 +37,18 @@ from gecko.model.llama import Llama, LlamaConfig
 from gecko.model.presets import build_llama_config
 from gecko.tokenizer.shards import Shards
 from gecko.train import checkpoint as ckpt
+from gecko.train.distributed import Dist, all_reduce_sum, close_distributed, init_distributed
 from gecko.train.loader import Batch, PackedLoader
-from gecko.train.metrics import MetricsLog, plot_loss, read_metrics
+from gecko.train.metrics import MetricsLog, measure_peak_tflops, plot_loss, read_metrics
+from gecko.train.parallelize import parallelize
 from gecko.train.schedule import lr_multiplier
 
 log = logging.getLogger(__name__)
+
+SPIKE_WINDOW = 20
+"""Accepted losses the spike guard averages over."""
+_FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
+"""Checkpoints hold unsharded tensors: readable by export and eval, and resumable on any GPU count."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -37,20 +57,38 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_model(cfg: GeckoConfig, vocab_size: int, device: torch.device) -> tuple[Llama, LlamaConfig]:
+def build_model(cfg: GeckoConfig, vocab_size: int, dist: Dist) -> tuple[Llama, LlamaConfig]:
+    """Build on `meta`, apply AC / compile / FSDP2, then allocate and initialize on the device: no process
+    ever holds the whole model in memory."""
+    t = cfg.train
     model_cfg = build_llama_config(cfg.model, vocab_size)
-    if model_cfg.max_seq_len < cfg.train.seq_len:
-        model_cfg = dataclasses.replace(model_cfg, max_seq_len=cfg.train.seq_len)
+    if model_cfg.max_seq_len < t.seq_len:
+        model_cfg = dataclasses.replace(model_cfg, max_seq_len=t.seq_len)
+    with torch.device("meta"):
+        model = Llama(model_cfg)
+    parallelize(model, t.activation_checkpointing, t.compile, dist.mesh, bf16=t.dtype == "bfloat16")
+    model.to_empty(device=dist.device)
     torch.manual_seed(cfg.seed)
-    model = Llama(model_cfg)
     model.init_weights()
-    return model.to(device), model_cfg
+    return model, model_cfg
 
 
 def build_optimizer(cfg: GeckoConfig, model: Llama, device: torch.device) -> torch.optim.AdamW:
     t = cfg.train
     return torch.optim.AdamW(model.param_groups(t.weight_decay), lr=t.lr, betas=(t.beta1, t.beta2),
                              fused=device.type == "cuda")
+
+
+def token_losses(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token cross-entropy (B·T,) and the objective: the same plus z_loss·logsumexp² (PaLM's z-loss keeps
+    the softmax normalizer near 1, which steadies bf16 training). The float32 upcast happens here, so that
+    a compiled loss fuses it into its pass over the logits."""
+    logits = logits.float().flatten(0, 1)  # (B·T, V)
+    ce = F.cross_entropy(logits, targets.flatten(), reduction="none")
+    if not z_loss:
+        return ce, ce
+    lse = ce + logits.gather(1, targets.flatten()[:, None]).squeeze(1)  # ce = logsumexp − target logit
+    return ce, ce + z_loss * lse.square()
 
 
 @dataclass
@@ -66,7 +104,23 @@ class Trainer:
     metrics: MetricsLog
     step: int = 0
     skipped_steps: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    recent_losses: list[float] = field(default_factory=list)
+    """The last SPIKE_WINDOW accepted losses (checkpointed: the spike guard resumes exactly)."""
+    evaluator: Callable[[Llama], dict[str, float]] | None = None
+    """Replaces validation bits per byte (SFT: held-out loss per assistant token, logged as val_loss)."""
+    dist: Dist | None = None
+    """Rank, world size and FSDP mesh; None: a single process."""
+    peak_tflops: float | None = None
+    """MFU denominator; None: MFU is not logged."""
+
+    def __post_init__(self) -> None:
+        t = self.cfg.train
+        self.dist = self.dist or Dist(0, 1, self.device, None)
+        self.loss_fn = torch.compile(token_losses) if t.compile else token_losses
+        # one process: autocast to bf16; FSDP2: its mixed-precision policy gathers bf16 parameters instead
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                       enabled=t.dtype == "bfloat16" and self.dist.mesh is None)
+        self.flops_per_token = self.model.flops_per_token(t.seq_len)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -77,14 +131,15 @@ class Trainer:
         if self.step == 0:
             self.evaluate()
         progress = Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                            disable=not self.dist.is_main)
         with progress:
             task = progress.add_task("train", total=t.steps, completed=self.step, info="")
             while self.step < t.steps:
                 started = time.perf_counter()
                 record = self.train_step()
                 self.step += 1
-                record.update(step=self.step, tokens_per_s=record["tokens"] / (time.perf_counter() - started))
+                self._add_speed(record, time.perf_counter() - started)
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     self.metrics.write(record)
                 progress.update(task, completed=self.step, info=f"loss {record['loss']:.3f}")
@@ -95,51 +150,86 @@ class Trainer:
         self.evaluate()
         final = self.save()
         self.metrics.close()
-        plot_loss(read_metrics(self.metrics.path), self.out_dir / "loss.png")
+        if self.dist.is_main:
+            plot_loss(read_metrics(self.metrics.path), self.out_dir / "loss.png")
         return final
 
     def train_step(self) -> dict[str, Any]:
+        """Accumulate grad_accum micro-batches, clip, and update unless the guard refuses the step."""
         t = self.cfg.train
         lr = t.lr * lr_multiplier(self.step, t.steps, t.warmup_steps, t.schedule, t.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss_sum, tokens = 0.0, 0
-        lang_loss = torch.zeros(len(self.shards.langs))
-        lang_count = torch.zeros(len(self.shards.langs))
-        for _ in range(t.grad_accum):
+        n_langs = len(self.shards.langs)
+        # [loss sum, tokens, loss per language, tokens per language]: one all-reduce, one host sync per step
+        sums = torch.zeros(2 + 2 * n_langs, device=self.device)
+        for micro in range(t.grad_accum):
             batch = next(self.loader)
-            per_token = self.forward(batch)
-            (per_token.mean() / t.grad_accum).backward()
-            per_token = per_token.detach()
-            loss_sum += float(per_token.mean()) / t.grad_accum
-            tokens += batch.targets.numel()
-            langs = batch.langs.flatten()
-            lang_loss.index_add_(0, langs, per_token.float().cpu())
-            lang_count.index_add_(0, langs, torch.ones_like(langs, dtype=torch.float32))
+            if self.dist.mesh is not None:  # FSDP: reduce-scatter gradients only after the last micro-batch
+                self.model.set_requires_gradient_sync(micro == t.grad_accum - 1)
+            ce, objective = self.forward(batch)
+            langs = batch.langs.flatten().to(self.device)
+            if batch.loss_mask is not None:  # SFT: only assistant targets count, in the loss and its statistics
+                counted = batch.loss_mask.flatten().to(self.device)
+                ce, objective, langs = ce[counted], objective[counted], langs[counted]
+            (objective.mean() / t.grad_accum).backward()
+            ce = ce.detach()
+            sums[0] += ce.sum()
+            sums[1] += ce.numel()
+            sums[2:2 + n_langs].index_add_(0, langs, ce)
+            sums[2 + n_langs:].index_add_(0, langs, torch.ones_like(ce))
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or math.inf)
-        record = {"loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm), "tokens": tokens}
-        if math.isfinite(loss_sum) and math.isfinite(float(grad_norm)):
+        if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the norm over every shard
+            grad_norm = grad_norm.full_tensor()
+        sums = all_reduce_sum(sums).cpu()
+        loss, grad_norm = float(sums[0] / sums[1]), float(grad_norm)
+        record: dict[str, Any] = {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": int(sums[1])}
+        reason = self._refuse(loss, grad_norm)
+        if reason is None:
             self.optimizer.step()
-        else:  # a NaN/inf step would poison the weights: skip it and say so
+            self.recent_losses = (self.recent_losses + [loss])[-SPIKE_WINDOW:]
+        else:  # a NaN/inf or spiking step would poison the weights: skip it and say so
             self.skipped_steps += 1
             record["skipped"] = True
-            log.warning("step %d: non-finite loss %s / grad norm %s, update skipped", self.step, loss_sum, grad_norm)
+            log.warning("step %d: %s, update skipped", self.step, reason)
         self.optimizer.zero_grad(set_to_none=True)
+        lang_loss, lang_count = sums[2:2 + n_langs], sums[2 + n_langs:]
         record["loss_by_lang"] = {lang: float(lang_loss[i] / lang_count[i])
                                   for i, lang in enumerate(self.shards.langs) if lang_count[i] > 0}
         return record
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        """Per-token cross-entropy, shape (B·T,)."""
+    def _refuse(self, loss: float, grad_norm: float) -> str | None:
+        """Why this step must not update the weights, or None. Every rank sees the same reduced numbers,
+        so every rank takes the same decision."""
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            return f"non-finite loss {loss} / grad norm {grad_norm}"
+        factor, recent = self.cfg.train.loss_spike_factor, self.recent_losses
+        if factor and len(recent) >= 5 and loss > factor * sum(recent) / len(recent):
+            return f"loss {loss:.3f} is over {factor}× the recent mean {sum(recent) / len(recent):.3f}"
+        return None
+
+    def _add_speed(self, record: dict[str, Any], seconds: float) -> None:
+        """tokens/s over all ranks; MFU per device against the card's measured bf16 peak."""
+        record.update(step=self.step, tokens_per_s=record["tokens"] / seconds)
+        if self.peak_tflops:
+            per_device = record["tokens_per_s"] / self.dist.world_size
+            record["mfu"] = self.flops_per_token * per_device / (self.peak_tflops * 1e12)
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token cross-entropy and training objective, each (B·T,)."""
         to = {"device": self.device, "non_blocking": True}
         doc_ids = batch.doc_ids.to(**to) if batch.doc_ids is not None else None
         positions = batch.positions.to(**to) if batch.positions is not None else None
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.dtype == "bfloat16")
-        with autocast:
+        with self.autocast:
             logits = self.model(batch.inputs.to(**to), positions=positions, doc_ids=doc_ids)
-        return F.cross_entropy(logits.float().flatten(0, 1), batch.targets.to(**to).flatten(), reduction="none")
+        return self.loss_fn(logits, batch.targets.to(**to), self.cfg.train.z_loss)
 
     def evaluate(self) -> dict[str, float]:
+        if self.evaluator is not None:
+            scores = self.evaluator(self.model)
+            self.metrics.write({"step": self.step, "val_loss": scores})
+            log.info("step %d: validation loss %s", self.step, {k: round(v, 3) for k, v in scores.items()})
+            return scores
         e = self.cfg.eval
         bpb = evaluate_bpb(self.model, self.shards, "val", self.cfg.train.seq_len, e.batch_size,
                            e.max_tokens_per_lang, self.device)
@@ -148,39 +238,65 @@ class Trainer:
         return bpb
 
     def save(self) -> Path:
-        state = {"optimizer": self.optimizer.state_dict(), "step": self.step, "skipped_steps": self.skipped_steps,
-                 "loader": self.loader.state_dict(), "rng": ckpt.rng_state()}
+        """Gather the full state (a collective under FSDP), then the main process writes it."""
+        weights = get_model_state_dict(self.model, options=_FULL_STATE)
+        optimizer = get_optimizer_state_dict(self.model, self.optimizer, options=_FULL_STATE)
+        state = {"optimizer": optimizer, "step": self.step, "skipped_steps": self.skipped_steps,
+                 "recent_losses": self.recent_losses, "loader": self.loader.state_dict(),
+                 "rng": _gather(ckpt.rng_state())}
         meta = {"step": self.step, "config": to_dict(self.cfg), "model": to_dict(self.model_cfg),
-                "shards": self.loader.fingerprint}
-        return ckpt.save_checkpoint(self.checkpoint_dir, self.step, self.model, state, meta,
-                                    self.cfg.train.keep_checkpoints)
+                "shards": self.loader.fingerprint, "world_size": self.dist.world_size}
+        final = self.checkpoint_dir / f"step-{self.step:06d}"
+        if self.dist.is_main:
+            ckpt.save_checkpoint(self.checkpoint_dir, self.step, weights, state, meta, self.cfg.train.keep_checkpoints)
+        if torch_dist.is_initialized():
+            torch_dist.barrier()  # nobody reads or prunes checkpoints while the main process writes one
+        return final
 
     def restore(self) -> None:
         """Continue from the newest complete checkpoint, if any."""
         found = ckpt.list_checkpoints(self.checkpoint_dir)
         if not found:
             return
-        ckpt.load_weights(found[-1], self.model)
         state = ckpt.load_train_state(found[-1])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.loader.load_state_dict(state["loader"])
+        self.loader.load_state_dict(state["loader"])  # first: it refuses other shards or another world size
+        options = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(self.model, ckpt.read_weights(found[-1], self.model), options=options)
+        set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"], options=options)
         self.step, self.skipped_steps = state["step"], state["skipped_steps"]
-        ckpt.set_rng_state(state["rng"])
+        self.recent_losses = state["recent_losses"]
+        ckpt.set_rng_state(state["rng"][self.dist.rank])
         log.info("resumed from %s at step %d", found[-1], self.step)
 
 
-def build_trainer(cfg: GeckoConfig, shards_dir: Path, out_dir: Path) -> Trainer:
-    device = pick_device(cfg.train.device)
+def _gather(obj: Any) -> list[Any]:
+    """`obj` of every rank, in rank order (the RNG states: each rank draws its own numbers)."""
+    if not torch_dist.is_initialized():
+        return [obj]
+    out: list[Any] = [None] * torch_dist.get_world_size()
+    torch_dist.all_gather_object(out, obj)
+    return out
+
+
+def build_trainer(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, dist: Dist | None = None) -> Trainer:
+    t = cfg.train
+    dist = dist or init_distributed(t.device)
     shards = Shards(shards_dir)
-    model, model_cfg = build_model(cfg, shards.meta["vocab_size"], device)
-    loader = PackedLoader(shards, "train", cfg.train.seq_len, cfg.train.batch_size, cfg.seed, cfg.train.doc_mask)
+    model, model_cfg = build_model(cfg, shards.meta["vocab_size"], dist)
+    loader = PackedLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed, t.doc_mask,
+                          rank=dist.rank, world_size=dist.world_size)
     resume = bool(ckpt.list_checkpoints(out_dir / "checkpoints"))
-    trainer = Trainer(cfg, out_dir, shards, device, model, model_cfg, build_optimizer(cfg, model, device), loader,
-                      MetricsLog(out_dir / "metrics.jsonl", resume=resume))
+    metrics = MetricsLog(out_dir / "metrics.jsonl", resume=resume, enabled=dist.is_main, tensorboard=t.tensorboard)
+    peak = t.peak_tflops if t.peak_tflops is not None else measure_peak_tflops(dist.device)
+    trainer = Trainer(cfg, out_dir, shards, dist.device, model, model_cfg, build_optimizer(cfg, model, dist.device),
+                      loader, metrics, dist=dist, peak_tflops=peak)
     trainer.restore()
     return trainer
 
 
 def run_train(cfg: GeckoConfig, shards_dir: Path, out_dir: Path) -> Path:
-    """Train (or resume) and return the final checkpoint folder."""
-    return build_trainer(cfg, shards_dir, out_dir).train()
+    """Train (or resume) and return the final checkpoint folder; under torchrun, on every rank."""
+    try:
+        return build_trainer(cfg, shards_dir, out_dir).train()
+    finally:
+        close_distributed()

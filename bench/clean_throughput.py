@@ -1,0 +1,93 @@
+"""MB/s per core of GECKO's cleaning chain next to datatrove's stock Gopher + C4 quality filters, same input.
+
+    .venv/bin/python bench/clean_throughput.py [--mb-per-source 4]
+
+Input: the first MB of each Korean and English corpus in ../shared/data (kowiki, petitions, NSMC, statutes,
+Python docs, Debian docs), decoded once into memory. Both chains run in this one process (one core) on
+fresh copies of the same documents, with no reader or writer, so only the filtering is timed. GECKO's chain
+is timed step by step (each step over the whole list, in chain order), in CPU seconds of this process, so
+the figure is per core even when other work shares the machine. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from datatrove.data import Document
+from datatrove.pipeline.filters import C4QualityFilter, GopherQualityFilter
+
+from gecko.config import CleanConfig, SourceConfig
+from gecko.data.filters.quality import QualityFilter
+from gecko.data.langid import LanguageFilter
+from gecko.data.normalize import Normalize
+from gecko.data.pii import PiiScrubber
+from gecko.data.readers import Quarantine, iter_records
+from gecko.data.toxicity import ToxicityFilter
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
+SOURCES = [
+    SourceConfig("kowiki", str(SHARED / "ko/kowiki/kowiki.jsonl"), "ko"),
+    SourceConfig("petitions", str(SHARED / "ko/petitions/petitions_2019-04"), "ko", text_field="content"),
+    SourceConfig("nsmc", str(SHARED / "ko/nsmc/nsmc_raw_reviews.tsv"), "ko", format="tsv", text_field="review"),
+    SourceConfig("statutes", str(SHARED / "ko/statutes/kr_statutes.jsonl"), "ko"),
+    SourceConfig("python_docs", str(SHARED / "en/python_docs/python311_docs_rst.jsonl"), "en"),
+    SourceConfig("debian_docs", str(SHARED / "en/debian_docs/debian_docs_en.jsonl"), "en"),
+]
+
+
+def load(mb_per_source: float) -> list[Document]:
+    docs = []
+    for src in SOURCES:
+        size = 0
+        for n, (_, decode) in enumerate(iter_records(src, 10_000_000)):
+            try:
+                doc_id, text, _ = decode()
+            except Quarantine:
+                continue
+            docs.append(Document(text, f"{src.name}/{doc_id}", metadata={"lang": src.lang, "source": src.name}))
+            size += len(text.encode("utf-8"))
+            if size >= mb_per_source * 1e6:
+                break
+    return docs
+
+
+def timed(name: str, step: Callable, docs: list[Document]) -> tuple[list[Document], float]:
+    start = time.process_time()  # CPU seconds of this process: MB/s per core even on a busy machine
+    out = list(step.run(iter(docs)))
+    return out, time.process_time() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb-per-source", type=float, default=4.0)
+    args = ap.parse_args()
+    docs = load(args.mb_per_source)
+    mb = sum(len(d.text.encode("utf-8")) for d in docs) / 1e6
+    print(f"input: {len(docs):,} documents, {mb:.1f} MB; {platform.processor() or platform.machine()}, 1 process\n")
+
+    cfg = CleanConfig()
+    ours = [("normalize", Normalize()), ("langid", LanguageFilter()), ("quality", QualityFilter(cfg, 20)),
+            ("pii", PiiScrubber()), ("toxicity (ko)", ToxicityFilter())]
+    stock = [("GopherQualityFilter", GopherQualityFilter()), ("C4QualityFilter", C4QualityFilter())]
+    rows = []
+    for chain_name, chain in (("GECKO clean chain", ours), ("datatrove Gopher + C4", stock)):
+        current = copy.deepcopy(docs)
+        total = 0.0
+        for name, step in chain:
+            n_in = len(current)
+            current, seconds = timed(name, step, current)
+            total += seconds
+            rows.append(f"| {chain_name} | {name} | {n_in:,} → {len(current):,} | {seconds:.2f} s |")
+        rows.append(f"| **{chain_name}** | **total** | {len(docs):,} → {len(current):,} | **{total:.2f} s, "
+                    f"{mb / total:.2f} MB/s** |")
+    print("| chain | step | documents | CPU time (1 core) |\n|---|---|---:|---:|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Exact and near-duplicate (MinHash-LSH) dedup as datatrove steps: signatures → buckets → clusters → filter.
+
+Each stage reads only what the previous one left on disk under a work folder, so every stage shards across
+workers and machines (signatures and filter by input file, buckets by LSH band, clusters in one task over
+small integer pairs):
+
+    signatures/{rank}.npy   one MinHash row (num_perm uint32, from rensa) per document of the rank
+    docs/{rank}.jsonl       id, lang, length and exact-text digest of each document, in reading order
+    bands/{band}/{rank}.npy (band hash, rank, index) sorted by hash; band "exact" holds text digests
+    pairs/{band}.npy        candidate pairs found in a band (near pairs checked against the threshold)
+    clusters/{rank}.json    documents of the rank to drop, with the survivor each duplicates
+
+Clusters are connected components of the pairs (union-find). The survivor of a cluster is the longest
+document, ties broken by the smallest id: the choice depends on the documents only, never on worker count
+or reading order, so the output is the same whatever the sharding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import rensa
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.pipeline.writers.disk_base import DiskWriter
+
+from gecko.config import DedupConfig
+from gecko.data.dedup.boilerplate import BoilerplateStripper
+from gecko.data.dedup.exact import text_key
+from gecko.data.dedup.shingles import shingle_hashes
+
+EXACT = "exact"
+REF = np.dtype([("hash", "<u8"), ("rank", "<u4"), ("index", "<u4")])
+BATCH = 512  # documents per rensa call: amortizes the Python → Rust crossing
+
+
+def _shingle_sizes(cfg: DedupConfig) -> dict[str, int]:
+    return {"ko": cfg.shingle_ko, "en": cfg.shingle_en, "code": cfg.shingle_code}
+
+
+def doc_lang(doc: Document) -> str:
+    return doc.metadata.get("lang") or "other"
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """Write to a temporary name, then rename: a killed rank never leaves a half file for the next stage."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
+
+
+def _save_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+class MinhashSignatures(PipelineStep):
+    """Stage 1: a MinHash signature, band hashes and an exact-text digest per document."""
+
+    name = "🎯 minhash signatures"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, work_dir: Path, cfg: DedupConfig):
+        super().__init__()
+        self.work_dir, self.cfg = Path(work_dir), cfg
+        self.stripper = BoilerplateStripper(work_dir, cfg)
+
+    def _signatures(self, shingles: list[np.ndarray]) -> np.ndarray:
+        offsets = np.zeros(len(shingles) + 1, dtype=np.uint64)
+        np.cumsum([len(s) for s in shingles], out=offsets[1:])
+        flat = np.concatenate(shingles) if shingles else np.zeros(0, dtype=np.uint64)
+        num_perm = self.cfg.bands * self.cfg.rows
+        matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, self.cfg.seed)
+        return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(len(shingles), num_perm)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        sizes = _shingle_sizes(self.cfg)
+        sigs, meta, shingles = [], [], []
+        for doc in data:
+            with self.track_time():
+                text = self.stripper.strip(doc)
+                lang = doc_lang(doc)
+                h = shingle_hashes(text, lang, sizes)
+                shingles.append(h if len(h) else np.zeros(1, dtype=np.uint64))
+                meta.append({"id": doc.id, "lang": lang, "len": len(text),
+                             "key": int.from_bytes(text_key(text)[:8], "little")})
+                if len(shingles) == BATCH:
+                    sigs.append(self._signatures(shingles))
+                    shingles = []
+                self.stat_update("documents")
+        if shingles:
+            sigs.append(self._signatures(shingles))
+        num_perm = self.cfg.bands * self.cfg.rows
+        matrix = np.concatenate(sigs) if sigs else np.zeros((0, num_perm), dtype=np.uint32)
+        self._write(rank, matrix, meta)
+        return iter(())
+
+    def _write(self, rank: int, matrix: np.ndarray, meta: list[dict]) -> None:
+        w = self.work_dir
+        _save_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
+        _save_text(w / "docs" / f"{rank:05d}.jsonl", "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in meta))
+        refs = np.zeros(len(meta), dtype=REF)
+        refs["rank"], refs["index"] = rank, np.arange(len(meta))
+        refs["hash"] = [m["key"] for m in meta]
+        _save_npy(w / "bands" / EXACT / f"{rank:05d}.npy", np.sort(refs, order="hash"))
+        if not self.cfg.near:
+            return
+        rows = self.cfg.rows
+        with np.errstate(over="ignore"):
+            for b in range(self.cfg.bands):
+                band = matrix[:, b * rows:(b + 1) * rows].astype(np.uint64)
+                h = np.zeros(len(meta), dtype=np.uint64)
+                for k in range(rows):
+                    h = h * np.uint64(0x100000001B3) + band[:, k]
+                refs["hash"] = h ^ np.uint64(b) << np.uint64(56)
+                _save_npy(w / "bands" / f"{b:03d}" / f"{rank:05d}.npy", np.sort(refs, order="hash"))
+
+
+class MinhashBuckets(PipelineStep):
+    """Stage 2, one rank per band (the last rank is the exact band): documents sharing a bucket are pairs."""
+
+    name = "🎯 minhash buckets"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, work_dir: Path, cfg: DedupConfig):
+        super().__init__()
+        self.work_dir, self.cfg = Path(work_dir), cfg
+
+    def bands(self) -> list[str]:
+        return ([f"{b:03d}" for b in range(self.cfg.bands)] if self.cfg.near else []) + \
+            ([EXACT] if self.cfg.exact else [])
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        band = self.bands()[rank]
+        files = sorted((self.work_dir / "bands" / band).glob("[0-9]*[0-9].npy"))
+        refs = np.concatenate([np.load(f) for f in files]) if files else np.zeros(0, dtype=REF)
+        refs = np.sort(refs, order=["hash", "rank", "index"])
+        same = refs["hash"][1:] == refs["hash"][:-1]
+        # Pair every document with the first of its run of equal hashes: columns rank_a, index_a, rank_b, index_b.
+        starts = np.where(np.concatenate([[True], ~same]), np.arange(len(refs)), 0)
+        first = np.maximum.accumulate(starts) if len(refs) else starts
+        members = np.flatnonzero(np.concatenate([[False], same]))
+        a, b = refs[first[members]], refs[members]
+        pairs = np.stack([a["rank"], a["index"], b["rank"], b["index"]], axis=1).astype(np.int64)
+        if band != EXACT and len(pairs):
+            pairs = pairs[self._similar(pairs)]
+        self.stat_update("pairs", value=len(pairs))
+        _save_npy(self.work_dir / "pairs" / f"{band}.npy", pairs)
+        return iter(())
+
+    def _similar(self, pairs: np.ndarray) -> np.ndarray:
+        """Keep candidate pairs whose estimated Jaccard (share of equal MinHash values) reaches the threshold."""
+        sig_dir = self.work_dir / "signatures"
+        sigs = {int(r): np.load(sig_dir / f"{r:05d}.npy", mmap_mode="r") for r in np.unique(pairs[:, [0, 2]])}
+        a = np.stack([sigs[r][i] for r, i in pairs[:, :2].tolist()])
+        b = np.stack([sigs[r][i] for r, i in pairs[:, 2:].tolist()])
+        return (a == b).mean(axis=1) >= self.cfg.threshold
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:  # path compression
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+class MinhashClusters(PipelineStep):
+    """Stage 3, one task: union-find over all pairs; every cluster keeps one deterministic survivor."""
+
+    name = "🎯 minhash clusters"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, work_dir: Path, cfg: DedupConfig):
+        super().__init__()
+        self.work_dir, self.cfg = Path(work_dir), cfg
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        w = self.work_dir
+        doc_files = sorted((w / "docs").glob("[0-9]*[0-9].jsonl"))
+        metas = [[json.loads(line) for line in f.open(encoding="utf-8")] for f in doc_files]
+        offsets = np.concatenate([[0], np.cumsum([len(m) for m in metas])]).astype(np.int64)
+        flat = [m for ms in metas for m in ms]
+        uf = _UnionFind(len(flat))
+        for f in sorted((w / "pairs").glob("*.npy")):
+            pairs = np.load(f)
+            ga, gb = offsets[pairs[:, 0]] + pairs[:, 1], offsets[pairs[:, 2]] + pairs[:, 3]
+            for a, b in zip(ga.tolist(), gb.tolist()):
+                uf.union(a, b)
+        clusters: dict[int, list[int]] = {}
+        for g in range(len(flat)):
+            clusters.setdefault(uf.find(g), []).append(g)
+        drops: list[dict[str, dict]] = [{} for _ in metas]
+        for members in clusters.values():
+            if len(members) == 1:
+                continue
+            members = sorted(members, key=lambda g: (-flat[g]["len"], flat[g]["id"]))
+            keep = flat[members[0]]
+            for g in members[1:]:
+                r = int(np.searchsorted(offsets, g, side="right") - 1)
+                kind = EXACT if flat[g]["key"] == keep["key"] else "near"
+                drops[r][str(g - offsets[r])] = {"duplicate_of": keep["id"], "kind": kind}
+        for r, d in enumerate(drops):
+            _save_text(w / "clusters" / f"{r:05d}.json", json.dumps(d, ensure_ascii=False))
+        self.stat_update("documents", value=len(flat))
+        return iter(())
+
+
+class DedupFilter(BaseFilter):
+    """Stage 4: strip boilerplate lines, drop every non-survivor, and count each drop by reason and language."""
+
+    name = "🎯 dedup filter"
+
+    def __init__(self, work_dir: Path, cfg: DedupConfig, exclusion_writer: DiskWriter | None = None):
+        super().__init__(exclusion_writer)
+        self.work_dir, self.cfg = Path(work_dir), cfg
+        self.stripper = BoilerplateStripper(work_dir, cfg)
+        self.drops: dict[str, dict] = {}
+        self.index = 0
+        self.counts: Counter[str] = Counter()
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        dup = self.drops.get(str(self.index))
+        self.index += 1
+        lang = doc_lang(doc)
+        doc.text = self.stripper.strip(doc)
+        if dup is not None:
+            doc.metadata.update(dup)
+            reason = "duplicate" if dup["kind"] == EXACT else "near_duplicate"
+            self.counts[f"{'exact_dedup' if dup['kind'] == EXACT else 'minhash_dedup'}|{reason}|{lang}"] += 1
+            return False, reason
+        if len(doc.text.strip()) < self.cfg.min_chars_after_strip:
+            self.counts[f"boilerplate|boilerplate_only|{lang}"] += 1
+            return False, "boilerplate_only"
+        self.counts[f"kept|kept|{lang}"] += 1
+        return True
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+        self.drops = json.loads((self.work_dir / "clusters" / f"{rank:05d}.json").read_text(encoding="utf-8"))
+        self.index, self.counts = 0, Counter()  # the rank's position in its shard, as in MinhashSignatures
+        yield from super().run(data, rank, world_size)
+        _save_text(self.work_dir / "counts" / f"{rank:05d}.json", json.dumps(self.counts, ensure_ascii=False))

@@ -1,0 +1,142 @@
+"""The dedup phase: boilerplate lines → MinHash signatures → buckets → clusters → filter, on any executor.
+
+`run_dedup(in_dir, out_dir, cfg)` reads datatrove JSONL shards (every `*.jsonl*` below `in_dir`), writes the
+survivors to `out_dir` and keeps its intermediate files in `out_dir/../NAME.work/`:
+`duplicates.jsonl` says which document was dropped as a duplicate of which, `removed/` holds every dropped
+document, `logs/` the completion markers that make a rerun after a kill skip finished ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections import Counter
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+
+from gecko.config import DedupConfig
+from gecko.data.dedup.boilerplate import LineCounts, LineMerge
+from gecko.data.dedup.engine import Engine, execute
+from gecko.data.dedup.minhash import DedupFilter, MinhashBuckets, MinhashClusters, MinhashSignatures
+from gecko.config import to_dict
+from gecko.data.stats import MAX_EXAMPLES, DataStats
+from gecko.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PhaseResult:
+    """Documents kept per language and dropped per (step, reason, lang), summed over ranks."""
+
+    kept: Counter[str]
+    dropped: Counter[tuple[str, str, str]]
+    work_dir: Path
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    """A few dropped ids per step/reason (with the survivor or benchmark items), for the data report."""
+
+    @property
+    def read(self) -> int:
+        return sum(self.kept.values()) + sum(self.dropped.values())
+
+    def add_drops_to(self, stats: DataStats) -> None:
+        """Merge this phase's drops into the data stage's accounting (kept documents flow on to the mix)."""
+        stats.dropped.update(self.dropped)
+        for key, shown in self.examples.items():
+            mine = stats.examples.setdefault(key, [])
+            mine.extend(shown[: MAX_EXAMPLES - len(mine)])
+
+
+def input_files(in_dir: Path) -> list[Path]:
+    files = sorted(p for p in Path(in_dir).glob("*.jsonl*") if p.is_file())
+    if not files:
+        raise DataError(f"{in_dir}: no *.jsonl / *.jsonl.gz files to read")
+    return files
+
+
+def reader(in_dir: Path) -> JsonlReader:
+    return JsonlReader(str(in_dir), glob_pattern="*.jsonl*", recursive=False, add_file_path=False)
+
+
+def work_dir_for(out_dir: Path) -> Path:
+    return Path(out_dir).parent / f"{Path(out_dir).name}.work"
+
+
+def collect_counts(work: Path) -> tuple[Counter[str], Counter[tuple[str, str, str]]]:
+    kept: Counter[str] = Counter()
+    dropped: Counter[tuple[str, str, str]] = Counter()
+    for f in sorted((work / "counts").glob("*.json")):
+        for key, n in json.loads(f.read_text(encoding="utf-8")).items():
+            step, reason, lang = key.split("|")
+            if step == "kept":
+                kept[lang] += n
+            else:
+                dropped[(step, reason, lang)] += n
+    return kept, dropped
+
+
+def run_dedup(in_dir: Path, out_dir: Path, cfg: DedupConfig, workers: int = 1, engine: Engine = "local",
+              tasks: int | None = None) -> PhaseResult:
+    """Dedup every document under `in_dir` into `out_dir`; `tasks` (default: one per input file) ranks."""
+    tasks = tasks or len(input_files(in_dir))
+    work = work_dir_for(out_dir)
+    reset_if_changed(in_dir, out_dir, [to_dict(cfg), tasks])
+    logs = work / "logs"
+    bands = MinhashBuckets(work, cfg).bands()
+    boilerplate = [
+        ("lines", [reader(in_dir), LineCounts(work, cfg)], tasks),
+        ("merge", [LineMerge(work, cfg)], 1),
+    ] if cfg.boilerplate_min_docs > 0 else []
+    stages = boilerplate + [
+        ("signatures", [reader(in_dir), MinhashSignatures(work, cfg)], tasks),
+        ("buckets", [MinhashBuckets(work, cfg)], len(bands)),
+        ("clusters", [MinhashClusters(work, cfg)], 1),
+        ("filter", [reader(in_dir),
+                    DedupFilter(work, cfg, exclusion_writer=JsonlWriter(str(work / "removed"), compression=None)),
+                    JsonlWriter(str(out_dir), compression=None)], tasks),
+    ]
+    for name, steps, n in stages:
+        log.info("dedup: %s (%d tasks)", name, n)
+        execute(steps, n, workers, logs / name, engine)
+    rows = _write_duplicates(work)
+    kept, dropped = collect_counts(work)
+    examples: dict[str, list[str]] = {}
+    for d in rows:
+        key = "exact_dedup/duplicate" if d["kind"] == "exact" else "minhash_dedup/near_duplicate"
+        shown = examples.setdefault(key, [])
+        if len(shown) < MAX_EXAMPLES:
+            shown.append(f"{d['id']} = {d['duplicate_of']}")
+    return PhaseResult(kept, dropped, work, examples)
+
+
+def reset_if_changed(in_dir: Path, out_dir: Path, settings: list) -> None:
+    """Clear a phase's output and work folders when its settings or input files changed since they were
+    written: completion markers of another input must never let a rerun skip ranks."""
+    work = work_dir_for(out_dir)
+    files = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in input_files(in_dir)]
+    fp = hashlib.sha256(json.dumps([files, settings], sort_keys=True).encode()).hexdigest()
+    marker = work / "fingerprint"
+    if marker.exists() and marker.read_text() == fp:
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    work.mkdir(parents=True)
+    marker.write_text(fp)
+
+
+def _write_duplicates(work: Path) -> list[dict]:
+    """One line per dropped duplicate: {"id", "duplicate_of", "kind"}, sorted by id."""
+    rows = []
+    for r, f in enumerate(sorted((work / "clusters").glob("*.json"))):
+        docs = [json.loads(line) for line in (work / "docs" / f"{r:05d}.jsonl").open(encoding="utf-8")]
+        for index, dup in json.loads(f.read_text(encoding="utf-8")).items():
+            rows.append({"id": docs[int(index)]["id"], **dup})
+    rows.sort(key=lambda d: d["id"])
+    (work / "duplicates.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in rows),
+                                           encoding="utf-8")
+    return rows

@@ -1,0 +1,104 @@
+"""Text → arrays of 64-bit unit and n-gram hashes, shared by MinHash dedup and decontamination.
+
+Units depend on the language, because one unit must carry about the same information everywhere:
+Korean is written without reliable word boundaries for n-grams (particles glue onto words), so its MinHash
+units are characters; English uses words; code uses identifier/operator tokens so that reformatting does not
+hide a copy. Hashing is vectorized with numpy (uint64 arithmetic wraps, which is what a rolling hash wants)
+and xxhash, so Python only loops over words, never over n-grams.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+import xxhash
+
+_WORD = re.compile(r"\w+")
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: spreads small codepoints over 64 bits
+_BASE = np.uint64(0x100000001B3)
+
+
+def _finalize(h: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer: nearby inputs (one codepoint apart) get unrelated outputs."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(27))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def ngrams(units: np.ndarray, n: int) -> np.ndarray:
+    """Hashes of every run of `n` consecutive unit hashes; a text shorter than `n` units is one n-gram."""
+    units = units.astype(np.uint64, copy=False)
+    if len(units) == 0:
+        return units
+    n = min(n, len(units))
+    with np.errstate(over="ignore"):
+        h = np.zeros(len(units) - n + 1, dtype=np.uint64)
+        for k in range(n):  # n vector operations, not a Python loop per n-gram
+            h = h * _BASE + units[k: len(units) - n + 1 + k] * _MIX
+        return _finalize(h)
+
+
+def char_units(text: str) -> np.ndarray:
+    """Codepoints of case-folded text with whitespace collapsed (spacing differences are not content)."""
+    return _codepoints(" ".join(text.casefold().split()))
+
+
+def _codepoints(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+
+
+def hash_tokens(tokens: list[str]) -> np.ndarray:
+    return np.fromiter((xxhash.xxh3_64_intdigest(t.encode("utf-8", "surrogatepass")) for t in tokens),
+                       dtype=np.uint64, count=len(tokens))
+
+
+_PUNCT_SPACED = str.maketrans({c: f" {c} " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~"})
+
+
+def word_units(text: str) -> np.ndarray:
+    return hash_tokens(text.casefold().split())
+
+
+def code_units(text: str) -> np.ndarray:
+    """Identifier and punctuation tokens: reformatting (spaces, line breaks) does not change them."""
+    return hash_tokens(text.translate(_PUNCT_SPACED).split())
+
+
+def shingle_hashes(text: str, lang: str, sizes: dict[str, int]) -> np.ndarray:
+    """MinHash shingles of `text`: character n-grams for ko, token n-grams for code, word n-grams otherwise."""
+    if lang == "ko":
+        return ngrams(char_units(text), sizes["ko"])
+    if lang == "code":
+        return ngrams(code_units(text), sizes["code"])
+    return ngrams(word_units(text), sizes["en"])
+
+
+# Korean particles (josa) stripped from the end of a Hangul word for decontamination: the same benchmark
+# sentence quoted with another particle ("서울은" / "서울이") should still match.
+_JOSA = tuple(sorted(
+    "은 는 이 가 을 를 에 의 도 만 와 과 로 으로 에서 에게 께서 까지 부터 보다 처럼 이나 나 이다 입니다 한다".split(),
+    key=len, reverse=True,
+))
+
+
+def _is_hangul(word: str) -> bool:
+    return "\uac00" <= word[0] <= "\ud7a3"
+
+
+def decontam_units(text: str) -> np.ndarray:
+    """Korean-aware word units for benchmark overlap: NFKC, case-folded \\w+ words, Hangul words without
+    their trailing particle (an eojeol is a word plus particles; the stem is the comparable unit)."""
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    out = []
+    for w in words:
+        if _is_hangul(w):
+            for josa in _JOSA:
+                if len(w) > len(josa) + 1 and w.endswith(josa):
+                    w = w[: -len(josa)]
+                    break
+        out.append(w)
+    return hash_tokens(out)

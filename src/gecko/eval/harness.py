@@ -1,0 +1,87 @@
+"""Run named eval tasks against a `LanguageModel`: one function for `gecko eval`, the trainer and tests.
+
+Each task returns metrics (with the chance level beside the score) and per-item records, written to
+`samples/{task}.jsonl` so any score can be traced to the items behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from gecko.config import EvalConfig, MCSetConfig
+from gecko.errors import DataError
+from gecko.eval import data
+from gecko.eval.lm import LanguageModel
+from gecko.eval.sandbox import SandboxLimits
+from gecko.eval.tasks import (GENERIC_FORMAT, HUMANEVAL_STOP, KMMLU_FORMAT, MBPP_STOP, MMLU_FORMAT, Records,
+                              evaluate_code, evaluate_gsm8k, evaluate_mc, humaneval_program, mbpp_program)
+
+log = logging.getLogger(__name__)
+
+def task_paths(name: str, e: EvalConfig) -> list[Path]:
+    """The files or folders a task reads (checked before it runs)."""
+    fixed = {"kmmlu": [e.kmmlu_dir], "mmlu": [e.mmlu_dir], "gsm8k": [e.gsm8k_dir],
+             "humaneval": [e.humaneval_file], "mbpp": [e.mbpp_file]}
+    sets = {m.name: [m.path] for m in e.mc_sets}
+    return [Path(p) for p in {**fixed, **sets}[name]]
+
+
+def run_task(name: str, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any], Records]:
+    limits = SandboxLimits(timeout_s=e.sandbox_timeout_s, cpu_s=math.ceil(e.sandbox_timeout_s))
+    if name == "kmmlu":
+        d = Path(e.kmmlu_dir)
+        return evaluate_mc(lm, data.kmmlu(d, "test"), data.kmmlu(d, "dev"), e.mc_shots, KMMLU_FORMAT, e.limit)
+    if name == "mmlu":
+        d = Path(e.mmlu_dir)
+        return evaluate_mc(lm, data.mmlu(d, "test"), data.mmlu(d, "dev"), e.mc_shots, MMLU_FORMAT, e.limit)
+    if name == "gsm8k":
+        d = Path(e.gsm8k_dir)
+        return evaluate_gsm8k(lm, data.gsm8k(d / "test.jsonl"), data.gsm8k(d / "train.jsonl"), e.gsm8k_shots,
+                              e.limit, e.gen_max_new_tokens)
+    code = {"humaneval": (data.humaneval, e.humaneval_file, HUMANEVAL_STOP, humaneval_program),
+            "mbpp": (data.mbpp, e.mbpp_file, MBPP_STOP, mbpp_program)}
+    if name in code:
+        load, path, stop, program = code[name]
+        return evaluate_code(lm, load(Path(path)), e.limit, e.code_samples, e.code_pass_k, e.code_temperature,
+                             e.gen_max_new_tokens, stop, program, limits)
+    mc_set = next(m for m in e.mc_sets if m.name == name)
+    return evaluate_mc(lm, {name: _mc_set_items(mc_set)}, {}, 0, GENERIC_FORMAT, e.limit)
+
+
+def _mc_set_items(m: MCSetConfig) -> list[data.MCItem]:
+    return data.mc_items(Path(m.path), m.question, m.choices, m.answer, m.answer_base, m.name)
+
+
+def evaluate_tasks(lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out_dir: Path | None = None
+                   ) -> dict[str, dict[str, Any]]:
+    """{task: metrics} for every task except bpb (which needs the shards, not a LanguageModel)."""
+    results: dict[str, dict[str, Any]] = {}
+    names = [t for t in tasks if t != "bpb"]
+    with Progress(transient=True) as progress:
+        bar = progress.add_task("eval", total=len(names))
+        for name in names:
+            progress.update(bar, description=f"eval {name}")
+            missing = [p for p in task_paths(name, e) if not p.exists()]
+            if missing and e.missing_data == "skip":
+                log.warning("eval %s: skipped, data not found at %s", name, missing[0])
+                results[name] = {"skipped": f"data not found: {missing[0]}"}
+            elif missing:
+                raise DataError(f"eval {name}: data not found at {missing[0]} (set eval.*_dir / *_file, or "
+                                f"eval.missing_data=skip)")
+            else:
+                results[name], records = run_task(name, lm, e)
+                if out_dir is not None:
+                    _write_records(out_dir / "samples" / f"{name}.jsonl", records)
+            progress.advance(bar)
+    return results
+
+
+def _write_records(path: Path, records: Records) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")

@@ -1,0 +1,112 @@
+"""What every task asks of a model: log-likelihoods of continuations, and text generation.
+
+The interface is lm-evaluation-harness's (strings in, numbers or strings out), so a task never touches
+tokens, and a scripted model (tests) or another backend can stand in for GECKO's. `GeckoLM` tokenizes
+exactly as lm-eval's HFLM does for a causal model: trailing spaces of the context move to the
+continuation, the pair is encoded whole with <s>, and the continuation tokens are what follows the
+context's tokens. Too-long inputs are cut on the left to the model's window, as lm-eval does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from gecko.errors import ConfigError
+from gecko.export.generate import cut_at_stop, generate_batch
+from gecko.model.llama import Llama
+
+
+class LanguageModel(Protocol):
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
+        """log P(continuation | context) in nats, one per (context, continuation)."""
+        ...
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
+                 temperature: float = 0.0, seed: int = 0) -> list[str]:
+        """One completion per prompt, cut before the first stop string."""
+        ...
+
+
+class GeckoLM:
+    """A GECKO Llama and its tokenizer behind the `LanguageModel` interface."""
+
+    def __init__(self, model: Llama, tokenizer: Tokenizer, batch_size: int = 8):
+        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+        self.device = model.tok_embeddings.weight.device
+        self.max_len = model.cfg.max_seq_len
+        self.eos_id = tokenizer.token_to_id("</s>")
+        self.truncated = 0
+        """Inputs cut on the left to fit the window so far (reported beside the scores)."""
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+        whole = self.tokenizer.encode(context + continuation).ids
+        n_context = len(self.tokenizer.encode(context).ids)
+        return whole[:n_context], whole[n_context:]
+
+    @torch.inference_mode()
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
+        # Requests with the same model input share one forward: the four answer letters of a question
+        # differ only in the target token, so a 4-way multiple-choice item costs one forward, not four.
+        rows = [self._row(*self.encode_pair(c, x)) for c, x in requests]
+        inputs = sorted({inp for inp, _ in rows}, key=len, reverse=True)
+        logprobs: dict[tuple[int, ...], torch.Tensor] = {}
+        for b in range(0, len(inputs), self.batch_size):
+            batch = inputs[b: b + self.batch_size]
+            logprobs.update(zip(batch, self._forward(batch, max(len(t) for _, t in rows)), strict=True))
+        return [self._gather(logprobs[inp], targets) for inp, targets in rows]
+
+    def _row(self, context: list[int], continuation: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(model input, continuation targets), cut on the left to the window."""
+        seq = (context + continuation)[-(self.max_len + 1):]
+        self.truncated += len(context) + len(continuation) > self.max_len + 1
+        return tuple(seq[:-1]), tuple(continuation[-(len(seq) - 1):])
+
+    def _forward(self, inputs: list[tuple[int, ...]], tail: int) -> list[torch.Tensor]:
+        """Log-probabilities (tail, V) at the last `tail` positions of each input; one right-padded batch."""
+        T = max(len(inp) for inp in inputs)
+        tokens = torch.zeros(len(inputs), T, dtype=torch.long)
+        for i, inp in enumerate(inputs):
+            tokens[i, : len(inp)] = torch.tensor(inp)
+        logits = self.model(tokens.to(self.device))  # (B, T, V); causal: the padding after a row is unseen
+        out = []
+        for i, inp in enumerate(inputs):
+            n = min(tail, len(inp))
+            out.append(F.log_softmax(logits[i, len(inp) - n: len(inp)], dim=-1))  # (n, V)
+        return out
+
+    @staticmethod
+    def _gather(logprobs: torch.Tensor, targets: tuple[int, ...]) -> float:
+        """Sum of log P(target) over the continuation, which ends at the input's last position."""
+        picked = logprobs[logprobs.shape[0] - len(targets):].gather(-1, torch.tensor(targets)[:, None])
+        return float(picked.sum())
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
+                 temperature: float = 0.0, seed: int = 0) -> list[str]:
+        budget = self.max_len - max_new_tokens
+        if budget < 1:
+            raise ConfigError(f"eval.gen_max_new_tokens={max_new_tokens} leaves no room for the prompt in "
+                              f"the model's {self.max_len}-token window")
+        encoded = [self.tokenizer.encode(p).ids for p in prompts]
+        self.truncated += sum(len(e) > budget for e in encoded)
+        encoded = [e[-budget:] for e in encoded]
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        stops = tuple(stop)
+
+        def done(ids: list[int]) -> bool:  # lets a batch end before max_new_tokens
+            text = self.tokenizer.decode(ids)
+            return any(s in text for s in stops)
+
+        texts = []
+        for b in range(0, len(encoded), self.batch_size):
+            rows = generate_batch(self.model, encoded[b: b + self.batch_size], max_new_tokens, temperature,
+                                  None, 1.0, self.eos_id, generator, stop=done if stops else None)
+            texts += [cut_at_stop(self.tokenizer.decode(r), stops) for r in rows]
+        return texts

@@ -1,0 +1,182 @@
+"""The task types: multiple choice by answer-letter log-likelihood, GSM8K chain-of-thought exact match, and
+code pass@k with the tests run in the sandbox.
+
+Each `evaluate_*` takes a `LanguageModel` and items, and returns (metrics, per-item records). Prompts follow
+lm-evaluation-harness's KMMLU and MMLU tasks character for character (the eval_tasks/ YAML files are the
+same templates), so the two agree item by item.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from gecko.eval.data import LETTERS, GenItem, MCItem
+from gecko.eval.lm import LanguageModel
+from gecko.eval.sandbox import SandboxLimits, run_sandboxed
+
+Records = list[dict[str, Any]]
+
+
+# ── multiple choice ─────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class MCFormat:
+    answer_cue: str
+    """Ends each question: "정답：" (KMMLU, full-width colon as in the paper's template) or "Answer:"."""
+    description: str = ""
+    """Printed once before the shots; "{subject}" is replaced by the subject name."""
+
+
+KMMLU_FORMAT = MCFormat("정답：")
+MMLU_FORMAT = MCFormat("Answer:",
+                       "The following are multiple choice questions (with answers) about {subject}.\n\n")
+GENERIC_FORMAT = MCFormat("Answer:")
+"""Local MC sets (eval.mc_sets), scored zero-shot."""
+
+
+def mc_question(item: MCItem, fmt: MCFormat) -> str:
+    options = "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(item.choices))
+    return f"{item.question.strip()}{options}\n{fmt.answer_cue}"
+
+
+def mc_context(item: MCItem, shots: Sequence[MCItem], fmt: MCFormat) -> str:
+    """Description, then each shot with its answer letter, then the question: lm-eval's layout
+    (target delimiter " ", few-shot delimiter a blank line)."""
+    head = fmt.description.format(subject=item.subject.replace("_", " "))
+    solved = "".join(f"{mc_question(s, fmt)} {LETTERS[s.answer]}\n\n" for s in shots)
+    return head + solved + mc_question(item, fmt)
+
+
+def evaluate_mc(lm: LanguageModel, test: dict[str, list[MCItem]], dev: dict[str, list[MCItem]], shots: int,
+                fmt: MCFormat, limit: int | None) -> tuple[dict[str, Any], Records]:
+    """Accuracy per subject, micro (over items) and macro (over subjects). The prediction is the letter
+    with the highest log-likelihood after the prompt (KMMLU paper; lm-eval `acc`); ties go to the first."""
+    records: Records = []
+    per_subject: dict[str, float] = {}
+    for subject, items in test.items():
+        items = items[:limit] if limit is not None else items
+        shot_items = dev.get(subject, [])[:shots]
+        if len(shot_items) < shots:
+            raise ValueError(f"{subject}: {shots}-shot needs {shots} dev items, found {len(shot_items)}")
+        requests = [(mc_context(it, shot_items, fmt), f" {LETTERS[j]}")
+                    for it in items for j in range(len(it.choices))]
+        scores = iter(lm.loglikelihood(requests))
+        correct = 0
+        for it in items:
+            ll = [next(scores) for _ in it.choices]
+            pred = max(range(len(ll)), key=lambda j: (ll[j], -j))
+            correct += pred == it.answer
+            records.append({"subject": subject, "where": it.where, "pred": pred, "answer": it.answer,
+                            "loglik": ll})
+        if items:
+            per_subject[subject] = correct / len(items)
+    n = len(records)
+    metrics = {
+        "acc_micro": sum(r["pred"] == r["answer"] for r in records) / n if n else math.nan,
+        "acc_macro": sum(per_subject.values()) / len(per_subject) if per_subject else math.nan,
+        "n": n, "subjects": len(per_subject), "shots": shots,
+        "chance": sum(1 / len(it.choices) for its in test.values() for it in its[:limit]) / n
+        if n else math.nan,
+        "per_subject": per_subject,
+    }
+    return metrics, records
+
+
+# ── GSM8K ───────────────────────────────────────────────────────────────────────────────────────────────
+
+GSM8K_STOP = ("\n\nQuestion:", "Question:", "</s>")
+_CALC = re.compile(r"<<[^>]*>>")  # the dataset's calculator annotations, not part of the reasoning
+_NUMBER = re.compile(r"-?[\d,]*\.?\d+")
+
+
+def gsm8k_shot(item: GenItem) -> str:
+    reasoning = _CALC.sub("", item.reference)
+    return f"Question: {item.prompt}\nAnswer: {reasoning} The answer is {item.answer}.\n\n"
+
+
+def extract_number(text: str) -> str | None:
+    """The number after "The answer is", else the last number in the text; commas and a trailing .0 or
+    period dropped so "1,000.00" and "1000" compare equal."""
+    match = re.search(r"The answer is\s*\$?\s*(" + _NUMBER.pattern + ")", text)
+    found = match.group(1) if match else (_NUMBER.findall(text) or [None])[-1]
+    return normalize_number(found) if found is not None else None
+
+
+def normalize_number(text: str) -> str:
+    text = text.replace(",", "").rstrip(".")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def evaluate_gsm8k(lm: LanguageModel, test: list[GenItem], train: list[GenItem], shots: int,
+                   limit: int | None, max_new_tokens: int) -> tuple[dict[str, Any], Records]:
+    """8-shot chain of thought (worked solutions from the train split, ending "The answer is N."),
+    greedy, exact match of the extracted number."""
+    items = test[:limit] if limit is not None else test
+    head = "".join(gsm8k_shot(s) for s in train[:shots])
+    prompts = [f"{head}Question: {it.prompt}\nAnswer:" for it in items]
+    outputs = lm.generate(prompts, max_new_tokens, GSM8K_STOP)
+    records = [{"id": it.id, "answer": normalize_number(it.answer), "pred": extract_number(out),
+                "output": out} for it, out in zip(items, outputs, strict=True)]
+    correct = sum(r["pred"] == r["answer"] for r in records)
+    return {"exact_match": correct / len(items) if items else math.nan, "n": len(items), "shots": shots,
+            "chance": 0.0}, records
+
+
+# ── code ────────────────────────────────────────────────────────────────────────────────────────────────
+
+HUMANEVAL_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n```")
+MBPP_STOP = ("\nclass", "\nassert", '\n"""', "\nprint", "\nif", "\n```")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimator of pass@k from n samples with c correct (Chen et al. 2021):
+    1 - C(n-c, k) / C(n, k), as a stable product."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples per problem, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def evaluate_code(lm: LanguageModel, items: list[GenItem], limit: int | None, samples: int, ks: Sequence[int],
+                  temperature: float, max_new_tokens: int, stop: Sequence[str],
+                  program: Callable[[GenItem, str], str], limits: SandboxLimits, workers: int = 2
+                  ) -> tuple[dict[str, Any], Records]:
+    """`samples` completions per problem (greedy when temperature is 0), each run with its tests in the
+    sandbox; pass@k averaged over problems."""
+    items = items[:limit] if limit is not None else items
+    prompts = [it.prompt for it in items]
+    # one seed per sample index: a rerun reproduces, and the samples of a problem differ
+    outputs = [lm.generate(prompts, max_new_tokens, stop, temperature, seed=s) for s in range(samples)]
+    completions = [[outputs[s][i] for s in range(samples)] for i in range(len(items))]
+    programs = [program(it, c) for it, cs in zip(items, completions, strict=True) for c in cs]
+    with ThreadPoolExecutor(workers) as pool:  # each sandbox is its own process; threads just wait
+        results = list(pool.map(lambda p: run_sandboxed(p, limits), programs))
+    records: Records = []
+    for i, it in enumerate(items):
+        runs = results[i * samples: (i + 1) * samples]
+        records.append({"id": it.id, "passed": [r.status == "passed" for r in runs],
+                        "status": [r.status for r in runs], "completions": completions[i],
+                        "stderr_tail": [r.stderr[-300:] for r in runs]})
+    metrics: dict[str, Any] = {"n": len(items), "samples": samples, "chance": 0.0,
+                               "isolation": results[0].isolation if results else None}
+    for k in ks:
+        scores = [pass_at_k(samples, sum(r["passed"]), k) for r in records]
+        metrics[f"pass@{k}"] = sum(scores) / len(scores) if scores else math.nan
+    return metrics, records
+
+
+def humaneval_program(item: GenItem, completion: str) -> str:
+    return item.prompt + completion + "\n" + item.reference
+
+
+def mbpp_program(item: GenItem, completion: str) -> str:
+    return completion + "\n" + item.reference

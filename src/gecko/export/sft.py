@@ -1,0 +1,363 @@
+"""`gecko sft`: instruction tuning on conversations, with the pretraining trainer and checkpoints.
+
+conversations (jsonl / csv / tsv) → chat template (from the model's tokenizer_config.json) → token ids and
+an assistant mask → shards in the usual format plus `{split}.mask.npy` → whole conversations packed into
+rows with document masking → `Trainer` (loss on assistant tokens only) → held-out loss → HF export.
+
+Conversations are split by a hash of their first user turn, so a question asked twice (with two answers)
+never sits on both sides of the split.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from gecko.config import ChatSourceConfig, GeckoConfig, SFTConfig
+from gecko.errors import CheckpointError, DataError
+from gecko.export.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
+from gecko.model.llama import Llama
+from gecko.tokenizer.shards import INDEX_DTYPE, META_FILE, Shards, _write_json, _write_npy, unit_hash
+from gecko.train.loader import Batch
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val")
+LANGS = ("ko", "en", "code")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading conversations
+
+
+def read_conversations(src: ChatSourceConfig, system: str | None) -> Iterator[list[Message]]:
+    """The conversations of one source; a malformed record raises a DataError naming file:line."""
+    path = Path(src.path)
+    try:
+        f = path.open(encoding="utf-8", newline="")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+    with f:
+        records = _jsonl(f, path) if src.format == "jsonl" else _qa_rows(f, path, src)
+        for n, (where, messages) in enumerate(records):
+            if src.max_conversations is not None and n >= src.max_conversations:
+                return
+            if system is not None and messages[0]["role"] != "system":
+                messages = [{"role": "system", "content": system}, *messages]
+            yield check_conversation(messages, where)
+
+
+def _jsonl(f: Any, path: Path) -> Iterator[tuple[str, Any]]:
+    for lineno, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: invalid JSON ({e})") from None
+        if not isinstance(record, dict) or "messages" not in record:
+            raise DataError(f"{path}:{lineno}: expected an object with a messages list")
+        yield f"{path}:{lineno}", record["messages"]
+
+
+def _qa_rows(f: Any, path: Path, src: ChatSourceConfig) -> Iterator[tuple[str, list[Message]]]:
+    reader = csv.DictReader(f, delimiter="\t" if src.format == "tsv" else ",")
+    missing = [c for c in (src.question, src.answer) if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(f"{path}:1: no column {missing[0]!r} (header: {reader.fieldnames})")
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        question, answer = row[src.question], row[src.answer]
+        if not isinstance(question, str) or not isinstance(answer, str):
+            raise DataError(f"{where}: row has fewer columns than the header")
+        yield where, [{"role": "user", "content": src.prompt.format(question=question.strip())},
+                      {"role": "assistant", "content": answer.strip()}]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tokenizing into shards
+
+
+def split_key(messages: list[Message]) -> str:
+    return next((m["content"] for m in messages if m["role"] == "user"), messages[0]["content"])
+
+
+def prepare_sft_data(cfg: SFTConfig, tokenizer: Tokenizer, template: str, bos: str, seq_len: int,
+                     out_dir: Path, seed: int) -> dict[str, Any]:
+    """Tokenize every conversation into train/val shards plus assistant masks; a conversation longer
+    than seq_len+1 tokens or with an empty reply is counted in stats.json, not trained on."""
+    if not cfg.sources:
+        raise DataError("sft.sources is empty: list at least one conversation file")
+    parts: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[tuple[int, int, int]]]] = {
+        s: ([], [], []) for s in SPLITS}
+    stats: dict[str, Counter[str]] = {}
+    for src in cfg.sources:
+        counts = stats.setdefault(src.name, Counter())
+        for messages in read_conversations(src, cfg.system):
+            if any(m["role"] == "assistant" and not m["content"] for m in messages):
+                counts["dropped_empty_reply"] += 1
+                continue
+            ids, mask = tokenize_conversation(tokenizer, messages, template, bos)
+            if len(ids) > seq_len + 1:
+                counts["dropped_too_long"] += 1
+                continue
+            split = "val" if unit_hash(seed, split_key(messages)) < cfg.val_fraction else "train"
+            counts[f"kept_{split}"] += 1
+            tokens, masks, rows = parts[split]
+            tokens.append(np.asarray(ids, dtype=np.uint32))
+            masks.append(np.asarray(mask, dtype=bool))
+            rows.append((len(ids), LANGS.index(src.lang), len(render(messages, template, bos).encode())))
+    meta = _write_shards(parts, tokenizer, [s.name for s in cfg.sources], out_dir)
+    summary = {"sources": {k: dict(v) for k, v in stats.items()},
+               "splits": meta["splits"], "assistant_tokens": meta["assistant_tokens"]}
+    _write_json(out_dir / "stats.json", summary)
+    return summary
+
+
+def _write_shards(parts: dict[str, Any], tokenizer: Tokenizer, sources: list[str],
+                  out_dir: Path) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if tokenizer.get_vocab_size() <= 1 << 16 else np.uint32
+    splits, assistant = {}, {}
+    for split, (tokens, masks, rows) in parts.items():
+        if split == "train" and not tokens:
+            raise DataError(f"{out_dir}: no training conversations left (see stats.json for the reasons)")
+        index = np.zeros(len(rows), dtype=INDEX_DTYPE)
+        if rows:
+            index["length"], index["lang"], index["n_bytes"] = (np.array(c) for c in zip(*rows))
+            index["start"] = np.cumsum(index["length"]) - index["length"]
+        flat = np.concatenate(tokens).astype(dtype) if tokens else np.zeros(0, dtype)
+        (out_dir / f"{split}.bin").write_bytes(flat.tobytes())
+        _write_npy(out_dir / f"{split}.idx.npy", index)
+        _write_npy(out_dir / f"{split}.mask.npy", np.concatenate(masks) if masks else np.zeros(0, bool))
+        splits[split] = {"tokens": len(flat), "docs": len(rows)}
+        assistant[split] = int(sum(m.sum() for m in masks))
+    meta = {"format": "sft", "dtype": np.dtype(dtype).name, "vocab_size": tokenizer.get_vocab_size(),
+            "bos_id": tokenizer.token_to_id("<s>"), "eos_id": tokenizer.token_to_id("</s>"),
+            "pad_id": tokenizer.token_to_id("<pad>") or 0,
+            "tokenizer_sha256": hashlib.sha256(tokenizer.to_str().encode()).hexdigest(),
+            "langs": list(LANGS), "sources": sources, "splits": splits, "assistant_tokens": assistant}
+    _write_json(out_dir / META_FILE, meta)  # last: its presence means the folder is complete
+    return meta
+
+
+# ----------------------------------------------------------------------------------------------------
+# Packing
+
+
+def pack(lengths: np.ndarray, order: np.ndarray, capacity: int) -> list[list[int]]:
+    """Consecutive conversations (in `order`) fill a row until the next one does not fit."""
+    rows: list[list[int]] = [[]]
+    used = 0
+    for i in order.tolist():
+        if used + int(lengths[i]) > capacity and rows[-1]:
+            rows.append([])
+            used = 0
+        rows[-1].append(i)
+        used += int(lengths[i])
+    return rows if rows[-1] else rows[:-1]
+
+
+class SFTLoader:
+    """Rows of seq_len+1 tokens holding whole conversations, padded; each conversation is its own
+    document (attention and RoPE positions restart), and only assistant targets count in the loss.
+    State: (epoch, cursor in rows) plus a fingerprint of the data, like the pretraining loader."""
+
+    def __init__(self, shards: Shards, split: str, seq_len: int, batch_size: int, seed: int) -> None:
+        self.tokens = np.asarray(shards.tokens(split), dtype=np.int64)
+        self.mask = np.load(shards.path / f"{split}.mask.npy")
+        index = shards.index(split)
+        self.starts, self.lengths = index["start"], index["length"]
+        self.langs = index["lang"].astype(np.int64)
+        self.pad_id = int(shards.meta["pad_id"])
+        self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
+        blob = json.dumps([shards.meta, split, "sft"], sort_keys=True).encode()
+        self.fingerprint = hashlib.sha256(blob).hexdigest()[:16]
+        self.epoch, self.cursor = 0, 0
+        self._rows = self._epoch_rows()
+        if len(self._rows) < batch_size:
+            raise CheckpointError(f"sft {split} split packs into {len(self._rows)} rows of {seq_len + 1} "
+                                  f"tokens, fewer than batch_size={batch_size}; add data or lower the batch")
+
+    def _epoch_rows(self) -> list[list[int]]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.lengths))
+        return pack(self.lengths, order, self.seq_len + 1)
+
+    def __iter__(self) -> SFTLoader:
+        return self
+
+    def __next__(self) -> Batch:
+        if self.cursor + self.batch_size > len(self._rows):
+            self.epoch, self.cursor = self.epoch + 1, 0
+            self._rows = self._epoch_rows()
+        rows = self._rows[self.cursor: self.cursor + self.batch_size]
+        self.cursor += self.batch_size
+        return self.collate(rows)
+
+    def collate(self, rows: list[list[int]]) -> Batch:
+        T = self.seq_len + 1
+        tokens = np.full((len(rows), T), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), T), dtype=bool)
+        docs, pos, langs = (np.zeros((len(rows), T), dtype=np.int64) for _ in range(3))
+        for r, convs in enumerate(rows):
+            at = 0
+            for d, i in enumerate(convs):
+                n, s = int(self.lengths[i]), int(self.starts[i])
+                tokens[r, at: at + n] = self.tokens[s: s + n]
+                mask[r, at: at + n] = self.mask[s: s + n]
+                docs[r, at: at + n], pos[r, at: at + n], langs[r, at: at + n] = d, np.arange(n), self.langs[i]
+                at += n
+            docs[r, at:], pos[r, at:] = len(convs), np.arange(T - at)  # padding: a document of its own
+        t = torch.from_numpy
+        return Batch(t(tokens[:, :-1]), t(tokens[:, 1:]), t(docs[:, :-1]), t(pos[:, :-1]), t(langs[:, 1:]),
+                     loss_mask=t(mask[:, 1:]))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "cursor": self.cursor, "seed": self.seed,
+                "fingerprint": self.fingerprint, "seq_len": self.seq_len, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        mine = self.state_dict()
+        for key in ("fingerprint", "seed", "seq_len", "batch_size"):
+            if state[key] != mine[key]:
+                raise CheckpointError(f"sft loader: checkpoint has {key}={state[key]!r} but this run has "
+                                      f"{mine[key]!r}; resume with the same conversations and batch layout")
+        self.epoch, self.cursor = state["epoch"], state["cursor"]
+        self._rows = self._epoch_rows()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@torch.no_grad()
+def evaluate_sft(model: Llama, shards: Shards, seq_len: int, batch_size: int,
+                 device: torch.device) -> dict[str, float]:
+    """Mean loss (nats) per assistant token of the held-out conversations, per language and overall."""
+    if not shards.meta["splits"]["val"]["docs"]:
+        return {}
+    loader = SFTLoader(shards, "val", seq_len, 1, 0)
+    rows = pack(loader.lengths, np.arange(len(loader.lengths)), seq_len + 1)  # file order: comparable runs
+    was_training = model.training
+    model.eval()
+    total, count = torch.zeros(len(LANGS) + 1), torch.zeros(len(LANGS) + 1)
+    for i in range(0, len(rows), batch_size):
+        b = loader.collate(rows[i: i + batch_size])
+        logits = model(b.inputs.to(device), b.positions.to(device), b.doc_ids.to(device))
+        loss = F.cross_entropy(logits.flatten(0, 1), b.targets.to(device).flatten(), reduction="none").cpu()
+        keep = b.loss_mask.flatten()
+        langs = b.langs.flatten()[keep]
+        total.index_add_(0, langs, loss[keep])
+        count.index_add_(0, langs, torch.ones_like(langs, dtype=torch.float32))
+        total[-1] += loss[keep].sum()
+        count[-1] += keep.sum()
+    model.train(was_training)
+    names = [*LANGS, "all"]
+    return {names[i]: float(total[i] / count[i]) for i in range(len(names)) if count[i] > 0}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The stage
+
+
+def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Fine-tune the Hugging Face model in init_dir on cfg.sft.sources; write out_dir/{data, train,
+    hf, eval.json, report.md}. An interrupted run resumes from its last checkpoint."""
+    from gecko.export.card import model_card
+    from gecko.export.hf import export_hf, load_hf
+    from gecko.train import checkpoint as ckpt
+    from gecko.train.metrics import MetricsLog, read_metrics
+    from gecko.train.trainer import Trainer, build_optimizer, pick_device
+
+    t = cfg.sft.train
+    model, model_cfg = load_hf(init_dir)
+    if model_cfg.max_seq_len < t.seq_len:
+        raise CheckpointError(f"{init_dir}: the model's context is {model_cfg.max_seq_len} tokens; "
+                              f"sft.train.seq_len={t.seq_len} must not exceed it")
+    tokenizer = Tokenizer.from_file(str(init_dir / "tokenizer.json"))
+    template, bos = read_chat_template(init_dir)
+    data_dir = out_dir / "data"
+    if not (data_dir / META_FILE).exists():  # the stage folder is wiped when config or inputs change
+        prepare_sft_data(cfg.sft, tokenizer, template, bos, t.seq_len, data_dir, cfg.seed)
+    shards = Shards(data_dir)
+    device = pick_device(t.device)
+    model.to(device)
+    evaluator = functools.partial(evaluate_sft, shards=shards, seq_len=t.seq_len, batch_size=t.batch_size,
+                                  device=device)
+    train_cfg = dataclasses.replace(cfg, train=t)
+    train_dir = out_dir / "train"
+    resume = bool(ckpt.list_checkpoints(train_dir / "checkpoints"))
+    trainer = Trainer(train_cfg, train_dir, shards, device, model, model_cfg,
+                      build_optimizer(train_cfg, model, device),
+                      SFTLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed),
+                      MetricsLog(train_dir / "metrics.jsonl", resume=resume), evaluator=evaluator)
+    trainer.restore()
+    trainer.train()  # evaluates at step 0 and at the end
+    evals = [r["val_loss"] for r in read_metrics(train_dir / "metrics.jsonl") if "val_loss" in r]
+    before, after = evals[0], evals[-1]
+    model.cpu()
+    samples = _sample_replies(trainer.model, tokenizer, template, bos, shards, cfg.sft)
+    results = {"step": trainer.step, "val_loss_step0": before, "val_loss": after, "samples": samples,
+               "data": json.loads((data_dir / "stats.json").read_text()), "init_from": str(init_dir)}
+    _write_json(out_dir / "eval.json", results)
+    (out_dir / "report.md").write_text(report(results), encoding="utf-8")
+    card = model_card(cfg, trainer.model, trainer.step, title="GECKO chat (SFT)",
+                      extra=_card_section(results, cfg.sft))
+    export_hf(trainer.model, init_dir, out_dir / "hf", cfg.export.dtype, cfg.export.max_shard_bytes, card)
+    log.info("sft: held-out assistant loss %s → %s; chat with `gecko chat CONFIG`", before, after)
+    return {"step": trainer.step, "val_loss": after}
+
+
+def _sample_replies(model: Llama, tokenizer: Tokenizer, template: str, bos: str, shards: Shards,
+                    cfg: SFTConfig, n: int = 4) -> list[dict[str, str]]:
+    """Greedy replies to the first held-out conversations' opening turns, for the report."""
+    from gecko.export.chat import chat_reply
+
+    ids = np.asarray(shards.tokens("val"), dtype=np.int64)
+    index = shards.index("val")
+    samples = []
+    for row in index[:n]:
+        conv = ids[row["start"]: row["start"] + row["length"]].tolist()
+        text = tokenizer.decode(conv, skip_special_tokens=False)
+        user = text.split("<|user|>\n", 1)[1].split("<|end|>", 1)[0] if "<|user|>\n" in text else ""
+        messages = ([{"role": "system", "content": cfg.system}] if cfg.system else []) + [
+            {"role": "user", "content": user}]
+        reply = "".join(chat_reply(model, tokenizer, messages, template, bos, 48, {"temperature": 0.0},
+                                   torch.Generator()))
+        samples.append({"user": user, "reply": reply})
+    return samples
+
+
+def report(results: dict[str, Any]) -> str:
+    rows = "".join(f"| {k} | {results['val_loss_step0'].get(k, float('nan')):.3f} | {v:.3f} |\n"
+                   for k, v in results["val_loss"].items())
+    data = "".join(f"| {name} | {c.get('kept_train', 0)} | {c.get('kept_val', 0)} | "
+                   f"{c.get('dropped_too_long', 0)} | {c.get('dropped_empty_reply', 0)} |\n"
+                   for name, c in results["data"]["sources"].items())
+    samples = "".join(f"- **user:** {s['user']}\n  **gecko:** {s['reply']}\n" for s in results["samples"])
+    return (f"# SFT report\n\nStarted from `{results['init_from']}`, {results['step']} steps.\n\n"
+            "## Conversations\n\n| source | train | held out | too long | empty reply |\n"
+            f"|---|---:|---:|---:|---:|\n{data}\n## Held-out loss per assistant token (nats)\n\n"
+            f"| lang | step 0 | step {results['step']} |\n"
+            f"|---|---:|---:|\n{rows}\n## Greedy replies to held-out questions\n\n{samples}")
+
+
+def _card_section(results: dict[str, Any], cfg: SFTConfig) -> str:
+    names = ", ".join(f"`{s.name}` ({s.lang})" for s in cfg.sources)
+    losses = ", ".join(f"{k} {results['val_loss_step0'].get(k, float('nan')):.3f} → {v:.3f}"
+                       for k, v in results["val_loss"].items())
+    return (f"## Instruction tuning\n\nFine-tuned for {results['step']} steps on {names}, loss on assistant "
+            f"tokens only. Held-out loss per assistant token (nats): {losses}.\n")

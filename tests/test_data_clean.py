@@ -1,0 +1,284 @@
+"""The clean phase: readers and bad input, normalization, language ID, quality rules, PII, toxicity, the
+datatrove engine (1 vs N workers, resuming) and the per-step CLI."""
+
+import gzip
+import json
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from gecko.cli import main
+from gecko.config import CleanConfig, DataConfig, EnQualityConfig, SourceConfig
+from gecko.data.filters.quality import check
+from gecko.data.langid import detect
+from gecko.data.normalize import normalize_text
+from gecko.data.pii import scrub
+from gecko.data.pipeline import run_clean
+from gecko.data.readers import SourceReader
+from gecko.data.stats import DataStats
+from gecko.data.toxicity import MODEL_PATH, score, score_batch
+from gecko.errors import DataError
+
+from conftest import CODE, EN, KO, shared_or_skip
+
+KO_DOC = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 5천만 명이다."
+
+
+def _read(tmp_path: Path, src: SourceConfig, max_doc_bytes: int = 10_000_000) -> tuple[list, DataStats]:
+    """Run the reader step alone; returns its documents and its ledger."""
+    ledger = tmp_path / "ledger"
+    docs = list(SourceReader((src,), max_doc_bytes, str(ledger)).run())
+    return docs, DataStats.load_ledgers(ledger)
+
+
+def _jsonl(lines: list[str]) -> bytes:
+    return "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in lines).encode()
+
+
+# ---- readers and bad input ------------------------------------------------------------------------------
+
+def test_gzip_and_zstd_jsonl(tmp_path):
+    zstd = pytest.importorskip("zstandard")
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(_jsonl(KO[:2])))
+    (tmp_path / "b.jsonl.zst").write_bytes(zstd.ZstdCompressor().compress(_jsonl(KO[2:])))
+    docs, stats = _read(tmp_path, SourceConfig("ko", str(tmp_path), "ko"))
+    assert [d.text for d in docs] == KO
+    assert stats.read["ko"] == 4 and not stats.dropped
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.zst"])
+def test_truncated_compressed_file_is_quarantined_with_its_line(tmp_path, suffix):
+    if suffix.endswith("zst"):
+        data = pytest.importorskip("zstandard").ZstdCompressor().compress(_jsonl(KO * 50))
+    else:
+        data = gzip.compress(_jsonl(KO * 50))
+    path = tmp_path / f"broken{suffix}"
+    path.write_bytes(data[: len(data) // 2])
+    docs, stats = _read(tmp_path, SourceConfig("ko", str(path), "ko"))
+    assert stats.dropped == {("read", "truncated_file", "ko"): 1}
+    where = stats.examples["read/truncated_file"][0]
+    assert where == f"{path}:{len(docs) + 1}"  # the line the stream broke on
+    assert stats.read["ko"] == len(docs) + 1
+
+
+def test_nul_bytes_are_removed_not_fatal(tmp_path):
+    path = tmp_path / "nul.jsonl"
+    path.write_bytes(b'{"text": "\xea\xb0\x80\x00\xeb\x82\x98"}\n' + _jsonl(["\u0000다라"]))
+    docs, stats = _read(tmp_path, SourceConfig("ko", str(path), "ko"))
+    assert [normalize_text(d.text, is_code=False) for d in docs] == ["가나", "다라"]
+    assert not stats.dropped
+
+
+def test_huge_document_is_quarantined_before_decoding(tmp_path):
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as f:
+        f.write(_jsonl([KO[0]]))
+        f.write(b'{"text": "' + b"a" * 100_000_000 + b'"}\n')
+        f.write(_jsonl([KO[1]]))
+    docs, stats = _read(tmp_path, SourceConfig("ko", str(path), "ko"))
+    assert [d.text for d in docs] == KO[:2]
+    assert stats.dropped == {("read", "too_large", "ko"): 1}
+    assert stats.examples["read/too_large"] == [f"{path}:2"]
+
+
+def test_empty_files_are_counted(tmp_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    for fmt in ("jsonl", "text"):
+        _, stats = _read(tmp_path / fmt, SourceConfig("e", str(tmp_path / f"empty.{'txt' if fmt == 'text' else fmt}"),
+                                                      "ko", format=fmt))
+        assert stats.dropped == {("read", "empty_file", "ko"): 1}
+
+
+def test_csv_column_mapping_and_parquet(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    (tmp_path / "t.csv").write_text("doc_id,body\n7,\"첫째, 문서\"\n8,둘째 문서\n", encoding="utf-8")
+    docs, _ = _read(tmp_path, SourceConfig("c", str(tmp_path / "t.csv"), "ko", format="csv", text_field="body",
+                                           id_field="doc_id"))
+    assert [(d.id, d.text) for d in docs] == [("c/7", "첫째, 문서"), ("c/8", "둘째 문서")]
+    pq.write_table(pa.table({"content": ["하나", None, "셋"]}), tmp_path / "t.parquet")
+    docs, stats = _read(tmp_path, SourceConfig("p", str(tmp_path / "t.parquet"), "ko", format="parquet",
+                                               text_field="content"))
+    assert [d.text for d in docs] == ["하나", "셋"]
+    assert stats.dropped == {("read", "missing_field_content", "ko"): 1}
+
+
+def test_code_tree_skips_vendored_generated_minified_binary(tmp_path):
+    root = tmp_path / "repo"
+    for rel, data in {
+        "pkg/a.py": CODE[0].encode(), "pkg/b.js": b"function f() {\n  return 1;\n}\n",
+        "node_modules/x/index.js": b"module.exports = 1;\n", "pkg/api_pb2.py": b"x = 1\n",
+        "static/app.min.js": b"var a=1;", "pkg/blob.py": b"\x00\x01binary", "pkg/long.js": b"x" * 5000,
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    docs, stats = _read(tmp_path, SourceConfig("code", str(root), "code", format="code", extensions=(".py", ".js")))
+    assert {d.metadata["path"]: d.metadata["code_lang"] for d in docs} == {"pkg/a.py": "python",
+                                                                            "pkg/b.js": "javascript"}
+    assert docs[0].text == CODE[0]  # byte-exact
+    reasons = {r: n for (_, r, _), n in stats.dropped.items()}
+    assert reasons == {"vendored": 1, "generated": 1, "minified": 2, "binary_file": 1}
+
+
+# ---- normalization and language ID ----------------------------------------------------------------------
+
+def test_normalize_keeps_markdown_tables_and_latex():
+    text = "| 이름 | 값 |\n|---|---:|\n| a  | $\\frac{1}{2}$ |\n\n$$\\sum_{i=1}^{n} x_i$$"
+    assert normalize_text(text, is_code=False) == text
+    assert normalize_text("가\u00a0나\u2003다", is_code=False) == "가 나 다"
+    assert unicodedata.is_normalized("NFC", normalize_text(unicodedata.normalize("NFD", KO[0]), False))
+
+
+def test_langid_routes_mixed_korean_english_to_ko():
+    mixed = "Python의 list comprehension은 [x for x in range(10)]처럼 쓴다. 이 방법은 for loop보다 빠르다."
+    assert detect(mixed, 0.15, 0.5)[0] == "ko"
+    assert detect(EN[0], 0.15, 0.5)[0] == "en"
+    assert detect("Le chat est sur la table et il dort depuis ce matin.", 0.15, 0.5)[0] == "other"
+
+
+def test_langid_on_shared_corpus():
+    path = shared_or_skip("corpus", "ko", "kowiki", "kowiki.jsonl")
+    with path.open(encoding="utf-8") as f:
+        texts = [json.loads(next(f))["text"] for _ in range(50)]
+    assert sum(detect(t, 0.15, 0.5)[0] == "ko" for t in texts) >= 49
+
+
+# ---- quality rules ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,lang,reason", [
+    ("ㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋ 진짜 웃기다 ㅠㅠㅠㅠㅠㅠ ㅋㅋㅋㅋㅋㅋㅋ", "ko", "ko_jamo_runs"),
+    ("와" + "아" * 30 + " 이 영화 최고다 정말로", "ko", "ko_char_run"),
+    ("\n".join(["오늘의 특가 상품을 확인하세요"] * 6 + [KO_DOC]), "ko", "ko_dup_lines"),
+    ("1234 5678 9012 3456 7890 1234 5678 가나 " * 3, "ko", "ko_hangul_ratio"),
+    ("Lorem ipsum dolor sit amet, " + EN[0] + " " + EN[1] + " " + EN[2], "en", "c4_lorem_ipsum"),
+    ("Cars trucks planes boats trains bikes scooters buses ferries rockets. " * 3, "en", "gopher_stop_words"),
+    ("# Code generated by protoc-gen-go. DO NOT EDIT.\npackage x\n" + CODE[0], "code", "code_autogenerated"),
+    ("DATA = '" + "QUJDRA" * 200 + "'\n", "code", "code_max_line_len"),
+    ("x = 1\n" + "BLOB = (\n" + "\n".join("    '" + "QUJDRA" * 12 + "'" for _ in range(20)) + ")\n", "code",
+     "code_data_blob"),
+    ("가나", "ko", "too_short"),
+])
+def test_each_rule_names_its_reason(text, lang, reason):
+    assert check(text, lang, CleanConfig(), 20) == reason
+
+
+@pytest.mark.parametrize("text,lang", [(KO_DOC, "ko"), (" ".join(EN), "en"), (CODE[1], "code")])
+def test_good_text_passes(text, lang):
+    assert check(text, lang, CleanConfig(en=EnQualityConfig(min_words=5)), 20) is None
+
+
+# ---- PII --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,kind", [
+    ("주민등록번호는 900101-1234568입니다.", "rrn"),
+    ("연락처는 010-1234-5678으로 주세요.", "phone"),
+    ("Call +82 10 9876 5432 now.", "phone"),
+    ("서울 02-123-4567 대표전화", "phone"),
+    ("메일 kim.cs@naver.com으로 보내 주세요.", "email"),
+    ("카드번호 4111-1111-1111-1111로 결제", "card"),
+    ("국민은행 계좌 123-45-678901로 입금", "bank_account"),
+    ("접속 IP는 8.8.8.8였다.", "ip"),
+    ("여권번호: M123A4567", "passport"),
+    ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "secret"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA\n-----END OPENSSH PRIVATE KEY-----", "secret"),
+])
+def test_pii_becomes_a_typed_placeholder(text, kind):
+    out, counts = scrub(text)
+    assert counts == {kind: 1}
+    assert f"<{kind.upper()}>" in out
+
+
+@pytest.mark.parametrize("text", [
+    "2023-01-15에 열린 회의", "version 1.2.3 and 3.11.7", "주민번호 900101-1234567 (잘못된 검증 숫자)",
+    "카드 4111-1111-1111-1112", "내부망 192.168.0.1", "ISBN 978-89-1234-567-8", "대표번호 1588-1234",
+    'password = os.environ["DB_PASSWORD"]', "at 12:30:45", "std::vector<int>",
+])
+def test_pii_look_alikes_are_left_alone(text):
+    assert scrub(text) == (text, {})
+
+
+# ---- toxicity ---------------------------------------------------------------------------------------------
+
+def test_toxicity_model_is_shipped_small_and_separates():
+    assert MODEL_PATH.stat().st_size < 2_000_000
+    toxic = "개소리야 니가 빨갱이를 옹호하고 드루킹을 말못해서 삐진거야 빨갱아 병신"
+    assert score(toxic) > 0.7 > 0.3 > score(KO_DOC)
+    assert score_batch([toxic, KO_DOC]) == pytest.approx([score(toxic), score(KO_DOC)])
+
+
+# ---- the engine: accounting, 1 vs N workers, resuming, dropped dump ---------------------------------------
+
+def _clean_cfg(root: Path, **kw) -> DataConfig:
+    return DataConfig(sources=(
+        SourceConfig("ko", str(root / "ko.jsonl"), "ko"),
+        SourceConfig("en", str(root / "en.tsv"), "en", format="tsv"),
+        SourceConfig("code", str(root / "code"), "code", format="code"),
+    ), clean=CleanConfig(en=EnQualityConfig(min_words=5), dump_dropped=True), **kw)
+
+
+def _docs(clean_dir: Path) -> list[dict]:
+    """All shards' documents in their global (source, record) order."""
+    rows = [json.loads(line) for p in sorted(clean_dir.glob("*.jsonl")) for line in p.open(encoding="utf-8")]
+    return sorted(rows, key=lambda r: r["metadata"]["order"])
+
+
+def test_output_identical_for_1_and_2_workers(raw_sources, tmp_path):
+    with (raw_sources / "ko.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "junk", "text": "ㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋ"}) + "\n")
+    one = run_clean(_clean_cfg(raw_sources, workers=1), tmp_path / "one")
+    two = run_clean(_clean_cfg(raw_sources, workers=2), tmp_path / "two")
+    assert len(list((tmp_path / "two" / "clean").glob("*.jsonl"))) == 2
+    assert _docs(tmp_path / "one" / "clean") == _docs(tmp_path / "two" / "clean")
+    assert one.to_dict()["dropped"] == two.to_dict()["dropped"]
+    report = json.loads((tmp_path / "two" / "clean_stats.json").read_text())
+    assert report["read_total"] == sum(report["kept"].values()) + report["dropped_total"] == 12 + 1 + 3 + 2
+    dumped = [json.loads(x) for p in (tmp_path / "two" / "dropped").rglob("*.jsonl") for x in p.open()]
+    reasons = Counter(d["metadata"]["filter_reason"] for d in dumped)
+    assert reasons == {r: n for (_, r, _), n in two.dropped.items()} and reasons["ko_jamo_runs"] == 1
+
+
+def test_clean_resumes_finished_ranks_and_restarts_on_new_config(raw_sources, tmp_path):
+    out = tmp_path / "run"
+    run_clean(_clean_cfg(raw_sources), out)
+    shard = out / "clean" / "00000.jsonl"
+    first = shard.stat().st_mtime_ns
+    run_clean(_clean_cfg(raw_sources), out)  # complete: datatrove skips the rank
+    assert shard.stat().st_mtime_ns == first
+    stats = run_clean(_clean_cfg(raw_sources, min_chars=45), out)  # new config: redone from scratch
+    assert shard.stat().st_mtime_ns != first
+    assert sum(n for (_, r, _), n in stats.dropped.items() if r == "too_short") > 0
+
+
+def test_missing_source_fails_before_running(tmp_path):
+    cfg = DataConfig(sources=(SourceConfig("ko", str(tmp_path / "nope.jsonl"), "ko"),), mix={"ko": 1.0})
+    with pytest.raises(DataError, match="nope.jsonl does not exist"):
+        run_clean(cfg, tmp_path / "out")
+
+
+# ---- each step alone on a JSONL file ----------------------------------------------------------------------
+
+def test_step_commands_on_a_jsonl_file(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": 1, "body": "연락처 010-1234-5678, " + KO_DOC}, ensure_ascii=False) + "\n"
+                   + json.dumps({"id": 2, "body": "ㅋㅋㅋ"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    for step in ("langid", "pii", "toxicity", "quality", "normalize"):
+        assert main(["data", step, "--in", str(src), "--out", str(tmp_path / f"{step}.jsonl"),
+                     "--text-field", "body"]) == 0
+    rows = {s: [json.loads(x) for x in (tmp_path / f"{s}.jsonl").open()] for s in ("langid", "pii", "toxicity",
+                                                                                  "quality")}
+    assert rows["langid"][0]["lang"] == "ko" and rows["langid"][0]["lid_score"] > 0.5
+    assert "<PHONE>" in rows["pii"][0]["body"] and rows["pii"][0]["pii"] == {"phone": 1}
+    assert all(0 <= r["toxicity"] <= 1 for r in rows["toxicity"])
+    assert [r["id"] for r in rows["quality"]] == [1]
+    assert '"dropped_too_short": 1' in capsys.readouterr().out
+
+
+def test_step_command_names_file_and_line_of_bad_json(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "좋은 문장입니다"}\n{broken\n', encoding="utf-8")
+    assert main(["data", "pii", "--in", str(src), "--out", str(tmp_path / "out.jsonl")]) == 2
+    assert f"{src}:2: malformed JSON" in capsys.readouterr().err

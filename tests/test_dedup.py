@@ -1,0 +1,143 @@
+"""Dedup: exact + MinHash near duplicates + boilerplate, as datatrove stages; sharding, resume, planted set."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import shared_or_skip
+
+from gecko.cli import main
+from gecko.config import DedupConfig
+from gecko.data.dedup import minhash
+from gecko.data.dedup.planted import make_planted, score, write_shards
+from gecko.data.dedup.phase import run_dedup, work_dir_for
+from gecko.data.dedup.shingles import char_units, ngrams, shingle_hashes
+
+SIZES = {"ko": 5, "en": 5, "code": 5}
+WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
+         "upsilon phi chi psi omega").split()
+
+
+def _text(rng: random.Random, n: int = 120) -> str:
+    return " ".join(rng.choice(WORDS) + str(rng.randrange(50)) for _ in range(n))
+
+
+def _corpus() -> list[dict]:
+    rng = random.Random(0)
+    docs = [{"id": f"en{i:02d}", "text": _text(rng), "lang": "en", "source": "s"} for i in range(30)]
+    ko = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 오천만 명이다. " * 4
+    docs += [
+        {"id": "exact", "text": docs[0]["text"].upper() + "\n\n", "lang": "en", "source": "s"},
+        {"id": "near", "text": docs[1]["text"].replace(docs[1]["text"].split()[60], "X", 1),
+         "lang": "en", "source": "s"},
+        {"id": "ko_a", "text": ko, "lang": "ko", "source": "k"},
+        {"id": "ko_b", "text": ko.replace("서울특별시", "서울 특별시", 1) + "끝.", "lang": "ko", "source": "k"},
+    ]
+    return docs
+
+
+def _write(docs: list[dict], folder: Path, shards: int = 3) -> Path:
+    write_shards(docs, folder, shards)
+    return folder
+
+
+def _output(out: Path) -> list[tuple[str, str]]:
+    return sorted((r["id"], r["text"]) for f in out.glob("*.jsonl") for r in map(json.loads, f.open()))
+
+
+def test_shingles_ignore_spacing_and_case_but_not_content():
+    a = shingle_hashes("Hello   World\nagain", "ko", SIZES)
+    assert np.array_equal(a, shingle_hashes("hello world again", "ko", SIZES))
+    assert not np.array_equal(a, shingle_hashes("hello word again", "ko", SIZES))
+    assert len(ngrams(char_units("짧다"), 5)) == 1  # a text shorter than n is one shingle
+
+
+def test_exact_and_near_duplicates_are_dropped_with_their_survivor(tmp_path):
+    docs = _corpus()
+    result = run_dedup(_write(docs, tmp_path / "in"), tmp_path / "out", DedupConfig())
+    dups = {r["id"]: r for r in map(json.loads, (result.work_dir / "duplicates.jsonl").open())}
+    # The longer document of a cluster survives: the upper-cased copy has two extra newlines.
+    assert dups["en00"] == {"id": "en00", "duplicate_of": "exact", "kind": "exact"}
+    assert dups["near"]["duplicate_of"] == "en01" and dups["near"]["kind"] == "near"
+    assert dups["ko_a"]["duplicate_of"] == "ko_b"
+    assert len(dups) == 3
+    kept = {i for i, _ in _output(tmp_path / "out")}
+    assert kept == {d["id"] for d in docs} - set(dups)
+    assert result.read == len(docs)  # every document is kept or dropped with a reason
+    assert result.dropped[("exact_dedup", "duplicate", "en")] == 1
+    assert result.dropped[("minhash_dedup", "near_duplicate", "en")] == 1
+
+
+def test_dissimilar_documents_survive_a_low_threshold(tmp_path):
+    docs = _corpus()[:30]
+    result = run_dedup(_write(docs, tmp_path / "in"), tmp_path / "out", DedupConfig(threshold=0.5))
+    assert sum(result.dropped.values()) == 0
+
+
+def test_boilerplate_lines_are_removed(tmp_path):
+    rng = random.Random(1)
+    footer = "Copyright 2024 Example Corp. All rights reserved. Terms of use apply."
+    docs = [{"id": f"d{i}", "text": f"{_text(rng, 40)}\n{footer}", "lang": "en", "source": "s"} for i in range(25)]
+    docs.append({"id": "only", "text": footer, "lang": "en", "source": "s"})
+    result = run_dedup(_write(docs, tmp_path / "in"), tmp_path / "out", DedupConfig())
+    out = dict(_output(tmp_path / "out"))
+    assert len(out) == 25 and all(footer not in t for t in out.values())
+    assert result.dropped[("boilerplate", "boilerplate_only", "en")] == 1
+
+
+def test_output_is_identical_whatever_the_sharding(tmp_path):
+    docs = _corpus()
+    one = run_dedup(_write(docs, tmp_path / "a", shards=1), tmp_path / "out1", DedupConfig(), workers=1)
+    three = run_dedup(_write(docs, tmp_path / "b", shards=3), tmp_path / "out3", DedupConfig(), workers=2, tasks=4)
+    assert _output(tmp_path / "out1") == _output(tmp_path / "out3")
+    assert (one.work_dir / "duplicates.jsonl").read_text() == (three.work_dir / "duplicates.jsonl").read_text()
+
+
+def test_rerun_after_a_failed_rank_resumes(tmp_path, monkeypatch):
+    docs = _corpus()
+    src = _write(docs, tmp_path / "in")
+    original = minhash.DedupFilter.filter
+
+    def crash_on_rank_1(self, doc):
+        if doc.id in {d["id"] for d in docs[1::3]}:
+            raise KeyboardInterrupt("killed")  # as if the worker died mid-rank
+        return original(self, doc)
+
+    monkeypatch.setattr(minhash.DedupFilter, "filter", crash_on_rank_1)
+    with pytest.raises(BaseException):
+        run_dedup(src, tmp_path / "out", DedupConfig())
+    work = work_dir_for(tmp_path / "out")
+    done = sorted(p.name for p in (work / "logs" / "filter" / "completions").iterdir())
+    assert "00001" not in done and "00000" in done
+    sig_mtime = (work / "signatures" / "00000.npy").stat().st_mtime_ns
+    monkeypatch.setattr(minhash.DedupFilter, "filter", original)
+    run_dedup(src, tmp_path / "out", DedupConfig())
+    assert (work / "signatures" / "00000.npy").stat().st_mtime_ns == sig_mtime  # finished stages not redone
+    fresh = run_dedup(_write(docs, tmp_path / "in2"), tmp_path / "fresh", DedupConfig())
+    assert _output(tmp_path / "out") == _output(tmp_path / "fresh") and fresh.read == len(docs)
+
+
+def test_cli_dedup_writes_the_duplicate_map(tmp_path, capsys):
+    src = _write(_corpus(), tmp_path / "in")
+    assert main(["data", "dedup", "--in", str(src), "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["dropped"]["exact_dedup/duplicate/en"] == 1
+    assert Path(summary["duplicates"]).exists()
+
+
+def test_planted_near_copies_are_found_on_real_text(tmp_path):
+    path = shared_or_skip("corpus", "ko", "kowiki", "kowiki.jsonl")
+    with path.open(encoding="utf-8") as f:
+        originals = [{"id": f"kw{i}", "text": json.loads(line)["text"][:3000], "lang": "ko", "source": "kowiki"}
+                     for i, line in zip(range(80), f)]
+    cfg = DedupConfig(boilerplate_min_docs=0)
+    planted = make_planted(originals, 1, [0.02, 0.05, 0.3], seed=0, cfg=cfg)
+    write_shards(planted.docs, tmp_path / "in", 2)
+    result = run_dedup(tmp_path / "in", tmp_path / "out", cfg)
+    rows = [json.loads(line) for line in (result.work_dir / "duplicates.jsonl").open()]
+    s = score(planted, rows, cfg.threshold, cfg)
+    assert s["positives"] >= 20 and s["recall"] >= 0.9 and s["precision"] >= 0.9

@@ -1,0 +1,72 @@
+"""Mixing by estimated tokens: target shares within 1 point, source weights, capped repeats, determinism."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gecko.config import AlignConfig, DataConfig, ParallelSourceConfig
+from gecko.data.document import Document
+from gecko.data.mix import estimate_tokens, mix_documents
+from gecko.data.stats import DataStats
+from gecko.errors import DataError
+
+
+def _docs(seed: int = 0) -> list[Document]:
+    rng = random.Random(seed)
+    out = []
+    for lang, source, n, size in [("ko", "kowiki", 400, 900), ("ko", "nsmc", 600, 120), ("en", "docs", 500, 1500),
+                                  ("code", "stdlib", 300, 2500), ("ko", "align/tatoeba", 80, 400)]:
+        for i in range(n):
+            out.append(Document(f"{source}/{i}", "가" * rng.randrange(size // 2, size) if lang == "ko"
+                                else "x" * rng.randrange(size // 2, size), lang, source))
+    return out
+
+
+def _cfg(**kw) -> DataConfig:
+    align = AlignConfig(sources=(ParallelSourceConfig("tatoeba", "unused.tsv"),), share=0.05)
+    return DataConfig(align=align, **kw)
+
+
+def test_shares_are_within_one_point_of_target():
+    docs = _docs()
+    stats = DataStats()
+    mixed, report = mix_documents(_cfg(max_repeat=1.0), docs, stats, seed=1)
+    for group, target in report.target.items():
+        assert abs(report.achieved[group] - target) < 0.01, (group, report.achieved, report.target)
+    assert report.target["align"] == 0.05 and abs(report.target["ko"] - 0.35 * 0.95) < 1e-9
+    # Accounting: every document is in the mix (maybe repeated) or dropped as mix_downsample.
+    unique = len({d.id for d in mixed})
+    assert unique + sum(stats.dropped.values()) == len(docs)
+    assert sum(stats.kept.values()) - sum(stats.repeated.values()) == unique
+
+
+def test_repeats_are_capped_and_weights_shift_sources():
+    docs = _docs()
+    _, plain = mix_documents(_cfg(max_repeat=0.5), docs, DataStats(), seed=1)
+    assert max(plain.epochs.values()) <= 1.5 + 1e-9
+    cfg = _cfg(max_repeat=0.5, source_weights={"nsmc": 0.25})
+    _, weighted = mix_documents(cfg, docs, DataStats(), seed=1)
+    assert weighted.epochs["nsmc"] < plain.epochs["nsmc"] and weighted.epochs["kowiki"] > plain.epochs["kowiki"]
+    assert abs(weighted.achieved["ko"] - weighted.target["ko"]) < 0.01
+
+
+def test_mix_is_deterministic_and_independent_of_input_order():
+    docs = _docs()
+    a, _ = mix_documents(_cfg(), docs, DataStats(), seed=7)
+    b, _ = mix_documents(_cfg(), list(reversed(docs)), DataStats(), seed=7)
+    c, _ = mix_documents(_cfg(), docs, DataStats(), seed=8)
+    assert [d.id for d in a] == [d.id for d in b] != [d.id for d in c]
+
+
+def test_token_estimate_is_per_language():
+    cfg = DataConfig()
+    assert estimate_tokens("가" * 100, "ko", cfg.bytes_per_token) == round(300 / cfg.bytes_per_token["ko"])
+    assert estimate_tokens("x", "other", {}) == 1
+
+
+def test_a_group_with_no_documents_is_an_error():
+    docs = [d for d in _docs() if d.lang != "code"]
+    with pytest.raises(DataError, match="code"):
+        mix_documents(_cfg(), docs, DataStats(), seed=1)
