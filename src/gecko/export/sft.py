@@ -30,7 +30,7 @@ from gecko.config import ChatSourceConfig, GeckoConfig, SFTConfig
 from gecko.errors import CheckpointError, DataError
 from gecko.export.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
 from gecko.model.llama import Llama
-from gecko.tokenizer.shards import INDEX_DTYPE, META_FILE, Shards, _write_json, _write_npy, unit_hash
+from gecko.tokenizer.shards import INDEX_DTYPE, META_FILE, Shards, write_json, write_npy, unit_hash
 from gecko.train.loader import Batch
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def prepare_sft_data(cfg: SFTConfig, tokenizer: Tokenizer, template: str, bos: s
     meta = _write_shards(parts, tokenizer, [s.name for s in cfg.sources], out_dir)
     summary = {"sources": {k: dict(v) for k, v in stats.items()},
                "splits": meta["splits"], "assistant_tokens": meta["assistant_tokens"]}
-    _write_json(out_dir / "stats.json", summary)
+    write_json(out_dir / "stats.json", summary)
     return summary
 
 
@@ -141,8 +141,8 @@ def _write_shards(parts: dict[str, Any], tokenizer: Tokenizer, sources: list[str
             index["start"] = np.cumsum(index["length"]) - index["length"]
         flat = np.concatenate(tokens).astype(dtype) if tokens else np.zeros(0, dtype)
         (out_dir / f"{split}.bin").write_bytes(flat.tobytes())
-        _write_npy(out_dir / f"{split}.idx.npy", index)
-        _write_npy(out_dir / f"{split}.mask.npy", np.concatenate(masks) if masks else np.zeros(0, bool))
+        write_npy(out_dir / f"{split}.idx.npy", index)
+        write_npy(out_dir / f"{split}.mask.npy", np.concatenate(masks) if masks else np.zeros(0, bool))
         splits[split] = {"tokens": len(flat), "docs": len(rows)}
         assistant[split] = int(sum(m.sum() for m in masks))
     meta = {"format": "sft", "dtype": np.dtype(dtype).name, "vocab_size": tokenizer.get_vocab_size(),
@@ -150,7 +150,7 @@ def _write_shards(parts: dict[str, Any], tokenizer: Tokenizer, sources: list[str
             "pad_id": tokenizer.token_to_id("<pad>") or 0,
             "tokenizer_sha256": hashlib.sha256(tokenizer.to_str().encode()).hexdigest(),
             "langs": list(LANGS), "sources": sources, "splits": splits, "assistant_tokens": assistant}
-    _write_json(out_dir / META_FILE, meta)  # last: its presence means the folder is complete
+    write_json(out_dir / META_FILE, meta)  # last: its presence means the folder is complete
     return meta
 
 
@@ -312,7 +312,7 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
     samples = _sample_replies(trainer.model, tokenizer, template, bos, shards, cfg.sft)
     results = {"step": trainer.step, "val_loss_step0": before, "val_loss": after, "samples": samples,
                "data": json.loads((data_dir / "stats.json").read_text()), "init_from": str(init_dir)}
-    _write_json(out_dir / "eval.json", results)
+    write_json(out_dir / "eval.json", results)
     (out_dir / "report.md").write_text(report(results), encoding="utf-8")
     card = model_card(cfg, trainer.model, trainer.step, title="GECKO chat (SFT)",
                       extra=_card_section(results, cfg.sft))

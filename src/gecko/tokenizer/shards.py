@@ -114,7 +114,7 @@ def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir:
     }
     _finalize(out_dir, parts, plan, dtype, meta)
     timing = _timing(stats, t0, t_encoded, workers)
-    _write_json(out_dir / TIMING_FILE, timing)
+    write_json(out_dir / TIMING_FILE, timing)
     log.info("shards: %s train / %s val tokens in %.1fs → %s", f"{stats['train']['tokens']:,}",
              f"{stats['val']['tokens']:,}", timing["seconds"], out_dir)
     return {**stats, "timing": timing}
@@ -204,7 +204,7 @@ class ChunkEncoder:
             index["lang"], index["source"] = task.lang[rows], task.source[rows]
             self._save(task.chunk, split, tokens, index)
             stats[split] = [index["lang"].tolist(), index["length"].tolist(), index["n_bytes"].tolist()]
-        _write_json(_part(self.parts, task.chunk, "done.json"), stats)  # last: marks the chunk complete
+        write_json(_part(self.parts, task.chunk, "done.json"), stats)  # last: marks the chunk complete
         return task.chunk.n_docs
 
     def _read(self, chunk: Chunk) -> list[str]:
@@ -228,7 +228,7 @@ class ChunkEncoder:
 
     def _save(self, chunk: Chunk, split: str, tokens: np.ndarray, index: np.ndarray) -> None:
         _write_bytes(_part(self.parts, chunk, f"{split}.bin"), tokens.tobytes())
-        _write_npy(_part(self.parts, chunk, f"{split}.idx.npy"), index)
+        write_npy(_part(self.parts, chunk, f"{split}.idx.npy"), index)
 
 
 _worker: ChunkEncoder | None = None
@@ -306,7 +306,7 @@ def _prepare_parts(parts: Path, fingerprint: dict[str, Any]) -> Path:
     if not same:
         shutil.rmtree(parts, ignore_errors=True)
         parts.mkdir(parents=True)
-        _write_json(plan_file, fingerprint)
+        write_json(plan_file, fingerprint)
     return parts
 
 
@@ -331,7 +331,7 @@ def _finalize(out_dir: Path, parts: Path, plan: Plan, dtype: np.dtype, meta: dic
     (out_dir / META_FILE).unlink(missing_ok=True)
     for split in SPLITS:
         _merge_split(out_dir, parts, plan.chunks, split, dtype)
-    _write_json(out_dir / META_FILE, meta)
+    write_json(out_dir / META_FILE, meta)
     shutil.rmtree(parts)
 
 
@@ -348,7 +348,7 @@ def _merge_split(out_dir: Path, parts: Path, chunks: list[Chunk], split: str, dt
             indexes.append(index)
         f.flush()
         os.fsync(f.fileno())
-    _write_npy(out_dir / f"{split}.idx.npy", np.concatenate(indexes) if indexes else np.zeros(0, INDEX_DTYPE))
+    write_npy(out_dir / f"{split}.idx.npy", np.concatenate(indexes) if indexes else np.zeros(0, INDEX_DTYPE))
     os.replace(tmp, out_dir / f"{split}.bin")
 
 
@@ -368,7 +368,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _write_npy(path: Path, array: np.ndarray) -> None:
+def write_npy(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as f:
         np.save(f, array, allow_pickle=False)
@@ -377,7 +377,7 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any) -> None:
     _write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
