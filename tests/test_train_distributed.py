@@ -3,6 +3,7 @@ global batch, checkpoints hold unsharded weights, and a killed run resumes with 
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -66,3 +67,18 @@ def test_fsdp_two_processes_train_and_resume_exactly(tiny_prepared, tmp_path):
     model, meta = load_final_model(tmp_path / "straight")  # unsharded: loads into one plain CPU model
     assert meta["world_size"] == 2 and meta["step"] == 4
     assert [p.name for p in list_checkpoints(tmp_path / "straight" / "checkpoints")] == ["step-000002", "step-000004"]
+
+
+def test_gecko_train_under_torchrun_keeps_stage_books_on_rank_zero(tiny_prepared, tmp_path):
+    """`torchrun -m gecko train`: every rank trains, rank 0 alone clears the stage folder and writes markers."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_prepared.run_dir, run_dir, ignore=shutil.ignore_patterns("train"))
+    config = Path(tiny_prepared.run_dir).parent / "tiny.yaml"
+    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "gecko",
+           "train", str(config), *OVERRIDES, f"run_dir={run_dir}"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    marker = json.loads((run_dir / "train" / "_COMPLETE.json").read_text())
+    assert marker["stage"] == "train" and marker["summary"]["checkpoint"].endswith("step-000004")
+    assert len(_losses(run_dir / "train")) == 4

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -61,7 +62,7 @@ def _tokenize(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 def _train(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
     from gecko.train.trainer import run_train
 
-    final = run_train(cfg, stage_dir(cfg, "tokenize"), out)
+    final = run_train(cfg, stage_dir(cfg, "tokenize"), out, stage_dir(cfg, "tokenizer"))
     return {"checkpoint": str(final)}
 
 
@@ -151,16 +152,24 @@ def run_stage(cfg: GeckoConfig, stage: Stage) -> dict[str, Any]:
     """Run one stage now, resuming an interrupted attempt with the same fingerprint."""
     out = stage_dir(cfg, stage.name)
     fp = stage_fingerprint(cfg, stage)
-    started = _marker(out / STARTED)
-    if out.exists() and (started is None or started["fingerprint"] != fp):
-        shutil.rmtree(out)  # outputs of another config or input: never mix them with this run's
-    out.mkdir(parents=True, exist_ok=True)
-    (out / COMPLETE).unlink(missing_ok=True)
-    (out / STARTED).write_text(json.dumps({"fingerprint": fp}) + "\n")
+    torchrun = "TORCHELASTIC_RUN_ID" in os.environ  # every rank runs the stage; rank 0 alone keeps its books
+    main = not torchrun or os.environ.get("RANK") == "0"
+    if main:
+        started = _marker(out / STARTED)
+        if out.exists() and (started is None or started["fingerprint"] != fp):
+            shutil.rmtree(out)  # outputs of another config or input: never mix them with this run's
+        out.mkdir(parents=True, exist_ok=True)
+        (out / COMPLETE).unlink(missing_ok=True)
+        (out / STARTED).write_text(json.dumps({"fingerprint": fp}) + "\n")
+    if torchrun:
+        from gecko.train.distributed import barrier
+
+        barrier(cfg.train.device)  # the other ranks start once rank 0 has cleared the folder
     t0 = time.time()
     summary = stage.run(cfg, out) or {}
     marker = {"stage": stage.name, "fingerprint": fp, "seconds": round(time.time() - t0, 2), "summary": summary}
-    (out / COMPLETE).write_text(json.dumps(marker, indent=2, ensure_ascii=False, default=str) + "\n")
+    if main:
+        (out / COMPLETE).write_text(json.dumps(marker, indent=2, ensure_ascii=False, default=str) + "\n")
     return marker
 
 

@@ -47,6 +47,13 @@ def init_distributed(device_name: str) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), device, mesh)
 
 
+def barrier(device_name: str) -> None:
+    """Wait for every rank (joining the process group first if needed); a no-op without torchrun."""
+    if dist.is_torchelastic_launched():
+        init_distributed(device_name)
+        dist.barrier()
+
+
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum a small metrics tensor over ranks (a no-op in a single process)."""
     if dist.is_initialized():
