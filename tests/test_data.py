@@ -4,7 +4,7 @@ import unicodedata
 import pytest
 
 from gecko.config import CleanConfig, DataConfig, EnQualityConfig, SourceConfig
-from gecko.data.document import read_jsonl
+from gecko.data.document import json_records, read_jsonl
 from gecko.data.mix import plan_mix
 from gecko.data.normalize import normalize_text
 from gecko.data.pipeline import run_data
@@ -94,3 +94,19 @@ def test_missing_column_names_the_file(raw_sources, tmp_path):
                                            text_field="body"),), mix={"en": 1.0})
     with pytest.raises(DataError, match=r"en.tsv:1: no column 'body'"):
         run_data(cfg, tmp_path / "out", seed=1)
+
+
+def test_json_records_name_file_and_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    for body, error in ((b'{"a": 1}\n\n[1]\n', r"r.jsonl:3: expected a JSON object, found list"),
+                        (b'{"a": 1}\n{"a": \n', r"r.jsonl:2: malformed JSON: Expecting value"),
+                        (b'{"a": 1}\n{"a": "\xff"}\n', r"r.jsonl:2: not UTF-8")):
+        path.write_bytes(body)
+        with pytest.raises(DataError, match=error):
+            list(json_records(path))
+    path.write_bytes(b'{"a": 1}\n\n{"b": "\xea\xb0\x80"}\n')
+    assert list(json_records(path)) == [(1, {"a": 1}), (3, {"b": "가"})]
+    with pytest.raises(DataError, match=r"r.jsonl:1: not a GECKO corpus record \(no field 'id'\)"):
+        list(read_jsonl(path))
+    with pytest.raises(DataError, match="nope.jsonl: cannot read"):
+        list(json_records(tmp_path / "nope.jsonl"))

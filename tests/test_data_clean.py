@@ -234,6 +234,8 @@ def test_output_identical_for_1_and_2_workers(raw_sources, tmp_path):
     assert len(list((tmp_path / "two" / "clean").glob("*.jsonl"))) == 2
     assert _docs(tmp_path / "one" / "clean") == _docs(tmp_path / "two" / "clean")
     assert one.to_dict()["dropped"] == two.to_dict()["dropped"]
+    html = (tmp_path / "two" / "clean_report.html").read_text(encoding="utf-8")
+    assert "ko_jamo_runs" in html and "ㅋㅋㅋ" in html
     report = json.loads((tmp_path / "two" / "clean_stats.json").read_text())
     assert report["read_total"] == sum(report["kept"].values()) + report["dropped_total"] == 12 + 1 + 3 + 2
     dumped = [json.loads(x) for p in (tmp_path / "two" / "dropped").rglob("*.jsonl") for x in p.open()]
@@ -282,3 +284,63 @@ def test_step_command_names_file_and_line_of_bad_json(tmp_path, capsys):
     src.write_text('{"text": "좋은 문장입니다"}\n{broken\n', encoding="utf-8")
     assert main(["data", "pii", "--in", str(src), "--out", str(tmp_path / "out.jsonl")]) == 2
     assert f"{src}:2: malformed JSON" in capsys.readouterr().err
+
+
+def test_html_report_counts_per_step_reason_lang_and_escapes_examples():
+    stats = DataStats()
+    stats.read["web"] = 6
+    stats.kept["ko"], stats.kept_bytes["ko"] = 2, 3_000_000
+    stats.drop("quality", "ko_jamo_runs", "ko", "d1: ㅋㅋㅋㅋ")
+    stats.drop("quality", "gopher_stop_words", "en", 'd2: <script>alert("x")</script> & | `')
+    stats.drop("quality", "gopher_stop_words", "en", "d3: <b>bold</b>")
+    stats.drop("toxicity", "toxic", "ko", "d4: 욕설")
+    html = stats.report_html({})
+    assert "<script>" not in html and "<b>bold" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; |" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+    assert "<td>quality</td><td class=\"n\">3</td>" in html and "<td>toxicity</td><td class=\"n\">1</td>" in html
+    # per-language columns (en, ko) then the total: the Gopher row has 2 English drops and none in Korean
+    assert ('<td>quality</td><td>gopher_stop_words</td>\n<td class="n">2</td><td class="n">0</td>'
+            '<td class="n">2</td>') in html
+    assert "6 documents read: 2 kept,\n4 dropped." in html
+    md = stats.report({})
+    assert "`d2: <script>alert(\"x\")</script> & \\| '`" in md  # a | in an example does not split the md table
+
+
+def test_top_bigram_bound_never_changes_a_decision():
+    import random
+
+    from gecko.data.filters.quality import top_bigram_frac
+    rng = random.Random(0)
+    vocab = ["그", "영화", "정말", "재밌다", "the", "a", "of", "ㅋㅋ", "좋아요"]
+    for _ in range(2000):
+        words = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(0, 40))]
+        exact = top_bigram_frac(words)
+        for limit in (0.1, 0.2, 0.25, 0.5):
+            bounded = top_bigram_frac(words, limit)
+            assert (bounded > limit) == (exact > limit)
+            assert bounded == exact or bounded <= limit
+
+
+def test_batched_stats_equal_datatrove_per_document_stats():
+    """GeckoFilter updates datatrove's counters once per batch; totals must equal BaseFilter's per-doc run."""
+    from datatrove.data import Document
+    from datatrove.pipeline.filters.base_filter import BaseFilter
+
+    from gecko.data.filters.quality import QualityFilter
+
+    cfg = CleanConfig()
+
+    class PerDoc(BaseFilter):
+        def filter(self, doc):
+            reason = check(doc.text, doc.metadata["lang"], cfg, 20)
+            return (False, reason) if reason else True
+
+    texts = [KO_DOC, "ㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋ", "짧다", KO_DOC + " 추가 문장입니다."] * 150
+    docs = lambda: [Document(t, str(i), metadata={"lang": "ko"}) for i, t in enumerate(texts)]  # noqa: E731
+    ours, theirs = QualityFilter(cfg, 20), PerDoc()
+    kept = [d.id for d in ours.run(iter(docs()))]
+    assert kept == [d.id for d in theirs.run(iter(docs()))]
+    for label in ("total", "forwarded", "dropped", "dropped_too_short", "dropped_ko_jamo_runs", "doc_len"):
+        a, b = ours.stats[label], theirs.stats[label]
+        assert (a.total, a.n, a.min, a.max) == (b.total, b.n, b.min, b.max), label
+        assert a.mean == pytest.approx(b.mean) and a.variance == pytest.approx(b.variance), label

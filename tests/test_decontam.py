@@ -71,20 +71,6 @@ def test_missing_benchmark_is_a_clear_error(tmp_path):
         load_items(BenchmarkConfig("mmlu", str(tmp_path / "nowhere.csv"), "mmlu"))
 
 
-def test_ray_cluster_gives_the_same_output(tmp_path):
-    ray = pytest.importorskip("ray")
-    write_shards(_docs() * 1, tmp_path / "in", 3)
-    cfg = DecontamConfig(benchmarks=_benchmarks(tmp_path / "bench"))
-    run_decontam(tmp_path / "in", tmp_path / "local", cfg, workers=2)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        result = run_decontam(tmp_path / "in", tmp_path / "ray", cfg, workers=2, engine="ray")
-    finally:
-        ray.shutdown()
-    assert _ids(tmp_path / "ray") == _ids(tmp_path / "local") == {"clean_en", "clean_ko"}
-    assert len(list((result.work_dir / "logs" / "completions").iterdir())) == 3
-
-
 def test_real_benchmark_items_are_caught(tmp_path):
     gsm = shared_or_skip("eval", "gsm8k", "grade_school_math", "data", "test.jsonl")
     humaneval = shared_or_skip("eval", "humaneval", "data", "HumanEval.jsonl.gz")

@@ -70,3 +70,18 @@ def test_a_group_with_no_documents_is_an_error():
     docs = [d for d in _docs() if d.lang != "code"]
     with pytest.raises(DataError, match="code"):
         mix_documents(_cfg(), docs, DataStats(), seed=1)
+
+
+def test_a_source_in_two_languages_is_mixed_per_language_and_ids_need_not_be_unique():
+    """NSMC holds English reviews too: English being repeated must not repeat its Korean reviews. Two
+    documents sharing an id (one manual ships two files under one name) are two documents."""
+    docs = _docs()
+    docs += [Document(f"nsmc/en{i}", "x" * 300, "en", "nsmc") for i in range(50)]
+    docs += [Document("docs/same", "first " * 50, "en", "docs"), Document("docs/same", "second " * 50, "en", "docs")]
+    stats = DataStats()
+    mixed, report = mix_documents(_cfg(max_repeat=2.0), docs, stats, seed=1)
+    assert report.epochs["nsmc (en)"] == report.epochs["docs"] > report.epochs["nsmc (ko)"] == report.epochs["kowiki"]
+    for group, target in report.target.items():
+        assert abs(report.achieved[group] - target) < 0.01, (group, report.achieved)
+    assert sum(stats.kept.values()) - sum(stats.repeated.values()) + sum(stats.dropped.values()) == len(docs)
+    assert {d.text[:6] for d in mixed if d.id == "docs/same"} == {"first ", "second"}

@@ -1,11 +1,13 @@
 """Train GECKO's harmful-content classifier and write src/gecko/data/toxicity.npz; evaluate on held-out sets.
 
 Training data (../shared/data/safety, training splits only): kocohub hate train (hate or offensive → 1),
-curse_detection (profane → 1; it has no split, 90% here, the last 10% held out), KoSBi valid (unsafe → 1),
-plus clean negatives: Korean Wikipedia and English Python-docs lines, so ordinary prose scores low.
-Held out: kocohub dev, APEACH test, KoSBi test, the curse_detection tail.
+curse_detection (profane → 1; it has no split, 90% here, the last 10% held out), KoSBi valid (unsafe → 1), in
+Korean and in its English translation (`sentence_en`: the only English labels in ../shared/data), plus clean
+negatives: Korean Wikipedia and English Python-docs lines, so ordinary prose scores low.
+Held out: kocohub dev, APEACH test, KoSBi test (Korean and English), the curse_detection tail, and the share
+of clean English documents (Debian docs, never trained on) that the filter would drop.
 
-    .venv/bin/python tools/train_toxicity.py [--epochs 6] [--out src/gecko/data/toxicity.npz] [--eval-only]
+    .venv/bin/python tools/train_toxicity.py [--epochs 6] [--eval-only]
 
 Prints precision / recall / F1 per held-out set and docs/s of gecko.data.toxicity.score.
 """
@@ -50,9 +52,16 @@ def apeach() -> list[Example]:
         return [(r["text"], int(r["class"] == "Spoiled")) for r in csv.DictReader(f)]
 
 
-def kosbi(split: str) -> list[Example]:
+def kosbi(split: str, field: str = "sentence") -> list[Example]:
+    """KoSBi sentences (`sentence`, or its English translation `sentence_en`); unsafe → 1."""
     rows = json.loads((SAFETY / "kosbi_square" / "data" / "KoSBi" / f"kosbi_{split}.json").read_text())
-    return [(r["sentence"], int(r["sentence_label"] == "unsafe")) for r in rows]
+    return [(r[field], int(r["sentence_label"] == "unsafe")) for r in rows]
+
+
+def clean_english_docs(n: int) -> list[str]:
+    """Whole documents of the Debian manuals: clean English the filter must keep (not in the training data)."""
+    with (CORPUS / "en" / "debian_docs" / "debian_docs_en.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line)["text"] for _, line in zip(range(n), f)]
 
 
 def clean_negatives(n: int, rng: random.Random) -> list[Example]:
@@ -74,7 +83,8 @@ def bag(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     ids, offsets, weights = [], [], []
     pos = 0
     for text in texts:
-        buckets, _, _ = toxicity.featurize(toxicity.prepare(text[: toxicity.WINDOW]))
+        prepared = toxicity.prepare(text[: toxicity.WINDOW])
+        buckets = np.concatenate([b for _, b in toxicity.ngram_buckets(prepared)])
         ids.append(buckets)
         offsets.append(pos)
         weights.append(np.full(len(buckets), 1 / np.sqrt(max(len(buckets), 1)), np.float32))
@@ -121,27 +131,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=toxicity.MODEL_PATH)
     ap.add_argument("--eval-only", action="store_true", help="evaluate the shipped model, do not train")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     curses = curse()
     cut = int(len(curses) * 0.9)
     if not args.eval_only:
-        train_set = kocohub("train") + curses[:cut] + kosbi("valid") + clean_negatives(4000, rng)
+        train_set = (kocohub("train") + curses[:cut] + kosbi("valid") + kosbi("valid", "sentence_en")
+                     + clean_negatives(4000, rng))
         weights, bias = train(train_set, args.epochs, args.seed)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(args.out, weights=weights.astype(np.float16), bias=np.float32(bias))
+        np.savez_compressed(toxicity.MODEL_PATH, weights=weights.astype(np.float16), bias=np.float32(bias))
         toxicity.load_model.cache_clear()
         print(f"{len(train_set)} training examples")
     held_out = {"kocohub dev": kocohub("dev"), "APEACH test": apeach(), "KoSBi test": kosbi("test"),
-                "curse_detection last 10%": curses[cut:]}
-    print(f"model: {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)")
+                "KoSBi test, English": kosbi("test", "sentence_en"), "curse_detection last 10%": curses[cut:]}
+    print(f"model: {toxicity.MODEL_PATH} ({toxicity.MODEL_PATH.stat().st_size / 1e3:.0f} kB)")
     print("| held-out set | n | threshold | precision | recall | F1 |\n|---|---:|---:|---:|---:|---:|")
     for name, examples in held_out.items():
         for threshold in (0.5, 0.6, 0.7, 0.8):
             m = prf(examples, threshold)
             print(f"| {name} | {m['n']} | {threshold} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |")
+    docs = clean_english_docs(1000)
+    scores = toxicity.score_batch(docs)
+    print(f"\nclean English documents (Debian docs, first {len(docs)}) dropped: " + ", ".join(
+        f"{sum(s >= t for s in scores) / len(docs):.1%} at {t}" for t in (0.5, 0.6, 0.7, 0.8)))
     texts = [t for t, _ in held_out["APEACH test"]]
     start = time.process_time()
     for i in range(0, len(texts), toxicity.BATCH):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
+import sysconfig
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,21 +29,46 @@ class SourceConfig:
     name: str
     """Short unique name; appears in document ids and stats."""
     path: str
-    """File or directory, relative to the working directory."""
+    """File or directory, relative to the working directory. `{stdlib}` (or any other `sysconfig.get_paths()`
+    key, such as `{purelib}`) stands for that directory of the Python running gecko, so a config can name
+    the standard library without hard-coding one machine's install."""
     lang: Lang
     """Language bucket the source feeds in the mix."""
-    format: Literal["jsonl", "parquet", "text", "tsv", "csv", "code"] = "jsonl"
-    """jsonl: one JSON object per line (.jsonl, .jsonl.gz, .jsonl.zst); parquet: one row per document;
-    text: documents separated by blank lines; tsv/csv: one row per document; code: a directory tree of
-    source files, one file per document."""
+    format: Literal["jsonl", "json", "parquet", "text", "tsv", "csv", "code"] = "jsonl"
+    """jsonl: one JSON object per line (.jsonl, .jsonl.gz, .jsonl.zst); json: a .json file holding an array
+    of objects, one document each; parquet: one row per document; text: documents separated by blank
+    lines; tsv/csv: one row per document (tsv: no quoting); code: a directory tree of source files, one file
+    per document."""
     text_field: str = "text"
-    """Field (jsonl/parquet) or column header (tsv/csv) holding the text."""
+    """Field (jsonl/json/parquet) or column header (tsv/csv) holding the text."""
+    delimiter: str | None = None
+    """tsv/csv field separator (None: tab for tsv, comma for csv), e.g. `|` for `text|label` lines."""
+    columns: tuple[str, ...] = ()
+    """tsv/csv column names for files without a header row (empty: the first row is the header)."""
     id_field: str = "id"
     """Field or column holding the document id; absent: `file:line` (or row number) is the id."""
     extensions: tuple[str, ...] = (".py",)
     """File extensions read when format is code."""
     max_docs: int | None = None
     """Read at most this many documents (None: all)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", expand_path(self.path))
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def expand_path(path: str) -> str:
+    """Replace `{stdlib}`-style placeholders with this interpreter's `sysconfig.get_paths()` directories."""
+    paths = sysconfig.get_paths()
+
+    def sub(m: re.Match[str]) -> str:
+        if m[1] not in paths:
+            raise ValueError(f"path {path!r}: unknown placeholder {m[0]} (known: {', '.join(sorted(paths))})")
+        return paths[m[1]]
+
+    return _PLACEHOLDER.sub(sub, path)
 
 
 @dataclass(frozen=True)
@@ -196,9 +223,10 @@ class DecontamConfig:
 class ParallelSourceConfig:
     name: str
     path: str
-    format: Literal["tsv", "jsonl", "lines"] = "tsv"
+    format: Literal["tsv", "jsonl", "lines", "tar"] = "tsv"
     """tsv: columns en, ko (a header row naming them, or the first two columns); jsonl: fields en, ko;
-    lines: `path` is the Korean file and `en_path` the line-aligned English file."""
+    lines: `path` is the Korean file and `en_path` the line-aligned English file; tar: `path` is a
+    .tar(.gz) archive whose NAME.ko members each have a line-aligned NAME.en (read without extracting)."""
     en_path: str | None = None
     """English side of a `lines` source."""
 
@@ -344,6 +372,11 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 0
     """Steps between validation bits-per-byte passes (0: only at the start and end)."""
+    eval_tasks: tuple[str, ...] = ()
+    """Benchmarks (names as in eval.tasks, bpb aside) also scored at every validation point, on the main
+    process, with the eval section's settings; logged as `eval_tasks` in metrics.jsonl and TensorBoard."""
+    eval_tasks_limit: int | None = 20
+    """Items per task (per subject for KMMLU and MMLU) at each of those points; None: eval.limit."""
     checkpoint_every: int = 0
     """Steps between checkpoints (0: only at the end)."""
     keep_checkpoints: int = 2
@@ -388,6 +421,10 @@ class EvalConfig:
     mc_shots: int = 5
     """Few-shot examples for KMMLU and MMLU, taken in order from each subject's dev split."""
     gsm8k_shots: int = 8
+    """Chain-of-thought exemplars before each GSM8K question (at most 8 with gsm8k_fewshot=standard)."""
+    gsm8k_fewshot: Literal["standard", "train"] = "standard"
+    """standard: the 8 hand-written exemplars of Wei et al. (2022), as lm-eval's gsm8k_cot; train: the first
+    gsm8k_shots worked solutions of gsm8k_dir/train.jsonl."""
     gen_max_new_tokens: int = 256
     """Generation budget for GSM8K and code."""
     code_samples: int = 1
@@ -536,7 +573,7 @@ def build(cls: type, raw: Any, where: str, prefix: str) -> Any:
     kwargs = {name: _coerce(hints[name], value, where, f"{prefix}{name}") for name, value in raw.items()}
     try:
         return cls(**kwargs)
-    except TypeError as e:  # a required field is missing
+    except (TypeError, ValueError) as e:  # a required field is missing, or __post_init__ rejects a value
         raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'}: {e}") from None
 
 
@@ -595,7 +632,7 @@ def validate(cfg: GeckoConfig, where: str) -> None:
     starved = sorted(lang for lang, share in cfg.data.mix.items() if share > 0 and lang not in fed)
     if cfg.data.sources and starved:
         raise ConfigError(f"{where}: data.mix.{starved[0]} > 0 but no source has lang {starved[0]}")
-    _validate_eval(cfg.eval, where)
+    _validate_eval(cfg.eval, cfg.train.eval_tasks, where)
     _validate_data_phases(cfg.data, where)
     checks = [
         (cfg.tokenizer.vocab_size >= 512, "tokenizer.vocab_size must be ≥ 512 (256 byte tokens + specials)"),
@@ -608,6 +645,8 @@ def validate(cfg: GeckoConfig, where: str) -> None:
         (cfg.train.z_loss >= 0, "train.z_loss must be ≥ 0"),
         (cfg.train.loss_spike_factor == 0 or cfg.train.loss_spike_factor > 1,
          "train.loss_spike_factor must be 0 (off) or > 1"),
+        (cfg.train.eval_tasks_limit is None or cfg.train.eval_tasks_limit >= 1,
+         "train.eval_tasks_limit must be ≥ 1 (or null for eval.limit)"),
         (cfg.generate.temperature >= 0, "generate.temperature must be ≥ 0"),
         (0 < cfg.generate.top_p <= 1, "generate.top_p must be in (0, 1]"),
         (cfg.generate.repetition_penalty > 0, "generate.repetition_penalty must be > 0"),
@@ -619,11 +658,18 @@ def validate(cfg: GeckoConfig, where: str) -> None:
             raise ConfigError(f"{where}: {message}")
 
 
-def _validate_eval(e: EvalConfig, where: str) -> None:
+def _validate_eval(e: EvalConfig, train_tasks: tuple[str, ...], where: str) -> None:
     known = EVAL_TASKS + tuple(m.name for m in e.mc_sets)
     for task in e.tasks:
         if task not in known:
             raise ConfigError(f"{where}: eval.tasks: unknown task {task!r} (known: {', '.join(known)})")
+    benchmarks = [t for t in known if t != "bpb"]  # bpb already runs at every validation point
+    for task in train_tasks:
+        if task not in benchmarks:
+            raise ConfigError(f"{where}: train.eval_tasks: unknown task {task!r} (known: {', '.join(benchmarks)})")
+    if e.gsm8k_fewshot == "standard" and not 0 <= e.gsm8k_shots <= 8:
+        raise ConfigError(f"{where}: eval.gsm8k_shots={e.gsm8k_shots}: the standard exemplars are 8 "
+                          "(set eval.gsm8k_fewshot=train for more)")
     clash = sorted({m.name for m in e.mc_sets} & set(EVAL_TASKS))
     if clash:
         raise ConfigError(f"{where}: eval.mc_sets: name {clash[0]!r} is a built-in task")

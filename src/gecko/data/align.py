@@ -1,18 +1,20 @@
 """Language-alignment documents: ko↔en translation pairs turned into training text with several templates.
 
-Pairs are read from TSV (Tatoeba), JSONL (LibreOffice help) or line-aligned files (korean-parallel-corpora),
-checked (length bounds, length ratio, Hangul on the Korean side and none on the English side, identical
-sides), deduplicated on normalized text, then packed `pairs_per_doc` to a document. Each pair is used once,
-in one direction chosen by a seeded hash, so both directions are covered without repeating a pair (repeats
-are what dedup exists to prevent). Documents carry lang "ko" (the language they help) and source
-`align/NAME`; the mix gives them their own share (data.align.share).
+Pairs are read from TSV (Tatoeba), JSONL (LibreOffice help), line-aligned files or tar archives of them
+(korean-parallel-corpora), checked (length bounds, length ratio, Hangul on the Korean side and none on the
+English side, identical sides), deduplicated on normalized text, then packed `pairs_per_doc` to a document.
+Each pair is used once, in one direction chosen by a seeded hash, so both directions are covered without
+repeating a pair (repeats are what dedup exists to prevent). Documents carry lang "ko" (the language they
+help) and source `align/NAME`; the mix gives them their own share (data.align.share).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
+import tarfile
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
@@ -54,7 +56,11 @@ def read_pairs(src: ParallelSourceConfig) -> Iterator[tuple[str, str, str]]:
     if src.format == "lines":
         if src.en_path is None:
             raise DataError(f"data.align.sources[{src.name}]: format lines needs en_path")
-        yield from _read_lines(path, Path(src.en_path))
+        with path.open(encoding="utf-8") as ko, Path(src.en_path).open(encoding="utf-8") as en:
+            yield from _read_lines(ko, en, str(path))
+        return
+    if src.format == "tar":
+        yield from _read_tar(path)
         return
     with path.open(encoding="utf-8", newline="") as f:
         if src.format == "jsonl":
@@ -75,10 +81,35 @@ def read_pairs(src: ParallelSourceConfig) -> Iterator[tuple[str, str, str]]:
             yield row[en_col], row[ko_col], f"{path}:{lineno}"
 
 
-def _read_lines(ko_path: Path, en_path: Path) -> Iterator[tuple[str, str, str]]:
-    with ko_path.open(encoding="utf-8") as ko, en_path.open(encoding="utf-8") as en:
+def _read_lines(ko: Iterator[str], en: Iterator[str], where: str) -> Iterator[tuple[str, str, str]]:
+    lineno = 0
+    try:
         for lineno, (k, e) in enumerate(zip(ko, en, strict=True), 1):
-            yield e.rstrip("\n"), k.rstrip("\n"), f"{ko_path}:{lineno}"
+            yield e.rstrip("\n"), k.rstrip("\n"), f"{where}:{lineno}"
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where}: not UTF-8 after line {lineno} ({e.reason})") from None
+    except ValueError:  # zip(strict=True): one side ran out first
+        raise DataError(f"{where}: Korean and English sides differ in length after line {lineno}") from None
+
+
+def _read_tar(path: Path) -> Iterator[tuple[str, str, str]]:
+    """Every NAME.ko member with its NAME.en (korean-parallel-corpora's news releases), streamed from the
+    archive: nothing is extracted to disk."""
+    try:
+        tar = tarfile.open(path, "r:*")
+    except tarfile.TarError as e:
+        raise DataError(f"{path}: not a readable tar archive ({e})") from None
+    with tar:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        ko_names = sorted(n for n in members if n.endswith(".ko"))
+        if not ko_names:
+            raise DataError(f"{path}: no *.ko member (found {', '.join(sorted(members)) or 'nothing'})")
+        for ko_name in ko_names:
+            en_name = ko_name.removesuffix(".ko") + ".en"
+            if en_name not in members:
+                raise DataError(f"{path}: member {ko_name} has no English side {en_name}")
+            ko, en = (io.TextIOWrapper(tar.extractfile(members[n]), encoding="utf-8") for n in (ko_name, en_name))
+            yield from _read_lines(ko, en, f"{path}:{ko_name}")
 
 
 def _letters(text: str) -> tuple[int, int, int]:

@@ -41,12 +41,34 @@ def write_jsonl(docs: Iterable[Document], path: Path) -> int:
     return n
 
 
+def json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file. Every JSONL reader goes through here,
+    so a bad line is always reported the same way: a DataError naming the file and line."""
+    try:
+        f = path.open("rb")  # decoded line by line, so a bad byte is reported on its own line
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not UTF-8 ({e.reason} at byte {e.start})") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, found {type(record).__name__}")
+            yield lineno, record
+
+
 def read_jsonl(path: Path) -> Iterator[Document]:
     """Read a GECKO corpus file; a malformed line is an error naming the file and line."""
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            try:
-                r = json.loads(line)
-                yield Document(r["id"], r["text"], r["lang"], r["source"], r.get("meta", {}))
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise DataError(f"{path}:{lineno}: not a GECKO corpus record ({e})") from None
+    for lineno, r in json_records(path):
+        try:
+            yield Document(r["id"], r["text"], r["lang"], r["source"], r.get("meta", {}))
+        except KeyError as e:
+            raise DataError(f"{path}:{lineno}: not a GECKO corpus record (no field {e})") from None

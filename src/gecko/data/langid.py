@@ -20,7 +20,7 @@ from gecko.errors import DataError
 
 SAMPLE_CHARS = 4000
 """Language is decided on the first characters: enough for a stable label, cheap on long documents."""
-_HANGUL = re.compile("[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+_NOT_HANGUL = re.compile("[^\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]+")  # syllables, conjoining/compat. jamo
 _NOT_LETTER = re.compile(r"[\W\d_]+")
 
 
@@ -42,7 +42,7 @@ def hangul_share(text: str) -> float:
     letters = _NOT_LETTER.sub("", text)
     if not letters:
         return 0.0
-    return (len(letters) - len(_HANGUL.sub("", letters))) / len(letters)
+    return len(_NOT_HANGUL.sub("", letters)) / len(letters)  # removing the few non-Hangul runs is cheapest
 
 
 def detect(text: str, mixed_hangul_ratio: float, min_en_score: float) -> tuple[str, str, float]:

@@ -116,67 +116,81 @@ def _key(seed: int, doc_id: str) -> int:
     return xxhash.xxh3_64_intdigest(f"{seed}\x1f{doc_id}".encode("utf-8"))
 
 
-def take(docs: list[Document], tokens: dict[str, int], epochs: float, seed: int) -> list[Document]:
+Sized = tuple[Document, int]
+"""A document with its estimated tokens. Documents are handled as objects, never looked up by id: ids come
+from the input and need not be unique (one manual ships two files under the same name)."""
+
+
+def take(docs: list[Sized], epochs: float, seed: int) -> list[Sized]:
     """floor(epochs) whole passes, then a hash-ordered prefix until the fractional part's tokens."""
     whole, frac = int(epochs), epochs - int(epochs)
     out = [d for _ in range(whole) for d in docs]
-    want, got = frac * sum(tokens[d.id] for d in docs), 0
-    for d in sorted(docs, key=lambda d: (_key(seed, d.id), d.id)):
+    want, got = frac * sum(t for _, t in docs), 0
+    for d in sorted(docs, key=lambda d: (_key(seed, d[0].id), d[0].id, d[0].text)):
         if got >= want:
             break
         out.append(d)
-        got += tokens[d.id]
+        got += d[1]
     return out
+
+
+def _slot_name(group: str, source: str, groups_of_source: dict[str, set[str]]) -> str:
+    """A source is mixed per group: NSMC's English reviews follow the English budget, its Korean ones the
+    Korean budget."""
+    return source if len(groups_of_source[source]) == 1 else f"{source} ({group})"
 
 
 def mix_documents(cfg: DataConfig, docs: list[Document], stats: DataStats, seed: int) -> tuple[list[Document],
                                                                                                  MixReport]:
     """Choose (and repeat) documents to the target shares; every unchosen document is counted as dropped."""
-    tokens = {d.id: estimate_tokens(d.text, d.lang, cfg.bytes_per_token) for d in docs}
-    by_source: dict[str, list[Document]] = defaultdict(list)
-    group_tokens: dict[str, dict[str, int]] = defaultdict(dict)
+    slots: dict[tuple[str, str], list[Sized]] = defaultdict(list)  # (group, source) → documents
     for d in docs:
-        by_source[d.source].append(d)
-        g = group_of(d)
-        group_tokens[g][d.source] = group_tokens[g].get(d.source, 0) + tokens[d.id]
+        slots[group_of(d), d.source].append((d, estimate_tokens(d.text, d.lang, cfg.bytes_per_token)))
+    group_tokens: dict[str, dict[str, int]] = defaultdict(dict)
+    for (g, source), sdocs in slots.items():
+        group_tokens[g][source] = sum(t for _, t in sdocs)
     shares = target_shares(cfg, ALIGN in group_tokens)
     for g, share in shares.items():
         if share > 0 and not group_tokens.get(g):
             raise DataError(f"mix: target share of {g} is {share:.2f} but no {g} document is left to mix")
     cap = 1 + cfg.max_repeat
-    weights = {s: min(cap, cfg.source_weights.get(s, 1.0)) for s in by_source}
+    weights = {s: min(cap, cfg.source_weights.get(s, 1.0)) for _, s in slots}
     capacity = {g: int(sum(t * cap for s, t in srcs.items() if weights[s] > 0)) for g, srcs in group_tokens.items()}
     plan = plan_mix(capacity, shares, max_repeat=0)
-    epochs: dict[str, float] = {}
+    epochs: dict[tuple[str, str], float] = {}
     for g, srcs in group_tokens.items():
         budget = plan.budget.get(g, 0)
-        epochs.update(_scale(srcs, weights, cap, budget) if budget > 0 else {s: 0.0 for s in srcs})
-    mixed: list[Document] = []
-    for source, sdocs in sorted(by_source.items()):
-        chosen = take(sdocs, tokens, epochs[source], seed)
-        used = {d.id for d in chosen}
-        for d in sdocs:
-            if d.id not in used:
+        scaled = _scale(srcs, weights, cap, budget) if budget > 0 else {s: 0.0 for s in srcs}
+        epochs.update({(g, s): e for s, e in scaled.items()})
+    mixed: list[Sized] = []
+    for slot, sdocs in sorted(slots.items()):
+        chosen = take(sdocs, epochs[slot], seed)
+        times = Counter(id(d) for d, _ in chosen)
+        for d, _ in sdocs:
+            if times[id(d)] == 0:
                 stats.drop("mix", "mix_downsample", d.lang, d.id)
-        for d in chosen:
+            stats.repeated[d.lang] += max(0, times[id(d)] - 1)
+        for d, _ in chosen:
             stats.kept[d.lang] += 1
             stats.kept_bytes[d.lang] += len(d.text.encode("utf-8"))
-        stats.repeated[sdocs[0].lang] += len(chosen) - len(used)
         mixed.extend(chosen)
-    copies: Counter[str] = Counter()
+    copies: Counter[int] = Counter()
     keyed = []
-    for d in mixed:  # a repeated document's copies land at independent places
-        copies[d.id] += 1
-        keyed.append((_key(seed, f"{d.id}\x1e{copies[d.id]}"), d.id, copies[d.id], d))
-    keyed.sort(key=lambda t: t[:3])
-    ordered = [t[3] for t in keyed]
+    for d, t in mixed:  # a repeated document's copies land at independent places
+        copies[id(d)] += 1
+        keyed.append((_key(seed, f"{d.id}\x1e{copies[id(d)]}"), d.id, copies[id(d)], d.text, d, t))
+    keyed.sort(key=lambda k: k[:4])
     achieved: Counter[str] = Counter()
-    for d in ordered:
-        achieved[group_of(d)] += tokens[d.id]
+    for *_, d, t in keyed:
+        achieved[group_of(d)] += t
     total = sum(achieved.values()) or 1
+    groups_of_source: dict[str, set[str]] = defaultdict(set)
+    for g, source in slots:
+        groups_of_source[source].add(g)
     report = MixReport(shares, {g: achieved[g] / total for g in shares}, dict(achieved),
-                       {s: round(e, 6) for s, e in epochs.items()}, len(ordered))
-    return ordered, report
+                       {_slot_name(g, s, groups_of_source): round(e, 6) for (g, s), e in epochs.items()},
+                       len(keyed))
+    return [k[4] for k in keyed], report
 
 
 def run_mix(in_dirs: list[Path], out_path: Path, cfg: DataConfig, seed: int, stats: DataStats) -> MixReport:

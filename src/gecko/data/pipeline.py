@@ -25,6 +25,7 @@ from datatrove.pipeline.writers import JsonlWriter
 from gecko.config import DataConfig, fingerprint
 from gecko.data.align import run_align
 from gecko.data.decontam import run_decontam
+from gecko.data.document import json_records
 from gecko.data.dedup.phase import run_dedup
 from gecko.data.filters.base import GeckoStep
 from gecko.data.filters.quality import QualityFilter
@@ -100,7 +101,7 @@ def _reset_if_changed(cfg: DataConfig, data_dir: Path) -> None:
 
 
 def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
-    """Run the clean phase (resuming finished ranks); write clean_stats.json and clean_report.md."""
+    """Run the clean phase (resuming finished ranks); write clean_stats.json, clean_report.md and .html."""
     from datatrove.executor import LocalPipelineExecutor
 
     if not cfg.sources:
@@ -118,6 +119,7 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
     report.check_accounting()
     (data_dir / "clean_stats.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
     (data_dir / "clean_report.md").write_text(report.report({}, "Clean phase report"))
+    (data_dir / "clean_report.html").write_text(report.report_html({}, "Clean phase report"), encoding="utf-8")
     return stats
 
 
@@ -157,18 +159,11 @@ def _standalone_step(step: str, cfg: DataConfig) -> PipelineStep:
 
 
 def _read_records(path: Path, text_field: str) -> Iterator[DtDocument]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                raise DataError(f"{path}:{lineno}: no string field {text_field!r}")
-            meta = {"lang": record.get("lang", "unknown"), "record": record}
-            yield DtDocument(record[text_field], str(record.get("id", lineno)), metadata=meta)
+    for lineno, record in json_records(path):
+        if not isinstance(record.get(text_field), str):
+            raise DataError(f"{path}:{lineno}: no string field {text_field!r}")
+        meta = {"lang": record.get("lang", "unknown"), "record": record}
+        yield DtDocument(record[text_field], str(record.get("id", lineno)), metadata=meta)
 
 
 def run_step(step: str, in_path: Path, out_path: Path, text_field: str, cfg: DataConfig) -> Counter[str]:

@@ -166,11 +166,39 @@ def _decode_row(record: dict[str, Any], src: SourceConfig, where: str, max_bytes
     return str(doc_id if doc_id is not None else where.rsplit("/", 1)[-1]), text, {"where": where}
 
 
+def _json(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
+    """A JSON array of objects per file (KoSBi, SQuARe); the whole file is parsed, so it must fit memory."""
+    for file in _files(path, (".json",)):
+        try:
+            records = json.loads(file.read_bytes().decode("utf-8"), strict=False)
+        except UnicodeDecodeError:
+            yield f"{file}:1", _raiser("invalid_utf8")
+            continue
+        except json.JSONDecodeError as e:
+            yield f"{file}:{e.lineno}", _raiser("malformed_json", e)
+            continue
+        if not isinstance(records, list):
+            raise DataError(f"{file}:1: expected a JSON array of objects, found {type(records).__name__}")
+        for i, record in enumerate(records):
+            where = f"{file}:item {i}"
+            yield where, lambda record=record, where=where: _decode_item(record, src, where, max_bytes)
+
+
+def _decode_item(record: Any, src: SourceConfig, where: str, max_bytes: int) -> tuple[str, str, dict]:
+    if not isinstance(record, dict):
+        raise Quarantine("not_an_object")
+    return _decode_row(record, src, where, max_bytes)
+
+
 def _table(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
-    delimiter = "\t" if src.format == "tsv" else ","
+    """Delimited rows: tsv without quoting (reviews contain stray quotes), csv with RFC 4180 quoting."""
+    delimiter = src.delimiter or ("\t" if src.format == "tsv" else ",")
+    if len(delimiter) != 1:
+        raise DataError(f"data.sources[{src.name}]: delimiter must be one character, found {delimiter!r}")
     for file in _files(path, (f".{src.format}",)):
         with file.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
-            rows = csv.DictReader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else 0)
+            rows = csv.DictReader(f, fieldnames=src.columns or None, delimiter=delimiter,
+                                  quoting=csv.QUOTE_NONE if src.format == "tsv" else csv.QUOTE_MINIMAL)
             if rows.fieldnames is None:
                 yield f"{file}:1", _raiser("empty_file")
                 continue
@@ -178,7 +206,10 @@ def _table(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
                 raise DataError(f"{file}:1: no column {src.text_field!r} in header {rows.fieldnames}")
             for row in rows:
                 where = f"{file}:{rows.line_num}"
-                yield where, lambda row=row, where=where: _decode_row(row, src, where, max_bytes)
+                if None in row:  # more fields than columns: the delimiter occurs inside the text
+                    yield where, _raiser("extra_columns")
+                else:
+                    yield where, lambda row=row, where=where: _decode_row(row, src, where, max_bytes)
 
 
 def _text(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
@@ -253,7 +284,7 @@ def _decode_code(file: Path, rel: Path, max_bytes: int) -> tuple[str, str, dict[
 
 
 FORMATS: dict[str, Callable[[SourceConfig, Path, int], Iterator[Record]]] = {
-    "jsonl": _jsonl, "parquet": _parquet, "text": _text, "tsv": _table, "csv": _table, "code": _code}
+    "jsonl": _jsonl, "json": _json, "parquet": _parquet, "text": _text, "tsv": _table, "csv": _table, "code": _code}
 
 
 def iter_records(src: SourceConfig, max_bytes: int) -> Iterator[Record]:

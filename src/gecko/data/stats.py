@@ -8,7 +8,53 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 MAX_EXAMPLES = 3
+# Autoescaped: examples are raw text from the corpus (markup, scripts, anything), shown verbatim and inert.
+_HTML = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from_string("""\
+<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}
+td,th{border:1px solid #ccc;padding:3px 8px}td.n{text-align:right}code{white-space:pre-wrap}</style></head>
+<body>
+<h1>{{ title }}</h1>
+<p>{{ "{:,}".format(read_total) }} documents read: {{ "{:,}".format(kept_total) }} kept,
+{{ "{:,}".format(dropped_total) }} dropped.</p>
+<h2>{{ section }} (UTF-8 bytes)</h2>
+<table><tr><th>lang</th><th>docs</th><th>MB</th><th>share</th><th>target</th></tr>
+{% for row in kept %}
+<tr><td>{{ row.lang }}</td><td class="n">{{ "{:,}".format(row.docs) }}</td>
+<td class="n">{{ "%.2f"|format(row.mb) }}</td>{{ "%.1f%%"|format(row.share * 100) }}</td><td class="n">{{ "%.1f%%"|format(row.target * 100) }}</td></tr>
+{% endfor %}
+</table>
+<h2>Read</h2>
+<table><tr><th>source</th><th>docs</th></tr>
+{% for source, n in read %}<tr><td>{{ source }}</td><td class="n">{{ "{:,}".format(n) }}</td></tr>
+{% endfor %}
+</table>
+<h2>Dropped per step</h2>
+<table><tr><th>step</th><th>docs</th></tr>
+{% for step, n in steps %}<tr><td>{{ step }}</td><td class="n">{{ "{:,}".format(n) }}</td></tr>
+{% endfor %}
+</table>
+<h2>Dropped per reason and language</h2>
+<table><tr><th>step</th><th>reason</th>{% for lang in langs %}<th>{{ lang }}</th>{% endfor %}<th>total</th>
+<th>examples</th></tr>
+{% for r in reasons %}
+<tr><td>{{ r.step }}</td><td>{{ r.reason }}</td>
+{% for lang in langs %}<td class="n">{{ "{:,}".format(r.by_lang.get(lang, 0)) }}</td>{% endfor %}
+<td class="n">{{ "{:,}".format(r.total) }}</td>
+<td>{% for e in r.examples %}<code>{{ e }}</code>{% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>
+{% endfor %}
+</table>
+</body></html>
+""")
+
+
+def _md_cell(text: str) -> str:
+    """An example inside a markdown table cell and code span: no `|` or backtick may end either early."""
+    return text.replace("`", "'").replace("|", "\\|")
 
 
 @dataclass
@@ -87,6 +133,7 @@ class DataStats:
     def write(self, out_dir: Path, mix_targets: dict[str, float]) -> None:
         (out_dir / "stats.json").write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
         (out_dir / "report.md").write_text(self.report(mix_targets))
+        (out_dir / "report.html").write_text(self.report_html(mix_targets), encoding="utf-8")
 
     def report(self, mix_targets: dict[str, float], title: str = "Data stage report") -> str:
         total_bytes = sum(self.kept_bytes.values()) or 1
@@ -101,6 +148,27 @@ class DataStats:
         lines += [f"| {s} | {n:,} |" for s, n in sorted(self.read.items())]
         lines += ["", "## Dropped", "", "| step | reason | lang | docs | examples |", "|---|---|---|---:|---|"]
         for (step, reason, lang), n in sorted(self.dropped.items()):
-            ex = ", ".join(f"`{e}`" for e in self.examples.get(f"{step}/{reason}", []))
+            ex = ", ".join(f"`{_md_cell(e)}`" for e in self.examples.get(f"{step}/{reason}", []))
             lines.append(f"| {step} | {reason} | {lang} | {n:,} | {ex} |")
         return "\n".join(lines) + "\n"
+
+    def report_html(self, mix_targets: dict[str, float], title: str = "Data stage report") -> str:
+        """The report as one self-contained HTML page: counts per step, per reason and language, and a few
+        examples per reason (HTML-escaped)."""
+        total_bytes = sum(self.kept_bytes.values()) or 1
+        kept = [{"lang": lang, "docs": self.kept[lang], "mb": self.kept_bytes[lang] / 1e6,
+                 "share": self.kept_bytes[lang] / total_bytes, "target": mix_targets.get(lang, 0.0)}
+                for lang in sorted(set(self.kept) | set(mix_targets))]
+        steps: Counter[str] = Counter()
+        reasons: dict[tuple[str, str], Counter[str]] = {}
+        for (step, reason, lang), n in sorted(self.dropped.items()):
+            steps[step] += n
+            reasons.setdefault((step, reason), Counter())[lang] += n
+        rows = [{"step": step, "reason": reason, "by_lang": by_lang, "total": sum(by_lang.values()),
+                 "examples": self.examples.get(f"{step}/{reason}", [])}
+                for (step, reason), by_lang in reasons.items()]
+        return _HTML.render(
+            title=title, section="Mix" if mix_targets else "Kept", kept=kept, read=sorted(self.read.items()),
+            steps=sorted(steps.items()), reasons=rows, langs=sorted({lang for _, _, lang in self.dropped}),
+            read_total=sum(self.read.values()), dropped_total=sum(self.dropped.values()),
+            kept_total=sum(self.kept.values()) - sum(self.repeated.values()))

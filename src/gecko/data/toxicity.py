@@ -11,6 +11,7 @@ is the length-weighted mean window probability, so one rude sentence in a long a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -35,21 +36,13 @@ def prepare(text: str) -> str:
     return " " + " ".join(text.lower().split()) + " "
 
 
-def featurize(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(bucket, start position, n) of every 1..NGRAMS-gram of a prepared text."""
-    cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+def ngram_buckets(text: str) -> Iterator[tuple[int, np.ndarray]]:
+    """(n, bucket of the n-gram starting at each position 0..len-n) for n = 1..NGRAMS, by a rolling hash."""
+    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.uint64)
     h = np.zeros(len(cp) + 1, dtype=np.uint64)
-    buckets, positions, sizes = [], [], []
-    for n in range(1, NGRAMS + 1):
-        if len(cp) < n:
-            break
+    for n in range(1, min(NGRAMS, len(cp)) + 1):
         h = h[: len(cp) - n + 1] * _PRIME + cp[n - 1:]
-        buckets.append(((h + np.uint64(n)) * _MIX) >> _SHIFT)
-        positions.append(np.arange(len(cp) - n + 1))
-        sizes.append(np.full(len(cp) - n + 1, n))
-    if not buckets:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(buckets).astype(np.int64), np.concatenate(positions), np.concatenate(sizes)
+        yield n, (((h + np.uint64(n)) * _MIX) >> _SHIFT).astype(np.int64)
 
 
 @cache
@@ -64,23 +57,35 @@ def score(text: str) -> float:
 
 
 def score_batch(texts: list[str]) -> list[float]:
-    """score() of many texts in one numpy pass: per-document overhead dominates on short comments."""
+    """score() of many texts in one numpy pass: per-document overhead dominates on short comments.
+
+    The texts are joined; every n-gram adds its weight to the window its first character is in, except
+    the n-grams that would run into the next text (the last n-1 positions of each)."""
+    if not texts:
+        return []
     weights, bias = load_model()
     prepared = [prepare(t) for t in texts]
     lengths = np.array([len(t) for t in prepared])
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    buckets, pos, n = featurize("".join(prepared))
-    doc = np.searchsorted(starts, pos, side="right") - 1
-    keep = pos + n <= (starts + lengths)[doc]  # drop n-grams that straddle two documents
-    buckets, pos, doc = buckets[keep], pos[keep], doc[keep]
-    first_window = np.concatenate([[0], np.cumsum((lengths + WINDOW - 1) // WINDOW)[:-1]])
-    window = first_window[doc] + (pos - starts[doc]) // WINDOW
-    counts = np.bincount(window, minlength=int(first_window[-1]) + 1).astype(np.float64)
-    sums = np.bincount(window, weights=weights[buckets], minlength=len(counts))
+    ends = np.cumsum(lengths)
+    windows_per_doc = (lengths + WINDOW - 1) // WINDOW
+    first_window = np.concatenate([[0], np.cumsum(windows_per_doc)[:-1]])
+    offset = np.arange(ends[-1]) - np.repeat(ends - lengths, lengths)  # position inside its text
+    window = np.repeat(first_window, lengths) + offset // WINDOW
+    sums = np.zeros(int(windows_per_doc.sum()))
+    counts = np.zeros_like(sums)
+    for n, buckets in ngram_buckets("".join(prepared)):
+        w = weights[buckets].astype(np.float64)
+        valid = np.ones(len(buckets), dtype=np.float64)
+        cross = (ends[:, None] - np.arange(1, n)[None, :]).ravel()  # starts of n-grams that cross a text end
+        cross = cross[(cross >= 0) & (cross < len(buckets))]
+        w[cross] = valid[cross] = 0.0
+        win = window[: len(buckets)]
+        sums += np.bincount(win, weights=w, minlength=len(sums))
+        counts += np.bincount(win, weights=valid, minlength=len(sums))
     probs = 1.0 / (1.0 + np.exp(-(bias + sums / np.sqrt(np.maximum(counts, 1)))))
-    window_doc = np.repeat(np.arange(len(texts)), (lengths + WINDOW - 1) // WINDOW)
-    num = np.bincount(window_doc, weights=(probs * counts)[: len(window_doc)], minlength=len(texts))
-    den = np.bincount(window_doc, weights=counts[: len(window_doc)], minlength=len(texts))
+    window_doc = np.repeat(np.arange(len(texts)), windows_per_doc)
+    num = np.bincount(window_doc, weights=probs * counts, minlength=len(texts))
+    den = np.bincount(window_doc, weights=counts, minlength=len(texts))
     return [float(x) for x in np.where(den > 0, num / np.maximum(den, 1), 0.0)]
 
 
