@@ -1,14 +1,18 @@
 """Ablation of the 32k tokenizer: what moves characters/token on held-out Korean, English and code.
 
 Trains one tokenizer per variant (pre-tokenizer regex, byte shares per language, training size, Hangul
-coverage) on formal Korean (kowiki, statutes, novels), the Python docs and the standard library, and scores
-each on text of other domains: Korean petitions, movie reviews, news comments and boddari; the Debian/PostgreSQL/
-Git manuals; the sources of site-packages that the training Python does not ship. Held-out text that also
-occurs in training (same normalized text) is dropped and counted.
+coverage, Korean sources) on formal Korean (kowiki, statutes, novels; later rows add precedents, Korean
+Python docs, chatbot dialogue, community comments, KoSBi and SQuARe), the Python docs and the standard
+library, and scores each on text of other domains: Korean petitions, movie reviews, news comments and
+boddari (also per source, with the byte-fallback share); the Debian/PostgreSQL/Git manuals; the sources of
+site-packages that the training Python does not ship. Held-out text that also occurs in training (same
+normalized text) is dropped and counted.
 
     .venv/bin/python bench/tokenizer_ablation.py --out runs/bench/tokenizer_ablation [--only NAME ...]
+        [--rescore]
 
-Needs ../shared/data. Writes results.json (and one tokenizer JSON per variant) to --out.
+Needs ../shared/data. Writes results.json (and one tokenizer JSON per variant) to --out; --rescore scores
+the tokenizers already saved there instead of training.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from gecko.config import SourceConfig, TokenizerConfig
+from tokenizers import Tokenizer
+
+from gecko.config import LANGS, SourceConfig, TokenizerConfig
 from gecko.data.normalize import normalize_text
 from gecko.tokenizer.compare import HFEncoder, read_texts, score
+from gecko.tokenizer.special_tokens import N_SPECIAL
 from gecko.tokenizer.train import HANGUL_ALPHABET, SPLIT_PATTERN, build_alphabet, train_bpe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-KO, EN = SHARED / "corpus" / "ko", SHARED / "corpus" / "en"
+KO, EN, SAFETY = SHARED / "corpus" / "ko", SHARED / "corpus" / "en", SHARED / "safety"
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SITE = Path(sysconfig.get_paths()["purelib"])
 HELDOUT_PACKAGES = ("transformers", "pandas", "sklearn", "matplotlib", "rich", "datasets", "aiohttp",
@@ -51,6 +58,24 @@ def train_sources() -> dict[str, list[SourceConfig]]:
                     SourceConfig("chatbot_a", str(KO / "chatbot"), "ko", format="csv", text_field="A")],
         "en": [SourceConfig("python_docs", str(EN / "python_docs/python311_docs_rst.jsonl"), "en")],
     }
+
+
+def informal_sources() -> list[SourceConfig]:
+    """Conversational Korean of domains not held out (no reviews, news comments or petitions)."""
+    kosbi, square = SAFETY / "kosbi_square/data/KoSBi", SAFETY / "kosbi_square/data/SQuARe"
+    return [SourceConfig("community", str(SAFETY / "curse_detection/dataset.txt"), "ko", format="tsv",
+                         delimiter="|", columns=("text", "label")),
+            SourceConfig("kosbi_context", str(kosbi), "ko", format="json", text_field="context"),
+            SourceConfig("kosbi_sentence", str(kosbi), "ko", format="json", text_field="sentence"),
+            SourceConfig("square_question", str(square), "ko", format="json", text_field="question")]
+
+
+KO_MIXES = {"wide": ("kowiki", "statutes", "novels", "precedents", "python_docs_ko", "chatbot_q",
+                     "chatbot_a")}
+KO_MIXES["community"] = (*KO_MIXES["wide"], "community")
+KO_MIXES["kosbi_square"] = (*KO_MIXES["wide"], "kosbi_context", "kosbi_sentence", "square_question")
+KO_MIXES["informal"] = (*KO_MIXES["wide"], "community", "kosbi_context", "kosbi_sentence", "square_question")
+"""Korean source sets read as equal bytes per source (capped at its size), as `source_weights` ∝ 1/size."""
 
 
 def stdlib_code(budget: int) -> list[str]:
@@ -94,6 +119,8 @@ PUNCT_INDENT_PATTERN = GPT4_SINGLE_DIGIT.replace(r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s
 ALL_PATTERN = PUNCT_INDENT_PATTERN.replace(r"|\p{N}|", r"| ?\p{N}|").replace(_WORD, _HANGUL_WORD + _WORD)
 assert ALL_PATTERN == SPLIT_PATTERN, "the shipped pattern is the combination measured here"
 PHRASE_PATTERN = ALL_PATTERN.replace(r"\p{Hangul}+[.,!?~]*", r"\p{Hangul}+(?: \p{Hangul}+)*[.,!?~]*")
+JAMO_PATTERN = ALL_PATTERN.replace(r"\p{Hangul}+[.,!?~]*", r"[\p{Hangul}&&[^\u3131-\u318E]]+[.,!?~]*")
+"""Loose jamo runs (ㅋㅋㅋ, ㅠㅠ) split from the syllables before them: `좋아요ㅋㅋ` → `좋아요` `ㅋㅋ`."""
 
 
 def variants(base_mb: float) -> dict[str, dict]:
@@ -123,19 +150,38 @@ def variants(base_mb: float) -> dict[str, dict]:
         "final_2x": {**final, "budgets": shares(0.55, 0.15, 0.30, 2.0)},
         "final_ko45": {**final, "budgets": shares(0.45, 0.20, 0.35)},
         "final_phrases": {**final, "pattern": PHRASE_PATTERN},
+        # Closing the Korean gap (2026-11-26, second round): on top of the recipe, one change per row.
+        "final_balanced": {**final, "ko_mix": "wide"},
+        "balanced_community": {**final, "ko_mix": "community"},
+        "balanced_kosbi_square": {**final, "ko_mix": "kosbi_square"},
+        "balanced_informal": {**final, "ko_mix": "informal"},
+        "final_ko65": {**final, "budgets": shares(0.65, 0.10, 0.25)},
+        "final_jamo_split": {**final, "pattern": JAMO_PATTERN},
+        "final_min_freq5": {**final, "min_frequency": 5},
+        "informal_ko65": {**final, "ko_mix": "informal", "budgets": shares(0.65, 0.10, 0.25)},
+        "informal_ko65_2x": {**final, "ko_mix": "informal", "budgets": shares(0.65, 0.10, 0.25, 2.0)},
+        "informal_ko65_jamo_split": {**final, "ko_mix": "informal", "budgets": shares(0.65, 0.10, 0.25),
+                                     "pattern": JAMO_PATTERN},
     }
 
 
 def load_all(max_train: int, max_heldout: int) -> tuple[dict[str, list[str]], dict[str, list[str]], dict]:
-    """Training text per language, held-out text minus anything that is also training text."""
+    """Training text per language, held-out text minus anything that is also training text; Korean held-out
+    text per source under `ko:NAME` too (same documents, for the per-source table)."""
     train = {name: read_texts(srcs, max_train)[srcs[0].lang] for name, srcs in train_sources().items()}
     train["code"] = stdlib_code(max_train)
+    ko_sources = {s.name: s for s in [*train_sources()["ko_wide"], *informal_sources()]}
+    train.update({f"src:{n}": read_texts([s], max_train)["ko"] for n, s in ko_sources.items()})
     heldout = read_texts(heldout_sources(), max_heldout)
+    ko_heldout = [s for s in heldout_sources() if s.lang == "ko"]
+    share = max_heldout // len(ko_heldout)
+    heldout.update({f"ko:{s.name}": read_texts([s], share)["ko"] for s in ko_heldout})
     seen = {hashlib.sha256(t.encode()).digest() for docs in train.values() for t in docs}
     overlap = {}
     for lang, docs in heldout.items():
         kept = [t for t in docs if hashlib.sha256(t.encode()).digest() not in seen]
-        overlap[lang] = len(docs) - len(kept)
+        if lang in LANGS:
+            overlap[lang] = len(docs) - len(kept)
         heldout[lang] = kept
     return train, heldout, overlap
 
@@ -150,20 +196,43 @@ def take(texts: list[str], budget: int) -> list[str]:
     return out
 
 
+def lang_texts(lang: str, budget: int, spec: dict, train: dict[str, list[str]]) -> list[str]:
+    """A language's training text: a prefix of its set, or with `ko_mix` equal bytes per Korean source."""
+    if lang == "ko" and "ko_mix" in spec:
+        names = KO_MIXES[spec["ko_mix"]]
+        return [t for n in names for t in take(train[f"src:{n}"], budget // len(names))]
+    return take(train[spec.get("ko_set", "ko") if lang == "ko" else lang], budget)
+
+
+BYTE_IDS = range(N_SPECIAL, N_SPECIAL + 256)
+
+
+def byte_fallback_share(tok: Tokenizer, texts: list[str]) -> float:
+    """Share of tokens that are byte-fallback tokens (`<0x..>`): characters the vocabulary cannot spell."""
+    ids = [i for enc in tok.encode_batch(texts, add_special_tokens=False) for i in enc.ids]
+    return sum(BYTE_IDS.start <= i < BYTE_IDS.stop for i in ids) / max(1, len(ids))
+
+
 def run_variant(name: str, spec: dict, train: dict[str, list[str]], heldout: dict[str, list[str]],
-                vocab: int, out: Path) -> dict:
-    texts = [t for lang, budget in spec["budgets"].items()
-             for t in take(train[spec.get("ko_set", "ko") if lang == "ko" else lang], budget)]
-    cfg = TokenizerConfig(vocab_size=vocab, character_coverage=spec.get("coverage", 0.9999))
+                vocab: int, out: Path, rescore: bool) -> dict:
+    texts = [t for lang, budget in spec["budgets"].items() for t in lang_texts(lang, budget, spec, train)]
+    cfg = TokenizerConfig(vocab_size=vocab, character_coverage=spec.get("coverage", 0.9999),
+                          min_frequency=spec.get("min_frequency", 2))
     t0 = time.perf_counter()
-    alphabet = build_alphabet(texts, cfg.character_coverage, spec.get("forced", ()))
-    tok = train_bpe(texts, cfg, alphabet, spec.get("pattern", GPT4_SINGLE_DIGIT))
-    seconds = time.perf_counter() - t0
-    tok.encode_special_tokens = True
-    tok.save(str(out / f"{name}.json"))
+    if rescore:
+        tok = Tokenizer.from_file(str(out / f"{name}.json"))
+    else:
+        alphabet = build_alphabet(texts, cfg.character_coverage, spec.get("forced", ()))
+        tok = train_bpe(texts, cfg, alphabet, spec.get("pattern", GPT4_SINGLE_DIGIT))
+        tok.encode_special_tokens = True
+        tok.save(str(out / f"{name}.json"))
+    seconds = None if rescore else round(time.perf_counter() - t0, 1)
     scores = {s.lang: round(s.chars_per_token, 3) for s in score(HFEncoder(name, tok), heldout)}
-    row = {"variant": name, "train_mb": {k: round(v / 1e6, 1) for k, v in spec["budgets"].items()},
-           "coverage": cfg.character_coverage, "seconds": round(seconds, 1), **scores}
+    scores["ko_byte_fallback"] = round(byte_fallback_share(tok, heldout["ko"]), 4)
+    used = {lang: sum(len(t.encode()) for t in lang_texts(lang, b, spec, train))
+            for lang, b in spec["budgets"].items()}
+    row = {"variant": name, "train_mb": {k: round(v / 1e6, 1) for k, v in used.items()},
+           "coverage": cfg.character_coverage, "seconds": seconds, **scores}
     print(json.dumps(row), flush=True)
     return row
 
@@ -175,6 +244,7 @@ def main() -> int:
     parser.add_argument("--heldout-mb", type=float, default=2.0)
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    parser.add_argument("--rescore", action="store_true", help="score the tokenizers saved in --out")
     args = parser.parse_args()
     if not SHARED.is_dir():
         print(f"{SHARED} not found", file=sys.stderr)
@@ -183,7 +253,7 @@ def main() -> int:
     train, heldout, overlap = load_all(int(args.train_mb * 2.5e6), int(args.heldout_mb * 1e6))
     print("held-out docs dropped as also in training:", overlap, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [run_variant(n, s, train, heldout, args.vocab, args.out) for n, s in specs.items()
+    rows = [run_variant(n, s, train, heldout, args.vocab, args.out, args.rescore) for n, s in specs.items()
             if not args.only or n in args.only]
     (args.out / "results.json").write_text(json.dumps({"overlap": overlap, "rows": rows}, indent=2) + "\n")
     return 0

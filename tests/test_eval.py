@@ -21,7 +21,7 @@ from gecko.eval import data
 from gecko.eval.harness import evaluate_tasks
 from gecko.eval.lm import GeckoLM
 from gecko.eval.report import markdown_report
-from gecko.eval.tasks import extract_number, pass_at_k
+from gecko.eval.tasks import GSM8K_COT_EXEMPLARS, GSM8K_STOP, extract_number, pass_at_k
 from gecko.export.generate import generate_batch
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokenizer.train import load_tokenizer, train_tokenizer
@@ -94,15 +94,13 @@ def test_scripted_model_scores_exactly_on_every_task(tmp_path: Path):
                                           for i in range(3)])
     letters.update({"local 0": "A", "local 1": "B", "local 2": "A"})  # 2 of 3 (answer_base 0: gold 0, 1, 2)
 
-    gsm = tmp_path / "gsm8k"
-    write_jsonl(gsm / "train.jsonl", [{"question": f"train {i}", "answer": f"1 + 1 = <<1+1=2>>2\n#### 2"}
-                                      for i in range(8)])
+    gsm = tmp_path / "gsm8k"  # no train.jsonl: the standard exemplars are built in
     write_jsonl(gsm / "test.jsonl", [{"question": "q1", "answer": "so\n#### 18"},
                                      {"question": "q2", "answer": "so\n#### 1000"},
                                      {"question": "q3", "answer": "so\n#### 6"}])
-    outputs = {"Question: q1\nAnswer:": [" 9 * 2 = 18. The answer is 18."],
-               "Question: q2\nAnswer:": [" They have 1,000 apples"],
-               "Question: q3\nAnswer:": [" The answer is 5. Not 6"]}  # 2 of 3
+    outputs = {"Q: q1\nA:": [" 9 * 2 = 18. The answer is 18."],
+               "Q: q2\nA:": [" They have 1,000 apples"],
+               "Q: q3\nA:": [" The answer is 5. Not 6"]}  # 2 of 3
 
     he = [{"task_id": f"HumanEval/{i}", "prompt": f"def f{i}(x):\n", "entry_point": f"f{i}",
            "test": f"def check(fn):\n    assert fn(2) == {i + 5}\n"} for i in range(2)]
@@ -153,6 +151,47 @@ def test_pass_at_k_matches_counting_subsets():
         assert pass_at_k(n, c, k) == pytest.approx(sum(any(s) for s in subsets) / len(subsets), abs=1e-12)
     with pytest.raises(ValueError, match="at least 5 samples"):
         pass_at_k(3, 1, 5)
+
+
+class PromptRecorder:
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
+                 temperature: float = 0.0, seed: int = 0) -> list[str]:
+        self.prompts += prompts
+        self.stop = tuple(stop)
+        return ["The answer is 7."] * len(prompts)
+
+
+def test_gsm8k_uses_the_standard_exemplars_of_lm_eval_gsm8k_cot(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    lm_eval = pytest.importorskip("lm_eval")
+    spec = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks/gsm8k/gsm8k-cot.yaml").read_text())
+    assert [(s["question"], s["target"]) for s in spec["fewshot_config"]["samples"]] == list(GSM8K_COT_EXEMPLARS)
+    assert spec["doc_to_text"] == "Q: {{question}}\nA:" and tuple(spec["generation_kwargs"]["until"]) == GSM8K_STOP
+
+    write_jsonl(tmp_path / "test.jsonl", [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3+4\n#### 7"}])
+    lm = PromptRecorder()
+    metrics = evaluate_tasks(lm, EvalConfig(gsm8k_dir=str(tmp_path)), ("gsm8k",))["gsm8k"]
+    shots = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in GSM8K_COT_EXEMPLARS)  # lm-eval: " " then a blank line
+    assert lm.prompts == [shots + "Q: Tom has 3 apples and buys 4. How many?\nA:"] and lm.stop == GSM8K_STOP
+    assert (metrics["exact_match"], metrics["shots"]) == (1.0, 8)
+
+
+def test_gsm8k_train_split_exemplars_are_an_option(tmp_path):
+    write_jsonl(tmp_path / "test.jsonl", [{"question": "q", "answer": "so\n#### 7"}])
+    with pytest.raises(DataError, match="train.jsonl"):
+        evaluate_tasks(PromptRecorder(), EvalConfig(gsm8k_dir=str(tmp_path), gsm8k_fewshot="train"), ("gsm8k",))
+    write_jsonl(tmp_path / "train.jsonl", [{"question": f"t{i}", "answer": "1 + 1 = <<1+1=2>>2\n#### 2"}
+                                           for i in range(3)])
+    lm = PromptRecorder()
+    e = EvalConfig(gsm8k_dir=str(tmp_path), gsm8k_fewshot="train", gsm8k_shots=2)
+    evaluate_tasks(lm, e, ("gsm8k",))
+    shot = "A: 1 + 1 = 2 The answer is 2.\n\n"
+    assert lm.prompts == [f"Q: t0\n{shot}Q: t1\n{shot}Q: q\nA:"]
+    with pytest.raises(ConfigError, match="eval.gsm8k_shots=9: the standard exemplars are 8"):
+        load_config(None, ["eval.gsm8k_shots=9"])
 
 
 def test_gsm8k_answer_extraction():
@@ -263,13 +302,22 @@ def test_cli_tasks_and_limit_become_overrides(tmp_path: Path, capsys: pytest.Cap
 
 def test_report_puts_chance_beside_each_score():
     results = {"step": 10, "val_bpb": {"ko": 2.0}, "val_bpb_step0": {"ko": 8.0}, "truncated_inputs": 0,
-               "tasks": {"kmmlu": {"acc_macro": 0.3, "chance": 0.25, "n": 90, "shots": 5},
+               "tasks": {"kmmlu": {"acc_macro": 0.3, "chance": 0.25, "majority": 0.32, "n": 90, "shots": 5},
                          "humaneval": {"pass@1": 0.0, "chance": 0.0, "n": 2},
                          "mmlu": {"skipped": "data not found: /x"}}}
     md = markdown_report(results)
     assert "| ko | 8.000 | 2.000 | -6.000 |" in md
-    assert "| kmmlu | acc_macro | 0.300 | 0.250 | 90, 5-shot |" in md
-    assert "| mmlu | – | skipped | – | data not found: /x |" in md
+    assert "| kmmlu | acc_macro | 0.300 | 0.250 | 0.320 | 90, 5-shot |" in md
+    assert "| humaneval | pass@1 | 0.000 | 0.000 | – | 2 |" in md
+    assert "| mmlu | – | skipped | – | – | data not found: /x |" in md
+
+
+def test_majority_baseline_is_the_best_constant_letter_macro_averaged():
+    from gecko.eval.tasks import majority_baseline
+
+    records = [{"subject": "a", "answer": 3}, {"subject": "a", "answer": 3}, {"subject": "a", "answer": 0},
+               {"subject": "b", "answer": 1}, {"subject": "b", "answer": 3}]
+    assert majority_baseline(records) == (2 / 3 + 1 / 2) / 2
 
 
 # ── the released benchmark files, where present ─────────────────────────────────────────────────────────

@@ -80,8 +80,9 @@ def test_model_card_reports_what_the_run_recorded(tmp_path):
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "results.json").write_text(json.dumps(
         {"step": 7, "val_bpb": {"ko": 1.25, "en": 1.5}, "val_bpb_step0": {"ko": 4.0}}))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "_COMPLETE.json").write_text(json.dumps({"summary": {"bytes": {"ko": 300, "en": 100}}}))
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "meta.json").write_text(json.dumps(
+        {"splits": {"train": {"langs": {"ko": {"tokens": 300}, "en": {"tokens": 100}}}}}))
     card = model_card(cfg, make_model(), step=7)
     assert "| ko | 4.000 | 1.250 |" in card and "| en | – | 1.500 |" in card
     assert "| ko | 35% | 300 (75.0%) |" in card and "| code | 37% | not recorded |" in card

@@ -83,6 +83,36 @@ def test_kv_cache_matches_full_forward():
         model(x[:, :1], cache=cache)
 
 
+def test_kv_cache_masks_only_padding_and_chunks():
+    def extend(cache: KVCache, doc_ids: list[list[int]]) -> torch.Tensor | None:
+        mask = cache.extend_docs(torch.tensor(doc_ids))
+        cache.length += len(doc_ids[0])  # as Llama.forward does after its layers
+        return mask
+
+    one_doc = KVCache(CFG, batch_size=2, max_len=8)
+    assert extend(one_doc, [[1] * 4] * 2) is None  # prefill: plain causal
+    assert extend(one_doc, [[1]] * 2) is None  # decode step: the new token sees every key
+    chunk = extend(one_doc, [[1, 1]] * 2)  # a chunk after the cache needs a causal mask
+    assert chunk.shape == (2, 1, 2, 7) and not chunk[:, :, 0, 6].any() and chunk[:, :, 1].all()
+    padded = KVCache(CFG, batch_size=2, max_len=8)
+    extend(padded, [[0, 0, 1], [1, 1, 1]])  # row 0 is left-padded
+    step = extend(padded, [[1]] * 2)
+    assert step.squeeze().tolist() == [[False, False, True, True], [True, True, True, True]]
+
+
+def test_left_padded_decoding_matches_the_prompt_alone():
+    model = make_model()
+    x = tokens(1, 9)
+    alone = model(x)
+    cache = KVCache(CFG, batch_size=1, max_len=12)
+    pad = torch.zeros(1, 3, dtype=torch.long)
+    prefill = model(torch.cat([pad, x[:, :6]], 1), torch.cat([pad, torch.arange(6)[None]], 1),
+                    torch.cat([pad, torch.ones(1, 6, dtype=torch.long)], 1), cache)
+    steps = [model(x[:, t : t + 1], torch.tensor([[t]]), torch.ones(1, 1, dtype=torch.long), cache)
+             for t in range(6, 9)]
+    torch.testing.assert_close(torch.cat([prefill[:, 3:], *steps], 1), alone, rtol=0, atol=1e-5)
+
+
 def test_linear_rope_scaling_stretches_positions():
     # With factor 2, position 2p gets the angle that position p had: attention (relative) is unchanged.
     plain = make_model()

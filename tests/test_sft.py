@@ -71,7 +71,7 @@ def test_assistant_mask_covers_replies_and_their_end_token(base):
 def test_readers_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"messages": CONV}) + "\n{oops\n")
-    with pytest.raises(DataError, match=r"bad.jsonl:2: invalid JSON"):
+    with pytest.raises(DataError, match=r"bad.jsonl:2: malformed JSON: Expecting property name"):
         list(read_conversations(ChatSourceConfig("b", str(bad), "ko"), None))
     bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
     with pytest.raises(DataError, match=r"bad.jsonl:1: no assistant turn"):

@@ -144,3 +144,31 @@ def test_reader_errors_name_the_file(shards_dir: Path, tmp_path: Path) -> None:
         shards.index("train")
     with pytest.raises(DataError, match="unknown split"):
         shards.tokens("test")
+
+
+def _foreign_tokenizer(out: Path, specials: list[str]) -> Path:
+    """A LLaMA-2-like tokenizer: `specials` at ids 0.., then a plain BPE; none of GECKO's other tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=specials[0]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
+    tok.train_from_iterator([t for texts in TEXTS.values() for t in texts],
+                            trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    out.mkdir()
+    tok.save(str(out / "tokenizer.json"))
+    return out
+
+
+def test_foreign_tokenizer_with_bos_eos_at_our_ids_can_be_pretokenized(setup: tuple[Path, Path, Path]) -> None:
+    """Shards need only <s>=1 and </s>=2 (LLaMA-2's layout), so the tokenizer ablation can use LLaMA-2."""
+    root, corpus, _ = setup
+    llama_like = _foreign_tokenizer(root / "llama_like", ["<unk>", "<s>", "</s>"])
+    pretokenize(TokenizeConfig(val_fraction=0.2, workers=1), corpus, llama_like, root / "foreign", 7)
+    shards = Shards(root / "foreign")
+    tokens, index = shards.tokens("train"), shards.index("train")
+    start, length = int(index[0]["start"]), int(index[0]["length"])
+    assert tokens[start] == 1 and tokens[start + length - 1] == 2
+    swapped = _foreign_tokenizer(root / "swapped", ["<unk>", "</s>", "<s>"])
+    with pytest.raises(DataError, match="<s> has id 2, expected 1"):
+        pretokenize(TokenizeConfig(workers=1), corpus, swapped, root / "bad", 7)

@@ -150,3 +150,13 @@ def test_metrics_log_writes_tensorboard_and_stays_silent_when_disabled(tmp_path)
     off.write({"step": 1, "loss": 2.0})
     off.close()
     assert not (tmp_path / "off").exists()  # ranks other than 0 write nothing
+
+
+def test_loss_plot_keeps_the_last_record_of_a_step_logged_twice_by_a_resume(tmp_path):
+    from gecko.train.metrics import _last_per_step, plot_loss
+
+    records = [{"step": s, "loss": 5.0 - s} for s in (1, 2, 3)] + [{"step": s, "loss": 9.0} for s in (2, 3)]
+    assert [(r["step"], r["loss"]) for r in _last_per_step([r for r in records if "loss" in r])] == \
+        [(1, 4.0), (2, 9.0), (3, 9.0)]
+    plot_loss(records + [{"step": 3, "val_bpb": {"ko": 2.0}}], tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").stat().st_size > 0

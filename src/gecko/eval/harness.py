@@ -6,9 +6,11 @@ Each task returns metrics (with the chance level beside the score) and per-item 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +19,23 @@ from rich.progress import Progress
 from gecko.config import EvalConfig, MCSetConfig
 from gecko.errors import DataError
 from gecko.eval import data
-from gecko.eval.lm import LanguageModel
+from gecko.eval.lm import GeckoLM, LanguageModel
 from gecko.eval.sandbox import SandboxLimits
-from gecko.eval.tasks import (GENERIC_FORMAT, HUMANEVAL_STOP, KMMLU_FORMAT, MBPP_STOP, MMLU_FORMAT, Records,
-                              evaluate_code, evaluate_gsm8k, evaluate_mc, humaneval_program, mbpp_program)
+from gecko.eval.tasks import (GENERIC_FORMAT, GSM8K_COT_EXEMPLARS, HUMANEVAL_STOP, KMMLU_FORMAT, MBPP_STOP,
+                              MMLU_FORMAT, Records, evaluate_code, evaluate_gsm8k, evaluate_mc, humaneval_program,
+                              mbpp_program, train_exemplar)
+from gecko.model.llama import Llama
+from gecko.tokenizer.train import load_tokenizer
 
 log = logging.getLogger(__name__)
 
+
 def task_paths(name: str, e: EvalConfig) -> list[Path]:
     """The files or folders a task reads (checked before it runs)."""
-    fixed = {"kmmlu": [e.kmmlu_dir], "mmlu": [e.mmlu_dir], "gsm8k": [e.gsm8k_dir],
+    gsm8k = [Path(e.gsm8k_dir) / "test.jsonl"]
+    if e.gsm8k_fewshot == "train":
+        gsm8k.append(Path(e.gsm8k_dir) / "train.jsonl")
+    fixed = {"kmmlu": [e.kmmlu_dir], "mmlu": [e.mmlu_dir], "gsm8k": gsm8k,
              "humaneval": [e.humaneval_file], "mbpp": [e.mbpp_file]}
     sets = {m.name: [m.path] for m in e.mc_sets}
     return [Path(p) for p in {**fixed, **sets}[name]]
@@ -41,9 +50,8 @@ def run_task(name: str, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any
         d = Path(e.mmlu_dir)
         return evaluate_mc(lm, data.mmlu(d, "test"), data.mmlu(d, "dev"), e.mc_shots, MMLU_FORMAT, e.limit)
     if name == "gsm8k":
-        d = Path(e.gsm8k_dir)
-        return evaluate_gsm8k(lm, data.gsm8k(d / "test.jsonl"), data.gsm8k(d / "train.jsonl"), e.gsm8k_shots,
-                              e.limit, e.gen_max_new_tokens)
+        test = data.gsm8k(Path(e.gsm8k_dir) / "test.jsonl")
+        return evaluate_gsm8k(lm, test, gsm8k_exemplars(e), e.limit, e.gen_max_new_tokens)
     code = {"humaneval": (data.humaneval, e.humaneval_file, HUMANEVAL_STOP, humaneval_program),
             "mbpp": (data.mbpp, e.mbpp_file, MBPP_STOP, mbpp_program)}
     if name in code:
@@ -52,6 +60,13 @@ def run_task(name: str, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any
                              e.gen_max_new_tokens, stop, program, limits)
     mc_set = next(m for m in e.mc_sets if m.name == name)
     return evaluate_mc(lm, {name: _mc_set_items(mc_set)}, {}, 0, GENERIC_FORMAT, e.limit)
+
+
+def gsm8k_exemplars(e: EvalConfig) -> list[tuple[str, str]]:
+    """Wei et al.'s fixed exemplars (lm-eval gsm8k_cot), or the first train-split solutions."""
+    if e.gsm8k_fewshot == "standard":
+        return list(GSM8K_COT_EXEMPLARS[: e.gsm8k_shots])
+    return [train_exemplar(it) for it in data.gsm8k(Path(e.gsm8k_dir) / "train.jsonl")[: e.gsm8k_shots]]
 
 
 def _mc_set_items(m: MCSetConfig) -> list[data.MCItem]:
@@ -85,3 +100,19 @@ def evaluate_tasks(lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out
 def _write_records(path: Path, records: Records) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def training_evaluator(e: EvalConfig, tasks: tuple[str, ...], limit: int | None, tokenizer_dir: Path
+                       ) -> Callable[[Llama], dict[str, dict[str, Any]]]:
+    """The trainer's benchmark hook: `tasks` scored on the model as it is at that step (`limit` items per
+    task), the same code as `gecko eval`. Per-subject tables stay out of the training log."""
+    tokenizer, e = load_tokenizer(tokenizer_dir), dataclasses.replace(e, limit=limit)
+
+    def evaluate(model: Llama) -> dict[str, dict[str, Any]]:
+        try:
+            results = evaluate_tasks(GeckoLM(model, tokenizer, e.batch_size), e, tasks)
+        finally:
+            model.train()  # GeckoLM switched it to eval mode
+        return {task: {k: v for k, v in m.items() if not isinstance(v, dict)} for task, m in results.items()}
+
+    return evaluate

@@ -85,7 +85,8 @@ class GeckoLM:
     @staticmethod
     def _gather(logprobs: torch.Tensor, targets: tuple[int, ...]) -> float:
         """Sum of log P(target) over the continuation, which ends at the input's last position."""
-        picked = logprobs[logprobs.shape[0] - len(targets):].gather(-1, torch.tensor(targets)[:, None])
+        index = torch.tensor(targets, device=logprobs.device)[:, None]
+        picked = logprobs[logprobs.shape[0] - len(targets):].gather(-1, index)
         return float(picked.sum())
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],

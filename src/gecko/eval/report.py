@@ -58,16 +58,18 @@ def _bpb_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def task_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    """(task, metric, score, chance, items) per task; a skipped task says why."""
+def task_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """(task, metric, score, chance, majority, items) per task; a skipped task says why. `majority` is the
+    score of always giving the most frequent correct letter (multiple choice only): the bar to clear."""
     rows = []
     for task, m in results["tasks"].items():
         if "skipped" in m:
-            rows.append((task, "–", "skipped", "–", m["skipped"]))
+            rows.append((task, "–", "skipped", "–", "–", m["skipped"]))
             continue
         metric = HEADLINE.get(task, "acc_macro")
         shots = f", {m['shots']}-shot" if m.get("shots") else ""
-        rows.append((task, metric, f"{m[metric]:.3f}", f"{m['chance']:.3f}", f"{m['n']}{shots}"))
+        majority = f"{m['majority']:.3f}" if "majority" in m else "–"
+        rows.append((task, metric, f"{m[metric]:.3f}", f"{m['chance']:.3f}", majority, f"{m['n']}{shots}"))
     return rows
 
 
@@ -78,7 +80,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         parts.append("# Validation bits per byte\n\n" + head + "".join(f"| {' | '.join(r)} |\n"
                                                                      for r in _bpb_rows(results)))
     if results["tasks"]:
-        head = "| task | metric | score | chance | items |\n|---|---|---:|---:|---|\n"
+        head = "| task | metric | score | chance | majority | items |\n|---|---|---:|---:|---:|---|\n"
         note = (f"\n{results['truncated_inputs']} inputs were longer than the model's window and were cut on "
                 "the left.\n" if results.get("truncated_inputs") else "")
         parts.append(f"# Benchmarks (step {results['step']})\n\n" + head
@@ -97,8 +99,8 @@ def print_tables(results: dict[str, Any]) -> None:
         console.print(table)
     if results["tasks"]:
         table = Table(title=f"Benchmarks at step {results['step']} (chance level beside each score)")
-        for col in ("task", "metric", "score", "chance", "items"):
-            table.add_column(col, justify="right" if col in ("score", "chance") else "left")
+        for col in ("task", "metric", "score", "chance", "majority", "items"):
+            table.add_column(col, justify="right" if col in ("score", "chance", "majority") else "left")
         for row in task_rows(results):
             table.add_row(*row)
         console.print(table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,21 +84,79 @@ def evaluate_mc(lm: LanguageModel, test: dict[str, list[MCItem]], dev: dict[str,
         "n": n, "subjects": len(per_subject), "shots": shots,
         "chance": sum(1 / len(it.choices) for its in test.values() for it in its[:limit]) / n
         if n else math.nan,
+        "majority": majority_baseline(records),
         "per_subject": per_subject,
     }
     return metrics, records
 
 
+def majority_baseline(records: Records) -> float:
+    """Macro accuracy of always answering the letter that is most often correct among the scored items.
+
+    Uniform chance (1/choices) is not the bar when answers are unevenly spread: in the KMMLU test files
+    only 10% of answers are A, so always answering D scores ~31%, not 25%."""
+    if not records:
+        return math.nan
+    letter = Counter(r["answer"] for r in records).most_common(1)[0][0]
+    by_subject: dict[str, list[bool]] = defaultdict(list)
+    for r in records:
+        by_subject[r.get("subject", "")].append(r["answer"] == letter)
+    return sum(sum(v) / len(v) for v in by_subject.values()) / len(by_subject)
+
+
 # ── GSM8K ───────────────────────────────────────────────────────────────────────────────────────────────
 
-GSM8K_STOP = ("\n\nQuestion:", "Question:", "</s>")
+GSM8K_COT_EXEMPLARS: tuple[tuple[str, str], ...] = (
+    ("There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are done, "
+     "there will be 21 trees. How many trees did the grove workers plant today?",
+     "There are 15 trees originally. Then there were 21 trees after some more were planted. So there must have "
+     "been 21 - 15 = 6. The answer is 6."),
+    ("If there are 3 cars in the parking lot and 2 more cars arrive, how many cars are in the parking lot?",
+     "There are originally 3 cars. 2 more cars arrive. 3 + 2 = 5. The answer is 5."),
+    ("Leah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in total?",
+     "Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. After eating 35, "
+     "they had 74 - 35 = 39. The answer is 39."),
+    ("Jason had 20 lollipops. He gave Denny some lollipops. Now Jason has 12 lollipops. How many lollipops did "
+     "Jason give to Denny?",
+     "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny 20 - 12 = 8. "
+     "The answer is 8."),
+    ("Shawn has five toys. For Christmas, he got two toys each from his mom and dad. How many toys does he have "
+     "now?",
+     "Shawn started with 5 toys. If he got 2 toys each from his mom and dad, then that is 4 more toys. "
+     "5 + 4 = 9. The answer is 9."),
+    ("There were nine computers in the server room. Five more computers were installed each day, from monday to "
+     "thursday. How many computers are now in the server room?",
+     "There were originally 9 computers. For each of 4 days, 5 more computers were added. So 5 * 4 = 20 "
+     "computers were added. 9 + 20 is 29. The answer is 29."),
+    ("Michael had 58 golf balls. On tuesday, he lost 23 golf balls. On wednesday, he lost 2 more. How many golf "
+     "balls did he have at the end of wednesday?",
+     "Michael started with 58 golf balls. After losing 23 on tuesday, he had 58 - 23 = 35. After losing 2 more, "
+     "he had 35 - 2 = 33 golf balls. The answer is 33."),
+    ("Olivia has $23. She bought five bagels for $3 each. How much money does she have left?",
+     "Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 "
+     "dollars left. 23 - 15 is 8. The answer is 8."),
+)
+"""(question, worked answer): the eight hand-written chain-of-thought exemplars of Wei et al. (2022), word for
+word as in lm-eval's `gsm8k_cot` task (its fewshot_config samples)."""
+GSM8K_STOP = ("Q:", "</s>", "<|im_end|>")
+"""lm-eval gsm8k_cot's `until`: the model starts the next question."""
 _CALC = re.compile(r"<<[^>]*>>")  # the dataset's calculator annotations, not part of the reasoning
 _NUMBER = re.compile(r"-?[\d,]*\.?\d+")
 
 
-def gsm8k_shot(item: GenItem) -> str:
-    reasoning = _CALC.sub("", item.reference)
-    return f"Question: {item.prompt}\nAnswer: {reasoning} The answer is {item.answer}.\n\n"
+def gsm8k_question(question: str) -> str:
+    return f"Q: {question}\nA:"
+
+
+def train_exemplar(item: GenItem) -> tuple[str, str]:
+    """A train-split solution as an exemplar: calculator annotations removed, ending "The answer is N."."""
+    return item.prompt, f"{_CALC.sub('', item.reference)} The answer is {item.answer}."
+
+
+def gsm8k_prompt(question: str, exemplars: Sequence[tuple[str, str]]) -> str:
+    """lm-eval gsm8k_cot's layout: "Q: …\nA: {answer}" per exemplar (target delimiter " ", a blank line
+    between examples), then the question."""
+    return "".join(f"{gsm8k_question(q)} {a}\n\n" for q, a in exemplars) + gsm8k_question(question)
 
 
 def extract_number(text: str) -> str | None:
@@ -115,18 +174,16 @@ def normalize_number(text: str) -> str:
     return text
 
 
-def evaluate_gsm8k(lm: LanguageModel, test: list[GenItem], train: list[GenItem], shots: int,
+def evaluate_gsm8k(lm: LanguageModel, test: list[GenItem], exemplars: Sequence[tuple[str, str]],
                    limit: int | None, max_new_tokens: int) -> tuple[dict[str, Any], Records]:
-    """8-shot chain of thought (worked solutions from the train split, ending "The answer is N."),
-    greedy, exact match of the extracted number."""
+    """Few-shot chain of thought, greedy, exact match of the extracted number."""
     items = test[:limit] if limit is not None else test
-    head = "".join(gsm8k_shot(s) for s in train[:shots])
-    prompts = [f"{head}Question: {it.prompt}\nAnswer:" for it in items]
+    prompts = [gsm8k_prompt(it.prompt, exemplars) for it in items]
     outputs = lm.generate(prompts, max_new_tokens, GSM8K_STOP)
     records = [{"id": it.id, "answer": normalize_number(it.answer), "pred": extract_number(out),
                 "output": out} for it, out in zip(items, outputs, strict=True)]
     correct = sum(r["pred"] == r["answer"] for r in records)
-    return {"exact_match": correct / len(items) if items else math.nan, "n": len(items), "shots": shots,
+    return {"exact_match": correct / len(items) if items else math.nan, "n": len(items), "shots": len(exemplars),
             "chance": 0.0}, records
 
 

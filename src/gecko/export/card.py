@@ -43,14 +43,16 @@ def _model_section(model: Llama) -> str:
 
 
 def _data_section(cfg: GeckoConfig, run: Path) -> str:
-    marker = _read(run / "data" / "_COMPLETE.json") or {}
-    got = marker.get("summary", {}).get("bytes", {})
+    """Target shares are in tokens (the mix's unit), so the achieved side is the shards' token counts; the
+    ko↔en alignment documents count as Korean."""
+    meta = _read(run / "shards" / "meta.json") or {}
+    got = {lang: v["tokens"] for lang, v in meta.get("splits", {}).get("train", {}).get("langs", {}).items()}
     total = sum(got.values())
     rows = "".join(f"| {lang} | {share:.0%} | "
                    + (f"{got[lang]:,} ({got[lang] / max(total, 1):.1%})" if lang in got else NOT_RECORDED) + " |\n"
                    for lang, share in cfg.data.mix.items())
     sources = ", ".join(f"`{s.name}` ({s.lang})" for s in cfg.data.sources) or NOT_RECORDED
-    return ("## Training data\n\n| language | target share (bytes) | corpus bytes (share) |\n"
+    return ("## Training data\n\n| language | target share (tokens) | training tokens (share) |\n"
             f"|---|---:|---:|\n{rows}\nSources: {sources}. Origins and licences of the bundled sample are in "
             "`data/sample/ATTRIBUTION.md`.\n")
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from gecko.config import ChatSourceConfig, GeckoConfig, SFTConfig
+from gecko.data.document import json_records
 from gecko.errors import CheckpointError, DataError
 from gecko.export.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
 from gecko.model.llama import Llama
@@ -46,45 +47,39 @@ LANGS = ("ko", "en", "code")
 def read_conversations(src: ChatSourceConfig, system: str | None) -> Iterator[list[Message]]:
     """The conversations of one source; a malformed record raises a DataError naming file:line."""
     path = Path(src.path)
+    records = _jsonl(path) if src.format == "jsonl" else _qa_rows(path, src)
+    for n, (where, messages) in enumerate(records):
+        if src.max_conversations is not None and n >= src.max_conversations:
+            return
+        if system is not None and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": system}, *messages]
+        yield check_conversation(messages, where)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[str, Any]]:
+    for lineno, record in json_records(path):
+        if "messages" not in record:
+            raise DataError(f"{path}:{lineno}: expected an object with a messages list")
+        yield f"{path}:{lineno}", record["messages"]
+
+
+def _qa_rows(path: Path, src: ChatSourceConfig) -> Iterator[tuple[str, list[Message]]]:
     try:
         f = path.open(encoding="utf-8", newline="")
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
     with f:
-        records = _jsonl(f, path) if src.format == "jsonl" else _qa_rows(f, path, src)
-        for n, (where, messages) in enumerate(records):
-            if src.max_conversations is not None and n >= src.max_conversations:
-                return
-            if system is not None and messages[0]["role"] != "system":
-                messages = [{"role": "system", "content": system}, *messages]
-            yield check_conversation(messages, where)
-
-
-def _jsonl(f: Any, path: Path) -> Iterator[tuple[str, Any]]:
-    for lineno, line in enumerate(f, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: invalid JSON ({e})") from None
-        if not isinstance(record, dict) or "messages" not in record:
-            raise DataError(f"{path}:{lineno}: expected an object with a messages list")
-        yield f"{path}:{lineno}", record["messages"]
-
-
-def _qa_rows(f: Any, path: Path, src: ChatSourceConfig) -> Iterator[tuple[str, list[Message]]]:
-    reader = csv.DictReader(f, delimiter="\t" if src.format == "tsv" else ",")
-    missing = [c for c in (src.question, src.answer) if c not in (reader.fieldnames or [])]
-    if missing:
-        raise DataError(f"{path}:1: no column {missing[0]!r} (header: {reader.fieldnames})")
-    for row in reader:
-        where = f"{path}:{reader.line_num}"
-        question, answer = row[src.question], row[src.answer]
-        if not isinstance(question, str) or not isinstance(answer, str):
-            raise DataError(f"{where}: row has fewer columns than the header")
-        yield where, [{"role": "user", "content": src.prompt.format(question=question.strip())},
-                      {"role": "assistant", "content": answer.strip()}]
+        reader = csv.DictReader(f, delimiter="\t" if src.format == "tsv" else ",")
+        missing = [c for c in (src.question, src.answer) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}:1: no column {missing[0]!r} (header: {reader.fieldnames})")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            question, answer = row[src.question], row[src.answer]
+            if not isinstance(question, str) or not isinstance(answer, str):
+                raise DataError(f"{where}: row has fewer columns than the header")
+            yield where, [{"role": "user", "content": src.prompt.format(question=question.strip())},
+                          {"role": "assistant", "content": answer.strip()}]
 
 
 # ----------------------------------------------------------------------------------------------------

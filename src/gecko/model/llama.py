@@ -27,7 +27,8 @@ except ImportError:  # pragma: no cover - depends on the torch build
     BlockMask = create_block_mask = flex_attention = None  # type: ignore[assignment,misc]
 
 AttnMask = Any
-"""None (plain causal), a bool Tensor (B, 1, T, S) where True means "may attend", or a flex BlockMask."""
+"""None (plain causal; a single query sees every key), a bool Tensor (B, 1, T, S) where True means
+"may attend", or a flex BlockMask."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,9 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: AttnMask) -> Tensor:
         flex = flex_attention if torch.compiler.is_compiling() else _compiled(flex_attention)
         return flex(q, k, v, block_mask=mask, enable_gqa=True)
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        # plain causal; one query after a KV cache is the newest token and sees every key, while SDPA's
+        # is_causal aligns to the top-left corner and would show it only the first key
+        return F.scaled_dot_product_attention(q, k, v, is_causal=q.size(2) > 1, enable_gqa=True)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
 
 
@@ -369,7 +372,8 @@ class KVCache:
     """Keys, values and document ids of past tokens for every layer, preallocated to max_len.
 
     `length` tokens are filled; `Llama.forward` appends the new ones. Document ids are kept so that
-    a batch of left-padded prompts can mask its padding (padding is its own document).
+    a batch of left-padded prompts can mask its padding (padding is its own document). While every row
+    holds one document (no padding), decoding needs no mask at all: SDPA then takes its fast path.
     """
 
     def __init__(
@@ -385,19 +389,25 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.doc_ids = torch.zeros(batch_size, max_len, device=device, dtype=torch.long)
         self.length = 0
+        self.one_doc = True
+        """Every cached token of a row shares that row's first document id."""
 
     @property
     def max_len(self) -> int:
         return self.doc_ids.size(1)
 
-    def extend_docs(self, doc_ids: Tensor) -> Tensor:
-        """Record the new tokens' doc ids (B, T); return their mask (B, 1, T, length+T) over all keys."""
-        end = self.length + doc_ids.size(1)
+    def extend_docs(self, doc_ids: Tensor) -> AttnMask:
+        """Record the new tokens' doc ids (B, T); return their mask over all length+T keys: None where
+        plain causal attention is exact (one document, and no cache yet or a single new token), else
+        a bool mask (B, 1, T, length+T)."""
+        T = doc_ids.size(1)
+        end = self.length + T
         if end > self.max_len:
-            raise ValueError(
-                f"KVCache holds {self.max_len} tokens; cannot add {doc_ids.size(1)} to {self.length}"
-            )
+            raise ValueError(f"KVCache holds {self.max_len} tokens; cannot add {T} to {self.length}")
         self.doc_ids[:, self.length:end] = doc_ids
+        self.one_doc = self.one_doc and bool((doc_ids == self.doc_ids[:, :1]).all())
+        if self.one_doc and (self.length == 0 or T == 1):
+            return None
         return doc_bool_mask(doc_ids, self.doc_ids[:, :end], offset=self.length)
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:

@@ -47,6 +47,8 @@ INDEX_DTYPE = np.dtype([
     ("start", np.int64), ("length", np.int64), ("lang", np.uint8), ("source", np.uint16), ("n_bytes", np.int64),
 ])
 META_FILE = "meta.json"
+SHARD_TOKENS = (BOS, EOS)
+"""The only special tokens shards use: any tokenizer with them at GECKO's ids can be pretokenized."""
 TIMING_FILE = "timing.json"
 """Wall-clock numbers live apart from meta.json, so that identical shards have an identical meta.json
 (the training loader fingerprints it)."""
@@ -93,7 +95,7 @@ def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir:
                 seed: int) -> dict[str, Any]:
     """Encode `corpus` into train/val shards under `out_dir`; returns the stats also saved in meta.json."""
     t0 = time.perf_counter()
-    tokenizer = load_tokenizer(tokenizer_dir)  # fail early on a missing or foreign tokenizer
+    tokenizer = load_tokenizer(tokenizer_dir, required=SHARD_TOKENS)  # fail early on a missing or foreign one
     vocab_size = tokenizer.get_vocab_size()
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
     plan = plan_corpus(corpus, seed, cfg.val_fraction, cfg.chunk_bytes)
@@ -191,7 +193,7 @@ class ChunkEncoder:
     def __init__(self, corpus: Path, tokenizer_dir: Path, parts: Path, dtype: np.dtype) -> None:
         self.corpus, self.parts, self.dtype = corpus, parts, dtype
         # text_only: a literal "<s>" in a document (HTML strikethrough) is text, not a boundary.
-        self.tokenizer = load_tokenizer(tokenizer_dir, text_only=True)
+        self.tokenizer = load_tokenizer(tokenizer_dir, text_only=True, required=SHARD_TOKENS)
         self.bos, self.eos = special_id(BOS), special_id(EOS)
 
     def __call__(self, task: Task) -> int:

@@ -101,11 +101,14 @@ def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
     return path
 
 
-def load_tokenizer(tokenizer_dir: Path, text_only: bool = False) -> Tokenizer:
+def load_tokenizer(tokenizer_dir: Path, text_only: bool = False,
+                   required: tuple[str, ...] = SPECIAL_TOKENS) -> Tokenizer:
     """Load a GECKO tokenizer and check its special-token ids.
 
     text_only: encode special-token strings found in the input as ordinary text. Use it for corpus
     documents, where `<s>` is an HTML tag and must not become a document boundary.
+    required: the special tokens that must sit at GECKO's ids. Packed shards need only `<s>` and `</s>`, so
+    a foreign tokenizer with those at 1 and 2 (LLaMA-2, Mistral) can be pretokenized for an ablation.
     """
     path = Path(tokenizer_dir) / TOKENIZER_FILE
     if not path.is_file():
@@ -114,7 +117,8 @@ def load_tokenizer(tokenizer_dir: Path, text_only: bool = False) -> Tokenizer:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
         raise DataError(f"{path}: not a tokenizers file ({e})") from None
-    for expected, token in enumerate(SPECIAL_TOKENS):
+    for token in required:
+        expected = special_id(token)
         if tokenizer.token_to_id(token) != expected:
             raise DataError(f"{path}: {token} has id {tokenizer.token_to_id(token)}, expected {expected}; "
                             f"not a GECKO tokenizer or trained with other special tokens")

@@ -85,6 +85,12 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _last_per_step(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A resumed run logs the steps after its checkpoint again; the later record wins, so lines don't fold
+    back."""
+    return sorted({r["step"]: r for r in records}.values(), key=lambda r: r["step"])
+
+
 def plot_loss(records: list[dict[str, Any]], out: Path) -> None:
     """Training loss and validation bits-per-byte against step."""
     import matplotlib
@@ -92,8 +98,8 @@ def plot_loss(records: list[dict[str, Any]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = [r for r in records if "loss" in r]
-    evals = [r for r in records if "val_bpb" in r]
+    train = _last_per_step([r for r in records if "loss" in r])
+    evals = _last_per_step([r for r in records if "val_bpb" in r])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot([r["step"] for r in train], [r["loss"] for r in train])
     ax1.set(xlabel="step", ylabel="train loss (nats/token)", title="Training loss")

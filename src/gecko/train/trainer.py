@@ -32,6 +32,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from gecko.config import GeckoConfig, to_dict
+from gecko.errors import ConfigError
 from gecko.eval.bpb import evaluate_bpb
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.model.presets import build_llama_config
@@ -108,6 +109,8 @@ class Trainer:
     """The last SPIKE_WINDOW accepted losses (checkpointed: the spike guard resumes exactly)."""
     evaluator: Callable[[Llama], dict[str, float]] | None = None
     """Replaces validation bits per byte (SFT: held-out loss per assistant token, logged as val_loss)."""
+    task_evaluator: Callable[[Llama], dict[str, dict[str, Any]]] | None = None
+    """Benchmarks (train.eval_tasks) scored after each validation, on the main process; logged as eval_tasks."""
     dist: Dist | None = None
     """Rank, world size and FSDP mesh; None: a single process."""
     peak_tflops: float | None = None
@@ -225,6 +228,29 @@ class Trainer:
         return self.loss_fn(logits, batch.targets.to(**to), self.cfg.train.z_loss)
 
     def evaluate(self) -> dict[str, float]:
+        """Validation, then the benchmarks if train.eval_tasks names any."""
+        scores = self.validate()
+        if self.task_evaluator is not None:
+            self.run_benchmarks()
+        return scores
+
+    def run_benchmarks(self) -> None:
+        """Score the benchmarks on the main process. Under FSDP a forward needs every rank, so the full
+        weights are gathered (a collective) into a plain copy on the main process first."""
+        model = self.model
+        if self.dist.mesh is not None:
+            weights = get_model_state_dict(self.model, options=_FULL_STATE)
+            model = Llama(self.model_cfg) if self.dist.is_main else None
+            if model is not None:
+                model.load_state_dict(weights)
+                model.to(self.device)
+        if model is None:
+            return  # other ranks wait for the main one in their next collective
+        scores = self.task_evaluator(model)
+        self.metrics.write({"step": self.step, "eval_tasks": scores})
+        log.info("step %d: benchmarks %s", self.step, scores)
+
+    def validate(self) -> dict[str, float]:
         if self.evaluator is not None:
             scores = self.evaluator(self.model)
             self.metrics.write({"step": self.step, "val_loss": scores})
@@ -294,9 +320,23 @@ def build_trainer(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, dist: Dist 
     return trainer
 
 
-def run_train(cfg: GeckoConfig, shards_dir: Path, out_dir: Path) -> Path:
-    """Train (or resume) and return the final checkpoint folder; under torchrun, on every rank."""
+def benchmark_hook(cfg: GeckoConfig, tokenizer_dir: Path | None) -> Callable[[Llama], dict[str, dict[str, Any]]]:
+    """train.eval_tasks through gecko.eval's harness, train.eval_tasks_limit items each."""
+    t = cfg.train
+    if tokenizer_dir is None:
+        raise ConfigError(f"train.eval_tasks={list(t.eval_tasks)} needs the run's tokenizer (tokenizer_dir)")
+    from gecko.eval.harness import training_evaluator  # the eval suite loads only when asked for
+
+    return training_evaluator(cfg.eval, t.eval_tasks, t.eval_tasks_limit or cfg.eval.limit, tokenizer_dir)
+
+
+def run_train(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, tokenizer_dir: Path | None = None) -> Path:
+    """Train (or resume) and return the final checkpoint folder; under torchrun, on every rank.
+    `tokenizer_dir` is needed only by train.eval_tasks (benchmarks are text in, text out)."""
     try:
-        return build_trainer(cfg, shards_dir, out_dir).train()
+        hook = benchmark_hook(cfg, tokenizer_dir) if cfg.train.eval_tasks else None
+        trainer = build_trainer(cfg, shards_dir, out_dir)
+        trainer.task_evaluator = hook
+        return trainer.train()
     finally:
         close_distributed()
