@@ -1,5 +1,6 @@
 """Generation speed: GECKO's KV-cached `generate_batch` beside transformers `generate`, on the same exported
-folder, in the same process, greedy, fixed length (no early stop), fp32.
+folder, in the same process, greedy, fixed length (no early stop); fp32 on CPU, `--device cuda --dtype
+bfloat16` on a GPU.
 
     .venv/bin/python bench/generate_speed.py --model runs/demo/export/hf
     .venv/bin/python bench/generate_speed.py --preset small --tokenizer runs/demo/tokenizer   # random weights
@@ -81,7 +82,8 @@ def rate(tokens: int, seconds: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(rates), 1), "min": round(min(rates), 1), "max": round(max(rates), 1)}
 
 
-def bench(folder: Path, batches: list[str], prompt_len: int, new: int, repeats: int) -> list[dict]:
+def bench(folder: Path, batches: list[str], prompt_len: int, new: int, repeats: int, device: str = "cpu",
+          dtype: torch.dtype = torch.float32) -> list[dict]:
     from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM
 
@@ -89,14 +91,14 @@ def bench(folder: Path, batches: list[str], prompt_len: int, new: int, repeats: 
     from gecko.export.hf import load_hf
 
     ours, _ = load_hf(folder)
-    ours.eval()
-    theirs = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ours.to(device, dtype).eval()
+    theirs = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     rows = []
     for spec in batches:
         batch, padded = int(spec.rstrip("p")), spec.endswith("p")
         prompts = prompt_batch(tokenizer, batch, prompt_len, padded)
-        x, attention_mask = left_pad(prompts)
+        x, attention_mask = (t.to(device) for t in left_pad(prompts))
 
         def run_ours() -> list[list[int]]:
             return generate_batch(ours, prompts, new, temperature=0.0)
@@ -126,6 +128,8 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--out", default="runs/bench/generate_speed.json")
     args = p.parse_args()
     if args.threads:
@@ -138,8 +142,10 @@ def main() -> None:
         from gecko.export.hf import load_hf
 
         n_params = load_hf(folder)[0].num_params(non_embedding=False)
-        rows = bench(folder, args.batches.split(","), args.prompt_len, args.new_tokens, args.repeats)
+        rows = bench(folder, args.batches.split(","), args.prompt_len, args.new_tokens, args.repeats, args.device,
+                     getattr(torch, args.dtype))
     env = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "dtype": args.dtype,
            "torch": torch.__version__, "transformers": transformers.__version__,
            "model": args.model or f"{args.preset} (random weights)", "params": n_params,
            "repeats": args.repeats, "load_avg_start_end": [load_start, os.getloadavg()], "date": time.strftime("%Y-%m-%d")}
