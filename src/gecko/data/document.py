@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,10 +43,10 @@ def write_jsonl(docs: Iterable[Document], path: Path) -> int:
 
 
 def json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a JSONL file. Every JSONL reader goes through here,
-    so a bad line is always reported the same way: a DataError naming the file and line."""
-    try:
-        f = path.open("rb")  # decoded line by line, so a bad byte is reported on its own line
+    """(line number, object) for each non-blank line of a JSONL (or .jsonl.gz) file. Every JSONL reader goes
+    through here, so a bad line is always reported the same way: a DataError naming the file and line."""
+    try:  # decoded line by line, so a bad byte is reported on its own line
+        f = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
     with f:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gecko.data.document import json_records
 from gecko.errors import DataError
 
 LETTERS = "ABCDEFGHIJ"
@@ -47,6 +47,10 @@ def read_rows(path: Path, columns: Sequence[str] | None = None) -> Iterator[tupl
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     name = path.name.removesuffix(".gz")
+    if name.endswith(".jsonl"):
+        for lineno, row in json_records(path):
+            yield f"{path}:{lineno}", row
+        return
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", newline="") as f:
         if name.endswith(".csv"):
@@ -56,22 +60,8 @@ def read_rows(path: Path, columns: Sequence[str] | None = None) -> Iterator[tupl
                     yield f"{path}:{reader.line_num}", row
             except csv.Error as e:
                 raise DataError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
-        elif name.endswith(".jsonl"):
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    yield f"{path}:{lineno}", _json_line(line, path, lineno)
         else:
             raise DataError(f"{path}: unsupported format (expected .csv, .jsonl or .jsonl.gz)")
-
-
-def _json_line(line: str, path: Path, lineno: int) -> dict[str, Any]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
-    if not isinstance(row, dict):
-        raise DataError(f"{path}:{lineno}: expected a JSON object, found {type(row).__name__}")
-    return row
 
 
 def _field(row: dict[str, Any], key: str, where: str) -> Any:
