@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,23 @@ def test_foreign_tokenizer_with_bos_eos_at_our_ids_can_be_pretokenized(setup: tu
     swapped = _foreign_tokenizer(root / "swapped", ["<unk>", "</s>", "<s>"])
     with pytest.raises(DataError, match="<s> has id 2, expected 1"):
         pretokenize(TokenizeConfig(workers=1), corpus, swapped, root / "bad", 7)
+
+
+def test_a_failing_chunk_stops_the_queued_ones(setup: tuple[Path, Path, Path],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error surfaces once the chunks already running end, not after the whole corpus was encoded."""
+    root, corpus, tok = setup
+    n_chunks = len(shards_module.plan_corpus(corpus, 7, 0.2, 1500).chunks)
+    calls = []
+
+    def failing_read(self: object, chunk: shards_module.Chunk) -> list[str]:
+        calls.append(chunk.index)
+        if chunk.index > 0:
+            time.sleep(0.3)  # the chunks after the first are slow, so queued ones are still queued
+        raise DataError(f"{corpus}:{chunk.first_doc + 1}: broken")
+
+    monkeypatch.setattr(shards_module.ChunkEncoder, "_read", failing_read)
+    with pytest.raises(DataError, match="broken"):
+        pretokenize(TokenizeConfig(val_fraction=0.2, workers=2, chunk_bytes=1500), corpus, tok,
+                    root / "failing", 7)
+    assert n_chunks > 4 and len(calls) < n_chunks

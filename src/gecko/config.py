@@ -297,7 +297,7 @@ class TokenizeConfig:
     val_fraction: float = 0.05
     """Share of documents (per language, chosen by hashed id) held out for validation."""
     workers: int = 0
-    """Encoding processes (0: one per CPU core)."""
+    """Encoding threads (0: one per CPU core)."""
     chunk_bytes: int = 8 << 20
     """Corpus bytes per work unit: the grain of parallel encoding and of resuming an interrupted run. The
     shards are identical for any value."""
