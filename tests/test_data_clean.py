@@ -344,3 +344,79 @@ def test_batched_stats_equal_datatrove_per_document_stats():
         a, b = ours.stats[label], theirs.stats[label]
         assert (a.total, a.n, a.min, a.max) == (b.total, b.n, b.min, b.max), label
         assert a.mean == pytest.approx(b.mean) and a.variance == pytest.approx(b.variance), label
+
+
+# ---- batched shortcuts equal the per-document definitions they replace ------------------------------------
+
+# spaces (incl. \x1c, \x85, U+3000), letters, digits (², ٣), _, Hangul syllables and jamo (ㅋ, ᄀ, unassigned
+# U+3130), symbols (☺, ─, 😀), prose punctuation, NUL and a lone surrogate
+_TRICKY = list("aZé_9²٣Ⅳ 　\t\n\x1c\x85\xa0가힣ㅋᄀ\u3130ㆎ☺─😀.,!?-–…「\x00\ud800") + ["한국어", "word", "  "]
+
+
+def _tricky_texts(n: int, seed: int = 0) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    return [""] + ["".join(rng.choice(_TRICKY) for _ in range(rng.randint(0, 30))) for _ in range(n)]
+
+
+def test_char_class_counts_equal_their_regex_definitions():
+    import re
+
+    from gecko.data.filters.charclass import (HANGUL, JAMO, LETTER, SPACE, SYLLABLE, SYMBOL, class_counts,
+                                              letter_words)
+    symbol_free = re.compile(r"[\w\s.,!?;:'\"()\[\]{}<>\-–—…·~%/&@#*+=^`|“”‘’「」『』《》〈〉]+")
+    texts = _tricky_texts(400)
+    counts = class_counts(texts)
+    for text, row in zip(texts, counts.tolist()):
+        letters = re.sub(r"[\W\d_]+", "", text)
+        assert row[LETTER] == len(letters)
+        assert row[SPACE] == len(text) - sum(map(len, text.split()))
+        assert row[SYMBOL] == len(symbol_free.sub("", text))
+        assert row[HANGUL] == len(re.sub("[^\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]+", "", letters))
+        assert row[SYLLABLE] == len(re.findall("[\uac00-\ud7a3]", text))
+        assert row[JAMO] == len(re.findall("[\u3131-\u318e\u1100-\u11ff]", text))
+        assert letter_words(text) == re.subn(r"\S*[^\W\d_]\S*", "", text)[1]
+
+
+def test_batched_langid_and_quality_features_equal_per_document_ones():
+    from gecko.data.filters.charclass import class_counts
+    from gecko.data.filters.quality import dup_line_frac, ko_features
+    from gecko.data.langid import hangul_shares
+
+    texts = _tricky_texts(300, seed=1) + [KO_DOC, "ㅋㅋ 웃겨 ㅠㅠ", "a\n\nb\na\n  \n  \nb"]
+    # a batch gives each text the same features as the text alone
+    assert hangul_shares(texts) == [hangul_shares([t])[0] for t in texts]
+    rows = class_counts(texts)
+    assert [ko_features(t, 0.2, row) for t, row in zip(texts, rows)] == [ko_features(t, 0.2) for t in texts]
+
+    def dup_loop(lines: list[str]) -> float:  # the definition: a non-blank line seen before is a duplicate
+        seen, dup = set(), 0
+        for line in lines:
+            dup += len(line) if line.strip() and line in seen else 0
+            seen.add(line)
+        return dup / (sum(map(len, lines)) or 1)
+
+    for text in texts:
+        lines = text.replace("\x1c", "\n").split("\n")
+        assert dup_line_frac(lines) == dup_loop(lines)
+
+
+def test_toxicity_window_counts_match_a_direct_count():
+    """score_batch derives each window's n-gram count from its bounds; check it against counting n-grams."""
+    import numpy as np
+
+    from gecko.data.toxicity import NGRAMS, WINDOW, load_model, ngram_buckets, prepare
+
+    weights, bias = load_model()
+    texts = ["", "a", "가나", "욕" * (WINDOW - 3), KO_DOC * 9, "x" * (WINDOW - 2) + " 병신"]
+    for text, got in zip(texts, score_batch(texts)):
+        p = prepare(text)
+        sums, counts = np.zeros(-(-len(p) // WINDOW)), np.zeros(-(-len(p) // WINDOW))
+        for n, buckets in ngram_buckets(p):
+            for pos, b in enumerate(buckets):
+                sums[pos // WINDOW] += weights[b]
+                counts[pos // WINDOW] += 1
+        assert counts.sum() == sum(max(len(p) - n + 1, 0) for n in range(1, NGRAMS + 1))
+        probs = 1 / (1 + np.exp(-(bias + sums / np.sqrt(np.maximum(counts, 1)))))
+        assert got == pytest.approx(float((probs * counts).sum() / counts.sum()), rel=1e-9)

