@@ -39,6 +39,7 @@ import numpy as np
 from rich.progress import Progress
 from tokenizers import Tokenizer
 
+from gecko.atomic import write_bytes, write_json, write_npy
 from gecko.config import LANGS, TokenizeConfig
 from gecko.errors import DataError
 from gecko.tokenizer.special_tokens import BOS, EOS, special_id
@@ -244,7 +245,7 @@ class ChunkEncoder:
         return tokens, index
 
     def _save(self, chunk: Chunk, split: str, tokens: np.ndarray, index: np.ndarray) -> None:
-        _write_bytes(_part(self.parts, chunk, f"{split}.bin"), tokens.tobytes())
+        write_bytes(_part(self.parts, chunk, f"{split}.bin"), tokens.tobytes())
         write_npy(_part(self.parts, chunk, f"{split}.idx.npy"), index)
 
 
@@ -367,28 +368,6 @@ def _timing(stats: dict[str, Any], t0: float, t_encoded: float, workers: int) ->
     tokens = stats["train"]["tokens"] + stats["val"]["tokens"]
     return {"seconds": round(seconds, 3), "encode_seconds": round(t_encoded - t0, 3), "workers": workers,
             "tokens_per_second": round(tokens / max(seconds, 1e-9))}
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        np.save(f, array, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    _write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 # ── reader ────────────────────────────────────────────────────────────────────────────────────────────

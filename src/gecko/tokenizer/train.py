@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from typing import Any
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
 
+from gecko.atomic import write_text
 from gecko.config import TokenizerConfig, to_dict
 from gecko.errors import ConfigError, DataError
 from gecko.tokenizer.special_tokens import BOS, BYTE_TOKENS, N_SPECIAL, SPECIAL_TOKENS, UNK, special_id
@@ -82,7 +82,7 @@ def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
     tokenizer = train_bpe(texts, cfg, alphabet)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / TOKENIZER_FILE
-    _write_atomic(path, tokenizer.to_str(pretty=True))
+    write_text(path, tokenizer.to_str(pretty=True))
     meta = {
         "config": to_dict(cfg),
         "corpus": str(corpus),
@@ -95,7 +95,7 @@ def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
         "bytes_used": used,
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    _write_atomic(out_dir / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    write_text(out_dir / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     log.info("tokenizer: %d tokens from %s bytes in %.1fs → %s", meta["vocab_size"], used, meta["seconds"],
              path)
     return path
@@ -288,14 +288,3 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Temporary file, fsync, rename: a killed run never leaves a half-written tokenizer."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-

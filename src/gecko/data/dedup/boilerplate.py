@@ -17,6 +17,7 @@ import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
+from gecko.atomic import write_npy
 from gecko.config import DedupConfig
 
 COUNTS = np.dtype([("hash", "<u8"), ("docs", "<u4")])
@@ -46,7 +47,7 @@ class LineCounts(PipelineStep):
         table = np.array(sorted(counts.items()), dtype=np.uint64).reshape(-1, 2)
         out = np.zeros(len(table), dtype=COUNTS)
         out["hash"], out["docs"] = table[:, 0], table[:, 1]
-        _save(self.work_dir / "lines" / f"{rank:05d}.npy", out)
+        write_npy(self.work_dir / "lines" / f"{rank:05d}.npy", out)
         return iter(())
 
 
@@ -66,7 +67,7 @@ class LineMerge(PipelineStep):
         docs = np.bincount(inverse, weights=table["docs"], minlength=len(hashes))
         frequent = hashes[docs >= self.cfg.boilerplate_min_docs]
         self.stat_update("boilerplate_lines", value=len(frequent))
-        _save(self.work_dir / "boilerplate.npy", frequent)
+        write_npy(self.work_dir / "boilerplate.npy", frequent)
         return iter(())
 
 
@@ -88,10 +89,3 @@ class BoilerplateStripper:
         lines = doc.text.splitlines(keepends=True)
         kept = [ln for ln in lines if len(ln.strip()) < min_chars or line_key(ln) not in self._frequent]
         return doc.text if len(kept) == len(lines) else "".join(kept)
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)

@@ -29,6 +29,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
+from gecko.atomic import write_npy, write_text
 from gecko.config import DedupConfig
 from gecko.data.dedup.boilerplate import BoilerplateStripper
 from gecko.data.dedup.exact import text_key
@@ -45,21 +46,6 @@ def _shingle_sizes(cfg: DedupConfig) -> dict[str, int]:
 
 def doc_lang(doc: Document) -> str:
     return doc.metadata.get("lang") or "other"
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """Write to a temporary name, then rename: a killed rank never leaves a half file for the next stage."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
-
-
-def _save_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 class MinhashSignatures(PipelineStep):
@@ -105,12 +91,12 @@ class MinhashSignatures(PipelineStep):
 
     def _write(self, rank: int, matrix: np.ndarray, meta: list[dict]) -> None:
         w = self.work_dir
-        _save_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
-        _save_text(w / "docs" / f"{rank:05d}.jsonl", "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in meta))
+        write_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
+        write_text(w / "docs" / f"{rank:05d}.jsonl", "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in meta))
         refs = np.zeros(len(meta), dtype=REF)
         refs["rank"], refs["index"] = rank, np.arange(len(meta))
         refs["hash"] = [m["key"] for m in meta]
-        _save_npy(w / "bands" / EXACT / f"{rank:05d}.npy", np.sort(refs, order="hash"))
+        write_npy(w / "bands" / EXACT / f"{rank:05d}.npy", np.sort(refs, order="hash"))
         if not self.cfg.near:
             return
         rows = self.cfg.rows
@@ -121,7 +107,7 @@ class MinhashSignatures(PipelineStep):
                 for k in range(rows):
                     h = h * np.uint64(0x100000001B3) + band[:, k]
                 refs["hash"] = h ^ np.uint64(b) << np.uint64(56)
-                _save_npy(w / "bands" / f"{b:03d}" / f"{rank:05d}.npy", np.sort(refs, order="hash"))
+                write_npy(w / "bands" / f"{b:03d}" / f"{rank:05d}.npy", np.sort(refs, order="hash"))
 
 
 class MinhashBuckets(PipelineStep):
@@ -153,7 +139,7 @@ class MinhashBuckets(PipelineStep):
         if band != EXACT and len(pairs):
             pairs = pairs[self._similar(pairs)]
         self.stat_update("pairs", value=len(pairs))
-        _save_npy(self.work_dir / "pairs" / f"{band}.npy", pairs)
+        write_npy(self.work_dir / "pairs" / f"{band}.npy", pairs)
         return iter(())
 
     def _similar(self, pairs: np.ndarray) -> np.ndarray:
@@ -219,7 +205,7 @@ class MinhashClusters(PipelineStep):
                 kind = EXACT if flat[g]["key"] == keep["key"] else "near"
                 drops[r][str(g - offsets[r])] = {"duplicate_of": keep["id"], "kind": kind}
         for r, d in enumerate(drops):
-            _save_text(w / "clusters" / f"{r:05d}.json", json.dumps(d, ensure_ascii=False))
+            write_text(w / "clusters" / f"{r:05d}.json", json.dumps(d, ensure_ascii=False))
         self.stat_update("documents", value=len(flat))
         return iter(())
 
@@ -257,4 +243,4 @@ class DedupFilter(BaseFilter):
         self.drops = json.loads((self.work_dir / "clusters" / f"{rank:05d}.json").read_text(encoding="utf-8"))
         self.index, self.counts = 0, Counter()  # the rank's position in its shard, as in MinhashSignatures
         yield from super().run(data, rank, world_size)
-        _save_text(self.work_dir / "counts" / f"{rank:05d}.json", json.dumps(self.counts, ensure_ascii=False))
+        write_text(self.work_dir / "counts" / f"{rank:05d}.json", json.dumps(self.counts, ensure_ascii=False))
