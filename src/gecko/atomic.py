@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
+
+
+@contextmanager
+def open_atomic(path: Path) -> Iterator[TextIO]:
+    """A UTF-8 text file for streaming writes, renamed into place only when the block ends without error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import xxhash
 
+from gecko.atomic import open_atomic
 from gecko.config import AlignConfig, ParallelSourceConfig
 from gecko.errors import DataError
 
@@ -182,14 +183,11 @@ def make_documents(name: str, pairs: list[tuple[str, str]], cfg: AlignConfig, se
 def run_align(cfg: AlignConfig, out_dir: Path, seed: int) -> AlignStats:
     """Write `out_dir/00000.jsonl` (datatrove format) and `out_dir.work/report.json`."""
     stats = AlignStats()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / "00000.jsonl.tmp"
-    with tmp.open("w", encoding="utf-8") as f:
+    with open_atomic(out_dir / "00000.jsonl") as f:
         for name, pairs in clean_pairs(cfg, stats).items():
             for doc in make_documents(name, pairs, cfg, seed):
                 f.write(json.dumps(doc, ensure_ascii=False) + "\n")
                 stats.documents[f"align/{name}"] += 1
-    tmp.replace(out_dir / "00000.jsonl")
     work = out_dir.parent / f"{out_dir.name}.work"
     work.mkdir(parents=True, exist_ok=True)
     (work / "report.json").write_text(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False) + "\n")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gecko.atomic import open_atomic
 from gecko.errors import DataError
 
 
@@ -31,14 +32,11 @@ class Document:
 
 def write_jsonl(docs: Iterable[Document], path: Path) -> int:
     """Write atomically (temporary file, then rename) so a killed run never leaves half a corpus."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with open_atomic(path) as f:
         for doc in docs:
             f.write(doc.to_json() + "\n")
             n += 1
-    tmp.replace(path)
     return n
 
 

@@ -22,6 +22,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 
+from gecko.atomic import open_atomic
 from gecko.config import DataConfig, fingerprint
 from gecko.data.align import run_align
 from gecko.data.decontam import run_decontam
@@ -187,15 +188,12 @@ def run_step(step: str, in_path: Path, out_path: Path, text_field: str, cfg: Dat
     for s in steps:
         data = s.run(data)
     added = {"langid": ("lang", "lid_label", "lid_score"), "pii": ("pii",), "toxicity": ("toxicity",)}.get(step, ())
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(out_path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with open_atomic(out_path) as f:
         for doc in data:
             record = dict(doc.metadata["record"], **{text_field: doc.text})
             record.update({k: doc.metadata[k] for k in added if k in doc.metadata})
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             counts["written"] += 1
-    tmp.replace(out_path)
     if isinstance(steps[-1], QualityFilter):
         counts.update({f"dropped_{reason}": n for (_, reason, _), n in steps[-1].ledger.dropped.items()})
     return counts

@@ -10,6 +10,8 @@ from typing import Any
 
 import jinja2
 
+from gecko.atomic import write_text
+
 MAX_EXAMPLES = 3
 # Autoescaped: examples are raw text from the corpus (markup, scripts, anything), shown verbatim and inert.
 _HTML = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from_string("""\
@@ -112,10 +114,7 @@ class DataStats:
 
     def save_ledger(self, folder: Path, step: str, rank: int) -> None:
         """Written when a step has seen its whole shard; a crashed rank leaves none and is rerun."""
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{step}-{rank:05d}.json.tmp"
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False))
-        tmp.replace(folder / f"{step}-{rank:05d}.json")
+        write_text(folder / f"{step}-{rank:05d}.json", json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def load_ledgers(cls, folder: Path) -> DataStats:
