@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from gecko.config import TokenizeConfig, TokenizerConfig
 from gecko.errors import DataError
 from gecko.tokenizer import shards as shards_module
-from gecko.tokenizer.shards import INDEX_DTYPE, Shards, pretokenize, split_by_document
+from gecko.tokenizer.shards import INDEX_DTYPE, Shards, pretokenize, split_by_unit_hash, unit_hash
 from gecko.tokenizer.train import load_tokenizer, train_tokenizer
 
 TEXTS = {
@@ -96,11 +95,11 @@ def test_same_output_for_one_and_two_workers(setup: tuple[Path, Path, Path], sha
 
 
 def test_every_language_gets_a_val_document() -> None:
-    ids = [f"d{i}" for i in range(5)]
+    unit = np.array([unit_hash(0, f"d{i}") for i in range(5)])
     lang = np.array([0, 0, 1, 1, 2], dtype=np.uint8)
-    is_val = split_by_document(ids, lang, seed=0, val_fraction=1e-9)
+    is_val = split_by_unit_hash(unit, lang, val_fraction=1e-9)
     assert is_val[:2].sum() == 1 and is_val[2:4].sum() == 1 and not is_val[4]
-    assert split_by_document(ids, lang, seed=0, val_fraction=1 - 1e-9)[:4].sum() == 2  # train keeps one too
+    assert split_by_unit_hash(unit, lang, val_fraction=1 - 1e-9)[:4].sum() == 2  # train keeps one too
 
 
 def test_resume_reuses_finished_chunks(setup: tuple[Path, Path, Path], shards_dir: Path,
@@ -113,16 +112,16 @@ def test_resume_reuses_finished_chunks(setup: tuple[Path, Path, Path], shards_di
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:  # a run killed after encoding, before publishing
-        m.setattr(shards_module, "_finalize", killed)
+        m.setattr(shards_module, "_publish", killed)
         with pytest.raises(KeyboardInterrupt):
             pretokenize(cfg, corpus, tok, out, 7)
-    markers = sorted((out / ".parts").glob("*.done.json"))
+    markers = sorted((out / ".parts").glob("*.npz"))
     assert len(markers) > 2 and not (out / "meta.json").exists()
     markers[1].unlink()  # this chunk was still being written
     calls = []
-    original = shards_module.ChunkEncoder.__call__
-    monkeypatch.setattr(shards_module.ChunkEncoder, "__call__", lambda self, task: calls.append(task) or
-                        original(self, task))
+    original = shards_module.encode_chunk
+    monkeypatch.setattr(shards_module, "encode_chunk", lambda task, tokenizer: calls.append(task) or
+                        original(task, tokenizer))
     pretokenize(cfg, corpus, tok, out, 7)
     assert [t.chunk.index for t in calls] == [1]
     for name in ("train.bin", "val.bin", "train.idx.npy", "val.idx.npy", "meta.json"):
@@ -175,21 +174,49 @@ def test_foreign_tokenizer_with_bos_eos_at_our_ids_can_be_pretokenized(setup: tu
         pretokenize(TokenizeConfig(workers=1), corpus, swapped, root / "bad", 7)
 
 
-def test_a_failing_chunk_stops_the_queued_ones(setup: tuple[Path, Path, Path],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """An error surfaces once the chunks already running end, not after the whole corpus was encoded."""
+def test_a_failing_chunk_stops_the_queued_ones(setup: tuple[Path, Path, Path]) -> None:
+    """A malformed line is an error naming file and line, raised once the few chunks queued ahead of it end,
+    not after the whole corpus was encoded."""
     root, corpus, tok = setup
-    n_chunks = len(shards_module.plan_corpus(corpus, 7, 0.2, 1500).chunks)
-    calls = []
+    lines = corpus.read_bytes().splitlines(keepends=True)
+    broken = root / "broken.jsonl"
+    broken.write_bytes(b"".join(lines[:20] + [b'{"id": "x", "text": 1}\n'] + lines * 3))
+    cfg = TokenizeConfig(val_fraction=0.2, workers=2, chunk_bytes=1500)
+    n_chunks = len(shards_module.plan_chunks(broken.stat().st_size, cfg.chunk_bytes))
+    with pytest.raises(DataError, match=r"broken.jsonl:21: not a GECKO corpus record"):
+        pretokenize(cfg, broken, tok, root / "failing", 7)
+    encoded = len(list((root / "failing" / ".parts").glob("*.npz")))
+    assert n_chunks > 20 and encoded <= 2 * cfg.workers + 2
 
-    def failing_read(self: object, chunk: shards_module.Chunk) -> list[str]:
-        calls.append(chunk.index)
-        if chunk.index > 0:
-            time.sleep(0.3)  # the chunks after the first are slow, so queued ones are still queued
-        raise DataError(f"{corpus}:{chunk.first_doc + 1}: broken")
 
-    monkeypatch.setattr(shards_module.ChunkEncoder, "_read", failing_read)
-    with pytest.raises(DataError, match="broken"):
-        pretokenize(TokenizeConfig(val_fraction=0.2, workers=2, chunk_bytes=1500), corpus, tok,
-                    root / "failing", 7)
-    assert n_chunks > 4 and len(calls) < n_chunks
+@pytest.mark.parametrize("chunk_bytes", [97, 1 << 20])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_chunking_neither_splits_nor_loses_a_line(setup: tuple[Path, Path, Path], shards_dir: Path,
+                                                  chunk_bytes: int, final_newline: bool) -> None:
+    """Chunks are byte ranges; each worker takes the lines that begin in its range, whatever the cut."""
+    root, corpus, tok = setup
+    variant = root / f"corpus_{chunk_bytes}_{final_newline}.jsonl"
+    data = corpus.read_bytes()
+    variant.write_bytes(data if final_newline else data.rstrip(b"\n"))
+    out = root / f"chunked_{chunk_bytes}_{final_newline}"
+    pretokenize(TokenizeConfig(val_fraction=0.2, workers=1, chunk_bytes=chunk_bytes), variant, tok, out, 7)
+    for name in ("train.bin", "val.bin", "train.idx.npy", "val.idx.npy"):
+        assert (out / name).read_bytes() == (shards_dir / name).read_bytes()
+
+
+@pytest.mark.parametrize("val_fraction", [1e-9, 1 - 1e-9])
+def test_documents_moved_between_splits_keep_their_tokens(setup: tuple[Path, Path, Path],
+                                                          val_fraction: float) -> None:
+    """With (almost) no val, or no train, each language's extreme document changes split after encoding;
+    its part is then regrouped document by document, and every document still decodes to its text."""
+    root, corpus, tok = setup
+    out = root / f"moved_{val_fraction}"
+    pretokenize(TokenizeConfig(val_fraction=val_fraction, workers=1, chunk_bytes=1500), corpus, tok, out, 7)
+    shards, tokenizer = Shards(out), load_tokenizer(tok, text_only=True)
+    small = "val" if val_fraction < 0.5 else "train"
+    assert shards.meta["splits"][small]["docs"] == len(TEXTS)
+    texts = {json.loads(line)["text"] for line in corpus.read_text(encoding="utf-8").splitlines()}
+    for split in ("train", "val"):
+        tokens = shards.tokens(split)
+        for row in shards.index(split):
+            assert tokenizer.decode(tokens[row["start"] + 1: row["start"] + row["length"] - 1].tolist()) in texts

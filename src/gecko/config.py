@@ -297,10 +297,11 @@ class TokenizeConfig:
     val_fraction: float = 0.05
     """Share of documents (per language, chosen by hashed id) held out for validation."""
     workers: int = 0
-    """Encoding threads (0: one per CPU core)."""
+    """Encoding processes (0: one per CPU core available to this process; 1: encode in this process)."""
     chunk_bytes: int = 8 << 20
-    """Corpus bytes per work unit: the grain of parallel encoding and of resuming an interrupted run. The
-    shards are identical for any value."""
+    """Largest corpus byte range per work unit, the grain of parallel encoding and of resuming an interrupted
+    run (a smaller corpus is cut finer, into up to 256 units of at least 256 KiB). The shards are identical
+    for any value."""
 
 
 @dataclass(frozen=True)

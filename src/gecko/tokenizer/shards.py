@@ -3,35 +3,38 @@
 Format (docs/architecture.md): `{split}.bin` is a flat token array in which each document is `<s> ids </s>`;
 `{split}.idx.npy` has one row per document (start, length, lang, source, n_bytes); `meta.json` describes both.
 
-How it runs: a first pass reads only ids, languages and sources, decides each document's split and cuts the
-corpus into chunks of about `chunk_bytes`. Chunks are then encoded in one process: each chunk is read by byte
-offset, cut into slices, and the slices are encoded on `workers` threads (tokenizers releases the GIL while
-encoding, single-threaded per call); two chunks are in flight, so reading, parsing and writing one overlaps
-the encoding of the other. Each chunk is written to part files with a completion marker; the parts are
-concatenated in corpus order at the end. The output therefore does not depend on the number of workers or
-the chunk size, and an interrupted run resumes from its finished chunks.
+How it runs: the corpus file is cut into byte ranges, and worker processes each take one range at a time and
+do everything for it: read the lines that begin in it, parse, encode, pack `<s> ids </s>` (documents whose
+id hash puts them in train first, then those in val) and write a part. The parts are then appended to
+train.bin and val.bin in corpus order, copied by the kernel (`copy_file_range`) rather than through Python.
+The output therefore does not depend on the number of workers or the chunk size, and an interrupted run
+resumes from its finished parts.
 
-Threads rather than worker processes: no pool start-up, one tokenizer load, and load balancing by slice
-rather than by chunk. Forked processes also proved fragile: after `datatrove` had been imported (as in a
-full pipeline run), two forked workers ran at the speed of one (2-core VM, 20 MB: 8.8 s instead of 4.9 s).
+Processes rather than threads: tokenizers releases the GIL while encoding, but parsing, id lists and packing
+do not, and at 16 threads that serial share held a one-process design to 0.58x `encode_batch` (see
+docs/benchmarks.md). Workers come from a fork server (a clean process that imported only this module), not
+from a fork of the caller: forked workers of a process that had imported `datatrove` ran at the speed of one.
+A script that calls `pretokenize` with more than one worker therefore needs the usual
+`if __name__ == "__main__":` guard (the workers import the main module again).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
-from itertools import chain
+from itertools import chain, islice
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ from gecko.atomic import write_bytes, write_json, write_npy
 from gecko.config import LANGS, TokenizeConfig
 from gecko.errors import DataError
 from gecko.tokenizer.special_tokens import BOS, EOS, special_id
-from gecko.tokenizer.train import TOKENIZER_FILE, corpus_records, file_sha256, load_tokenizer, parse_record
+from gecko.tokenizer.train import TOKENIZER_FILE, file_sha256, load_tokenizer, parse_record
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ SPLITS = ("train", "val")
 INDEX_DTYPE = np.dtype([
     ("start", np.int64), ("length", np.int64), ("lang", np.uint8), ("source", np.uint16), ("n_bytes", np.int64),
 ])
+PART_DTYPE = np.dtype(INDEX_DTYPE.descr + [("unit", np.float64)])
+"""A part's index: lang and source are codes into that part's own name lists; `unit` is the split hash."""
 META_FILE = "meta.json"
 SHARD_TOKENS = (BOS, EOS)
 """The only special tokens shards use: any tokenizer with them at GECKO's ids can be pretokenized."""
@@ -59,69 +64,88 @@ TIMING_FILE = "timing.json"
 (the training loader fingerprints it)."""
 PARTS_DIR = ".parts"
 FORMAT_VERSION = 1
+TARGET_CHUNKS = 256
+"""Chunks are made smaller than `chunk_bytes` until the corpus has this many (down to MIN_CHUNK_BYTES), so
+that 16 workers stay busy to the end: 256 chunks encoded 10% faster than 64 on 131 MB with 16 workers."""
+MIN_CHUNK_BYTES = 256 << 10
 
 
 @dataclass(frozen=True)
 class Chunk:
+    """The corpus lines that begin at a byte offset in [start, end)."""
+
     index: int
-    offset: int
-    """Byte offset of the chunk's first line in the corpus file."""
-    first_doc: int
-    n_docs: int
-
-
-@dataclass
-class Plan:
-    """Everything decided before encoding, from one pass over the corpus."""
-
-    corpus_sha256: str
-    langs: list[str]
-    sources: list[str]
-    lang: np.ndarray
-    """(n_docs,) uint8 index into langs."""
-    source: np.ndarray
-    """(n_docs,) uint16 index into sources."""
-    is_val: np.ndarray
-    """(n_docs,) bool."""
-    chunks: list[Chunk]
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
 class Task:
-    """One chunk and the per-document decisions a worker needs for it."""
+    """What a worker needs for one chunk (picklable: it crosses to a worker process)."""
 
+    corpus: Path
     chunk: Chunk
-    is_val: np.ndarray
-    lang: np.ndarray
-    source: np.ndarray
+    parts: Path
+    seed: int
+    val_fraction: float
+    dtype: str
+
+
+@dataclass
+class Part:
+    """An encoded chunk's documents: index rows (`start` within the part's token file) and the names that
+    their lang and source codes refer to."""
+
+    index: np.ndarray
+    langs: list[str]
+    sources: list[str]
 
 
 def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir: Path,
                 seed: int) -> dict[str, Any]:
     """Encode `corpus` into train/val shards under `out_dir`; returns the stats also saved in meta.json."""
-    t0 = time.perf_counter()
+    clock = {"start": time.perf_counter()}
+    workers = _cores(cfg.workers)
+    if workers > 1:
+        _fork_server()  # starts now, so that its imports overlap the tokenizer load
     # text_only: a literal "<s>" in a document (HTML strikethrough) is text, not a boundary.
     tokenizer = load_tokenizer(tokenizer_dir, text_only=True, required=SHARD_TOKENS)
     vocab_size = tokenizer.get_vocab_size()
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
-    plan = plan_corpus(corpus, seed, cfg.val_fraction, cfg.chunk_bytes)
     tokenizer_sha = file_sha256(Path(tokenizer_dir) / TOKENIZER_FILE)
+    size, mtime_ns = _corpus_stat(corpus)
+    chunks = plan_chunks(size, cfg.chunk_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Resuming needs the same corpus (by size and modification time: hashing it first would be a serial
+    # pass over every byte), tokenizer, seed and chunking.
     parts = _prepare_parts(out_dir / PARTS_DIR, {
-        "format": FORMAT_VERSION, "corpus_sha256": plan.corpus_sha256, "tokenizer_sha256": tokenizer_sha,
-        "seed": seed, "val_fraction": cfg.val_fraction, "chunk_bytes": cfg.chunk_bytes, "dtype": dtype.name,
+        "format": FORMAT_VERSION, "corpus_bytes": size, "corpus_mtime_ns": mtime_ns,
+        "tokenizer_sha256": tokenizer_sha, "seed": seed, "val_fraction": cfg.val_fraction,
+        "chunk_bytes": cfg.chunk_bytes, "dtype": dtype.name,
     })
-    workers = _encode_chunks(plan, corpus, tokenizer, parts, dtype, cfg.workers)
-    t_encoded = time.perf_counter()
-    stats = _sum_chunk_stats(parts, plan)
-    meta = {
-        "format": FORMAT_VERSION, "dtype": dtype.name, "vocab_size": vocab_size,
-        "bos_id": special_id(BOS), "eos_id": special_id(EOS), "tokenizer_sha256": tokenizer_sha,
-        "corpus_sha256": plan.corpus_sha256, "seed": seed, "val_fraction": cfg.val_fraction,
-        "langs": plan.langs, "sources": plan.sources, "splits": stats,
-    }
-    _finalize(out_dir, parts, plan, dtype, meta)
-    timing = _timing(stats, t0, t_encoded, workers)
+    clock["planned"] = time.perf_counter()
+    (out_dir / META_FILE).unlink(missing_ok=True)  # until the new shards are complete
+    # hashlib releases the GIL, so the hash and the merger's copies run while the workers encode.
+    with ThreadPoolExecutor(1) as hasher, TokenMerger(out_dir, parts, cfg.val_fraction, dtype) as merger:
+        corpus_sha = hasher.submit(file_sha256, corpus)
+        tasks = [Task(corpus, chunk, parts, seed, cfg.val_fraction, dtype.name) for chunk in chunks]
+        workers, encoded = _encode_chunks(tasks, tokenizer, Path(tokenizer_dir), workers, merger.add)
+        clock["encoded"] = time.perf_counter()
+        index, names = _gather_index(encoded, parts)
+        if len(index) == 0:
+            raise DataError(f"{corpus}: corpus has no documents")
+        is_val = split_by_unit_hash(index["unit"], index["lang"], cfg.val_fraction)
+        stats = _split_stats(index, is_val, names["langs"])
+        meta = {
+            "format": FORMAT_VERSION, "dtype": dtype.name, "vocab_size": vocab_size,
+            "bos_id": special_id(BOS), "eos_id": special_id(EOS), "tokenizer_sha256": tokenizer_sha,
+            "corpus_sha256": corpus_sha.result(), "seed": seed, "val_fraction": cfg.val_fraction,
+            "langs": names["langs"], "sources": names["sources"], "splits": stats,
+        }
+        merger.finish(is_val)
+    _publish(out_dir, parts, index, is_val, meta)
+    clock["done"] = time.perf_counter()
+    timing = _timing(stats, clock, workers)
     write_json(out_dir / TIMING_FILE, timing)
     log.info("shards: %s train / %s val tokens in %.1fs → %s", f"{stats['train']['tokens']:,}",
              f"{stats['val']['tokens']:,}", timing["seconds"], out_dir)
@@ -131,56 +155,37 @@ def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir:
 # ── planning ──────────────────────────────────────────────────────────────────────────────────────────
 
 
-def plan_corpus(corpus: Path, seed: int, val_fraction: float, chunk_bytes: int) -> Plan:
-    """Split decisions and chunk boundaries from ids, languages and sources (texts are not kept)."""
-    digest = hashlib.sha256()
-    ids: list[str] = []
-    langs: list[str] = []
-    sources: list[str] = []
-    chunks: list[Chunk] = []
-    offset = chunk_start = chunk_first = 0
-    for raw, record in corpus_records(corpus):
-        digest.update(raw)
-        ids.append(record["id"])
-        langs.append(record["lang"])
-        sources.append(record["source"])
-        offset += len(raw)
-        if offset - chunk_start >= chunk_bytes:
-            chunks.append(Chunk(len(chunks), chunk_start, chunk_first, len(ids) - chunk_first))
-            chunk_start, chunk_first = offset, len(ids)
-    if len(ids) > chunk_first:
-        chunks.append(Chunk(len(chunks), chunk_start, chunk_first, len(ids) - chunk_first))
-    if not ids:
-        raise DataError(f"{corpus}: corpus has no documents")
-    lang_names = sorted(set(langs), key=lambda x: (LANGS.index(x) if x in LANGS else len(LANGS), x))
-    source_names = sorted(set(sources))
-    if len(lang_names) > 256 or len(source_names) > 1 << 16:
-        raise DataError(f"{corpus}: {len(lang_names)} languages / {len(source_names)} sources exceed the "
-                        f"shard index (uint8 lang, uint16 source)")
-    lang = np.array([lang_names.index(x) for x in langs], dtype=np.uint8)
-    source_ids = {name: i for i, name in enumerate(source_names)}
-    source = np.array([source_ids[x] for x in sources], dtype=np.uint16)
-    is_val = split_by_document(ids, lang, seed, val_fraction)
-    return Plan(digest.hexdigest(), lang_names, source_names, lang, source, is_val, chunks)
+def _corpus_stat(corpus: Path) -> tuple[int, int]:
+    try:
+        stat = corpus.stat()
+    except OSError as e:
+        raise DataError(f"{corpus}: cannot read corpus: {e.strerror}") from None
+    return stat.st_size, stat.st_mtime_ns
 
 
-def split_by_document(ids: list[str], lang: np.ndarray, seed: int, val_fraction: float) -> np.ndarray:
-    """A document is in val when a hash of (seed, id) falls below val_fraction.
+def plan_chunks(size: int, chunk_bytes: int) -> list[Chunk]:
+    """Byte ranges of about `chunk_bytes` (smaller for a small corpus, see TARGET_CHUNKS); no I/O here, the
+    workers find the line boundaries themselves."""
+    step = max(1, min(chunk_bytes, max(MIN_CHUNK_BYTES, -(-size // TARGET_CHUNKS))))
+    return [Chunk(i, start, min(start + step, size)) for i, start in enumerate(range(0, size, step))]
+
+
+def split_by_unit_hash(unit: np.ndarray, lang: np.ndarray, val_fraction: float) -> np.ndarray:
+    """A document is in val when its unit hash (of seed and id, see `unit_hash`) falls below val_fraction.
 
     Depends only on the id, so it is stable across runs, worker counts and corpus order. A language with at
     least two documents gets at least one in each split (the extreme hash is moved), so every language has
     a validation score.
     """
-    u = np.array([unit_hash(seed, doc_id) for doc_id in ids], dtype=np.float64)
-    is_val = u < val_fraction
+    is_val = unit < val_fraction
     for code in np.unique(lang):
         rows = np.flatnonzero(lang == code)
         if len(rows) < 2:
             continue
         if not is_val[rows].any():
-            is_val[rows[np.argmin(u[rows])]] = True
+            is_val[rows[np.argmin(unit[rows])]] = True
         if is_val[rows].all():
-            is_val[rows[np.argmax(u[rows])]] = False
+            is_val[rows[np.argmax(unit[rows])]] = False
     return is_val
 
 
@@ -190,105 +195,169 @@ def unit_hash(seed: int, doc_id: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-# ── encoding ──────────────────────────────────────────────────────────────────────────────────────────
+# ── encoding (in worker processes) ────────────────────────────────────────────────────────────────────
 
 
-class ChunkEncoder:
-    """Encodes one chunk into per-split part files; called from up to two threads at once."""
-
-    def __init__(self, corpus: Path, tokenizer: Tokenizer, parts: Path, dtype: np.dtype,
-                 pool: ThreadPoolExecutor | None, threads: int) -> None:
-        self.corpus, self.tokenizer, self.parts, self.dtype, self.pool = corpus, tokenizer, parts, dtype, pool
-        self.n_slices = SLICES_PER_THREAD * threads
-        self.bos, self.eos = special_id(BOS), special_id(EOS)
-
-    def __call__(self, task: Task) -> int:
-        texts = self._read(task.chunk)
-        ids = self._encode(texts)
-        stats: dict[str, list[list[int]]] = {}
-        for split, mask in (("train", ~task.is_val), ("val", task.is_val)):
-            rows = np.flatnonzero(mask)
-            tokens, index = self._pack([ids[i] for i in rows], [texts[i] for i in rows])
-            index["lang"], index["source"] = task.lang[rows], task.source[rows]
-            self._save(task.chunk, split, tokens, index)
-            stats[split] = [index["lang"].tolist(), index["length"].tolist(), index["n_bytes"].tolist()]
-        write_json(_part(self.parts, task.chunk, "done.json"), stats)  # last: marks the chunk complete
-        return task.chunk.n_docs
-
-    def _read(self, chunk: Chunk) -> list[str]:
-        with self.corpus.open("rb") as f:
-            f.seek(chunk.offset)
-            lines = [f.readline() for _ in range(chunk.n_docs)]
-        first_line = chunk.first_doc + 1
-        return [parse_record(raw, self.corpus, first_line + i)["text"] for i, raw in enumerate(lines)]
-
-    def _encode(self, texts: list[str]) -> list[list[int]]:
-        """Token ids per text; with a pool, slices of the chunk are encoded on its threads in parallel."""
-        if self.pool is None:
-            return _encode_batch(self.tokenizer, texts)
-        step = -(-len(texts) // self.n_slices) or 1
-        slices = [texts[i:i + step] for i in range(0, len(texts), step)]
-        return list(chain.from_iterable(self.pool.map(partial(_encode_batch, self.tokenizer), slices)))
-
-    def _pack(self, ids: list[list[int]], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """`<s> ids </s>` per document in one array, filled by numpy rather than by growing a list."""
-        index = np.zeros(len(ids), dtype=INDEX_DTYPE)
-        index["length"] = np.fromiter(map(len, ids), np.int64, len(ids)) + 2
-        ends = np.cumsum(index["length"])
-        index["start"] = ends - index["length"]
-        index["n_bytes"] = [len(text.encode("utf-8")) for text in texts]
-        tokens = np.empty(int(ends[-1]) if len(ids) else 0, dtype=self.dtype)
-        body = np.ones(len(tokens), dtype=bool)
-        body[index["start"]] = body[ends - 1] = False
-        tokens[index["start"]], tokens[ends - 1] = self.bos, self.eos
-        tokens[body] = np.fromiter(chain.from_iterable(ids), self.dtype, len(tokens) - 2 * len(ids))
-        return tokens, index
-
-    def _save(self, chunk: Chunk, split: str, tokens: np.ndarray, index: np.ndarray) -> None:
-        write_bytes(_part(self.parts, chunk, f"{split}.bin"), tokens.tobytes())
-        write_npy(_part(self.parts, chunk, f"{split}.idx.npy"), index)
+def encode_chunk(task: Task, tokenizer: Tokenizer) -> Part:
+    """Read, parse, encode and pack one chunk into its part files."""
+    records = _read_records(task.corpus, task.chunk)
+    texts = [record["text"] for record in records]
+    ids = [e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+    unit = np.array([unit_hash(task.seed, record["id"]) for record in records], dtype=np.float64)
+    tokens, index = _pack(ids, unit < task.val_fraction, np.dtype(task.dtype))
+    index["unit"] = unit
+    index["n_bytes"] = [len(text.encode("utf-8")) for text in texts]
+    langs, index["lang"] = _local_codes(records, "lang")
+    sources, index["source"] = _local_codes(records, "source")
+    part = Part(index, langs, sources)
+    write_bytes(_part(task.parts, task.chunk, ".bin"), tokens.tobytes())
+    _save_part_index(_part(task.parts, task.chunk, ".npz"), part)  # last: marks the chunk done
+    return part
 
 
-SLICES_PER_THREAD = 4
-"""A chunk is cut into this many slices per thread, so that threads finishing early pick up more work."""
+def _read_records(corpus: Path, chunk: Chunk) -> list[dict[str, Any]]:
+    """The records of the lines that begin in the chunk's byte range (a line is in exactly one chunk)."""
+    with corpus.open("rb") as f:
+        offset = chunk.start
+        if offset > 0:
+            f.seek(offset - 1)
+            offset += len(f.readline()) - 1  # to the first line that begins at or after `start`
+        if offset >= chunk.end:
+            return []
+        data = f.read(chunk.end - offset)
+        if not data.endswith(b"\n"):
+            data += f.readline()  # the last line begins in the range and ends after it
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    records = []
+    for i, raw in enumerate(lines):
+        try:
+            records.append(parse_record(raw, corpus, 0))
+        except DataError:  # count lines only now, to name the line in the error
+            line_start = offset + sum(len(line) + 1 for line in lines[:i])
+            parse_record(raw, corpus, _line_number(corpus, line_start))
+    return records
+
+
+def _line_number(corpus: Path, offset: int) -> int:
+    """The 1-based number of the line that begins at byte `offset` (counted only to name a bad line)."""
+    newlines = 0
+    with corpus.open("rb") as f:
+        while f.tell() < offset:
+            newlines += f.read(min(1 << 20, offset - f.tell())).count(b"\n")
+    return newlines + 1
+
+
+def _local_codes(records: list[dict[str, Any]], key: str) -> tuple[list[str], list[int]]:
+    """The part's distinct values of `key` in first-seen order, and each record's position among them."""
+    codes: dict[str, int] = {}
+    positions = [codes.setdefault(record[key], len(codes)) for record in records]
+    return list(codes), positions
+
+
+def _pack(ids: list[list[int]], is_val: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """`<s> ids </s>` per document in one array, train documents first, then val, each in corpus order;
+    filled by numpy rather than by growing a list."""
+    order = np.argsort(is_val, kind="stable")
+    index = np.zeros(len(ids), dtype=PART_DTYPE)
+    index["length"] = np.fromiter(map(len, ids), np.int64, len(ids)) + 2
+    lengths = index["length"][order]
+    starts = np.cumsum(lengths) - lengths
+    index["start"][order] = starts
+    tokens = np.empty(int(lengths.sum()), dtype=dtype)
+    body = np.ones(len(tokens), dtype=bool)
+    body[starts] = body[starts + lengths - 1] = False
+    tokens[starts], tokens[starts + lengths - 1] = special_id(BOS), special_id(EOS)
+    tokens[body] = np.fromiter(chain.from_iterable(ids[i] for i in order), dtype, len(tokens) - 2 * len(ids))
+    return tokens, index
+
+
+_worker_tokenizer: Tokenizer | None = None
+"""A worker process's tokenizer, loaded once by `_start_worker`."""
+
+
+def _start_worker(tokenizer_dir: Path) -> None:
+    """Each worker encodes on its own thread only: no rayon pool competing with the other workers."""
+    global _worker_tokenizer
+    os.environ[_PARALLELISM] = "false"
+    _worker_tokenizer = load_tokenizer(tokenizer_dir, text_only=True, required=SHARD_TOKENS)
+
+
+def _worker_encode_chunk(task: Task) -> Part:
+    assert _worker_tokenizer is not None, "_start_worker runs first"
+    return encode_chunk(task, _worker_tokenizer)
+
+
+# ── scheduling ────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _encode_chunks(tasks: list[Task], tokenizer: Tokenizer, tokenizer_dir: Path, workers: int,
+                   on_part: Callable[[int, Part], None]) -> tuple[int, list[Part]]:
+    """Encode every chunk without a finished part, passing each part to `on_part` as it comes; returns the
+    number of worker processes used and every chunk's part, in corpus order (those of an interrupted run
+    read back from their files)."""
+    done: dict[int, Part] = {}
+    for task in tasks:
+        if (path := _part(task.parts, task.chunk, ".npz")).exists():
+            done[task.chunk.index] = _load_part_index(path)
+            on_part(task.chunk.index, done[task.chunk.index])
+    todo = [t for t in tasks if t.chunk.index not in done]
+    if done:
+        log.info("shards: resuming, %d of %d chunks already encoded", len(done), len(tasks))
+    workers = max(1, min(workers, len(todo)))
+    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+        bar = progress.add_task("encoding", total=len(todo))
+        for task, part in _run(todo, tokenizer, tokenizer_dir, workers):
+            done[task.chunk.index] = part
+            on_part(task.chunk.index, part)
+            progress.advance(bar)
+    return workers, [done[t.chunk.index] for t in tasks]
+
+
+def _run(tasks: list[Task], tokenizer: Tokenizer, tokenizer_dir: Path,
+         workers: int) -> Iterator[tuple[Task, Part]]:
+    """`encode_chunk` over `tasks`: in this process for one worker, else on a pool of fresh processes.
+
+    Two tasks per worker are in flight, taken in completion order (a slow chunk holds up no one), so an error
+    stops the run within a few chunks rather than after every queued chunk was encoded.
+    """
+    if workers == 1:
+        with _single_threaded_tokenizers():
+            yield from ((task, encode_chunk(task, tokenizer)) for task in tasks)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=_fork_server(), initializer=_start_worker,
+                               initargs=(tokenizer_dir,))
+    queue = iter(tasks)
+    try:
+        running = {pool.submit(_worker_encode_chunk, task): task for task in islice(queue, 2 * workers)}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield running.pop(future), future.result()
+            running |= {pool.submit(_worker_encode_chunk, task): task for task in islice(queue, len(done))}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _cores(workers: int) -> int:
+    return workers if workers > 0 else len(os.sched_getaffinity(0))
+
+
+def _fork_server() -> multiprocessing.context.BaseContext:
+    """The fork server's context, the server started with this module imported (the workers' code)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    forkserver.ensure_running()
+    return context
+
+
 _PARALLELISM = "TOKENIZERS_PARALLELISM"
-
-
-def _encode_batch(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
-    """Runs without the GIL while tokenizers encodes, so calls on several threads use several cores."""
-    return [e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
-
-
-def _encode_chunks(plan: Plan, corpus: Path, tokenizer: Tokenizer, parts: Path, dtype: np.dtype,
-                   workers: int) -> int:
-    """Encode every chunk without a completion marker; returns the number of encoding threads used."""
-    todo = [c for c in plan.chunks if not _part(parts, c, "done.json").exists()]
-    rows = [slice(c.first_doc, c.first_doc + c.n_docs) for c in todo]
-    tasks = [Task(c, plan.is_val[r], plan.lang[r], plan.source[r]) for c, r in zip(todo, rows)]
-    threads = max(1, workers if workers > 0 else os.cpu_count() or 1)
-    if len(todo) < len(plan.chunks):
-        log.info("shards: resuming, %d of %d chunks already encoded", len(plan.chunks) - len(todo),
-                 len(plan.chunks))
-    with ExitStack() as stack:
-        stack.enter_context(_single_threaded_tokenizers())
-        pool = stack.enter_context(ThreadPoolExecutor(threads)) if threads > 1 else None
-        # Two chunks in flight: one is read, parsed, packed and written while the other is being encoded.
-        chunk_threads = stack.enter_context(ThreadPoolExecutor(2 if pool else 1))
-        progress = stack.enter_context(Progress(disable=not sys.stderr.isatty(), transient=True))
-        bar = progress.add_task("encoding", total=sum(t.chunk.n_docs for t in tasks))
-        encoder = ChunkEncoder(corpus, tokenizer, parts, dtype, pool, threads)
-        for n_docs in chunk_threads.map(encoder, tasks):  # on an error, map cancels the queued chunks
-            progress.advance(bar, n_docs)
-    return threads
 
 
 @contextmanager
 def _single_threaded_tokenizers() -> Iterator[None]:
-    """TOKENIZERS_PARALLELISM=false while encoding: each call then runs on its own thread only.
-
-    `workers` is then the exact number of encoding threads, and tokenizers' rayon pool does not compete
-    with ours for the same cores.
-    """
+    """TOKENIZERS_PARALLELISM=false while encoding in this process, as in a worker; restored after."""
     saved = os.environ.get(_PARALLELISM)
     os.environ[_PARALLELISM] = "false"
     try:
@@ -304,7 +373,19 @@ def _single_threaded_tokenizers() -> Iterator[None]:
 
 
 def _part(parts: Path, chunk: Chunk, suffix: str) -> Path:
-    return parts / f"{chunk.index:06d}.{suffix}"
+    return parts / f"{chunk.index:06d}{suffix}"
+
+
+def _save_part_index(path: Path, part: Part) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, index=part.index, langs=np.array(part.langs, dtype=str),
+             sources=np.array(part.sources, dtype=str))
+    write_bytes(path, buffer.getvalue())
+
+
+def _load_part_index(path: Path) -> Part:
+    with np.load(path, allow_pickle=False) as saved:
+        return Part(saved["index"], saved["langs"].tolist(), saved["sources"].tolist())
 
 
 def _prepare_parts(parts: Path, fingerprint: dict[str, Any]) -> Path:
@@ -321,52 +402,145 @@ def _prepare_parts(parts: Path, fingerprint: dict[str, Any]) -> Path:
     return parts
 
 
-def _sum_chunk_stats(parts: Path, plan: Plan) -> dict[str, Any]:
-    """Documents, tokens (with <s> and </s>) and bytes per split and language, from the chunk markers."""
+def _gather_index(encoded: list[Part], parts: Path) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """Every document's part-index row, with lang and source recoded into corpus-wide sorted name lists."""
+    langs = sorted({x for part in encoded for x in part.langs},
+                   key=lambda x: (LANGS.index(x) if x in LANGS else len(LANGS), x))
+    sources = sorted({x for part in encoded for x in part.sources})
+    if len(langs) > 256 or len(sources) > 1 << 16:
+        raise DataError(f"{parts.parent}: {len(langs)} languages / {len(sources)} sources exceed the shard "
+                        f"index (uint8 lang, uint16 source)")
+    lang_code = {x: i for i, x in enumerate(langs)}
+    source_code = {x: i for i, x in enumerate(sources)}
+    indexes = []
+    for part in encoded:
+        index = part.index.copy()
+        index["lang"] = np.array([lang_code[x] for x in part.langs], np.uint8)[index["lang"]]
+        index["source"] = np.array([source_code[x] for x in part.sources], np.uint16)[index["source"]]
+        indexes.append(index)
+    index = np.concatenate(indexes) if indexes else np.zeros(0, PART_DTYPE)
+    return index, {"langs": langs, "sources": sources}
+
+
+def _split_stats(index: np.ndarray, is_val: np.ndarray, langs: list[str]) -> dict[str, Any]:
+    """Documents, tokens (with <s> and </s>) and bytes per split and language."""
     stats: dict[str, Any] = {}
-    for split in SPLITS:
-        per_lang: dict[str, Counter[str]] = {lang: Counter() for lang in plan.langs}
-        for chunk in plan.chunks:
-            langs, lengths, n_bytes = json.loads(_part(parts, chunk, "done.json").read_text())[split]
-            for code, length, size in zip(langs, lengths, n_bytes):
-                per_lang[plan.langs[code]].update(docs=1, tokens=length, bytes=size)
-        total = sum(per_lang.values(), Counter())
-        stats[split] = {key: total[key] for key in ("docs", "tokens", "bytes")}
-        stats[split]["langs"] = {lang: {key: c[key] for key in ("docs", "tokens", "bytes")}
-                                 for lang, c in per_lang.items()}
+    for split, rows in (("train", ~is_val), ("val", is_val)):
+        lang = index["lang"][rows]
+        per_lang = {
+            "docs": np.bincount(lang, minlength=len(langs)),
+            "tokens": np.bincount(lang, weights=index["length"][rows], minlength=len(langs)),
+            "bytes": np.bincount(lang, weights=index["n_bytes"][rows], minlength=len(langs)),
+        }
+        stats[split] = {key: int(counts.sum()) for key, counts in per_lang.items()}
+        stats[split]["langs"] = {name: {key: int(counts[i]) for key, counts in per_lang.items()}
+                                 for i, name in enumerate(langs)}
     return stats
 
 
-def _finalize(out_dir: Path, parts: Path, plan: Plan, dtype: np.dtype, meta: dict[str, Any]) -> None:
-    """Concatenate parts in corpus order, then publish: meta.json goes last, so its presence means done."""
-    (out_dir / META_FILE).unlink(missing_ok=True)
-    for split in SPLITS:
-        _merge_split(out_dir, parts, plan.chunks, split, dtype)
+class TokenMerger:
+    """Appends the parts' tokens to {split}.bin.tmp in corpus order, most of them while later chunks are still
+    being encoded.
+
+    Each part holds its train documents' tokens, then its val documents', by the tentative split
+    `unit < val_fraction`; the two runs are copied by the kernel. `split_by_unit_hash` changes that split
+    only for a language with no val (or no train) document at all, so a part goes as soon as the finished
+    parts hold documents of both splits for each of its languages. The rest go at `finish`, with the final
+    split; a part whose documents moved is regrouped document by document.
+    """
+
+    def __init__(self, out_dir: Path, parts: Path, val_fraction: float, dtype: np.dtype) -> None:
+        self.parts, self.val_fraction, self.dtype = parts, val_fraction, dtype
+        self.files = {split: (out_dir / f"{split}.bin.tmp").open("wb", buffering=0) for split in SPLITS}
+        self.encoded: dict[int, Part] = {}
+        self.splits_seen: dict[str, set[bool]] = {}
+        self.next = 0
+        """Parts before this one are appended."""
+        self.first_doc = 0
+        """Corpus index of the next part's first document."""
+
+    def __enter__(self) -> TokenMerger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for f in self.files.values():
+            f.close()
+
+    def add(self, chunk_index: int, part: Part) -> None:
+        self.encoded[chunk_index] = part
+        tentative = part.index["unit"] < self.val_fraction
+        for code, lang in enumerate(part.langs):
+            self.splits_seen.setdefault(lang, set()).update(tentative[part.index["lang"] == code].tolist())
+        while self.next in self.encoded and self._settled(self.encoded[self.next]):
+            part = self.encoded[self.next]
+            self._append(part, part.index["unit"] < self.val_fraction)
+
+    def finish(self, is_val: np.ndarray) -> None:
+        """Append the remaining parts with the final split, then make both files durable."""
+        while self.next in self.encoded:
+            part = self.encoded[self.next]
+            self._append(part, is_val[self.first_doc:self.first_doc + len(part.index)])
+        for f in self.files.values():
+            os.fsync(f.fileno())
+
+    def _settled(self, part: Part) -> bool:
+        return all(len(self.splits_seen[lang]) == 2 for lang in part.langs)
+
+    def _append(self, part: Part, final: np.ndarray) -> None:
+        path = self.parts / f"{self.next:06d}.bin"
+        if np.array_equal(final, part.index["unit"] < self.val_fraction):
+            n_train = int(part.index["length"][~final].sum()) * self.dtype.itemsize
+            with path.open("rb", buffering=0) as src:
+                _append(src, 0, n_train, self.files["train"])
+                _append(src, n_train, path.stat().st_size - n_train, self.files["val"])
+        else:
+            tokens = np.fromfile(path, dtype=self.dtype)
+            for split, docs in (("train", ~final), ("val", final)):
+                starts, lengths = part.index["start"][docs], part.index["length"][docs]
+                self.files[split].write(b"".join(tokens[s:s + n].tobytes() for s, n in zip(starts, lengths)))
+        self.next += 1
+        self.first_doc += len(part.index)
+
+
+def _publish(out_dir: Path, parts: Path, index: np.ndarray, is_val: np.ndarray, meta: dict[str, Any]) -> None:
+    """Index files next to the merged tokens, then meta.json last: its presence means the shards are done."""
+    for split, rows in (("train", ~is_val), ("val", is_val)):
+        write_npy(out_dir / f"{split}.idx.npy", _final_index(index[rows]))
+        os.replace(out_dir / f"{split}.bin.tmp", out_dir / f"{split}.bin")
     write_json(out_dir / META_FILE, meta)
     shutil.rmtree(parts)
 
 
-def _merge_split(out_dir: Path, parts: Path, chunks: list[Chunk], split: str, dtype: np.dtype) -> None:
-    indexes, offset = [], 0
-    tmp = out_dir / f"{split}.bin.tmp"
-    with tmp.open("wb") as f:
-        for chunk in chunks:
-            tokens = np.fromfile(_part(parts, chunk, f"{split}.bin"), dtype=dtype)
-            index = np.load(_part(parts, chunk, f"{split}.idx.npy"))
-            index["start"] += offset
-            offset += len(tokens)
-            f.write(tokens.tobytes())
-            indexes.append(index)
-        f.flush()
-        os.fsync(f.fileno())
-    write_npy(out_dir / f"{split}.idx.npy", np.concatenate(indexes) if indexes else np.zeros(0, INDEX_DTYPE))
-    os.replace(tmp, out_dir / f"{split}.bin")
+def _append(src: io.FileIO, offset: int, count: int, dst: io.FileIO) -> None:
+    """Bytes [offset, offset + count) of `src` to the end of `dst`: in the kernel (`copy_file_range`) where
+    the platform and file system allow it, else through a buffer."""
+    while count > 0:
+        try:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), count, offset)
+        except (AttributeError, OSError):  # not Linux, or a file system without it
+            src.seek(offset)
+            n = dst.write(src.read(min(count, 1 << 26))) or 0
+        if n <= 0:
+            raise DataError(f"{src.name}: part file shorter than its index (re-run `gecko tokenize`)")
+        offset, count = offset + n, count - n
 
 
-def _timing(stats: dict[str, Any], t0: float, t_encoded: float, workers: int) -> dict[str, Any]:
-    seconds = time.perf_counter() - t0
+def _final_index(index: np.ndarray) -> np.ndarray:
+    """INDEX_DTYPE rows of a split's documents, starts in the split's token stream."""
+    final = np.zeros(len(index), INDEX_DTYPE)
+    for name in INDEX_DTYPE.names:
+        final[name] = index[name]
+    final["start"] = np.cumsum(final["length"]) - final["length"]
+    return final
+
+
+def _timing(stats: dict[str, Any], clock: dict[str, float], workers: int) -> dict[str, Any]:
+    """Seconds in total and per phase: plan (tokenizer load, chunks), encode (workers), merge (split, files)."""
+    seconds = clock["done"] - clock["start"]
     tokens = stats["train"]["tokens"] + stats["val"]["tokens"]
-    return {"seconds": round(seconds, 3), "encode_seconds": round(t_encoded - t0, 3), "workers": workers,
+    phases = {"plan": ("start", "planned"), "encode": ("planned", "encoded"), "merge": ("encoded", "done")}
+    return {"seconds": round(seconds, 3), "workers": workers,
+            **{f"{name}_seconds": round(clock[b] - clock[a], 3) for name, (a, b) in phases.items()},
             "tokens_per_second": round(tokens / max(seconds, 1e-9))}
 
 
