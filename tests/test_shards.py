@@ -220,3 +220,12 @@ def test_documents_moved_between_splits_keep_their_tokens(setup: tuple[Path, Pat
         tokens = shards.tokens(split)
         for row in shards.index(split):
             assert tokenizer.decode(tokens[row["start"] + 1: row["start"] + row["length"] - 1].tolist()) in texts
+
+
+def test_spawned_workers_give_the_same_shards(setup: tuple[Path, Path, Path], shards_dir: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off Linux the workers are spawned and get the tokenizer pickled; "<s>" in a text must stay text."""
+    monkeypatch.setattr(shards_module.sys, "platform", "darwin")
+    spawned = _run(setup, "spawned", workers=2)
+    for name in ("train.bin", "val.bin", "train.idx.npy", "val.idx.npy", "meta.json"):
+        assert (spawned / name).read_bytes() == (shards_dir / name).read_bytes()

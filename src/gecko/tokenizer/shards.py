@@ -12,10 +12,9 @@ resumes from its finished parts.
 
 Processes rather than threads: tokenizers releases the GIL while encoding, but parsing, id lists and packing
 do not, and at 16 threads that serial share held a one-process design to 0.58x `encode_batch` (see
-docs/benchmarks.md). Workers come from a fork server (a clean process that imported only this module), not
-from a fork of the caller: forked workers of a process that had imported `datatrove` ran at the speed of one.
-A script that calls `pretokenize` with more than one worker therefore needs the usual
-`if __name__ == "__main__":` guard (the workers import the main module again).
+docs/benchmarks.md). On Linux the workers are forked once the tokenizer is loaded and before this module
+starts any thread: they start in milliseconds and share the tokenizer's memory, where workers from a fork
+server each loaded their own copy, took ~0.5 s to start and encoded 10% less per core on 16 cores.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
-from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +103,6 @@ def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir:
                 seed: int) -> dict[str, Any]:
     """Encode `corpus` into train/val shards under `out_dir`; returns the stats also saved in meta.json."""
     clock = {"start": time.perf_counter()}
-    workers = _cores(cfg.workers)
-    if workers > 1:
-        _fork_server()  # starts now, so that its imports overlap the tokenizer load
     # text_only: a literal "<s>" in a document (HTML strikethrough) is text, not a boundary.
     tokenizer = load_tokenizer(tokenizer_dir, text_only=True, required=SHARD_TOKENS)
     vocab_size = tokenizer.get_vocab_size()
@@ -125,12 +120,20 @@ def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir:
     })
     clock["planned"] = time.perf_counter()
     (out_dir / META_FILE).unlink(missing_ok=True)  # until the new shards are complete
-    # hashlib releases the GIL, so the hash and the merger's copies run while the workers encode.
-    with ThreadPoolExecutor(1) as hasher, TokenMerger(out_dir, parts, cfg.val_fraction, dtype) as merger:
+    tasks = [Task(corpus, chunk, parts, seed, cfg.val_fraction, dtype.name) for chunk in chunks]
+    finished = _finished_parts(tasks)
+    todo = [task for task in tasks if task.chunk.index not in finished]
+    workers = max(1, min(_cores(cfg.workers), len(todo)))
+    # The pool first: its workers are forked before the hash thread exists. hashlib releases the GIL, so
+    # the hash and the merger's copies run while the workers encode.
+    with (_worker_pool(tokenizer, workers) as pool, ThreadPoolExecutor(1) as hasher,
+          TokenMerger(out_dir, parts, cfg.val_fraction, dtype) as merger):
         corpus_sha = hasher.submit(file_sha256, corpus)
-        tasks = [Task(corpus, chunk, parts, seed, cfg.val_fraction, dtype.name) for chunk in chunks]
-        workers, encoded = _encode_chunks(tasks, tokenizer, Path(tokenizer_dir), workers, merger.add)
+        for chunk_index, part in sorted(finished.items()):
+            merger.add(chunk_index, part)
+        by_chunk = finished | _encode_chunks(todo, tokenizer, pool, workers, merger.add)
         clock["encoded"] = time.perf_counter()
+        encoded = [by_chunk[task.chunk.index] for task in tasks]
         index, names = _gather_index(encoded, parts)
         if len(index) == 0:
             raise DataError(f"{corpus}: corpus has no documents")
@@ -274,14 +277,15 @@ def _pack(ids: list[list[int]], is_val: np.ndarray, dtype: np.dtype) -> tuple[np
 
 
 _worker_tokenizer: Tokenizer | None = None
-"""A worker process's tokenizer, loaded once by `_start_worker`."""
+"""A worker process's tokenizer, set once by `_start_worker`."""
 
 
-def _start_worker(tokenizer_dir: Path) -> None:
+def _start_worker(tokenizer: Tokenizer) -> None:
     """Each worker encodes on its own thread only: no rayon pool competing with the other workers."""
     global _worker_tokenizer
     os.environ[_PARALLELISM] = "false"
-    _worker_tokenizer = load_tokenizer(tokenizer_dir, text_only=True, required=SHARD_TOKENS)
+    tokenizer.encode_special_tokens = True  # text_only (see load_tokenizer), whether or not pickling kept it
+    _worker_tokenizer = tokenizer
 
 
 def _worker_encode_chunk(task: Task) -> Part:
@@ -292,81 +296,94 @@ def _worker_encode_chunk(task: Task) -> Part:
 # ── scheduling ────────────────────────────────────────────────────────────────────────────────────────
 
 
-def _encode_chunks(tasks: list[Task], tokenizer: Tokenizer, tokenizer_dir: Path, workers: int,
-                   on_part: Callable[[int, Part], None]) -> tuple[int, list[Part]]:
-    """Encode every chunk without a finished part, passing each part to `on_part` as it comes; returns the
-    number of worker processes used and every chunk's part, in corpus order (those of an interrupted run
-    read back from their files)."""
-    done: dict[int, Part] = {}
-    for task in tasks:
-        if (path := _part(task.parts, task.chunk, ".npz")).exists():
-            done[task.chunk.index] = _load_part_index(path)
-            on_part(task.chunk.index, done[task.chunk.index])
-    todo = [t for t in tasks if t.chunk.index not in done]
-    if done:
-        log.info("shards: resuming, %d of %d chunks already encoded", len(done), len(tasks))
-    workers = max(1, min(workers, len(todo)))
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        bar = progress.add_task("encoding", total=len(todo))
-        for task, part in _run(todo, tokenizer, tokenizer_dir, workers):
-            done[task.chunk.index] = part
-            on_part(task.chunk.index, part)
-            progress.advance(bar)
-    return workers, [done[t.chunk.index] for t in tasks]
+@contextmanager
+def _worker_pool(tokenizer: Tokenizer, workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """`workers` encoding processes, all started on entry; None for one worker (encode in this process).
 
-
-def _run(tasks: list[Task], tokenizer: Tokenizer, tokenizer_dir: Path,
-         workers: int) -> Iterator[tuple[Task, Part]]:
-    """`encode_chunk` over `tasks`: in this process for one worker, else on a pool of fresh processes.
-
-    Two tasks per worker are in flight, taken in completion order (a slow chunk holds up no one), so an error
-    stops the run within a few chunks rather than after every queued chunk was encoded.
+    On Linux they are forked, so they inherit the loaded tokenizer (copy-on-write) instead of each loading
+    it; elsewhere they are spawned and receive it pickled.
     """
     if workers == 1:
-        with _single_threaded_tokenizers():
+        yield None
+        return
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with _environ(**{_PARALLELISM: "false"}):  # set before the fork: tokenizers warns about forks otherwise
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(tokenizer,))
+        pool.submit(int).result()  # the first task starts every worker process, now
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finished_parts(tasks: list[Task]) -> dict[int, Part]:
+    """The parts an interrupted run finished (their index file is written last)."""
+    finished = {task.chunk.index: _load_part_index(path) for task in tasks
+                if (path := _part(task.parts, task.chunk, ".npz")).exists()}
+    if finished:
+        log.info("shards: resuming, %d of %d chunks already encoded", len(finished), len(tasks))
+    return finished
+
+
+def _encode_chunks(tasks: list[Task], tokenizer: Tokenizer, pool: ProcessPoolExecutor | None, workers: int,
+                   on_part: Callable[[int, Part], None]) -> dict[int, Part]:
+    """Encode the chunks of `tasks`, passing each part to `on_part` as it comes, with a progress bar."""
+    encoded: dict[int, Part] = {}
+    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+        bar = progress.add_task("encoding", total=len(tasks))
+        for task, part in _run(tasks, tokenizer, pool, workers):
+            encoded[task.chunk.index] = part
+            on_part(task.chunk.index, part)
+            progress.advance(bar)
+    return encoded
+
+
+def _run(tasks: list[Task], tokenizer: Tokenizer, pool: ProcessPoolExecutor | None,
+         workers: int) -> Iterator[tuple[Task, Part]]:
+    """`encode_chunk` over `tasks`, in this process without a pool.
+
+    On the pool, two tasks per worker are in flight, taken in completion order (a slow chunk holds up no
+    one), so an error stops the run within a few chunks rather than after every queued chunk was encoded.
+    """
+    if pool is None:
+        with _environ(**{_PARALLELISM: "false"}):  # one thread, as in a worker
             yield from ((task, encode_chunk(task, tokenizer)) for task in tasks)
         return
-    pool = ProcessPoolExecutor(workers, mp_context=_fork_server(), initializer=_start_worker,
-                               initargs=(tokenizer_dir,))
     queue = iter(tasks)
+    running = {pool.submit(_worker_encode_chunk, task): task for task in islice(queue, 2 * workers)}
     try:
-        running = {pool.submit(_worker_encode_chunk, task): task for task in islice(queue, 2 * workers)}
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 yield running.pop(future), future.result()
             running |= {pool.submit(_worker_encode_chunk, task): task for task in islice(queue, len(done))}
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for future in running:
+            future.cancel()
 
 
 def _cores(workers: int) -> int:
-    return workers if workers > 0 else len(os.sched_getaffinity(0))
-
-
-def _fork_server() -> multiprocessing.context.BaseContext:
-    """The fork server's context, the server started with this module imported (the workers' code)."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    forkserver.ensure_running()
-    return context
+    if workers > 0:
+        return workers
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 _PARALLELISM = "TOKENIZERS_PARALLELISM"
 
 
 @contextmanager
-def _single_threaded_tokenizers() -> Iterator[None]:
-    """TOKENIZERS_PARALLELISM=false while encoding in this process, as in a worker; restored after."""
-    saved = os.environ.get(_PARALLELISM)
-    os.environ[_PARALLELISM] = "false"
+def _environ(**values: str) -> Iterator[None]:
+    """Environment variables set for the block only."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if saved is None:
-            del os.environ[_PARALLELISM]
-        else:
-            os.environ[_PARALLELISM] = saved
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 # ── parts and final files ─────────────────────────────────────────────────────────────────────────────
