@@ -363,11 +363,12 @@ def _tricky_texts(n: int, seed: int = 0) -> list[str]:
 def test_char_class_counts_equal_their_regex_definitions():
     import re
 
-    from gecko.data.filters.charclass import (HANGUL, JAMO, LETTER, SPACE, SYLLABLE, SYMBOL, class_counts,
-                                              letter_words)
+    from gecko.data.filters.charclass import (ALNUM, CHAR_RUN, HANGUL, JAMO, JAMO_RUNS, LETTER, SPACE,
+                                              SYLLABLE, SYMBOL, class_counts, letter_words)
     symbol_free = re.compile(r"[\w\s.,!?;:'\"()\[\]{}<>\-–—…·~%/&@#*+=^`|“”‘’「」『』《》〈〉]+")
-    texts = _tricky_texts(400)
-    counts = class_counts(texts)
+    # runs of one repeated character and of jamo, also across the joins of the batch
+    texts = _tricky_texts(400) + ["ㅋㅋ", "ㅋ", "ㅋㅋ", "가ㅋ", "ㅋ가", "aaa", "aa", "a", "", "a", "aa", "___", "²²²"]
+    counts = class_counts(texts, char_run=3)
     for text, row in zip(texts, counts.tolist()):
         letters = re.sub(r"[\W\d_]+", "", text)
         assert row[LETTER] == len(letters)
@@ -376,18 +377,26 @@ def test_char_class_counts_equal_their_regex_definitions():
         assert row[HANGUL] == len(re.sub("[^\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]+", "", letters))
         assert row[SYLLABLE] == len(re.findall("[\uac00-\ud7a3]", text))
         assert row[JAMO] == len(re.findall("[\u3131-\u318e\u1100-\u11ff]", text))
+        assert row[ALNUM] == len(re.findall(r"[^\W_]", text))
+        assert row[JAMO_RUNS] == sum(map(len, re.findall("[\u3131-\u318e\u1100-\u11ff]{2,}", text)))
+        assert row[CHAR_RUN] == (re.search(r"([^\W_])\1{2,}", text) is not None)
         assert letter_words(text) == re.subn(r"\S*[^\W\d_]\S*", "", text)[1]
+    for n in (1, 2, 20):  # the run column for other lengths; only the requested class columns are counted
+        some = class_counts(texts, char_run=n, classes=(SPACE,))
+        run = re.compile(r"([^\W_])\1{%d,}" % (n - 1))
+        assert some[:, CHAR_RUN].tolist() == [run.search(t) is not None for t in texts]
+        assert (some[:, SPACE] == counts[:, SPACE]).all() and not some[:, [LETTER, SYMBOL, ALNUM]].any()
 
 
 def test_batched_langid_and_quality_features_equal_per_document_ones():
     from gecko.data.filters.charclass import class_counts
-    from gecko.data.filters.quality import dup_line_frac, ko_features
+    from gecko.data.filters.quality import KO_CLASSES, dup_line_frac, ko_features
     from gecko.data.langid import hangul_shares
 
     texts = _tricky_texts(300, seed=1) + [KO_DOC, "ㅋㅋ 웃겨 ㅠㅠ", "a\n\nb\na\n  \n  \nb"]
     # a batch gives each text the same features as the text alone
     assert hangul_shares(texts) == [hangul_shares([t])[0] for t in texts]
-    rows = class_counts(texts)
+    rows = class_counts(texts, 20, KO_CLASSES).tolist()
     assert [ko_features(t, 0.2, row) for t, row in zip(texts, rows)] == [ko_features(t, 0.2) for t in texts]
 
     def dup_loop(lines: list[str]) -> float:  # the definition: a non-blank line seen before is a duplicate
@@ -420,3 +429,156 @@ def test_toxicity_window_counts_match_a_direct_count():
         assert counts.sum() == sum(max(len(p) - n + 1, 0) for n in range(1, NGRAMS + 1))
         probs = 1 / (1 + np.exp(-(bias + sums / np.sqrt(np.maximum(counts, 1)))))
         assert got == pytest.approx(float((probs * counts).sum() / counts.sum()), rel=1e-9)
+
+
+def _korean_like_texts(n: int, seed: int = 0) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    pieces = ["ㅋㅋ", "ㅠ", "가", "아아아", "영화", "정말", "재밌다", "정말 재밌다", "\n", "\n" + KO_DOC[:20] + "\n",
+              " ", "  ", "aaa", "a", "!!", "☺", "1", "11", "_", "Σ"] + KO_DOC.split()
+    return [KO_DOC] + ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(n)]
+
+
+def test_korean_rules_equal_their_regex_definitions():
+    """ko_check (batched class counts, costly rules only when needed) against the rules as first written:
+    every feature by regex, then the first failing rule."""
+    import re
+
+    from gecko.config import KoQualityConfig
+    from gecko.data.filters.charclass import class_counts
+    from gecko.data.filters.quality import KO_CLASSES, dup_line_frac, ko_check, top_bigram_frac
+
+    symbol_free = re.compile(r"[\w\s.,!?;:'\"()\[\]{}<>\-–—…·~%/&@#*+=^`|“”‘’「」『』《》〈〉]+")
+
+    def definition(text: str, cfg: KoQualityConfig) -> str | None:
+        nonspace = sum(map(len, text.split())) or 1
+        rules = [
+            ("ko_jamo_runs", sum(map(len, re.findall("[\u3131-\u318e\u1100-\u11ff]{2,}", text))) / nonspace
+             > cfg.max_jamo_ratio),
+            ("ko_hangul_ratio", len(re.findall("[\uac00-\ud7a3]", text)) / nonspace < cfg.min_hangul_ratio),
+            ("ko_char_run", re.search(r"([^\W_])\1{%d,}" % (cfg.max_char_run - 1), text) is not None),
+            ("ko_dup_lines", dup_line_frac(text.split("\n")) > cfg.max_dup_line_frac),
+            ("ko_top_ngram", top_bigram_frac(text.split()) > cfg.max_top_ngram_frac),
+            ("ko_symbol_ratio", len(symbol_free.sub("", text)) / nonspace > cfg.max_symbol_ratio),
+        ]
+        return next((name for name, failed in rules if failed), None)
+
+    texts = _korean_like_texts(600) + _tricky_texts(200, seed=2)
+    reasons = set()
+    for cfg in (KoQualityConfig(), KoQualityConfig(max_char_run=3, max_jamo_ratio=0.3, min_hangul_ratio=0.1,
+                                                   max_dup_line_frac=0.1, max_top_ngram_frac=0.15)):
+        expected = [definition(t, cfg) for t in texts]
+        reasons.update(expected)
+        rows = class_counts(texts, cfg.max_char_run, KO_CLASSES).tolist()
+        assert [ko_check(t, cfg, row) for t, row in zip(texts, rows)] == expected
+        assert [ko_check(t, cfg) for t in texts[:50]] == expected[:50]
+    assert len(reasons) == 7  # every rule fires somewhere in the sample, and some texts pass
+
+
+def test_english_shortcuts_equal_their_definitions():
+    """Stop words counted over the distinct words, and the top 2-gram given the word Counter."""
+    from gecko.data.filters.charclass import all_characters
+    from gecko.data.filters.quality import STOP_WORDS, en_features, top_bigram_frac
+
+    # lower() never turns whitespace into something else or puts whitespace into a lowered character, so
+    # text.lower().split() has the words of text.split(), each lowered
+    for c in all_characters():
+        assert c.lower() == c if c.isspace() else not any(x.isspace() for x in c.lower())
+    texts = [" ".join(EN), "The THE tHe ΣTHE THEΣ the\u2028and ΣΣ σ ς Σ. İ the\x1cwith \u212a ANDΣ"]
+    texts += _tricky_texts(200)
+    texts += [t.replace("한국어", "The").replace("word", "AND") for t in _tricky_texts(200, seed=3)]
+    for text in texts:
+        assert en_features(text)["stop_words"] == sum(map(STOP_WORDS.__contains__, text.lower().split()))
+        words = text.split()
+        for limit in (-1.0, 0.1, 0.5):
+            assert top_bigram_frac(words, limit, Counter(words)) == top_bigram_frac(words, limit)
+
+
+def test_normalize_shortcuts_equal_every_substitution():
+    """normalize_text skips a substitution when a cheaper test says it cannot match: same output as always
+    running each one."""
+    import random
+    import re
+
+    from gecko.data import normalize as nz
+
+    def definition(text: str, is_code: bool) -> str:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = nz._CONTROL.sub("", unicodedata.normalize("NFC", text))
+        if is_code:
+            return text
+        text = re.sub(r"[ \t\u3000]+$", "", nz._SPACES.sub(" ", text), flags=re.MULTILINE)
+        return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+    rng = random.Random(0)
+    pieces = list("ab 가\t\n\r\x00\x1f\x85\u200b\ufeff\u00a0\u2003\u3000")
+    pieces += ["\r\n", "\u1100\u1161", "e\u0301"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(2000)]
+    for text in texts + [KO_DOC, *EN, *CODE]:
+        for is_code in (False, True):
+            assert normalize_text(text, is_code) == definition(text, is_code)
+
+
+def test_ngram_buckets_equal_a_direct_hash():
+    from gecko.data.toxicity import BITS, NGRAMS, ngram_buckets
+
+    text = " 가나다 abc ㅅㅂ 😀 "
+    for n, buckets in ngram_buckets(text):
+        for pos, bucket in enumerate(buckets.tolist()):
+            h = 0
+            for c in text[pos:pos + n]:
+                h = (h * 1_000_003 + ord(c)) % 2**64
+            assert bucket == ((h + n) * 0x9E3779B97F4A7C15 % 2**64) >> (64 - BITS)
+    assert [n for n, _ in ngram_buckets(text)] == list(range(1, NGRAMS + 1))
+
+
+def test_pii_shortcuts_equal_their_definitions():
+    """One Aho-Corasick pass for the context words, and the (?i) word rules and the phone rule rewritten so
+    that re scans fast for their first character: same words found, same matches, same groups."""
+    import random
+    import re
+
+    from gecko.data.pii import BANK_WORDS, NEEDS_WORDS, RULES, case_variants, scrub_batch, words_present
+
+    definitions = {  # the patterns as first written
+        "secret": r"(?i)(?:password|passwd|secret|secret_key|api_?key|access_?token|auth_?token|"
+                  r"private_?key|client_?secret|aws_secret_access_key)[\"']?\s*[:=]\s*[\"']"
+                  r"(?P<value>[^\"'\s<>]{12,})[\"']",
+        "phone": r"(?<![0-9A-Za-z_+])(?:\+82[-. ]?(?:\(0\))?0?(?:1[016789]|2|[3-6][1-5]|70)[-. ]?"
+                 r"\d{3,4}[-. ]?\d{4}|01[016789][-. ]?\d{3,4}[-. ]?\d{4}"
+                 r"|\(?0(?:2|[3-6][1-5]|70)\)?[-. )]\s?\d{3,4}[-. ]\d{4})(?![0-9A-Za-z_-]|\.\d)",
+        "bank_account": r"(?i)(?:" + "|".join(BANK_WORDS) + r")[^\d\n]{0,20}?(?P<value>(?<![\d-])\d{2,6}"
+                        r"(?:-\d{2,7}){1,3}(?![\d-])|(?<!\d)\d{10,14}(?!\d))",
+        "passport": r"(?i)(?:여권|passport)[^\n]{0,20}?(?P<value>(?<![A-Za-z0-9])(?-i:[MSRODG]\d{8}|"
+                    r"M\d{3}[A-Z]\d{4})(?![A-Za-z0-9]))",
+    }
+    rewritten = {rule.kind: rule.pattern for rule in RULES if rule.kind in definitions and
+                 (rule.kind != "secret" or "value" in rule.pattern.groupindex)}
+    assert case_variants("sk") == "KSks\u017f\u212a"  # long s and the Kelvin sign too
+    rng = random.Random(0)
+    pieces = ["password", "PassWord", "paſſword", "Secret_Key", "API_KEY", "apikey", "CLIENT_SECRET", "ACCT",
+              "bac\u212a", "İban", "ıban", "은행", "계좌", "여권", "PASSPORT", "M12345678", "M123A4567", "0", "1",
+              "010", "02", "031", "+82", "(02)", "-", ".", " ", "\n", "=", ":", "'", '"', "a1b2c3d4e5f6g7",
+              "1234", "5678", "12345678901",
+              "x", "_", "@", "\ud800", "ẞ", "\u212a", "='abcdefghijklmn'", '": "a1b2c3d4e5f6g7h8"', " = '",
+              "010-1234-5678", "(02) 123-4567", "+82 10 1234 5678", "0311234567", " 110-123-456789",
+              " 1234567890"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 25))) for _ in range(4000)]
+    for kind, definition in definitions.items():
+        pattern = re.compile(definition)
+        found = 0
+        for text in texts:
+            expected = [(m.span(), m.groupdict()) for m in pattern.finditer(text)]
+            got = [(m.span(), m.groupdict()) for m in rewritten[kind].finditer(text)]
+            assert got == expected, (kind, text)
+            found += bool(expected)
+        assert found > 20, kind
+    lowers = [text.lower() for text in texts]
+    expected = [{word for word in NEEDS_WORDS if word in lower} for lower in lowers]
+    assert words_present(lowers) == expected
+    clean = [lower for lower in lowers if "\ud800" not in lower]  # the automaton's path (no lone surrogate)
+    assert words_present(clean) == [{word for word in NEEDS_WORDS if word in lower} for lower in clean]
+    assert sum(map(bool, expected)) > 1000
+    assert words_present([]) == [] and words_present(["", ""]) == [set(), set()]
+    assert scrub_batch(texts) == [scrub(text) for text in texts]  # the batch's words land on the right texts

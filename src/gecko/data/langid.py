@@ -38,18 +38,17 @@ def _model():  # -> fasttext model; one per process, loaded on first use (never 
 def hangul_shares(texts: list[str]) -> list[float]:
     """Hangul letters (syllables, conjoining and compatibility jamo) / letters of each text's sample (0 when
     it has no letters), counted for all texts in one numpy pass (charclass.py)."""
-    counts = class_counts([text[:SAMPLE_CHARS] for text in texts])
+    counts = class_counts([text[:SAMPLE_CHARS] for text in texts], classes=(HANGUL, LETTER))
     return [hangul / letters if letters else 0.0 for hangul, letters in counts[:, [HANGUL, LETTER]].tolist()]
 
 
 def detect(text: str, mixed_hangul_ratio: float, min_en_score: float, share: float | None = None
            ) -> tuple[str, str, float]:
     """(lang, fastText label or 'hangul', score) for a prose document (`share`: from hangul_shares)."""
-    sample = text[:SAMPLE_CHARS]
     share = hangul_shares([text])[0] if share is None else share
     if share >= mixed_hangul_ratio:
         return "ko", "hangul", round(share, 4)
-    labels, probs = _model().predict(" ".join(sample.split()), k=1)
+    labels, probs = _model().predict(" ".join(text[:SAMPLE_CHARS].split()), k=1)
     label, prob = labels[0].removeprefix("__label__"), min(float(probs[0]), 1.0)
     if label == "en" and prob >= min_en_score:
         return "en", label, round(prob, 4)
@@ -75,9 +74,7 @@ class LanguageFilter(GeckoFilter):
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         prose = [doc for doc in batch if doc.metadata.get("lang") != "code"]
         shares = dict(zip(map(id, prose), hangul_shares([doc.text for doc in prose]))) if prose else {}
-        results = [self._route(doc, shares.get(id(doc))) for doc in batch]
-        self.record_drops(batch, results)
-        return results
+        return [self._route(doc, shares.get(id(doc))) for doc in batch]
 
     def _route(self, doc: Document, share: float | None) -> bool | tuple[bool, str]:
         if share is None:  # code: known from its source

@@ -41,8 +41,13 @@ def ngram_buckets(text: str) -> Iterator[tuple[int, np.ndarray]]:
     cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.uint64)
     h = np.zeros(len(cp) + 1, dtype=np.uint64)
     for n in range(1, min(NGRAMS, len(cp)) + 1):
-        h = h[: len(cp) - n + 1] * _PRIME + cp[n - 1:]
-        yield n, (((h + np.uint64(n)) * _MIX) >> _SHIFT).astype(np.int64)
+        h = h[: len(cp) - n + 1]  # in place (uint64 wraps the same way): no temporary arrays
+        h *= _PRIME
+        h += cp[n - 1:]
+        bucket = h + np.uint64(n)
+        bucket *= _MIX
+        bucket >>= _SHIFT
+        yield n, bucket.view(np.int64)  # < 2^BITS, so the same numbers as int64
 
 
 @cache
@@ -72,10 +77,12 @@ def score_batch(texts: list[str]) -> list[float]:
     ends = np.cumsum(lengths)
     windows_per_doc = (lengths + WINDOW - 1) // WINDOW
     first_window = np.concatenate([[0], np.cumsum(windows_per_doc)[:-1]])
-    offset = np.arange(ends[-1]) - np.repeat(ends - lengths, lengths)  # position inside its text
-    window = np.repeat(first_window, lengths) + offset // WINDOW
     window_doc = np.repeat(np.arange(len(texts)), windows_per_doc)
     start = (np.arange(len(window_doc)) - np.repeat(first_window, windows_per_doc)) * WINDOW  # in its text
+    # prepare() leaves no text empty, so every window opens on a position of the joined texts
+    opens = np.zeros(ends[-1], dtype=np.int64)
+    opens[(ends - lengths)[window_doc] + start] = 1
+    window = np.cumsum(opens) - 1  # window of each position of the joined texts
     end = np.minimum(start + WINDOW, lengths[window_doc])
     sums = np.zeros(len(window_doc))
     counts = np.zeros_like(sums)
@@ -109,7 +116,5 @@ class ToxicityFilter(GeckoFilter):
         scored = [doc for doc in batch if doc.metadata.get("lang") in self.langs]
         for doc, p in zip(scored, score_batch([doc.text for doc in scored]) if scored else []):
             doc.metadata["toxicity"] = round(p, 4)
-        results = [(False, "toxic") if doc.metadata.get("toxicity", 0.0) >= self.threshold else True
-                   for doc in batch]
-        self.record_drops(batch, results)
-        return results
+        return [(False, "toxic") if doc.metadata.get("toxicity", 0.0) >= self.threshold else True
+                for doc in batch]

@@ -63,19 +63,11 @@ class GeckoFilter(BaseFilter):
         self.ledger = DataStats()
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
-        results = [self.filter(doc) for doc in batch]
-        self.record_drops(batch, results)
-        return results
-
-    def record_drops(self, batch: list[Document], results: list[bool | tuple[bool, str]]) -> None:
-        for doc, result in zip(batch, results):
-            keep, reason = get_filter_result(result)
-            if not keep:
-                doc.metadata["filter_step"] = self.step
-                self.ledger.drop(self.step, reason or "filtered", doc.metadata["lang"], example(doc))
+        return [self.filter(doc) for doc in batch]
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """BaseFilter.run with datatrove's counters updated once per batch (same totals)."""
+        """BaseFilter.run with datatrove's counters updated once per batch (same totals), and each drop also
+        recorded in GECKO's ledger."""
         self.ledger = DataStats()
         with self.exclusion_writer if self.exclusion_writer else contextlib.nullcontext() as writer:
             for batch in batched(data, self.batch_size):
@@ -84,10 +76,15 @@ class GeckoFilter(BaseFilter):
                 counts: Counter[str] = Counter(batches=1, **{StatHints.total: len(batch)})
                 kept = []
                 for doc, result in zip(batch, results):
+                    if result is True:  # the common case, without get_filter_result's call
+                        kept.append(doc)
+                        continue
                     keep, reason = get_filter_result(result)
                     if keep:
                         kept.append(doc)
                         continue
+                    doc.metadata["filter_step"] = self.step
+                    self.ledger.drop(self.step, reason or "filtered", doc.metadata["lang"], example(doc))
                     counts[StatHints.dropped] += 1
                     if reason:
                         counts[f"dropped_{reason}"] += 1
@@ -103,16 +100,19 @@ class GeckoFilter(BaseFilter):
 
 
 class GeckoStep(PipelineStep):
-    """A step that rewrites documents one at a time and never drops one."""
+    """A step that rewrites documents (one at a time, or a batch at once) and never drops one."""
 
     step: str = "step"
 
     def apply(self, doc: Document) -> Document:
         raise NotImplementedError
 
+    def apply_batch(self, batch: list[Document]) -> list[Document]:
+        return [self.apply(doc) for doc in batch]
+
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for batch in batched(data, BATCH):
             with self.track_time("batch"):
-                out = [self.apply(doc) for doc in batch]
+                out = self.apply_batch(batch)
             _batch_stats(self, Counter(documents=len(out)), [])
             yield from out
