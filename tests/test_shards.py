@@ -229,3 +229,19 @@ def test_spawned_workers_give_the_same_shards(setup: tuple[Path, Path, Path], sh
     spawned = _run(setup, "spawned", workers=2)
     for name in ("train.bin", "val.bin", "train.idx.npy", "val.idx.npy", "meta.json"):
         assert (spawned / name).read_bytes() == (shards_dir / name).read_bytes()
+
+
+def test_nfc_pass_is_skipped_only_where_it_changes_nothing(setup: tuple[Path, Path, Path]) -> None:
+    """The encoder skips the tokenizer's NFC pass on text already in NFC; decomposed text (NFD Hangul) still
+    goes through it, so every id is the tokenizer's own."""
+    import unicodedata
+
+    tokenizer = load_tokenizer(setup[2], text_only=True)
+    encoder = shards_module.Encoder(tokenizer)
+    texts = [t for texts in TEXTS.values() for t in texts]
+    mixed = texts + [unicodedata.normalize("NFD", t) for t in texts]
+    assert encoder.without_nfc is not None
+    assert [e.ids for e in encoder.without_nfc.encode_batch(mixed[-6:])] != \
+        [e.ids for e in tokenizer.encode_batch(mixed[-6:])]  # NFD Hangul: the pass matters there
+    assert encoder.ids(mixed) == [e.ids for e in tokenizer.encode_batch(mixed, add_special_tokens=False)]
+    assert encoder.ids(texts) == [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
