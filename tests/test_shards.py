@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +246,28 @@ def test_nfc_pass_is_skipped_only_where_it_changes_nothing(setup: tuple[Path, Pa
         [e.ids for e in tokenizer.encode_batch(mixed[-6:])]  # NFD Hangul: the pass matters there
     assert encoder.ids(mixed) == [e.ids for e in tokenizer.encode_batch(mixed, add_special_tokens=False)]
     assert encoder.ids(texts) == [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+
+def test_a_changed_corpus_is_not_resumed(setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts of an interrupted run are kept only for the same corpus (size and modification time)."""
+    root, corpus, tok = setup
+    edited = root / "edited.jsonl"
+    lines = corpus.read_bytes().splitlines(keepends=True)
+    edited.write_bytes(b"".join(lines))
+    out, cfg = root / "edited_out", TokenizeConfig(val_fraction=0.2, workers=1, chunk_bytes=1500)
+
+    def killed(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(shards_module, "_publish", killed)
+        with pytest.raises(KeyboardInterrupt):
+            pretokenize(cfg, edited, tok, out, 7)
+    edited.write_bytes(b"".join(reversed(lines)))  # same size, other content
+    stat = edited.stat()
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # as an edit a second later
+    pretokenize(cfg, edited, tok, out, 7)
+    fresh = root / "edited_fresh"
+    pretokenize(cfg, edited, tok, fresh, 7)
+    for name in ("train.bin", "val.bin", "train.idx.npy", "val.idx.npy", "meta.json"):
+        assert (out / name).read_bytes() == (fresh / name).read_bytes()
