@@ -19,6 +19,7 @@ import numpy as np
 from datatrove.data import Document
 
 from gecko.data.filters.base import GeckoFilter
+from gecko.data.filters.charclass import codepoints
 
 MODEL_PATH = Path(__file__).with_name("toxicity.npz")
 BITS = 18
@@ -38,7 +39,7 @@ def prepare(text: str) -> str:
 
 def ngram_buckets(text: str) -> Iterator[tuple[int, np.ndarray]]:
     """(n, bucket of the n-gram starting at each position 0..len-n) for n = 1..NGRAMS, by a rolling hash."""
-    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.uint64)
+    cp = codepoints(text).astype(np.uint64)
     h = np.zeros(len(cp) + 1, dtype=np.uint64)
     for n in range(1, min(NGRAMS, len(cp)) + 1):
         h = h[: len(cp) - n + 1]  # in place (uint64 wraps the same way): no temporary arrays

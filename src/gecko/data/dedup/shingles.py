@@ -15,6 +15,8 @@ import unicodedata
 import numpy as np
 import xxhash
 
+from gecko.data.filters.charclass import codepoints
+
 _WORD = re.compile(r"\w+")
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: spreads small codepoints over 64 bits
 _BASE = np.uint64(0x100000001B3)
@@ -44,11 +46,7 @@ def ngrams(units: np.ndarray, n: int) -> np.ndarray:
 
 def char_units(text: str) -> np.ndarray:
     """Codepoints of case-folded text with whitespace collapsed (spacing differences are not content)."""
-    return _codepoints(" ".join(text.casefold().split()))
-
-
-def _codepoints(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    return codepoints(" ".join(text.casefold().split()))
 
 
 def hash_tokens(tokens: list[str]) -> np.ndarray:
