@@ -133,9 +133,9 @@ def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir:
         corpus_sha = hasher.submit(file_sha256, corpus)
         for chunk_index, part in sorted(finished.items()):
             merger.add(chunk_index, part)
-        by_chunk = finished | _encode_chunks(todo, encoder, pool, workers, merger.add)
+        _encode_chunks(todo, encoder, pool, workers, merger.add)
         clock["encoded"] = time.perf_counter()
-        encoded = [by_chunk[task.chunk.index] for task in tasks]
+        encoded = [merger.encoded[task.chunk.index] for task in tasks]
         index, names = _gather_index(encoded, parts)
         if len(index) == 0:
             raise DataError(f"{corpus}: corpus has no documents")
@@ -251,8 +251,8 @@ def encode_chunk(task: Task, encoder: Encoder) -> Part:
     langs, index["lang"] = _local_codes(records, "lang")
     sources, index["source"] = _local_codes(records, "source")
     part = Part(index, langs, sources)
-    write_bytes(_part(task.parts, task.chunk, ".bin"), tokens.tobytes())
-    _save_part_index(_part(task.parts, task.chunk, ".npz"), part)  # last: marks the chunk done
+    write_bytes(_part(task.parts, task.chunk.index, ".bin"), tokens.tobytes())
+    _save_part_index(_part(task.parts, task.chunk.index, ".npz"), part)  # last: marks the chunk done
     return part
 
 
@@ -357,23 +357,20 @@ def _worker_pool(encoder: Encoder, workers: int) -> Iterator[ProcessPoolExecutor
 def _finished_parts(tasks: list[Task]) -> dict[int, Part]:
     """The parts an interrupted run finished (their index file is written last)."""
     finished = {task.chunk.index: _load_part_index(path) for task in tasks
-                if (path := _part(task.parts, task.chunk, ".npz")).exists()}
+                if (path := _part(task.parts, task.chunk.index, ".npz")).exists()}
     if finished:
         log.info("shards: resuming, %d of %d chunks already encoded", len(finished), len(tasks))
     return finished
 
 
 def _encode_chunks(tasks: list[Task], encoder: Encoder, pool: ProcessPoolExecutor | None, workers: int,
-                   on_part: Callable[[int, Part], None]) -> dict[int, Part]:
+                   on_part: Callable[[int, Part], None]) -> None:
     """Encode the chunks of `tasks`, passing each part to `on_part` as it comes, with a progress bar."""
-    encoded: dict[int, Part] = {}
     with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
         bar = progress.add_task("encoding", total=len(tasks))
         for task, part in _run(tasks, encoder, pool, workers):
-            encoded[task.chunk.index] = part
             on_part(task.chunk.index, part)
             progress.advance(bar)
-    return encoded
 
 
 def _run(tasks: list[Task], encoder: Encoder, pool: ProcessPoolExecutor | None,
@@ -427,8 +424,8 @@ def _environ(**values: str) -> Iterator[None]:
 # ── parts and final files ─────────────────────────────────────────────────────────────────────────────
 
 
-def _part(parts: Path, chunk: Chunk, suffix: str) -> Path:
-    return parts / f"{chunk.index:06d}{suffix}"
+def _part(parts: Path, chunk_index: int, suffix: str) -> Path:
+    return parts / f"{chunk_index:06d}{suffix}"
 
 
 def _save_part_index(path: Path, part: Part) -> None:
@@ -508,6 +505,7 @@ class TokenMerger:
         self.parts, self.val_fraction, self.dtype = parts, val_fraction, dtype
         self.files = {split: (out_dir / f"{split}.bin.tmp").open("wb", buffering=0) for split in SPLITS}
         self.encoded: dict[int, Part] = {}
+        """Every part added, by chunk index."""
         self.splits_seen: dict[str, set[bool]] = {}
         self.next = 0
         """Parts before this one are appended."""
@@ -542,7 +540,7 @@ class TokenMerger:
         return all(len(self.splits_seen[lang]) == 2 for lang in part.langs)
 
     def _append(self, part: Part, final: np.ndarray) -> None:
-        path = self.parts / f"{self.next:06d}.bin"
+        path = _part(self.parts, self.next, ".bin")
         if np.array_equal(final, part.index["unit"] < self.val_fraction):
             n_train = int(part.index["length"][~final].sum()) * self.dtype.itemsize
             with path.open("rb", buffering=0) as src:
