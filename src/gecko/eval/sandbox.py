@@ -320,8 +320,11 @@ def _run_kernel(program: str, limits: SandboxLimits, audit_hook: bool) -> Sandbo
 
 
 def _run_unsafe(program: str, limits: SandboxLimits) -> SandboxResult:
-    """--unsafe-no-sandbox: rlimits, a private folder and the audit hook; no kernel isolation."""
+    """--unsafe-no-sandbox: rlimits, a private folder, nobody's uid where we are root, and the audit hook;
+    no kernel isolation."""
     work = Path(tempfile.mkdtemp(prefix="gecko-unsafe-"))
+    if os.geteuid() == 0:  # the bootstrap drops root to nobody, who must own the folder
+        os.chown(work, NOBODY, NOBODY)
     try:
         (work / "main.py").write_text(program, encoding="utf-8")
         (work / "bootstrap.py").write_text(_BOOTSTRAP, encoding="utf-8")
