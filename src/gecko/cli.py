@@ -180,7 +180,44 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = tok.add_parser("compare", help="chars/bytes per token on held-out text: ours vs reference tokenizers")
     _add_config_args(cmp)
     cmp.add_argument("--out", help="report folder (default: RUN/tokenizer/compare)")
+    _add_sandbox_parser(sub)
     return parser
+
+
+# ── gecko sandbox: the code-evaluation sandbox on its own ─────────────────────────────────────────────
+
+def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
+    box = sub.add_parser("sandbox", help="the code-evaluation sandbox").add_subparsers(dest="action", required=True)
+    box.add_parser("check", help="which isolation layers this host gives (exit 1 if a required one is missing)")
+    run = box.add_parser("run", help="run one Python program exactly as code evaluation does")
+    run.add_argument("file", metavar="FILE.py")
+    run.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds (default: 10)")
+    run.add_argument("--unsafe-no-sandbox", action="store_true",
+                     help="run even where the kernel sandbox is unavailable (rlimits and an audit hook only)")
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import math
+
+    from gecko.eval.sandbox import SandboxLimits, check_layers, run_sandboxed
+
+    if args.action == "check":
+        layers = check_layers()
+        for layer in layers:
+            mark = "ok " if layer.active else ("NO " if layer.required else "-- ")
+            print(f"{mark} {layer.name}: {layer.detail}")
+        return 0 if all(layer.active or not layer.required for layer in layers) else 1
+    try:
+        program = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise GeckoError(f"{args.file}: cannot read the program ({e})") from e
+    limits = SandboxLimits(timeout_s=args.timeout, cpu_s=math.ceil(args.timeout))
+    result = run_sandboxed(program, limits, unsafe_no_sandbox=args.unsafe_no_sandbox)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    print(f"gecko sandbox: {result.status} (exit {result.returncode}, {result.seconds:.2f} s, {result.isolation})",
+          file=sys.stderr)
+    return 124 if result.status == "timeout" else (result.returncode if result.returncode > 0 else int(result.status != "passed"))
 
 
 def _load(args: argparse.Namespace) -> GeckoConfig | None:
@@ -196,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(show_path=False, show_time=False)])
     try:
+        if args.command == "sandbox":
+            return _sandbox(args)
         if args.command == "data" and args.action in DATA_STEP_HELP:
             _data_step(args)
             return 0

@@ -57,7 +57,7 @@ def run_task(name: str, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any
     if name in code:
         load, path, stop, program = code[name]
         return evaluate_code(lm, load(Path(path)), e.limit, e.code_samples, e.code_pass_k, e.code_temperature,
-                             e.gen_max_new_tokens, stop, program, limits)
+                             e.gen_max_new_tokens, stop, program, limits, unsafe_no_sandbox=e.unsafe_no_sandbox)
     mc_set = next(m for m in e.mc_sets if m.name == name)
     return evaluate_mc(lm, {name: _mc_set_items(mc_set)}, {}, 0, GENERIC_FORMAT, e.limit)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from gecko.eval.data import LETTERS, GenItem, MCItem
 from gecko.eval.lm import LanguageModel
-from gecko.eval.sandbox import SandboxLimits, run_sandboxed
+from gecko.eval.sandbox import SandboxLimits, require_kernel_sandbox, run_sandboxed
 
 Records = list[dict[str, Any]]
 
@@ -205,10 +205,12 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 def evaluate_code(lm: LanguageModel, items: list[GenItem], limit: int | None, samples: int, ks: Sequence[int],
                   temperature: float, max_new_tokens: int, stop: Sequence[str],
-                  program: Callable[[GenItem, str], str], limits: SandboxLimits, workers: int = 2
-                  ) -> tuple[dict[str, Any], Records]:
+                  program: Callable[[GenItem, str], str], limits: SandboxLimits, workers: int = 2,
+                  unsafe_no_sandbox: bool = False) -> tuple[dict[str, Any], Records]:
     """`samples` completions per problem (greedy when temperature is 0), each run with its tests in the
     sandbox; pass@k averaged over problems."""
+    if not unsafe_no_sandbox:
+        require_kernel_sandbox()  # refuse before generating, not after
     items = items[:limit] if limit is not None else items
     prompts = [it.prompt for it in items]
     # one seed per sample index: a rerun reproduces, and the samples of a problem differ
@@ -216,7 +218,7 @@ def evaluate_code(lm: LanguageModel, items: list[GenItem], limit: int | None, sa
     completions = [[outputs[s][i] for s in range(samples)] for i in range(len(items))]
     programs = [program(it, c) for it, cs in zip(items, completions, strict=True) for c in cs]
     with ThreadPoolExecutor(workers) as pool:  # each sandbox is its own process; threads just wait
-        results = list(pool.map(lambda p: run_sandboxed(p, limits), programs))
+        results = list(pool.map(lambda p: run_sandboxed(p, limits, unsafe_no_sandbox), programs))
     records: Records = []
     for i, it in enumerate(items):
         runs = results[i * samples: (i + 1) * samples]
