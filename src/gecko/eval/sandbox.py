@@ -103,14 +103,14 @@ class SandboxResult:
 # ── the bootstrap: the first Python that runs inside ──────────────────────────────────────────────────
 
 # Plain Python with no GECKO imports (the sandbox has no site-packages). argv: WORK, "audit" or "no-audit",
-# then the library folders the audit hook lets the program read.
+# "nobody" (drop uid 0 to nobody) or "as-is", then the library folders the audit hook lets the program read.
 _BOOTSTRAP = r'''
 import os, sys
-if os.getuid() == 0:  # root mode: uid 0 of our own user namespace holding only CAP_SETUID and CAP_SETGID
-    os.setgroups([]); os.setgid(65534); os.setuid(65534)  # leaving uid 0 clears every capability
+if sys.argv[3] == "nobody" and os.getuid() == 0:  # root mode: uid 0 of our own user namespace, holding
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)  # only CAP_SETUID/SETGID; leaving uid 0 clears them
 ROOT = sys.argv[1]
 AUDIT = sys.argv[2] == "audit"
-LIBS = tuple(sys.argv[3:])
+LIBS = tuple(sys.argv[4:])
 SELF = os.getpid()
 DENY = {"socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto",
         "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn", "os.system", "subprocess.Popen",
@@ -254,7 +254,7 @@ def _bwrap_args(root: _Root, seccomp_fd: int, bootstrap_fd: int, program_fd: int
              "--perms", "0444", "--ro-bind-data", str(bootstrap_fd), BOOTSTRAP,
              "--perms", "0444", "--file", str(program_fd), f"{WORK}/main.py",
              "--chdir", WORK, "--remount-ro", "/",
-             root.interpreter, "-I", "-S", "-B", "-X", "utf8", BOOTSTRAP, WORK, _audit_arg(audit_hook), *root.libs]
+             root.interpreter, "-I", "-S", "-B", "-X", "utf8", BOOTSTRAP, WORK, _audit_arg(audit_hook), "nobody", *root.libs]
     return args
 
 
@@ -320,15 +320,13 @@ def _run_kernel(program: str, limits: SandboxLimits, audit_hook: bool) -> Sandbo
 
 
 def _run_unsafe(program: str, limits: SandboxLimits) -> SandboxResult:
-    """--unsafe-no-sandbox: rlimits, a private folder, nobody's uid where we are root, and the audit hook;
-    no kernel isolation."""
+    """--unsafe-no-sandbox: rlimits, a private folder and the audit hook; no kernel isolation (and, run as
+    root, the program is root)."""
     work = Path(tempfile.mkdtemp(prefix="gecko-unsafe-"))
-    if os.geteuid() == 0:  # the bootstrap drops root to nobody, who must own the folder
-        os.chown(work, NOBODY, NOBODY)
     try:
         (work / "main.py").write_text(program, encoding="utf-8")
         (work / "bootstrap.py").write_text(_BOOTSTRAP, encoding="utf-8")
-        cmd = [sys.executable, "-I", "-S", "-B", str(work / "bootstrap.py"), str(work), "audit", *_root().libs]
+        cmd = [sys.executable, "-I", "-S", "-B", str(work / "bootstrap.py"), str(work), "audit", "as-is", *_root().libs]
         return _launch(cmd, limits, [], unshare=None, cwd=str(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
