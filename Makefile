@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	@# the code sandbox's seccomp filter needs libseccomp.so.2 (Debian: libseccomp2, normally present)
+	@ldconfig -p | grep -q 'libseccomp\.so\.2' || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -q libseccomp2; } || echo "warning: libseccomp.so.2 missing: code evaluation will refuse to run"
 	touch $(STAMP)
 
 install: $(STAMP)

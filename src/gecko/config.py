@@ -435,6 +435,8 @@ class EvalConfig:
     """0: greedy (use with code_samples=1); 0.2–0.8 for pass@k with k > 1."""
     sandbox_timeout_s: float = 10.0
     """Wall-clock limit per program (CPU limit is the same, rounded up)."""
+    sandbox_workers: int = 0
+    """int >= 0; programs run in parallel by code tasks (each its own sandbox); 0 = one per CPU core."""
     unsafe_no_sandbox: bool = False
     """bool; true runs model code where the kernel sandbox is unavailable (rlimits and an audit hook only)."""
     mc_sets: tuple[MCSetConfig, ...] = ()

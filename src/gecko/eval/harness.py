@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ def run_task(name: str, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any
     if name in code:
         load, path, stop, program = code[name]
         return evaluate_code(lm, load(Path(path)), e.limit, e.code_samples, e.code_pass_k, e.code_temperature,
-                             e.gen_max_new_tokens, stop, program, limits, unsafe_no_sandbox=e.unsafe_no_sandbox)
+                             e.gen_max_new_tokens, stop, program, limits,
+                             workers=e.sandbox_workers or os.cpu_count() or 1, unsafe_no_sandbox=e.unsafe_no_sandbox)
     mc_set = next(m for m in e.mc_sets if m.name == name)
     return evaluate_mc(lm, {name: _mc_set_items(mc_set)}, {}, 0, GENERIC_FORMAT, e.limit)
 
