@@ -383,3 +383,31 @@ def test_missing_bubblewrap_is_reported(monkeypatch: pytest.MonkeyPatch):
     finally:
         sandbox._host.cache_clear()
         sandbox.check_layers.cache_clear()
+
+
+def test_a_sandbox_that_does_not_start_refuses_model_code(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sandbox, "_host", lambda: {"missing": None, "bwrap": "/bin/false", "unshare": None})
+    sandbox.check_layers.cache_clear()
+    try:
+        layers = sandbox.check_layers()
+        assert not layers[-1].active and "did not start" in layers[-1].detail
+        with pytest.raises(SandboxUnavailable, match="refusing to run model-written code"):
+            run_sandboxed("print(1)", FAST)
+    finally:
+        sandbox.check_layers.cache_clear()
+
+
+# ── the command line ──────────────────────────────────────────────────────────────────────────────────
+
+def test_gecko_sandbox_run_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from gecko.cli import main
+
+    program = tmp_path / "prog.py"
+    program.write_text("import os\nprint('uid', os.getuid())\nraise SystemExit(3)\n")
+    assert main(["sandbox", "run", str(program), "--timeout", "5"]) == 3
+    out, err = capsys.readouterr()
+    assert "uid 65534" in out and "gecko sandbox: failed (exit 3" in err
+    program.write_text("import time\ntime.sleep(30)\n")
+    assert main(["sandbox", "run", str(program), "--timeout", "1"]) == 124
+    assert main(["sandbox", "check"]) == 0
+    assert "ok  seccomp filter" in capsys.readouterr().out

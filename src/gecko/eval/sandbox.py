@@ -225,8 +225,7 @@ def _host() -> dict[str, str | None]:
     unshare = shutil.which("unshare") if os.geteuid() == 0 else None
     if os.geteuid() == 0 and unshare is None:
         return {"missing": "running as root needs util-linux's `unshare` to map the sandbox to nobody"}
-    sh = shutil.which("sh") or "/bin/sh"
-    return {"missing": None, "bwrap": bwrap, "unshare": unshare, "sh": sh}
+    return {"missing": None, "bwrap": bwrap, "unshare": unshare}
 
 
 def _bwrap_args(root: _Root, seccomp_fd: int, bootstrap_fd: int, program_fd: int, limits: SandboxLimits,
@@ -311,9 +310,7 @@ def _run_kernel(program: str, limits: SandboxLimits, audit_hook: bool) -> Sandbo
            _memfd("program", program.encode("utf-8", errors="surrogatepass"))]
     try:
         cmd = [str(host["bwrap"]), *_bwrap_args(_root(), *fds, limits, audit_hook)]
-        if host["unshare"]:
-            return _launch(cmd, limits, fds, unshare=str(host["unshare"]))
-        return _launch(cmd, limits, fds, unshare=None)
+        return _launch(cmd, limits, fds, unshare=host["unshare"])
     finally:
         for fd in fds:
             os.close(fd)
@@ -339,8 +336,7 @@ _LAUNCHER = 'read -r _ && exec "$@" </dev/null'
 
 def _launch(cmd: list[str], limits: SandboxLimits, fds: list[int], unshare: str | None,
             cwd: str | None = None) -> SandboxResult:
-    sh = str(_host().get("sh") or "/bin/sh")
-    argv = [sh, "-c", _LAUNCHER, "gecko-sandbox", *cmd]
+    argv = [shutil.which("sh") or "/bin/sh", "-c", _LAUNCHER, "gecko-sandbox", *cmd]
     if unshare:
         argv = [unshare, "--user", "--", *argv]
     cgroup = Cgroup.create(CgroupLimits(pids=limits.nproc + LAUNCH_OVERHEAD_PIDS,
@@ -454,6 +450,24 @@ def _host_paths() -> list[str]:
                    and not any(p == b or p.startswith(b + os.sep) for b in bound)})
 
 
+def _probe() -> tuple[dict, SandboxResult]:
+    """What a program sees from inside the sandbox; raises SandboxUnavailable if it does not start."""
+    marker_fd, marker = tempfile.mkstemp(prefix="gecko-sandbox-probe-")  # a file in the host's /tmp
+    try:
+        result = _run_kernel(_probe_program([*_host_paths(), marker]), SandboxLimits(timeout_s=20.0, cpu_s=10),
+                             audit_hook=False)
+    except OSError as e:
+        raise SandboxUnavailable(f"the sandbox did not start: {e}") from e
+    finally:
+        os.close(marker_fd)
+        os.unlink(marker)
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1]), result
+    except (ValueError, IndexError) as e:
+        why = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SandboxUnavailable(f"the sandbox did not start: {why}") from e
+
+
 @functools.lru_cache(maxsize=1)
 def check_layers() -> tuple[Layer, ...]:
     """Run the probe in the sandbox and say, layer by layer, what this host gives."""
@@ -461,18 +475,10 @@ def check_layers() -> tuple[Layer, ...]:
     if host["missing"]:
         return (Layer("bubblewrap, libseccomp", False, str(host["missing"])),)
     layers = [Layer("bubblewrap", True, str(host["bwrap"]))]
-    marker_fd, marker = tempfile.mkstemp(prefix="gecko-sandbox-probe-")  # a file in the host's /tmp
     try:
-        result = _run_kernel(_probe_program([*_host_paths(), marker]), SandboxLimits(timeout_s=20.0, cpu_s=10),
-                             audit_hook=False)
-        seen = json.loads(result.stdout.strip().splitlines()[-1])
-    except (OSError, ValueError, IndexError, SandboxUnavailable) as e:
-        detail = locals().get("result")
-        why = (detail.stderr.strip().splitlines() or ["no output"])[-1] if detail else str(e)
-        return (*layers, Layer("namespaces", False, f"the sandbox did not start: {why}"))
-    finally:
-        os.close(marker_fd)
-        os.unlink(marker)
+        seen, result = _probe()
+    except SandboxUnavailable as e:
+        return (*layers, Layer("namespaces", False, str(e)))
     ranges = [seen["uid_map"][i:i + 3] for i in range(0, len(seen["uid_map"]), 3)]
     outside_uid = next((outside for inside, outside, _ in ranges if inside == str(NOBODY)), "?")
     layers += [
