@@ -445,6 +445,7 @@ def _host_paths() -> list[str]:
                   str(Path(__file__).resolve()), sys.prefix,
                   *(str(p) for p in sorted(home.iterdir())[:20] if home.is_dir())]
     ancestors = {str(parent) for f in _root().files for parent in Path(f).parents}
+    ancestors |= {"/tmp", WORK, "/proc", "/dev", os.path.dirname(BOOTSTRAP)}  # the sandbox's own
     bound = set(_root().files)
     return sorted({p for p in candidates if os.path.lexists(p) and p not in ancestors
                    and not any(p == b or p.startswith(b + os.sep) for b in bound)})
@@ -480,10 +481,11 @@ def check_layers() -> tuple[Layer, ...]:
     except SandboxUnavailable as e:
         return (*layers, Layer("namespaces", False, str(e)))
     ranges = [seen["uid_map"][i:i + 3] for i in range(0, len(seen["uid_map"]), 3)]
-    outside_uid = next((outside for inside, outside, _ in ranges if inside == str(NOBODY)), "?")
+    outside = (next((out for inside, out, _ in ranges if inside == str(NOBODY)), "?") if host["unshare"]
+               else f"{os.geteuid()} (the caller)")  # bubblewrap nests a namespace: its map is not the host's
     layers += [
         Layer("user namespace, uid nobody", seen["uid"] == NOBODY and seen["gid"] == NOBODY and not seen["groups"],
-              f"uid {seen['uid']} gid {seen['gid']} inside, uid {outside_uid} outside"),
+              f"uid {seen['uid']} gid {seen['gid']} inside, uid {outside} outside"),
         Layer("pid namespace", seen["pid"] <= 3, f"the program is pid {seen['pid']}; bubblewrap's reaper is pid 1"),
         Layer("network namespace", seen["interfaces"] == ["lo"], f"interfaces: {', '.join(seen['interfaces'])}"),
         Layer("uts and ipc namespaces", seen["hostname"] == "sandbox", f"hostname {seen['hostname']!r}"),
