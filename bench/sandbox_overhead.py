@@ -70,7 +70,7 @@ def _baseline(program: str) -> None:
     with tempfile.TemporaryDirectory() as work:
         Path(work, "main.py").write_text(program)
         Path(work, "bootstrap.py").write_text(_BOOTSTRAP)
-        subprocess.run([sys.executable, "-I", "-S", "-B", f"{work}/bootstrap.py", work, "no-audit", "as-is"],
+        subprocess.run([sys.executable, "-I", "-S", "-B", f"{work}/bootstrap.py", work, "no-audit", "as-is", "16"],
                        cwd=work, capture_output=True, check=True)
 
 

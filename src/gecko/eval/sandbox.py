@@ -16,7 +16,8 @@ the host) — nothing the program does in Python can undo it:
   ptrace, bpf, keyring, kexec, module, io_uring and raw-socket calls.
 - resource limits: a cgroup per program (pids, memory including tmpfs, one CPU) where the host lets us
   write one (`sandbox_cgroup`), and always rlimits (CPU seconds, address space, file size, open files,
-  processes, no core dumps), set on the launcher before it executes bubblewrap.
+  no core dumps) set on the launcher before it executes bubblewrap, and processes (RLIMIT_NPROC) set by
+  the bootstrap inside the program's own user namespace, where the kernel counts them.
 - the wall clock: PID 1 of the namespace is bubblewrap's reaper with `--die-with-parent`; when the program
   returns, or when the parent kills bubblewrap at the timeout, the kernel kills every process in the
   namespace, so no daemon survives.
@@ -103,14 +104,18 @@ class SandboxResult:
 # ── the bootstrap: the first Python that runs inside ──────────────────────────────────────────────────
 
 # Plain Python with no GECKO imports (the sandbox has no site-packages). argv: WORK, "audit" or "no-audit",
-# "nobody" (drop uid 0 to nobody) or "as-is", then the library folders the audit hook lets the program read.
+# "nobody" (drop uid 0 to nobody) or "as-is", RLIMIT_NPROC, then the folders the audit hook lets it read.
 _BOOTSTRAP = r'''
 import os, sys
+import resource
 if sys.argv[3] == "nobody" and os.getuid() == 0:  # root mode: uid 0 of our own user namespace, holding
     os.setgroups([]); os.setgid(65534); os.setuid(65534)  # only CAP_SETUID/SETGID; leaving uid 0 clears them
+# Set here, not on the launcher: the kernel counts RLIMIT_NPROC per user namespace, and only from here on
+# are the program's processes alone in theirs (the caller's other processes would count otherwise).
+resource.setrlimit(resource.RLIMIT_NPROC, (int(sys.argv[4]), int(sys.argv[4])))
 ROOT = sys.argv[1]
 AUDIT = sys.argv[2] == "audit"
-LIBS = tuple(sys.argv[4:])
+LIBS = tuple(sys.argv[5:])
 SELF = os.getpid()
 DENY = {"socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto",
         "os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn", "os.system", "subprocess.Popen",
@@ -253,7 +258,8 @@ def _bwrap_args(root: _Root, seccomp_fd: int, bootstrap_fd: int, program_fd: int
              "--perms", "0444", "--ro-bind-data", str(bootstrap_fd), BOOTSTRAP,
              "--perms", "0444", "--file", str(program_fd), f"{WORK}/main.py",
              "--chdir", WORK, "--remount-ro", "/",
-             root.interpreter, "-I", "-S", "-B", "-X", "utf8", BOOTSTRAP, WORK, _audit_arg(audit_hook), "nobody", *root.libs]
+             root.interpreter, "-I", "-S", "-B", "-X", "utf8", BOOTSTRAP, WORK, _audit_arg(audit_hook), "nobody",
+             str(limits.nproc), *root.libs]
     return args
 
 
@@ -271,7 +277,7 @@ def _memfd(name: str, data: bytes) -> int:
 def _rlimits(limits: SandboxLimits) -> list[tuple[int, int]]:
     return [(resource.RLIMIT_CPU, limits.cpu_s), (resource.RLIMIT_AS, limits.memory_mb * MiB),
             (resource.RLIMIT_FSIZE, limits.file_mb * MiB), (resource.RLIMIT_NOFILE, limits.nofile),
-            (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, limits.nproc)]
+            (resource.RLIMIT_CORE, 0)]  # RLIMIT_NPROC: set by the bootstrap
 
 
 def _map_nobody(pid: int, timeout_s: float = 5.0) -> None:
@@ -323,7 +329,8 @@ def _run_unsafe(program: str, limits: SandboxLimits) -> SandboxResult:
     try:
         (work / "main.py").write_text(program, encoding="utf-8")
         (work / "bootstrap.py").write_text(_BOOTSTRAP, encoding="utf-8")
-        cmd = [sys.executable, "-I", "-S", "-B", str(work / "bootstrap.py"), str(work), "audit", "as-is", *_root().libs]
+        cmd = [sys.executable, "-I", "-S", "-B", str(work / "bootstrap.py"), str(work), "audit", "as-is",
+               str(limits.nproc), *_root().libs]
         return _launch(cmd, limits, [], unshare=None, cwd=str(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
