@@ -91,6 +91,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", help="comma-separated, e.g. bpb,kmmlu,mmlu,gsm8k,humaneval,mbpp (sets eval.tasks)")
     p.add_argument("--limit", type=int, help="items per task, per subject for KMMLU/MMLU (sets eval.limit)")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="run model code even where the kernel sandbox is unavailable (sets eval.unsafe_no_sandbox)")
 
 
 def _eval_overrides(args: argparse.Namespace) -> list[str]:
@@ -100,6 +102,8 @@ def _eval_overrides(args: argparse.Namespace) -> list[str]:
         out.append(f"eval.tasks=[{args.tasks}]")
     if getattr(args, "limit", None) is not None:
         out.append(f"eval.limit={args.limit}")
+    if getattr(args, "unsafe_no_sandbox", False):
+        out.append("eval.unsafe_no_sandbox=true")
     return out
 
 
