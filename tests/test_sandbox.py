@@ -370,7 +370,7 @@ def test_without_the_kernel_layers_model_code_is_refused(monkeypatch: pytest.Mon
     with pytest.raises(SandboxUnavailable, match="seccomp filter.*--unsafe-no-sandbox"):
         run_sandboxed("print(1)", FAST)
     result = run_sandboxed("print(1)", FAST, unsafe_no_sandbox=True)
-    assert result.status == "passed" and result.isolation == "unsafe-no-sandbox"
+    assert result.status == "passed" and result.isolation.startswith("unsafe-no-sandbox")
 
 
 def test_missing_bubblewrap_is_reported(monkeypatch: pytest.MonkeyPatch):

@@ -97,8 +97,8 @@ class SandboxResult:
     stderr: str
     seconds: float
     isolation: str
-    """"kernel" (namespaces, seccomp, read-only root; plus "+cgroup" where one was made) or
-    "unsafe-no-sandbox" (rlimits and the audit hook only)."""
+    """"kernel" (namespaces, seccomp, read-only root) or "unsafe-no-sandbox" (rlimits and the audit hook
+    only), each followed by "+cgroup" where a cgroup limited the program."""
 
 
 # ── the bootstrap: the first Python that runs inside ──────────────────────────────────────────────────
@@ -316,7 +316,7 @@ def _run_kernel(program: str, limits: SandboxLimits, audit_hook: bool) -> Sandbo
            _memfd("program", program.encode("utf-8", errors="surrogatepass"))]
     try:
         cmd = [str(host["bwrap"]), *_bwrap_args(_root(), *fds, limits, audit_hook)]
-        return _launch(cmd, limits, fds, unshare=host["unshare"])
+        return _launch(cmd, limits, fds, unshare=host["unshare"], isolation="kernel")
     finally:
         for fd in fds:
             os.close(fd)
@@ -331,7 +331,7 @@ def _run_unsafe(program: str, limits: SandboxLimits) -> SandboxResult:
         (work / "bootstrap.py").write_text(_BOOTSTRAP, encoding="utf-8")
         cmd = [sys.executable, "-I", "-S", "-B", str(work / "bootstrap.py"), str(work), "audit", "as-is",
                str(limits.nproc), *_root().libs]
-        return _launch(cmd, limits, [], unshare=None, cwd=str(work))
+        return _launch(cmd, limits, [], unshare=None, isolation="unsafe-no-sandbox", cwd=str(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -341,7 +341,7 @@ def _run_unsafe(program: str, limits: SandboxLimits) -> SandboxResult:
 _LAUNCHER = 'read -r _ && exec "$@" </dev/null'
 
 
-def _launch(cmd: list[str], limits: SandboxLimits, fds: list[int], unshare: str | None,
+def _launch(cmd: list[str], limits: SandboxLimits, fds: list[int], unshare: str | None, isolation: str,
             cwd: str | None = None) -> SandboxResult:
     argv = [shutil.which("sh") or "/bin/sh", "-c", _LAUNCHER, "gecko-sandbox", *cmd]
     if unshare:
@@ -371,9 +371,8 @@ def _launch(cmd: list[str], limits: SandboxLimits, fds: list[int], unshare: str 
         seconds = time.monotonic() - t0
         rc = proc.returncode
         status: Status = "timeout" if timed_out else "passed" if rc == 0 else "failed"
-        isolation = "unsafe-no-sandbox" if not fds else "kernel" + ("+cgroup" if cgroup else "")
         return SandboxResult(status, rc, _head(out, limits.output_bytes), _head(err, limits.output_bytes),
-                             round(seconds, 3), isolation)
+                             round(seconds, 3), isolation + ("+cgroup" if cgroup else ""))
     finally:
         os.close(out)
         os.close(err)
