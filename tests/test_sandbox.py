@@ -217,13 +217,14 @@ def test_unix_and_abstract_sockets_of_the_host_are_unreachable(tmp_path: Path):
                 server.accept()
 
 
-def test_raw_and_packet_sockets_are_refused():
+def test_raw_packet_netlink_vsock_and_other_socket_families_are_refused():
     program = ("import socket\nfor args in ((socket.AF_INET, socket.SOCK_RAW, 1), (socket.AF_PACKET, socket.SOCK_RAW, 0),"
-               " (socket.AF_NETLINK, socket.SOCK_RAW, 0)):\n"
+               " (socket.AF_NETLINK, socket.SOCK_RAW, 0), (socket.AF_NETLINK, socket.SOCK_DGRAM, 0),"
+               " (socket.AF_VSOCK, socket.SOCK_STREAM, 0), (socket.AF_ALG, socket.SOCK_SEQPACKET, 0)):\n"
                "    try:\n        socket.socket(*args)\n        print('opened', args)\n"
                "    except OSError as e:\n        print('refused', e.errno)\n")
     result = attack(program)
-    assert result.status == "passed" and "opened" not in result.stdout and result.stdout.count("refused") == 3
+    assert result.status == "passed" and "opened" not in result.stdout and result.stdout.count("refused") == 6
 
 
 # ── processes, signals, tracing ───────────────────────────────────────────────────────────────────────

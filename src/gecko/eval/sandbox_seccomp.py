@@ -3,7 +3,8 @@ program that bubblewrap installs with `--seccomp FD` right before it executes th
 
 Everything is allowed except the calls that could reach beyond the namespaces bubblewrap built: making or
 joining namespaces, mounting, tracing other processes, loading BPF, kernel keyrings, kexec, kernel
-modules, raw and packet sockets, io_uring (whose operations bypass seccomp), and a handful of host-global
+modules, raw sockets and every socket family but unix, IPv4 and IPv6 (vsock reaches a VM's host past the
+network namespace), io_uring (whose operations bypass seccomp), and a handful of host-global
 administration calls. They fail with EPERM, so a program that tries sees an ordinary OSError. Syscalls of
 another ABI (i386 `int 0x80`, x32) kill the process: libseccomp's default for a foreign architecture.
 """
@@ -55,7 +56,12 @@ def filter_bpf() -> bytes:
     for flag in NAMESPACE_FLAGS.values():
         f.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
-    f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socket", sc.Arg(0, sc.EQ, socket.AF_PACKET))
+    # Only unix, IPv4 and IPv6 sockets (which the network namespace confines); every other family is
+    # refused: vsock reaches the VM's host past any network namespace, packet and netlink sockets see
+    # devices, and the rest (AF_ALG, AF_KEY, Bluetooth, CAN, RDS, TIPC, XDP, …) is kernel attack surface.
+    for family in (0, *range(socket.AF_INET + 1, socket.AF_INET6)):
+        f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socket", sc.Arg(0, sc.EQ, family))
+    f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socket", sc.Arg(0, sc.GE, socket.AF_INET6 + 1))
     f.add_rule(eperm, "socket", sc.Arg(1, sc.MASKED_EQ, SOCK_TYPE_MASK, socket.SOCK_RAW))
     with os.fdopen(os.memfd_create("gecko-seccomp"), "w+b") as out:
         f.export_bpf(out)
