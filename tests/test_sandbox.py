@@ -261,6 +261,18 @@ def test_a_daemon_does_not_survive_the_program():
     assert _processes_with(marker) == []
 
 
+def test_at_the_timeout_the_whole_namespace_dies():
+    marker = "gecko-timeout-" + uuid.uuid4().hex
+    program = ("import os, sys, time\n"
+               "if os.fork() == 0:\n    os.setsid()\n"
+               f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(30)', {marker!r}])\n"
+               "time.sleep(30)\n")
+    result = attack(program, SandboxLimits(timeout_s=1.5))
+    assert result.status == "timeout"
+    time.sleep(0.2)
+    assert _processes_with(marker) == []
+
+
 def test_signals_reach_no_host_process(sentinel: subprocess.Popen):
     program = ("import os, signal\n"
                f"for target in ({sentinel.pid}, {os.getpid()}, os.getppid(), 1, -1):\n"
