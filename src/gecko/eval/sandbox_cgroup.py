@@ -140,13 +140,6 @@ class Cgroup:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 
-    def peak_memory_bytes(self) -> int | None:
-        name = "memory.peak" if self.unified else "memory.max_usage_in_bytes"
-        path = self.dirs[0 if self.unified else 1] / name
-        with contextlib.suppress(OSError, ValueError):
-            return int(path.read_text())
-        return None
-
     def remove(self, wait_s: float = 2.0) -> None:
         """Kill what is left and remove the directories (a cgroup with tasks cannot be removed)."""
         deadline = time.monotonic() + wait_s
