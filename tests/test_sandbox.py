@@ -120,13 +120,17 @@ def test_the_program_runs_as_nobody_seen_from_the_host():
     "(os.symlink(P, 'link'), open('link').read())[1]",
     "(os.link(P, 'hard'), open('hard').read())[1]",
     "open('/proc/self/root' + P).read()",
-    "open('/proc/1/root' + P).read()",
+    "open(f'/proc/{os.getpid()}/root' + P).read()",
     "_io.FileIO(P).read().decode()",
     "open(P.replace('/', '/./')).read()",
 ])
 def test_reading_a_host_file_fails_by_every_route(secret: Path, route: str):
-    program = f"import os, _io\nP = {str(secret)!r}\nprint({route})\n"
-    result = attack(program)
+    def program(path: str) -> str:
+        return f"import os, _io\nopen('/sandbox/inside.txt', 'w').write('INSIDE')\nP = {path!r}\nprint({route})\n"
+
+    control = attack(program("/sandbox/inside.txt"))  # the route works: it reads a file of the sandbox
+    assert control.status == "passed" and "INSIDE" in control.stdout, control.stderr
+    result = attack(program(str(secret)))
     assert result.status == "failed" and SECRET not in result.stdout + result.stderr
 
 
@@ -159,10 +163,15 @@ def test_host_environment_and_parent_are_out_of_reach(monkeypatch: pytest.Monkey
     "open(K, 'a').write('x')",
 ])
 def test_writing_or_deleting_on_the_host_fails_by_every_route(tmp_path: Path, route: str):
+    def program(target: str, keep: str) -> str:
+        return (f"import os\nopen('/sandbox/keep.txt', 'w').write('keep')\nT = {target!r}\nK = {keep!r}\n{route}\n"
+                "print(os.path.exists(T), open(K).read() if os.path.exists(K) else 'gone')\n")
+
+    control = attack(program("/sandbox/out.txt", "/sandbox/keep.txt"))  # the route works inside the sandbox
+    assert control.status == "passed" and control.stdout.split() != ["False", "keep"], control.stderr
     target, keep = tmp_path / "pwned.txt", tmp_path / "keep.txt"
     keep.write_text("keep")
-    program = f"import os\nT = {str(target)!r}\nK = {str(keep)!r}\n{route}\n"
-    result = attack(program)
+    result = attack(program(str(target), str(keep)))
     assert result.status == "failed"
     assert not target.exists() and keep.read_text() == "keep"
 
@@ -228,46 +237,63 @@ def test_raw_packet_netlink_vsock_and_other_socket_families_are_refused():
 
 # ── processes, signals, tracing ───────────────────────────────────────────────────────────────────────
 
-WRITE_CANARY = "open({path!r}, 'w').write('x')"
+# The child proves it ran (in the sandbox's /sandbox), then tries the host canary.
+CHILD = "import os; open('/sandbox/child-ran', 'w').close(); open({path!r}, 'w').write('x')"
+FORK_EXEC = ("import _posixsubprocess\nr, w = os.pipe()\n"
+             "head = [[sys.executable, '-c', CODE], [sys.executable.encode()], True, (), None, None,"
+             " -1, -1, -1, -1, -1, -1, r, w, False, False]\n"
+             "for tail in ([-1, None, None, -1, -1, None, False], [-1, None, None, -1, -1, None],"
+             " [None, None, -1, -1, None, False], [None, None, -1, -1, None]):\n"  # 3.11+, 3.14, 3.10
+             "    try:\n        pid = _posixsubprocess.fork_exec(*head, *tail)\n        break\n"
+             "    except TypeError:\n        continue\nos.waitpid(pid, 0)\n")
 
 
 @pytest.mark.parametrize("route", [
-    "pid = os.fork()\nif pid == 0:\n    {child}\n    os._exit(0)\nos.waitpid(pid, 0)",
-    "import _posixsubprocess\nr, w = os.pipe()\n"
-    "pid = _posixsubprocess.fork_exec([sys.executable, '-c', {child!r}], [sys.executable.encode()], True, (), None, None,"
-    " -1, -1, -1, -1, -1, -1, r, w, False, False, None, None, None, -1, None, False)\nos.waitpid(pid, 0)",
-    "pid = os.posix_spawn(sys.executable, [sys.executable, '-c', {child!r}], {{}})\nos.waitpid(pid, 0)",
-    "import subprocess\nsubprocess.run(['/bin/sh', '-c', 'touch ' + {path!r}])",
-    "import ctypes\nlibc = ctypes.CDLL(None)\nif libc.fork() == 0:\n    {child}\n    os._exit(0)\nos.wait()",
+    "pid = os.fork()\nif pid == 0:\n    try:\n        exec(CODE)\n    finally:\n        os._exit(0)\nos.waitpid(pid, 0)\n",
+    FORK_EXEC,
+    "pid = os.posix_spawn(sys.executable, [sys.executable, '-c', CODE], {})\nos.waitpid(pid, 0)\n",
+    "import ctypes\nlibc = ctypes.CDLL(None)\nif libc.fork() == 0:\n    try:\n        exec(CODE)\n"
+    "    finally:\n        os._exit(0)\nos.wait()\n",
 ])
 def test_new_processes_stay_inside(tmp_path: Path, route: str):
     canary = str(tmp_path / "from-child.txt")
-    child = WRITE_CANARY.format(path=canary)
-    program = "import os, sys\n" + route.format(child=child, path=canary) + "\n"
-    attack(program)
+    program = f"import os, sys\nCODE = {CHILD.format(path=canary)!r}\n{route}print(os.path.exists('/sandbox/child-ran'))\n"
+    result = attack(program)
+    assert result.stdout.split() == ["True"], result.stderr  # the child ran
     assert not Path(canary).exists()
+
+
+def test_no_host_binary_can_be_executed(tmp_path: Path):
+    canary = tmp_path / "from-shell.txt"
+    result = attack(f"import subprocess\nsubprocess.run(['/bin/sh', '-c', 'touch {canary}'])\n")
+    assert result.status == "failed" and "No such file" in result.stderr and not canary.exists()
+
+
+# A long-lived process that says it is up (in /sandbox), and the parent's wait for it.
+UP = "UP = \"open('/sandbox/up', 'w').close(); import time; time.sleep(30)\"\n"
+WAIT_UP = ("for _ in range(300):\n    if os.path.exists('/sandbox/up'):\n        print('daemon up', flush=True)\n"
+           "        break\n    time.sleep(0.01)\n")
 
 
 def test_a_daemon_does_not_survive_the_program():
     marker = "gecko-daemon-" + uuid.uuid4().hex
-    program = ("import os, sys, time\n"
+    program = ("import os, sys, time\n" + UP +
                "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-               f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(30)', {marker!r}])\n"
-               "    os._exit(0)\ntime.sleep(0.5)\nprint('parent returns')\n")
+               f"        os.execv(sys.executable, [sys.executable, '-c', UP, {marker!r}])\n"
+               "    os._exit(0)\n" + WAIT_UP + "print('parent returns')\n")
     result = attack(program)
-    assert result.status == "passed" and "parent returns" in result.stdout
+    assert result.status == "passed" and "daemon up" in result.stdout and "parent returns" in result.stdout
     time.sleep(0.2)
     assert _processes_with(marker) == []
 
 
 def test_at_the_timeout_the_whole_namespace_dies():
     marker = "gecko-timeout-" + uuid.uuid4().hex
-    program = ("import os, sys, time\n"
+    program = ("import os, sys, time\n" + UP +
                "if os.fork() == 0:\n    os.setsid()\n"
-               f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(30)', {marker!r}])\n"
-               "time.sleep(30)\n")
-    result = attack(program, SandboxLimits(timeout_s=1.5))
-    assert result.status == "timeout"
+               f"    os.execv(sys.executable, [sys.executable, '-c', UP, {marker!r}])\n" + WAIT_UP + "time.sleep(30)\n")
+    result = attack(program, SandboxLimits(timeout_s=2.0))
+    assert result.status == "timeout" and "daemon up" in result.stdout
     time.sleep(0.2)
     assert _processes_with(marker) == []
 
