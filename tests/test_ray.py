@@ -26,7 +26,7 @@ FOOTER = "Copyright 2024 Example Corp. All rights reserved. Terms of use apply."
 def ray_cluster() -> Iterator[None]:
     """One cluster for both tests: starting one costs 7–14 s on 2 shared cores."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
