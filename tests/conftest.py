@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GECKO_CACHE_DIR", tempfile.mkdtemp(prefix="gecko-test-cache-"))  # never the user's cache
 
 KO = [
     "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이다.",

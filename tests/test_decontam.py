@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import random
+import unicodedata
 from pathlib import Path
 
 import pytest
 from conftest import shared_or_skip
 
 from gecko.config import BenchmarkConfig, DecontamConfig
-from gecko.data.decontam import load_items, run_decontam
+from gecko.data import overlap
+from gecko.data.decontam import BenchmarkIndex, index_path, load_items, run_decontam
 from gecko.data.dedup.planted import write_shards
 
 KO_ITEM = "수정 전 잔액시산표의 차변 합계액은 백만 원이다 보험료 미경과액과 이자수익 미수액을 계상한 후의 수정 후 잔액시산표 차변 합계액은 얼마인가"
@@ -84,3 +87,99 @@ def test_real_benchmark_items_are_caught(tmp_path):
     write_shards(docs, tmp_path / "in", 1)
     run_decontam(tmp_path / "in", tmp_path / "out", cfg)
     assert _ids(tmp_path / "out") == {"ok"}
+
+
+# --- normalization variants and planted real benchmark items -----------------------------------------------
+
+FULL_WIDTH = {c: chr(ord(c) + 0xFEE0) for c in map(chr, range(0x21, 0x7F))}
+
+
+def _full_width(text: str) -> str:
+    return "".join(FULL_WIDTH.get(c, c) for c in text).replace(" ", "\u3000")
+
+
+def _respace(text: str, rng: random.Random) -> str:
+    """Spaces dropped, doubled or turned into line breaks at random, and spaces put around punctuation."""
+    out = []
+    for c in text:
+        if c == " ":
+            out.append(rng.choice(["", " ", "  ", "\n", " \t"]) if _is_hangul_near(out) else rng.choice([" ", "  ", "\n"]))
+        elif c in ",.?!:;()":
+            out.append(f" {c} ")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _is_hangul_near(out: list[str]) -> bool:
+    return bool(out) and "\uac00" <= out[-1][-1:] <= "\ud7a3"
+
+
+VARIANTS = {
+    "exact": lambda t, rng: t,
+    "respaced": _respace,
+    "full_width": lambda t, rng: _full_width(t),
+    "upper": lambda t, rng: t.upper(),
+    "nfkd": lambda t, rng: unicodedata.normalize("NFKD", t),  # decomposed Hangul jamo, compatibility forms
+    "all": lambda t, rng: _full_width(_respace(t.upper(), rng)),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_item_variants_give_the_same_windows(variant):
+    rng = random.Random(0)
+    for text in (KO_ITEM, EN_ITEM):
+        assert overlap.units([VARIANTS[variant](text, rng)]).hashes.tolist() == overlap.units([text]).hashes.tolist()
+
+
+def test_korean_particles_and_spacing_do_not_hide_a_copy():
+    copy = KO_ITEM.replace("잔액시산표의 차변", "잔액시산표가차변").replace("합계액은", "합계액이")
+    assert overlap.units([copy]).hashes.tolist() == overlap.units([KO_ITEM]).hashes.tolist()
+
+
+def test_units_never_span_two_texts():
+    both = overlap.units(["alpha beta", "gamma"])
+    assert both.text_of.tolist() == [0, 0, 1]
+    assert both.hashes.tolist() == overlap.units(["alpha beta"]).hashes.tolist() + overlap.units(["gamma"]).hashes.tolist()
+
+
+def _real_benchmarks() -> tuple[BenchmarkConfig, ...]:
+    e = ("eval",)
+    return (BenchmarkConfig("kmmlu", str(shared_or_skip(*e, "kmmlu", "data")), "kmmlu"),
+            BenchmarkConfig("mmlu", str(shared_or_skip(*e, "mmlu", "data")), "mmlu"),
+            BenchmarkConfig("humaneval", str(shared_or_skip(*e, "humaneval", "data", "HumanEval.jsonl.gz")), "humaneval"),
+            BenchmarkConfig("mbpp", str(shared_or_skip(*e, "mbpp", "mbpp.jsonl")), "mbpp"),
+            BenchmarkConfig("gsm8k", str(shared_or_skip(*e, "gsm8k", "grade_school_math", "data", "test.jsonl")), "gsm8k"))
+
+
+def _corpus(lang: str, n: int) -> list[str]:
+    path = {"ko": ("corpus", "ko", "kowiki", "kowiki.jsonl"), "en": ("corpus", "en", "debian_docs", "debian_docs_en.jsonl")}
+    with shared_or_skip(*path[lang]).open(encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line, _ in zip(f, range(n))]
+
+
+@pytest.mark.slow
+def test_planted_real_items_are_found_and_clean_text_is_not(tmp_path):
+    """Real items of all five benchmarks, changed by every variant, planted into real articles and manuals
+    (code items into real stdlib modules): every checked item is found, and the untouched hosts are not."""
+    cfg = DecontamConfig(benchmarks=_real_benchmarks())
+    index = BenchmarkIndex(index_path(cfg))
+    rng = random.Random(17)
+    hosts = {"ko": _corpus("ko", 300), "en": _corpus("en", 300),
+             "code": [p.read_text(encoding="utf-8") for p in sorted(Path(json.__file__).parent.parent.glob("*.py"))[:300]]}
+    assert not any(index.match(hosts["ko"] + hosts["en"] + hosts["code"])), "clean hosts flagged"
+    planted, expected = [], []
+    for bench in cfg.benchmarks:
+        items = load_items(bench)
+        weights = overlap.text_weights([it.text for it in items])
+        items = [it for it, w in zip(items, weights) if w >= cfg.min_item_units * overlap.WORD_WEIGHT]
+        lang = {"kmmlu": "ko", "humaneval": "code", "mbpp": "code"}.get(bench.name, "en")
+        for item in rng.sample(items, 8):
+            variant = rng.choice(sorted(VARIANTS))
+            host = rng.choice(hosts[lang])
+            cut = rng.randrange(len(host))
+            planted.append(host[:cut] + "\n" + VARIANTS[variant](item.text, rng) + "\n" + host[cut:])
+            expected.append((item.id, variant))
+    found = index.match(planted)
+    missed = [e for e, items in zip(expected, found) if e[0] not in items]
+    assert not missed, missed

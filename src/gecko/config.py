@@ -200,8 +200,9 @@ class BenchmarkConfig:
     name: str
     path: str
     """File or folder of the benchmark's items."""
-    format: Literal["kmmlu", "mmlu", "humaneval", "mbpp", "gsm8k", "jsonl"]
-    """kmmlu/mmlu: CSV folders; humaneval/mbpp/gsm8k: their released JSONL; jsonl: `text` per line."""
+    format: str
+    """A key of gecko.data.decontam.BENCHMARK_FORMATS: kmmlu/mmlu: CSV folders; humaneval/mbpp/gsm8k: their
+    released JSONL; jsonl: `text` per line."""
 
 
 @dataclass(frozen=True)
