@@ -292,7 +292,8 @@ def run_decontam(in_dir: Path, out_dir: Path, cfg: DecontamConfig, workers: int 
     index_info = {"items": len(loaded), "unchecked_short_items": loaded.unchecked}
     removed = JsonlWriter(str(work / "removed"), compression=None)
     execute([reader(in_dir), DecontamFilter(index, work, cfg, exclusion_writer=removed),
-             JsonlWriter(str(out_dir), compression=None)], tasks, workers, work / "logs", engine)
+             JsonlWriter(str(out_dir), compression=None)], tasks, workers, work / "logs", engine, label="decontam",
+            total_bytes=sum(f.stat().st_size for f in input_files(in_dir)))
     matches = sorted((json.loads(line) for f in sorted((work / "matches").glob("*.jsonl"))
                       for line in f.open(encoding="utf-8")), key=lambda m: m["id"])
     (work / "matches.jsonl").write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in matches),

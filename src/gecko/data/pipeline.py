@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from gecko.config import DataConfig, fingerprint
 from gecko.data.align import run_align
 from gecko.data.decontam import run_decontam
 from gecko.data.document import json_records
+from gecko.data.dedup.engine import execute
 from gecko.data.dedup.phase import run_dedup
 from gecko.data.filters.base import GeckoStep
 from gecko.data.filters.quality import QualityFilter
@@ -101,10 +103,13 @@ def _reset_if_changed(cfg: DataConfig, data_dir: Path) -> None:
     marker.write_text(fp)
 
 
+def _bytes_under(path: Path) -> int:
+    """Input size for the progress line's ETA (a folder: every file below it)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
 def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
     """Run the clean phase (resuming finished ranks); write clean_stats.json, clean_report.md and .html."""
-    from datatrove.executor import LocalPipelineExecutor
-
     if not cfg.sources:
         raise DataError("data.sources is empty: nothing to build a corpus from")
     for src in cfg.sources:
@@ -112,8 +117,8 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
             raise DataError(f"data.sources[{src.name}]: {src.path} does not exist")
     _reset_if_changed(cfg, data_dir)
     workers = max(cfg.workers, 1)
-    LocalPipelineExecutor(clean_steps(cfg, data_dir), tasks=workers, workers=workers,
-                          logging_dir=str(data_dir / "logs" / "clean")).run()
+    execute(clean_steps(cfg, data_dir), workers, workers, data_dir / "logs" / "clean", label="clean",
+            total_bytes=sum(_bytes_under(Path(src.path)) for src in cfg.sources))
     stats = DataStats.load_ledgers(data_dir / "logs" / "ledger")
     kept = DataStats.load_ledgers(data_dir / "logs" / "kept")
     report = DataStats(stats.read, stats.dropped, kept.kept, kept.kept_bytes, Counter(), stats.examples)
@@ -140,6 +145,7 @@ def run_data(cfg: DataConfig, out_dir: Path, seed: int) -> DataStats:
     mix = run_mix(mix_inputs, out_dir / "corpus.jsonl", cfg, seed, stats)
     stats.check_accounting()
     stats.write(out_dir, cfg.mix)
+    print(stats.summary(), file=sys.stderr)  # plain columns: a log handler would re-wrap them
     log.info("data: %d documents read, %d in the corpus; token shares %s", sum(stats.read.values()),
              mix.documents, {g: round(v, 4) for g, v in mix.achieved.items()})
     return stats

@@ -151,6 +151,31 @@ class DataStats:
             lines.append(f"| {step} | {reason} | {lang} | {n:,} | {ex} |")
         return "\n".join(lines) + "\n"
 
+    def summary(self) -> str:
+        """Documents kept and dropped per reason, one column per language: the table printed when the data
+        stage ends (the full report with examples is report.md)."""
+        langs = sorted(set(self.kept) | {lang for _, _, lang in self.dropped})
+        rows = [("read", "", sum(self.read.values()), None)]
+        rows += [(step, reason, None, lang_counts) for (step, reason), lang_counts in self._by_reason().items()]
+        rows.append(("kept", "", None, dict(self.kept)))
+        width = max(len(f"{s} {r}") for s, r, _, _ in rows) + 2
+        head = f"{'':<{width}}" + "".join(f"{lang:>9}" for lang in langs) + f"{'total':>9}"
+        lines = [head]
+        for step, reason, total, by_lang in rows:
+            label = f"{step} {reason}".strip()
+            if by_lang is None:
+                lines.append(f"{label:<{width}}" + " " * 9 * len(langs) + f"{total:>9,}")
+                continue
+            cells = "".join(f"{by_lang.get(lang, 0):>9,}" for lang in langs)
+            lines.append(f"{label:<{width}}{cells}{sum(by_lang.values()):>9,}")
+        return "\n".join(lines)
+
+    def _by_reason(self) -> dict[tuple[str, str], dict[str, int]]:
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        for (step, reason, lang), n in sorted(self.dropped.items()):
+            out.setdefault((step, reason), {})[lang] = n
+        return out
+
     def report_html(self, mix_targets: dict[str, float], title: str = "Data stage report") -> str:
         """The report as one self-contained HTML page: counts per step, per reason and language, and a few
         examples per reason (HTML-escaped)."""

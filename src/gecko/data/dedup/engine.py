@@ -7,14 +7,24 @@ SlurmPipelineExecutor from the same step lists.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+from loguru import logger
+
+from gecko.atomic import write_text
+from gecko.progress import Progress
 
 Engine = Literal["local", "ray"]
 
@@ -46,10 +56,94 @@ class RayForkGuard(PipelineStep):
             yield from data
 
 
+class ProgressProbe(PipelineStep):
+    """Passes documents through, writing this rank's documents and text bytes to `folder/RANK.json` about
+    once a second: ranks run in other processes (or on other Ray nodes), and the driver sums the files."""
+
+    name = "📈 progress"
+    type = "🔧 - UTIL"
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        path = Path(self.folder) / f"{rank:05d}.json"
+        docs = nbytes = 0
+        last = time.monotonic()
+        for doc in data:
+            docs += 1
+            nbytes += len(doc.text.encode("utf-8", "surrogatepass"))
+            if time.monotonic() - last > 1.0:
+                write_text(path, json.dumps([docs, nbytes]))
+                last = time.monotonic()
+            yield doc
+        write_text(path, json.dumps([docs, nbytes]))
+
+
+def _sum_counts(folder: Path) -> tuple[int, int]:
+    docs = nbytes = 0
+    for f in folder.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            d, b = json.loads(f.read_text())
+            docs, nbytes = docs + d, nbytes + b
+    return docs, nbytes
+
+
+@contextlib.contextmanager
+def _progress(label: str, folder: Path, total_bytes: int | None) -> Iterator[None]:
+    """A progress line fed by the ranks' count files while the executor runs."""
+    for old in folder.glob("*.json"):
+        old.unlink()  # counts of an earlier, interrupted run (its finished ranks are skipped now)
+    done = threading.Event()
+    with Progress(label, total_bytes) as bar:
+        def poll() -> None:
+            while not done.wait(0.5):
+                bar.set(*_sum_counts(folder))
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            bar.set(*_sum_counts(folder))
+
+
+@contextlib.contextmanager
+def _datatrove_logs_to(path: Path) -> Iterator[None]:
+    """datatrove's per-task logs and stat tables go to `path` instead of the terminal; `-v` (debug logging)
+    keeps them on the terminal too. Worker processes are forked, so they inherit the redirected stderr."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f, contextlib.redirect_stderr(f):
+        logger.remove()
+        logger.add(f, level="INFO")
+        try:
+            yield
+        finally:
+            logger.remove()
+            logger.add(sys.stderr, level="WARNING")
+
+
 def execute(steps: list[PipelineStep], tasks: int, workers: int, logging_dir: Path,
-            engine: Engine = "local") -> None:
-    """Run `steps` for `tasks` ranks on at most `workers` parallel workers."""
+            engine: Engine = "local", label: str | None = None, total_bytes: int | None = None) -> None:
+    """Run `steps` for `tasks` ranks on at most `workers` parallel workers, with one progress line (`label`,
+    default the logging folder's name) counting the documents that leave the reader."""
     workers = max(1, min(workers, tasks))
+    counts = logging_dir / "progress"
+    if "READER" in steps[0].type:
+        steps = [steps[0], ProgressProbe(str(counts)), *steps[1:]]
+    else:
+        total_bytes = None  # nothing is read: the line gives the step's time only
+    with _progress(label or logging_dir.name, counts, total_bytes), _datatrove_logs_to(logging_dir / "datatrove.log"):
+        _run(steps, tasks, workers, logging_dir, engine)
+
+
+def _run(steps: list[PipelineStep], tasks: int, workers: int, logging_dir: Path, engine: Engine) -> None:
     if engine == "ray":
         from datatrove.executor.ray import RayPipelineExecutor
 

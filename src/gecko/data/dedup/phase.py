@@ -100,9 +100,10 @@ def run_dedup(in_dir: Path, out_dir: Path, cfg: DedupConfig, workers: int = 1, e
                     DedupFilter(work, cfg, exclusion_writer=JsonlWriter(str(work / "removed"), compression=None)),
                     JsonlWriter(str(out_dir), compression=None)], tasks),
     ]
+    in_bytes = sum(f.stat().st_size for f in input_files(in_dir))
     for name, steps, n in stages:
-        log.info("dedup: %s (%d tasks)", name, n)
-        execute(steps, n, workers, logs / name, engine)
+        log.debug("dedup: %s (%d tasks)", name, n)
+        execute(steps, n, workers, logs / name, engine, label=f"dedup {name}", total_bytes=in_bytes)
     rows = _write_duplicates(work)
     kept, dropped = collect_counts(work)
     examples: dict[str, list[str]] = {}

@@ -1,4 +1,4 @@
-"""Text → arrays of 64-bit unit and n-gram hashes, shared by MinHash dedup and decontamination.
+"""Text → arrays of 64-bit unit and n-gram hashes for MinHash dedup (decontamination has gecko.data.overlap).
 
 Units depend on the language, because one unit must carry about the same information everywhere:
 Korean is written without reliable word boundaries for n-grams (particles glue onto words), so its MinHash
@@ -9,15 +9,11 @@ and xxhash, so Python only loops over words, never over n-grams.
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
 import numpy as np
 import xxhash
 
 from gecko.data.filters.charclass import codepoints
 
-_WORD = re.compile(r"\w+")
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: spreads small codepoints over 64 bits
 _BASE = np.uint64(0x100000001B3)
 
@@ -73,30 +69,3 @@ def shingle_hashes(text: str, lang: str, sizes: dict[str, int]) -> np.ndarray:
     if lang == "code":
         return ngrams(code_units(text), sizes["code"])
     return ngrams(word_units(text), sizes["en"])
-
-
-# Korean particles (josa) stripped from the end of a Hangul word for decontamination: the same benchmark
-# sentence quoted with another particle ("서울은" / "서울이") should still match.
-_JOSA = tuple(sorted(
-    "은 는 이 가 을 를 에 의 도 만 와 과 로 으로 에서 에게 께서 까지 부터 보다 처럼 이나 나 이다 입니다 한다".split(),
-    key=len, reverse=True,
-))
-
-
-def _is_hangul(word: str) -> bool:
-    return "\uac00" <= word[0] <= "\ud7a3"
-
-
-def decontam_units(text: str) -> np.ndarray:
-    """Korean-aware word units for benchmark overlap: NFKC, case-folded \\w+ words, Hangul words without
-    their trailing particle (an eojeol is a word plus particles; the stem is the comparable unit)."""
-    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-    out = []
-    for w in words:
-        if _is_hangul(w):
-            for josa in _JOSA:
-                if len(w) > len(josa) + 1 and w.endswith(josa):
-                    w = w[: -len(josa)]
-                    break
-        out.append(w)
-    return hash_tokens(out)
