@@ -83,7 +83,7 @@ def check_whole_val_split(shards: Path, max_tokens: int) -> dict[str, int]:
 def run_variant(name: str, args: argparse.Namespace) -> dict:
     tokenizer, doc_mask = VARIANTS[name]
     overrides = [*args.overrides, f"train.steps={args.steps}", f"train.warmup_steps={args.steps // 10}",
-                 f"train.doc_mask={doc_mask}", f"train.eval_every={args.eval_every}", "train.checkpoint_every=0",
+                 f"train.doc_mask={doc_mask}", f"train.eval_every={args.eval_every}", "train.checkpoint_every=null",
                  "train.eval_tasks=[]"]
     cfg = load_config(args.config, overrides)
     shards = shards_for(tokenizer, cfg, args)

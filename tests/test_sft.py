@@ -145,7 +145,7 @@ def test_sft_stage_lowers_heldout_loss_and_exports_a_chat_model(base, tmp_path):
     cfg_path.write_text(f"run_dir: {tmp_path / 'run'}\nsft:\n  init_from: {base}\n  val_fraction: 0.2\n"
                         f"  sources:\n{src_yaml}\n")
     cfg = load_config(cfg_path, ["sft.train.seq_len=63", "sft.train.batch_size=4", "sft.train.steps=12",
-                                 "sft.train.lr=3e-3", "sft.train.warmup_steps=2", "sft.train.eval_every=0"])
+                                 "sft.train.lr=3e-3", "sft.train.warmup_steps=2", "sft.train.eval_every=null"])
     run_stage(cfg, SFT)
     out = tmp_path / "run" / "sft"
     results = json.loads((out / "eval.json").read_text())

@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 OVERRIDES = [*TINY_OVERRIDES, "train.steps=4", "train.batch_size=2", "train.checkpoint_every=2",
-             "train.eval_every=0", "train.device=cpu", "eval.max_tokens_per_lang=500"]
+             "train.eval_every=null", "train.device=cpu", "eval.max_tokens_per_lang=500"]
 
 
 def _torchrun(tmp_path: Path, config: Path, mode: str) -> None:

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.logging import RichHandler
 
@@ -141,8 +142,36 @@ def _compare(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     print((out / REPORT_MD).read_text(encoding="utf-8"))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Every gecko parser: no abbreviated flags (`--prompt` must not silently mean `--prompts-file`), and
+    subcommands whose `key=value` overrides may come before, between or after flags."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _IntermixedSubParsers)
+
+
+class _IntermixedSubParsers(argparse._SubParsersAction):
+    """Parses a leaf subcommand with `parse_known_intermixed_args` (argparse refuses it on a parser that has
+    subcommands, so the top level and `gecko data`/`gecko tokenizer` keep the ordinary parse)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values[0])
+        chosen = self._name_parser_map.get(values[0])
+        if chosen is None or chosen._subparsers is not None:
+            return super().__call__(parser, namespace, values, option_string)
+        sub, extras = chosen.parse_known_intermixed_args(values[1:], None)
+        for key, value in vars(sub).items():
+            setattr(namespace, key, value)
+        if extras:
+            vars(namespace).setdefault(argparse._UNRECOGNIZED_ARGS_ATTR, []).extend(extras)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gecko", description="Build bilingual Korean·English LLMs that code.")
+    parser = _Parser(prog="gecko", description="Build bilingual Korean·English LLMs that code.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run every stage, skipping those already complete")
@@ -224,8 +253,22 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 124 if result.status == "timeout" else (result.returncode if result.returncode > 0 else int(result.status != "passed"))
 
 
+DEVICE_COMMANDS = ("run", "train", "eval", "generate", "sft", "import", "chat")
+"""Commands that run the model, so train.device must exist (data and tokenizer work runs on CPU machines)."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gecko")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def _load(args: argparse.Namespace) -> GeckoConfig | None:
-    cfg = load_config(args.config, [*args.overrides, *_eval_overrides(args), *_generate_overrides(args)])
+    cfg = load_config(args.config, [*args.overrides, *_eval_overrides(args), *_generate_overrides(args)],
+                      needs_device=args.command in DEVICE_COMMANDS)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2, ensure_ascii=False))
         return None

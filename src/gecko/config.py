@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import sysconfig
 import types
@@ -22,6 +23,34 @@ from gecko.errors import ConfigError
 
 Lang = Literal["ko", "en", "code"]
 LANGS: tuple[str, ...] = typing.get_args(Lang)
+Preset = Literal["tiny", "small", "125m", "350m", "1b", "gecko-7b"]
+"""Model shapes defined in gecko.model.presets (a test keeps the two lists equal)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds a numeric field must satisfy; None is allowed only where the field's type admits it."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def admits(self, value: float) -> bool:
+        """NaN and infinities fail: comparisons with NaN are false, and no field means ±inf."""
+        return (math.isfinite(value) and (self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+
+    def __str__(self) -> str:
+        bounds = [f"{op} {bound:g}" for op, bound in (("≥", self.ge), (">", self.gt), ("≤", self.le), ("<", self.lt))
+                  if bound is not None]
+        return " and ".join(bounds)
+
+
+def ranged(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+           lt: float | None = None) -> Any:
+    """A field with a default and the range its values must lie in, checked when a config is loaded."""
+    return field(default=default, metadata={"range": Range(ge, gt, le, lt)})
 
 
 @dataclass(frozen=True)
@@ -49,7 +78,7 @@ class SourceConfig:
     """Field or column holding the document id; absent: `file:line` (or row number) is the id."""
     extensions: tuple[str, ...] = (".py",)
     """File extensions read when format is code."""
-    max_docs: int | None = None
+    max_docs: int | None = ranged(None, ge=1)
     """Read at most this many documents (None: all)."""
 
     def __post_init__(self) -> None:
@@ -75,17 +104,17 @@ def expand_path(path: str) -> str:
 class KoQualityConfig:
     """Korean rules (gecko.data.filters.quality); defaults measured in docs/cleaning.md."""
 
-    min_hangul_ratio: float = 0.2
+    min_hangul_ratio: float = ranged(0.2, ge=0, le=1)
     """Hangul syllables / non-space characters; below it the text is not really Korean prose."""
-    max_jamo_ratio: float = 0.1
+    max_jamo_ratio: float = ranged(0.1, ge=0, le=1)
     """Characters in jamo-only runs (ㅋㅋㅋ, ㅠㅠ) / non-space characters."""
-    max_char_run: int = 20
+    max_char_run: int = ranged(20, ge=1)
     """Longest run of one repeated letter or digit."""
-    max_dup_line_frac: float = 0.3
+    max_dup_line_frac: float = ranged(0.3, ge=0, le=1)
     """Characters in lines that occur more than once / all characters."""
-    max_top_ngram_frac: float = 0.25
+    max_top_ngram_frac: float = ranged(0.25, ge=0, le=1)
     """Characters covered by the most frequent word 2-gram / all word characters."""
-    max_symbol_ratio: float = 0.25
+    max_symbol_ratio: float = ranged(0.25, ge=0, le=1)
     """Characters that are neither letters, digits, whitespace nor common punctuation / all characters."""
 
 
@@ -93,19 +122,19 @@ class KoQualityConfig:
 class EnQualityConfig:
     """Gopher (Rae et al. 2021) and C4 (Raffel et al. 2020) document rules; defaults in docs/cleaning.md."""
 
-    min_words: int = 20
-    max_words: int = 100_000
-    min_mean_word_len: float = 3.0
-    max_mean_word_len: float = 10.0
-    max_symbol_word_ratio: float = 0.1
+    min_words: int = ranged(20, ge=0)
+    max_words: int = ranged(100_000, ge=1)
+    min_mean_word_len: float = ranged(3.0, gt=0)
+    max_mean_word_len: float = ranged(10.0, gt=0)
+    max_symbol_word_ratio: float = ranged(0.1, ge=0)
     """('#' + '...') / words."""
-    max_bullet_lines: float = 0.9
-    max_ellipsis_lines: float = 0.3
-    min_alpha_words: float = 0.5
+    max_bullet_lines: float = ranged(0.9, ge=0, le=1)
+    max_ellipsis_lines: float = ranged(0.3, ge=0, le=1)
+    min_alpha_words: float = ranged(0.5, ge=0, le=1)
     """Words with at least one letter / words (Gopher: 0.8, which rejects technical prose)."""
-    min_stop_words: int = 2
-    max_dup_line_frac: float = 0.3
-    max_top_ngram_frac: float = 0.2
+    min_stop_words: int = ranged(2, ge=0)
+    max_dup_line_frac: float = ranged(0.3, ge=0, le=1)
+    max_top_ngram_frac: float = ranged(0.2, ge=0, le=1)
     c4_lorem_ipsum: bool = True
     c4_javascript: bool = True
     """Drop pages that ask for JavaScript to be enabled."""
@@ -117,11 +146,11 @@ class EnQualityConfig:
 class CodeQualityConfig:
     """Rules for source files (StarCoder-style); defaults in docs/cleaning.md."""
 
-    max_bytes: int = 1_000_000
-    max_line_len: int = 1000
-    max_mean_line_len: float = 100.0
-    min_alnum_frac: float = 0.25
-    max_blob_frac: float = 0.3
+    max_bytes: int = ranged(1_000_000, ge=1)
+    max_line_len: int = ranged(1000, ge=1)
+    max_mean_line_len: float = ranged(100.0, gt=0)
+    min_alnum_frac: float = ranged(0.25, ge=0, le=1)
+    max_blob_frac: float = ranged(0.3, ge=0, le=1)
     """Characters inside base64/hex runs of ≥ 64 characters / all characters."""
     drop_autogenerated: bool = True
     """Drop files whose first lines say they are generated ('DO NOT EDIT', 'generated by')."""
@@ -131,11 +160,11 @@ class CodeQualityConfig:
 class CleanConfig:
     """The clean phase: read → normalize → language ID → quality → PII → toxicity (docs/cleaning.md)."""
 
-    max_doc_bytes: int = 10_000_000
+    max_doc_bytes: int = ranged(10_000_000, ge=1)
     """Larger records are quarantined as too_large before they are decoded."""
-    min_en_score: float = 0.5
+    min_en_score: float = ranged(0.5, ge=0, le=1)
     """fastText probability needed to label a document without Hangul `en`; below it, `other`."""
-    mixed_hangul_ratio: float = 0.15
+    mixed_hangul_ratio: float = ranged(0.15, ge=0, le=1)
     """A document whose letters are at least this share Hangul is `ko` (Korean with English terms)."""
     keep_other: bool = False
     """Keep documents whose language is neither ko nor en (they cannot enter the mix)."""
@@ -156,7 +185,7 @@ class PiiConfig:
 @dataclass(frozen=True)
 class ToxicityConfig:
     enabled: bool = True
-    threshold: float = 0.7
+    threshold: float = ranged(0.7, ge=0, le=1)
     """Drop a document whose length-weighted toxicity probability reaches this. 0.7 favours precision
     (APEACH test P 0.86 / R 0.61; drops 3% of NSMC reviews vs 9% at 0.5): docs/cleaning.md."""
     langs: tuple[str, ...] = ("ko",)
@@ -171,27 +200,27 @@ class DedupConfig:
     """Drop documents whose whitespace- and case-normalized text equals a survivor's."""
     near: bool = True
     """MinHash-LSH near-duplicate dedup."""
-    threshold: float = 0.8
+    threshold: float = ranged(0.8, gt=0, le=1)
     """Estimated Jaccard similarity of shingle sets at or above which two documents are duplicates."""
-    bands: int = 16
+    bands: int = ranged(16, ge=1)
     """LSH bands; with `rows` the candidate S-curve is centred near (1/bands)^(1/rows) ≈ 0.71, below the
     threshold, so recall is high and every candidate pair is then checked against the threshold."""
-    rows: int = 8
+    rows: int = ranged(8, ge=1)
     """MinHash values per band; num_perm = bands × rows."""
-    shingle_ko: int = 5
+    shingle_ko: int = ranged(5, ge=1)
     """Korean shingles: character n-grams of this length (whitespace collapsed)."""
-    shingle_en: int = 5
+    shingle_en: int = ranged(5, ge=1)
     """English (and other) shingles: word n-grams."""
-    shingle_code: int = 5
+    shingle_code: int = ranged(5, ge=1)
     """Code shingles: n-grams of identifier/operator tokens."""
     seed: int = 1
     """MinHash permutation seed."""
-    boilerplate_min_docs: int = 20
+    boilerplate_min_docs: int = ranged(20, ge=0)
     """A line found in at least this many documents is boilerplate and removed (0: off)."""
-    boilerplate_min_line_chars: int = 30
+    boilerplate_min_line_chars: int = ranged(30, ge=0)
     """Shorter lines are never treated as boilerplate (headings, list markers)."""
     boilerplate_langs: tuple[str, ...] = ("ko", "en")
-    min_chars_after_strip: int = 20
+    min_chars_after_strip: int = ranged(20, ge=0)
     """A document left shorter than this by boilerplate removal is dropped as boilerplate_only."""
 
 
@@ -211,9 +240,9 @@ class DecontamConfig:
 
     benchmarks: tuple[BenchmarkConfig, ...] = ()
     """Benchmarks to check against; none: the phase copies its input."""
-    ngram: int = 13
+    ngram: int = ranged(13, ge=1)
     """Overlap length in Korean-aware word units (GPT-3's 13)."""
-    min_item_units: int = 8
+    min_item_units: int = ranged(8, ge=1)
     """Items shorter than ngram but at least this long are matched as a whole; shorter ones are skipped and
     counted in the report."""
     action: Literal["drop", "flag"] = "drop"
@@ -237,15 +266,15 @@ class AlignConfig:
     """ko↔en translation documents built from parallel pairs (gecko.data.align)."""
 
     sources: tuple[ParallelSourceConfig, ...] = ()
-    share: float = 0.02
+    share: float = ranged(0.02, ge=0, lt=1)
     """Target share of the corpus tokens held by alignment documents; ko/en/code shares fill the rest."""
-    pairs_per_doc: int = 8
+    pairs_per_doc: int = ranged(8, ge=1)
     """Pairs packed into one document (one template and direction per document)."""
-    min_len_ratio: float = 0.15
+    min_len_ratio: float = ranged(0.15, gt=0)
     """Bounds on characters(ko) / characters(en); outside them a pair is misaligned."""
-    max_len_ratio: float = 1.5
-    min_chars: int = 2
-    max_chars: int = 2000
+    max_len_ratio: float = ranged(1.5, gt=0)
+    min_chars: int = ranged(2, ge=0)
+    max_chars: int = ranged(2000, ge=1)
 
 
 @dataclass(frozen=True)
@@ -260,12 +289,12 @@ class DataConfig:
     source_weights: dict[str, float] = field(default_factory=dict)
     """Epoch weight per source name (default 1): 2 doubles a source within its language, 0.5 halves it.
     Capped at 1 + max_repeat."""
-    min_chars: int = 20
+    min_chars: int = ranged(20, ge=0)
     """Documents shorter than this (after normalization) are dropped as too_short."""
-    max_repeat: float = 0.0
+    max_repeat: float = ranged(0.0, ge=0)
     """Extra passes allowed over a language's documents when it is short of its share. 0 (default): never
     repeat; the scarcest language sets the corpus size and the others are down-sampled."""
-    workers: int = 1
+    workers: int = ranged(1, ge=1)
     """Parallel tasks of the datatrove executor; the output is identical for any value."""
     clean: CleanConfig = field(default_factory=CleanConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
@@ -279,27 +308,27 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    vocab_size: int = 32000
+    vocab_size: int = ranged(32000, ge=512)
     """Including special and reserved tokens."""
-    min_frequency: int = 2
+    min_frequency: int = ranged(2, ge=1)
     """A pair must occur this often to be merged."""
-    max_train_bytes: int | None = None
+    max_train_bytes: int | None = ranged(None, ge=1)
     """Train on at most this many bytes of the corpus, split across languages by lang_shares (None: all)."""
     lang_shares: dict[str, float] | None = None
     """Share of max_train_bytes per language (None: equal). A language with less text gives its unused share
     to the others in proportion. More Korean buys Korean vocabulary (docs/tokenizer.md has the ablation)."""
-    character_coverage: float = 0.9999
+    character_coverage: float = ranged(0.9999, gt=0, le=1)
     """Share of training character occurrences covered by the BPE alphabet; rarer characters (Hanja, emoji)
     get no vocabulary slot of their own and are spelled with byte-fallback tokens (SentencePiece's rule)."""
 
 
 @dataclass(frozen=True)
 class TokenizeConfig:
-    val_fraction: float = 0.05
+    val_fraction: float = ranged(0.05, gt=0, lt=1)
     """Share of documents (per language, chosen by hashed id) held out for validation."""
-    workers: int = 0
+    workers: int = ranged(0, ge=0)
     """Encoding processes (0: one per CPU core available to this process; 1: encode in this process)."""
-    chunk_bytes: int = 8 << 20
+    chunk_bytes: int = ranged(8 << 20, ge=1)
     """Largest corpus byte range per work unit, the grain of parallel encoding and of resuming an interrupted
     run (a smaller corpus is cut finer, into up to 256 units of at least 256 KiB). The shards are identical
     for any value."""
@@ -313,44 +342,44 @@ class CompareConfig:
     """Text of other domains than the tokenizer's training text (read like data.sources)."""
     references: str | None = "../shared/data/tokenizers"
     """Folder searched for `*tokenizer.json` and SentencePiece `*.model` files (None: ours only)."""
-    max_bytes_per_lang: int = 2_000_000
+    max_bytes_per_lang: int = ranged(2_000_000, ge=1)
     """Held-out UTF-8 bytes scored per language, taken round-robin across its sources."""
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    preset: str = "tiny"
+    preset: Preset = "tiny"
     """Named shape from gecko.model.presets; the fields below override it when set."""
-    dim: int | None = None
-    n_layers: int | None = None
-    n_heads: int | None = None
-    n_kv_heads: int | None = None
-    ffn_dim: int | None = None
-    max_seq_len: int | None = None
-    rope_theta: float | None = None
+    dim: int | None = ranged(None, ge=1)
+    n_layers: int | None = ranged(None, ge=1)
+    n_heads: int | None = ranged(None, ge=1)
+    n_kv_heads: int | None = ranged(None, ge=1)
+    ffn_dim: int | None = ranged(None, ge=1)
+    max_seq_len: int | None = ranged(None, ge=1)
+    rope_theta: float | None = ranged(None, gt=0)
     tie_embeddings: bool | None = None
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seq_len: int = 256
+    seq_len: int = ranged(256, ge=8)
     """Tokens per packed sample."""
-    batch_size: int = 8
+    batch_size: int = ranged(8, ge=1)
     """Packed samples per micro-batch (per process)."""
-    grad_accum: int = 1
+    grad_accum: int = ranged(1, ge=1)
     """Micro-batches per optimizer step."""
-    steps: int = 100
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1
+    steps: int = ranged(100, ge=1)
+    lr: float = ranged(3e-3, gt=0)
+    min_lr_ratio: float = ranged(0.1, ge=0, le=1)
     """Final learning rate as a fraction of lr."""
-    warmup_steps: int = 10
+    warmup_steps: int = ranged(10, ge=0)
     schedule: Literal["cosine", "linear", "wsd", "constant"] = "cosine"
-    weight_decay: float = 0.1
+    weight_decay: float = ranged(0.1, ge=0)
     """Applied to 2-D weights only (not norms or biases)."""
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    """Max global grad norm (0: no clipping)."""
+    beta1: float = ranged(0.9, ge=0, lt=1)
+    beta2: float = ranged(0.95, ge=0, lt=1)
+    grad_clip: float | None = ranged(1.0, gt=0)
+    """Max global grad norm (null: no clipping)."""
     doc_mask: bool = True
     """Mask attention at document boundaries and restart positions per document; False is the paper's
     naive packing."""
@@ -362,26 +391,26 @@ class TrainConfig:
     activation_checkpointing: Literal["none", "selective", "full"] = "none"
     """Recompute activations in backward to save memory: "selective" keeps matmul and attention outputs,
     "full" keeps only each block's input."""
-    z_loss: float = 0.0
+    z_loss: float = ranged(0.0, ge=0)
     """Weight of PaLM's z-loss (logsumexp² of the logits) added to the objective; 1e-4 is typical."""
-    loss_spike_factor: float = 0.0
+    loss_spike_factor: float = ranged(0.0, ge=0)
     """Skip the update when the loss exceeds this multiple of the mean of the last 20 accepted losses
     (0: off; NaN/inf losses and grad norms are always skipped)."""
-    peak_tflops: float | None = None
+    peak_tflops: float | None = ranged(None, gt=0)
     """The card's bf16 matmul rate for MFU; None: measured at start on CUDA (no MFU on CPU)."""
     tensorboard: bool = False
     """Also write TensorBoard scalars to train/tensorboard/ (needs the `train` extra)."""
-    log_every: int = 10
-    eval_every: int = 0
-    """Steps between validation bits-per-byte passes (0: only at the start and end)."""
+    log_every: int = ranged(10, ge=1)
+    eval_every: int | None = ranged(None, ge=1)
+    """Steps between validation bits-per-byte passes (null: only at the start and end)."""
     eval_tasks: tuple[str, ...] = ()
     """Benchmarks (names as in eval.tasks, bpb aside) also scored at every validation point, on the main
     process, with the eval section's settings; logged as `eval_tasks` in metrics.jsonl and TensorBoard."""
-    eval_tasks_limit: int | None = 20
+    eval_tasks_limit: int | None = ranged(20, ge=1)
     """Items per task (per subject for KMMLU and MMLU) at each of those points; None: eval.limit."""
-    checkpoint_every: int = 0
-    """Steps between checkpoints (0: only at the end)."""
-    keep_checkpoints: int = 2
+    checkpoint_every: int | None = ranged(None, ge=1)
+    """Steps between checkpoints (null: only at the end)."""
+    keep_checkpoints: int = ranged(2, ge=1)
 
 
 EVAL_TASKS = ("bpb", "kmmlu", "mmlu", "gsm8k", "humaneval", "mbpp")
@@ -398,18 +427,18 @@ class MCSetConfig:
     choices: tuple[str, ...] = ("A", "B", "C", "D")
     """One column per option, in order; the options are lettered A, B, …"""
     answer: str = "answer"
-    answer_base: int | None = None
+    answer_base: int | None = ranged(None, ge=0, le=1)
     """None: the answer is a letter; 0 or 1: an integer index counted from it."""
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    max_tokens_per_lang: int = 50_000
+    max_tokens_per_lang: int = ranged(50_000, ge=0)
     """Validation tokens scored per language (0: all)."""
-    batch_size: int = 8
+    batch_size: int = ranged(8, ge=1)
     tasks: tuple[str, ...] = ("bpb",)
     """What `gecko eval` scores; each also names a local MC set from mc_sets."""
-    limit: int | None = None
+    limit: int | None = ranged(None, ge=1)
     """Items per task (per subject for KMMLU and MMLU, as lm-eval's --limit); None: all."""
     missing_data: Literal["error", "skip"] = "error"
     """A task whose data folder is absent: stop with an error, or record it as skipped with the path."""
@@ -420,23 +449,23 @@ class EvalConfig:
     gsm8k_dir: str = "../shared/data/eval/gsm8k/grade_school_math/data"
     humaneval_file: str = "../shared/data/eval/humaneval/data/HumanEval.jsonl.gz"
     mbpp_file: str = "../shared/data/eval/mbpp/mbpp.jsonl"
-    mc_shots: int = 5
+    mc_shots: int = ranged(5, ge=0)
     """Few-shot examples for KMMLU and MMLU, taken in order from each subject's dev split."""
-    gsm8k_shots: int = 8
+    gsm8k_shots: int = ranged(8, ge=0)
     """Chain-of-thought exemplars before each GSM8K question (at most 8 with gsm8k_fewshot=standard)."""
     gsm8k_fewshot: Literal["standard", "train"] = "standard"
     """standard: the 8 hand-written exemplars of Wei et al. (2022), as lm-eval's gsm8k_cot; train: the first
     gsm8k_shots worked solutions of gsm8k_dir/train.jsonl."""
-    gen_max_new_tokens: int = 256
+    gen_max_new_tokens: int = ranged(256, ge=1)
     """Generation budget for GSM8K and code."""
-    code_samples: int = 1
+    code_samples: int = ranged(1, ge=1)
     """Completions per code problem (n); pass@k needs n ≥ k."""
     code_pass_k: tuple[int, ...] = (1,)
-    code_temperature: float = 0.0
+    code_temperature: float = ranged(0.0, ge=0)
     """0: greedy (use with code_samples=1); 0.2–0.8 for pass@k with k > 1."""
-    sandbox_timeout_s: float = 10.0
+    sandbox_timeout_s: float = ranged(10.0, gt=0)
     """Wall-clock limit per program (CPU limit is the same, rounded up)."""
-    sandbox_workers: int = 0
+    sandbox_workers: int = ranged(0, ge=0)
     """int >= 0; programs run in parallel by code tasks (each its own sandbox); 0 = one per CPU core."""
     unsafe_no_sandbox: bool = False
     """bool; true runs model code where the kernel sandbox is unavailable (rlimits and an audit hook only)."""
@@ -447,7 +476,7 @@ class EvalConfig:
 @dataclass(frozen=True)
 class ExportConfig:
     dtype: Literal["float32", "bfloat16"] = "float32"
-    max_shard_bytes: int = 2 << 30
+    max_shard_bytes: int = ranged(2 << 30, ge=1)
     """Weights larger than this are split into model-0000i-of-0000n.safetensors plus an index."""
     license: str = "apache-2.0"
     """SPDX id written to the model card (see docs/release.md for the data and tokenizer licences)."""
@@ -458,15 +487,15 @@ class GenerateConfig:
     prompts: tuple[str, ...] = ("대한민국의 수도는",)
     prompts_file: str | None = None
     """Text file with one prompt per line (blank lines skipped); replaces `prompts` when set."""
-    max_new_tokens: int = 48
-    temperature: float = 0.8
-    top_k: int = 50
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
+    max_new_tokens: int = ranged(48, ge=1)
+    temperature: float = ranged(0.8, ge=0)
+    top_k: int = ranged(50, ge=0)
+    top_p: float = ranged(1.0, gt=0, le=1)
+    repetition_penalty: float = ranged(1.0, gt=0)
     """CTRL/Hugging Face penalty on tokens already in the prompt or output (1.0: off)."""
     stop: tuple[str, ...] = ()
     """Stop a completion at the first of these strings (the string itself is cut off)."""
-    batch_size: int = 8
+    batch_size: int = ranged(8, ge=1)
     """Prompts decoded together (left-padded, one KV cache)."""
     stream: bool = False
     """Print tokens as they are sampled (one prompt at a time)."""
@@ -487,7 +516,7 @@ class ChatSourceConfig:
     """csv/tsv column holding the assistant turn."""
     prompt: str = "{question}"
     """User turn built from the question column, e.g. "Translate into Korean: {question}"."""
-    max_conversations: int | None = None
+    max_conversations: int | None = ranged(None, ge=1)
 
 
 @dataclass(frozen=True)
@@ -500,7 +529,7 @@ class SFTConfig:
     chat template."""
     system: str | None = None
     """System message for conversations that have none (None: no system turn)."""
-    val_fraction: float = 0.05
+    val_fraction: float = ranged(0.05, gt=0, lt=1)
     """Share of conversations (chosen by hashed id) held out for evaluation."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         seq_len=256, batch_size=8, steps=200, lr=3e-4, warmup_steps=20, eval_every=100, log_every=10))
@@ -528,32 +557,101 @@ class GeckoConfig:
         return Path(self.run_dir)
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> GeckoConfig:
-    """Read YAML (or start from defaults), apply `a.b=value` overrides, validate, freeze."""
+@dataclass(frozen=True)
+class Origin:
+    """Where a config's values came from, so that an error names the YAML file and line (or the override)."""
+
+    file: str = "<defaults>"
+    lines: dict[str, int] = field(default_factory=dict)
+    """Dotted key path (`data.sources[0].lang`) → line in `file`."""
+    overrides: dict[str, str] = field(default_factory=dict)
+    """Dotted key path → the `key=value` argument that set it."""
+
+    def at(self, key: str) -> str:
+        """`file:line` of `key`, of its nearest parent written in the file, or the override that set it."""
+        while key:
+            if key in self.overrides:
+                return f"override {self.overrides[key]}"
+            if key in self.lines:
+                return f"{self.file}:{self.lines[key]}"
+            key = re.sub(r"(\.?[^.\[]+|\[\d+\])$", "", key)
+        return self.file
+
+    def __str__(self) -> str:
+        return self.file
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (), *,
+                needs_device: bool = False) -> GeckoConfig:
+    """Read YAML (or start from defaults), apply `a.b=value` overrides, validate, freeze. `needs_device`: the
+    caller will train or run the model, so train.device must exist here (data stages run on CPU machines)."""
     raw: dict[str, Any] = {}
-    where = "<defaults>"
+    origin = Origin()
     if path is not None:
-        where = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: invalid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: top level must be a mapping, found {type(raw).__name__}")
+        raw, lines = read_yaml(Path(path))
+        origin = Origin(str(path), lines)
     for item in overrides:
-        _apply_override(raw, item)
-    cfg = build(GeckoConfig, raw, where, "")
-    validate(cfg, where)
+        origin.overrides[_apply_override(raw, item)] = item
+    cfg = build(GeckoConfig, raw, origin, "")
+    validate(cfg, origin)
+    if needs_device:
+        _validate_device(cfg.train.device, origin)
     return cfg
 
 
-def _apply_override(raw: dict[str, Any], item: str) -> None:
+def read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The mapping in a YAML file and the line of every key; unreadable files, bad encodings, YAML syntax
+    errors and duplicate keys are one-line errors with the line (and column)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as Windows editors write it, is not an error
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(f"{path}:{line}:{column}: not UTF-8 (byte 0x{data[e.start]:02x}); save the config "
+                          "as UTF-8") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context, opened = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if context and opened is not None and opened is not mark:  # e.g. a bracket left open lines earlier
+            problem += f" ({context} started at line {opened.line + 1}, column {opened.column + 1})"
+        raise ConfigError(f"{at}: invalid YAML: {problem}") from None
+    if raw is None:
+        return {}, {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}:1: top level must be a mapping, found {type(raw).__name__}")
+    lines: dict[str, int] = {}
+    _key_lines(node, "", path, lines)
+    return raw, lines
+
+
+def _key_lines(node: yaml.Node, prefix: str, path: Path, lines: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            if key in lines:
+                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: duplicate key {key} (first on line "
+                                  f"{lines[key]})")
+            lines[key] = key_node.start_mark.line + 1
+            _key_lines(value_node, key, path, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[f"{prefix}[{i}]"] = item.start_mark.line + 1
+            _key_lines(item, f"{prefix}[{i}]", path, lines)
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> str:
+    """Set `key.path=value` in the raw mapping and return the key path."""
     key, sep, value = item.partition("=")
-    if not sep or not key:
+    if not sep or not key or "" in key.split("."):
         raise ConfigError(f"override {item!r}: expected key.path=value")
     node = raw
     *parents, leaf = key.split(".")
@@ -561,29 +659,43 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(value)
+    try:
+        node[leaf] = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: invalid YAML value: {getattr(e, 'problem', None) or e}") from None
+    return key
 
 
-def build(cls: type, raw: Any, where: str, prefix: str) -> Any:
-    """Turn a mapping into dataclass `cls`, checking every key and value type."""
+def build(cls: type, raw: Any, where: Origin, prefix: str) -> Any:
+    """Turn a mapping into dataclass `cls`, checking every key, value type and range."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, found {raw!r}")
+        key = prefix.rstrip(".") or "config"
+        raise ConfigError(f"{where.at(key)}: {key} must be a mapping, found {raw!r}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - fields)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields), key=str)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key {prefix}{unknown[0]!s} (known keys of {prefix or 'the top level'}: "
-            f"{', '.join(sorted(fields))})"
+            f"{where.at(f'{prefix}{unknown[0]}')}: unknown key {prefix}{unknown[0]!s} (known keys of "
+            f"{prefix or 'the top level'}: {', '.join(sorted(fields))})"
         )
-    kwargs = {name: _coerce(hints[name], value, where, f"{prefix}{name}") for name, value in raw.items()}
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{prefix}{name}"
+        kwargs[name] = _coerce(hints[name], value, where, key)
+        bounds = fields[name].metadata.get("range")
+        if bounds is not None and kwargs[name] is not None and not bounds.admits(kwargs[name]):
+            nullable = type(None) in typing.get_args(hints[name])
+            raise ConfigError(f"{where.at(key)}: {key}={value!r} must be {bounds}"
+                              + (" (or null)" if nullable else ""))
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:  # a required field is missing, or __post_init__ rejects a value
-        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'}: {e}") from None
+        key = prefix.rstrip(".") or "config"
+        raise ConfigError(f"{where.at(key)}: {key}: {e}") from None
 
 
-def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
+def _coerce(tp: Any, value: Any, where: Origin, key: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
@@ -600,15 +712,15 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
         raise ConfigError(errors[0])
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{where}: {key}={value!r} must be one of {', '.join(map(repr, args))}")
+            raise ConfigError(f"{where.at(key)}: {key}={value!r} must be one of {', '.join(map(repr, args))}")
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: {key} must be a list, found {value!r}")
+            raise ConfigError(f"{where.at(key)}: {key} must be a list, found {value!r}")
         return tuple(_coerce(args[0], v, where, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {key} must be a mapping, found {value!r}")
+            raise ConfigError(f"{where.at(key)}: {key} must be a mapping, found {value!r}")
         return {_coerce(args[0], k, where, key): _coerce(args[1], v, where, f"{key}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -618,96 +730,85 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
         except ValueError:
             pass
     if tp in (int, float, str, bool) and (type(value) is not tp):
-        raise ConfigError(f"{where}: {key}={value!r} must be of type {tp.__name__}")
+        raise ConfigError(f"{where.at(key)}: {key}={value!r} must be of type {tp.__name__}")
     return value
 
 
-def validate(cfg: GeckoConfig, where: str) -> None:
-    """Cross-field checks that types alone cannot express."""
+def validate(cfg: GeckoConfig, where: Origin) -> None:
+    """Cross-field checks that types and ranges alone cannot express; each message starts with its key."""
     names = [s.name for s in cfg.data.sources]
     dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"{where}: data.sources: duplicate source name {dupes[0]!r}")
-    unknown = sorted(set(cfg.data.mix) - set(LANGS))
-    if unknown:
-        raise ConfigError(f"{where}: data.mix.{unknown[0]}: unknown language (known: {', '.join(LANGS)})")
     total = sum(cfg.data.mix.values())
-    if abs(total - 1.0) > 1e-6 or any(v < 0 for v in cfg.data.mix.values()):
-        raise ConfigError(f"{where}: data.mix shares must be ≥ 0 and sum to 1, found sum {total:.4f}")
     fed = {s.lang for s in cfg.data.sources}
     starved = sorted(lang for lang, share in cfg.data.mix.items() if share > 0 and lang not in fed)
-    if cfg.data.sources and starved:
-        raise ConfigError(f"{where}: data.mix.{starved[0]} > 0 but no source has lang {starved[0]}")
-    _validate_eval(cfg.eval, cfg.train.eval_tasks, where)
+    unknown = sorted(set(cfg.data.mix) - set(LANGS))
+    t = cfg.train
+    _check(where, [
+        (not dupes, f"data.sources: duplicate source name {dupes[0] if dupes else ''!r}"),
+        (not unknown, f"data.mix.{unknown[0] if unknown else ''}: unknown language (known: {', '.join(LANGS)})"),
+        (abs(total - 1.0) <= 1e-6 and all(v >= 0 for v in cfg.data.mix.values()),
+         f"data.mix shares must be ≥ 0 and sum to 1, found sum {total:.4f}"),
+        (not (cfg.data.sources and starved),
+         f"data.mix.{starved[0] if starved else ''} > 0 but no source has lang {starved[0] if starved else ''}"),
+        (t.warmup_steps < t.steps, f"train.warmup_steps={t.warmup_steps} must be < train.steps ({t.steps})"),
+        (t.loss_spike_factor == 0 or t.loss_spike_factor > 1,
+         f"train.loss_spike_factor={t.loss_spike_factor} must be 0 (off) or > 1"),
+        (cfg.sft.train.warmup_steps < cfg.sft.train.steps,
+         f"sft.train.warmup_steps={cfg.sft.train.warmup_steps} must be < sft.train.steps ({cfg.sft.train.steps})"),
+    ])
+    _validate_eval(cfg.eval, t.eval_tasks, where)
     _validate_data_phases(cfg.data, where)
-    checks = [
-        (cfg.tokenizer.vocab_size >= 512, "tokenizer.vocab_size must be ≥ 512 (256 byte tokens + specials)"),
-        (0 < cfg.tokenize.val_fraction < 1, "tokenize.val_fraction must be in (0, 1)"),
-        (cfg.train.seq_len >= 8, "train.seq_len must be ≥ 8"),
-        (cfg.train.batch_size >= 1 and cfg.train.grad_accum >= 1, "train.batch_size and grad_accum must be ≥ 1"),
-        (cfg.train.steps >= 1, "train.steps must be ≥ 1"),
-        (cfg.train.warmup_steps < cfg.train.steps, "train.warmup_steps must be < train.steps"),
-        (0 <= cfg.train.min_lr_ratio <= 1, "train.min_lr_ratio must be in [0, 1]"),
-        (cfg.train.z_loss >= 0, "train.z_loss must be ≥ 0"),
-        (cfg.train.loss_spike_factor == 0 or cfg.train.loss_spike_factor > 1,
-         "train.loss_spike_factor must be 0 (off) or > 1"),
-        (cfg.train.eval_tasks_limit is None or cfg.train.eval_tasks_limit >= 1,
-         "train.eval_tasks_limit must be ≥ 1 (or null for eval.limit)"),
-        (cfg.generate.temperature >= 0, "generate.temperature must be ≥ 0"),
-        (0 < cfg.generate.top_p <= 1, "generate.top_p must be in (0, 1]"),
-        (cfg.generate.repetition_penalty > 0, "generate.repetition_penalty must be > 0"),
-        (cfg.generate.batch_size >= 1, "generate.batch_size must be ≥ 1"),
-        (0 < cfg.sft.val_fraction < 1, "sft.val_fraction must be in (0, 1)"),
-    ]
+
+
+def _check(where: Origin, checks: list[tuple[bool, str]]) -> None:
+    """Raise the first failed check's message, located at the key it starts with."""
     for ok, message in checks:
         if not ok:
-            raise ConfigError(f"{where}: {message}")
+            key = re.match(r"[\w.\[\]]*", message)[0].rstrip(".")
+            raise ConfigError(f"{where.at(key)}: {message}")
 
 
-def _validate_eval(e: EvalConfig, train_tasks: tuple[str, ...], where: str) -> None:
+def _validate_device(device: str, where: Origin) -> None:
+    """A run asking for CUDA on a machine without it fails now, not after the data stage has run for hours."""
+    if device == "cuda":
+        import torch  # only here: loading a config must not cost a torch import
+
+        _check(where, [(torch.cuda.is_available(),
+                        "train.device='cuda' but no CUDA device is available (use auto or cpu)")])
+
+
+def _validate_eval(e: EvalConfig, train_tasks: tuple[str, ...], where: Origin) -> None:
     known = EVAL_TASKS + tuple(m.name for m in e.mc_sets)
-    for task in e.tasks:
-        if task not in known:
-            raise ConfigError(f"{where}: eval.tasks: unknown task {task!r} (known: {', '.join(known)})")
     benchmarks = [t for t in known if t != "bpb"]  # bpb already runs at every validation point
-    for task in train_tasks:
-        if task not in benchmarks:
-            raise ConfigError(f"{where}: train.eval_tasks: unknown task {task!r} (known: {', '.join(benchmarks)})")
-    if e.gsm8k_fewshot == "standard" and not 0 <= e.gsm8k_shots <= 8:
-        raise ConfigError(f"{where}: eval.gsm8k_shots={e.gsm8k_shots}: the standard exemplars are 8 "
-                          "(set eval.gsm8k_fewshot=train for more)")
+    bad_task = next((t for t in e.tasks if t not in known), None)
+    bad_train_task = next((t for t in train_tasks if t not in benchmarks), None)
     clash = sorted({m.name for m in e.mc_sets} & set(EVAL_TASKS))
-    if clash:
-        raise ConfigError(f"{where}: eval.mc_sets: name {clash[0]!r} is a built-in task")
-    if e.limit is not None and e.limit < 1:
-        raise ConfigError(f"{where}: eval.limit={e.limit} must be ≥ 1 (or null for all items)")
     too_big = [k for k in e.code_pass_k if not 1 <= k <= e.code_samples]
-    if too_big:
-        raise ConfigError(f"{where}: eval.code_pass_k contains {too_big[0]}, but pass@k needs "
-                          f"1 ≤ k ≤ eval.code_samples ({e.code_samples})")
+    _check(where, [
+        (bad_task is None, f"eval.tasks: unknown task {bad_task!r} (known: {', '.join(known)})"),
+        (bad_train_task is None,
+         f"train.eval_tasks: unknown task {bad_train_task!r} (known: {', '.join(benchmarks)})"),
+        (e.gsm8k_fewshot != "standard" or 0 <= e.gsm8k_shots <= 8,
+         f"eval.gsm8k_shots={e.gsm8k_shots}: the standard exemplars are 8 (set eval.gsm8k_fewshot=train for more)"),
+        (not clash, f"eval.mc_sets: name {clash[0] if clash else ''!r} is a built-in task"),
+        (not too_big, f"eval.code_pass_k contains {too_big[0] if too_big else ''}, but pass@k needs "
+                      f"1 ≤ k ≤ eval.code_samples ({e.code_samples})"),
+    ])
 
 
-def _validate_data_phases(data: DataConfig, where: str) -> None:
+def _validate_data_phases(data: DataConfig, where: Origin) -> None:
     """Dedup, decontam, align and mix settings (gecko.data.dedup, decontam, align, mix)."""
     names = {s.name for s in data.sources} | {f"align/{a.name}" for a in data.align.sources}
     unknown = sorted(set(data.source_weights) - names)
-    if unknown:
-        raise ConfigError(f"{where}: data.source_weights.{unknown[0]}: no such source (known: {', '.join(sorted(names))})")
-    d, a = data.dedup, data.align
-    checks = [
-        (0 < d.threshold <= 1, f"data.dedup.threshold={d.threshold} must be in (0, 1]"),
-        (d.bands >= 1 and d.rows >= 1, "data.dedup.bands and rows must be ≥ 1"),
-        (min(d.shingle_ko, d.shingle_en, d.shingle_code) >= 1, "data.dedup.shingle_* must be ≥ 1"),
-        (data.decontam.ngram >= 1, "data.decontam.ngram must be ≥ 1"),
-        (0 <= a.share < 1, f"data.align.share={a.share} must be in [0, 1)"),
-        (0 < a.min_len_ratio < a.max_len_ratio, "data.align needs 0 < min_len_ratio < max_len_ratio"),
-        (a.pairs_per_doc >= 1, "data.align.pairs_per_doc must be ≥ 1"),
+    a = data.align
+    _check(where, [
+        (not unknown, f"data.source_weights.{unknown[0] if unknown else ''}: no such source "
+                      f"(known: {', '.join(sorted(names))})"),
+        (a.min_len_ratio < a.max_len_ratio,
+         f"data.align.min_len_ratio={a.min_len_ratio} must be < data.align.max_len_ratio ({a.max_len_ratio})"),
         (all(w >= 0 for w in data.source_weights.values()), "data.source_weights must be ≥ 0"),
         (all(v > 0 for v in data.bytes_per_token.values()), "data.bytes_per_token must be > 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(f"{where}: {message}")
+    ])
 
 
 def to_dict(obj: Any) -> Any:
