@@ -66,7 +66,7 @@ def test_stdlib_placeholder_resolves_to_this_python():
 def test_unknown_placeholder_names_config_and_key(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data:\n  sources:\n    - {name: s, path: '{stdlibb}/x', lang: code, format: code}\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml: data\.sources\[0\].*unknown placeholder \{stdlibb\}"):
+    with pytest.raises(ConfigError, match=r"c\.yaml:\d+: data\.sources\[0\].*unknown placeholder \{stdlibb\}"):
         load_config(cfg)
 
 
