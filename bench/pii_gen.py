@@ -40,7 +40,7 @@ LOOKALIKE_TYPES = ("date", "time", "isbn", "postcode", "tracking", "money", "law
 class Span:
     start: int
     end: int
-    label: str  # "pii" or "lookalike"
+    label: str  # "pii", "lookalike", or "carrier" (real text, unlabelled: may hold real PII)
     kind: str  # one of PII_TYPES / LOOKALIKE_TYPES
     variant: str
     cue: bool
@@ -414,6 +414,8 @@ CUES_EN = {
     "email": ["email", "e-mail", "contact"], "ip": ["IP address", "from IP", "client ip"],
     "secret": ["API key", "token", "password"],
 }
+CUES_KO["bank"] += [name for name, _, _, _ in BANKS]  # "국민은행 123456-12-123456"
+CUES_EN["bank"] += [en for _, en, _, _ in BANKS]
 JSON_KEYS = {
     "rrn": ["rrn", "jumin", "resident_no"], "frn": ["alien_reg_no", "frn"], "brn": ["biz_no", "business_number"],
     "driver": ["license_no", "driver_license"], "passport": ["passport_no", "passport"],
@@ -595,8 +597,14 @@ def make_case(rng: random.Random, split: str, idx: int, pool: dict[str, list[str
         parts.append(s)
         pos += len(s)
 
+    def add_carrier() -> None:
+        piece = rng.choice(pool[source])
+        case.spans.append(Span(pos, pos + len(piece), "carrier", source, "", False))
+        add(piece)
+
     for _ in range(rng.randint(1, 3)):
-        add(rng.choice(pool[source]) + rng.choice(["\n", " ", "\n\n"]))
+        add_carrier()
+        add(rng.choice(["\n", " ", "\n\n"]))
         is_pii = rng.random() < 0.6
         kind = rng.choice(PII_TYPES if is_pii else LOOKALIKE_TYPES)
         cue = rng.random() < 0.6
@@ -606,7 +614,8 @@ def make_case(rng: random.Random, split: str, idx: int, pool: dict[str, list[str
         case.spans.append(Span(pos, pos + len(value), "pii" if is_pii else "lookalike", kind, variant, cue))
         add(value)
         add(post)
-    add(rng.choice(["\n", " "]) + rng.choice(pool[source]))
+        add(rng.choice(["\n", " "]))  # a value glued to the next sentence's digits would be another number
+    add_carrier()
     case.text = "".join(parts)
     return case
 
