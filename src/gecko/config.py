@@ -179,7 +179,9 @@ class CleanConfig:
 class PiiConfig:
     enabled: bool = True
     """Replace PII by typed placeholders such as <PHONE>; counts per type go to the document metadata."""
-    types: tuple[str, ...] = ("rrn", "phone", "email", "card", "bank_account", "ip", "passport", "secret")
+    types: tuple[str, ...] = ("secret", "email", "rrn", "frn", "card", "brn", "phone", "driver_license",
+                              "bank_account", "passport", "ip")
+    """Types to replace (all by default; docs/cleaning.md lists each one's rule)."""
 
 
 @dataclass(frozen=True)

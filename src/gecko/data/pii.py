@@ -83,30 +83,47 @@ CUES: dict[str, tuple[str, ...]] = {
     "driver_license": ("운전면허", "면허번호", "면허 번호", "driver", "licence", "license"),
     "passport": ("여권", "passport"),
     "bank_account": ("계좌", "통장", "입금", "송금", "이체", "예금주", "은행", "뱅크", "농협", "수협", "신협",
-                     "새마을금고", "우체국", "account", "acct", "bank", "deposit", "a/c", "iban", "kb", "nh",
-                     "ibk", "sc"),
+                     "새마을금고", "우체국", "신한", "카카오", "토스", "케이뱅크", "씨티", "account", "acct", "bank",
+                     "deposit", "a/c", "iban", "kb", "nh", "ibk", "sc", "kookmin", "shinhan", "woori", "nonghyup",
+                     "kakao", "hana", "citibank", "toss", "suhyup", "shinhyup", "korea post", "dgb", "mg"),
     "phone": ("전화", "연락처", "휴대폰", "핸드폰", "휴대전화", "팩스", "phone", "mobile", "tel", "fax", "call"),
     "card": ("카드", "card"),
+    "secret": ("password", "passwd", "pwd", "secret", "token", "api key", "api_key", "apikey", "access key",
+               "access_key", "private key", "credential", "비밀번호", "패스워드", "토큰", "api 키", "시크릿", "인증키"),
     # look-alikes: a number under one of these words is not a person's
-    "other": ("운송장", "송장", "택배", "tracking", "waybill", "주문", "order", "invoice", "승인번호", "isbn",
+    "other": ("운송장", "송장", "택배", "등기", "tracking", "waybill", "주문", "order", "invoice", "승인번호", "isbn",
               "우편", "zip", "postal", "모델", "품번", "part no", "sku", "serial", "시리얼", "버전", "version"),
 }
 _CUE_KIND = {word: kind for kind, words in CUES.items() for word in words}
-# ASCII cue words must start a word ("tel" not in "hotel", "sc" not in "disc"); Korean ones attach to particles
+# ASCII cue words must start a word ("tel" not in "hotel"), short ones end one too ("sc" not in "schema");
+# Korean ones attach to particles and compounds (입금계좌는)
 _CUE_RE = re.compile("|".join(
-    (rf"(?<![a-z]){re.escape(w)}" if w.isascii() else re.escape(w))
+    (rf"(?<![a-z]){re.escape(w)}{'(?![a-z])' if len(w) <= 4 else ''}" if w.isascii() else re.escape(w))
     for w in sorted(_CUE_KIND, key=len, reverse=True)))
-CUE_WINDOW = 48
-"""Characters before a value searched for its cue word: reaches over a table header row or a JSON key."""
+CUE_BEFORE, CUE_AFTER = 48, 32
+"""Characters searched for a cue word before a value (reaching over a table header row or a JSON key), and
+after it when none is before (an HTML comment or a label that follows)."""
 
 
 def cue_before(text: str, start: int) -> str | None:
-    """The type named by the nearest cue word ending within CUE_WINDOW characters before `start`."""
-    window = text[max(0, start - CUE_WINDOW):start].lower()
+    """The type named by the nearest cue word ending within CUE_BEFORE characters before `start`."""
     last = None
-    for last in _CUE_RE.finditer(window):
+    for last in _CUE_RE.finditer(text[max(0, start - CUE_BEFORE):start].lower()):
         pass
     return _CUE_KIND[last.group(0)] if last else None
+
+
+def cue_near(text: str, start: int, end: int) -> str | None:
+    """The type named by the nearest cue word before the value, else by the first one just after it."""
+    before = cue_before(text, start)
+    if before is not None:
+        return before
+    after = _CUE_RE.search(text[end:end + CUE_AFTER].lower())
+    return _CUE_KIND[after.group(0)] if after else None
+
+
+def _cue(text: str, m: re.Match) -> str | None:
+    return cue_near(text, m.start(), m.end())
 
 
 # ---- rules ------------------------------------------------------------------------------------------------
@@ -115,6 +132,7 @@ _L = r"(?<![0-9A-Za-z_])(?<![0-9][.\-])"  # not inside a longer token or number 
 _R = r"(?![0-9A-Za-z_])(?![.\-][0-9])"
 _SEP = r"(?:\s?[-–—]\s?)"  # hyphen or dash, optionally spaced
 
+SECRET_WORDS = CUES["secret"] + ("비번",)
 Validator = Callable[[str, re.Match], str | None]
 """(text, match) → the type to record, or None to keep the text."""
 
@@ -125,29 +143,35 @@ class Rule:
     """The type this rule may produce (a validator may refine rrn → frn); selects the rule in `types`."""
     pattern: re.Pattern[str]
     valid: Validator | None = None
-    group: str | int = 0
-    """The part replaced (a key or cue word matched before it stays)."""
-    needs: str | None = None
-    """A substring (lowercased text) without which the rule cannot match: skips the regex cheaply."""
+    needs: tuple[str, ...] = ()
+    """Substrings (case-sensitive) one of which every match contains: without any, the regex is skipped
+    (`in` is a memchr-speed scan; a regex that cannot lead with a literal scans ~10x slower)."""
+    scope: str = "text"
+    """Where the regex runs: the whole "text"; "digits" windows (around runs holding 9+ digits or a dotted
+    quad: one scan finds them, so prose costs one pass instead of one per rule); "secret_cue" windows (near a
+    secret's name); "at" windows (around each @); "colons" (texts with an IPv6-like colon pair)."""
 
 
-def _digits(m: re.Match, group: str | int = 0) -> str:
-    return re.sub(r"\D", "", m.group(group))
+def _digits(m: re.Match) -> str:
+    return re.sub(r"\D", "", m.group(0))
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def _resident(text: str, m: re.Match) -> str | None:
-    """YYMMDD + a gender/century digit + 6. Since Oct 2020 the last six digits are random (no region, no check
-    digit), so a separated number with a real date is taken as is; an unseparated 13-digit run must also pass
-    the old check digit, be a post-2020 birth, or follow a cue word."""
+    """YYMMDD + a gender/century digit (1-4 citizens, 5-8 foreigners; 3/4/7/8 born 2000+) + 6 digits. Since
+    Oct 2020 the last six are random (no region code, no check digit), so the check digit cannot be required:
+    a real birth date consistent with the century digit is the rule, and another type's cue word nearest to an
+    unseparated 13-digit run (계좌, 운송장, order, …) makes it that type's."""
     d = _digits(m)
-    g, yy = int(d[6]), int(d[:2])
-    if g in (3, 4, 7, 8) and yy > 30:  # born in the 2000s: a later year is not a birth date yet
+    g, yy, mm, dd = int(d[6]), int(d[:2]), int(d[2:4]), int(d[4:6])
+    if dd > _MONTH_DAYS[mm - 1] or (g in (3, 4, 7, 8) and yy > 30):  # 2000s births: not a future year
         return None
-    foreign = g in (5, 6, 7, 8)
-    kind = "frn" if foreign else "rrn"
-    if m.group("sep") or (frn_check_ok(d) if foreign else rrn_check_ok(d)) or (g in (3, 4, 7, 8) and yy >= 20):
+    kind = "frn" if g >= 5 else "rrn"
+    if m.group("sep") or (frn_check_ok(d) if g >= 5 else rrn_check_ok(d)):
         return kind
-    return kind if cue_before(text, m.start()) in ("rrn", "frn") else None
+    return kind if _cue(text, m) in (None, "rrn", "frn") else None
 
 
 def _card(text: str, m: re.Match) -> str | None:
@@ -162,27 +186,22 @@ def _brn(text: str, m: re.Match) -> str | None:
     """Checksum always; ten bare digits also need a cue (one in ten random numbers passes the checksum)."""
     if not brn_check_ok(_digits(m)):
         return None
-    return "brn" if m.group(0)[3:4] in "-–" or cue_before(text, m.start()) == "brn" else None
+    return "brn" if m.group(0)[3:4] in "-–" or _cue(text, m) == "brn" else None
 
 
 def _needs_cue(kind: str) -> Validator:
-    return lambda text, m: kind if cue_before(text, m.start()) == kind else None
+    return lambda text, m: kind if _cue(text, m) == kind else None
 
 
 def _driver(text: str, m: re.Match) -> str | None:
-    """Region (2 digits, or its name on licences before 2011) - year - serial - check: hyphenated forms stand
-    alone, spaced or bare digits need a cue."""
-    hyphenated = m.group(0).count("-") >= 2
-    return "driver_license" if hyphenated or cue_before(text, m.start()) == "driver_license" else None
-
-
-def _passport(text: str, m: re.Match) -> str | None:
-    """M (multiple), S (single), R (residence) series stand alone; G/D/O (official, diplomatic) need a cue."""
-    return "passport" if m.group(0)[0] in "MSR" or cue_before(text, m.start()) == "passport" else None
+    """Region (2 digits, or its name on licences before 2011) - year - serial - check: the 2-2-6-2 grouping
+    stands alone, twelve bare digits need a cue."""
+    grouped = not m.group(0).isdigit()
+    return "driver_license" if grouped or _cue(text, m) == "driver_license" else None
 
 
 BANK_LAYOUTS = {(6, 2, 6), (3, 2, 4, 3), (3, 3, 6), (3, 2, 6), (4, 3, 6), (3, 4, 4, 2), (4, 2, 7), (3, 6, 5),
-                (3, 6, 2, 3), (3, 6, 3), (3, 2, 6, 1), (4, 4, 5), (3, 3, 5)}
+                (3, 6, 2, 3), (3, 6, 3), (3, 2, 6, 1)}
 """Printed layouts of the major banks' accounts (KB 6-2-6 and 3-2-4-3, Shinhan 3-3-6 / 3-2-6, Woori 4-3-6,
 NH 3-4-4-2 / 6-2-6, Kakao and MG 4-2-7, Hana 3-6-5, IBK 3-6-2-3, Citi 3-6-3, DGB 3-2-6-1, …); none is the
 shape of a phone, date, ISBN, card or postcode, so they stand alone. Toss Bank's 4-4-4 does only with its
@@ -190,12 +209,13 @@ shape of a phone, date, ISBN, card or postcode, so they stand alone. Toss Bank's
 
 
 def _bank(text: str, m: re.Match) -> str | None:
+    """A bank's printed layout stands alone unless a look-alike's cue word comes right before it; any
+    10-14 digits (grouped or bare) after a bank cue word (계좌, 입금, a bank's name, account) are taken."""
     value = m.group(0)
     layout = tuple(len(g) for g in re.split(r"[- ]", value))
-    cue = cue_before(text, m.start())
-    if cue == "bank_account" and 10 <= sum(layout) <= 14:
+    if _cue(text, m) == "bank_account" and 10 <= sum(layout) <= 14:
         return "bank_account"
-    if "-" in value and cue in (None, "bank_account") and (
+    if "-" in value and cue_before(text, m.start()) != "other" and (
             layout in BANK_LAYOUTS or (layout == (4, 4, 4) and value.startswith("100"))):
         return "bank_account"
     return None
@@ -209,59 +229,68 @@ def _ip(text: str, m: re.Match) -> str | None:
     return "ip" if addr.is_global and not addr.is_multicast else None
 
 
-_SECRET_KEY = (r"[A-Za-z_-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
-               r"private[_-]?key|credential)[A-Za-z_]*|비밀번호|패스워드|토큰|api\s?키|시크릿|인증키")
+_REFERENCE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|v?\d+(?:\.\d+)+\S*|[$<%{].*")
 
 
-def _secret_value(text: str, m: re.Match) -> str | None:
-    """A value assigned to a secret-named key looks random: 8+ characters of at least two classes (lower,
-    upper, digit, symbol), and is not a reference like `os.environ`, `${VAR}` or `self.password`."""
-    v = m.group("value")
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|\$\{?.*|<.*|%.*", v):
-        return None
-    classes = sum(bool(re.search(p, v)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]"))
-    if classes < 2 or (classes == 2 and len(v) < 16 and not re.search(r"[0-9]", v)):
-        return None
-    return "secret"
+def looks_random(v: str) -> bool:
+    """A password or key, not a word, number, version or reference: 8+ characters with letters and digits, or
+    letters of both cases and symbols; not `os.environ`, `${VAR}`, `v1.2.3`, `2024-05-01`."""
+    if len(v) < 8 or _REFERENCE.fullmatch(v):
+        return False
+    lower, upper = any(c.islower() for c in v), any(c.isupper() for c in v)
+    digit, symbol = any(c.isdigit() for c in v), any(not c.isalnum() for c in v)
+    return (lower or upper) and (digit or (lower and upper and symbol))
+
+
+def _secret_token(text: str, m: re.Match) -> str | None:
+    token = m.group(0)
+    named = _SECRET_CUE.search(token)  # the key itself (DB_PASSWORD), not its value
+    return "secret" if named is None and looks_random(token) else None
 
 
 RULES: tuple[Rule, ...] = (
     Rule("secret", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*"
-                              r"PRIVATE KEY-----"), needs="private key-----"),
+                              r"PRIVATE KEY-----"), needs=("PRIVATE KEY-----",)),
     Rule("secret", re.compile(
         r"(?<![A-Za-z0-9])(?:(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|gh[pousr]_[A-Za-z0-9]{36,}"
         r"|github_pat_[A-Za-z0-9_]{40,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:proj-)?[A-Za-z0-9_-]{32,}"
         r"|[sr]k_live_[0-9A-Za-z]{24,}|glpat-[0-9A-Za-z_-]{20}|hf_[A-Za-z]{30,}"
-        r"|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})")),
-    Rule("secret", re.compile(
-        rf"(?i:{_SECRET_KEY})[\"']?(?:\s*[:=]\s*|\s+is\s+|(?:은|는|이|가|:)\s*)[\"'`]?"
-        r"(?P<value>[A-Za-z0-9!#$%&*+\-./=?@^_~|]{8,200})"), _secret_value, "value"),
+        r"|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),
+         needs=("AKIA", "ASIA", "AIza", "gh", "github_pat_", "xox", "sk-", "k_live_", "glpat-", "hf_", "eyJ")),
+    # any random-looking token shortly after a secret's name: `KEY = value`, `"password": "…"`, a table
+    # column headed 토큰, "비밀번호는 …"
+    Rule("secret", re.compile(r"(?<![A-Za-z0-9!#$%&*+\-./?@^_~|])[A-Za-z0-9!#$%&*+\-./?@^_~|]{8,200}=*"
+                              r"(?![A-Za-z0-9!#$%&*+\-./=?@^_~|])"),
+         _secret_token, scope="secret_cue"),
     Rule("email", re.compile(
         r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9가-힣][A-Za-z0-9가-힣._%+-]*@(?:[A-Za-z0-9가-힣](?:[A-Za-z0-9가-힣-]*"
-        r"[A-Za-z0-9가-힣])?\.)+(?:[A-Za-z]{2,24}(?![A-Za-z0-9_-])|한국)"), needs="@"),
+        r"[A-Za-z0-9가-힣])?\.)+(?:[A-Za-z]{2,24}(?![A-Za-z0-9_-])|한국)"), scope="at"),
     Rule("rrn", re.compile(_L + r"\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?P<sep>" + _SEP + r"| )?[1-8]\d{6}"
-                           + _R), _resident),
+                           + _R), _resident, scope="digits"),
     Rule("card", re.compile(_L + r"(?:\d{4}(?P<s>[- ])\d{4}(?P=s)\d{4}(?P=s)\d{4}(?:(?P=s)\d{1,3})?"
-                                 r"|\d{4}(?P<t>[- ])\d{6}(?P=t)\d{4,5}|\d{13,19})" + _R), _card),
-    Rule("brn", re.compile(_L + r"(?:\d{3}[-–]\d{2}[-–]\d{5}|\d{10})" + _R), _brn),
+                                 r"|\d{4}(?P<t>[- ])\d{6}(?P=t)\d{4,5}|\d{13,19})" + _R), _card, scope="digits"),
+    Rule("brn", re.compile(_L + r"(?:\d{3}[-–]\d{2}[-–]\d{5}|\d{10})" + _R), _brn, scope="digits"),
     # +82 with or without the trunk 0; mobile 010 and legacy 011/016-019; landline 02, 031-064, 070, 050x
     Rule("phone", re.compile(
         r"(?<![0-9A-Za-z_+])(?:\+\s?82[-. ]?(?:\(0\)\s?)?0?(?:1[016789]|2|[3-6][1-5]|70)[-. ]?\d{3,4}[-. ]?\d{4}"
         r"|01[016789][-. ]?\d{3,4}[-. ]?\d{4}"
         r"|\(0(?:2|[3-6][1-5]|70|50\d)\)\s?\d{3,4}[-. ]\d{4}"
-        r"|0(?:2|[3-6][1-5]|70|50\d)(?:[-. )]\s?)\d{3,4}[-. ]\d{4})" + _R)),
-    Rule("phone", re.compile(_L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + _R), _needs_cue("phone")),
+        r"|0(?:2|[3-6][1-5]|70|50\d)(?:[-. )]\s?)\d{3,4}[-. ]\d{4})" + _R), scope="digits"),
+    Rule("phone", re.compile(_L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + _R), _needs_cue("phone"), scope="digits"),
     Rule("driver_license", re.compile(_L + r"(?:1[1-9]|2[0-68])(?:-\d\d-\d{6}-\d\d| \d\d \d{6} \d\d|\d{10})"
-                                      + _R), _driver),
+                                      + _R), _driver, scope="digits"),
     Rule("driver_license", re.compile(r"(?:서울|부산|경기(?:남부|북부)?|강원|충북|충남|전북|전남|경북|경남|제주|"
-                                      r"대구|인천|광주|대전|울산|세종)[ -]?\d\d-\d{6}-\d\d" + _R)),
-    Rule("bank_account", re.compile(_L + r"\d{2,6}(?:-\d{2,7}){1,3}" + _R), _bank),
-    Rule("bank_account", re.compile(_L + r"\d{3,6}(?: \d{2,7}){1,3}" + _R), _bank),
-    Rule("bank_account", re.compile(_L + r"\d{10,14}" + _R), _needs_cue("bank_account")),
-    Rule("passport", re.compile(r"(?<![0-9A-Za-z])[MSRGDO](?:\d{8}|\d{3}[A-Z]\d{4})(?![0-9A-Za-z])"), _passport),
-    Rule("ip", re.compile(r"(?<![0-9A-Za-z.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![0-9A-Za-z]|\.\d)"), _ip),
-    Rule("ip", re.compile(r"(?<![0-9A-Za-z_:])[0-9A-Fa-f]{0,4}:(?:[0-9A-Fa-f]{0,4}:){2,6}[0-9A-Fa-f]{1,4}"
-                          r"(?![0-9A-Za-z_:])"), _ip, needs=":"),
+                                      r"대구|인천|광주|대전|울산|세종)[ -]?\d\d-\d{6}-\d\d" + _R), scope="digits"),
+    Rule("bank_account", re.compile(_L + r"\d{2,6}(?:-\d{2,7}){1,2}(?:-\d{1,7})?" + _R), _bank, scope="digits"),
+    Rule("bank_account", re.compile(_L + r"\d{3,6}(?: \d{2,7}){1,2}(?: \d{1,7})?" + _R), _bank, scope="digits"),
+    Rule("bank_account", re.compile(_L + r"\d{10,14}" + _R), _needs_cue("bank_account"), scope="digits"),
+    # series M (multiple), S (single), R (residence), G (official), D (diplomatic), O; 8 digits, or since
+    # Dec 2021 3 digits + a letter + 4 digits
+    Rule("passport", re.compile(r"[MSRGDO](?<![0-9A-Za-z][MSRGDO])(?:\d{8}|\d{3}[A-Z]\d{4})(?![0-9A-Za-z])")),
+    Rule("ip", re.compile(r"(?<![0-9A-Za-z.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![0-9A-Za-z]|\.\d)"), _ip,
+         scope="digits"),
+    Rule("ip", re.compile(r"[0-9A-Fa-f:](?<![0-9A-Za-z_:][0-9A-Fa-f:])[0-9A-Fa-f]{0,3}:?(?:[0-9A-Fa-f]{0,4}:){2,6}"
+                          r"[0-9A-Fa-f]{1,4}(?![0-9A-Za-z_:])"), _ip, scope="colons"),
 )
 
 
@@ -272,20 +301,88 @@ class Found:
     kind: str
 
 
+# Every digit-rule match holds 9+ digits with at most 3 separator characters between two of them (010 1234 5678,
+# (02) 123-4567, 900101 - 1234567), or is a dotted quad; one scan of the text finds those runs.
+_DIGIT_RUN = re.compile(r"\d(?<!\d\d)(?:\d{0,2}[-–—.() ]{0,3}\d){3,}")  # from a run's first digit only
+
+
+def any_case_word(words: tuple[str, ...]) -> re.Pattern[str]:
+    """`(?i)word|…` (at a word start or a camelCase capital) written to lead with a case-sensitive class of
+    the words' first letters: re scans fast for a leading class, but tries a case-insensitive alternation at
+    every position (~10x slower)."""
+    first = "".join(sorted({c for w in words for c in (w[0].lower(), w[0].upper())}))
+    rest = "|".join(f"(?<={re.escape(w[0])}){re.escape(w[1:])}" for w in sorted(words, key=len, reverse=True))
+    # a lowercase first letter must start a word (the s in "class" does not); camelCase capitals may not
+    return re.compile(f"[{re.escape(first)}](?<![a-z][a-z])(?i:{rest})")
+
+
+_SECRET_CUE = any_case_word(SECRET_WORDS)
+_IPV6_SCREEN = re.compile(r":[0-9A-Fa-f]{0,4}:")
+
+Window = tuple[int, int, int, int]
+"""(pos, endpos) scanned, and (lo, hi): a match must end after lo and start before hi."""
+
+
+def digit_windows(text: str) -> list[Window]:
+    """Around each digit run that can hold PII, with room for a region name or `+`/`(` before it (서울 19-…)
+    and the two characters the boundary checks read after it."""
+    windows = []
+    for m in _DIGIT_RUN.finditer(text):
+        run = m.group(0)
+        if sum(c.isdigit() for c in run) < 9 and run.count(".") < 3:
+            continue
+        pos, endpos = max(0, m.start() - 6), min(len(text), m.end() + 2)
+        windows.append((pos, endpos, pos, endpos))
+    return windows
+
+
+def secret_cue_windows(text: str) -> list[Window]:
+    """Around each secret's name: tokens starting within CUE_BEFORE after it or ending within CUE_AFTER before
+    it (`value="…"> <!-- password -->`); the scan reaches 200 further so that no token is cut."""
+    return [(max(0, m.start() - CUE_AFTER - 200), min(len(text), m.end() + CUE_BEFORE + 200),
+             m.start() - CUE_AFTER, m.end() + CUE_BEFORE) for m in _SECRET_CUE.finditer(text)]
+
+
+def char_windows(text: str, char: str, before: int, after: int) -> list[Window]:
+    """Around each `char` (an e-mail's @): a match must contain it."""
+    windows, i = [], text.find(char)
+    while i >= 0:
+        windows.append((max(0, i - before), min(len(text), i + after), i, i + 1))
+        i = text.find(char, i + 1)
+    return windows
+
+
+def colon_windows(text: str) -> list[Window]:
+    """The whole text when it holds two colons with only hex digits between (every IPv6 address does)."""
+    return [(0, len(text), 0, len(text))] if _IPV6_SCREEN.search(text) else []
+
+
+def _matches(rule: Rule, text: str, windows: dict[str, list[Window]]):
+    """Matches of the rule in its scope; a windowed match must start before `hi` and end after `lo`."""
+    if rule.scope == "text":
+        yield from rule.pattern.finditer(text)
+        return
+    for pos, endpos, lo, hi in windows[rule.scope]:
+        for m in rule.pattern.finditer(text, pos, endpos):
+            if m.start() < hi and m.end() > lo:
+                yield m
+
+
 def find(text: str, types: tuple[str, ...] = PII_TYPES) -> list[Found]:
     """PII spans in `text`, sorted, never overlapping; an earlier rule's span wins over a later one's."""
     found: list[Found] = []
-    lower = text.lower() if any(rule.needs for rule in RULES) else text
+    windows = {"digits": digit_windows(text), "secret_cue": secret_cue_windows(text),
+               "at": char_windows(text, "@", 64, 256), "colons": colon_windows(text)}
     for rule in RULES:
         if rule.kind not in types and not (rule.kind == "rrn" and "frn" in types):
             continue
-        if rule.needs is not None and rule.needs not in lower:
+        if rule.needs and not any(word in text for word in rule.needs):
             continue
-        for m in rule.pattern.finditer(text):
+        for m in _matches(rule, text, windows):
             kind = rule.valid(text, m) if rule.valid is not None else rule.kind
             if kind is None or kind not in types:
                 continue
-            start, end = m.span(rule.group)
+            start, end = m.span()
             if not any(f.start < end and start < f.end for f in found):
                 found.append(Found(start, end, kind))
     return sorted(found, key=lambda f: f.start)

@@ -1,0 +1,105 @@
+"""PII rules, type by type: positives in the forms people write them, the validation rules (checksums where
+they exist, none where they no longer do), and look-alikes that must survive. Recall and precision on a
+generated planted set are a benchmark (bench/pii_eval.py), not a test."""
+
+import pytest
+
+from gecko.data.pii import (brn_check_ok, card_network_ok, find, frn_check_ok, luhn_ok, rrn_check_ok, scrub,
+                            scrub_batch)
+
+
+def test_checksums_follow_the_published_rules():
+    assert rrn_check_ok("9001011234568") and not rrn_check_ok("9001011234567")
+    assert frn_check_ok("9001015123467") and not frn_check_ok("9001015123468")
+    assert brn_check_ok("2208162517") and brn_check_ok("1234567891") and not brn_check_ok("1234567890")
+    assert luhn_ok("4111111111111111") and luhn_ok("378282246310005") and not luhn_ok("4111111111111112")
+    assert card_network_ok("9410291417776317") and card_network_ok("378282246310005")  # domestic 9xxx, AMEX 15
+    assert not card_network_ok("1234567812345678") and not card_network_ok("37828224631000")
+
+
+@pytest.mark.parametrize("text,kind,value", [
+    ("주민등록번호: 900101-1234568 입니다.", "rrn", "900101-1234568"),
+    ("주민번호 9001011234568 확인", "rrn", "9001011234568"),
+    ("2021년 출생신고로 받은 번호 211015-3847261", "rrn", "211015-3847261"),  # post-Oct-2020: no check digit
+    ("Resident no. 850612 2384910", "rrn", "850612 2384910"),
+    ("외국인등록번호 900101-5123467", "frn", "900101-5123467"),
+    ("ARC no. 050505-7234561", "frn", "050505-7234561"),  # post-2020 foreigner, born 2005
+    ("사업자등록번호 220-81-62517 (주)예시", "brn", "220-81-62517"),
+    ("사업자번호: 2208162517", "brn", "2208162517"),
+    ("운전면허번호 11-19-123456-01", "driver_license", "11-19-123456-01"),
+    ("면허: 서울 91-123456-12 (구형)", "driver_license", "서울 91-123456-12"),
+    ("licence number 281912345601", "driver_license", "281912345601"),
+    ("여권번호 M12345678", "passport", "M12345678"),
+    ("Passport: M123A4567 (new series)", "passport", "M123A4567"),
+    ("국민은행 123456-12-123456 (예금주 홍길동)", "bank_account", "123456-12-123456"),
+    ("보내실 곳: 110-123-456789", "bank_account", "110-123-456789"),  # Shinhan 3-3-6 needs no cue
+    ("NH 301-1234-1234-12", "bank_account", "301-1234-1234-12"),
+    ("카카오뱅크 3333-01-1234567", "bank_account", "3333-01-1234567"),
+    ("IBK 123-123456-12-123", "bank_account", "123-123456-12-123"),
+    ("입금 계좌 1002123456789 로 보내주세요", "bank_account", "1002123456789"),  # bare digits after a cue
+    ("| 이름 | 계좌 |\n|---|---|\n| 홍길동 | 110123456789 |", "bank_account", "110123456789"),
+    ('{"account_no": "3333011234567"}', "bank_account", "3333011234567"),
+    ("카드번호 4111-1111-1111-1111로 결제", "card", "4111-1111-1111-1111"),
+    ("AMEX 3782 822463 10005", "card", "3782 822463 10005"),
+    ("국내전용 9410291417776317", "card", "9410291417776317"),
+    ("UnionPay 6212 3456 7890 1234", "card", "6212 3456 7890 1234"),
+    ("연락처는 010-1234-5678으로 주세요.", "phone", "010-1234-5678"),
+    ("예전 번호 011-234-5678", "phone", "011-234-5678"),
+    ("017 1234 5678로 문자", "phone", "017 1234 5678"),
+    ("Call +82 10 9876 5432 now.", "phone", "+82 10 9876 5432"),
+    ("+821098765432", "phone", "+821098765432"),
+    ("(02) 123-4567 대표", "phone", "(02) 123-4567"),
+    ("tel 0311234567", "phone", "0311234567"),
+    ("메일 kim.cs@naver.com으로 보내 주세요.", "email", "kim.cs@naver.com"),
+    ("문의: 홍길동@회사.한국", "email", "홍길동@회사.한국"),
+    ("접속 IP는 8.8.8.8였다.", "ip", "8.8.8.8"),
+    ("from 2404:6800:4004:81b::200e", "ip", "2404:6800:4004:81b::200e"),
+    ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "secret", "AKIAIOSFODNN7EXAMPLE"),
+    ("DB_PASSWORD=Xk9#mP2qL7", "secret", "Xk9#mP2qL7"),
+    ('{"api_key": "748cd7f3a5d480abfa52bffb76f801a8"}', "secret", "748cd7f3a5d480abfa52bffb76f801a8"),
+    ("| 서비스 | 토큰 |\n|---|---|\n| 배포 | hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh |", "secret",
+     "hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA\n-----END OPENSSH PRIVATE KEY-----", "secret",
+     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA\n-----END OPENSSH PRIVATE KEY-----"),
+])
+def test_each_type_is_found_exactly(text, kind, value):
+    spans = find(text)
+    assert [(text[f.start:f.end], f.kind) for f in spans] == [(value, kind)]
+    out, counts = scrub(text)
+    assert counts == {kind: 1} and f"<{kind.upper()}>" in out and value not in out
+
+
+@pytest.mark.parametrize("text", [
+    "2023-01-15에 열린 회의", "2024.01.15 기준", "2024년 1월 15일", "released 20240115", "15/01/2024",
+    "at 12:30:45", "09:00~18:00", "2024-05-01T14:30:00+09:00",
+    "ISBN 978-89-1234-567-8", "ISBN 9788912345675", "ISBN 89-7914-123-4",
+    "우편번호 06236", "(우) 135-080",
+    "운송장번호 612345678901", "송장번호 6123-4567-8901", "우체국 등기 6865012345678 조회",
+    "금액 1,234,567원", "12345678원 입금 완료", "₩12,345,000", "$1,234.56", "1억 2,345만 원",
+    "제123조 제2항", "법률 제17799호", "대법원 2019다123456 판결", "2020헌마1234",
+    "version 1.2.3 and 3.11.7", "v2.11.0", "Windows 10.0.19045.3693", "Chrome 120.0.6099.109",
+    "37.5665, 126.9780", "lat=37.566535&lng=126.977969",
+    "모델명 AB010-1234-5678", "part no. 510-1234-5678", "대표번호 1588-1234",
+    "내부망 192.168.0.1", "127.0.0.1:8080", "host 10.0.0.5",
+    "사업자번호처럼 보이는 123-45-67890", "카드 4111-1111-1111-1112", "주문번호 202401151234567890",
+    'password = os.environ["DB_PASSWORD"]', "token = tokenizer.encode(text)", "std::vector<int>",
+    "the password is stored in ${DB_PASSWORD}", "국민 여러분께 감사드립니다 2019년 12월",
+])
+def test_look_alikes_are_left_alone(text):
+    assert scrub(text) == (text, {})
+
+
+def test_an_unseparated_13_digit_run_under_a_look_alike_cue_is_not_a_resident_number():
+    assert scrub("운송장 9001011234567")[1] == {}
+    assert scrub("번호 9001011234567")[1] == {"rrn": 1}  # no check digit since 2020: date + gender suffice
+
+
+def test_a_bank_layout_under_another_types_cue_is_left():
+    assert scrub("tracking no. 110-123-456789")[1] == {}
+
+
+def test_types_select_rules_and_batch_equals_single():
+    text = "010-1234-5678 / kim@naver.com / 900101-5123467"
+    assert scrub(text, ("email",))[1] == {"email": 1}
+    assert scrub(text, ("frn",))[1] == {"frn": 1}
+    assert scrub_batch([text, "없음"]) == [scrub(text), scrub("없음")]
