@@ -46,6 +46,13 @@ def raw_sources(tmp_path: Path) -> Path:
     return root
 
 
+def read_shards(folder: Path) -> list[dict]:
+    """Every record of a folder of datatrove shards (`*.jsonl`, `*.jsonl.zst`, …), in file order."""
+    from gecko.data.document import json_records
+
+    return [r for f in sorted(Path(folder).glob("*.jsonl*")) for _, r in json_records(f)]
+
+
 def shared_or_skip(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

@@ -20,7 +20,7 @@ from gecko.data.stats import DataStats
 from gecko.data.toxicity import MODEL_PATH, score, score_batch
 from gecko.errors import DataError
 
-from conftest import CODE, EN, KO, shared_or_skip
+from conftest import CODE, EN, KO, read_shards, shared_or_skip
 
 KO_DOC = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 5천만 명이다."
 
@@ -191,7 +191,7 @@ def _clean_cfg(root: Path, **kw) -> DataConfig:
 
 def _docs(clean_dir: Path) -> list[dict]:
     """All shards' documents in their global (source, record) order."""
-    rows = [json.loads(line) for p in sorted(clean_dir.glob("*.jsonl")) for line in p.open(encoding="utf-8")]
+    rows = read_shards(clean_dir)
     return sorted(rows, key=lambda r: r["metadata"]["order"])
 
 
@@ -200,14 +200,14 @@ def test_output_identical_for_1_and_2_workers(raw_sources, tmp_path):
         f.write(json.dumps({"id": "junk", "text": "ㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋ"}) + "\n")
     one = run_clean(_clean_cfg(raw_sources, workers=1), tmp_path / "one")
     two = run_clean(_clean_cfg(raw_sources, workers=2), tmp_path / "two")
-    assert len(list((tmp_path / "two" / "clean").glob("*.jsonl"))) == 2
+    assert len(list((tmp_path / "two" / "clean").glob("*.jsonl.zst"))) == 2
     assert _docs(tmp_path / "one" / "clean") == _docs(tmp_path / "two" / "clean")
     assert one.to_dict()["dropped"] == two.to_dict()["dropped"]
     html = (tmp_path / "two" / "clean_report.html").read_text(encoding="utf-8")
     assert "ko_jamo_runs" in html and "ㅋㅋㅋ" in html
     report = json.loads((tmp_path / "two" / "clean_stats.json").read_text())
     assert report["read_total"] == sum(report["kept"].values()) + report["dropped_total"] == 12 + 1 + 3 + 2
-    dumped = [json.loads(x) for p in (tmp_path / "two" / "dropped").rglob("*.jsonl") for x in p.open()]
+    dumped = [r for p in sorted((tmp_path / "two" / "dropped").iterdir()) for r in read_shards(p)]
     reasons = Counter(d["metadata"]["filter_reason"] for d in dumped)
     assert reasons == {r: n for (_, r, _), n in two.dropped.items()} and reasons["ko_jamo_runs"] == 1
 
@@ -215,7 +215,7 @@ def test_output_identical_for_1_and_2_workers(raw_sources, tmp_path):
 def test_clean_resumes_finished_ranks_and_restarts_on_new_config(raw_sources, tmp_path):
     out = tmp_path / "run"
     run_clean(_clean_cfg(raw_sources), out)
-    shard = out / "clean" / "00000.jsonl"
+    shard = out / "clean" / "00000.jsonl.zst"
     first = shard.stat().st_mtime_ns
     run_clean(_clean_cfg(raw_sources), out)  # complete: datatrove skips the rank
     assert shard.stat().st_mtime_ns == first

@@ -9,7 +9,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import shared_or_skip
+from conftest import read_shards, shared_or_skip
 
 from gecko.config import BenchmarkConfig, DecontamConfig
 from gecko.data import overlap
@@ -45,7 +45,7 @@ def _docs() -> list[dict]:
 
 
 def _ids(out: Path) -> set[str]:
-    return {json.loads(line)["id"] for f in out.glob("*.jsonl") for line in f.open()}
+    return {r["id"] for r in read_shards(out)}
 
 
 def test_planted_contamination_is_dropped_and_reported(tmp_path):
@@ -65,7 +65,7 @@ def test_flag_mode_keeps_documents_with_metadata(tmp_path):
     write_shards(_docs(), tmp_path / "in", 1)
     cfg = DecontamConfig(benchmarks=_benchmarks(tmp_path / "bench"), action="flag")
     run_decontam(tmp_path / "in", tmp_path / "out", cfg)
-    rows = {r["id"]: r for f in (tmp_path / "out").glob("*.jsonl") for r in map(json.loads, f.open())}
+    rows = {r["id"]: r for r in read_shards(tmp_path / "out")}
     assert len(rows) == 4 and rows["leak_en"]["metadata"]["contamination"] == ["gsm8k:gsm:1"]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_or_skip
+from conftest import read_shards, shared_or_skip
 
 from gecko.cli import main
 from gecko.config import DedupConfig
@@ -46,7 +46,7 @@ def _write(docs: list[dict], folder: Path, shards: int = 3) -> Path:
 
 
 def _output(out: Path) -> list[tuple[str, str]]:
-    return sorted((r["id"], r["text"]) for f in out.glob("*.jsonl") for r in map(json.loads, f.open()))
+    return sorted((r["id"], r["text"]) for r in read_shards(out))
 
 
 def test_shingles_ignore_spacing_and_case_but_not_content():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import read_shards
 from test_decontam import _benchmarks, _docs, _ids
 from test_dedup import _corpus, _output, _text, _write
 
@@ -34,7 +34,7 @@ def ray_cluster() -> Iterator[None]:
 
 
 def _removed(work: Path) -> set[str]:
-    return {json.loads(line)["id"] for f in (work / "removed").glob("*.jsonl") for line in f.open()}
+    return {r["id"] for r in read_shards(work / "removed")}
 
 
 def _completed(work: Path, stage: str) -> int:

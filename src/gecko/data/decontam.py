@@ -27,10 +27,9 @@ import numpy as np
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
-from datatrove.pipeline.writers import JsonlWriter
 
 from gecko.config import BenchmarkConfig, DecontamConfig, to_dict
-from gecko.data.dedup.engine import Engine, execute
+from gecko.data.dedup.engine import Engine, execute, shard_writer
 from gecko.data.dedup.phase import (PhaseResult, collect_counts, input_files, reader, reset_if_changed,
                                     work_dir_for)
 from gecko.data import overlap
@@ -290,9 +289,9 @@ def run_decontam(in_dir: Path, out_dir: Path, cfg: DecontamConfig, workers: int 
     index = index_path(cfg)
     loaded = BenchmarkIndex(index)
     index_info = {"items": len(loaded), "unchecked_short_items": loaded.unchecked}
-    removed = JsonlWriter(str(work / "removed"), compression=None)
+    removed = shard_writer(work / "removed")
     execute([reader(in_dir), DecontamFilter(index, work, cfg, exclusion_writer=removed),
-             JsonlWriter(str(out_dir), compression=None)], tasks, workers, work / "logs", engine, label="decontam",
+             shard_writer(out_dir)], tasks, workers, work / "logs", engine, label="decontam",
             total_bytes=sum(f.stat().st_size for f in input_files(in_dir)))
     matches = sorted((json.loads(line) for f in sorted((work / "matches").glob("*.jsonl"))
                       for line in f.open(encoding="utf-8")), key=lambda m: m["id"])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import zstandard
 
 from gecko.atomic import open_atomic
 from gecko.errors import DataError
@@ -41,10 +44,11 @@ def write_jsonl(docs: Iterable[Document], path: Path) -> int:
 
 
 def json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a JSONL (or .jsonl.gz) file. Every JSONL reader goes
+    """(line number, object) for each non-blank line of a JSONL (.jsonl, .gz or .zst) file. Every JSONL reader goes
     through here, so a bad line is always reported the same way: a DataError naming the file and line."""
     try:  # decoded line by line, so a bad byte is reported on its own line
-        f = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+        f = gzip.open(path, "rb") if path.suffix == ".gz" else \
+            io.BufferedReader(zstandard.open(path, "rb")) if path.suffix == ".zst" else path.open("rb")
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
     with f:

@@ -22,7 +22,7 @@ from pathlib import Path
 import xxhash
 
 from gecko.config import DataConfig
-from gecko.data.document import Document, write_jsonl
+from gecko.data.document import Document, json_records, write_jsonl
 from gecko.data.stats import DataStats
 from gecko.errors import DataError
 
@@ -87,16 +87,13 @@ def target_shares(cfg: DataConfig, has_align: bool) -> dict[str, float]:
 def read_datatrove_dir(folder: Path) -> list[Document]:
     """GECKO documents from datatrove JSONL shards ({"text","id","metadata":{lang, source, …}})."""
     docs = []
-    for path in sorted(folder.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                try:
-                    r = json.loads(line)
-                    meta = dict(r.get("metadata") or {})
-                    docs.append(Document(r["id"], r["text"], meta.pop("lang"), meta.pop("source"), meta))
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise DataError(f"{path}:{lineno}: not a datatrove record with metadata lang/source ({e})") \
-                        from None
+    for path in sorted(folder.glob("*.jsonl*")):
+        for lineno, r in json_records(path):
+            try:
+                meta = dict(r.get("metadata") or {})
+                docs.append(Document(r["id"], r["text"], meta.pop("lang"), meta.pop("source"), meta))
+            except (KeyError, TypeError) as e:
+                raise DataError(f"{path}:{lineno}: not a datatrove record with metadata lang/source ({e})") from None
     return docs
 
 

@@ -15,7 +15,7 @@ import logging
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from datatrove.data import Document as DtDocument
@@ -23,13 +23,13 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 
-from gecko.atomic import open_atomic
+from gecko.atomic import open_atomic, write_text
 from gecko.config import DataConfig, fingerprint
 from gecko.data.align import run_align
 from gecko.data.decontam import run_decontam
 from gecko.data.document import json_records
-from gecko.data.dedup.engine import execute
-from gecko.data.dedup.phase import run_dedup
+from gecko.data.dedup.engine import execute, shard_writer
+from gecko.data.dedup.phase import PhaseResult, remove_scratch, run_dedup
 from gecko.data.filters.base import GeckoStep
 from gecko.data.filters.quality import QualityFilter
 from gecko.data.langid import LanguageFilter
@@ -71,7 +71,7 @@ def clean_steps(cfg: DataConfig, data_dir: Path) -> list[PipelineStep]:
     ledger = str(data_dir / "logs" / "ledger")
 
     def dropped(step: str) -> JsonlWriter | None:
-        return JsonlWriter(str(data_dir / "dropped" / step), compression=None) if cfg.clean.dump_dropped else None
+        return shard_writer(data_dir / "dropped" / step) if cfg.clean.dump_dropped else None
 
     c = cfg.clean
     steps: list[PipelineStep] = [
@@ -87,20 +87,24 @@ def clean_steps(cfg: DataConfig, data_dir: Path) -> list[PipelineStep]:
         steps.append(ToxicityFilter(cfg.toxicity.threshold, cfg.toxicity.langs, ledger_dir=ledger,
                                     exclusion_writer=dropped("toxicity")))
     steps += [Tally(str(data_dir / "logs" / "kept")),
-              JsonlWriter(str(data_dir / CLEAN), output_filename="${rank}.jsonl", compression=None)]
+              shard_writer(data_dir / CLEAN)]
     return steps
 
 
 def _reset_if_changed(cfg: DataConfig, data_dir: Path) -> None:
     """Keep a finished or interrupted clean phase only if it was made by the same config."""
     marker = data_dir / "logs" / "clean.fingerprint"
-    fp = fingerprint(cfg.sources, cfg.clean, cfg.pii, cfg.toxicity, cfg.min_chars, cfg.workers)
+    fp = _clean_key(cfg)
     if marker.exists() and marker.read_text() == fp:
         return
     for sub in (CLEAN, "dropped", "logs"):
         shutil.rmtree(data_dir / sub, ignore_errors=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(fp)
+
+
+def _clean_key(cfg: DataConfig) -> str:
+    return fingerprint(cfg.sources, cfg.clean, cfg.pii, cfg.toxicity, cfg.min_chars, cfg.workers)
 
 
 def _bytes_under(path: Path) -> int:
@@ -131,11 +135,31 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
 
 def run_data(cfg: DataConfig, out_dir: Path, seed: int) -> DataStats:
     """clean → dedup (exact, MinHash, boilerplate) → decontam → (+ align) → mix: write `out_dir/corpus.jsonl`,
-    `stats.json` and `report.md`, with every phase's folder and report below `out_dir`."""
+    `stats.json` and `report.md`, with every phase's folder and report below `out_dir`.
+
+    Storage stays near the input's size: shards between phases are zstd, and a phase's input is removed
+    once the next phase has finished (clean/ after dedup, decontam/ after the mix; dedup/ stays, so changing
+    the benchmarks or the mix reruns only decontamination, at tens of MB/s). Each phase leaves `DONE` with
+    its key; a rerun skips finished phases, and a removed input that is needed again is remade.
+    Kept: the drop lists (`dropped/`, `*.work/removed/`, `duplicates.jsonl`, `matches.jsonl`), the dedup
+    index (`dedup.work/bands`, `docs`, `clusters`) and the corpus."""
+    keys = _phase_keys(cfg, seed)
+    if _finished(out_dir, keys["mix"]):
+        _remove_consumed(out_dir)
+        stats = DataStats.from_dict(json.loads((out_dir / "stats.json").read_text(encoding="utf-8")))
+        print(stats.summary(), file=sys.stderr)
+        return stats
+    if (out_dir / "logs" / CONSUMED).exists() and PhaseResult.load(out_dir / "dedup.work" / DONE, keys["dedup"]) is None:
+        (out_dir / "logs" / "clean.fingerprint").unlink()  # dedup must run again on clean shards already removed
     stats = run_clean(cfg, out_dir)
-    dedup = run_dedup(out_dir / CLEAN, out_dir / "dedup", cfg.dedup, cfg.workers, cfg.engine)
+    dedup = _phase(out_dir / "dedup.work", out_dir / "dedup", keys["dedup"],
+                   lambda: run_dedup(out_dir / CLEAN, out_dir / "dedup", cfg.dedup, cfg.workers, cfg.engine))
+    _consume(out_dir / CLEAN, out_dir / "logs" / CONSUMED)
+    remove_scratch(out_dir / "dedup.work")
     dedup.add_drops_to(stats)
-    decontam = run_decontam(out_dir / "dedup", out_dir / "decontam", cfg.decontam, cfg.workers, cfg.engine)
+    decontam = _phase(out_dir / "decontam.work", out_dir / "decontam", keys["decontam"],
+                      lambda: run_decontam(out_dir / "dedup", out_dir / "decontam", cfg.decontam, cfg.workers,
+                                           cfg.engine))
     decontam.add_drops_to(stats)
     mix_inputs = [out_dir / "decontam"]
     if cfg.align.sources:
@@ -145,10 +169,58 @@ def run_data(cfg: DataConfig, out_dir: Path, seed: int) -> DataStats:
     mix = run_mix(mix_inputs, out_dir / "corpus.jsonl", cfg, seed, stats)
     stats.check_accounting()
     stats.write(out_dir, cfg.mix)
+    write_text(out_dir / DONE, keys["mix"])
+    _consume(out_dir / "decontam", out_dir / "decontam.work" / CONSUMED)
     print(stats.summary(), file=sys.stderr)  # plain columns: a log handler would re-wrap them
     log.info("data: %d documents read, %d in the corpus; token shares %s", sum(stats.read.values()),
              mix.documents, {g: round(v, 4) for g, v in mix.achieved.items()})
     return stats
+
+
+DONE = "DONE"
+"""A phase's completion marker (its key; for dedup and decontam with the phase's counts)."""
+CONSUMED = "CONSUMED"
+"""Written before a phase's output folder is removed, so a kill during the removal is finished on rerun."""
+
+
+def _phase_keys(cfg: DataConfig, seed: int) -> dict[str, str]:
+    """Each phase's key covers its own settings and the key of the phase before it."""
+    dedup = fingerprint(_clean_key(cfg), cfg.dedup)
+    decontam = fingerprint(dedup, cfg.decontam)
+    return {"dedup": dedup, "decontam": decontam, "mix": fingerprint(decontam, cfg, seed)}
+
+
+def _finished(out_dir: Path, key: str) -> bool:
+    return (out_dir / DONE).exists() and (out_dir / DONE).read_text() == key and (out_dir / "stats.json").exists()
+
+
+def _phase(work: Path, out: Path, key: str, run: Callable[[], PhaseResult]) -> PhaseResult:
+    """Run a phase unless it finished with this key. A finished phase whose output a later phase consumed is
+    run again from scratch (its completion markers would make datatrove skip every rank)."""
+    done = PhaseResult.load(work / DONE, key)
+    if done and not (work / CONSUMED).exists():
+        return done
+    if done:
+        shutil.rmtree(work)
+        shutil.rmtree(out, ignore_errors=True)
+    result = run()
+    result.save(work / DONE, key)
+    return result
+
+
+def _consume(folder: Path, marker: Path) -> None:
+    """Remove an intermediate folder whose documents a finished phase has written elsewhere; the marker
+    comes first, so a kill during the removal leaves a marked folder that `_remove_consumed` finishes."""
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_consumed(out_dir: Path) -> None:
+    """A finished stage has consumed every intermediate (a kill may have come before or during a removal)."""
+    _consume(out_dir / CLEAN, out_dir / "logs" / CONSUMED)
+    _consume(out_dir / "decontam", out_dir / "decontam.work" / CONSUMED)
+    remove_scratch(out_dir / "dedup.work")
 
 
 STANDALONE = ("normalize", "langid", "quality", "pii", "toxicity")

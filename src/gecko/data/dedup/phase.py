@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datatrove.pipeline.readers import JsonlReader
-from datatrove.pipeline.writers import JsonlWriter
 
 from gecko.config import DedupConfig
 from gecko.data.dedup.boilerplate import LineCounts, LineMerge
-from gecko.data.dedup.engine import Engine, execute
+from gecko.data.dedup.engine import Engine, execute, shard_writer
 from gecko.data.dedup.minhash import DedupFilter, MinhashBuckets, MinhashClusters, MinhashSignatures
 from gecko.config import to_dict
+from gecko.atomic import write_json
 from gecko.data.stats import MAX_EXAMPLES, DataStats
 from gecko.errors import DataError
 
@@ -43,6 +43,22 @@ class PhaseResult:
     @property
     def read(self) -> int:
         return sum(self.kept.values()) + sum(self.dropped.values())
+
+    def save(self, path: Path, key: str) -> None:
+        """Mark the phase finished for `key` (the data stage skips it on a rerun with the same key)."""
+        write_json(path, {"key": key, "kept": self.kept, "examples": self.examples,
+                          "dropped": [[*k, n] for k, n in sorted(self.dropped.items())]})
+
+    @classmethod
+    def load(cls, path: Path, key: str) -> PhaseResult | None:
+        """The result a finished phase saved for `key`, or None (not finished, or made with another key)."""
+        if not path.exists():
+            return None
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if d["key"] != key:
+            return None
+        return cls(Counter(d["kept"]), Counter({(s, r, lang): n for s, r, lang, n in d["dropped"]}), path.parent,
+                   d["examples"])
 
     def add_drops_to(self, stats: DataStats) -> None:
         """Merge this phase's drops into the data stage's accounting (kept documents flow on to the mix)."""
@@ -97,8 +113,8 @@ def run_dedup(in_dir: Path, out_dir: Path, cfg: DedupConfig, workers: int = 1, e
         ("buckets", [MinhashBuckets(work, cfg)], len(bands)),
         ("clusters", [MinhashClusters(work, cfg)], 1),
         ("filter", [reader(in_dir),
-                    DedupFilter(work, cfg, exclusion_writer=JsonlWriter(str(work / "removed"), compression=None)),
-                    JsonlWriter(str(out_dir), compression=None)], tasks),
+                    DedupFilter(work, cfg, exclusion_writer=shard_writer(work / "removed")),
+                    shard_writer(out_dir)], tasks),
     ]
     in_bytes = sum(f.stat().st_size for f in input_files(in_dir))
     for name, steps, n in stages:
@@ -113,6 +129,16 @@ def run_dedup(in_dir: Path, out_dir: Path, cfg: DedupConfig, workers: int = 1, e
         if len(shown) < MAX_EXAMPLES:
             shown.append(f"{d['id']} = {d['duplicate_of']}")
     return PhaseResult(kept, dropped, work, examples)
+
+
+SCRATCH = ("lines", "signatures", "pairs")
+"""dedup.work folders no later step reads: removed once the phase has finished. Kept: `bands/` and `docs/`
+(the LSH index: band hashes → document ids), `clusters/`, `boilerplate.npy`, `duplicates.jsonl`, `removed/`."""
+
+
+def remove_scratch(work: Path) -> None:
+    for name in SCRATCH:
+        shutil.rmtree(work / name, ignore_errors=True)
 
 
 def reset_if_changed(in_dir: Path, out_dir: Path, settings: list) -> None:

@@ -1,0 +1,117 @@
+"""The data stage's storage: intermediates compressed and removed once consumed, drop lists kept, and a run
+killed at any point (or rerun with another config) ends with the same corpus as one uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_data import _cfg
+from test_decontam import _benchmarks
+
+from gecko.config import DecontamConfig, DedupConfig
+from gecko.data import pipeline
+from gecko.data.dedup.phase import SCRATCH
+from gecko.data.pipeline import run_data
+
+
+def _snapshot(out: Path) -> tuple[bytes, str]:
+    return (out / "corpus.jsonl").read_bytes(), (out / "stats.json").read_text()
+
+
+def _assert_consumed(out: Path) -> None:
+    assert not (out / "clean").exists() and not (out / "decontam").exists()
+    assert not any((out / "dedup.work" / name).exists() for name in SCRATCH)
+    assert list((out / "dedup").glob("*.jsonl.zst")), "the dedup output is kept, compressed"
+    assert (out / "dedup.work" / "duplicates.jsonl").exists() and list((out / "dedup.work" / "removed").glob("*.zst"))
+    assert (out / "dedup.work" / "bands").is_dir() and (out / "dedup.work" / "clusters").is_dir()
+
+
+def test_intermediates_are_removed_and_drop_lists_kept(raw_sources, tmp_path):
+    out = tmp_path / "out"
+    run_data(_cfg(raw_sources), out, seed=1)
+    _assert_consumed(out)
+    first = _snapshot(out)
+    run_data(_cfg(raw_sources), out, seed=1)  # finished: nothing is redone, nothing comes back
+    assert _snapshot(out) == first
+    _assert_consumed(out)
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after the raise runs, no `except Exception` catches it."""
+
+
+KILL_POINTS = ["run_dedup", "_consume#1", "remove_scratch", "run_decontam", "run_mix", "write_text", "_consume#2"]
+"""Functions of gecko.data.pipeline, killed when called (`#n`: at the n-th call): before each phase, while
+the clean shards are removed, before the stage's DONE marker, and while decontam/ is removed after it."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_at_any_phase_boundary_resumes_to_the_same_corpus(raw_sources, tmp_path, monkeypatch, point):
+    cfg = _cfg(raw_sources, decontam=DecontamConfig(benchmarks=_benchmarks(tmp_path / "bench")))
+    run_data(cfg, tmp_path / "ref", seed=1)
+    name, _, nth = point.partition("#")
+    real, calls = getattr(pipeline, name), []
+
+    def kill(*args, **kwargs):
+        calls.append(1)
+        if len(calls) >= int(nth or 1):
+            raise Killed(point)
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, name, kill)
+        with pytest.raises(Killed):
+            run_data(cfg, tmp_path / "out", seed=1)
+    run_data(cfg, tmp_path / "out", seed=1)
+    assert _snapshot(tmp_path / "out") == _snapshot(tmp_path / "ref")
+    _assert_consumed(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_resumes_to_the_same_corpus(raw_sources, tmp_path):
+    """A real `kill -9` of `run_data` in a child process, at several moments, then a rerun."""
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+              "from pathlib import Path\nfrom test_data import _cfg\nfrom gecko.data.pipeline import run_data\n"
+              f"run_data(_cfg(Path({str(raw_sources)!r})), Path(sys.argv[1]), seed=1)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "ref")], env=env, check=True, capture_output=True)
+    full = time.monotonic() - t0
+    for k, fraction in enumerate((0.2, 0.45, 0.7, 0.9)):
+        out = tmp_path / f"run{k}"
+        child = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env, start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * fraction)
+        os.killpg(child.pid, signal.SIGKILL)  # the run and its datatrove workers
+        child.wait()
+        subprocess.run([sys.executable, "-c", script, str(out)], env=env, check=True, capture_output=True)
+        assert _snapshot(out) == _snapshot(tmp_path / "ref"), fraction
+        _assert_consumed(out)
+
+
+@pytest.mark.slow
+def test_a_changed_phase_config_reruns_from_the_right_place(raw_sources, tmp_path):
+    """New benchmarks rerun decontamination from the kept dedup/ output; a new dedup setting needs the removed
+    clean shards, so the clean phase is redone. Both end like a fresh run with the new config."""
+    out = tmp_path / "out"
+    run_data(_cfg(raw_sources), out, seed=1)
+    dedup_mtime = min(p.stat().st_mtime_ns for p in (out / "dedup").iterdir())
+    with_bench = _cfg(raw_sources, decontam=DecontamConfig(benchmarks=_benchmarks(tmp_path / "bench")))
+    run_data(with_bench, out, seed=1)
+    assert min(p.stat().st_mtime_ns for p in (out / "dedup").iterdir()) == dedup_mtime
+    run_data(with_bench, tmp_path / "fresh", seed=1)
+    assert _snapshot(out) == _snapshot(tmp_path / "fresh")
+    other = _cfg(raw_sources, dedup=DedupConfig(threshold=0.7), decontam=with_bench.decontam)
+    run_data(other, out, seed=1)
+    shutil.rmtree(tmp_path / "fresh")
+    run_data(other, tmp_path / "fresh", seed=1)
+    assert _snapshot(out) == _snapshot(tmp_path / "fresh")
+    _assert_consumed(out)
