@@ -4,8 +4,8 @@ generated planted set are a benchmark (bench/pii_eval.py), not a test."""
 
 import pytest
 
-from gecko.data.pii import (brn_check_ok, card_network_ok, find, frn_check_ok, luhn_ok, rrn_check_ok, scrub,
-                            scrub_batch)
+from gecko.data.pii import (brn_check_ok, card_network_ok, find, frn_check_ok, isbn13_ok, luhn_ok, rrn_check_ok,
+                            scrub, scrub_batch)
 
 
 def test_checksums_follow_the_published_rules():
@@ -15,6 +15,7 @@ def test_checksums_follow_the_published_rules():
     assert luhn_ok("4111111111111111") and luhn_ok("378282246310005") and not luhn_ok("4111111111111112")
     assert card_network_ok("9410291417776317") and card_network_ok("378282246310005")  # domestic 9xxx, AMEX 15
     assert not card_network_ok("1234567812345678") and not card_network_ok("37828224631000")
+    assert isbn13_ok("9788912345679") and not isbn13_ok("9788912345675")
 
 
 @pytest.mark.parametrize("text,kind,value", [
@@ -59,6 +60,9 @@ def test_checksums_follow_the_published_rules():
     ('{"api_key": "748cd7f3a5d480abfa52bffb76f801a8"}', "secret", "748cd7f3a5d480abfa52bffb76f801a8"),
     ("| 서비스 | 토큰 |\n|---|---|\n| 배포 | hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh |", "secret",
      "hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"),
+    ("DATABASE_URL=postgres://admin:s3cr3tPw@db.example.com:5432/app", "secret", "s3cr3tPw"),
+    ("Authorization: Bearer abcDEF123456ghiJKL789", "secret", "abcDEF123456ghiJKL789"),
+    ("사업자 220 81 62517", "brn", "220 81 62517"),
     ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA\n-----END OPENSSH PRIVATE KEY-----", "secret",
      "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA\n-----END OPENSSH PRIVATE KEY-----"),
 ])
@@ -73,7 +77,7 @@ def test_each_type_is_found_exactly(text, kind, value):
     "2023-01-15에 열린 회의", "2024.01.15 기준", "2024년 1월 15일", "released 20240115", "15/01/2024",
     "at 12:30:45", "09:00~18:00", "2024-05-01T14:30:00+09:00",
     "ISBN 978-89-1234-567-8", "ISBN 9788912345675", "ISBN 89-7914-123-4",
-    "우편번호 06236", "(우) 135-080",
+    "계좌 개설 안내서 9788912345679", "우편번호 06236", "(우) 135-080",
     "운송장번호 612345678901", "송장번호 6123-4567-8901", "우체국 등기 6865012345678 조회",
     "금액 1,234,567원", "12345678원 입금 완료", "₩12,345,000", "$1,234.56", "1억 2,345만 원",
     "제123조 제2항", "법률 제17799호", "대법원 2019다123456 판결", "2020헌마1234",
@@ -83,7 +87,7 @@ def test_each_type_is_found_exactly(text, kind, value):
     "내부망 192.168.0.1", "127.0.0.1:8080", "host 10.0.0.5",
     "사업자번호처럼 보이는 123-45-67890", "카드 4111-1111-1111-1112", "주문번호 202401151234567890",
     'password = os.environ["DB_PASSWORD"]', "token = tokenizer.encode(text)", "std::vector<int>",
-    "the password is stored in ${DB_PASSWORD}", "국민 여러분께 감사드립니다 2019년 12월",
+    "the password is stored in ${DB_PASSWORD}", "부품 KS-010-1234-5678", "ssh://git@github.com/org/repo", "국민 여러분께 감사드립니다 2019년 12월",
 ])
 def test_look_alikes_are_left_alone(text):
     assert scrub(text) == (text, {})

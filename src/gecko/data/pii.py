@@ -88,8 +88,9 @@ CUES: dict[str, tuple[str, ...]] = {
                      "kakao", "hana", "citibank", "toss", "suhyup", "shinhyup", "korea post", "dgb", "mg"),
     "phone": ("전화", "연락처", "휴대폰", "핸드폰", "휴대전화", "팩스", "phone", "mobile", "tel", "fax", "call"),
     "card": ("카드", "card"),
-    "secret": ("password", "passwd", "pwd", "secret", "token", "api key", "api_key", "apikey", "access key",
-               "access_key", "private key", "credential", "비밀번호", "패스워드", "토큰", "api 키", "시크릿", "인증키"),
+    "secret": ("password", "passwd", "pwd", "secret", "token", "bearer", "authorization", "api key", "api_key",
+               "apikey", "access key", "access_key", "private key", "credential", "비밀번호", "패스워드", "토큰",
+               "api 키", "시크릿", "인증키"),
     # look-alikes: a number under one of these words is not a person's
     "other": ("운송장", "송장", "택배", "등기", "tracking", "waybill", "주문", "order", "invoice", "승인번호", "isbn",
               "우편", "zip", "postal", "모델", "품번", "part no", "sku", "serial", "시리얼", "버전", "version"),
@@ -186,7 +187,7 @@ def _brn(text: str, m: re.Match) -> str | None:
     """Checksum always; ten bare digits also need a cue (one in ten random numbers passes the checksum)."""
     if not brn_check_ok(_digits(m)):
         return None
-    return "brn" if m.group(0)[3:4] in "-–" or _cue(text, m) == "brn" else None
+    return "brn" if m.group(0)[3:4] in "-– " or _cue(text, m) == "brn" else None
 
 
 def _needs_cue(kind: str) -> Validator:
@@ -219,6 +220,17 @@ def _bank(text: str, m: re.Match) -> str | None:
             layout in BANK_LAYOUTS or (layout == (4, 4, 4) and value.startswith("100"))):
         return "bank_account"
     return None
+
+
+def isbn13_ok(d: str) -> bool:
+    """A 978/979 book number with its check digit (weights 1,3,1,3,…)."""
+    return len(d) == 13 and d[:3] in ("978", "979") and sum(int(c) * (3 if i % 2 else 1)
+                                                              for i, c in enumerate(d)) % 10 == 0
+
+
+def _bare_account(text: str, m: re.Match) -> str | None:
+    """Bare digits are an account only after a bank cue, and never a valid ISBN-13."""
+    return "bank_account" if _cue(text, m) == "bank_account" and not isbn13_ok(m.group(0)) else None
 
 
 def _ip(text: str, m: re.Match) -> str | None:
@@ -254,25 +266,29 @@ RULES: tuple[Rule, ...] = (
     Rule("secret", re.compile(
         r"(?<![A-Za-z0-9])(?:(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|gh[pousr]_[A-Za-z0-9]{36,}"
         r"|github_pat_[A-Za-z0-9_]{40,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:proj-)?[A-Za-z0-9_-]{32,}"
-        r"|[sr]k_live_[0-9A-Za-z]{24,}|glpat-[0-9A-Za-z_-]{20}|hf_[A-Za-z]{30,}"
+        r"|[sr]k_(?:live|test)_[0-9A-Za-z]{24,}|glpat-[0-9A-Za-z_-]{20}|hf_[A-Za-z]{30,}|npm_[A-Za-z0-9]{36}"
+        r"|SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}|ya29\.[A-Za-z0-9_-]{20,}"
         r"|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),
-         needs=("AKIA", "ASIA", "AIza", "gh", "github_pat_", "xox", "sk-", "k_live_", "glpat-", "hf_", "eyJ")),
+         needs=("AKIA", "ASIA", "AIza", "gh", "github_pat_", "xox", "sk-", "k_live_", "k_test_", "glpat-", "hf_",
+                "npm_", "SG.", "ya29.", "eyJ")),
+    # the password of a connection URL (postgres://user:PASSWORD@host)
+    Rule("secret", re.compile(r"://[^/\s:@]+:(?P<value>[^@\s/]{3,})@[A-Za-z0-9.-]"), needs=("://",)),
     # any random-looking token shortly after a secret's name: `KEY = value`, `"password": "…"`, a table
     # column headed 토큰, "비밀번호는 …"
     Rule("secret", re.compile(r"(?<![A-Za-z0-9!#$%&*+\-./?@^_~|])[A-Za-z0-9!#$%&*+\-./?@^_~|]{8,200}=*"
                               r"(?![A-Za-z0-9!#$%&*+\-./=?@^_~|])"),
          _secret_token, scope="secret_cue"),
     Rule("email", re.compile(
-        r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9가-힣][A-Za-z0-9가-힣._%+-]*@(?:[A-Za-z0-9가-힣](?:[A-Za-z0-9가-힣-]*"
+        r"(?<![A-Za-z0-9._%+/-])[A-Za-z0-9가-힣][A-Za-z0-9가-힣._%+-]*@(?:[A-Za-z0-9가-힣](?:[A-Za-z0-9가-힣-]*"
         r"[A-Za-z0-9가-힣])?\.)+(?:[A-Za-z]{2,24}(?![A-Za-z0-9_-])|한국)"), scope="at"),
     Rule("rrn", re.compile(_L + r"\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?P<sep>" + _SEP + r"| )?[1-8]\d{6}"
                            + _R), _resident, scope="digits"),
     Rule("card", re.compile(_L + r"(?:\d{4}(?P<s>[- ])\d{4}(?P=s)\d{4}(?P=s)\d{4}(?:(?P=s)\d{1,3})?"
                                  r"|\d{4}(?P<t>[- ])\d{6}(?P=t)\d{4,5}|\d{13,19})" + _R), _card, scope="digits"),
-    Rule("brn", re.compile(_L + r"(?:\d{3}[-–]\d{2}[-–]\d{5}|\d{10})" + _R), _brn, scope="digits"),
+    Rule("brn", re.compile(_L + r"(?:\d{3}[-– ]\d{2}[-– ]\d{5}|\d{10})" + _R), _brn, scope="digits"),
     # +82 with or without the trunk 0; mobile 010 and legacy 011/016-019; landline 02, 031-064, 070, 050x
     Rule("phone", re.compile(
-        r"(?<![0-9A-Za-z_+])(?:\+\s?82[-. ]?(?:\(0\)\s?)?0?(?:1[016789]|2|[3-6][1-5]|70)[-. ]?\d{3,4}[-. ]?\d{4}"
+        r"(?<![0-9A-Za-z_+])(?<![A-Za-z]-)(?:\+\s?82[-. ]?(?:\(0\)\s?)?0?(?:1[016789]|2|[3-6][1-5]|70)[-. ]?\d{3,4}[-. ]?\d{4}"
         r"|01[016789][-. ]?\d{3,4}[-. ]?\d{4}"
         r"|\(0(?:2|[3-6][1-5]|70|50\d)\)\s?\d{3,4}[-. ]\d{4}"
         r"|0(?:2|[3-6][1-5]|70|50\d)(?:[-. )]\s?)\d{3,4}[-. ]\d{4})" + _R), scope="digits"),
@@ -283,7 +299,7 @@ RULES: tuple[Rule, ...] = (
                                       r"대구|인천|광주|대전|울산|세종)[ -]?\d\d-\d{6}-\d\d" + _R), scope="digits"),
     Rule("bank_account", re.compile(_L + r"\d{2,6}(?:-\d{2,7}){1,2}(?:-\d{1,7})?" + _R), _bank, scope="digits"),
     Rule("bank_account", re.compile(_L + r"\d{3,6}(?: \d{2,7}){1,2}(?: \d{1,7})?" + _R), _bank, scope="digits"),
-    Rule("bank_account", re.compile(_L + r"\d{10,14}" + _R), _needs_cue("bank_account"), scope="digits"),
+    Rule("bank_account", re.compile(_L + r"\d{10,14}" + _R), _bare_account, scope="digits"),
     # series M (multiple), S (single), R (residence), G (official), D (diplomatic), O; 8 digits, or since
     # Dec 2021 3 digits + a letter + 4 digits
     Rule("passport", re.compile(r"[MSRGDO](?<![0-9A-Za-z][MSRGDO])(?:\d{8}|\d{3}[A-Z]\d{4})(?![0-9A-Za-z])")),
@@ -382,7 +398,7 @@ def find(text: str, types: tuple[str, ...] = PII_TYPES) -> list[Found]:
             kind = rule.valid(text, m) if rule.valid is not None else rule.kind
             if kind is None or kind not in types:
                 continue
-            start, end = m.span()
+            start, end = m.span("value") if "value" in rule.pattern.groupindex else m.span()
             if not any(f.start < end and start < f.end for f in found):
                 found.append(Found(start, end, kind))
     return sorted(found, key=lambda f: f.start)
