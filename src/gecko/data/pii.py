@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datatrove.data import Document
 
 from gecko.data.filters.base import GeckoStep
+from gecko.errors import ConfigError
 
 PII_TYPES = ("secret", "email", "rrn", "frn", "card", "brn", "phone", "driver_license", "bank_account",
              "passport", "ip")
@@ -429,6 +430,9 @@ class PiiScrubber(GeckoStep):
     step = "pii"
 
     def __init__(self, types: tuple[str, ...] = PII_TYPES) -> None:
+        unknown = sorted(set(types) - set(PII_TYPES))
+        if unknown:  # a misspelt type would silently leave that PII in the corpus
+            raise ConfigError(f"data.pii.types: unknown {unknown}; known types are {list(PII_TYPES)}")
         super().__init__()
         self.types = types
 
