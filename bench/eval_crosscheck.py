@@ -20,7 +20,7 @@ import torch
 from gecko.eval import data
 from gecko.eval.lm import GeckoLM
 from gecko.eval.lm_eval_tasks import task_name, write_tasks
-from gecko.eval.tasks import KMMLU_FORMAT, MMLU_FORMAT, evaluate_mc
+from gecko.eval.choice import KMMLU_FORMAT, MMLU_FORMAT, evaluate_choice
 from gecko.export.hf import load_hf
 from gecko.tokenizer.train import load_tokenizer
 
@@ -58,7 +58,7 @@ def main() -> None:
             subjects = sorted(test)[: args.subjects]
             test = {s: test[s] for s in subjects}
             t0 = time.perf_counter()
-            metrics, records = evaluate_mc(lm, test, dev, 5, fmt, args.limit)
+            metrics, records = evaluate_choice(lm, test, dev, 5, fmt, "mc", args.limit)
             ours_s = time.perf_counter() - t0
             names = write_tasks(Path(tmp), bench, folder, subjects=subjects)
             t0 = time.perf_counter()
@@ -69,10 +69,10 @@ def main() -> None:
             their_pred = [max(range(len(ll)), key=lambda j: (ll[j], -j)) for ll in their_ll]
             report[bench] = {
                 "items": len(records), "subjects": len(subjects),
-                "same_choice": sum(p == r["pred"] for p, r in zip(their_pred, records, strict=True)),
+                "same_choice": sum(p == r["mc_acc_pred"] for p, r in zip(their_pred, records, strict=True)),
                 "max_abs_loglik_diff": max(abs(a - b) for ll, r in zip(their_ll, records, strict=True)
-                                           for a, b in zip(ll, r["loglik"], strict=True)),
-                "acc_gecko": metrics["acc_micro"],
+                                           for a, b in zip(ll, r["mc_loglik"], strict=True)),
+                "acc_gecko": metrics["mc_acc"],
                 "acc_lm_eval": sum(s["acc"] for s in samples) / len(samples),
                 "seconds_gecko": round(ours_s, 1), "seconds_lm_eval": round(theirs_s, 1),
                 "truncated_requests_gecko": lm.truncated,

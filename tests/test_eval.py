@@ -19,7 +19,7 @@ from gecko.config import EvalConfig, MCSetConfig, TokenizerConfig, load_config
 from gecko.errors import ConfigError, DataError
 from gecko.eval import data
 from gecko.eval.harness import evaluate_tasks
-from gecko.eval.lm import GeckoLM
+from gecko.eval.lm import GeckoLM, Scored
 from gecko.eval.report import markdown_report
 from gecko.eval.tasks import GSM8K_COT_EXEMPLARS, GSM8K_STOP, extract_number, pass_at_k
 from gecko.export.generate import generate_batch
@@ -37,11 +37,11 @@ class ScriptedLM:
     def __init__(self, letters: dict[str, str], outputs: dict[str, list[str]]):
         self.letters, self.outputs = letters, outputs
 
-    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
+    def score(self, requests: Sequence[tuple[str, str]]) -> list[Scored]:
         out = []
         for context, continuation in requests:
             question = context.rsplit("\n\n", 1)[-1].split("\n", 1)[0]
-            out.append(0.0 if continuation == f" {self.letters[question]}" else -1.0)
+            out.append(Scored(0.0 if continuation == f" {self.letters[question]}" else -1.0, 1, False))
         return out
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
@@ -122,15 +122,16 @@ def test_scripted_model_scores_exactly_on_every_task(tmp_path: Path):
     e = EvalConfig(kmmlu_dir=str(tmp_path / "kmmlu"), mmlu_dir=str(tmp_path / "mmlu"), gsm8k_dir=str(gsm),
                    humaneval_file=str(tmp_path / "HumanEval.jsonl.gz"),
                    mbpp_file=str(tmp_path / "mbpp.jsonl"),
-                   code_samples=3, code_pass_k=(1, 2), sandbox_timeout_s=2.0, mc_sets=(local,))
+                   code_samples=3, code_pass_k=(1, 2), sandbox_timeout_s=2.0, mc_sets=(local,), formulation="mc")
     lm = ScriptedLM(letters, outputs)
     tasks = ("kmmlu", "mmlu", "gsm8k", "humaneval", "mbpp", "local")
     r = evaluate_tasks(lm, e, tasks, tmp_path / "out")
 
-    assert r["kmmlu"]["acc_micro"] == 3 / 6 and r["kmmlu"]["acc_macro"] == (3 / 4 + 0) / 2
-    assert r["kmmlu"]["per_subject"] == {"Alpha": 0.75, "Beta": 0.0} and r["kmmlu"]["chance"] == 0.25
-    assert r["mmlu"]["acc_micro"] == 0.5
-    assert r["local"]["acc_micro"] == 2 / 3 and r["local"]["chance"] == 1 / 3
+    assert r["kmmlu"]["mc_acc"] == 3 / 6 and r["kmmlu"]["mc_acc_macro"] == (3 / 4 + 0) / 2
+    assert r["kmmlu"]["per_subject"] == {"Alpha": {"mc_acc": 0.75}, "Beta": {"mc_acc": 0.0}}
+    assert r["kmmlu"]["chance"] == 0.25 and r["kmmlu"]["formulations"] == ["mc"]
+    assert r["mmlu"]["mc_acc"] == 0.5
+    assert r["local"]["mc_acc"] == 2 / 3 and r["local"]["chance"] == 1 / 3
     assert r["gsm8k"]["exact_match"] == 2 / 3
     assert r["humaneval"]["pass@1"] == pytest.approx(0.5, abs=1e-12)
     assert r["humaneval"]["pass@2"] == pytest.approx(5 / 6, abs=1e-12)
@@ -140,7 +141,7 @@ def test_scripted_model_scores_exactly_on_every_task(tmp_path: Path):
 
     # --limit counts per subject, as lm-eval's does: one question of each KMMLU subject.
     limited = evaluate_tasks(lm, dataclasses.replace(e, limit=1), ("kmmlu",))["kmmlu"]
-    assert (limited["n"], limited["acc_micro"], limited["acc_macro"]) == (2, 0.5, 0.5)
+    assert (limited["n"], limited["mc_acc"], limited["mc_acc_macro"]) == (2, 0.5, 0.5)
 
 
 def test_pass_at_k_matches_counting_subsets():
@@ -232,14 +233,16 @@ def gecko_lm(tmp_path_factory: pytest.TempPathFactory) -> GeckoLM:
 def test_loglikelihood_equals_a_direct_forward(gecko_lm: GeckoLM):
     requests = [("대한민국의 수도는", " 서울"), ("Answer:", " A"), ("Answer:", " B"), ("x = ", "42"),
                 ("긴 문맥 " * 80, " A")]  # the last is longer than the 128-token window
-    got = gecko_lm.loglikelihood(requests)
-    for (context, continuation), value in zip(requests, got, strict=True):
+    got = gecko_lm.score(requests)
+    for (context, continuation), (value, n_tokens, greedy) in zip(requests, got, strict=True):
         ctx, cont = gecko_lm.encode_pair(context, continuation)
         seq = torch.tensor((ctx + cont)[-129:])
         with torch.no_grad():
             logp = torch.log_softmax(gecko_lm.model(seq[None, :-1])[0], dim=-1)
-        expected = sum(float(logp[len(seq) - 1 - len(cont) + j, t]) for j, t in enumerate(cont))
-        assert value == pytest.approx(expected, abs=1e-4)
+        rows = [len(seq) - 1 - len(cont) + j for j in range(len(cont))]
+        expected = sum(float(logp[r, t]) for r, t in zip(rows, cont, strict=True))
+        assert value == pytest.approx(expected, abs=1e-4) and n_tokens == len(cont)
+        assert greedy == all(int(logp[r].argmax()) == t for r, t in zip(rows, cont, strict=True))
     # trailing spaces move to the continuation, as lm-eval does
     assert gecko_lm.encode_pair("x = ", "42") == gecko_lm.encode_pair("x =", " 42")
     assert gecko_lm.truncated >= 1
@@ -302,18 +305,26 @@ def test_cli_tasks_and_limit_become_overrides(tmp_path: Path, capsys: pytest.Cap
 
 def test_report_puts_chance_beside_each_score():
     results = {"step": 10, "val_bpb": {"ko": 2.0}, "val_bpb_step0": {"ko": 8.0}, "truncated_inputs": 0,
-               "tasks": {"kmmlu": {"acc_macro": 0.3, "chance": 0.25, "majority": 0.32, "n": 90, "shots": 5},
+               "tasks": {"kmmlu": {"mc_acc_macro": 0.3, "mc_acc_macro_ci": [0.25, 0.35], "mc_acc": 0.31,
+                                   "mc_acc_ci": [0.28, 0.34], "cloze_acc_per_char": 0.4,
+                                   "cloze_acc_per_char_ci": [0.36, 0.44], "cloze_acc_per_token": 0.38,
+                                   "cloze_acc_per_token_ci": [0.3, 0.4], "cloze_acc": 0.33, "cloze_acc_ci": [0.3, 0.36],
+                                   "formulations": ["mc", "cloze"], "chance": 0.25, "majority": 0.32, "n": 90,
+                                   "shots": 5},
                          "humaneval": {"pass@1": 0.0, "chance": 0.0, "n": 2},
                          "mmlu": {"skipped": "data not found: /x"}}}
     md = markdown_report(results)
     assert "| ko | 8.000 | 2.000 | -6.000 |" in md
-    assert "| kmmlu | acc_macro | 0.300 | 0.250 | 0.320 | 90, 5-shot |" in md
-    assert "| humaneval | pass@1 | 0.000 | 0.000 | – | 2 |" in md
-    assert "| mmlu | – | skipped | – | – | data not found: /x |" in md
+    assert "| kmmlu | mc | acc_macro | 0.300 | 0.250–0.350 | 0.250 | 0.320 | 90 | 5 |" in md
+    assert "| kmmlu | mc | acc | 0.310 | 0.280–0.340 | 0.250 | 0.320 | 90 | 5 |" in md
+    assert "| kmmlu | cloze | acc_per_char | 0.400 | 0.360–0.440 | 0.250 | 0.320 | 90 | 5 |" in md
+    assert "| kmmlu | cloze | acc_per_token | 0.380 |" in md and "| kmmlu | cloze | acc | 0.330 |" in md
+    assert "| humaneval | generate | pass@1 | 0.000 | – | 0.000 | – | 2 | 0 |" in md
+    assert "| mmlu | – | – | skipped | – | – | – | – | data not found: /x |" in md
 
 
 def test_majority_baseline_is_the_best_constant_letter_macro_averaged():
-    from gecko.eval.tasks import majority_baseline
+    from gecko.eval.choice import majority_baseline
 
     records = [{"subject": "a", "answer": 3}, {"subject": "a", "answer": 3}, {"subject": "a", "answer": 0},
                {"subject": "b", "answer": 1}, {"subject": "b", "answer": 3}]

@@ -12,7 +12,7 @@ from conftest import shared_or_skip
 from gecko.eval import data
 from gecko.eval.lm import GeckoLM
 from gecko.eval.lm_eval_tasks import task_name, write_tasks
-from gecko.eval.tasks import KMMLU_FORMAT, MMLU_FORMAT, evaluate_mc, mc_context
+from gecko.eval.choice import KMMLU_FORMAT, MMLU_FORMAT, evaluate_choice, requests
 from gecko.export.hf import export_hf, load_hf
 from gecko.tokenizer.train import load_tokenizer
 from test_eval import make_model, make_tokenizer
@@ -58,7 +58,7 @@ def test_per_item_choices_and_accuracy_equal_lm_eval(tmp_path: Path, monkeypatch
     for bench, subjects in SUBJECTS.items():
         test = {s: loaders[bench](folders[bench], "test")[s] for s in subjects}
         dev = {s: loaders[bench](folders[bench], "dev")[s] for s in subjects}
-        metrics, records = evaluate_mc(lm, test, dev, 5, formats[bench], LIMIT)
+        metrics, records = evaluate_choice(lm, test, dev, 5, formats[bench], "mc", LIMIT)
         ours_by_subject = {s: [r for r in records if r["subject"] == s] for s in subjects}
         agree = 0
         for subject in subjects:
@@ -67,13 +67,13 @@ def test_per_item_choices_and_accuracy_equal_lm_eval(tmp_path: Path, monkeypatch
             for item, sample, ours in zip(test[subject], samples, ours_by_subject[subject], strict=False):
                 context = sample["arguments"][0][0] if isinstance(sample["arguments"][0], list | tuple) \
                     else sample["arguments"]["gen_args_0"]["arg_0"]
-                assert context == mc_context(item, dev[subject][:5], formats[bench])  # the very same prompt
+                assert context == requests(item, dev[subject][:5], formats[bench], "mc")[0][0]  # the same prompt
                 their_ll = [float(r[0]) for r in sample["filtered_resps"]]
-                assert their_ll == pytest.approx(ours["loglik"], abs=2e-3)
+                assert their_ll == pytest.approx(ours["mc_loglik"], abs=2e-3)
                 their_pred = max(range(4), key=lambda j: (their_ll[j], -j))
                 assert sample["target"] == ours["answer"]
-                agree += their_pred == ours["pred"]
-        assert agree == len(records) and len({r["pred"] for r in records}) > 1  # not one letter throughout
+                agree += their_pred == ours["mc_acc_pred"]
+        assert agree == len(records) and len({r["mc_acc_pred"] for r in records}) > 1  # not one letter throughout
         their_samples = [s for subject in subjects for s in theirs[task_name(bench, subject)]]
         their_acc = sum(s["acc"] for s in their_samples) / len(records)
-        assert their_acc == metrics["acc_micro"]
+        assert their_acc == metrics["mc_acc"]

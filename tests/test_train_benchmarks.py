@@ -58,12 +58,12 @@ def test_benchmarks_run_on_schedule_through_the_eval_harness(tiny_prepared, tmp_
     model, _ = load_final_model(tmp_path / "train")
     e = dataclasses.replace(cfg.eval, limit=3)
     fresh = evaluate_tasks(GeckoLM(model, load_tokenizer(tokenizer), e.batch_size), e, ("quiz",))["quiz"]
-    assert bench[-1]["eval_tasks"]["quiz"]["acc_micro"] == fresh["acc_micro"]
+    assert bench[-1]["eval_tasks"]["quiz"]["mc_acc"] == fresh["mc_acc"]
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "train" / "tensorboard")).Reload()
-    assert [e.step for e in events.Scalars("eval_tasks/quiz/acc_micro")] == [0, 2, 4]
+    assert [e.step for e in events.Scalars("eval_tasks/quiz/mc_acc")] == [0, 2, 4]
 
 
 def test_unknown_benchmark_is_a_config_error(tmp_path):

@@ -94,6 +94,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="items per task, per subject for KMMLU/MMLU (sets eval.limit)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="run model code even where the kernel sandbox is unavailable (sets eval.unsafe_no_sandbox)")
+    p.add_argument("--task", action="append", metavar="TASK.yaml",
+                   help="a local multiple-choice task file, repeatable (sets eval.task_files; without --tasks, "
+                        "only these run); format in docs/evaluation.md")
 
 
 def _eval_overrides(args: argparse.Namespace) -> list[str]:
@@ -105,6 +108,10 @@ def _eval_overrides(args: argparse.Namespace) -> list[str]:
         out.append(f"eval.limit={args.limit}")
     if getattr(args, "unsafe_no_sandbox", False):
         out.append("eval.unsafe_no_sandbox=true")
+    if getattr(args, "task", None):
+        out.append(f"eval.task_files={json.dumps([str(Path(t).resolve()) for t in args.task])}")
+        if not getattr(args, "tasks", None):
+            out += ["eval.tasks=[]", "eval.suite=none"]
     return out
 
 
@@ -214,7 +221,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(cmp)
     cmp.add_argument("--out", help="report folder (default: RUN/tokenizer/compare)")
     _add_sandbox_parser(sub)
+    ablate = sub.add_parser("ablate", help="a grid of small runs varying config keys; table and plot per variant")
+    _add_config_args(ablate)
+    ablate.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2,…",
+                        help="values of one config key (repeatable: the grid is every combination)")
+    ablate.add_argument("--stages", default="data,tokenizer,tokenize,train,eval",
+                        help="stages to run per variant (default: data,tokenizer,tokenize,train,eval)")
+    ablate.add_argument("--share-tokenizer", action="store_true",
+                        help="every variant uses the first variant's tokenizer, even when the data vary")
+    ablate.add_argument("--force", action="store_true", help="rerun stages even if complete")
     return parser
+
+
+def _ablate(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    from gecko.ablate import parse_vary, run_ablation, summarize, variants
+
+    grid = parse_vary(args.vary)
+    grid_variants = variants(args.config, grid, args.overrides)
+    run_ablation(grid_variants, grid, tuple(s.strip() for s in args.stages.split(",")), args.share_tokenizer,
+                 args.force)
+    print(summarize(grid_variants, cfg.run_path / "ablate"))
 
 
 # ── gecko sandbox: the code-evaluation sandbox on its own ─────────────────────────────────────────────
@@ -305,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"imported as {import_hf(cfg, Path(args.hf_dir))}; continue with `gecko train {args.config}`")
         elif args.command == "chat":
             _chat(cfg, args)
+        elif args.command == "ablate":
+            _ablate(cfg, args)
         elif args.command == "tokenizer" and args.action == "compare":
             _compare(cfg, args)
         else:

@@ -232,8 +232,8 @@ class BenchmarkConfig:
     path: str
     """File or folder of the benchmark's items."""
     format: str
-    """A key of gecko.data.decontam.BENCHMARK_FORMATS: kmmlu/mmlu: CSV folders; humaneval/mbpp/gsm8k: their
-    released JSONL; jsonl: `text` per line."""
+    """A key of gecko.data.decontam.BENCHMARK_FORMATS: kmmlu/mmlu: CSV folders; humaneval/mbpp/gsm8k/arc/piqa/
+    winogrande/lambada: their released JSONL (a file or folder); kobest: the TSV folder; jsonl: `text` per line."""
 
 
 @dataclass(frozen=True)
@@ -415,8 +415,13 @@ class TrainConfig:
     keep_checkpoints: int = ranged(2, ge=1)
 
 
-EVAL_TASKS = ("bpb", "kmmlu", "mmlu", "gsm8k", "humaneval", "mbpp")
-"""Built-in eval tasks; a name from eval.mc_sets is a task too."""
+EVAL_TASKS = ("bpb", "kmmlu", "mmlu", "gsm8k", "humaneval", "mbpp", "kobest_boolq", "kobest_copa",
+              "kobest_hellaswag", "kobest_sentineg", "kobest_wic", "arc_easy", "arc_challenge", "piqa",
+              "winogrande", "lambada")
+"""Built-in eval tasks; a name from eval.mc_sets or a task file is a task too."""
+SUITES = {"early": ("bpb", "kobest_boolq", "kobest_copa", "kobest_hellaswag", "kobest_sentineg", "kobest_wic",
+                    "arc_easy", "arc_challenge", "piqa", "winogrande", "lambada", "kmmlu", "mmlu")}
+"""Named task lists (docs/evaluation.md): `early` gives signal at proxy scale (bits per byte, cloze tasks)."""
 
 
 @dataclass(frozen=True)
@@ -473,6 +478,22 @@ class EvalConfig:
     """bool; true runs model code where the kernel sandbox is unavailable (rlimits and an audit hook only)."""
     mc_sets: tuple[MCSetConfig, ...] = ()
     """Extra local multiple-choice sets, scored zero-shot by the KMMLU/MMLU engine."""
+    suite: Literal["none", "early"] = "none"
+    """A named task list added to `tasks` (config.SUITES); `train.eval_tasks` may name a suite too."""
+    formulation: Literal["mc", "cloze", "both"] = "both"
+    """Multiple-choice formulation: lettered options (mc), answer texts scored as continuations (cloze,
+    OLMES's RC, normalized raw/per token/per character), or both side by side."""
+    task_files: tuple[str, ...] = ()
+    """TASK.yaml files of local multiple-choice tasks (`gecko eval --task`), docs/evaluation.md."""
+    kobest_dir: str = "../shared/data/eval/kobest/v1.0"
+    """KoBEST as released: {BoolQ,COPA,HellaSwag,SentiNeg,WiC}/{train,dev,test}.tsv."""
+    arc_dir: str = "../shared/data/eval/arc"
+    """ARC-Easy/ and ARC-Challenge/ with ARC-*-{Train,Dev}.jsonl (dev is scored, train gives the shots)."""
+    piqa_dir: str = "../shared/data/eval/piqa"
+    """valid.jsonl and valid-labels.lst."""
+    winogrande_dir: str = "../shared/data/eval/winogrande"
+    """dev.jsonl (scored) and train_m.jsonl (shots), labels in the `answer` field."""
+    lambada_file: str = "../shared/data/eval/lambada_openai/lambada_test.jsonl"
 
 
 @dataclass(frozen=True)
@@ -779,11 +800,18 @@ def _validate_device(device: str, where: Origin) -> None:
                         "train.device='cuda' but no CUDA device is available (use auto or cpu)")])
 
 
+def expand_tasks(tasks: tuple[str, ...], suite: str = "none") -> tuple[str, ...]:
+    """Task names with every suite name replaced by its tasks (and `suite` appended), without repeats."""
+    names = [t for name in (*tasks, *([suite] if suite != "none" else [])) for t in SUITES.get(name, (name,))]
+    return tuple(dict.fromkeys(names))
+
+
 def _validate_eval(e: EvalConfig, train_tasks: tuple[str, ...], where: Origin) -> None:
-    known = EVAL_TASKS + tuple(m.name for m in e.mc_sets)
+    known = EVAL_TASKS + tuple(SUITES) + tuple(m.name for m in e.mc_sets)
     benchmarks = [t for t in known if t != "bpb"]  # bpb already runs at every validation point
     bad_task = next((t for t in e.tasks if t not in known), None)
-    bad_train_task = next((t for t in train_tasks if t not in benchmarks), None)
+    # task files name their own tasks, read when the eval runs
+    bad_train_task = next((t for t in train_tasks if t not in benchmarks and not e.task_files), None)
     clash = sorted({m.name for m in e.mc_sets} & set(EVAL_TASKS))
     too_big = [k for k in e.code_pass_k if not 1 <= k <= e.code_samples]
     _check(where, [

@@ -69,11 +69,30 @@ def _jsonl_items(name: str, path: Path, fields: tuple[str, ...], id_field: str |
             for lineno, line in enumerate(fh, 1):
                 try:
                     r = json.loads(line)
-                    text = "\n".join(str(r[k]) for k in fields if k in r)
+                    text = "\n".join(_strings(r[k]) for k in fields if k in r)
                 except (json.JSONDecodeError, TypeError) as e:
                     raise DataError(f"{f}:{lineno}: not a {name} record ({e})") from None
                 item = r.get(id_field) if id_field else None
                 yield Item(f"{name}:{item if item is not None else f'{f.stem}:{lineno}'}", text)
+
+
+def _strings(value: object) -> str:
+    """The text of a field, nested objects included (ARC's question holds its stem and choices)."""
+    if isinstance(value, dict):
+        return "\n".join(_strings(v) for v in value.values())
+    if isinstance(value, list):
+        return "\n".join(_strings(v) for v in value)
+    return str(value)
+
+
+def _tsv_items(name: str, path: Path) -> Iterator[Item]:
+    """The sentences of KoBEST-style TSV files (no quoting: their cells hold unbalanced quotes); ids, labels
+    and single words are left out, so an item is the text a training document could copy."""
+    for f in sorted(path.rglob("*.tsv")) if path.is_dir() else [path]:
+        with f.open(encoding="utf-8", newline="") as fh:
+            for i, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)):
+                if i:  # the header
+                    yield Item(f"{name}:{f.parent.name}/{f.stem}:{i}", "\n".join(c for c in row if " " in c.strip()))
 
 
 BENCHMARK_FORMATS: dict[str, Callable[[str, Path], Iterator[Item]]] = {
@@ -83,6 +102,11 @@ BENCHMARK_FORMATS: dict[str, Callable[[str, Path], Iterator[Item]]] = {
     "mbpp": lambda name, path: _jsonl_items(name, path, ("text", "code"), "task_id"),
     "gsm8k": lambda name, path: _jsonl_items(name, path, ("question", "answer"), None),
     "jsonl": lambda name, path: _jsonl_items(name, path, ("text",), "id"),
+    "kobest": _tsv_items,
+    "arc": lambda name, path: _jsonl_items(name, path, ("question",), "id"),
+    "piqa": lambda name, path: _jsonl_items(name, path, ("goal", "sol1", "sol2"), None),
+    "winogrande": lambda name, path: _jsonl_items(name, path, ("sentence", "option1", "option2"), "qID"),
+    "lambada": lambda name, path: _jsonl_items(name, path, ("text",), None),
 }
 """How each benchmark's release is read into items: adding a benchmark format is one line here."""
 

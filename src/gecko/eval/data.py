@@ -29,6 +29,11 @@ class MCItem:
     subject: str
     where: str
     """file:line, for error messages and per-item records."""
+    context: str = ""
+    """A passage printed before the question (BoolQ's text)."""
+    cloze: tuple[tuple[str, str], ...] = ()
+    """(prefix, continuation) per choice where the cloze formulation is not "question → answer text":
+    Winogrande's partial scoring, COPA's premise and connective."""
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,15 @@ from typing import Any
 
 from rich.progress import Progress
 
-from gecko.config import EvalConfig, MCSetConfig
+from gecko.config import EVAL_TASKS, EvalConfig, MCSetConfig, expand_tasks
 from gecko.errors import DataError
-from gecko.eval import data
+from gecko.eval import data, suite
+from gecko.eval.choice import MCFormat, evaluate_choice, evaluate_last_word
 from gecko.eval.lm import GeckoLM, LanguageModel
 from gecko.eval.sandbox import SandboxLimits
-from gecko.eval.tasks import (GENERIC_FORMAT, GSM8K_COT_EXEMPLARS, HUMANEVAL_STOP, KMMLU_FORMAT, MBPP_STOP,
-                              MMLU_FORMAT, Records, evaluate_code, evaluate_gsm8k, evaluate_mc, humaneval_program,
-                              mbpp_program, train_exemplar)
+from gecko.eval.taskfile import TaskFile, load_task_file
+from gecko.eval.tasks import (GSM8K_COT_EXEMPLARS, HUMANEVAL_STOP, MBPP_STOP, Records, evaluate_code, evaluate_gsm8k,
+                              humaneval_program, mbpp_program, train_exemplar)
 from gecko.model.llama import Llama
 from gecko.tokenizer.train import load_tokenizer
 
@@ -36,20 +37,19 @@ def task_paths(name: str, e: EvalConfig) -> list[Path]:
     gsm8k = [Path(e.gsm8k_dir) / "test.jsonl"]
     if e.gsm8k_fewshot == "train":
         gsm8k.append(Path(e.gsm8k_dir) / "train.jsonl")
-    fixed = {"kmmlu": [e.kmmlu_dir], "mmlu": [e.mmlu_dir], "gsm8k": gsm8k,
-             "humaneval": [e.humaneval_file], "mbpp": [e.mbpp_file]}
-    sets = {m.name: [m.path] for m in e.mc_sets}
-    return [Path(p) for p in {**fixed, **sets}[name]]
+    if name in ("gsm8k", "humaneval", "mbpp"):
+        return [Path(p) for p in {"gsm8k": gsm8k, "humaneval": [e.humaneval_file], "mbpp": [e.mbpp_file]}[name]]
+    sets = {m.name: [Path(m.path)] for m in e.mc_sets}
+    return sets[name] if name in sets else suite.task_paths(name, e)
 
 
 def run_task(name: str, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any], Records]:
     limits = SandboxLimits(timeout_s=e.sandbox_timeout_s, cpu_s=math.ceil(e.sandbox_timeout_s))
-    if name == "kmmlu":
-        d = Path(e.kmmlu_dir)
-        return evaluate_mc(lm, data.kmmlu(d, "test"), data.kmmlu(d, "dev"), e.mc_shots, KMMLU_FORMAT, e.limit)
-    if name == "mmlu":
-        d = Path(e.mmlu_dir)
-        return evaluate_mc(lm, data.mmlu(d, "test"), data.mmlu(d, "dev"), e.mc_shots, MMLU_FORMAT, e.limit)
+    if suite.is_choice_task(name):
+        spec = suite.choice_spec(name, e)
+        return evaluate_choice(lm, spec.test, spec.shots, e.mc_shots, spec.fmt, e.formulation, e.limit)
+    if name == "lambada":
+        return evaluate_last_word(lm, suite.lambada(Path(e.lambada_file)), e.limit)
     if name == "gsm8k":
         test = data.gsm8k(Path(e.gsm8k_dir) / "test.jsonl")
         return evaluate_gsm8k(lm, test, gsm8k_exemplars(e), e.limit, e.gen_max_new_tokens)
@@ -61,7 +61,14 @@ def run_task(name: str, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any
                              e.gen_max_new_tokens, stop, program, limits,
                              workers=e.sandbox_workers or os.cpu_count() or 1, unsafe_no_sandbox=e.unsafe_no_sandbox)
     mc_set = next(m for m in e.mc_sets if m.name == name)
-    return evaluate_mc(lm, {name: _mc_set_items(mc_set)}, {}, 0, GENERIC_FORMAT, e.limit)
+    return evaluate_choice(lm, {"": _mc_set_items(mc_set)}, {}, 0, MCFormat("Answer:"), e.formulation, e.limit)
+
+
+def run_task_file(task: TaskFile, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any], Records]:
+    shots = task.shots if task.shots is not None else (e.mc_shots if task.spec.shots[""] else 0)
+    metrics, records = evaluate_choice(lm, task.spec.test, task.spec.shots, shots, task.spec.fmt,
+                                       task.formulation or e.formulation, e.limit)  # type: ignore[arg-type]
+    return {**metrics, "task_file": task.source}, records
 
 
 def gsm8k_exemplars(e: EvalConfig) -> list[tuple[str, str]]:
@@ -75,16 +82,34 @@ def _mc_set_items(m: MCSetConfig) -> list[data.MCItem]:
     return data.mc_items(Path(m.path), m.question, m.choices, m.answer, m.answer_base, m.name)
 
 
+def load_task_files(e: EvalConfig) -> dict[str, TaskFile]:
+    """Every eval.task_files entry, read and checked before any model work (errors name file and row)."""
+    files: dict[str, TaskFile] = {}
+    for path in e.task_files:
+        task = load_task_file(path)
+        if task.name in files or task.name in EVAL_TASKS or task.name in {m.name for m in e.mc_sets}:
+            raise DataError(f"{path}: task name {task.name!r} is already taken (a built-in task or another file)")
+        files[task.name] = task
+    return files
+
+
+def eval_task_names(e: EvalConfig, files: dict[str, TaskFile]) -> tuple[str, ...]:
+    """What `gecko eval` scores: eval.tasks and eval.suite expanded, then the task files."""
+    return expand_tasks(e.tasks, e.suite) + tuple(files)
+
+
 def evaluate_tasks(lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out_dir: Path | None = None
                    ) -> dict[str, dict[str, Any]]:
-    """{task: metrics} for every task except bpb (which needs the shards, not a LanguageModel)."""
+    """{task: metrics} for `tasks` (suite names expanded; a task file's name runs that file) except bpb,
+    which needs the shards, not a LanguageModel."""
     results: dict[str, dict[str, Any]] = {}
-    names = [t for t in tasks if t != "bpb"]
+    files = load_task_files(e)
+    names = [t for t in expand_tasks(tasks) if t != "bpb"]
     with Progress(transient=True) as progress:
         bar = progress.add_task("eval", total=len(names))
         for name in names:
             progress.update(bar, description=f"eval {name}")
-            missing = [p for p in task_paths(name, e) if not p.exists()]
+            missing = [] if name in files else [p for p in task_paths(name, e) if not p.exists()]
             if missing and e.missing_data == "skip":
                 log.warning("eval %s: skipped, data not found at %s", name, missing[0])
                 results[name] = {"skipped": f"data not found: {missing[0]}"}
@@ -92,7 +117,7 @@ def evaluate_tasks(lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out
                 raise DataError(f"eval {name}: data not found at {missing[0]} (set eval.*_dir / *_file, or "
                                 f"eval.missing_data=skip)")
             else:
-                results[name], records = run_task(name, lm, e)
+                results[name], records = run_task_file(files[name], lm, e) if name in files else run_task(name, lm, e)
                 if out_dir is not None:
                     _write_records(out_dir / "samples" / f"{name}.jsonl", records)
             progress.advance(bar)

@@ -9,8 +9,9 @@ context's tokens. Too-long inputs are cut on the left to the model's window, as 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +22,19 @@ from gecko.export.generate import cut_at_stop, generate_batch
 from gecko.model.llama import Llama
 
 
+class Scored(NamedTuple):
+    """One continuation scored after its context (lm-eval's `loglikelihood` answer, plus the length)."""
+    logprob: float
+    """log P(continuation | context) in nats."""
+    n_tokens: int
+    """Tokens of the continuation as scored: the per-token normalization divides by it."""
+    greedy: bool
+    """Every continuation token is the model's argmax (LAMBADA's accuracy)."""
+
+
 class LanguageModel(Protocol):
-    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
-        """log P(continuation | context) in nats, one per (context, continuation)."""
+    def score(self, requests: Sequence[tuple[str, str]]) -> list[Scored]:
+        """One `Scored` per (context, continuation)."""
         ...
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
@@ -44,24 +55,37 @@ class GeckoLM:
         """Inputs cut on the left to fit the window so far (reported beside the scores)."""
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-        whole = self.tokenizer.encode(context + continuation).ids
-        n_context = len(self.tokenizer.encode(context).ids)
-        return whole[:n_context], whole[n_context:]
+        return self.encode_pairs([(context, continuation)])[0]
+
+    def encode_pairs(self, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        """(context ids, continuation ids) per request; each distinct text is encoded once, in parallel
+        (a 5-shot prompt is shared by every choice of its item)."""
+        moved = []
+        for context, continuation in requests:
+            n_spaces = len(context) - len(context.rstrip())
+            moved.append((context[:-n_spaces], context[-n_spaces:] + continuation) if n_spaces
+                         else (context, continuation))
+        texts = list(dict.fromkeys([c for c, _ in moved] + [c + x for c, x in moved]))
+        ids = dict(zip(texts, (e.ids for e in self.tokenizer.encode_batch(texts)), strict=True))
+        return [(ids[c + x][: len(ids[c])], ids[c + x][len(ids[c]):]) for c, x in moved]
 
     @torch.inference_mode()
-    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
+    def score(self, requests: Sequence[tuple[str, str]]) -> list[Scored]:
         # Requests with the same model input share one forward: the four answer letters of a question
         # differ only in the target token, so a 4-way multiple-choice item costs one forward, not four.
-        rows = [self._row(*self.encode_pair(c, x)) for c, x in requests]
-        inputs = sorted({inp for inp, _ in rows}, key=len, reverse=True)
-        logprobs: dict[tuple[int, ...], torch.Tensor] = {}
+        rows = [self._row(c, x) for c, x in self.encode_pairs(requests)]
+        users: dict[tuple[int, ...], list[int]] = defaultdict(list)  # model input → rows scored on it
+        for i, (inp, _) in enumerate(rows):
+            users[inp].append(i)
+        inputs = sorted(users, key=len, reverse=True)  # similar lengths share a batch: little padding
+        out: list[Scored] = [Scored(0.0, 0, False)] * len(rows)
         for b in range(0, len(inputs), self.batch_size):
             batch = inputs[b: b + self.batch_size]
-            logprobs.update(zip(batch, self._forward(batch, max(len(t) for _, t in rows)), strict=True))
-        return [self._gather(logprobs[inp], targets) for inp, targets in rows]
+            tail = max(len(rows[i][1]) for inp in batch for i in users[inp])
+            for inp, logprobs in zip(batch, self._forward(batch, tail), strict=True):
+                for i in users[inp]:  # gathered now: holding (tail, V) per input would not fit in memory
+                    out[i] = self._gather(logprobs, rows[i][1])
+        return out
 
     def _row(self, context: list[int], continuation: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(model input, continuation targets), cut on the left to the window."""
@@ -79,15 +103,16 @@ class GeckoLM:
         out = []
         for i, inp in enumerate(inputs):
             n = min(tail, len(inp))
-            out.append(F.log_softmax(logits[i, len(inp) - n: len(inp)], dim=-1))  # (n, V)
+            out.append(F.log_softmax(logits[i, len(inp) - n: len(inp)].float(), dim=-1))  # (n, V)
         return out
 
     @staticmethod
-    def _gather(logprobs: torch.Tensor, targets: tuple[int, ...]) -> float:
+    def _gather(logprobs: torch.Tensor, targets: tuple[int, ...]) -> Scored:
         """Sum of log P(target) over the continuation, which ends at the input's last position."""
         index = torch.tensor(targets, device=logprobs.device)[:, None]
-        picked = logprobs[logprobs.shape[0] - len(targets):].gather(-1, index)
-        return float(picked.sum())
+        window = logprobs[logprobs.shape[0] - len(targets):]  # (n, V)
+        greedy = bool((window.argmax(-1) == index[:, 0]).all())
+        return Scored(float(window.gather(-1, index).sum()), len(targets), greedy)
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
                  temperature: float = 0.0, seed: int = 0) -> list[str]:

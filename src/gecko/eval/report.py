@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gecko.config import GeckoConfig
+from gecko.config import GeckoConfig, expand_tasks
 from gecko.eval.bpb import evaluate_bpb
-from gecko.eval.harness import evaluate_tasks
+from gecko.eval.harness import eval_task_names, evaluate_tasks, load_task_files
 from gecko.eval.lm import GeckoLM
 from gecko.tokenizer.shards import Shards
 from gecko.tokenizer.train import load_tokenizer
@@ -24,9 +24,9 @@ from gecko.train.checkpoint import load_final_model
 from gecko.train.metrics import read_metrics
 from gecko.train.trainer import pick_device
 
-HEADLINE = {"kmmlu": "acc_macro", "mmlu": "acc_macro", "gsm8k": "exact_match", "humaneval": "pass@1",
-            "mbpp": "pass@1"}
-"""The metric shown in the table for each task (every metric is in results.json)."""
+GENERATION_HEADLINE = {"gsm8k": "exact_match", "humaneval": "pass@1", "mbpp": "pass@1"}
+"""The metric shown for each generation task (every metric is in results.json)."""
+COLUMNS = ("task", "formulation", "metric", "score", "95% CI", "chance", "majority", "n", "shots")
 
 
 def run_eval(cfg: GeckoConfig, train_dir: Path, shards_dir: Path, tokenizer_dir: Path, out_dir: Path
@@ -35,13 +35,14 @@ def run_eval(cfg: GeckoConfig, train_dir: Path, shards_dir: Path, tokenizer_dir:
     model, meta = load_final_model(train_dir)
     model.to(device)
     results: dict[str, Any] = {"step": meta["step"], "val_bpb": {}, "val_bpb_step0": {}, "tasks": {}}
-    if "bpb" in cfg.eval.tasks:
+    if "bpb" in expand_tasks(cfg.eval.tasks, cfg.eval.suite):
         results["val_bpb"] = evaluate_bpb(model, Shards(shards_dir), "val", cfg.train.seq_len,
                                           cfg.eval.batch_size, cfg.eval.max_tokens_per_lang, device)
         evals = [r for r in read_metrics(train_dir / "metrics.jsonl") if "val_bpb" in r]
         results["val_bpb_step0"] = evals[0]["val_bpb"] if evals and evals[0]["step"] == 0 else {}
     lm = GeckoLM(model, load_tokenizer(tokenizer_dir), cfg.eval.batch_size)
-    results["tasks"] = evaluate_tasks(lm, cfg.eval, cfg.eval.tasks, out_dir)
+    tasks = eval_task_names(cfg.eval, load_task_files(cfg.eval))
+    results["tasks"] = evaluate_tasks(lm, cfg.eval, tasks, out_dir)
     results["truncated_inputs"] = lm.truncated
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     (out_dir / "results.md").write_text(markdown_report(results))
@@ -58,18 +59,35 @@ def _bpb_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def task_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
-    """(task, metric, score, chance, majority, items) per task; a skipped task says why. `majority` is the
-    score of always giving the most frequent correct letter (multiple choice only): the bar to clear."""
+def _headline_metrics(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """(formulation, metric key) rows of a task: MC accuracy and the cloze accuracies (per character first,
+    OLMES's headline), macro over subjects before micro where a task has subjects."""
     rows = []
+    for form in m.get("formulations", []):
+        metrics = ["acc"] if form == "mc" or "cloze_acc_per_char" not in m else ["acc_per_char", "acc_per_token", "acc"]
+        for metric in metrics:
+            key = f"{form}_{metric}"
+            rows += [(form, f"{key}_macro")] if f"{key}_macro" in m else []
+            rows.append((form, key))
+    return rows
+
+
+def task_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per task and headline metric, each with its 95% interval, chance level, majority baseline
+    (always giving the most frequent correct choice: the bar to clear), items scored and shots."""
+    rows: list[tuple[str, ...]] = []
     for task, m in results["tasks"].items():
         if "skipped" in m:
-            rows.append((task, "–", "skipped", "–", "–", m["skipped"]))
+            rows.append((task, "–", "–", "skipped", "–", "–", "–", "–", m["skipped"]))
             continue
-        metric = HEADLINE.get(task, "acc_macro")
-        shots = f", {m['shots']}-shot" if m.get("shots") else ""
+        chance = f"{m['chance']:.3f}" if "chance" in m else "–"
         majority = f"{m['majority']:.3f}" if "majority" in m else "–"
-        rows.append((task, metric, f"{m[metric]:.3f}", f"{m['chance']:.3f}", majority, f"{m['n']}{shots}"))
+        shots = str(m.get("shots", 0))
+        keys = _headline_metrics(m) or [("generate", GENERATION_HEADLINE.get(task, "exact_match"))]
+        for form, key in keys:
+            ci = m.get(f"{key}_ci")
+            rows.append((task, form, key.removeprefix(f"{form}_"), f"{m[key]:.3f}",
+                         f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "–", chance, majority, str(m["n"]), shots))
     return rows
 
 
@@ -80,7 +98,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         parts.append("# Validation bits per byte\n\n" + head + "".join(f"| {' | '.join(r)} |\n"
                                                                      for r in _bpb_rows(results)))
     if results["tasks"]:
-        head = "| task | metric | score | chance | majority | items |\n|---|---|---:|---:|---:|---|\n"
+        head = ("| " + " | ".join(COLUMNS) + " |\n|---|---|---|---:|---|---:|---:|---:|---:|\n")
         note = (f"\n{results['truncated_inputs']} inputs were longer than the model's window and were cut on "
                 "the left.\n" if results.get("truncated_inputs") else "")
         parts.append(f"# Benchmarks (step {results['step']})\n\n" + head
@@ -99,8 +117,8 @@ def print_tables(results: dict[str, Any]) -> None:
         console.print(table)
     if results["tasks"]:
         table = Table(title=f"Benchmarks at step {results['step']} (chance level beside each score)")
-        for col in ("task", "metric", "score", "chance", "majority", "items"):
-            table.add_column(col, justify="right" if col in ("score", "chance", "majority") else "left")
+        for col in COLUMNS:
+            table.add_column(col, justify="left" if col in ("task", "formulation", "metric") else "right")
         for row in task_rows(results):
             table.add_row(*row)
         console.print(table)

@@ -1,107 +1,22 @@
-"""The task types: multiple choice by answer-letter log-likelihood, GSM8K chain-of-thought exact match, and
-code pass@k with the tests run in the sandbox.
+"""The generation task types: GSM8K chain-of-thought exact match, and code pass@k with the tests run in the
+sandbox (multiple choice lives in gecko.eval.choice).
 
-Each `evaluate_*` takes a `LanguageModel` and items, and returns (metrics, per-item records). Prompts follow
-lm-evaluation-harness's KMMLU and MMLU tasks character for character (the eval_tasks/ YAML files are the
-same templates), so the two agree item by item.
+Each `evaluate_*` takes a `LanguageModel` and items, and returns (metrics, per-item records).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-from gecko.eval.data import LETTERS, GenItem, MCItem
+from gecko.eval.data import GenItem
 from gecko.eval.lm import LanguageModel
 from gecko.eval.sandbox import SandboxLimits, require_kernel_sandbox, run_sandboxed
 
 Records = list[dict[str, Any]]
-
-
-# ── multiple choice ─────────────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class MCFormat:
-    answer_cue: str
-    """Ends each question: "정답：" (KMMLU, full-width colon as in the paper's template) or "Answer:"."""
-    description: str = ""
-    """Printed once before the shots; "{subject}" is replaced by the subject name."""
-
-
-KMMLU_FORMAT = MCFormat("정답：")
-MMLU_FORMAT = MCFormat("Answer:",
-                       "The following are multiple choice questions (with answers) about {subject}.\n\n")
-GENERIC_FORMAT = MCFormat("Answer:")
-"""Local MC sets (eval.mc_sets), scored zero-shot."""
-
-
-def mc_question(item: MCItem, fmt: MCFormat) -> str:
-    options = "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(item.choices))
-    return f"{item.question.strip()}{options}\n{fmt.answer_cue}"
-
-
-def mc_context(item: MCItem, shots: Sequence[MCItem], fmt: MCFormat) -> str:
-    """Description, then each shot with its answer letter, then the question: lm-eval's layout
-    (target delimiter " ", few-shot delimiter a blank line)."""
-    head = fmt.description.format(subject=item.subject.replace("_", " "))
-    solved = "".join(f"{mc_question(s, fmt)} {LETTERS[s.answer]}\n\n" for s in shots)
-    return head + solved + mc_question(item, fmt)
-
-
-def evaluate_mc(lm: LanguageModel, test: dict[str, list[MCItem]], dev: dict[str, list[MCItem]], shots: int,
-                fmt: MCFormat, limit: int | None) -> tuple[dict[str, Any], Records]:
-    """Accuracy per subject, micro (over items) and macro (over subjects). The prediction is the letter
-    with the highest log-likelihood after the prompt (KMMLU paper; lm-eval `acc`); ties go to the first."""
-    records: Records = []
-    per_subject: dict[str, float] = {}
-    for subject, items in test.items():
-        items = items[:limit] if limit is not None else items
-        shot_items = dev.get(subject, [])[:shots]
-        if len(shot_items) < shots:
-            raise ValueError(f"{subject}: {shots}-shot needs {shots} dev items, found {len(shot_items)}")
-        requests = [(mc_context(it, shot_items, fmt), f" {LETTERS[j]}")
-                    for it in items for j in range(len(it.choices))]
-        scores = iter(lm.loglikelihood(requests))
-        correct = 0
-        for it in items:
-            ll = [next(scores) for _ in it.choices]
-            pred = max(range(len(ll)), key=lambda j: (ll[j], -j))
-            correct += pred == it.answer
-            records.append({"subject": subject, "where": it.where, "pred": pred, "answer": it.answer,
-                            "loglik": ll})
-        if items:
-            per_subject[subject] = correct / len(items)
-    n = len(records)
-    metrics = {
-        "acc_micro": sum(r["pred"] == r["answer"] for r in records) / n if n else math.nan,
-        "acc_macro": sum(per_subject.values()) / len(per_subject) if per_subject else math.nan,
-        "n": n, "subjects": len(per_subject), "shots": shots,
-        "chance": sum(1 / len(it.choices) for its in test.values() for it in its[:limit]) / n
-        if n else math.nan,
-        "majority": majority_baseline(records),
-        "per_subject": per_subject,
-    }
-    return metrics, records
-
-
-def majority_baseline(records: Records) -> float:
-    """Macro accuracy of always answering the letter that is most often correct among the scored items.
-
-    Uniform chance (1/choices) is not the bar when answers are unevenly spread: in the KMMLU test files
-    only 10% of answers are A, so always answering D scores ~31%, not 25%."""
-    if not records:
-        return math.nan
-    letter = Counter(r["answer"] for r in records).most_common(1)[0][0]
-    by_subject: dict[str, list[bool]] = defaultdict(list)
-    for r in records:
-        by_subject[r.get("subject", "")].append(r["answer"] == letter)
-    return sum(sum(v) / len(v) for v in by_subject.values()) / len(by_subject)
 
 
 # ── GSM8K ───────────────────────────────────────────────────────────────────────────────────────────────
