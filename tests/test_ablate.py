@@ -40,6 +40,7 @@ def test_only_stages_untouched_by_the_varied_keys_are_shared():
     assert shared_stages({"seed": ["1"]}, stages, False) == set()
 
 
+@pytest.mark.slow  # two data stages and two 4-step trainings: about a minute on 2 cores
 def test_korean_share_ladder_of_tiny_runs(tiny_config: Path, capsys: pytest.CaptureFixture[str]):
     from gecko.cli import main
 
