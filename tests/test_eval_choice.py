@@ -158,6 +158,7 @@ def test_piqa_shots_are_never_scored():
 # ── decontamination sources ─────────────────────────────────────────────────────────────────────────────
 
 
+@pytest.mark.slow  # indexes 50k released items
 def test_suite_benchmarks_are_decontamination_sources(tmp_path):
     from gecko.config import BenchmarkConfig, DecontamConfig
     from gecko.data.decontam import DecontamFilter, build_index, load_items
