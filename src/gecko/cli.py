@@ -176,6 +176,27 @@ class _IntermixedSubParsers(argparse._SubParsersAction):
             vars(namespace).setdefault(argparse._UNRECOGNIZED_ARGS_ATTR, []).extend(extras)
 
 
+def _add_extend_parser(tok: argparse._SubParsersAction) -> None:
+    ext = tok.add_parser("extend", help="add Korean (and code) tokens to an existing BPE tokenizer, ids kept")
+    ext.add_argument("base", help="base tokenizer: tokenizer.json, a folder holding one, or a SentencePiece .model")
+    _add_config_args(ext)
+    ext.add_argument("--add", type=int, required=True, help="new tokens to add (0: the base as is)")
+    ext.add_argument("--langs", default="ko", help="corpus languages the merges learn from (default: ko)")
+    ext.add_argument("--out", help="output folder (default: RUN/tokenizer)")
+    ext.add_argument("--force", action="store_true", help="replace a tokenizer already in the output folder")
+
+
+def _extend(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    from gecko.stages import stage_dir
+    from gecko.tokenizer.extend import run_extend
+
+    langs = tuple(x.strip() for x in args.langs.split(",") if x.strip())
+    out = Path(args.out) if args.out else stage_dir(cfg, "tokenizer")
+    report = run_extend(cfg, Path(args.base), stage_dir(cfg, "data") / "corpus.jsonl", args.add, langs, out,
+                        args.force)
+    print(report.read_text(encoding="utf-8"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gecko", description="Build bilingual Korean·English LLMs that code.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -220,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = tok.add_parser("compare", help="chars/bytes per token on held-out text: ours vs reference tokenizers")
     _add_config_args(cmp)
     cmp.add_argument("--out", help="report folder (default: RUN/tokenizer/compare)")
+    _add_extend_parser(tok)
     _add_sandbox_parser(sub)
     ablate = sub.add_parser("ablate", help="a grid of small runs varying config keys; table and plot per variant")
     _add_config_args(ablate)
@@ -335,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
             _ablate(cfg, args)
         elif args.command == "tokenizer" and args.action == "compare":
             _compare(cfg, args)
+        elif args.command == "tokenizer" and args.action == "extend":
+            _extend(cfg, args)
         else:
             run_stage(cfg, BY_NAME[args.command])  # `data run` → data stage, `tokenizer train` → tokenizer
     except GeckoError as e:
