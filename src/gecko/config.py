@@ -363,6 +363,20 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class TrainStageConfig:
+    """One stage of staged (continued) pretraining; see gecko.train.stages."""
+
+    name: str
+    steps: int
+    lr: float
+    """Peak lr of this stage; its own warmup, then train.schedule's decay over its own steps."""
+    warmup_steps: int = 0
+    trainable: Literal["all", "new_embeddings", "embeddings"] = "all"
+    """new_embeddings: only the rows of tokens added by `gecko tokenizer extend` (input and output);
+    embeddings: every embedding row; all: the whole model."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seq_len: int = ranged(256, ge=8)
     """Tokens per packed sample."""
@@ -413,6 +427,9 @@ class TrainConfig:
     checkpoint_every: int | None = ranged(None, ge=1)
     """Steps between checkpoints (null: only at the end)."""
     keep_checkpoints: int = ranged(2, ge=1)
+    stages: tuple[TrainStageConfig, ...] = ()
+    """Consecutive stages, each with its own steps, lr, warmup and trainable set (empty: one stage of
+    `steps` at `lr`). When set, `steps` must equal their sum; `lr` and `warmup_steps` are not used."""
 
 
 EVAL_TASKS = ("bpb", "kmmlu", "mmlu", "gsm8k", "humaneval", "mbpp", "kobest_boolq", "kobest_copa",
@@ -773,13 +790,15 @@ def validate(cfg: GeckoConfig, where: Origin) -> None:
          f"data.mix shares must be ≥ 0 and sum to 1, found sum {total:.4f}"),
         (not (cfg.data.sources and starved),
          f"data.mix.{starved[0] if starved else ''} > 0 but no source has lang {starved[0] if starved else ''}"),
-        (t.warmup_steps < t.steps, f"train.warmup_steps={t.warmup_steps} must be < train.steps ({t.steps})"),
+        (bool(t.stages) or t.warmup_steps < t.steps,  # with stages, each stage has its own warmup
+         f"train.warmup_steps={t.warmup_steps} must be < train.steps ({t.steps})"),
         (t.loss_spike_factor == 0 or t.loss_spike_factor > 1,
          f"train.loss_spike_factor={t.loss_spike_factor} must be 0 (off) or > 1"),
         (cfg.sft.train.warmup_steps < cfg.sft.train.steps,
          f"sft.train.warmup_steps={cfg.sft.train.warmup_steps} must be < sft.train.steps ({cfg.sft.train.steps})"),
     ])
     _validate_eval(cfg.eval, t.eval_tasks, where)
+    _validate_stages(t, where)
     _validate_data_phases(cfg.data, where)
 
 
@@ -823,6 +842,18 @@ def _validate_eval(e: EvalConfig, train_tasks: tuple[str, ...], where: Origin) -
         (not clash, f"eval.mc_sets: name {clash[0] if clash else ''!r} is a built-in task"),
         (not too_big, f"eval.code_pass_k contains {too_big[0] if too_big else ''}, but pass@k needs "
                       f"1 ≤ k ≤ eval.code_samples ({e.code_samples})"),
+    ])
+
+
+def _validate_stages(t: TrainConfig, where: Origin) -> None:
+    """train.stages must add up to train.steps, so the schedule, checkpoints and resume agree on the end."""
+    total = sum(s.steps for s in t.stages)
+    _check(where, [
+        (not t.stages or total == t.steps,
+         f"train.steps={t.steps} but train.stages add up to {total} steps; set train.steps={total}"),
+        *((s.steps >= 1 and s.lr >= 0 and 0 <= s.warmup_steps < s.steps,
+           f"train.stages[{i}] ({s.name}): need steps ≥ 1, lr ≥ 0 and 0 ≤ warmup_steps < steps (found "
+           f"{s.steps}, {s.lr}, {s.warmup_steps})") for i, s in enumerate(t.stages)),
     ])
 
 

@@ -301,7 +301,7 @@ def report_markdown(before: dict[str, dict[str, float]], after: dict[str, dict[s
              "| language | chars | chars/token before | after | change |", "|---|---|---|---|---|"]
     for lang in before:
         b, a = before[lang]["chars_per_token"], after[lang]["chars_per_token"]
-        lines.append(f"| {lang} | {before[lang]['chars']:,} | {b:.3f} | {a:.3f} | {100 * (a / b - 1):+.1f}% |")
+        lines.append(f"| {lang} | {before[lang]['chars']:,} | {b:.3f} | {a:.3f} | {100 * (a / b - 1) if b else 0:+.1f}% |")
     return "\n".join(lines) + "\n"
 
 

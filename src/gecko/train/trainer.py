@@ -43,6 +43,7 @@ from gecko.train.loader import Batch, PackedLoader
 from gecko.train.metrics import MetricsLog, measure_peak_tflops, plot_loss, read_metrics
 from gecko.train.parallelize import parallelize
 from gecko.train.schedule import lr_multiplier
+from gecko.train.stages import enter_stage, new_row_mask, set_trainable, stage_at, stage_lr, zero_old_row_grads
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,9 @@ class Trainer:
     """Rank, world size and FSDP mesh; None: a single process."""
     peak_tflops: float | None = None
     """MFU denominator; None: MFU is not logged."""
+    new_rows: torch.Tensor | None = None
+    """Vocabulary rows added by a tokenizer extension (bool, vocab_size): what train.stages' new_embeddings
+    trains."""
 
     def __post_init__(self) -> None:
         t = self.cfg.train
@@ -161,6 +165,10 @@ class Trainer:
         """Accumulate grad_accum micro-batches, clip, and update unless the guard refuses the step."""
         t = self.cfg.train
         lr = t.lr * lr_multiplier(self.step, t.steps, t.warmup_steps, t.schedule, t.min_lr_ratio)
+        if t.stages:  # staged continued pretraining: each stage its own lr schedule and trainable set
+            lr = stage_lr(t.stages, self.step, t.schedule, t.min_lr_ratio)
+            stage = t.stages[stage_at(t.stages, self.step)[0]]
+            enter_stage(self.model, self.optimizer, stage, self.new_rows, t.weight_decay)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         n_langs = len(self.shards.langs)
@@ -181,6 +189,8 @@ class Trainer:
             sums[1] += ce.numel()
             sums[2:2 + n_langs].index_add_(0, langs, ce)
             sums[2 + n_langs:].index_add_(0, langs, torch.ones_like(ce))
+        if t.stages and stage.trainable == "new_embeddings":
+            zero_old_row_grads(self.model, self.new_rows)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or math.inf)
         if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the norm over every shard
             grad_norm = grad_norm.full_tensor()
@@ -287,6 +297,9 @@ class Trainer:
         state = ckpt.load_train_state(found[-1])
         self.loader.load_state_dict(state["loader"])  # first: it refuses other shards or another world size
         options = StateDictOptions(full_state_dict=True)
+        if self.cfg.train.stages:  # the checkpoint's stage froze some parameters: they have no optimizer state
+            stages = self.cfg.train.stages
+            set_trainable(self.model, stages[stage_at(stages, state["step"])[0]].trainable)
         set_model_state_dict(self.model, ckpt.read_weights(found[-1], self.model), options=options)
         set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"], options=options)
         self.step, self.skipped_steps = state["step"], state["skipped_steps"]
@@ -330,6 +343,15 @@ def benchmark_hook(cfg: GeckoConfig, tokenizer_dir: Path | None) -> Callable[[Ll
     return training_evaluator(cfg.eval, t.eval_tasks, t.eval_tasks_limit or cfg.eval.limit, tokenizer_dir)
 
 
+def _extension_rows(tokenizer_dir: Path | None, vocab_size: int) -> torch.Tensor | None:
+    """The new-row mask when the run's tokenizer was made by `gecko tokenizer extend`, else None."""
+    from gecko.tokenizer.extend import EXTENSION_FILE, load_new_tokens
+
+    if tokenizer_dir is None or not (Path(tokenizer_dir) / EXTENSION_FILE).is_file():
+        return None
+    return new_row_mask(vocab_size, load_new_tokens(tokenizer_dir)[0])
+
+
 def run_train(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, tokenizer_dir: Path | None = None) -> Path:
     """Train (or resume) and return the final checkpoint folder; under torchrun, on every rank.
     `tokenizer_dir` is needed only by train.eval_tasks (benchmarks are text in, text out)."""
@@ -337,6 +359,7 @@ def run_train(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, tokenizer_dir: 
         hook = benchmark_hook(cfg, tokenizer_dir) if cfg.train.eval_tasks else None
         trainer = build_trainer(cfg, shards_dir, out_dir)
         trainer.task_evaluator = hook
+        trainer.new_rows = _extension_rows(tokenizer_dir, trainer.model_cfg.vocab_size)
         return trainer.train()
     finally:
         close_distributed()
