@@ -90,7 +90,7 @@ CUES: dict[str, tuple[str, ...]] = {
     "phone": ("전화", "연락처", "휴대폰", "핸드폰", "휴대전화", "팩스", "phone", "mobile", "tel", "fax", "call"),
     "card": ("카드", "card"),
     "secret": ("password", "passwd", "pwd", "secret", "token", "bearer", "authorization", "api key", "api_key",
-               "apikey", "access key", "access_key", "private key", "credential", "비밀번호", "패스워드", "토큰",
+               "api-key", "apikey", "passphrase", "access key", "access_key", "private key", "credential", "비밀번호", "패스워드", "토큰",
                "api 키", "시크릿", "인증키"),
     # look-alikes: a number under one of these words is not a person's
     "other": ("운송장", "송장", "택배", "등기", "tracking", "waybill", "주문", "order", "invoice", "승인번호", "isbn",
@@ -189,6 +189,14 @@ def _brn(text: str, m: re.Match) -> str | None:
     if not brn_check_ok(_digits(m)):
         return None
     return "brn" if m.group(0)[3:4] in "-– " or _cue(text, m) == "brn" else None
+
+
+_PRODUCT_CODE_CUE = re.compile(r"(?i:모델|품번|제품\s?코드|부품\s?번호|part\s?no|p/n|sku|serial|model)[^\n\d]{0,8}$")
+
+
+def _phone(text: str, m: re.Match) -> str | None:
+    """A phone-shaped number right after a product-code word (모델번호, 품번, part no., SKU) is that code."""
+    return None if _PRODUCT_CODE_CUE.search(text, max(0, m.start() - 16), m.start()) else "phone"
 
 
 def _needs_cue(kind: str) -> Validator:
@@ -292,7 +300,7 @@ RULES: tuple[Rule, ...] = (
         r"(?<![0-9A-Za-z_+])(?<![A-Za-z]-)(?:\+\s?82[-. ]?(?:\(0\)\s?)?0?(?:1[016789]|2|[3-6][1-5]|70)[-. ]?\d{3,4}[-. ]?\d{4}"
         r"|01[016789][-. ]?\d{3,4}[-. ]?\d{4}"
         r"|\(0(?:2|[3-6][1-5]|70|50\d)\)\s?\d{3,4}[-. ]\d{4}"
-        r"|0(?:2|[3-6][1-5]|70|50\d)(?:[-. )]\s?)\d{3,4}[-. ]\d{4})" + _R), scope="digits"),
+        r"|0(?:2|[3-6][1-5]|70|50\d)(?:[-. )]\s?)\d{3,4}[-. ]\d{4})" + _R), _phone, scope="digits"),
     Rule("phone", re.compile(_L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + _R), _needs_cue("phone"), scope="digits"),
     Rule("driver_license", re.compile(_L + r"(?:1[1-9]|2[0-68])(?:-\d\d-\d{6}-\d\d| \d\d \d{6} \d\d|\d{10})"
                                       + _R), _driver, scope="digits"),
