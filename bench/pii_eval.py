@@ -83,14 +83,15 @@ def table(pii: dict, look: dict) -> str:
     for kind in PII_TYPES:
         p = tp[kind] / max(tp[kind] + fp[kind], 1)
         r = tp[kind] / max(tp[kind] + fn[kind], 1)
-        rows.append(f"| {kind} | {tp[kind] + fn[kind]} | {tp[kind]} | {fn[kind]} | {fp[kind]} | {p:.3f} | {r:.3f} "
-                    f"| {wt[kind]} |")
+        rows.append(f"| {kind} | {tp[kind] + fn[kind]} | {tp[kind]} | {fn[kind]} | {fp[kind]} | {p:.3f} "
+                    f"| {r:.3f} | {wt[kind]} |")
     T, N, F = sum(tp.values()), sum(fn.values()), sum(fp.values())
-    rows.append(f"| **all** | {T + N} | {T} | {N} | {F} | {T / max(T + F, 1):.3f} | {T / max(T + N, 1):.3f} "
-                f"| {sum(wt.values())} |")
+    rows.append(f"| **all** | {T + N} | {T} | {N} | {F} | {T / max(T + F, 1):.3f} "
+                f"| {T / max(T + N, 1):.3f} | {sum(wt.values())} |")
     hits = pii["carrier"]
-    rows.append(f"\nIn {pii['carrier_chars']:,} characters of real carrier text (unlabelled, may hold real PII): "
-                + (", ".join(f"{k} {v}" for k, v in hits.most_common()) or "nothing") + " reported.")
+    reported = ", ".join(f"{k} {v}" for k, v in hits.most_common()) or "nothing"
+    rows.append(f"\nIn {pii['carrier_chars']:,} characters of real carrier text (unlabelled, may hold real "
+                f"PII): {reported} reported.")
     kept, n = look["kept"], look["n"]
     rows.append("\n| look-alike | planted | kept |\n|---|---:|---:|")
     rows += [f"| {k} | {n[k]} | {kept[k] / n[k]:.3f} |" for k in sorted(n)]
@@ -130,7 +131,8 @@ def speed() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cases", type=Path)
-    ap.add_argument("--misses", type=int, default=5, help="examples of misses/false positives to print per type")
+    ap.add_argument("--misses", type=int, default=5, 
+                    help="examples of misses/false positives to print per type")
     ap.add_argument("--speed", action="store_true")
     args = ap.parse_args()
     cases = [json.loads(line) for line in args.cases.open(encoding="utf-8")]

@@ -180,7 +180,7 @@ BANKS = [
 
 
 def bank(rng: random.Random, cue: bool) -> tuple[str, str]:
-    name, _, groups, lead = rng.choice(BANKS)
+    _, _, groups, lead = rng.choice(BANKS)
     d = lead + digits(rng, sum(groups) - len(lead), "123456789" if not lead else string.digits)
     parts, i = [], 0
     for g in groups:
@@ -480,7 +480,7 @@ def json_field(rng: random.Random, kind: str, label: str, cue: bool, _: str) -> 
         key = rng.choice(LOOK_CUES[kind]).replace(" ", "_")
     name = rng.choice(KO_NAMES)
     if rng.random() < 0.5:
-        return f'{{"name": "{name}", "{key}": "', f'", "ok": true}}'
+        return f'{{"name": "{name}", "{key}": "', '", "ok": true}'
     return f'  {{\n    "user": "{name}",\n    "{key}": "', '"\n  },'
 
 

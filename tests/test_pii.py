@@ -4,8 +4,17 @@ generated planted set are a benchmark (bench/pii_eval.py), not a test."""
 
 import pytest
 
-from gecko.data.pii import (brn_check_ok, card_network_ok, find, frn_check_ok, isbn13_ok, luhn_ok, rrn_check_ok,
-                            scrub, scrub_batch)
+from gecko.data.pii import (
+    brn_check_ok,
+    card_network_ok,
+    find,
+    frn_check_ok,
+    isbn13_ok,
+    luhn_ok,
+    rrn_check_ok,
+    scrub,
+    scrub_batch,
+)
 
 
 def test_checksums_follow_the_published_rules():
@@ -13,7 +22,7 @@ def test_checksums_follow_the_published_rules():
     assert frn_check_ok("9001015123467") and not frn_check_ok("9001015123468")
     assert brn_check_ok("2208162517") and brn_check_ok("1234567891") and not brn_check_ok("1234567890")
     assert luhn_ok("4111111111111111") and luhn_ok("378282246310005") and not luhn_ok("4111111111111112")
-    assert card_network_ok("9410291417776317") and card_network_ok("378282246310005")  # domestic 9xxx, AMEX 15
+    assert card_network_ok("9410291417776317") and card_network_ok("378282246310005")  # 9xxx, AMEX
     assert not card_network_ok("1234567812345678") and not card_network_ok("37828224631000")
     assert isbn13_ok("9788912345679") and not isbn13_ok("9788912345675")
 
@@ -85,11 +94,13 @@ def test_each_type_is_found_exactly(text, kind, value):
     "제123조 제2항", "법률 제17799호", "대법원 2019다123456 판결", "2020헌마1234",
     "version 1.2.3 and 3.11.7", "v2.11.0", "Windows 10.0.19045.3693", "Chrome 120.0.6099.109",
     "37.5665, 126.9780", "lat=37.566535&lng=126.977969",
-    "모델명 AB010-1234-5678", "모델번호 010-2345-6789", "품번: 02-123-4567", "part no. 510-1234-5678", "대표번호 1588-1234",
+    "모델명 AB010-1234-5678", "모델번호 010-2345-6789", "품번: 02-123-4567", "part no. 510-1234-5678",
+    "대표번호 1588-1234",
     "내부망 192.168.0.1", "127.0.0.1:8080", "host 10.0.0.5",
     "사업자번호처럼 보이는 123-45-67890", "카드 4111-1111-1111-1112", "주문번호 202401151234567890",
     'password = os.environ["DB_PASSWORD"]', "token = tokenizer.encode(text)", "std::vector<int>",
-    "the password is stored in ${DB_PASSWORD}", "부품 KS-010-1234-5678", "ssh://git@github.com/org/repo", "국민 여러분께 감사드립니다 2019년 12월",
+    "the password is stored in ${DB_PASSWORD}", "부품 KS-010-1234-5678", "ssh://git@github.com/org/repo",
+    "국민 여러분께 감사드립니다 2019년 12월",
 ])
 def test_look_alikes_are_left_alone(text):
     assert scrub(text) == (text, {})

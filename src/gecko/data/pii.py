@@ -83,18 +83,21 @@ CUES: dict[str, tuple[str, ...]] = {
     "brn": ("사업자", "business registration", "business no", "business_n", "biz_no", "biz no", "brn"),
     "driver_license": ("운전면허", "면허번호", "면허 번호", "driver", "licence", "license"),
     "passport": ("여권", "passport"),
-    "bank_account": ("계좌", "통장", "입금", "송금", "이체", "예금주", "은행", "뱅크", "농협", "수협", "신협",
-                     "새마을금고", "우체국", "신한", "카카오", "토스", "케이뱅크", "씨티", "account", "acct", "bank",
-                     "deposit", "a/c", "iban", "kb", "nh", "ibk", "sc", "kookmin", "shinhan", "woori", "nonghyup",
-                     "kakao", "hana", "citibank", "toss", "suhyup", "shinhyup", "korea post", "dgb", "mg"),
-    "phone": ("전화", "연락처", "휴대폰", "핸드폰", "휴대전화", "팩스", "phone", "mobile", "tel", "fax", "call"),
+    "bank_account": ("계좌", "통장", "입금", "송금", "이체", "예금주", "은행", "뱅크", "농협", "수협",
+                     "신협", "새마을금고", "우체국", "신한", "카카오", "토스", "케이뱅크", "씨티",
+                     "account", "acct", "bank", "deposit", "a/c", "iban", "kb", "nh", "ibk", "sc", "kookmin",
+                     "shinhan", "woori", "nonghyup", "kakao", "hana", "citibank", "toss", "suhyup",
+                     "shinhyup", "korea post", "dgb", "mg"),
+    "phone": ("전화", "연락처", "휴대폰", "핸드폰", "휴대전화", "팩스", "phone", "mobile", "tel", "fax",
+              "call"),
     "card": ("카드", "card"),
-    "secret": ("password", "passwd", "pwd", "secret", "token", "bearer", "authorization", "api key", "api_key",
-               "api-key", "apikey", "passphrase", "access key", "access_key", "private key", "credential", "비밀번호", "패스워드", "토큰",
-               "api 키", "시크릿", "인증키"),
+    "secret": ("password", "passwd", "pwd", "secret", "token", "bearer", "authorization", "api key",
+               "api_key", "api-key", "apikey", "passphrase", "access key", "access_key", "private key",
+               "credential", "비밀번호", "패스워드", "토큰", "api 키", "시크릿", "인증키"),
     # look-alikes: a number under one of these words is not a person's
-    "other": ("운송장", "송장", "택배", "등기", "tracking", "waybill", "주문", "order", "invoice", "승인번호", "isbn",
-              "우편", "zip", "postal", "모델", "품번", "part no", "sku", "serial", "시리얼", "버전", "version"),
+    "other": ("운송장", "송장", "택배", "등기", "tracking", "waybill", "주문", "order", "invoice", "승인번호",
+              "isbn", "우편", "zip", "postal", "모델", "품번", "part no", "sku", "serial", "시리얼", "버전",
+              "version"),
 }
 _CUE_KIND = {word: kind for kind, words in CUES.items() for word in words}
 # ASCII cue words must start a word ("tel" not in "hotel"), short ones end one too ("sc" not in "schema");
@@ -191,7 +194,8 @@ def _brn(text: str, m: re.Match) -> str | None:
     return "brn" if m.group(0)[3:4] in "-– " or _cue(text, m) == "brn" else None
 
 
-_PRODUCT_CODE_CUE = re.compile(r"(?i:모델|품번|제품\s?코드|부품\s?번호|part\s?no|p/n|sku|serial|model)[^\n\d]{0,8}$")
+_PRODUCT_CODE_CUE = re.compile(r"(?i:모델|품번|제품\s?코드|부품\s?번호|part\s?no|p/n|sku|serial|model)"
+                               r"[^\n\d]{0,8}$")
 
 
 def _phone(text: str, m: re.Match) -> str | None:
@@ -275,11 +279,12 @@ RULES: tuple[Rule, ...] = (
     Rule("secret", re.compile(
         r"(?<![A-Za-z0-9])(?:(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|gh[pousr]_[A-Za-z0-9]{36,}"
         r"|github_pat_[A-Za-z0-9_]{40,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:proj-)?[A-Za-z0-9_-]{32,}"
-        r"|[sr]k_(?:live|test)_[0-9A-Za-z]{24,}|glpat-[0-9A-Za-z_-]{20}|hf_[A-Za-z]{30,}|npm_[A-Za-z0-9]{36}"
+        r"|[sr]k_(?:live|test)_[0-9A-Za-z]{24,}|glpat-[0-9A-Za-z_-]{20}|hf_[A-Za-z]{30,}"
+        r"|npm_[A-Za-z0-9]{36}"
         r"|SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}|ya29\.[A-Za-z0-9_-]{20,}"
         r"|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),
-         needs=("AKIA", "ASIA", "AIza", "gh", "github_pat_", "xox", "sk-", "k_live_", "k_test_", "glpat-", "hf_",
-                "npm_", "SG.", "ya29.", "eyJ")),
+         needs=("AKIA", "ASIA", "AIza", "gh", "github_pat_", "xox", "sk-", "k_live_", "k_test_", "glpat-",
+                "hf_", "npm_", "SG.", "ya29.", "eyJ")),
     # the password of a connection URL (postgres://user:PASSWORD@host)
     Rule("secret", re.compile(r"://[^/\s:@]+:(?P<value>[^@\s/]{3,})@[A-Za-z0-9.-]"), needs=("://",)),
     # any random-looking token shortly after a secret's name: `KEY = value`, `"password": "…"`, a table
@@ -288,34 +293,42 @@ RULES: tuple[Rule, ...] = (
                               r"(?![A-Za-z0-9!#$%&*+\-./=?@^_~|])"),
          _secret_token, scope="secret_cue"),
     Rule("email", re.compile(
-        r"(?<![A-Za-z0-9._%+/-])[A-Za-z0-9가-힣][A-Za-z0-9가-힣._%+-]*@(?:[A-Za-z0-9가-힣](?:[A-Za-z0-9가-힣-]*"
-        r"[A-Za-z0-9가-힣])?\.)+(?:[A-Za-z]{2,24}(?![A-Za-z0-9_-])|한국)"), scope="at"),
-    Rule("rrn", re.compile(_L + r"\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?P<sep>" + _SEP + r"| )?[1-8]\d{6}"
-                           + _R), _resident, scope="digits"),
+        r"(?<![A-Za-z0-9._%+/-])[A-Za-z0-9가-힣][A-Za-z0-9가-힣._%+-]*@"
+        r"(?:[A-Za-z0-9가-힣](?:[A-Za-z0-9가-힣-]*[A-Za-z0-9가-힣])?\.)+"
+        r"(?:[A-Za-z]{2,24}(?![A-Za-z0-9_-])|한국)"), scope="at"),
+    Rule("rrn", re.compile(_L + r"\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?P<sep>" + _SEP
+                           + r"| )?[1-8]\d{6}" + _R), _resident, scope="digits"),
     Rule("card", re.compile(_L + r"(?:\d{4}(?P<s>[- ])\d{4}(?P=s)\d{4}(?P=s)\d{4}(?:(?P=s)\d{1,3})?"
-                                 r"|\d{4}(?P<t>[- ])\d{6}(?P=t)\d{4,5}|\d{13,19})" + _R), _card, scope="digits"),
+                                 r"|\d{4}(?P<t>[- ])\d{6}(?P=t)\d{4,5}|\d{13,19})" + _R), _card,
+         scope="digits"),
     Rule("brn", re.compile(_L + r"(?:\d{3}[-– ]\d{2}[-– ]\d{5}|\d{10})" + _R), _brn, scope="digits"),
     # +82 with or without the trunk 0; mobile 010 and legacy 011/016-019; landline 02, 031-064, 070, 050x
     Rule("phone", re.compile(
-        r"(?<![0-9A-Za-z_+])(?<![A-Za-z]-)(?:\+\s?82[-. ]?(?:\(0\)\s?)?0?(?:1[016789]|2|[3-6][1-5]|70)[-. ]?\d{3,4}[-. ]?\d{4}"
+        r"(?<![0-9A-Za-z_+])(?<![A-Za-z]-)"
+        r"(?:\+\s?82[-. ]?(?:\(0\)\s?)?0?(?:1[016789]|2|[3-6][1-5]|70)[-. ]?\d{3,4}[-. ]?\d{4}"
         r"|01[016789][-. ]?\d{3,4}[-. ]?\d{4}"
         r"|\(0(?:2|[3-6][1-5]|70|50\d)\)\s?\d{3,4}[-. ]\d{4}"
         r"|0(?:2|[3-6][1-5]|70|50\d)(?:[-. )]\s?)\d{3,4}[-. ]\d{4})" + _R), _phone, scope="digits"),
-    Rule("phone", re.compile(_L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + _R), _needs_cue("phone"), scope="digits"),
+    Rule("phone", re.compile(_L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + _R), _needs_cue("phone"),
+         scope="digits"),
     Rule("driver_license", re.compile(_L + r"(?:1[1-9]|2[0-68])(?:-\d\d-\d{6}-\d\d| \d\d \d{6} \d\d|\d{10})"
                                       + _R), _driver, scope="digits"),
-    Rule("driver_license", re.compile(r"(?:서울|부산|경기(?:남부|북부)?|강원|충북|충남|전북|전남|경북|경남|제주|"
-                                      r"대구|인천|광주|대전|울산|세종)[ -]?\d\d-\d{6}-\d\d" + _R), scope="digits"),
-    Rule("bank_account", re.compile(_L + r"\d{2,6}(?:-\d{2,7}){1,2}(?:-\d{1,7})?" + _R), _bank, scope="digits"),
-    Rule("bank_account", re.compile(_L + r"\d{3,6}(?: \d{2,7}){1,2}(?: \d{1,7})?" + _R), _bank, scope="digits"),
+    Rule("driver_license", re.compile(r"(?:서울|부산|경기(?:남부|북부)?|강원|충북|충남|전북|전남|"
+                                      r"경북|경남|제주|대구|인천|광주|대전|울산|세종)"
+                                      r"[ -]?\d\d-\d{6}-\d\d" + _R), scope="digits"),
+    Rule("bank_account", re.compile(_L + r"\d{2,6}(?:-\d{2,7}){1,2}(?:-\d{1,7})?" + _R), _bank,
+         scope="digits"),
+    Rule("bank_account", re.compile(_L + r"\d{3,6}(?: \d{2,7}){1,2}(?: \d{1,7})?" + _R), _bank,
+         scope="digits"),
     Rule("bank_account", re.compile(_L + r"\d{10,14}" + _R), _bare_account, scope="digits"),
     # series M (multiple), S (single), R (residence), G (official), D (diplomatic), O; 8 digits, or since
     # Dec 2021 3 digits + a letter + 4 digits
     Rule("passport", re.compile(r"[MSRGDO](?<![0-9A-Za-z][MSRGDO])(?:\d{8}|\d{3}[A-Z]\d{4})(?![0-9A-Za-z])")),
     Rule("ip", re.compile(r"(?<![0-9A-Za-z.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![0-9A-Za-z]|\.\d)"), _ip,
          scope="digits"),
-    Rule("ip", re.compile(r"[0-9A-Fa-f:](?<![0-9A-Za-z_:][0-9A-Fa-f:])[0-9A-Fa-f]{0,3}:?(?:[0-9A-Fa-f]{0,4}:){2,6}"
-                          r"[0-9A-Fa-f]{1,4}(?![0-9A-Za-z_:])"), _ip, scope="colons"),
+    Rule("ip", re.compile(r"[0-9A-Fa-f:](?<![0-9A-Za-z_:][0-9A-Fa-f:])[0-9A-Fa-f]{0,3}:?"
+                          r"(?:[0-9A-Fa-f]{0,4}:){2,6}[0-9A-Fa-f]{1,4}(?![0-9A-Za-z_:])"), _ip,
+         scope="colons"),
 )
 
 
@@ -326,8 +339,8 @@ class Found:
     kind: str
 
 
-# Every digit-rule match holds 9+ digits with at most 3 separator characters between two of them (010 1234 5678,
-# (02) 123-4567, 900101 - 1234567), or is a dotted quad; one scan of the text finds those runs.
+# Every digit-rule match holds 9+ digits with at most 3 separator characters between two of them
+# (010 1234 5678, (02) 123-4567, 900101 - 1234567), or is a dotted quad; one scan finds those runs.
 _DIGIT_RUN = re.compile(r"\d(?<!\d\d)(?:\d{0,2}[-–—.() ]{0,3}\d){3,}")  # from a run's first digit only
 
 
