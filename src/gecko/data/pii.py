@@ -11,6 +11,7 @@ generated apart from these rules (bench/pii_gen.py, bench/pii_eval.py).
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections import Counter
@@ -102,9 +103,13 @@ CUES: dict[str, tuple[str, ...]] = {
 _CUE_KIND = {word: kind for kind, words in CUES.items() for word in words}
 # ASCII cue words must start a word ("tel" not in "hotel"), short ones end one too ("sc" not in "schema");
 # Korean ones attach to particles and compounds (입금계좌는)
-_CUE_RE = re.compile("|".join(
-    (rf"(?<![a-z]){re.escape(w)}{'(?![a-z])' if len(w) <= 4 else ''}" if w.isascii() else re.escape(w))
-    for w in sorted(_CUE_KIND, key=len, reverse=True)))
+# (on lowercased text). Written to lead with a class of the words' first characters, each word checking its
+# own first character behind it: re scans fast for a leading class, but tries every word of an alternation at
+# every position (~20x slower on a 48-character window).
+_CUE_RE = re.compile("[" + re.escape("".join(sorted({w[0] for w in _CUE_KIND}))) + "](?:" + "|".join(
+    f"(?<={re.escape(w[0])})" + (rf"(?<![a-z]{re.escape(w[0])})" if w.isascii() else "") + re.escape(w[1:])
+    + ("(?![a-z])" if w.isascii() and len(w) <= 4 else "")
+    for w in sorted(_CUE_KIND, key=len, reverse=True)) + ")")
 CUE_BEFORE, CUE_AFTER = 48, 32
 """Characters searched for a cue word before a value (reaching over a table header row or a JSON key), and
 after it when none is before (an HTML comment or a label that follows)."""
@@ -408,7 +413,8 @@ def _matches(rule: Rule, text: str, windows: dict[str, list[Window]]):
 
 def find(text: str, types: tuple[str, ...] = PII_TYPES) -> list[Found]:
     """PII spans in `text`, sorted, never overlapping; an earlier rule's span wins over a later one's."""
-    found: list[Found] = []
+    found: list[Found] = []  # sorted by start; never overlapping, so sorted by end too
+    starts: list[int] = []
     windows = {"digits": digit_windows(text), "secret_cue": secret_cue_windows(text),
                "at": char_windows(text, "@", 64, 256), "colons": colon_windows(text)}
     for rule in RULES:
@@ -417,13 +423,15 @@ def find(text: str, types: tuple[str, ...] = PII_TYPES) -> list[Found]:
         if rule.needs and not any(word in text for word in rule.needs):
             continue
         for m in _matches(rule, text, windows):
-            kind = rule.valid(text, m) if rule.valid is not None else rule.kind
-            if kind is None or kind not in types:
-                continue
             start, end = m.span("value") if "value" in rule.pattern.groupindex else m.span()
-            if not any(f.start < end and start < f.end for f in found):
-                found.append(Found(start, end, kind))
-    return sorted(found, key=lambda f: f.start)
+            i = bisect.bisect_right(starts, start)  # a log of 10,000 IPs stays linear-ish, not quadratic
+            if (i > 0 and found[i - 1].end > start) or (i < len(found) and found[i].start < end):
+                continue  # taken by an earlier type: no need to validate
+            kind = rule.valid(text, m) if rule.valid is not None else rule.kind
+            if kind is not None and kind in types:
+                starts.insert(i, start)
+                found.insert(i, Found(start, end, kind))
+    return found
 
 
 def scrub(text: str, types: tuple[str, ...] = PII_TYPES) -> tuple[str, Counter[str]]:
