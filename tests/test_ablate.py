@@ -49,7 +49,7 @@ def test_korean_share_ladder_of_tiny_runs(tiny_config: Path, capsys: pytest.Capt
                             for q, c, a in [("대한민국의 수도는?", ["부산", "서울"], 1), ("2 + 2 = ?", ["4", "5"], 0)]))
     task = tiny_config.parent / "quiz.yaml"
     task.write_text(f"name: quiz\ndata: {quiz}\n")
-    overrides = [*TINY_OVERRIDES, "train.steps=4", "train.eval_every=2", "train.checkpoint_every=0",
+    overrides = [*TINY_OVERRIDES, "train.steps=4", "train.eval_every=2", "train.checkpoint_every=null",
                  f"eval.task_files=[{task}]", "train.eval_tasks=[quiz]", "eval.tasks=[bpb]"]
     code = main(["ablate", str(tiny_config), *overrides, "--vary", "data.mix.ko=0.3,0.5", "--share-tokenizer"])
     assert code == 0
