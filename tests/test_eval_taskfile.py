@@ -174,3 +174,11 @@ def test_cli_task_flag_sets_the_task_files_and_only_runs_them(tmp_path: Path, ca
     resolved = json.loads(capsys.readouterr().out)["eval"]
     assert resolved["task_files"] == [str(Path("a.yaml").resolve()), str(Path("b.yaml").resolve())]
     assert resolved["tasks"] == []
+
+
+def test_shipped_sample_task_files_load():
+    root = Path(__file__).parent.parent / "eval_tasks" / "samples"
+    copa = load_task_file(root / "kobest_copa.yaml")
+    arc = load_task_file(root / "arc_easy.yaml")
+    assert len(copa.spec.test[""]) == 100 and len(copa.spec.shots[""]) == 5 and copa.spec.fmt.answer_cue == "답:"
+    assert len(arc.spec.test[""]) == 100 and all(0 <= it.answer < len(it.choices) for it in arc.spec.test[""])

@@ -279,16 +279,23 @@ class _Raw:
     subject: str
 
 
+def _label(r: _Raw) -> int | None:
+    """The choice whose own label (ARC's "1"…"4", a column name) is the answer."""
+    labels = [_nfc(lb) for lb in r.labels]
+    text = _nfc(str(r.answer))
+    return labels.index(text) if text and text in labels else None
+
+
 def integers_are_indices(raws: Sequence[_Raw]) -> bool:
     """Integer answers are indices unless every one of them is also its item's answer text (a file of
     numeric answers such as "3" among choices "1"…"4"); one file, one reading, never row by row."""
-    numeric = [r for r in raws if _as_int(r.answer) is not None]
+    numeric = [r for r in raws if _as_int(r.answer) is not None and _label(r) is None]
     return any(_nfc(str(r.answer)) not in [_nfc(t) for t in r.texts] for r in numeric)
 
 
 def infer_base(raws: Sequence[_Raw], source: str) -> int:
     """0 if any integer answer is 0, 1 if any equals its item's number of choices, else an error."""
-    ints = [(v, len(r.texts)) for r in raws if (v := _as_int(r.answer)) is not None]
+    ints = [(v, len(r.texts)) for r in raws if (v := _as_int(r.answer)) is not None and _label(r) is None]
     if any(v == 0 for v, _ in ints):
         return 0
     if any(v == n for v, n in ints):
@@ -302,7 +309,7 @@ def infer_base(raws: Sequence[_Raw], source: str) -> int:
 def resolve_answer(r: _Raw, base: int, indices: bool) -> int:
     """With `indices`, an integer answer is an index counted from `base`; anything else is matched first."""
     number = _as_int(r.answer)
-    index = None if indices and number is not None else _symbolic(r.answer, r.texts, r.labels)
+    index = _label(r) if indices and number is not None else _symbolic(r.answer, r.texts, r.labels)
     if index is not None:
         return index
     if number is None:
