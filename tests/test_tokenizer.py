@@ -14,9 +14,8 @@ from tokenizers import Tokenizer
 
 from gecko.config import TokenizerConfig
 from gecko.errors import ConfigError, DataError
-from gecko.tokenizer.special_tokens import BOS, BYTE_TOKENS, EOS, FIRST_BYTE_ID, PII, SPECIAL_TOKENS, UNK
-from gecko.tokenizer.train import (HANGUL_ALPHABET, MIN_VOCAB_FOR_HANGUL, balanced_budgets, load_tokenizer,
-                                   train_tokenizer)
+from gecko.tokenizer.special_tokens import BOS, EOS, N_SPECIAL, PII, SPECIAL_TOKENS, UNK
+from gecko.tokenizer.train import balanced_budgets, load_tokenizer, train_tokenizer
 
 KO = ["대한민국의 수도는 서울이다. 서울의 인구는 약 940만 명이며, 한강이 도시를 가로지른다.",
       "훈민정음(訓民正音)은 1443년 세종대왕이 창제한 문자로, 백성을 가르치는 바른 소리라는 뜻이다.",
@@ -73,27 +72,28 @@ def _round_trip(tok: Tokenizer, text: str) -> list[int]:
     return ids
 
 
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
 @pytest.mark.parametrize("text", SAMPLES)
-def test_round_trip_is_exact(tok: Tokenizer, text: str) -> None:
-    _round_trip(tok, unicodedata.normalize("NFC", text))  # the corpus contract: NFC text
+def test_round_trip_is_exact(tok: Tokenizer, text: str, form: str) -> None:
+    _round_trip(tok, unicodedata.normalize(form, text))  # no normalizer: NFD stays NFD
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text())
-def test_round_trip_any_nfc_text(tok: Tokenizer, text: str) -> None:
-    _round_trip(tok, unicodedata.normalize("NFC", text))
+def test_round_trip_any_text(tok: Tokenizer, text: str) -> None:
+    _round_trip(tok, text)
 
 
 def test_round_trip_random_bytes(tok: Tokenizer) -> None:
     rng = random.Random(1)
     for _ in range(50):
         raw = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
-        _round_trip(tok, unicodedata.normalize("NFC", raw.decode("utf-8", errors="replace")))
+        _round_trip(tok, raw.decode("utf-8", errors="replace"))
 
 
 def test_unseen_characters_fall_back_to_bytes(tok: Tokenizer) -> None:
     ids = _round_trip(tok, "𠜎")  # U+2070E: 4 UTF-8 bytes, not in the training text
-    assert [tok.id_to_token(i) for i in ids] == ["<0xF0>", "<0xA0>", "<0x9C>", "<0x8E>"]
+    assert ids == [N_SPECIAL + b for b in "𠜎".encode()]  # the byte tokens sit right after the special block
 
 
 def test_digits_are_split(tok: Tokenizer) -> None:
@@ -105,7 +105,7 @@ def test_special_and_byte_ids_are_fixed(tok: Tokenizer, trained: Path) -> None:
     for i, token in enumerate(SPECIAL_TOKENS):
         assert tok.token_to_id(token) == i
     assert tok.token_to_id(BOS) == 1 and tok.token_to_id(EOS) == 2
-    assert tok.token_to_id(BYTE_TOKENS[0]) == FIRST_BYTE_ID
+    assert tok.decode([N_SPECIAL + ord("A")]) == "A" and tok.decode([N_SPECIAL + ord(" ")]) == " "
     assert tok.get_vocab_size() <= 600
     assert len(set(SPECIAL_TOKENS)) == len(SPECIAL_TOKENS) and set(PII) <= set(SPECIAL_TOKENS)
     meta = json.loads((trained / "train_meta.json").read_text())
@@ -135,23 +135,13 @@ def test_each_token_holds_at_most_one_digit(tok: Tokenizer) -> None:
     assert all(sum(c.isdigit() for c in tok.id_to_token(i)) <= 1 for i in ids)
 
 
-def test_line_break_takes_the_next_lines_indentation(tok: Tokenizer) -> None:
+def test_pre_tokenizer_is_qwen2s(tok: Tokenizer) -> None:
+    """Exactly Qwen2's split (llama.cpp's `qwen2`): digits alone, a line break after punctuation kept with it."""
     pieces = [p for p, _ in tok.pre_tokenizer.pre_tokenize_str("if x):\n        return 1\n    y")]
-    assert pieces == ["if", " x", "):\n        ", "return", " 1", "\n    ", "y"]
+    assert pieces == ["if", "Ġx", "):Ċ", "ĠĠĠĠĠĠĠ", "Ġreturn", "Ġ", "1", "Ċ", "ĠĠĠ", "Ġy"]
     pieces = [p for p, _ in tok.pre_tokenizer.pre_tokenize_str("정말 좋아요... 12개")]
-    assert pieces == ["정말", " 좋아요...", " 1", "2", "개"]
+    assert [tok.decoder.decode([p]) for p in pieces] == ["정말", " 좋아요", "...", " ", "1", "2", "개"]
 
-
-def test_large_vocab_forces_ks_x_1001_hangul(tmp_path: Path) -> None:
-    assert len(HANGUL_ALPHABET) == 2350 + 51 and "괭" in HANGUL_ALPHABET and "ㅋ" in HANGUL_ALPHABET
-    train_tokenizer(TokenizerConfig(vocab_size=MIN_VOCAB_FOR_HANGUL), _corpus(tmp_path / "c.jsonl", repeat=3),
-                    tmp_path / "t")
-    big = load_tokenizer(tmp_path / "t", text_only=True)
-    for text in ("괭이", "ㅠㅠ ㅋㅋ", "똠"):  # none occurs in the training text; 똠 is not in KS X 1001
-        ids = _round_trip(big, text)
-        n_bytes = sum(big.id_to_token(i).startswith("<0x") for i in ids)
-        assert n_bytes == (3 if text == "똠" else 0)
-    assert json.loads((tmp_path / "t" / "train_meta.json").read_text())["forced_hangul"] == len(HANGUL_ALPHABET)
 
 
 def test_balanced_budgets_share_leftovers() -> None:
@@ -182,5 +172,3 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_text('{"id": "a", "text": "x", "lang": "ko", "source": "s"}\n{"oops": 1}\n')
     with pytest.raises(DataError, match=r"bad.jsonl:2"):
         train_tokenizer(TokenizerConfig(vocab_size=512), bad, tmp_path / "t")
-    with pytest.raises(ConfigError, match="character_coverage"):
-        train_tokenizer(TokenizerConfig(character_coverage=0), bad, tmp_path / "t")

@@ -197,6 +197,16 @@ def _extend(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     print(report.read_text(encoding="utf-8"))
 
 
+def _report(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    from gecko.stages import stage_dir
+    from gecko.tokenizer.report import CARD_MD, report
+
+    tokenizer_dir = stage_dir(cfg, "tokenizer")
+    out = Path(args.out) if args.out else tokenizer_dir / "report"
+    report(cfg.compare, tokenizer_dir, out)
+    print((out / CARD_MD).read_text(encoding="utf-8"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gecko", description="Build bilingual Korean·English LLMs that code.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -242,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(cmp)
     cmp.add_argument("--out", help="report folder (default: RUN/tokenizer/compare)")
     _add_extend_parser(tok)
+
+
+    card = tok.add_parser("report", help="report card on held-out text: efficiency, byte fallback, unused vocab, "
+                                          "round trip, digits, longest tokens; ours vs references")
+    _add_config_args(card)
+    card.add_argument("--out", help="report folder (default: RUN/tokenizer/report)")
     _add_sandbox_parser(sub)
     ablate = sub.add_parser("ablate", help="a grid of small runs varying config keys; table and plot per variant")
     _add_config_args(ablate)
@@ -359,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
             _compare(cfg, args)
         elif args.command == "tokenizer" and args.action == "extend":
             _extend(cfg, args)
+
+
+        elif args.command == "tokenizer" and args.action == "report":
+            _report(cfg, args)
         else:
             run_stage(cfg, BY_NAME[args.command])  # `data run` → data stage, `tokenizer train` → tokenizer
     except GeckoError as e:

@@ -1,20 +1,15 @@
-"""BPE training and loading: a 32k Korean/English/code vocabulary with digits split and byte fallback.
+"""BPE training and loading: a 32k Korean/English/code byte-level BPE that llama.cpp tokenizes identically.
 
-Design (see also docs/architecture.md):
+Design (see also docs/tokenizer.md):
 
-- Characters, not bytes, are the BPE alphabet, with LLaMA-style byte fallback (`<0x00>` … `<0xFF>`) for
-  characters outside it. Byte-level BPE must spend merges rebuilding each 3-byte Hangul syllable from bytes
-  before it can merge syllables into words; with characters the ~2,000 common syllables are in the alphabet
-  from the start. Rare characters (Hanja, emoji) are left out of the alphabet by `character_coverage`, so
-  they cost bytes instead of a vocabulary slot each. Tokens stay readable text (no `Ġ`), and `<0xXX>` is the
-  spelling the LLaMA/SentencePiece tooling expects.
-- Exact round trip: no `▁` replacement, no prefix space, no stripping; the decoder only turns byte runs back
-  into characters and joins the pieces, so `decode(encode(x)) == x` for NFC text.
-- The pre-tokenizer is the GPT-4 split regex with numbers cut into single digits (arithmetic sees each
-  digit; no arbitrary 3-digit chunks); a line break carries the next line's indentation, so a code line
-  costs one token less.
-- The 2,350 KS X 1001 syllables and the loose jamo are always in the alphabet at full vocabulary size:
-  informal Korean uses many that formal training text lacks, and each would otherwise cost 3 byte tokens.
+- Byte-level BPE (GPT-2's byte alphabet): every input, any script, emoji, control characters, NFD text,
+  round-trips exactly with no `<unk>` and no normalizer (`decode(encode(x)) == x` for any string).
+- The pre-tokenizer is exactly Qwen2's: the GPT-4 split with every digit alone (arithmetic sees each
+  digit). llama.cpp implements it as `tokenizer.ggml.pre = qwen2`, so a GGUF export tokenizes exactly as the
+  Hugging Face tokenizer does (tests/test_gguf.py); an own regex would be silently re-split by llama.cpp.
+- Ids: GECKO's special block (0 … N_SPECIAL-1), then the 256 single bytes, then merges in training order.
+- The earlier character-level design (custom split regex, byte fallback, forced Hangul alphabet) is kept
+  below only for the ablation benchmarks that compare against it: llama.cpp cannot reproduce its regex.
 """
 
 from __future__ import annotations
@@ -62,24 +57,29 @@ class CorpusScan:
     sha256: str
     bytes_per_lang: dict[str, int]
     docs_per_lang: dict[str, int]
+    bytes_per_source: dict[str, dict[str, int]]
+    """language → source → UTF-8 bytes."""
 
 
 def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
-    """Train on a language-balanced sample of `corpus`; write tokenizer.json and train_meta.json."""
-    if not 0 < cfg.character_coverage <= 1:
-        raise ConfigError(f"tokenizer.character_coverage={cfg.character_coverage} must be in (0, 1]")
+    """Train on a language- and source-balanced sample of `corpus`; write tokenizer.json and train_meta.json.
+
+    Each language gets its `lang_shares` part of `max_train_bytes`, split evenly across the language's
+    sources (a source smaller than its part leaves the rest to the others): one large source, such as
+    Wikipedia or the stdlib, must not stand for a whole language, or the vocabulary fits its domain only.
+    """
     t0 = time.perf_counter()
     scan = scan_corpus(corpus)
     missing = sorted(set(scan.bytes_per_lang) - set(cfg.lang_shares or scan.bytes_per_lang))
     if missing:
         raise ConfigError(f"tokenizer.lang_shares has no share for {missing[0]!r}, a language of {corpus}")
     budgets = balanced_budgets(scan.bytes_per_lang, cfg.max_train_bytes, cfg.lang_shares)
-    texts, used = sample_texts(corpus, budgets)
+    per_source = {(lang, source): n for lang, sources in scan.bytes_per_source.items()
+                  for source, n in balanced_budgets(sources, budgets[lang]).items()}
+    texts, used = sample_texts(corpus, per_source)
     if not texts:
         raise DataError(f"{corpus}: no text to train a tokenizer on")
-    forced = HANGUL_ALPHABET if cfg.vocab_size >= MIN_VOCAB_FOR_HANGUL else ()
-    alphabet = build_alphabet(texts, cfg.character_coverage, forced)
-    tokenizer = train_bpe(texts, cfg, alphabet)
+    tokenizer = train_bytelevel_bpe(texts, cfg.vocab_size, cfg.min_frequency)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / TOKENIZER_FILE
     write_text(path, tokenizer.to_str(pretty=True))
@@ -89,14 +89,13 @@ def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
         "corpus_sha256": scan.sha256,
         "tokenizer_sha256": file_sha256(path),
         "vocab_size": tokenizer.get_vocab_size(),
-        "alphabet_size": len(alphabet),
-        "forced_hangul": len(forced),
         "bytes_available": scan.bytes_per_lang,
-        "bytes_used": used,
+        "bytes_used": {lang: sum(n for (lg, _), n in used.items() if lg == lang) for lang in budgets},
+        "bytes_used_per_source": {f"{lang}/{source}": n for (lang, source), n in sorted(used.items())},
         "seconds": round(time.perf_counter() - t0, 3),
     }
     write_text(out_dir / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    log.info("tokenizer: %d tokens from %s bytes in %.1fs → %s", meta["vocab_size"], used, meta["seconds"],
+    log.info("tokenizer: %d tokens from %s bytes in %.1fs → %s", meta["vocab_size"], meta["bytes_used"], meta["seconds"],
              path)
     return path
 
@@ -134,11 +133,14 @@ def scan_corpus(corpus: Path) -> CorpusScan:
     digest = hashlib.sha256()
     size: Counter[str] = Counter()
     docs: Counter[str] = Counter()
+    per_source: dict[str, Counter[str]] = {}
     for raw, record in corpus_records(corpus):
         digest.update(raw)
-        size[record["lang"]] += len(record["text"].encode("utf-8"))
+        n = len(record["text"].encode("utf-8"))
+        size[record["lang"]] += n
         docs[record["lang"]] += 1
-    return CorpusScan(digest.hexdigest(), dict(size), dict(docs))
+        per_source.setdefault(record["lang"], Counter())[record["source"]] += n
+    return CorpusScan(digest.hexdigest(), dict(size), dict(docs), {k: dict(v) for k, v in per_source.items()})
 
 
 def balanced_budgets(available: dict[str, int], total: int | None,
@@ -158,23 +160,23 @@ def balanced_budgets(available: dict[str, int], total: int | None,
     return budgets
 
 
-def sample_texts(corpus: Path, budgets: dict[str, int]) -> tuple[list[str], dict[str, int]]:
-    """The first documents of each language up to its budget (the corpus is already shuffled).
+def sample_texts(corpus: Path, budgets: dict[tuple[str, str], int]) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """The first documents of each (language, source) up to its budget (the corpus is already shuffled).
 
     The document that crosses the budget is cut at a character boundary, so the sample hits it exactly.
     """
     texts: list[str] = []
     used = dict.fromkeys(budgets, 0)
     for _, record in corpus_records(corpus):
-        lang, text = record["lang"], record["text"]
-        room = budgets[lang] - used[lang]
+        key, text = (record["lang"], record["source"]), record["text"]
+        room = budgets[key] - used[key]
         if room <= 0:
             continue
         data = text.encode("utf-8")
         if len(data) > room:
             text = data[:room].decode("utf-8", errors="ignore")
         texts.append(text)
-        used[lang] += len(text.encode("utf-8"))
+        used[key] += len(text.encode("utf-8"))
     return texts, used
 
 
@@ -288,3 +290,65 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# ── byte-level BPE (llama.cpp-compatible) ─────────────────────────────────────────────────────────────
+
+QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+"""Qwen2's split (llama.cpp's `qwen2` pre-tokenizer): GPT-4's with single digits."""
+
+
+def bytelevel_pipeline(model: models.Model) -> Tokenizer:
+    """Qwen2's pre-tokenizer and byte-level decoder around `model`, serialized exactly as Qwen2's."""
+    tokenizer = Tokenizer(model)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+    ])
+    tokenizer.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    return tokenizer
+
+
+def train_bytelevel_bpe(texts: list[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
+    """Train; then put the special block first and the 256 bytes right after it, whatever their frequency."""
+    tokenizer = bytelevel_pipeline(models.BPE())
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+                         initial_alphabet=alphabet, limit_alphabet=len(alphabet), show_progress=sys.stderr.isatty())
+    tokenizer.train_from_iterator(texts, trainer, length=len(texts))
+    trained = json.loads(tokenizer.to_str())["model"]
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    final = bytelevel_pipeline(models.BPE(vocab=_ordered_vocab(trained["vocab"], alphabet), merges=merges))
+    final.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    final.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, special_id(BOS))]
+    )
+    return final
+
+
+def _ordered_vocab(trained: dict[str, int], alphabet: list[str]) -> dict[str, int]:
+    """Special block (ids 0…N_SPECIAL-1), the 256 byte symbols in byte order, then merges in training order."""
+    for i, token in enumerate(SPECIAL_TOKENS):
+        if trained.get(token) != i:
+            raise RuntimeError(f"BPE trainer put {token} at id {trained.get(token)}, expected {i}")
+    byte_symbols = sorted(alphabet, key=lambda c: _BYTE_OF[c])
+    learned = sorted((i, t) for t, i in trained.items() if i >= N_SPECIAL and t not in _BYTE_OF)
+    order = [*SPECIAL_TOKENS, *byte_symbols, *(t for _, t in learned)]
+    return {token: i for i, token in enumerate(order)}
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in for each byte (the ByteLevel alphabet)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, n = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + n)
+            n += 1
+    return chars
+
+
+_BYTE_OF = {c: b for b, c in _bytes_to_unicode().items()}
