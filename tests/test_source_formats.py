@@ -72,6 +72,6 @@ def test_unknown_placeholder_names_config_and_key(tmp_path):
 
 def test_tokenizer_config_has_no_machine_specific_path():
     cfg = load_config(REPO / "configs" / "tokenizer.yaml")
-    (stdlib,) = [s for s in cfg.data.sources if s.lang == "code"]
+    (stdlib,) = [s for s in cfg.data.sources if s.name == "stdlib"]
     assert stdlib.path == sysconfig.get_paths()["stdlib"]
     assert "{stdlib}" in (REPO / "configs" / "tokenizer.yaml").read_text()
