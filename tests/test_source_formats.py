@@ -34,11 +34,12 @@ def test_json_array_one_document_per_object(tmp_path):
     assert dropped == [(f"{f}:item 1", "not_an_object"), (f"{f}:item 2", "missing_field_context")]
 
 
-def test_malformed_json_array_is_quarantined_at_its_line(tmp_path):
+def test_malformed_json_array_keeps_items_before_the_fault_at_its_line(tmp_path):
     f = tmp_path / "bad.json"
     f.write_text('[\n  {"text": "ok"},\n  {"text": \n]\n', encoding="utf-8")
     docs, dropped = read_all(SourceConfig("bad", str(tmp_path), "ko", format="json"))
-    assert docs == [] and dropped == [(f"{f}:4", "malformed_json")]
+    assert docs == [(f"{f}:item 0", "ok")]  # the items before the fault are kept
+    assert dropped == [(f"{f}:4", "malformed_json")]
 
 
 def test_headerless_pipe_lines_with_column_names(tmp_path):

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 CLEAN = "clean"
 """RUN/data/clean/: the clean phase's datatrove JSONL shards, one per rank, and nothing else."""
+QUARANTINE = "quarantine"
+"""RUN/data/quarantine/read-NNNNN.jsonl: every record the readers could not make a document, with reason,
+`file:line` and detail; their count is the `read` step's drops in the stats."""
 
 
 class Tally(GeckoStep):
@@ -75,7 +78,7 @@ def clean_steps(cfg: DataConfig, data_dir: Path) -> list[PipelineStep]:
 
     c = cfg.clean
     steps: list[PipelineStep] = [
-        SourceReader(cfg.sources, c.max_doc_bytes, ledger),
+        SourceReader(cfg.sources, c.max_doc_bytes, ledger, str(data_dir / QUARANTINE)),
         Normalize(),
         LanguageFilter(c.mixed_hangul_ratio, c.min_en_score, c.keep_other, ledger_dir=ledger,
                        exclusion_writer=dropped("langid")),
@@ -97,7 +100,7 @@ def _reset_if_changed(cfg: DataConfig, data_dir: Path) -> None:
     fp = _clean_key(cfg)
     if marker.exists() and marker.read_text() == fp:
         return
-    for sub in (CLEAN, "dropped", "logs"):
+    for sub in (CLEAN, "dropped", "logs", QUARANTINE):
         shutil.rmtree(data_dir / sub, ignore_errors=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(fp)
@@ -125,7 +128,8 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
             total_bytes=sum(_bytes_under(Path(src.path)) for src in cfg.sources))
     stats = DataStats.load_ledgers(data_dir / "logs" / "ledger")
     kept = DataStats.load_ledgers(data_dir / "logs" / "kept")
-    report = DataStats(stats.read, stats.dropped, kept.kept, kept.kept_bytes, Counter(), stats.examples)
+    report = DataStats(stats.read, stats.dropped, kept.kept, kept.kept_bytes, Counter(), stats.examples,
+                       stats.repaired)
     report.check_accounting()
     (data_dir / "clean_stats.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
     (data_dir / "clean_report.md").write_text(report.report({}, "Clean phase report"))

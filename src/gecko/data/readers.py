@@ -1,9 +1,12 @@
 """Streaming readers for every source format, as one datatrove step that yields the documents of its shard.
 
 Sharding is by record: record n of a source belongs to rank n % world_size, and the rank test happens before
-the record is decoded, so N workers split the parsing work while each reads in constant memory. A record
-that cannot be read (invalid UTF-8, malformed JSON, missing text field, a truncated .gz/.zst, a binary or
-oversized file) is quarantined: counted under step `read` with its `file:line`, never silently lost.
+the record is decoded, so N workers split the parsing work while each reads in constant memory. Bytes come
+through rawio (BOM, CRLF, UTF-16, a few invalid bytes, .gz/.zst/.bz2/.xz, capped line length). A record that
+cannot be a document (mostly not UTF-8, malformed JSON, not an object, missing text field, a truncated
+stream, an unreadable, empty, binary or oversized file) is quarantined: counted under step `read` with its
+`file:line` and written to the quarantine log with the detail, never silently lost. A document that was
+mended (invalid bytes replaced, a duplicate id renamed) is kept and counted under `repaired`.
 Every document carries `metadata["order"] = [source index, record index]`, which restores one global order
 after the shards are merged, whatever the number of workers.
 """
@@ -11,37 +14,44 @@ after the shards are merged, whatever the number of workers.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
+import os
 import re
 import sys
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from datatrove.data import Document as DtDocument
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from rich.progress import Progress
+import xxhash
 
 from gecko.config import SourceConfig
+from gecko.data import rawio
 from gecko.data.stats import DataStats
 from gecko.errors import DataError
 
 csv.field_size_limit(sys.maxsize)  # long reviews and articles exceed the 128 KB default
+MAX_JSON_FILE_BYTES = 1 << 31
+"""A .json file is one array parsed whole; larger ones must be JSON lines."""
+_FAULT = "\x00gecko-fault\x00"
+"""Stands in, inside a csv/tsv stream, for a line rawio could not give as text (too long, not UTF-8)."""
 
 
 class Quarantine(Exception):
-    """A record that cannot become a document; `reason` names why in the stats."""
+    """A record that cannot become a document; `reason` names why in the stats, `detail` says what was found."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.detail = detail
 
 
 Record = tuple[str, Callable[[], tuple[str, str, dict[str, Any]]]]
-"""(where, decode): decode() returns (id, text, metadata) or raises Quarantine. It runs only on its rank."""
+"""(where, decode): decode() returns (id, text, metadata) or raises Quarantine. It runs only on its rank.
+metadata["record"] is the whole input record where the format has one (JSON object, table row)."""
 
 CODE_LANGS = {".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".ts": "typescript",
               ".tsx": "typescript", ".java": "java", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp",
@@ -54,140 +64,185 @@ _GENERATED_NAME = re.compile(r"(_pb2(_grpc)?\.pyi?|\.pb\.go|\.generated\.\w+|\.g
 _MINIFIED_NAME = re.compile(r"\.min\.(js|css)$")
 
 
-def raw_lines(file: Path) -> Iterator[bytes]:
-    """Lines of a .jsonl, .jsonl.gz or .jsonl.zst file; a truncated stream raises EOFError at the break."""
-    if file.name.endswith(".zst"):
-        yield from _zstd_lines(file)
-        return
-    with gzip.open(file, "rb") if file.name.endswith(".gz") else file.open("rb") as f:
-        yield from f
-
-
-def _zstd_lines(file: Path) -> Iterator[bytes]:
-    try:
-        import zstandard
-    except ImportError:
-        raise DataError(f"{file}: reading .zst needs zstandard (pip install 'gecko[data]')") from None
-    decoder = zstandard.ZstdDecompressor().decompressobj()
-    rest = b""
-    with file.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            try:
-                rest += decoder.decompress(chunk)
-            except zstandard.ZstdError as e:
-                raise EOFError(f"corrupt zstd stream: {e}") from None
-            *lines, rest = rest.split(b"\n")
-            for line in lines:
-                yield line + b"\n"
-    if rest:
-        yield rest
-    if not decoder.eof:  # the stream ended inside a frame
-        raise EOFError("truncated zstd stream")
-
-
 def _files(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """`path` itself, or the files below it holding one of `suffixes`, compressed or not (`a.jsonl.gz`)."""
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(suffixes))
+    return sorted(p for p in path.rglob("*") if p.is_file() and rawio.base_suffix(p) in suffixes)
 
 
-def _field(record: Any, name: str) -> Any:
-    return record.get(name) if isinstance(record, dict) else None
-
-
-def _decode_json(raw: bytes, src: SourceConfig, where: str, max_bytes: int) -> tuple[str, str, dict[str, Any]]:
-    if len(raw) > max_bytes:
-        raise Quarantine("too_large")
-    try:
-        record = json.loads(raw.decode("utf-8"), strict=False)  # raw control characters: normalize drops them
-    except UnicodeDecodeError:
-        raise Quarantine("invalid_utf8") from None
-    except json.JSONDecodeError:
-        raise Quarantine("malformed_json") from None
-    text = _field(record, src.text_field)
-    if not isinstance(text, str):
-        raise Quarantine(f"missing_field_{src.text_field}")
-    doc_id = _field(record, src.id_field)
-    return str(doc_id if doc_id is not None else where.rsplit("/", 1)[-1]), text, {"where": where}
-
-
-def _jsonl(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
-    for file in _files(path, (".jsonl", ".jsonl.gz", ".jsonl.zst")):
-        lineno, empty = 0, True
-        try:
-            for lineno, raw in enumerate(raw_lines(file), 1):
-                if raw.strip():
-                    empty = False
-                    where = f"{file}:{lineno}"
-                    yield where, lambda raw=raw, where=where: _decode_json(raw, src, where, max_bytes)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # truncated or corrupt compressed stream
-            yield f"{file}:{lineno + 1}", _raiser("truncated_file", e)
-            continue
-        if empty:
-            yield f"{file}:1", _raiser("empty_file")
-
-
-def _raiser(reason: str, cause: Exception | None = None) -> Callable[[], Any]:
+def _raiser(reason: str, detail: str = "") -> Callable[[], Any]:
     def fail() -> Any:
-        raise Quarantine(reason) from cause
+        raise Quarantine(reason, detail)
 
     return fail
 
 
+def _guarded(file: Path, records: Iterator[Record]) -> Iterator[Record]:
+    """A file's records; a file that cannot be opened, ends early or holds nothing becomes one quarantined
+    record naming it, so the records read before a break are kept and the break is counted."""
+    empty = True
+    try:
+        for record in records:
+            empty = False
+            yield record
+    except DataError as e:  # cannot open: permissions, a vanished file, an I/O error
+        yield str(file), _raiser("unreadable_file", str(e))
+        return
+    except rawio.StreamBroken as e:
+        kept = "the records before it were kept" if not empty else "nothing before it was readable"
+        yield f"{file}:{e.line}", _raiser("truncated_file", f"truncated at byte {e.at_byte} ({e.detail}); {kept}")
+        return
+    if empty:
+        yield f"{file}:1", _raiser("empty_file", "no records")
+
+
+def _per_file(files: list[Path], read_file: Callable[[Path], Iterator[Record]]) -> Iterator[Record]:
+    for file in files:
+        yield from _guarded(file, read_file(file))
+
+
+def _text_of(raw: bytes) -> tuple[str, int]:
+    try:
+        return rawio.decode_utf8(raw)
+    except rawio.NotUtf8 as e:
+        raise Quarantine("invalid_utf8", str(e)) from None
+
+
+def _with_repairs(meta: dict[str, Any], replaced: int) -> dict[str, Any]:
+    if replaced:
+        meta["repaired"] = {"invalid_utf8": replaced}
+    return meta
+
+
+def _document(record: Any, src: SourceConfig, where: str, max_bytes: int) -> tuple[str, str, dict[str, Any]]:
+    """(id, text, metadata) of one JSON object or table row, or the reason it is not a document."""
+    if not isinstance(record, dict):
+        raise Quarantine("not_an_object", f"found {type(record).__name__}")
+    text = record.get(src.text_field)
+    if not isinstance(text, str):
+        found = "no such field" if text is None else f"a {type(text).__name__}"
+        raise Quarantine(f"missing_field_{src.text_field}", f"{src.text_field!r}: {found}; fields {list(record)[:8]}")
+    if len(text) > max_bytes // 4 and len(text.encode("utf-8", "surrogateescape")) > max_bytes:
+        raise Quarantine("too_large", f"{len(text):,} characters")
+    doc_id = record.get(src.id_field)
+    return str(doc_id if doc_id is not None else where.rsplit("/", 1)[-1]), text, {"where": where, "record": record}
+
+
+def _decode_json(raw: bytes, src: SourceConfig, where: str, max_bytes: int) -> tuple[str, str, dict[str, Any]]:
+    text, replaced = _text_of(raw)
+    try:
+        record = json.loads(text, strict=False)  # raw control characters: normalize drops them
+    except json.JSONDecodeError as e:
+        raise Quarantine("malformed_json", f"{e.msg} at column {e.colno}") from None
+    doc_id, text, meta = _document(record, src, where, max_bytes)
+    return doc_id, text, _with_repairs(meta, replaced)
+
+
+def _jsonl(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
+    def read_file(file: Path) -> Iterator[Record]:
+        for line in rawio.lines(file, max_bytes):
+            where = f"{file}:{line.number}"
+            if line.raw is None:
+                yield where, _raiser("too_large", f"a line of {line.size:,} bytes at byte {line.offset}")
+            elif line.raw.strip():
+                yield where, lambda raw=line.raw, where=where: _decode_json(raw, src, where, max_bytes)
+
+    return _per_file(_files(path, (".jsonl", ".ndjson")), read_file)
+
+
 def _parquet(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(f"{path}: reading parquet needs pyarrow (pip install 'gecko[data]')") from None
-    for file in _files(path, (".parquet",)):
-        pf = pq.ParquetFile(file)
+
+    def read_file(file: Path) -> Iterator[Record]:
+        try:
+            pf = pq.ParquetFile(file)
+        except (OSError, pa.ArrowException) as e:  # permissions, a truncated footer, not parquet at all
+            yield str(file), _raiser("unreadable_file", f"{type(e).__name__}: {e}")
+            return
         if src.text_field not in pf.schema_arrow.names:
-            raise DataError(f"{file}: no column {src.text_field!r} in {pf.schema_arrow.names}")
+            yield f"{file}:row 1", _raiser(f"missing_field_{src.text_field}",
+                                           f"no column {src.text_field!r} in {pf.schema_arrow.names}")
+            return
         columns = [c for c in (src.text_field, src.id_field) if c in pf.schema_arrow.names]
         row = 0
-        for batch in pf.iter_batches(batch_size=1024, columns=columns):
-            for record in batch.to_pylist():
-                row += 1
-                where = f"{file}:row {row}"
-                yield where, lambda record=record, where=where: _decode_row(record, src, where, max_bytes)
+        try:
+            for batch in pf.iter_batches(batch_size=1024, columns=columns):
+                for record in batch.to_pylist():
+                    row += 1
+                    where = f"{file}:row {row}"
+                    yield where, lambda record=record, where=where: _document(record, src, where, max_bytes)
+        except (OSError, pa.ArrowException) as e:  # a corrupt row group: the rows before it were kept
+            yield f"{file}:row {row + 1}", _raiser("truncated_file", f"{type(e).__name__}: {e}")
 
-
-def _decode_row(record: dict[str, Any], src: SourceConfig, where: str, max_bytes: int) -> tuple[str, str, dict]:
-    text = record.get(src.text_field)
-    if not isinstance(text, str):
-        raise Quarantine(f"missing_field_{src.text_field}")
-    if len(text) > max_bytes // 4 and len(text.encode("utf-8", "surrogateescape")) > max_bytes:
-        raise Quarantine("too_large")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # surrogateescape kept bytes that were not UTF-8
-        raise Quarantine("invalid_utf8") from None
-    doc_id = record.get(src.id_field)
-    return str(doc_id if doc_id is not None else where.rsplit("/", 1)[-1]), text, {"where": where}
+    return _per_file(_files(path, (".parquet",)), read_file)
 
 
 def _json(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
-    """A JSON array of objects per file (KoSBi, SQuARe); the whole file is parsed, so it must fit memory."""
-    for file in _files(path, (".json",)):
+    """A JSON array of objects per file (KoSBi, SQuARe), or one object; the whole file is parsed."""
+
+    def read_file(file: Path) -> Iterator[Record]:
+        data, broken = rawio.read_all(file, MAX_JSON_FILE_BYTES)
+        if data is None:
+            yield f"{file}:1", _raiser("too_large", f"a .json file over {MAX_JSON_FILE_BYTES:,} bytes: use JSON lines")
+            return
+        if not data.strip():
+            return
         try:
-            records = json.loads(file.read_bytes().decode("utf-8"), strict=False)
-        except UnicodeDecodeError:
-            yield f"{file}:1", _raiser("invalid_utf8")
-            continue
-        except json.JSONDecodeError as e:
-            yield f"{file}:{e.lineno}", _raiser("malformed_json", e)
-            continue
-        if not isinstance(records, list):
-            raise DataError(f"{file}:1: expected a JSON array of objects, found {type(records).__name__}")
-        for i, record in enumerate(records):
-            where = f"{file}:item {i}"
-            yield where, lambda record=record, where=where: _decode_item(record, src, where, max_bytes)
+            text, _ = _text_of(data)
+        except Quarantine as q:
+            yield f"{file}:1", _raiser(q.reason, q.detail)
+            return
+        for i, (item, line) in enumerate(_json_items(text)):
+            where = f"{file}:item {i}" if line is None else f"{file}:{line}"
+            if isinstance(item, Quarantine) and broken is not None:  # the cut, not a fault of its own
+                broken.line = line or 1
+                raise broken
+            if isinstance(item, Quarantine):
+                yield where, _raiser(item.reason, item.detail)
+            else:
+                yield where, lambda item=item, where=where: _document(item, src, where, max_bytes)
+        if broken is not None:
+            raise broken
+
+    return _per_file(_files(path, (".json",)), read_file)
 
 
-def _decode_item(record: Any, src: SourceConfig, where: str, max_bytes: int) -> tuple[str, str, dict]:
-    if not isinstance(record, dict):
-        raise Quarantine("not_an_object")
-    return _decode_row(record, src, where, max_bytes)
+def _json_items(text: str) -> Iterator[tuple[Any, int | None]]:
+    """(item, None) for each element of a JSON array (or the one object) in `text`, parsed element by element
+    so that a cut or broken file keeps the items before the fault, which comes last as (Quarantine, line)."""
+    decoder = json.JSONDecoder(strict=False)
+    ws = re.compile(r"\s*")
+    pos = ws.match(text).end()
+    try:
+        if not text.startswith("[", pos):
+            item, end = decoder.raw_decode(text, pos)
+            if ws.match(text, end).end() != len(text):
+                raise json.JSONDecodeError("extra data after the value", text, ws.match(text, end).end())
+            if not isinstance(item, dict):
+                raise Quarantine("not_an_object", f"expected an array of objects, found {type(item).__name__}")
+            yield item, None
+            return
+        pos = ws.match(text, pos + 1).end()
+        if text.startswith("]", pos):
+            return
+        while True:
+            item, pos = decoder.raw_decode(text, pos)
+            yield item, None
+            pos = ws.match(text, pos).end()
+            if text.startswith("]", pos):
+                return
+            if not text.startswith(",", pos):
+                raise json.JSONDecodeError("expected ',' or ']'", text, pos)
+            pos = ws.match(text, pos + 1).end()
+    except json.JSONDecodeError as e:
+        yield Quarantine("malformed_json", f"{e.msg} at column {e.colno}; the items before it were kept"), e.lineno
+    except Quarantine as q:
+        yield q, 1
 
 
 def _table(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
@@ -195,53 +250,101 @@ def _table(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
     delimiter = src.delimiter or ("\t" if src.format == "tsv" else ",")
     if len(delimiter) != 1:
         raise DataError(f"data.sources[{src.name}]: delimiter must be one character, found {delimiter!r}")
-    for file in _files(path, (f".{src.format}",)):
-        with file.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
-            rows = csv.DictReader(f, fieldnames=src.columns or None, delimiter=delimiter,
-                                  quoting=csv.QUOTE_NONE if src.format == "tsv" else csv.QUOTE_MINIMAL)
-            if rows.fieldnames is None:
-                yield f"{file}:1", _raiser("empty_file")
+    quoting = csv.QUOTE_NONE if src.format == "tsv" else csv.QUOTE_MINIMAL
+    return _per_file(_files(path, (f".{src.format}",)),
+                     lambda file: _table_file(src, file, delimiter, quoting, max_bytes))
+
+
+def _table_file(src: SourceConfig, file: Path, delimiter: str, quoting: int, max_bytes: int) -> Iterator[Record]:
+    faults: dict[int, Quarantine] = {}
+
+    def text_lines() -> Iterator[str]:
+        for line in rawio.lines(file, max_bytes):
+            if line.raw is None:
+                faults[line.number] = Quarantine("too_large", f"a line of {line.size:,} bytes at byte {line.offset}")
+                yield _FAULT + "\n"
                 continue
-            if src.text_field not in rows.fieldnames:
-                raise DataError(f"{file}:1: no column {src.text_field!r} in header {rows.fieldnames}")
-            for row in rows:
-                where = f"{file}:{rows.line_num}"
-                if None in row:  # more fields than columns: the delimiter occurs inside the text
-                    yield where, _raiser("extra_columns")
-                else:
-                    yield where, lambda row=row, where=where: _decode_row(row, src, where, max_bytes)
+            try:
+                text, replaced = _text_of(line.raw)
+            except Quarantine as q:
+                faults[line.number], text, replaced = q, _FAULT, 0
+            if replaced:
+                faults[line.number] = Quarantine("repaired", str(replaced))
+            yield text + "\n"
+
+    rows = csv.DictReader(text_lines(), fieldnames=src.columns or None, delimiter=delimiter, quoting=quoting)
+    try:
+        header = rows.fieldnames
+    except csv.Error as e:
+        yield f"{file}:1", _raiser("malformed_row", str(e))
+        return
+    if header is None:
+        return
+    if src.text_field not in header:
+        yield f"{file}:1", _raiser(f"missing_field_{src.text_field}", f"no column {src.text_field!r} in header "
+                                                                        f"{header[:8]}")
+        return
+    while True:
+        start = rows.line_num + 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield f"{file}:{rows.line_num}", _raiser("malformed_row", str(e))
+            continue
+        yield _table_record(row, src, file, range(start, rows.line_num + 1), faults, max_bytes)
+
+
+def _table_record(row: dict[str, Any], src: SourceConfig, file: Path, line_range: range,
+                  faults: dict[int, Quarantine], max_bytes: int) -> Record:
+    where = f"{file}:{line_range[0] if line_range else line_range.start}"
+    found = [faults.pop(n) for n in line_range if n in faults]
+    fatal = [q for q in found if q.reason != "repaired"]
+    if fatal:
+        return where, _raiser(fatal[0].reason, fatal[0].detail)
+    if None in row:  # more fields than columns: the delimiter occurs inside the text
+        return where, _raiser("extra_columns", f"{len(row) - 1 + len(row[None])} fields for {len(row) - 1} columns")
+    replaced = sum(int(q.detail) for q in found)
+
+    def decode() -> tuple[str, str, dict[str, Any]]:
+        doc_id, text, meta = _document(row, src, where, max_bytes)
+        return doc_id, text, _with_repairs(meta, replaced)
+
+    return where, decode
 
 
 def _text(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
     """Plain text: documents are separated by one or more blank lines."""
-    for file in _files(path, (".txt",)):
+
+    def read_file(file: Path) -> Iterator[Record]:
         block: list[bytes] = []
-        start = 1
-        with file.open("rb") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    if not block:
-                        start = lineno
-                    block.append(line)
-                elif block:
-                    yield _text_record(file, start, b"".join(block), max_bytes)
-                    block = []
-        if block:
-            yield _text_record(file, start, b"".join(block), max_bytes)
-        elif start == 1 and file.stat().st_size == 0:
-            yield f"{file}:1", _raiser("empty_file")
+        start, size, too_long = 1, 0, False
+        for line in rawio.lines(file, max_bytes):
+            if line.raw is None or line.raw.strip():
+                if not block and not too_long:
+                    start = line.number
+                size += line.size + 1
+                too_long = too_long or line.raw is None or size > max_bytes
+                if not too_long:
+                    block.append(line.raw)
+            elif block or too_long:
+                yield _text_record(file, start, block, size, too_long)
+                block, size, too_long = [], 0, False
+        if block or too_long:
+            yield _text_record(file, start, block, size, too_long)
+
+    return _per_file(_files(path, (".txt",)), read_file)
 
 
-def _text_record(file: Path, start: int, raw: bytes, max_bytes: int) -> Record:
+def _text_record(file: Path, start: int, block: list[bytes], size: int, too_long: bool) -> Record:
     where = f"{file}:{start}"
+    if too_long:
+        return where, _raiser("too_large", f"a block of {size:,} bytes")
 
     def decode() -> tuple[str, str, dict[str, Any]]:
-        if len(raw) > max_bytes:
-            raise Quarantine("too_large")
-        try:
-            return f"{file.name}:{start}", raw.decode("utf-8").rstrip("\n"), {"where": where}
-        except UnicodeDecodeError:
-            raise Quarantine("invalid_utf8") from None
+        text, replaced = _text_of(b"\n".join(block))
+        return f"{file.name}:{start}", text, _with_repairs({"where": where}, replaced)
 
     return where, decode
 
@@ -266,21 +369,27 @@ def _code(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
 def _decode_code(file: Path, rel: Path, max_bytes: int) -> tuple[str, str, dict[str, Any]]:
     reason = _skip_reason(rel)
     if reason:
-        raise Quarantine(reason)
-    if file.stat().st_size > max_bytes:
-        raise Quarantine("too_large")
-    data = file.read_bytes()
-    if b"\0" in data[:8192]:
-        raise Quarantine("binary_file")
+        raise Quarantine(reason, rel.as_posix())
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Quarantine("invalid_utf8") from None
+        if file.stat().st_size > max_bytes:
+            raise Quarantine("too_large", f"{file.stat().st_size:,} bytes")
+        data, broken = rawio.read_all(file, max_bytes)
+    except DataError as e:
+        raise Quarantine("unreadable_file", str(e)) from None
+    if data is None:
+        raise Quarantine("too_large", f"over {max_bytes:,} bytes")
+    if broken is not None:
+        raise Quarantine("truncated_file", f"truncated at byte {broken.at_byte} ({broken.detail})")
+    if not data.strip():
+        raise Quarantine("empty_file", "no code")
+    if b"\0" in data[:8192]:
+        raise Quarantine("binary_file", "NUL bytes in the first 8 KB")
+    text, replaced = _text_of(data)
     lines = text.count("\n") + 1
     if len(text) / lines > 1000:
-        raise Quarantine("minified")
+        raise Quarantine("minified", f"{len(text) / lines:.0f} characters per line")
     meta = {"path": rel.as_posix(), "code_lang": CODE_LANGS.get(file.suffix.lower(), file.suffix.lstrip("."))}
-    return rel.as_posix(), text, meta
+    return rel.as_posix(), text, _with_repairs(meta, replaced)
 
 
 FORMATS: dict[str, Callable[[SourceConfig, Path, int], Iterator[Record]]] = {
@@ -298,39 +407,97 @@ def iter_records(src: SourceConfig, max_bytes: int) -> Iterator[Record]:
         yield record
 
 
+class SeenIds:
+    """Which ids a reader has already given out, as a Bloom filter: memory stays 16 MB however many documents
+    a rank reads, and a false positive only renames a unique id, which harms nothing."""
+
+    BITS = 1 << 27
+
+    def __init__(self) -> None:
+        self.bits = bytearray(self.BITS // 8)
+
+    def add(self, key: str) -> bool:
+        """Record `key`; True when it was (almost surely) seen before."""
+        h = xxhash.xxh3_128_intdigest(key.encode("utf-8", "surrogatepass"))
+        seen = True
+        for k in range(3):
+            bit = (h >> (40 * k)) & (self.BITS - 1)
+            byte, mask = bit >> 3, 1 << (bit & 7)
+            seen = seen and bool(self.bits[byte] & mask)
+            self.bits[byte] |= mask
+        return seen
+
+
+class QuarantineLog:
+    """A JSONL file with one line per record that did not become a document (reason, where, detail, source),
+    so the report's counts can be audited line by line. Streamed to `NAME.tmp`, renamed when complete."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.file: TextIO | None = None
+        self.count = 0
+
+    def add(self, where: str, q: Quarantine, source: str) -> None:
+        self.count += 1
+        if self.path is None:
+            return
+        if self.file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = self.path.with_name(self.path.name + ".tmp").open("w", encoding="utf-8")
+        row = {"reason": q.reason, "where": where, "detail": q.detail, "source": source}
+        self.file.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def save(self) -> None:
+        if self.file is not None and self.path is not None:
+            self.file.close()
+            os.replace(self.file.name, self.path)
+
+
 class SourceReader(PipelineStep):
     """Reads every configured source; the rank's share of records, decoded, as datatrove Documents."""
 
     name = "📖 gecko read"
     type = "📖 - READER"
 
-    def __init__(self, sources: tuple[SourceConfig, ...], max_doc_bytes: int, ledger_dir: str | None) -> None:
+    def __init__(self, sources: tuple[SourceConfig, ...], max_doc_bytes: int, ledger_dir: str | None,
+                 quarantine_dir: str | None = None) -> None:
         super().__init__()
         self.sources = sources
         self.max_doc_bytes = max_doc_bytes
         self.ledger_dir = ledger_dir
+        self.quarantine_dir = quarantine_dir
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         stats = DataStats()
+        log = QuarantineLog(Path(self.quarantine_dir) / f"read-{rank:05d}.jsonl" if self.quarantine_dir else None)
         with Progress(transient=True, disable=rank != 0) as progress:
             for s_idx, src in enumerate(self.sources):
                 task = progress.add_task(f"clean: {src.name} (rank 0 of {world_size})", total=None)
+                seen = SeenIds()
                 for n, (where, decode) in enumerate(iter_records(src, self.max_doc_bytes)):
                     if n % world_size == rank:
                         progress.advance(task)
-                        yield from self._decode(src, s_idx, n, where, decode, stats)
+                        yield from self._decode(src, (s_idx, n), where, decode, stats, log, seen)
+        log.save()
         if self.ledger_dir:
             stats.save_ledger(Path(self.ledger_dir), "read", rank)
 
-    def _decode(self, src: SourceConfig, s_idx: int, n: int, where: str, decode: Callable, stats: DataStats
-                ) -> Iterator[DtDocument]:
+    def _decode(self, src: SourceConfig, order: tuple[int, int], where: str, decode: Callable, stats: DataStats,
+                log: QuarantineLog, seen: SeenIds) -> Iterator[DtDocument]:
         stats.read[src.name] += 1
         try:
             doc_id, text, meta = decode()
         except Quarantine as q:
             stats.drop("read", q.reason, src.lang, where)
+            log.add(where, q, src.name)
             self.stat_update(f"quarantined_{q.reason}")
             return
         self.stat_update("documents")
-        meta.update(lang=src.lang, source=src.name, order=[s_idx, n])
+        meta.pop("record", None)
+        if seen.add(doc_id):  # a second document under one id: kept, under an id naming where it was read
+            stats.repair("read", "duplicate_id", where)
+            doc_id = f"{doc_id}@{Path(where).name}"
+        for what, n in meta.get("repaired", {}).items():
+            stats.repair("read", what, where, n)
+        meta.update(lang=src.lang, source=src.name, order=list(order))
         yield DtDocument(text=text, id=f"{src.name}/{doc_id}", metadata=meta)

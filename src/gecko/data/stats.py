@@ -72,6 +72,15 @@ class DataStats:
     """Extra copies added by up-sampling, per language."""
     examples: dict[str, list[str]] = field(default_factory=dict)
     """A few `file:line` or document ids per (step/reason), for the report."""
+    repaired: Counter[str] = field(default_factory=Counter)
+    """Kept documents mended on the way, per `step/what` (invalid UTF-8 bytes replaced, a duplicate id
+    renamed): counted, so nothing changes silently."""
+
+    def repair(self, step: str, what: str, example: str, n: int = 1) -> None:
+        self.repaired[f"{step}/{what}"] += n
+        shown = self.examples.setdefault(f"{step}/{what}", [])
+        if len(shown) < MAX_EXAMPLES:
+            shown.append(example)
 
     def drop(self, step: str, reason: str, lang: str, example: str) -> None:
         self.dropped[(step, reason, lang)] += 1
@@ -90,6 +99,7 @@ class DataStats:
             "kept": dict(self.kept),
             "kept_bytes": dict(self.kept_bytes),
             "repeated": dict(self.repeated),
+            "repaired": dict(self.repaired),
             "examples": self.examples,
         }
 
@@ -100,6 +110,7 @@ class DataStats:
         self.kept.update(other.kept)
         self.kept_bytes.update(other.kept_bytes)
         self.repeated.update(other.repeated)
+        self.repaired.update(other.repaired)
         for key, shown in other.examples.items():
             mine = self.examples.setdefault(key, [])
             mine.extend(shown[: MAX_EXAMPLES - len(mine)])
@@ -107,7 +118,7 @@ class DataStats:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataStats:
         stats = cls(Counter(d["read"]), Counter(), Counter(d["kept"]), Counter(d["kept_bytes"]),
-                    Counter(d["repeated"]), d["examples"])
+                    Counter(d["repeated"]), d["examples"], Counter(d.get("repaired", {})))
         for row in d["dropped"]:
             stats.dropped[(row["step"], row["reason"], row["lang"])] += row["count"]
         return stats
@@ -149,6 +160,11 @@ class DataStats:
         for (step, reason, lang), n in sorted(self.dropped.items()):
             ex = ", ".join(f"`{_md_cell(e)}`" for e in self.examples.get(f"{step}/{reason}", []))
             lines.append(f"| {step} | {reason} | {lang} | {n:,} | {ex} |")
+        if self.repaired:
+            lines += ["", "## Repaired (kept)", "", "| step/what | count | examples |", "|---|---:|---|"]
+            for key, n in sorted(self.repaired.items()):
+                ex = ", ".join(f"`{_md_cell(e)}`" for e in self.examples.get(key, []))
+                lines.append(f"| {key} | {n:,} | {ex} |")
         return "\n".join(lines) + "\n"
 
     def summary(self) -> str:
