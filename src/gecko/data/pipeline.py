@@ -36,7 +36,7 @@ from gecko.data.langid import LanguageFilter
 from gecko.data.mix import run_mix
 from gecko.data.normalize import Normalize
 from gecko.data.pii import PiiScrubber
-from gecko.data.readers import SourceReader
+from gecko.data.readers import SourceReader, check_source
 from gecko.data.stats import DataStats
 from gecko.data.toxicity import ToxicityFilter
 from gecko.errors import DataError
@@ -120,8 +120,7 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
     if not cfg.sources:
         raise DataError("data.sources is empty: nothing to build a corpus from")
     for src in cfg.sources:
-        if not Path(src.path).exists():
-            raise DataError(f"data.sources[{src.name}]: {src.path} does not exist")
+        check_source(src)
     _reset_if_changed(cfg, data_dir)
     workers = max(cfg.workers, 1)
     execute(clean_steps(cfg, data_dir), workers, workers, data_dir / "logs" / "clean", label="clean",

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,8 +29,10 @@ from datatrove.pipeline.base import PipelineStep
 from rich.progress import Progress
 import xxhash
 
+from gecko.atomic import write_text
 from gecko.config import SourceConfig
 from gecko.data import rawio
+from gecko.data.langid import initial_lang, label_languages
 from gecko.data.stats import DataStats
 from gecko.errors import DataError
 
@@ -501,3 +504,88 @@ class SourceReader(PipelineStep):
             stats.repair("read", what, where, n)
         meta.update(lang=src.lang, source=src.name, order=list(order))
         yield DtDocument(text=text, id=f"{src.name}/{doc_id}", metadata=meta)
+
+
+class CorpusReader(PipelineStep):
+    """JSONL documents of a folder for the corpus phases (dedup, decontam): GECKO/datatrove records
+    `{text, id, metadata}` or any `{text, id, lang, …}` (fields go to metadata, as datatrove's reader does),
+    file `rank::world_size` of the list on each rank, through the same rawio path as the sources. A record
+    that is not a document is quarantined; the counting pass (`counts_dir`) records it as step `read`."""
+
+    name = "📖 gecko corpus"
+    type = "📖 - READER"
+
+    def __init__(self, files: list[Path], lang: str = "field", counts_dir: str | None = None,
+                 max_doc_bytes: int = 10_000_000) -> None:
+        super().__init__()
+        initial_lang(None, lang)  # an unknown mode fails here, before any worker starts
+        self.files = [str(f) for f in files]
+        self.lang = lang
+        self.counts_dir = counts_dir
+        self.max_doc_bytes = max_doc_bytes
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        counts: Counter[str] = Counter()
+        log = QuarantineLog(Path(self.counts_dir).parent / "quarantine" / f"read-{rank:05d}.jsonl"
+                            if self.counts_dir else None)
+        docs = self._documents(self.files[rank::world_size], counts, log)
+        yield from label_languages(docs)
+        log.save()
+        if self.counts_dir:
+            write_text(Path(self.counts_dir) / f"read-{rank:05d}.json", json.dumps(counts))
+
+    def _documents(self, files: list[str], counts: Counter[str], log: QuarantineLog) -> Iterator[DtDocument]:
+        for file in files:
+            src = SourceConfig(Path(file).name, file, "ko", format="jsonl")
+            for where, decode in iter_records(src, self.max_doc_bytes):
+                try:
+                    doc_id, text, meta = decode()
+                except Quarantine as q:
+                    counts[f"read|{q.reason}|unknown"] += 1
+                    log.add(where, q, src.name)
+                    continue
+                yield DtDocument(text=text, id=doc_id, metadata=self._metadata(meta["record"]))
+
+    def _metadata(self, record: dict[str, Any]) -> dict[str, Any]:
+        meta = record.get("metadata")
+        meta = dict(meta) if isinstance(meta, dict) else {}
+        meta.update((k, v) for k, v in record.items() if k not in ("text", "id", "metadata", "media"))
+        meta["lang"] = initial_lang(meta.get("lang"), self.lang)
+        return meta
+
+
+def check_source(src: SourceConfig) -> None:
+    """Fail before any worker starts when a source cannot match its config: a missing path, or a text
+    column absent from the first file's header (a typo in the config would otherwise quarantine every
+    file of the source, one by one, after hours of reading). Later files are checked as they are read."""
+    path = Path(src.path)
+    if not path.exists():
+        raise DataError(f"data.sources[{src.name}]: {path} does not exist")
+    if src.format not in ("csv", "tsv", "parquet") or (src.format != "parquet" and src.columns):
+        return
+    files = _files(path, (f".{src.format}",))
+    if not files:
+        return
+    names = _header(src, files[0])
+    if names is not None and src.text_field not in names:
+        raise DataError(f"{files[0]}:1: no column {src.text_field!r} in header {names[:8]} "
+                        f"(data.sources[{src.name}].text_field)")
+
+
+def _header(src: SourceConfig, file: Path) -> list[str] | None:
+    """Column names of a table or parquet file; None when it cannot be read (the reader quarantines it)."""
+    if src.format == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_schema(file).names
+        except (OSError, pa.ArrowException):
+            return None
+    try:
+        first = next((line for line in rawio.lines(file, 1 << 20) if line.raw is not None), None)
+        text = rawio.decode_utf8(first.raw)[0] if first is not None else ""
+    except (DataError, rawio.StreamBroken, rawio.NotUtf8):
+        return None
+    delimiter = src.delimiter or ("\t" if src.format == "tsv" else ",")
+    return next(csv.reader([text], delimiter=delimiter), None) if text else None

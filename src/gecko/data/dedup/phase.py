@@ -16,7 +16,6 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datatrove.pipeline.readers import JsonlReader
 
 from gecko.config import DedupConfig
 from gecko.data.dedup.boilerplate import LineCounts, LineMerge
@@ -24,6 +23,7 @@ from gecko.data.dedup.engine import Engine, execute, shard_writer
 from gecko.data.dedup.minhash import DedupFilter, MinhashBuckets, MinhashClusters, MinhashSignatures
 from gecko.config import to_dict
 from gecko.atomic import write_json
+from gecko.data.readers import CorpusReader
 from gecko.data.stats import MAX_EXAMPLES, DataStats
 from gecko.errors import DataError
 
@@ -75,8 +75,10 @@ def input_files(in_dir: Path) -> list[Path]:
     return files
 
 
-def reader(in_dir: Path) -> JsonlReader:
-    return JsonlReader(str(in_dir), glob_pattern="*.jsonl*", recursive=False, add_file_path=False)
+def reader(in_dir: Path, lang: str = "field", counts_dir: Path | None = None) -> CorpusReader:
+    """The phase's documents, one input file per rank; `lang` says where labels come from (langid.LANG_MODES),
+    and the pass given `counts_dir` counts what was quarantined (once, not once per pass)."""
+    return CorpusReader(input_files(in_dir), lang, str(counts_dir) if counts_dir else None)
 
 
 def work_dir_for(out_dir: Path) -> Path:
@@ -97,22 +99,23 @@ def collect_counts(work: Path) -> tuple[Counter[str], Counter[tuple[str, str, st
 
 
 def run_dedup(in_dir: Path, out_dir: Path, cfg: DedupConfig, workers: int = 1, engine: Engine = "local",
-              tasks: int | None = None) -> PhaseResult:
-    """Dedup every document under `in_dir` into `out_dir`; `tasks` (default: one per input file) ranks."""
+              tasks: int | None = None, lang: str = "field") -> PhaseResult:
+    """Dedup every document under `in_dir` into `out_dir`; `tasks` (default: one per input file) ranks.
+    `lang`: where each document's language (hence its shingles) comes from, see langid.LANG_MODES."""
     tasks = tasks or len(input_files(in_dir))
     work = work_dir_for(out_dir)
-    reset_if_changed(in_dir, out_dir, [to_dict(cfg), tasks])
+    reset_if_changed(in_dir, out_dir, [to_dict(cfg), tasks, lang])
     logs = work / "logs"
     bands = MinhashBuckets(work, cfg).bands()
     boilerplate = [
-        ("lines", [reader(in_dir), LineCounts(work, cfg)], tasks),
+        ("lines", [reader(in_dir, lang), LineCounts(work, cfg)], tasks),
         ("merge", [LineMerge(work, cfg)], 1),
     ] if cfg.boilerplate_min_docs > 0 else []
     stages = boilerplate + [
-        ("signatures", [reader(in_dir), MinhashSignatures(work, cfg)], tasks),
+        ("signatures", [reader(in_dir, lang), MinhashSignatures(work, cfg)], tasks),
         ("buckets", [MinhashBuckets(work, cfg)], len(bands)),
         ("clusters", [MinhashClusters(work, cfg)], 1),
-        ("filter", [reader(in_dir),
+        ("filter", [reader(in_dir, lang, work / "counts"),
                     DedupFilter(work, cfg, exclusion_writer=shard_writer(work / "removed")),
                     shard_writer(out_dir)], tasks),
     ]
