@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import json
 import lzma
 from collections import Counter
@@ -161,8 +162,9 @@ def build(tmp: Path, reader: str, fault: str) -> Case | None:
             path = _write(tmp, reader, good)
             path.write_bytes(path.read_bytes()[:-20])
             return Case(path, fmt, Expect(0, {"unreadable_file": 1}))
-        many = _records([f"r{i}" for i in range(400)] * 1) * 1
-        many = [{"id": f"r{i}", "text": f"{TEXTS[i % 3]} {i}"} for i in range(3000)]
+        # enough for several bz2 blocks (100 KB at -1), each record unlike the others (dedup stays cheap)
+        many = [{"id": f"r{i}", "text": f"{TEXTS[i % 3]} {hashlib.sha512(str(i).encode()).hexdigest() * 2}"}
+                for i in range(700)]
         path = _write(tmp, reader, many)
         data = path.read_bytes()
         path.write_bytes(data[: len(data) * 2 // 3] if compressed else data[: len(data) - 7])
@@ -170,7 +172,7 @@ def build(tmp: Path, reader: str, fault: str) -> Case | None:
                                            {"jsonl": "malformed_json", "json": "malformed_json",
                                             "csv": "", "tsv": "", "text": ""}[fmt]: 1}))
     if fault == "long_line":
-        long_text = "가" * (CAP * 2)
+        long_text = "가" * (CAP * 4)  # 24 KB: over the cap of every mode
         if fmt == "code":
             return Case(_write(tmp, reader, [*good, f"x = '{long_text}'\n".encode()]), fmt, Expect(n, {"too_large": 1}))
         return Case(_write(tmp, reader, [*good, {"id": "big", "text": long_text}]), fmt, Expect(n, {"too_large": 1}))
@@ -214,27 +216,29 @@ def build(tmp: Path, reader: str, fault: str) -> Case | None:
     raise AssertionError(fault)
 
 
-def _make_unreadable(case: Case, monkeypatch) -> None:
+def _make_unreadable(cases: list[Case], monkeypatch) -> None:
     """chmod 000, or, as root (who reads anything), the same PermissionError from open."""
-    target = case.path / "m1.py" if case.fmt == "code" else case.path
-    target.chmod(0)
     import os
 
+    targets = {c.path / "m1.py" if c.fmt == "code" else c.path for c in cases}
+    for target in targets:
+        target.chmod(0)
     if os.geteuid() != 0:
         return
-    real_open = Path.open
+    real_open, real_parquet = Path.open, pq.ParquetFile
 
     def deny(self, *a, **kw):
-        if Path(self) == target:
+        if Path(self) in targets:
             raise PermissionError(13, "Permission denied", str(self))
         return real_open(self, *a, **kw)
 
-    monkeypatch.setattr(Path, "open", deny)
-    if case.fmt == "parquet":
-        def deny_parquet(path, *a, **kw):
-            raise PermissionError(13, "Permission denied", str(path))
+    def deny_parquet(source, *a, **kw):
+        if Path(source) in targets:
+            raise PermissionError(13, "Permission denied", str(source))
+        return real_parquet(source, *a, **kw)
 
-        monkeypatch.setattr(pq, "ParquetFile", deny_parquet)
+    monkeypatch.setattr(Path, "open", deny)
+    monkeypatch.setattr(pq, "ParquetFile", deny_parquet)
 
 
 CELLS = [(r, f) for r in READERS for f in FAULTS]
@@ -256,7 +260,7 @@ def test_reader_step(tmp_path, monkeypatch, reader, fault):
     if case is None:
         pytest.skip(f"{fault} cannot occur in {reader}")
     if case.unreadable:
-        _make_unreadable(case, monkeypatch)
+        _make_unreadable([case], monkeypatch)
     src = SourceConfig("s", str(case.path), "ko", format=case.fmt, extensions=(".py",))
     ledger, qdir = tmp_path / "ledger", tmp_path / "quarantine"
     docs = list(SourceReader((src,), CAP, str(ledger), str(qdir)).run())
@@ -280,3 +284,144 @@ def test_reader_step(tmp_path, monkeypatch, reader, fault):
     assert {k.split("/", 1)[1]: v for k, v in stats.repaired.items()} == expect.repaired
     assert all("\ufeff" not in d.text and ("\r" not in d.text or case.fmt == "code") for d in docs)
     _check_quarantine(qdir, stats, case)
+
+
+# ---- mode 2: a per-step command on the file (`gecko data pii --in F --out O`) ----------------------------
+
+def _one_line_error(err: str, case: Case) -> None:
+    lines = [line for line in err.splitlines() if line.startswith("gecko: error:")]
+    assert len(lines) == 1 and str(case.path) in lines[0], err
+
+
+def _fatal_for_one_file(case: Case, fault: str) -> bool:
+    """Faults that make a single input file unusable as a whole: a clear error, not an empty output."""
+    return (fault == "unreadable" and case.fmt != "code") or (
+        fault == "missing_field" and case.fmt in ("csv", "tsv"))
+
+
+@pytest.mark.parametrize("reader,fault", CELLS, ids=[f"{r}-{f}" for r, f in CELLS])
+def test_step_command(tmp_path, monkeypatch, capsys, reader, fault):
+    from gecko.cli import main
+
+    case = build(tmp_path, reader, fault)
+    if case is None:
+        pytest.skip(f"{fault} cannot occur in {reader}")
+    if case.unreadable:
+        _make_unreadable([case], monkeypatch)
+    out = tmp_path / "out.jsonl"
+    code = main(["data", "pii", "--in", str(case.path), "--out", str(out),
+                 "--config", str(_config_with_cap(tmp_path))])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    if _fatal_for_one_file(case, fault):
+        assert code == 2 and not out.exists()
+        _one_line_error(captured.err, case)
+        return
+    assert code == 0, captured.err
+    counts = json.loads(captured.out.strip().splitlines()[-1])
+    quarantined = {k.removeprefix("quarantined_"): n for k, n in counts.items() if k.startswith("quarantined_")}
+    written = [json.loads(x) for x in out.open(encoding="utf-8")]
+    assert counts["read"] == counts["written"] + sum(quarantined.values()) == len(written) + sum(quarantined.values())
+    qfile = tmp_path / "out.quarantine.jsonl"
+    rows = [json.loads(x) for x in qfile.open(encoding="utf-8")] if qfile.exists() else []
+    assert Counter(r["reason"] for r in rows) == Counter(quarantined)
+    want = {r: n for r, n in case.expect.dropped.items() if r}
+    if case.expect.kept >= 0:
+        assert len(written) == case.expect.kept and quarantined == want
+    else:
+        assert len(written) > 100 and sum(quarantined.values()) <= 1 and set(quarantined) <= set(want)
+    repaired = {k.removeprefix("repaired_"): n for k, n in counts.items() if k.startswith("repaired_")}
+    if counts.get("duplicate_id"):
+        repaired["duplicate_id"] = counts["duplicate_id"]
+    assert repaired == case.expect.repaired
+    warned = [line for line in captured.err.splitlines() if line.startswith("gecko: warning:")]
+    assert len(warned) == len(quarantined) + len(repaired)  # one line per kind of fault, naming the file
+    assert all(case.path.name in line or case.fmt == "code" for line in warned)
+
+
+def _config_with_cap(tmp: Path) -> Path:
+    path = tmp / "cap.yaml"
+    path.write_text(f"data:\n  clean:\n    max_doc_bytes: {CAP}\n", encoding="utf-8")
+    return path
+
+
+# ---- mode 3: the whole `gecko data run`, every cell one source of a single run --------------------------
+
+def _cell_name(reader: str, fault: str) -> str:
+    return f"{reader}-{fault}".replace(".", "_")
+
+
+@pytest.fixture(scope="module")
+def data_run(tmp_path_factory):
+    """One `gecko data run` over a source per cell (cells whose fault stops a run have their own test)."""
+    from gecko.cli import main
+
+    root = tmp_path_factory.mktemp("data_run")
+    cases = {}
+    for reader, fault in CELLS:
+        folder = root / _cell_name(reader, fault)
+        folder.mkdir()
+        case = build(folder, reader, fault)
+        if case is not None and not (fault == "missing_field" and case.fmt in ("csv", "tsv")):
+            cases[_cell_name(reader, fault)] = case
+    langs = {name: "code" if c.fmt == "code" else "ko" for name, c in cases.items()}
+    sources = "".join(f"    - {{name: {name}, path: '{c.path}', lang: {langs[name]}, "
+                      f"format: {c.fmt}, extensions: ['.py']}}\n" for name, c in cases.items())
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"  # clean text, so the mix has ko and code
+    sources += (f"    - {{name: good_ko, path: '{sample / 'ko' / 'kowiki.jsonl'}', lang: ko, max_docs: 50}}\n"
+                f"    - {{name: good_code, path: '{sample / 'code' / 'python'}', lang: code, format: code, max_docs: 20}}\n")
+    config = root / "run.yaml"
+    config.write_text(f"run_dir: {root / 'run'}\ndata:\n  sources:\n{sources}  mix: {{ko: 0.7, code: 0.3}}\n"
+                      f"  clean:\n    max_doc_bytes: {CAP * 5}\n    dump_dropped: true\n    keep_other: true\n",
+                      encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        _make_unreadable([c for c in cases.values() if c.unreadable], mp)
+        import contextlib
+        import io
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["data", "run", str(config)])
+    return cases, root / "run" / "data", code, out.getvalue() + err.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reader,fault", CELLS, ids=[f"{r}-{f}" for r, f in CELLS])
+def test_data_run(data_run, reader, fault):
+    cases, data_dir, code, output = data_run
+    name = _cell_name(reader, fault)
+    if name not in cases:
+        pytest.skip(f"{fault} cannot occur in {reader}, or stops the run (see test_data_run_stops_on_bad_header)")
+    assert code == 0 and "Traceback" not in output, output[-3000:]
+    case = cases[name]
+    stats = json.loads((data_dir / "stats.json").read_text())
+    assert stats["read_total"] == sum(stats["kept"].values()) - sum(stats["repeated"].values()) + \
+        stats["dropped_total"]
+    quarantine = [json.loads(x) for p in (data_dir / "quarantine").glob("*.jsonl") for x in p.open()]
+    mine = Counter(r["reason"] for r in quarantine if r["source"] == name)
+    clean = [json.loads(x) for p in (data_dir / "clean").glob("*.jsonl") for x in p.open()]
+    dumped = [json.loads(x) for p in (data_dir / "dropped").rglob("*.jsonl") for x in p.open()]
+    kept = sum(d["metadata"]["source"] == name for d in clean)
+    dropped = sum(d["metadata"]["source"] == name for d in dumped)
+    assert stats["read"][name] == kept + dropped + sum(mine.values())  # this source's own accounting
+    want = {r: n for r, n in case.expect.dropped.items() if r}
+    if case.expect.kept >= 0:
+        assert kept + dropped == case.expect.kept and mine == want
+    else:
+        assert kept + dropped > 100 and sum(mine.values()) <= 1 and set(mine) <= set(want)
+
+
+@pytest.mark.parametrize("reader", ["csv", "tsv.gz"])
+def test_data_run_stops_on_bad_header(tmp_path, capsys, reader):
+    """A text column missing from a table's header is a config error: one line naming file and line 1."""
+    from gecko.cli import main
+
+    case = build(tmp_path, reader, "missing_field")
+    config = tmp_path / "run.yaml"
+    config.write_text(f"run_dir: {tmp_path / 'run'}\ndata:\n  sources:\n    - {{name: t, path: '{case.path}', "
+                      f"lang: ko, format: {case.fmt}}}\n  mix: {{ko: 1.0}}\n", encoding="utf-8")
+    assert main(["data", "run", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    _one_line_error(err, case)
+    assert f"{case.path}:1: no column 'text'" in err

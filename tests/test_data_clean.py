@@ -251,8 +251,11 @@ def test_step_commands_on_a_jsonl_file(tmp_path, capsys):
 def test_step_command_names_file_and_line_of_bad_json(tmp_path, capsys):
     src = tmp_path / "in.jsonl"
     src.write_text('{"text": "좋은 문장입니다"}\n{broken\n', encoding="utf-8")
-    assert main(["data", "pii", "--in", str(src), "--out", str(tmp_path / "out.jsonl")]) == 2
-    assert f"{src}:2: malformed JSON" in capsys.readouterr().err
+    assert main(["data", "pii", "--in", str(src), "--out", str(tmp_path / "out.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert f"{src}:2: " in err and "quarantined_malformed_json: 1 in all" in err and "Traceback" not in err
+    (row,) = [json.loads(x) for x in (tmp_path / "out.quarantine.jsonl").open()]
+    assert row["reason"] == "malformed_json" and row["where"] == f"{src}:2"
 
 
 def test_html_report_counts_per_step_reason_lang_and_escapes_examples():

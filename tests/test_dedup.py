@@ -123,7 +123,8 @@ def test_rerun_after_a_failed_rank_resumes(tmp_path, monkeypatch):
 
 def test_cli_dedup_writes_the_duplicate_map(tmp_path, capsys):
     src = _write(_corpus(), tmp_path / "in")
-    assert main(["data", "dedup", "--in", str(src), "--out", str(tmp_path / "out")]) == 0
+    # the records carry lang; random words would be "other" to --lang auto (the default)
+    assert main(["data", "dedup", "--in", str(src), "--out", str(tmp_path / "out"), "--lang", "field"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["dropped"]["exact_dedup/duplicate/en"] == 1
     assert Path(summary["duplicates"]).exists()

@@ -39,8 +39,10 @@ def _data_step(args: argparse.Namespace) -> None:
     from gecko.data.pipeline import run_step
 
     data = load_config(args.config).data if args.config else load_config().data
-    counts = run_step(args.action, Path(args.in_path), Path(args.out_path), args.text_field, data)
-    print(json.dumps(dict(counts), ensure_ascii=False))
+    result = run_step(args.action, Path(args.in_path), Path(args.out_path), args.text_field, data, args.lang)
+    print(json.dumps(dict(result.counts), ensure_ascii=False))
+    for line in result.warnings():
+        print(f"gecko: warning: {line}", file=sys.stderr)
 
 
 CORPUS_STEP_HELP = {
@@ -63,7 +65,7 @@ def _corpus_step(args: argparse.Namespace) -> None:
     if args.action == "dedup":
         from gecko.data.dedup.phase import run_dedup
 
-        r = run_dedup(ins[0], out, data.dedup, workers, data.engine)
+        r = run_dedup(ins[0], out, data.dedup, workers, data.engine, lang=args.lang)
         print(json.dumps({"kept": r.kept, "dropped": {"/".join(k): n for k, n in r.dropped.items()},
                           "duplicates": str(r.work_dir / "duplicates.jsonl")}, ensure_ascii=False))
     elif args.action == "decontam":
@@ -81,6 +83,12 @@ def _corpus_step(args: argparse.Namespace) -> None:
         from gecko.data.align import run_align
 
         print(json.dumps(run_align(data.align, out, cfg.seed).to_dict(), ensure_ascii=False))
+
+
+def _add_lang_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lang", default="auto", choices=("auto", "field", "ko", "en", "code", "other"),
+                   help="each record's language: auto = from its text (default; `code` records stay code), "
+                        "field = its `lang` field where valid, else from the text; or one label for all")
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -234,10 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(data.add_parser("clean", help="only the clean phase: sources → RUN/data/clean/ + report"))
     for step, text in DATA_STEP_HELP.items():
         p = data.add_parser(step, help=text)
-        p.add_argument("--in", dest="in_path", required=True, metavar="IN.jsonl")
+        p.add_argument("--in", dest="in_path", required=True, metavar="IN",
+                       help="JSONL, JSON, CSV, TSV, Parquet or text file (also .gz/.zst/.bz2/.xz), or a code folder")
         p.add_argument("--out", dest="out_path", required=True, metavar="OUT.jsonl")
         p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
         p.add_argument("--config", help="YAML config whose data section sets the thresholds (default: defaults)")
+        _add_lang_arg(p)
     for step, text in CORPUS_STEP_HELP.items():
         p = data.add_parser(step, help=text)
         p.add_argument("--in", dest="in_path", nargs="+", metavar="DIR", help="input folder(s) of JSONL files")
@@ -245,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output folder (corpus.jsonl file for mix)")
         p.add_argument("--config", help="YAML config whose data section is used (default: defaults)")
         p.add_argument("--workers", type=int, help="parallel workers (default: data.workers)")
+        if step == "dedup":
+            _add_lang_arg(p)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.dedup.threshold=0.7")
     tok = sub.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action", required=True)
     _add_config_args(tok.add_parser("train", help="train the BPE tokenizer on the corpus"))
