@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 
 from gecko.config import GeckoConfig, load_config, to_dict
 from gecko.errors import GeckoError
+from gecko.runlock import run_lock
 from gecko.stages import BY_NAME, run_all, run_stage
 
 STAGE_HELP = {
@@ -351,6 +352,32 @@ def _load(args: argparse.Namespace) -> GeckoConfig | None:
     return cfg
 
 
+def _write_command(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    """The commands that write RUN (called with its lock held)."""
+    if args.command == "data" and args.action == "clean":
+        from gecko.data.pipeline import run_clean
+        from gecko.stages import stage_dir
+
+        run_clean(cfg.data, stage_dir(cfg, "data"))
+        print((stage_dir(cfg, "data") / "clean_report.md").read_text(encoding="utf-8"))
+    elif args.command == "run":
+        run_all(cfg, force=args.force)
+    elif args.command == "import":
+        from gecko.export.importer import import_hf
+
+        print(f"imported as {import_hf(cfg, Path(args.hf_dir))}; continue with `gecko train {args.config}`")
+    elif args.command == "ablate":
+        _ablate(cfg, args)
+    elif args.command == "tokenizer" and args.action == "compare":
+        _compare(cfg, args)
+    elif args.command == "tokenizer" and args.action == "extend":
+        _extend(cfg, args)
+    elif args.command == "tokenizer" and args.action == "report":
+        _report(cfg, args)
+    else:
+        run_stage(cfg, BY_NAME[args.command])  # `data run` → data stage, `tokenizer train` → tokenizer
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
@@ -367,32 +394,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = _load(args)
         if cfg is None:
             return 0
-        if args.command == "data" and args.action == "clean":
-            from gecko.data.pipeline import run_clean
-            from gecko.stages import stage_dir
-
-            run_clean(cfg.data, stage_dir(cfg, "data"))
-            print((stage_dir(cfg, "data") / "clean_report.md").read_text(encoding="utf-8"))
-        elif args.command == "run":
-            run_all(cfg, force=args.force)
-        elif args.command == "import":
-            from gecko.export.importer import import_hf
-
-            print(f"imported as {import_hf(cfg, Path(args.hf_dir))}; continue with `gecko train {args.config}`")
-        elif args.command == "chat":
-            _chat(cfg, args)
-        elif args.command == "ablate":
-            _ablate(cfg, args)
-        elif args.command == "tokenizer" and args.action == "compare":
-            _compare(cfg, args)
-        elif args.command == "tokenizer" and args.action == "extend":
-            _extend(cfg, args)
-
-
-        elif args.command == "tokenizer" and args.action == "report":
-            _report(cfg, args)
-        else:
-            run_stage(cfg, BY_NAME[args.command])  # `data run` → data stage, `tokenizer train` → tokenizer
+        if args.command == "chat":
+            _chat(cfg, args)  # reads the run folder only
+            return 0
+        with run_lock(cfg.run_path):  # one writer per run folder; a second one stops here, naming the first
+            _write_command(cfg, args)
     except GeckoError as e:
         print(f"gecko: error: {e}", file=sys.stderr)
         return 2
