@@ -34,11 +34,13 @@ def test_gecko_run_end_to_end(tiny_config, tmp_path, capsys):
     with torch.no_grad():
         assert (hf(ids).logits - ours(ids)).abs().max() <= 1e-4
 
-    # A second run skips every stage; changing the training config redoes train and what follows.
+    # A second run skips every stage; a shorter training is stale and, holding checkpoints, redone (with
+    # train and what follows) only with --force.
     mtimes = {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
     assert main(["run", str(tiny_config), *TINY_OVERRIDES]) == 0
     assert mtimes == {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
-    assert main(["run", str(tiny_config), *TINY_OVERRIDES, "train.steps=8"]) == 0
+    assert main(["run", str(tiny_config), *TINY_OVERRIDES, "train.steps=8"]) == 2
+    assert main(["run", str(tiny_config), *TINY_OVERRIDES, "train.steps=8", "--force"]) == 0
     after = {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
     assert {n for n in mtimes if mtimes[n] != after[n]} == {"train", "eval", "export", "generate"}
 

@@ -17,16 +17,8 @@ from rich.logging import RichHandler
 from gecko.config import GeckoConfig, load_config, to_dict
 from gecko.errors import GeckoError
 from gecko.runlock import run_lock
-from gecko.stages import BY_NAME, run_all, run_stage
+from gecko.stages import BY_NAME, CONFIG_COPY, SFT, STAGES, run_all, run_stage, status_lines
 
-STAGE_HELP = {
-    "tokenize": "encode the corpus into packed shards with a train/validation split by document",
-    "train": "pretrain the model on the shards (resumes from the last checkpoint)",
-    "eval": "score the final checkpoint: bits per byte per language, KMMLU, MMLU, GSM8K, HumanEval, MBPP",
-    "export": "write a Hugging Face LlamaForCausalLM folder",
-    "generate": "sample continuations of the configured prompts from the exported model",
-    "sft": "instruction-tune the exported model on conversations (loss on assistant turns only)",
-}
 DATA_STEP_HELP = {
     "normalize": "NFC, control characters, prose whitespace (code byte-exact) on a JSONL file",
     "langid": "add lang (ko/en/code/other), lid_label and lid_score to each record of a JSONL file",
@@ -216,21 +208,49 @@ def _report(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     print((out / CARD_MD).read_text(encoding="utf-8"))
 
 
+FORCE_HELP = "redo stale stages even where that deletes their checkpoints or hours of work"
+
+
+def _add_stage_commands(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+    """One subcommand per entry of the stage table: `gecko train`, `gecko data run`, `gecko sft`, …"""
+    extra_args = {"eval": _add_eval_args, "generate": _add_generate_args}
+    for stage in (*STAGES, SFT):
+        *group, name = stage.command
+        p = (groups[group[0]] if group else sub).add_parser(name, help=stage.help)
+        p.set_defaults(stage=stage.name)
+        _add_config_args(p)
+        p.add_argument("--force", action="store_true", help=FORCE_HELP)
+        if stage.name in extra_args:
+            extra_args[stage.name](p)
+
+
+def _status(args: argparse.Namespace) -> int:
+    """`gecko status RUN|CONFIG`: reads only, so it needs no lock and runs beside a training run."""
+    target = Path(args.target)
+    config = target / CONFIG_COPY if target.is_dir() else target
+    if target.is_dir() and not config.is_file():
+        raise GeckoError(f"{target}: no {CONFIG_COPY} (not a gecko run folder, or no command has written it yet)")
+    cfg = load_config(config, args.overrides)
+    print("\n".join(status_lines(cfg)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gecko", description="Build bilingual Korean·English LLMs that code.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run every stage, skipping those already complete")
+    run = sub.add_parser("run", help="run every stage, skipping those up to date")
     _add_config_args(run)
-    run.add_argument("--force", action="store_true", help="rerun every stage even if complete")
-    for name, text in STAGE_HELP.items():
-        stage = sub.add_parser(name, help=text)
-        _add_config_args(stage)
-        if name == "eval":
-            _add_eval_args(stage)
-        if name == "generate":
-            _add_generate_args(stage)
+    run.add_argument("--force", action="store_true", help=FORCE_HELP)
+    status = sub.add_parser("status", help="each stage's state; stale stages with the field-by-field diff")
+    status.add_argument("target", metavar="RUN|CONFIG",
+                        help="a run folder (compared with RUN/config.yaml, its last config) or a YAML config")
+    status.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.steps=600: what would change")
+    groups = {"data": sub.add_parser("data", help="corpus commands").add_subparsers(dest="action", required=True),
+              "tokenizer": sub.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action",
+                                                                                                  required=True)}
+    _add_stage_commands(sub, groups)
     imp = sub.add_parser("import", help="make a Hugging Face LLaMA folder step 0 of RUN/train (continued pretraining)")
     imp.add_argument("hf_dir", help="folder with config.json, safetensors weights and tokenizer.json")
     _add_config_args(imp)
@@ -238,8 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(chat)
     chat.add_argument("--model", metavar="DIR", help="Hugging Face folder (default: RUN/sft/hf)")
     chat.add_argument("--system", help="system message (default: sft.system)")
-    data = sub.add_parser("data", help="corpus commands").add_subparsers(dest="action", required=True)
-    _add_config_args(data.add_parser("run", help="the whole data stage: sources → RUN/data/corpus.jsonl"))
+    data = groups["data"]
     _add_config_args(data.add_parser("clean", help="only the clean phase: sources → RUN/data/clean/ + report"))
     for step, text in DATA_STEP_HELP.items():
         p = data.add_parser(step, help=text)
@@ -259,8 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         if step == "dedup":
             _add_lang_arg(p)
         p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.dedup.threshold=0.7")
-    tok = sub.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action", required=True)
-    _add_config_args(tok.add_parser("train", help="train the BPE tokenizer on the corpus"))
+    tok = groups["tokenizer"]
     cmp = tok.add_parser("compare", help="chars/bytes per token on held-out text: ours vs reference tokenizers")
     _add_config_args(cmp)
     cmp.add_argument("--out", help="report folder (default: RUN/tokenizer/compare)")
@@ -375,7 +393,7 @@ def _write_command(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     elif args.command == "tokenizer" and args.action == "report":
         _report(cfg, args)
     else:
-        run_stage(cfg, BY_NAME[args.command])  # `data run` → data stage, `tokenizer train` → tokenizer
+        run_stage(cfg, BY_NAME[args.stage], force=args.force)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sandbox":
             return _sandbox(args)
+        if args.command == "status":
+            return _status(args)
         if args.command == "data" and args.action in DATA_STEP_HELP:
             _data_step(args)
             return 0

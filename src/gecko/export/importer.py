@@ -34,7 +34,7 @@ def shape_mismatch(run: LlamaConfig, hf: LlamaConfig) -> list[str]:
 
 def import_hf(cfg: GeckoConfig, hf_dir: Path) -> Path:
     """Write the folder's weights as RUN/train/checkpoints/step-000000 and return that folder."""
-    from gecko.stages import BY_NAME, STARTED, stage_dir, stage_fingerprint
+    from gecko.stages import BY_NAME, STARTED, stage_dir, started_marker
     from gecko.train.checkpoint import list_checkpoints
     from gecko.train.trainer import build_trainer
 
@@ -50,7 +50,7 @@ def import_hf(cfg: GeckoConfig, hf_dir: Path) -> Path:
         raise CheckpointError(f"{hf_dir}: model shape differs from the run's; set " + ", ".join(diffs))
     trainer.model.load_state_dict(model.state_dict())
     # `gecko train` keeps (resumes) a folder whose start marker carries this config's fingerprint
-    marker = {"fingerprint": stage_fingerprint(cfg, BY_NAME["train"]), "imported_from": str(hf_dir)}
+    marker = {**started_marker(cfg, BY_NAME["train"]), "imported_from": str(hf_dir)}
     (train_dir / STARTED).write_text(json.dumps(marker) + "\n")
     return trainer.save()
 
