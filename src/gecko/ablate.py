@@ -133,7 +133,7 @@ def run_ablation(grid_variants: list[Variant], grid: dict[str, list[str]], stage
                 log.info("ablate %s: stage %s up to date", v.name, stage.name)
                 continue
             log.info("ablate %s: stage %s", v.name, stage.name)
-            run_stage(v.cfg, stage)
+            run_stage(v.cfg, stage, force=force)
 
 
 # ── the comparison ──────────────────────────────────────────────────────────────────────────────────────
