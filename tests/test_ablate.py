@@ -36,7 +36,7 @@ def test_only_stages_untouched_by_the_varied_keys_are_shared():
     assert shared_stages({"data.mix.ko": ["1"]}, stages, False) == set()
     assert shared_stages({"data.mix.ko": ["1"]}, stages, True) == {"tokenizer"}
     assert shared_stages({"tokenizer.vocab_size": ["1"]}, stages, False) == {"data"}
-    assert BY_NAME["train"].sections[0] == "seed"  # varying the seed shares nothing: data reads it too
+    assert BY_NAME["train"].fields[0] == "seed"  # varying the seed shares nothing: data reads it too
     assert shared_stages({"seed": ["1"]}, stages, False) == set()
 
 

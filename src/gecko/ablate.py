@@ -94,7 +94,7 @@ def shared_stages(grid: dict[str, list[str]], stages: tuple[Stage, ...], share_t
     varied = {key.split(".")[0] for key in grid}
     shared: set[str] = set()
     for stage in stages:
-        if not set(stage.sections) & varied and all(u in shared for u in stage.upstream):
+        if not {f.split(".")[0] for f in stage.fields} & varied and all(u in shared for u in stage.upstream):
             shared.add(stage.name)
     if share_tokenizer:
         shared.add("tokenizer")
