@@ -50,8 +50,9 @@ def test_loader_resumes_exactly_and_refuses_other_shards(tiny_prepared):
     b.load_state_dict(state)
     for want, got in zip(expected, (next(b) for _ in range(40))):
         assert torch.equal(want.inputs, got.inputs) and torch.equal(want.positions, got.positions)
-    with pytest.raises(CheckpointError, match="batch_size=2 but this run has 3"):
+    with pytest.raises(CheckpointError, match="global_batch=2 but this run has 3"):
         _loader(tiny_prepared, batch_size=3).load_state_dict(state)
+    _loader(tiny_prepared, batch_size=1, world_size=2).load_state_dict(state)  # same global batch, 2 ranks
 
 
 def test_ranks_split_a_global_batch(tiny_prepared):
@@ -81,7 +82,7 @@ def test_resume_is_bitwise_exact(tiny_prepared, tmp_path):
     assert resumed.step == 6
     resumed.train()
     assert _losses(tmp_path / "straight") == _losses(tmp_path / "resumed")
-    assert len(list_checkpoints(tmp_path / "resumed" / "checkpoints")) == cfg.train.keep_checkpoints
+    assert [p.name for p in list_checkpoints(tmp_path / "resumed" / "checkpoints")] == ["step-000006", "step-000012"]
     assert (tmp_path / "resumed" / "loss.png").stat().st_size > 0
 
 
@@ -141,22 +142,14 @@ def test_loss_spike_is_skipped_and_logged(tiny_prepared, tmp_path, caplog):
 
 
 def test_metrics_log_writes_tensorboard_and_stays_silent_when_disabled(tmp_path):
-    log = MetricsLog(tmp_path / "on" / "metrics.jsonl", resume=False, tensorboard=True)
+    log = MetricsLog(tmp_path / "on" / "metrics.jsonl", tensorboard=True)
+    log.start(0)
     log.write({"step": 1, "loss": 2.0, "loss_by_lang": {"ko": 2.5}, "skipped": True})
     log.close()
     assert read_metrics(tmp_path / "on" / "metrics.jsonl")[0]["loss_by_lang"] == {"ko": 2.5}
     assert list((tmp_path / "on" / "tensorboard").glob("events.out.tfevents.*"))
-    off = MetricsLog(tmp_path / "off" / "metrics.jsonl", resume=False, enabled=False)
+    off = MetricsLog(tmp_path / "off" / "metrics.jsonl", enabled=False)
+    off.start(0)
     off.write({"step": 1, "loss": 2.0})
     off.close()
     assert not (tmp_path / "off").exists()  # ranks other than 0 write nothing
-
-
-def test_loss_plot_keeps_the_last_record_of_a_step_logged_twice_by_a_resume(tmp_path):
-    from gecko.train.metrics import _last_per_step, plot_loss
-
-    records = [{"step": s, "loss": 5.0 - s} for s in (1, 2, 3)] + [{"step": s, "loss": 9.0} for s in (2, 3)]
-    assert [(r["step"], r["loss"]) for r in _last_per_step([r for r in records if "loss" in r])] == \
-        [(1, 4.0), (2, 9.0), (3, 9.0)]
-    plot_loss(records + [{"step": 3, "val_bpb": {"ko": 2.0}}], tmp_path / "loss.png")
-    assert (tmp_path / "loss.png").stat().st_size > 0

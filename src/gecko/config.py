@@ -426,7 +426,11 @@ class TrainConfig:
     """Items per task (per subject for KMMLU and MMLU) at each of those points; None: eval.limit."""
     checkpoint_every: int | None = ranged(None, ge=1)
     """Steps between checkpoints (null: only at the end)."""
-    keep_checkpoints: int = ranged(2, ge=1)
+    keep_checkpoints: int = ranged(3, ge=1)
+    """Complete checkpoints kept; older ones are deleted once a newer one is complete."""
+    async_checkpoint: bool = True
+    """On CUDA, copy the state to host memory and write it in the background while training goes on (the
+    copy is the only stall); CPU runs save synchronously."""
     stages: tuple[TrainStageConfig, ...] = ()
     """Consecutive stages, each with its own steps, lr, warmup and trainable set (empty: one stage of
     `steps` at `lr`). When set, `steps` must equal their sum; `lr` and `warmup_steps` are not used."""

@@ -274,7 +274,6 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
     hf, eval.json, report.md}. An interrupted run resumes from its last checkpoint."""
     from gecko.export.card import model_card
     from gecko.export.hf import export_hf, load_hf
-    from gecko.train import checkpoint as ckpt
     from gecko.train.metrics import MetricsLog, read_metrics
     from gecko.train.trainer import Trainer, build_optimizer, pick_device
 
@@ -295,11 +294,10 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
                                   device=device)
     train_cfg = dataclasses.replace(cfg, train=t)
     train_dir = out_dir / "train"
-    resume = bool(ckpt.list_checkpoints(train_dir / "checkpoints"))
     trainer = Trainer(train_cfg, train_dir, shards, device, model, model_cfg,
                       build_optimizer(train_cfg, model, device),
                       SFTLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed),
-                      MetricsLog(train_dir / "metrics.jsonl", resume=resume), evaluator=evaluator)
+                      MetricsLog(train_dir / "metrics.jsonl"), evaluator=evaluator)
     trainer.restore()
     trainer.train()  # evaluates at step 0 and at the end
     evals = [r["val_loss"] for r in read_metrics(train_dir / "metrics.jsonl") if "val_loss" in r]

@@ -103,14 +103,18 @@ class PackedLoader:
         return Batch(w[:, :-1], w[:, 1:], doc_ids, positions, langs)
 
     def state_dict(self) -> dict[str, Any]:
+        """The position in the global sample order: it does not depend on how many ranks share a batch, so a
+        run can resume on another number of GPUs with the same global batch."""
         return {"epoch": self.epoch, "cursor": self.cursor, "seed": self.seed, "fingerprint": self.fingerprint,
-                "world_size": self.world_size, "seq_len": self.seq_len, "batch_size": self.batch_size}
+                "seq_len": self.seq_len, "global_batch": self.batch_size * self.world_size}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mine = self.state_dict()
-        for key in ("fingerprint", "seed", "world_size", "seq_len", "batch_size"):
-            if state[key] != mine[key]:
-                raise CheckpointError(f"data loader: checkpoint has {key}={state[key]!r} but this run has "
-                                      f"{mine[key]!r}; resume with the same shards and batch layout")
+        for key in ("fingerprint", "seed", "seq_len", "global_batch"):
+            if state.get(key) != mine[key]:
+                hint = (f"; set train.batch_size so that batch_size × {self.world_size} ranks = {state.get(key)}"
+                        if key == "global_batch" else "; resume with the same shards and batch layout")
+                raise CheckpointError(f"data loader: checkpoint has {key}={state.get(key)!r} but this run has "
+                                      f"{mine[key]!r}{hint}")
         self.epoch, self.cursor = state["epoch"], state["cursor"]
         self._order = self._permutation()

@@ -9,36 +9,49 @@ attention scores and weighted sums counted in full) and peak = `measure_peak_tfl
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gecko.atomic import open_atomic
 from gecko.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class MetricsLog:
     """JSONL (and TensorBoard) sink. Only one process of a distributed run writes: `enabled=False` on the
     others makes every call a no-op, so the trainer needs no rank checks."""
 
-    def __init__(self, path: Path, resume: bool, enabled: bool = True, tensorboard: bool = False) -> None:
-        self.path, self.enabled = path, enabled
+    def __init__(self, path: Path, enabled: bool = True, tensorboard: bool = False) -> None:
+        self.path, self.enabled, self.tensorboard = path, enabled, tensorboard
         self._file = self._tb = None
-        if not enabled:
+
+    def start(self, step: int) -> None:
+        """Open the log for a run that continues after `step` (0: a fresh start). Records of later steps,
+        written before a crash by the steps that will now run again, are cut, so every step has one line;
+        at step 0 everything goes (the step-0 evaluation runs again too)."""
+        if not self.enabled:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a" if resume else "w", encoding="utf-8")
-        if tensorboard:
+        kept = [r for r in _readable_records(self.path) if 0 < step and r.get("step", 0) <= step]
+        with open_atomic(self.path) as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+        self._file = self.path.open("a", encoding="utf-8")
+        if self.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 raise ConfigError("train.tensorboard=true needs the tensorboard package: "
                                   "pip install 'gecko[train]'") from None
-            self._tb = SummaryWriter(str(path.parent / "tensorboard"))
+            # purge_step hides the events a crashed attempt logged after the checkpoint
+            self._tb = SummaryWriter(str(self.path.parent / "tensorboard"), purge_step=step + 1 if step else 0)
 
     def write(self, record: dict[str, Any]) -> None:
-        if self._file is None:
+        if not self.enabled:
             return
+        assert self._file is not None, "MetricsLog.start() first"
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
         if self._tb is not None:
@@ -85,10 +98,20 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _last_per_step(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A resumed run logs the steps after its checkpoint again; the later record wins, so lines don't fold
-    back."""
-    return sorted({r["step"]: r for r in records}.values(), key=lambda r: r["step"])
+def _readable_records(path: Path) -> list[dict[str, Any]]:
+    """The log's records. A last line cut short by a kill is dropped quietly (appends can do no other
+    damage); any other unreadable line is dropped with a warning naming it."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                log.warning("%s:%d: not a JSON record; dropped", path, number)
+    return [r for r in records if isinstance(r, dict)]
 
 
 def plot_loss(records: list[dict[str, Any]], out: Path) -> None:
@@ -98,8 +121,8 @@ def plot_loss(records: list[dict[str, Any]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = _last_per_step([r for r in records if "loss" in r])
-    evals = _last_per_step([r for r in records if "val_bpb" in r])
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if "val_bpb" in r]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot([r["step"] for r in train], [r["loss"] for r in train])
     ax1.set(xlabel="step", ylabel="train loss (nats/token)", title="Training loss")

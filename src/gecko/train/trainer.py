@@ -22,14 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from torch import distributed as torch_dist
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_model_state_dict,
-    set_optimizer_state_dict,
-)
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from gecko.config import GeckoConfig, to_dict
 from gecko.errors import ConfigError
@@ -37,7 +30,7 @@ from gecko.eval.bpb import evaluate_bpb
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.model.presets import build_llama_config
 from gecko.tokenizer.shards import Shards
-from gecko.train import checkpoint as ckpt
+from gecko.train.checkpoint import CheckpointManager
 from gecko.train.distributed import Dist, all_reduce_sum, close_distributed, init_distributed
 from gecko.train.loader import Batch, PackedLoader
 from gecko.train.metrics import MetricsLog, measure_peak_tflops, plot_loss, read_metrics
@@ -50,7 +43,7 @@ log = logging.getLogger(__name__)
 SPIKE_WINDOW = 20
 """Accepted losses the spike guard averages over."""
 _FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
-"""Checkpoints hold unsharded tensors: readable by export and eval, and resumable on any GPU count."""
+"""Benchmarks during training score a plain, unsharded copy of the model."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -128,15 +121,29 @@ class Trainer:
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                        enabled=t.dtype == "bfloat16" and self.dist.mesh is None)
         self.flops_per_token = self.model.flops_per_token(t.seq_len)
+        # async on CUDA only: DCP's host copy of CPU tensors may alias them (torch 2.6), and on CPU the copy
+        # is most of a save anyway
+        self.checkpoints = CheckpointManager(self.checkpoint_dir, t.keep_checkpoints, self.dist.rank,
+                                             async_save=t.async_checkpoint and self.device.type == "cuda")
 
     @property
     def checkpoint_dir(self) -> Path:
         return self.out_dir / "checkpoints"
 
     def train(self) -> Path:
-        t = self.cfg.train
-        if self.step == 0:
+        if self.step < self.cfg.train.steps:  # else resumed from the final checkpoint: all of it is logged
+            if self.step == 0:
+                self.evaluate()
+            self._loop()
             self.evaluate()
+        final = self.save()
+        self.metrics.close()
+        if self.dist.is_main:
+            plot_loss(read_metrics(self.metrics.path), self.out_dir / "loss.png")
+        return final
+
+    def _loop(self) -> None:
+        t = self.cfg.train
         progress = Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                             disable=not self.dist.is_main)
@@ -153,13 +160,8 @@ class Trainer:
                 if t.eval_every and self.step % t.eval_every == 0 and self.step < t.steps:
                     self.evaluate()
                 if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < t.steps:
-                    self.save()
-        self.evaluate()
-        final = self.save()
-        self.metrics.close()
-        if self.dist.is_main:
-            plot_loss(read_metrics(self.metrics.path), self.out_dir / "loss.png")
-        return final
+                    self.save(wait=False)
+                self.checkpoints.poll()
 
     def train_step(self) -> dict[str, Any]:
         """Accumulate grad_accum micro-batches, clip, and update unless the guard refuses the step."""
@@ -273,48 +275,34 @@ class Trainer:
         log.info("step %d: validation bits per byte %s", self.step, {k: round(v, 3) for k, v in bpb.items()})
         return bpb
 
-    def save(self) -> Path:
-        """Gather the full state (a collective under FSDP), then the main process writes it."""
-        weights = get_model_state_dict(self.model, options=_FULL_STATE)
-        optimizer = get_optimizer_state_dict(self.model, self.optimizer, options=_FULL_STATE)
-        state = {"optimizer": optimizer, "step": self.step, "skipped_steps": self.skipped_steps,
-                 "recent_losses": self.recent_losses, "loader": self.loader.state_dict(),
-                 "rng": _gather(ckpt.rng_state())}
+    def save(self, wait: bool = True) -> Path:
+        """Checkpoint the model, optimizer (sharded as they are), counters, loader and RNG states; with
+        `wait=False` an asynchronous save goes on in the background while training continues."""
+        trainer_state = {"step": self.step, "skipped_steps": self.skipped_steps,
+                         "recent_losses": self.recent_losses, "loader": self.loader.state_dict()}
         meta = {"step": self.step, "config": to_dict(self.cfg), "model": to_dict(self.model_cfg),
                 "shards": self.loader.fingerprint, "world_size": self.dist.world_size}
-        final = self.checkpoint_dir / f"step-{self.step:06d}"
-        if self.dist.is_main:
-            ckpt.save_checkpoint(self.checkpoint_dir, self.step, weights, state, meta, self.cfg.train.keep_checkpoints)
-        if torch_dist.is_initialized():
-            torch_dist.barrier()  # nobody reads or prunes checkpoints while the main process writes one
+        final = self.checkpoints.save(self.step, self.model, self.optimizer, trainer_state, meta)
+        if wait:
+            self.checkpoints.wait()
         return final
 
     def restore(self) -> None:
-        """Continue from the newest complete checkpoint, if any."""
-        found = ckpt.list_checkpoints(self.checkpoint_dir)
-        if not found:
-            return
-        state = ckpt.load_train_state(found[-1])
-        self.loader.load_state_dict(state["loader"])  # first: it refuses other shards or another world size
-        options = StateDictOptions(full_state_dict=True)
-        if self.cfg.train.stages:  # the checkpoint's stage froze some parameters: they have no optimizer state
-            stages = self.cfg.train.stages
+        """Continue from the newest usable checkpoint, if any, and cut the metrics log back to its step."""
+        found = self.checkpoints.restore(self.model, self.optimizer, prepare=self._freeze_as_at)
+        if found is not None:
+            path, state = found
+            self.loader.load_state_dict(state["loader"])  # refuses other shards or another global batch
+            self.step, self.skipped_steps = state["step"], state["skipped_steps"]
+            self.recent_losses = state["recent_losses"]
+            log.info("resumed from %s at step %d", path, self.step)
+        self.metrics.start(self.step)
+
+    def _freeze_as_at(self, state: dict[str, Any]) -> None:
+        """Before a checkpoint loads: its stage froze some parameters, which have no optimizer state."""
+        stages = self.cfg.train.stages
+        if stages:
             set_trainable(self.model, stages[stage_at(stages, state["step"])[0]].trainable)
-        set_model_state_dict(self.model, ckpt.read_weights(found[-1], self.model), options=options)
-        set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"], options=options)
-        self.step, self.skipped_steps = state["step"], state["skipped_steps"]
-        self.recent_losses = state["recent_losses"]
-        ckpt.set_rng_state(state["rng"][self.dist.rank])
-        log.info("resumed from %s at step %d", found[-1], self.step)
-
-
-def _gather(obj: Any) -> list[Any]:
-    """`obj` of every rank, in rank order (the RNG states: each rank draws its own numbers)."""
-    if not torch_dist.is_initialized():
-        return [obj]
-    out: list[Any] = [None] * torch_dist.get_world_size()
-    torch_dist.all_gather_object(out, obj)
-    return out
 
 
 def build_trainer(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, dist: Dist | None = None) -> Trainer:
@@ -324,8 +312,7 @@ def build_trainer(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, dist: Dist 
     model, model_cfg = build_model(cfg, shards.meta["vocab_size"], dist)
     loader = PackedLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed, t.doc_mask,
                           rank=dist.rank, world_size=dist.world_size)
-    resume = bool(ckpt.list_checkpoints(out_dir / "checkpoints"))
-    metrics = MetricsLog(out_dir / "metrics.jsonl", resume=resume, enabled=dist.is_main, tensorboard=t.tensorboard)
+    metrics = MetricsLog(out_dir / "metrics.jsonl", enabled=dist.is_main, tensorboard=t.tensorboard)
     peak = t.peak_tflops if t.peak_tflops is not None else measure_peak_tflops(dist.device)
     trainer = Trainer(cfg, out_dir, shards, dist.device, model, model_cfg, build_optimizer(cfg, model, dist.device),
                       loader, metrics, dist=dist, peak_tflops=peak)
