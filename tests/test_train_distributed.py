@@ -1,5 +1,6 @@
 """FSDP2 across two CPU processes (gloo), launched by torchrun as on a GPU cluster: the ranks share the
-global batch, checkpoints hold unsharded weights, and a killed run resumes with bitwise-equal losses."""
+global batch, each writes its own shard of a checkpoint, and a killed run resumes with bitwise-equal losses on
+two ranks, and on one rank with the losses of an unsharded single-process run."""
 
 import json
 import os
@@ -9,8 +10,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+import torch
+
 from conftest import TINY_OVERRIDES
+from gecko.config import load_config
+from gecko.stages import stage_dir
 from gecko.train.checkpoint import list_checkpoints, load_final_model
+from gecko.train.trainer import build_trainer
 
 SCRIPT = textwrap.dedent("""
     import sys
@@ -57,18 +64,33 @@ def _losses(out: Path) -> list[float]:
     return [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
 
 
-def test_fsdp_two_processes_train_and_resume_exactly(tiny_prepared, tmp_path):
+@pytest.mark.slow
+def test_fsdp_two_processes_train_and_resume_on_two_or_one(tiny_prepared, tmp_path):
     config = Path(tiny_prepared.run_dir).parent / "tiny.yaml"
     _torchrun(tmp_path, config, "straight-and-die")
+    shutil.copytree(tmp_path / "resumed", tmp_path / "on_one")  # the same step-2 checkpoint, written by 2 ranks
     _torchrun(tmp_path, config, "resume")  # a fresh launch, as after a crash
     straight = _losses(tmp_path / "straight")
     assert len(straight) == 4 and straight[-1] < straight[0]
     assert straight == _losses(tmp_path / "resumed")
-    model, meta = load_final_model(tmp_path / "straight")  # unsharded: loads into one plain CPU model
+    shards = list((tmp_path / "straight" / "checkpoints" / "step-000004" / "dcp").glob("*.distcp"))
+    assert len(shards) == 2  # one shard file per rank
+    model, meta = load_final_model(tmp_path / "straight")  # resharded into one plain CPU model
     assert meta["world_size"] == 2 and meta["step"] == 4
     assert [p.name for p in list_checkpoints(tmp_path / "straight" / "checkpoints")] == ["step-000002", "step-000004"]
 
+    # one process, the same global batch (4 = 2 ranks × 2): an unsharded reference, and the 2-rank checkpoint
+    one = load_config(config, [*OVERRIDES, "train.batch_size=4"])
+    build_trainer(one, stage_dir(one, "tokenize"), tmp_path / "reference").train()
+    resumed = build_trainer(one, stage_dir(one, "tokenize"), tmp_path / "on_one")
+    assert resumed.step == 2
+    resumed.train()
+    reference = torch.tensor(_losses(tmp_path / "reference"))
+    for run in ("straight", "resumed", "on_one"):  # sharded sums differ from one process's in the last bits
+        torch.testing.assert_close(torch.tensor(_losses(tmp_path / run)), reference, rtol=1e-5, atol=0)
 
+
+@pytest.mark.slow
 def test_gecko_train_under_torchrun_keeps_stage_books_on_rank_zero(tiny_prepared, tmp_path):
     """`torchrun -m gecko train`: every rank trains, rank 0 alone clears the stage folder and writes markers."""
     run_dir = tmp_path / "run"

@@ -40,6 +40,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint import FileSystemReader, FileSystemWriter
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 from torch.distributed.checkpoint.state_dict import (
     get_model_state_dict,
@@ -135,12 +136,8 @@ def load_tensors(path: Path, state: dict[str, Any]) -> None:
     try:
         with _single_process_is_intended():
             dcp.load(state, storage_reader=_SafeReader(path), planner=_TensorsOnlyPlanner())
-    except CheckpointError:
-        raise
-    except Exception as e:  # noqa: BLE001 - DCP raises many kinds; each means "this checkpoint is unusable"
-        inner = _one_line(e)
-        raise CheckpointError(inner.split(": ", 1)[1] if inner.startswith("CheckpointError") else
-                              f"{path}: {inner}") from None
+    except (Exception, CheckpointException) as e:  # noqa: BLE001 - each kind means "unusable checkpoint"
+        raise CheckpointError(f"{path}: {_one_line(e)}") from None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -199,6 +196,12 @@ def verify(path: Path) -> dict[str, Any]:
     meta = _read_json(path / "meta.json")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}/meta.json: format {meta.get('format')!r}, expected {FORMAT!r}")
+    try:
+        _SafeReader(path / "dcp").read_metadata()  # small; a clear message here, before DCP wraps it
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}/dcp/.metadata: {e}") from None
+    except Exception as e:  # noqa: BLE001 - garbage makes the unpickler fail in many ways
+        raise CheckpointError(f"{path}/dcp/.metadata: unreadable ({type(e).__name__}: {e})") from None
     return meta
 
 
@@ -302,7 +305,7 @@ class CheckpointManager:
         if future is not None:
             try:
                 future.result()
-            except Exception as e:  # noqa: BLE001 - a failed write (disk full, …) must stop the run, clearly
+            except (Exception, CheckpointException) as e:  # noqa: BLE001 - a failed write must stop the run
                 raise CheckpointError(f"{partial}: saving failed: {_one_line(e)}") from None
         if self.rank != 0:
             return
