@@ -33,6 +33,7 @@ SCRIPT = textwrap.dedent("""
     if mode == "resume":
         build_trainer(cfg, shards, Path(out) / "resumed").train()
     else:  # one launch: a straight run, then a run that "dies" after a checkpoint at step 2
+        build_trainer(cfg, shards, Path(out) / "reference").save()  # the initial weights, for a 1-process run
         trainer = build_trainer(cfg, shards, Path(out) / "straight")
         assert trainer.dist.world_size == 2 and trainer.dist.mesh is not None
         trainer.train()
@@ -79,7 +80,8 @@ def test_fsdp_two_processes_train_and_resume_on_two_or_one(tiny_prepared, tmp_pa
     assert meta["world_size"] == 2 and meta["step"] == 4
     assert [p.name for p in list_checkpoints(tmp_path / "straight" / "checkpoints")] == ["step-000002", "step-000004"]
 
-    # one process, the same global batch (4 = 2 ranks × 2): an unsharded reference, and the 2-rank checkpoint
+    # one process, the same global batch (4 = 2 ranks × 2): an unsharded reference run from the 2-rank run's
+    # initial weights (step 0), and the 2-rank run's step-2 checkpoint resumed
     one = load_config(config, [*OVERRIDES, "train.batch_size=4"])
     build_trainer(one, stage_dir(one, "tokenize"), tmp_path / "reference").train()
     resumed = build_trainer(one, stage_dir(one, "tokenize"), tmp_path / "on_one")
