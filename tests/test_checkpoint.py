@@ -233,7 +233,7 @@ KILL_SCRIPT = textwrap.dedent("""
     build_trainer(cfg, stage_dir(cfg, "tokenize"), Path(out)).train()
 """)
 
-KILL_OVERRIDES = ["train.steps=6", "train.checkpoint_every=2", "train.eval_every=0", "train.log_every=1",
+KILL_OVERRIDES = ["train.steps=6", "train.checkpoint_every=2", "train.eval_every=null", "train.log_every=1",
                   "train.device=cpu", "eval.max_tokens_per_lang=300"]
 PHASES = ["state files written", "mid-shard", "before-metadata", "tensors written", "marker written", "renamed"]
 
