@@ -1,0 +1,299 @@
+"""The whole data stage on real text: MB/s per core per phase and end to end, peak RSS, disk, 1 vs 2 workers,
+and datatrove's stock equivalent on the same input, in one run.
+
+    .venv/bin/python bench/data_stage.py build --out /tmp/dsbench --mb 1000   # assemble the input once
+    .venv/bin/python bench/data_stage.py run --input /tmp/dsbench [--datatrove-mb 100]
+
+Input (`build`): real text only, each file taken once, in a fixed order, until each language's share of
+`--mb` is reached — Korean 40 % (all of ../shared/data/corpus/ko: Wikipedia, statutes, precedents, novels,
+petitions, NSMC, news comments, Python docs in Korean), English 20 % (the Python and Debian manuals of
+../shared/data/corpus/en, then the `.md`/`.rst`/`.txt` files of this interpreter's site-packages and of
+/usr/share/doc), code 40 % (`.py` of the standard library and site-packages, `.js` of /usr/lib/node_modules,
+`.c`/`.h` of site-packages). Nothing is copied to make up size: when the sources run out the input is
+smaller than asked (the manifest says how big it is), so the near-duplicate rate is the one these real
+collections have (vendored libraries, licence headers, generated files), measured by the dedup phase.
+
+`run`: `gecko.data.pipeline` phase by phase (clean → dedup → decontam against the five benchmark sets → mix)
+in a child process per worker count; per phase the wall time, the CPU seconds of the process and its
+workers (so MB/s/core holds on a loaded machine), peak RSS of any one process, and the bytes under RUN/data
+at the end (peak sampled every 2 s). Then datatrove's stock steps on the first `--datatrove-mb` of the same
+input, with one worker: JsonlReader → GopherRepetition → GopherQuality → C4Quality → FineWebQuality →
+MinHash signature/buckets/cluster/filter → JsonlWriter. datatrove's LanguageFilter is left out: it downloads
+its fastText model at run time, which this machine cannot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARES = {"ko": 0.4, "en": 0.2, "code": 0.4}
+
+
+# ---- build ---------------------------------------------------------------------------------------------
+
+def _shared_korean() -> list[tuple[str, str]]:
+    c = DATA / "corpus" / "ko"
+    docs = []
+    for name in ("kowiki/kowiki.jsonl", "statutes/kr_statutes.jsonl", "precedents/kr_precedents.jsonl",
+                 "novels/ko_pd_novels.jsonl", "python_docs_ko/python_docs_ko.jsonl"):
+        docs += [(f"{name}:{i}", json.loads(line)["text"]) for i, line in enumerate((c / name).open(encoding="utf-8"))]
+    for p in sorted((c / "petitions").glob("petitions_*")):
+        docs += [(f"{p.name}:{i}", json.loads(line)["content"]) for i, line in enumerate(p.open(encoding="utf-8"))]
+    with (c / "nsmc/nsmc_raw_reviews.tsv").open(encoding="utf-8") as f:
+        docs += [(f"nsmc:{r['review_id']}", r["review"] or "") for r in csv.DictReader(f, delimiter="\t")]
+    for p in sorted((c / "news_comments").rglob("*")):
+        if p.is_file():
+            docs += [(f"{p.name}:{i}", line) for i, line in enumerate(p.read_text(encoding="utf-8").splitlines())]
+    return docs
+
+
+def _files(roots: list[Path], suffixes: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for root in roots:
+        for p in sorted(root.rglob("*")):
+            if p.suffix in suffixes and p.is_file() and "__pycache__" not in p.parts:
+                try:
+                    out.append((str(p), p.read_text(encoding="utf-8")))
+                except (UnicodeDecodeError, OSError):
+                    continue
+    return out
+
+
+def _sources() -> dict[str, list[tuple[str, str]]]:
+    paths = sysconfig.get_paths()
+    site, stdlib = Path(paths["purelib"]), Path(paths["stdlib"])
+    en = [(f"{name}:{i}", json.loads(line)["text"]) for name in ("python_docs/python311_docs_rst.jsonl",
+                                                                 "debian_docs/debian_docs_en.jsonl")
+          for i, line in enumerate((DATA / "corpus" / "en" / name).open(encoding="utf-8"))]
+    en += _files([site, Path("/usr/share/doc")], (".md", ".rst", ".txt"))
+    code = _files([stdlib], (".py",)) + _files([site], (".py",)) + _files([Path("/usr/lib/node_modules")], (".js",))
+    code += _files([site], (".c", ".h"))
+    return {"ko": _shared_korean(), "en": en, "code": code}
+
+
+def build(out: Path, mb: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {}
+    for lang, docs in _sources().items():
+        budget, size, n = mb * 1e6 * SHARES[lang], 0, 0
+        with (out / f"{lang}.jsonl").open("w", encoding="utf-8") as f:
+            for doc_id, text in docs:
+                if size >= budget:
+                    break
+                f.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+                size, n = size + len(text.encode("utf-8")), n + 1
+        manifest[lang] = {"docs": n, "text_mb": round(size / 1e6, 1), "available_docs": len(docs)}
+        print(lang, manifest[lang], flush=True)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+# ---- run -----------------------------------------------------------------------------------------------
+
+def _benchmarks():
+    from gecko.config import BenchmarkConfig
+
+    e = DATA / "eval"
+    return (BenchmarkConfig("kmmlu", str(e / "kmmlu/data"), "kmmlu"), BenchmarkConfig("mmlu", str(e / "mmlu/data"), "mmlu"),
+            BenchmarkConfig("humaneval", str(e / "humaneval/data/HumanEval.jsonl.gz"), "humaneval"),
+            BenchmarkConfig("mbpp", str(e / "mbpp/mbpp.jsonl"), "mbpp"),
+            BenchmarkConfig("gsm8k", str(e / "gsm8k/grade_school_math/data/test.jsonl"), "gsm8k"))
+
+
+def _cpu() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _peak_rss_mb() -> float:
+    return max(resource.getrusage(r).ru_maxrss for r in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+class DiskPeak:
+    """Samples the bytes under a folder every 2 s (removals between samples can hide a short peak)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.peak, self._stop = path, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(2.0):
+            try:
+                self.peak = max(self.peak, _du(self.path))
+            except FileNotFoundError:
+                continue
+
+    def __enter__(self) -> DiskPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _du(self.path))
+
+
+def ours(input_dir: Path, run_dir: Path, workers: int) -> dict:
+    """The data stage phase by phase, as `run_data` chains them (in this child process)."""
+    from gecko.config import DataConfig, DecontamConfig, SourceConfig
+    from gecko.data.decontam import run_decontam
+    from gecko.data.dedup.phase import run_dedup
+    from gecko.data.mix import run_mix
+    from gecko.data.pipeline import CLEAN, run_clean
+
+    sources = tuple(SourceConfig(lang, str(input_dir / f"{lang}.jsonl"), lang) for lang in SHARES)
+    cfg = DataConfig(sources=sources, workers=workers, decontam=DecontamConfig(benchmarks=_benchmarks()))
+    data = run_dir / "data"
+    phases = {
+        "clean": lambda: run_clean(cfg, data),
+        "dedup": lambda: run_dedup(data / CLEAN, data / "dedup", cfg.dedup, workers),
+        "decontam": lambda: run_decontam(data / "dedup", data / "decontam", cfg.decontam, workers),
+        "mix": lambda: run_mix([data / "decontam"], data / "corpus.jsonl", cfg, 1, stats),
+    }
+    rows, stats = {}, None
+    with DiskPeak(data) as disk:
+        for name, phase in phases.items():
+            t, c = time.monotonic(), _cpu()
+            result = phase()
+            if name == "clean":
+                stats = result
+            elif name in ("dedup", "decontam"):
+                result.add_drops_to(stats)
+            rows[name] = {"wall_s": time.monotonic() - t, "cpu_s": _cpu() - c}
+    dropped: dict[str, int] = {}
+    for (step, reason, _), n in stats.dropped.items():
+        dropped[f"{step}/{reason}"] = dropped.get(f"{step}/{reason}", 0) + n
+    return {"phases": rows, "peak_rss_mb": _peak_rss_mb(), "disk_end_mb": _du(data) / 1e6,
+            "disk_peak_mb": disk.peak / 1e6, "corpus_mb": (data / "corpus.jsonl").stat().st_size / 1e6,
+            "docs_read": sum(stats.read.values()), "dropped": dropped}
+
+
+def datatrove_stock(input_dir: Path, run_dir: Path, mb: float) -> dict:
+    """datatrove's stock steps on the first `mb` of each language file (one worker)."""
+    import datatrove.utils.hashes.xxhash as dt_xxhash
+    import xxhash
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
+                                                  MinhashDedupFilter, MinhashDedupSignature)
+    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
+                                            GopherRepetitionFilter)
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    # datatrove 0.10 passes str to xxhash, which xxhash ≥ 4 refuses: encode first (as xxhash 3 did inside).
+    dt_xxhash.xxhash64 = lambda data: xxhash.xxh64_intdigest(data.encode() if isinstance(data, str) else data)
+    subset = run_dir / "input"
+    subset.mkdir(parents=True)
+    size = 0
+    for lang in SHARES:
+        budget, taken = mb * 1e6 * SHARES[lang], 0
+        with (input_dir / f"{lang}.jsonl").open(encoding="utf-8") as f, (subset / f"{lang}.jsonl").open("w") as g:
+            for line in f:
+                if taken >= budget:
+                    break
+                g.write(line)
+                taken += len(json.loads(line)["text"].encode("utf-8"))
+        size += taken
+    cfg = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8)
+    w = run_dir / "work"
+
+    def read() -> JsonlReader:
+        return JsonlReader(str(subset), glob_pattern="*.jsonl")
+
+    stages = {
+        "filters+signatures": ([read(), GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(),
+                                FineWebQualityFilter(), JsonlWriter(str(w / "filtered"), compression=None),
+                                MinhashDedupSignature(str(w / "sigs"), config=cfg)], 3),
+        "buckets": ([MinhashDedupBuckets(str(w / "sigs"), str(w / "buckets"), config=cfg)], cfg.num_buckets),
+        "cluster": ([MinhashDedupCluster(str(w / "buckets"), str(w / "remove"), config=cfg)], 1),
+        "filter": ([JsonlReader(str(w / "filtered")), MinhashDedupFilter(str(w / "remove")),
+                    JsonlWriter(str(w / "out"), compression=None)], 3),
+    }
+    rows = {}
+    with DiskPeak(w) as disk:
+        for i, (name, (steps, tasks)) in enumerate(stages.items()):
+            t, c = time.monotonic(), _cpu()
+            LocalPipelineExecutor(steps, tasks=tasks, workers=1, logging_dir=str(w / f"logs{i}")).run()
+            rows[name] = {"wall_s": time.monotonic() - t, "cpu_s": _cpu() - c}
+    return {"input_mb": size / 1e6, "phases": rows, "peak_rss_mb": _peak_rss_mb(), "disk_end_mb": _du(w) / 1e6,
+            "disk_peak_mb": disk.peak / 1e6}
+
+
+def _child(kind: str, input_dir: Path, run_dir: Path, arg: float) -> None:
+    result = ours(input_dir, run_dir, int(arg)) if kind == "ours" else datatrove_stock(input_dir, run_dir, arg)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run(input_dir: Path, work: Path, datatrove_mb: float) -> None:
+    manifest = json.loads((input_dir / "manifest.json").read_text())
+    in_mb = sum(m["text_mb"] for m in manifest.values())
+    print(f"# data stage benchmark, {platform.node()}, {os.cpu_count()} CPUs, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; input {in_mb:.1f} MB of text {manifest}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1"}
+    for kind, arg in (("ours", 1), ("ours", 2), ("datatrove", datatrove_mb)):
+        run_dir = work / f"{kind}-{arg}"
+        t = time.monotonic()
+        out = subprocess.run([sys.executable, __file__, "child", kind, str(input_dir), str(run_dir), str(arg)],
+                             env=env, capture_output=True, text=True)
+        line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+        if out.returncode or not line:
+            print(f"{kind} {arg}: failed\n{out.stderr[-3000:]}")
+            continue
+        r = json.loads(line[0][7:])
+        mb = r.get("input_mb", in_mb)
+        cpu = sum(p["cpu_s"] for p in r["phases"].values())
+        wall = time.monotonic() - t
+        print(f"\n## {kind} ({'workers' if kind == 'ours' else 'MB'} {arg}): {mb:.1f} MB in {wall:.0f} s wall, "
+              f"{cpu:.0f} CPU-s → **{mb / cpu:.2f} MB/s/core** end to end, {mb / wall:.2f} MB/s wall; "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB; disk at end {r['disk_end_mb']:.0f} MB "
+              f"({r['disk_end_mb'] / mb:.2f}× input), peak {r['disk_peak_mb']:.0f} MB")
+        print("| phase | wall s | CPU s | MB/s/core |\n|---|---:|---:|---:|")
+        for name, p in r["phases"].items():
+            print(f"| {name} | {p['wall_s']:.1f} | {p['cpu_s']:.1f} | {mb / max(p['cpu_s'], 1e-9):.1f} |")
+        if "dropped" in r:
+            print("dropped:", json.dumps(r["dropped"], ensure_ascii=False))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--mb", type=float, default=1000)
+    r = sub.add_parser("run")
+    r.add_argument("--input", type=Path, required=True)
+    r.add_argument("--work", type=Path, default=Path("/tmp/gecko-data-stage-bench"))
+    r.add_argument("--datatrove-mb", type=float, default=100)
+    c = sub.add_parser("child")
+    c.add_argument("kind")
+    c.add_argument("input", type=Path)
+    c.add_argument("run_dir", type=Path)
+    c.add_argument("arg", type=float)
+    args = ap.parse_args()
+    if args.cmd == "build":
+        build(args.out, args.mb)
+    elif args.cmd == "run":
+        if args.work.exists() and any(args.work.iterdir()):
+            sys.exit(f"{args.work} is not empty: pass another --work (nothing is overwritten)")
+        run(args.input, args.work, args.datatrove_mb)
+    else:
+        _child(args.kind, args.input, args.run_dir, args.arg)
+
+
+if __name__ == "__main__":
+    main()
