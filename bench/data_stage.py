@@ -13,8 +13,8 @@ petitions, NSMC, news comments, Python docs in Korean), English 20 % (the Python
 smaller than asked (the manifest says how big it is), so the near-duplicate rate is the one these real
 collections have (vendored libraries, licence headers, generated files), measured by the dedup phase.
 
-`run`: `gecko.data.pipeline` phase by phase (clean → dedup → decontam against the five benchmark sets → mix)
-in a child process per worker count; per phase the wall time, the CPU seconds of the process and its
+`run`: `gecko.data.pipeline.run_data` (clean → dedup → decontam against the five benchmark sets → mix, with
+intermediates removed as they are consumed) in a child process per worker count; per phase the wall time, the CPU seconds of the process and its
 workers (so MB/s/core holds on a loaded machine), peak RSS of any one process, and the bytes under RUN/data
 at the end (peak sampled every 2 s). Then datatrove's stock steps on the first `--datatrove-mb` of the same
 input, with one worker: JsonlReader → GopherRepetition → GopherQuality → C4Quality → FineWebQuality →
@@ -149,32 +149,29 @@ class DiskPeak:
 
 
 def ours(input_dir: Path, run_dir: Path, workers: int) -> dict:
-    """The data stage phase by phase, as `run_data` chains them (in this child process)."""
+    """`run_data` as a user runs it, each phase function wrapped to time it (in this child process)."""
     from gecko.config import DataConfig, DecontamConfig, SourceConfig
-    from gecko.data.decontam import run_decontam
-    from gecko.data.dedup.phase import run_dedup
-    from gecko.data.mix import run_mix
-    from gecko.data.pipeline import CLEAN, run_clean
+    from gecko.data import pipeline
 
     sources = tuple(SourceConfig(lang, str(input_dir / f"{lang}.jsonl"), lang) for lang in SHARES)
     cfg = DataConfig(sources=sources, workers=workers, decontam=DecontamConfig(benchmarks=_benchmarks()))
-    data = run_dir / "data"
-    phases = {
-        "clean": lambda: run_clean(cfg, data),
-        "dedup": lambda: run_dedup(data / CLEAN, data / "dedup", cfg.dedup, workers),
-        "decontam": lambda: run_decontam(data / "dedup", data / "decontam", cfg.decontam, workers),
-        "mix": lambda: run_mix([data / "decontam"], data / "corpus.jsonl", cfg, 1, stats),
-    }
-    rows, stats = {}, None
-    with DiskPeak(data) as disk:
-        for name, phase in phases.items():
+    rows: dict[str, dict[str, float]] = {}
+
+    def timed(name: str, fn):
+        def wrapper(*args, **kwargs):
             t, c = time.monotonic(), _cpu()
-            result = phase()
-            if name == "clean":
-                stats = result
-            elif name in ("dedup", "decontam"):
-                result.add_drops_to(stats)
+            result = fn(*args, **kwargs)
             rows[name] = {"wall_s": time.monotonic() - t, "cpu_s": _cpu() - c}
+            return result
+        return wrapper
+
+    for name in ("run_clean", "run_dedup", "run_decontam", "run_mix"):
+        setattr(pipeline, name, timed(name[4:], getattr(pipeline, name)))
+    data = run_dir / "data"
+    t, c = time.monotonic(), _cpu()
+    with DiskPeak(data) as disk:
+        stats = pipeline.run_data(cfg, data, seed=1)
+    rows["whole stage"] = {"wall_s": time.monotonic() - t, "cpu_s": _cpu() - c}
     dropped: dict[str, int] = {}
     for (step, reason, _), n in stats.dropped.items():
         dropped[f"{step}/{reason}"] = dropped.get(f"{step}/{reason}", 0) + n
@@ -256,7 +253,8 @@ def run(input_dir: Path, work: Path, datatrove_mb: float) -> None:
             continue
         r = json.loads(line[0][7:])
         mb = r.get("input_mb", in_mb)
-        cpu = sum(p["cpu_s"] for p in r["phases"].values())
+        cpu = r["phases"]["whole stage"]["cpu_s"] if "whole stage" in r["phases"] else \
+            sum(p["cpu_s"] for p in r["phases"].values())
         wall = time.monotonic() - t
         print(f"\n## {kind} ({'workers' if kind == 'ours' else 'MB'} {arg}): {mb:.1f} MB in {wall:.0f} s wall, "
               f"{cpu:.0f} CPU-s → **{mb / cpu:.2f} MB/s/core** end to end, {mb / wall:.2f} MB/s wall; "

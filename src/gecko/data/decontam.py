@@ -38,7 +38,7 @@ from gecko.errors import DataError
 
 MAX_ITEMS_NAMED = 5
 GROUP_CHARS = 1 << 18
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 """Bump when the unit or window rules change: cached indexes of another version are not reused."""
 
 
@@ -125,7 +125,7 @@ def load_items(bench: BenchmarkConfig) -> list[Item]:
 def _content_key(cfg: DecontamConfig) -> str:
     """Hash of everything the index depends on: benchmark files' bytes, the window settings, the unit rules."""
     h = hashlib.sha256(json.dumps([INDEX_VERSION, cfg.ngram, cfg.min_item_units, overlap.PARTICLES,
-                                   overlap.WORD_WEIGHT]).encode())
+                                   overlap.WORD_WEIGHT, overlap.HANGUL_WEIGHT]).encode())
     for b in cfg.benchmarks:
         path = Path(b.path)
         if not path.exists():
