@@ -159,9 +159,9 @@ def test_piqa_shots_are_never_scored():
 
 
 @pytest.mark.slow  # indexes 50k released items
-def test_suite_benchmarks_are_decontamination_sources(tmp_path):
+def test_suite_benchmarks_are_decontamination_sources(tmp_path, monkeypatch):
     from gecko.config import BenchmarkConfig, DecontamConfig
-    from gecko.data.decontam import DecontamFilter, build_index, load_items
+    from gecko.data.decontam import BenchmarkIndex, index_path, load_items
 
     root = shared_or_skip("eval")
     sets = {"kobest": (root / "kobest/v1.0", 3665 + 700 + 1404 + 3076 + 500 + 1000 + 2029 + 500 + 500 + 3649
@@ -174,9 +174,8 @@ def test_suite_benchmarks_are_decontamination_sources(tmp_path):
     arc_item = next(i for i in load_items(BenchmarkConfig("arc", str(root / "arc"), "arc")) if len(i.text) > 200)
     assert "{" not in arc_item.text  # nested fields are text, not a dict's repr
     cfg = DecontamConfig(benchmarks=tuple(BenchmarkConfig(f, str(p), f) for f, (p, _) in sets.items()))
-    build_index(cfg, tmp_path)
-    index = DecontamFilter(tmp_path, cfg)
-    index._load()
+    monkeypatch.setenv("GECKO_CACHE_DIR", str(tmp_path))
+    index = BenchmarkIndex(index_path(cfg))
     copa = (root / "kobest/v1.0/COPA/test.tsv").read_text(encoding="utf-8").splitlines()[1].split("\t")
     planted = f"오늘의 일기. {copa[1]} {copa[3]} {copa[4]} 그리고 하루가 끝났다."
-    assert index.match(planted)[0]
+    assert index.match([planted])[0]

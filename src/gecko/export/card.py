@@ -62,9 +62,8 @@ def _tokenizer_section(run: Path) -> str:
     if meta is None:
         return f"## Tokenizer\n\n{NOT_RECORDED}\n"
     used = meta.get("bytes_used", {})
-    return (f"## Tokenizer\n\nBPE over characters with byte fallback and digits split: "
-            f"{meta['vocab_size']:,} tokens, an alphabet of {meta['alphabet_size']} "
-            f"characters, trained on {sum(used.values()):,} bytes "
+    return (f"## Tokenizer\n\nByte-level BPE with Qwen2's pre-tokenizer (every digit alone; any text round-trips, "
+            f"no unknown token): {meta['vocab_size']:,} tokens, trained on {sum(used.values()):,} bytes "
             f"({', '.join(f'{k} {v:,}' for k, v in used.items())}). Chat turns use the reserved tokens "
             "`<|system|>`, `<|user|>`, `<|assistant|>`, `<|end|>` (template in tokenizer_config.json).\n")
 
