@@ -78,7 +78,7 @@ data:
     - {{name: kowiki, path: {repo}/data/sample/ko/kowiki.jsonl, lang: ko, max_docs: 12}}
     - {{name: nsmc, path: {repo}/data/sample/ko/nsmc.tsv, lang: ko, format: tsv, text_field: review, max_docs: 300}}
     - {{name: python_docs, path: {repo}/data/sample/en/python_docs.jsonl, lang: en, max_docs: 10}}
-    - {{name: stdlib, path: {repo}/data/sample/code/python, lang: code, format: code, max_docs: 10}}
+    - {{name: stdlib, path: {repo}/data/sample/code/python.tar.gz, lang: code, format: code, max_docs: 10}}
 """
 
 

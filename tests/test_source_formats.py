@@ -76,3 +76,33 @@ def test_tokenizer_config_has_no_machine_specific_path():
     (stdlib,) = [s for s in cfg.data.sources if s.name == "stdlib"]
     assert stdlib.path == sysconfig.get_paths()["stdlib"]
     assert "{stdlib}" in (REPO / "configs" / "tokenizer.yaml").read_text()
+
+
+def test_code_tarball_reads_like_the_unpacked_tree_and_a_cut_archive_keeps_what_came_before(tmp_path):
+    import tarfile
+
+    tree = tmp_path / "tree"
+    files = {"a.py": "x = 1\n" * 400, "pkg/b.py": "def f():\n    return 2\n" * 400,
+             "vendor/c.py": "y = 3\n", "notes.txt": "not code\n", "pkg/z.py": "".join(f"z{i} = {i * 7919 % 10007}\n" for i in range(4000))}
+    for name, text in files.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text(text, encoding="utf-8")
+    archive = tmp_path / "tree.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in sorted(files):
+            tar.add(tree / name, arcname=name)
+    unpacked = read_all(SourceConfig("t", str(tree), "code", format="code"))
+    packed = read_all(SourceConfig("t", str(archive), "code", format="code"))
+    assert [w.split(":")[-1] for w, _ in packed[0]] == ["a.py", "pkg/b.py", "pkg/z.py"]
+    assert [t for _, t in packed[0]] == [t for _, t in unpacked[0]]
+    assert [r for _, r in packed[1]] == [r for _, r in unpacked[1]] == ["vendored"]
+
+    archive.write_bytes(archive.read_bytes()[:-3000])  # cut inside pkg/z.py, the last and least compressible
+    docs, dropped = read_all(SourceConfig("t", str(archive), "code", format="code"))
+    assert [w.split(":")[-1] for w, _ in docs] == ["a.py", "pkg/b.py"]
+    assert dropped[-1] == (str(archive), "unreadable_file")
+
+
+def test_bundled_code_sample_is_an_archive_not_python_files_in_the_tree():
+    assert (REPO / "data/sample/code/python.tar.gz").is_file()
+    assert not list((REPO / "data").rglob("*.py"))  # linters, grep and IDE indexes must not walk it

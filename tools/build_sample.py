@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
+import io
 import json
 import random
 import shutil
 import sysconfig
+import tarfile
 import unicodedata
 from collections import Counter
 from collections.abc import Collection
@@ -35,7 +38,7 @@ BUDGETS = {
     "ko/wikinews.jsonl": 150_000,
     "en/python_docs.jsonl": 680_000,
     "en/debian_docs.jsonl": 520_000,
-    "code/python": 1_400_000,
+    "code/python.tar.gz": 1_400_000,  # bytes of the .py files inside
     "parallel/tatoeba_ko_en.tsv": 150_000,
 }
 NSMC_REVIEWS = 3_000
@@ -131,20 +134,33 @@ def code_candidates(stdlib: Path) -> list[Path]:
 
 
 def sample_code(stdlib: Path, dst: Path, budget: int, rng: random.Random) -> None:
-    """Whole stdlib files, at most CODE_PER_GROUP per top-level module, in seeded order until the budget."""
+    """Whole stdlib files, at most CODE_PER_GROUP per top-level module, in seeded order until the budget,
+    packed unchanged into one tar.gz (`dst`): shipped as .py files they were walked as project code by every
+    linter, grep and IDE index. Members are sorted by path, mode/owner/mtime fixed, so the bytes repeat."""
     files = code_candidates(stdlib)
     rng.shuffle(files)
     groups: Counter[str] = Counter()
     used = 0
+    chosen = []
     for rel in files:
         group = rel.parts[0].removesuffix(".py")
         size = (stdlib / rel).stat().st_size
         if groups[group] < CODE_PER_GROUP and used + size <= budget:
             groups[group] += 1
             used += size
-            target = dst / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes((stdlib / rel).read_bytes())
+            chosen.append(rel)
+    write_tar_gz(dst, {rel.as_posix(): (stdlib / rel).read_bytes() for rel in sorted(chosen)})
+
+
+def write_tar_gz(dst: Path, members: dict[str, bytes]) -> None:
+    """A byte-reproducible tar.gz of `members` (path → bytes) in the given order."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(dst, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
 
 
 def write(path: Path, text: str) -> None:
@@ -182,7 +198,7 @@ def main() -> None:
                  BUDGETS["en/python_docs.jsonl"], rng("python_docs"))
     sample_jsonl(en / "debian_docs/debian_docs_en.jsonl", out / "en/debian_docs.jsonl",
                  BUDGETS["en/debian_docs.jsonl"], rng("debian_docs"), licenses=PERMISSIVE_DEBIAN)
-    sample_code(args.stdlib, out / "code/python", BUDGETS["code/python"], rng("code"))
+    sample_code(args.stdlib, out / "code/python.tar.gz", BUDGETS["code/python.tar.gz"], rng("code"))
     sample_tatoeba(src / "parallel/tatoeba/kor.txt", out / "parallel/tatoeba_ko_en.tsv",
                    BUDGETS["parallel/tatoeba_ko_en.tsv"], rng("tatoeba"))
 
@@ -199,8 +215,9 @@ def main() -> None:
     for path in sorted(p for sub in ("ko", "en", "parallel") for p in (out / sub).iterdir()):
         lines = path.read_text(encoding="utf-8").count("\n")
         print(f"{path.relative_to(out)}\t{path.stat().st_size} bytes\t{lines} lines")
-    code = list((out / "code/python").rglob("*.py"))
-    print(f"code/python/\t{sum(p.stat().st_size for p in code)} bytes\t{len(code)} files")
+    with tarfile.open(out / "code/python.tar.gz") as tar:
+        code = tar.getmembers()
+    print(f"code/python.tar.gz\t{sum(m.size for m in code)} bytes\t{len(code)} files")
 
 
 if __name__ == "__main__":

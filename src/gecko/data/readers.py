@@ -18,6 +18,8 @@ import json
 import os
 import re
 import sys
+import tarfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,6 +67,8 @@ VENDORED_DIRS = {"node_modules", "vendor", "third_party", "thirdparty", "site-pa
                  ".git", ".hg", ".svn", "__pycache__", ".tox", ".venv", "venv", "bower_components"}
 _GENERATED_NAME = re.compile(r"(_pb2(_grpc)?\.pyi?|\.pb\.go|\.generated\.\w+|\.g\.dart|-lock\.json|\.lock)$")
 _MINIFIED_NAME = re.compile(r"\.min\.(js|css)$")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+"""A `code` source may be one archive of a tree (the bundled sample is `data/sample/code/python.tar.gz`)."""
 
 
 def _files(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -363,10 +367,37 @@ def _skip_reason(rel: Path) -> str | None:
 
 
 def _code(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
-    """A source tree: one document per file, its relative path and language kept as metadata."""
+    """A source tree, or a tar archive of one: one document per file, its relative path and language kept
+    as metadata."""
+    if path.is_file() and path.name.endswith(TAR_SUFFIXES):
+        yield from _guarded(path, _tar_code(src, path, max_bytes))
+        return
     for file in _files(path, src.extensions):
         rel = file.relative_to(path) if path.is_dir() else Path(file.name)
         yield str(file), lambda file=file, rel=rel: _decode_code(file, rel, max_bytes)
+
+
+def _tar_code(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
+    """The files of a tar archive in archive order, ids being member paths (as for the unpacked tree).
+    A compressed archive cannot be entered in the middle, so every rank reads the members' bytes; only the
+    decoding is split. A damaged archive raises DataError after the members read before it."""
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                rel = Path(member.name)
+                if not member.isfile() or rawio.base_suffix(rel) not in src.extensions:
+                    continue
+                where = f"{path}:{member.name}"
+                reason = _skip_reason(rel)
+                if reason:
+                    yield where, _raiser(reason, rel.as_posix())
+                elif member.size > max_bytes:
+                    yield where, _raiser("too_large", f"{member.size:,} bytes")
+                else:
+                    data = tar.extractfile(member).read()  # type: ignore[union-attr]  # a regular file has a body
+                    yield where, lambda data=data, rel=rel: _code_document(data, rel)
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as e:
+        raise DataError(f"{path}: damaged tar archive ({e})") from None
 
 
 def _decode_code(file: Path, rel: Path, max_bytes: int) -> tuple[str, str, dict[str, Any]]:
@@ -383,6 +414,11 @@ def _decode_code(file: Path, rel: Path, max_bytes: int) -> tuple[str, str, dict[
         raise Quarantine("too_large", f"over {max_bytes:,} bytes")
     if broken is not None:
         raise Quarantine("truncated_file", f"truncated at byte {broken.at_byte} ({broken.detail})")
+    return _code_document(data, rel)
+
+
+def _code_document(data: bytes, rel: Path) -> tuple[str, str, dict[str, Any]]:
+    """(id, text, metadata) of one source file's bytes, or the Quarantine saying why it is not code."""
     if not data.strip():
         raise Quarantine("empty_file", "no code")
     if b"\0" in data[:8192]:
@@ -391,7 +427,7 @@ def _decode_code(file: Path, rel: Path, max_bytes: int) -> tuple[str, str, dict[
     lines = text.count("\n") + 1
     if len(text) / lines > 1000:
         raise Quarantine("minified", f"{len(text) / lines:.0f} characters per line")
-    meta = {"path": rel.as_posix(), "code_lang": CODE_LANGS.get(file.suffix.lower(), file.suffix.lstrip("."))}
+    meta = {"path": rel.as_posix(), "code_lang": CODE_LANGS.get(rel.suffix.lower(), rel.suffix.lstrip("."))}
     return rel.as_posix(), text, _with_repairs(meta, replaced)
 
 
