@@ -1,8 +1,11 @@
 """Text → arrays of 64-bit unit and n-gram hashes for MinHash dedup (decontamination has gecko.data.overlap).
 
 Units depend on the language, because one unit must carry about the same information everywhere:
-Korean is written without reliable word boundaries for n-grams (particles glue onto words), so its MinHash
-units are characters; English uses words; code uses identifier/operator tokens so that reformatting does not
+Korean is written without reliable word boundaries for n-grams (particles glue onto words, spacing varies
+from writer to writer), so its MinHash units are the normalized units of decontamination
+(gecko.data.overlap: NFKC and case folding, one unit per Hangul syllable with spaces and punctuation
+ignored, one-syllable particles dropped, a word per run of other letters and digits) — a re-spaced,
+re-punctuated, decomposed (NFD) or full-width copy has the same units; English uses words; code uses identifier/operator tokens so that reformatting does not
 hide a copy. Hashing is vectorized with numpy (uint64 arithmetic wraps, which is what a rolling hash wants)
 and xxhash, so Python only loops over words, never over n-grams.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import xxhash
 
-from gecko.data.filters.charclass import codepoints
+from gecko.data import overlap
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: spreads small codepoints over 64 bits
 _BASE = np.uint64(0x100000001B3)
@@ -40,9 +43,9 @@ def ngrams(units: np.ndarray, n: int) -> np.ndarray:
         return _finalize(h)
 
 
-def char_units(text: str) -> np.ndarray:
-    """Codepoints of case-folded text with whitespace collapsed (spacing differences are not content)."""
-    return codepoints(" ".join(text.casefold().split()))
+def ko_units(text: str) -> np.ndarray:
+    """Hashes of the normalized units of gecko.data.overlap: the one Korean normalization of the project."""
+    return overlap.units([text]).hashes
 
 
 def hash_tokens(tokens: list[str]) -> np.ndarray:
@@ -63,9 +66,10 @@ def code_units(text: str) -> np.ndarray:
 
 
 def shingle_hashes(text: str, lang: str, sizes: dict[str, int]) -> np.ndarray:
-    """MinHash shingles of `text`: character n-grams for ko, token n-grams for code, word n-grams otherwise."""
+    """MinHash shingles of `text`: normalized-unit n-grams for ko, token n-grams for code, word n-grams
+    otherwise."""
     if lang == "ko":
-        return ngrams(char_units(text), sizes["ko"])
+        return ngrams(ko_units(text), sizes["ko"])
     if lang == "code":
         return ngrams(code_units(text), sizes["code"])
     return ngrams(word_units(text), sizes["en"])
