@@ -370,7 +370,7 @@ def data_run(tmp_path_factory):
                       f"format: {c.fmt}, extensions: ['.py']}}\n" for name, c in cases.items())
     sample = Path(__file__).resolve().parents[1] / "data" / "sample"  # clean text, so the mix has ko and code
     sources += (f"    - {{name: good_ko, path: '{sample / 'ko' / 'kowiki.jsonl'}', lang: ko, max_docs: 50}}\n"
-                f"    - {{name: good_code, path: '{sample / 'code' / 'python'}', lang: code, format: code, max_docs: 20}}\n")
+                f"    - {{name: good_code, path: '{sample / 'code' / 'python.tar.gz'}', lang: code, format: code, max_docs: 20}}\n")
     config = root / "run.yaml"
     config.write_text(f"run_dir: {root / 'run'}\ndata:\n  sources:\n{sources}  mix: {{ko: 0.7, code: 0.3}}\n"
                       f"  clean:\n    max_doc_bytes: {CAP * 5}\n    dump_dropped: true\n    keep_other: true\n",

@@ -9,6 +9,7 @@ and news), and LLaMA-2's real SentencePiece model is used where ../shared/data h
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,8 @@ def _texts(name: str, limit: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def texts() -> dict[str, list[str]]:
-    code = [p.read_text(encoding="utf-8") for p in sorted((SAMPLE / "code" / "python").glob("*.py"))]
+    with tarfile.open(SAMPLE / "code" / "python.tar.gz") as tar:  # the top-level modules, in path order
+        code = [tar.extractfile(m).read().decode("utf-8") for m in tar if m.isfile() and "/" not in m.name]
     return {"ko_train": _texts("ko/kowiki.jsonl", 60) + _texts("ko/novels.jsonl", 20),
             "ko": _texts("ko/statutes.jsonl", 15) + _texts("ko/wikinews.jsonl", 15),
             "en_train": _texts("en/python_docs.jsonl", 200), "en": _texts("en/debian_docs.jsonl", 25),
