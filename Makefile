@@ -6,13 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt tools/llama_cpp/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	@# the code sandbox's seccomp filter needs libseccomp.so.2 (Debian: libseccomp2, normally present)
 	@ldconfig -p | grep -q 'libseccomp\.so\.2' || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get install -y -q libseccomp2; } || echo "warning: libseccomp.so.2 missing: code evaluation will refuse to run"
+	@# llama.cpp's prebuilt CPU binaries (node-llama-cpp) for the GGUF round trip, tests/test_gguf.py
+	@if command -v npm >/dev/null; then npm ci -s --omit=optional --no-audit --no-fund --prefix tools/llama_cpp; \
+		else echo "warning: npm missing: tests/test_gguf.py will not run outside CI"; fi
 	touch $(STAMP)
 
 install: $(STAMP)

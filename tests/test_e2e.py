@@ -44,6 +44,16 @@ def test_gecko_run_end_to_end(tiny_config, tmp_path, capsys):
     after = {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
     assert {n for n in mtimes if mtimes[n] != after[n]} == {"train", "eval", "export", "generate"}
 
+    # `gecko export --gguf` redoes only the export, adding a GGUF from llama.cpp's converter (tests/test_gguf.py
+    # checks such files token for token against llama.cpp itself)
+    assert main(["export", str(tiny_config), *TINY_OVERRIDES, "train.steps=8", "--gguf"]) == 0
+    import gguf
+
+    fields = gguf.GGUFReader(run / "export" / "model-f32.gguf").fields
+    assert bytes(fields["tokenizer.ggml.pre"].parts[-1]).decode() == "qwen2"
+    assert main(["run", str(tiny_config), *TINY_OVERRIDES, "train.steps=8", "export.gguf=f32"]) == 0  # up to date
+    assert (run / "export" / "hf" / "model.safetensors").exists()
+
 
 def test_cli_reports_config_errors_without_traceback(tiny_config, capsys):
     assert main(["data", "run", str(tiny_config), "train.stepz=3"]) == 2

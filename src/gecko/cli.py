@@ -129,6 +129,16 @@ def _generate_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _add_export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gguf", nargs="?", const="f32", choices=("f32", "f16", "bf16", "q8_0"),
+                   help="also write RUN/export/model-TYPE.gguf through llama.cpp's converter (sets export.gguf)")
+
+
+def _export_overrides(args: argparse.Namespace) -> list[str]:
+    """`--gguf` is a shorthand for export.gguf, so it enters the stage's fingerprint."""
+    return [f"export.gguf={args.gguf}"] if getattr(args, "gguf", None) else []
+
+
 def _chat(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     from gecko.export.chat import run_chat
     from gecko.stages import stage_dir
@@ -213,7 +223,7 @@ FORCE_HELP = "redo stale stages even where that deletes their checkpoints or hou
 
 def _add_stage_commands(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
     """One subcommand per entry of the stage table: `gecko train`, `gecko data run`, `gecko sft`, …"""
-    extra_args = {"eval": _add_eval_args, "generate": _add_generate_args}
+    extra_args = {"eval": _add_eval_args, "generate": _add_generate_args, "export": _add_export_args}
     for stage in (*STAGES, SFT):
         *group, name = stage.command
         p = (groups[group[0]] if group else sub).add_parser(name, help=stage.help)
@@ -362,7 +372,8 @@ def _version() -> str:
 
 
 def _load(args: argparse.Namespace) -> GeckoConfig | None:
-    cfg = load_config(args.config, [*args.overrides, *_eval_overrides(args), *_generate_overrides(args)],
+    cfg = load_config(args.config, [*args.overrides, *_eval_overrides(args), *_generate_overrides(args),
+                                    *_export_overrides(args)],
                       needs_device=args.command in DEVICE_COMMANDS)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2, ensure_ascii=False))

@@ -526,6 +526,8 @@ class ExportConfig:
     """Weights larger than this are split into model-0000i-of-0000n.safetensors plus an index."""
     license: str = "apache-2.0"
     """SPDX id written to the model card (see docs/release.md for the data and tokenizer licences)."""
+    gguf: Literal["f32", "f16", "bf16", "q8_0"] | None = None
+    """Also write RUN/export/model-{gguf}.gguf through llama.cpp's converter (`gecko export --gguf`)."""
 
 
 @dataclass(frozen=True)

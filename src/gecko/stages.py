@@ -114,7 +114,12 @@ def _export(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 
     model, meta = load_final_model(stage_dir(cfg, "train"))
     card = model_card(cfg, model, meta["step"])
-    export_hf(model, stage_dir(cfg, "tokenizer"), out / "hf", cfg.export.dtype, cfg.export.max_shard_bytes, card)
+    hf = export_hf(model, stage_dir(cfg, "tokenizer"), out / "hf", cfg.export.dtype, cfg.export.max_shard_bytes,
+                   card)
+    if cfg.export.gguf:
+        from gecko.export.gguf import export_gguf
+
+        export_gguf(hf, out / f"model-{cfg.export.gguf}.gguf", cfg.export.gguf, force=True)  # stage dir: ours
     return {"step": meta["step"]}
 
 
