@@ -6,11 +6,12 @@ small integer pairs):
 
     signatures/{rank}.npy   one MinHash row (num_perm uint32, from rensa) per document of the rank
     docs/{rank}.jsonl       id, lang, length and exact-text digest of each document, in reading order
-    bands/{band}/{rank}.npy (band hash, rank, index) sorted by hash; band "exact" holds text digests
+    bands/{band}/{rank}.npy (band hash, text digest, rank, index) sorted; band "exact" hashes text digests
     pairs/{band}.npy        candidate pairs found in a band (near pairs checked against the threshold)
     clusters/{rank}.json    documents of the rank to drop, with the survivor each duplicates
 
-Clusters are connected components of the pairs (union-find). The survivor of a cluster is the longest
+Clusters are connected components of the pairs (union-find). The pairs depend on the documents only (a
+bucket is ordered by text digest, see MinhashBuckets.run), and so does the survivor of a cluster is the longest
 document, ties broken by the smallest id: the choice depends on the documents only, never on worker count
 or reading order, so the output is the same whatever the sharding.
 """
@@ -36,7 +37,9 @@ from gecko.data.dedup.exact import text_key
 from gecko.data.dedup.shingles import shingle_hashes
 
 EXACT = "exact"
-REF = np.dtype([("hash", "<u8"), ("rank", "<u4"), ("index", "<u4")])
+REF = np.dtype([("hash", "<u8"), ("key", "<u8"), ("rank", "<u4"), ("index", "<u4")])
+"""A document in a bucket: band hash, exact-text digest (orders a bucket by content, see MinhashBuckets),
+and where the document is (rank, index in the rank)."""
 BATCH = 512  # documents per rensa call: amortizes the Python → Rust crossing
 
 
@@ -95,8 +98,9 @@ class MinhashSignatures(PipelineStep):
         write_text(w / "docs" / f"{rank:05d}.jsonl", "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in meta))
         refs = np.zeros(len(meta), dtype=REF)
         refs["rank"], refs["index"] = rank, np.arange(len(meta))
-        refs["hash"] = [m["key"] for m in meta]
-        write_npy(w / "bands" / EXACT / f"{rank:05d}.npy", np.sort(refs, order="hash"))
+        refs["key"] = [m["key"] for m in meta]
+        refs["hash"] = refs["key"]
+        write_npy(w / "bands" / EXACT / f"{rank:05d}.npy", np.sort(refs, order=["hash", "key"]))
         if not self.cfg.near:
             return
         rows = self.cfg.rows
@@ -107,7 +111,7 @@ class MinhashSignatures(PipelineStep):
                 for k in range(rows):
                     h = h * np.uint64(0x100000001B3) + band[:, k]
                 refs["hash"] = h ^ np.uint64(b) << np.uint64(56)
-                write_npy(w / "bands" / f"{b:03d}" / f"{rank:05d}.npy", np.sort(refs, order="hash"))
+                write_npy(w / "bands" / f"{b:03d}" / f"{rank:05d}.npy", np.sort(refs, order=["hash", "key"]))
 
 
 class MinhashBuckets(PipelineStep):
@@ -128,7 +132,11 @@ class MinhashBuckets(PipelineStep):
         band = self.bands()[rank]
         files = sorted((self.work_dir / "bands" / band).glob("[0-9]*[0-9].npy"))
         refs = np.concatenate([np.load(f) for f in files]) if files else np.zeros(0, dtype=REF)
-        refs = np.sort(refs, order=["hash", "rank", "index"])
+        # Within a bucket, documents are ordered by their text digest: the first one, with which every other
+        # is checked against the threshold, is then chosen by content. Chosen by position (rank, index), it
+        # changed with the sharding, and so did which pairs passed (A~B and B~C pass where A~C does not).
+        # Equal digests are equal texts, with equal signatures, so which of them comes first changes nothing.
+        refs = np.sort(refs, order=["hash", "key", "rank", "index"])
         same = refs["hash"][1:] == refs["hash"][:-1]
         # Pair every document with the first of its run of equal hashes: columns rank_a, index_a, rank_b, index_b.
         starts = np.where(np.concatenate([[True], ~same]), np.arange(len(refs)), 0)
