@@ -103,3 +103,26 @@ def tiny_prepared(tmp_path_factory: pytest.TempPathFactory):
     for name in ("data", "tokenizer", "tokenize"):
         run_stage(cfg, BY_NAME[name])
     return cfg
+
+
+BYTE_BPE_TEXT = [
+    "대한민국의 수도는 서울입니다. 서울은 한강을 끼고 있습니다.",
+    "The capital of Korea is Seoul. Seoul lies on the Han river.",
+    "def add(a, b):\n    return a + b\n",
+] * 20
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 300-token byte-level BPE tokenizer (export, generation): no GECKO code involved."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(BYTE_BPE_TEXT, trainer)
+    folder = tmp_path_factory.mktemp("tokenizer")
+    tok.save(str(folder / "tokenizer.json"))
+    return folder

@@ -3,24 +3,13 @@ import unicodedata
 
 import pytest
 
-from gecko.config import CleanConfig, DataConfig, EnQualityConfig, SourceConfig
+from helpers import raw_sources_config
+from gecko.config import DataConfig, SourceConfig
 from gecko.data.document import json_records, read_jsonl
 from gecko.data.mix import plan_mix
 from gecko.data.normalize import normalize_text
 from gecko.data.pipeline import run_data
 from gecko.errors import DataError
-
-
-SHORT_EN = CleanConfig(en=EnQualityConfig(min_words=5))
-"""The fixture's English lines are single sentences; Gopher's word-count rule is for web pages."""
-
-
-def _cfg(root, **kw) -> DataConfig:
-    return DataConfig(sources=(
-        SourceConfig("ko", str(root / "ko.jsonl"), "ko"),
-        SourceConfig("en", str(root / "en.tsv"), "en", format="tsv"),
-        SourceConfig("code", str(root / "code"), "code", format="code"),
-    ), clean=SHORT_EN, **kw)
 
 
 def test_nfc_and_control_characters():
@@ -39,7 +28,7 @@ def test_prose_whitespace_is_tidied():
 
 def test_every_document_is_accounted_for(raw_sources, tmp_path):
     out = tmp_path / "out"
-    stats = run_data(_cfg(raw_sources, max_repeat=0.0), out, seed=1)
+    stats = run_data(raw_sources_config(raw_sources, max_repeat=0.0), out, seed=1)
     s = json.loads((out / "stats.json").read_text())
     assert s["read_total"] == 12 + 3 + 2
     dupes = sum(d["count"] for d in s["dropped"] if d["reason"] == "duplicate")
@@ -52,7 +41,7 @@ def test_every_document_is_accounted_for(raw_sources, tmp_path):
 
 def test_mix_hits_target_shares(raw_sources, tmp_path):
     out = tmp_path / "out"
-    run_data(_cfg(raw_sources, max_repeat=3.0), out, seed=1)
+    run_data(raw_sources_config(raw_sources, max_repeat=3.0), out, seed=1)
     docs = list(read_jsonl(out / "corpus.jsonl"))
     size = {lang: sum(len(d.text.encode()) for d in docs if d.lang == lang) for lang in ("ko", "en", "code")}
     total = sum(size.values())
@@ -62,8 +51,8 @@ def test_mix_hits_target_shares(raw_sources, tmp_path):
 
 
 def test_mix_is_deterministic(raw_sources, tmp_path):
-    run_data(_cfg(raw_sources), tmp_path / "a", seed=3)
-    run_data(_cfg(raw_sources), tmp_path / "b", seed=3)
+    run_data(raw_sources_config(raw_sources), tmp_path / "a", seed=3)
+    run_data(raw_sources_config(raw_sources), tmp_path / "b", seed=3)
     assert (tmp_path / "a" / "corpus.jsonl").read_bytes() == (tmp_path / "b" / "corpus.jsonl").read_bytes()
 
 
@@ -77,7 +66,7 @@ def test_bad_lines_are_quarantined_with_file_and_line(raw_sources, tmp_path):
     with bad.open("ab") as f:
         f.write(b'{"id": "x", "text": "' + "옛 인코딩으로 저장된 문장".encode("cp949") + b'"}\n{not json}\n{"id": "y"}\n')
         f.write(b'{"id": "z", "text": "' + "한글은 세종대왕이 창제한 문자이다".encode() + b'\xff."}\n')  # mended, kept
-    run_data(_cfg(raw_sources), tmp_path / "out", seed=1)
+    run_data(raw_sources_config(raw_sources), tmp_path / "out", seed=1)
     s = json.loads((tmp_path / "out" / "stats.json").read_text())
     reasons = {d["reason"]: d["count"] for d in s["dropped"] if d["step"] == "read"}
     assert reasons == {"invalid_utf8": 1, "malformed_json": 1, "missing_field_text": 1}

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_data import _cfg
-from test_decontam import _benchmarks
+from helpers import decontam_benchmarks, raw_sources_config
 
 from gecko.config import DecontamConfig, DedupConfig
 from gecko.data import pipeline
@@ -35,10 +34,10 @@ def _assert_consumed(out: Path) -> None:
 
 def test_intermediates_are_removed_and_drop_lists_kept(raw_sources, tmp_path):
     out = tmp_path / "out"
-    run_data(_cfg(raw_sources), out, seed=1)
+    run_data(raw_sources_config(raw_sources), out, seed=1)
     _assert_consumed(out)
     first = _snapshot(out)
-    run_data(_cfg(raw_sources), out, seed=1)  # finished: nothing is redone, nothing comes back
+    run_data(raw_sources_config(raw_sources), out, seed=1)  # finished: nothing is redone, nothing comes back
     assert _snapshot(out) == first
     _assert_consumed(out)
 
@@ -55,7 +54,7 @@ the clean shards are removed, before the stage's DONE marker, and while decontam
 @pytest.mark.slow
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_killed_at_any_phase_boundary_resumes_to_the_same_corpus(raw_sources, tmp_path, monkeypatch, point):
-    cfg = _cfg(raw_sources, decontam=DecontamConfig(benchmarks=_benchmarks(tmp_path / "bench")))
+    cfg = raw_sources_config(raw_sources, decontam=DecontamConfig(benchmarks=decontam_benchmarks(tmp_path / "bench")))
     run_data(cfg, tmp_path / "ref", seed=1)
     name, _, nth = point.partition("#")
     real, calls = getattr(pipeline, name), []
@@ -79,8 +78,8 @@ def test_killed_at_any_phase_boundary_resumes_to_the_same_corpus(raw_sources, tm
 def test_sigkill_at_random_moments_resumes_to_the_same_corpus(raw_sources, tmp_path):
     """A real `kill -9` of `run_data` in a child process, at several moments, then a rerun."""
     script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-              "from pathlib import Path\nfrom test_data import _cfg\nfrom gecko.data.pipeline import run_data\n"
-              f"run_data(_cfg(Path({str(raw_sources)!r})), Path(sys.argv[1]), seed=1)\n")
+              "from pathlib import Path\nfrom helpers import raw_sources_config\nfrom gecko.data.pipeline import run_data\n"
+              f"run_data(raw_sources_config(Path({str(raw_sources)!r})), Path(sys.argv[1]), seed=1)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "ref")], env=env, check=True, capture_output=True)
@@ -102,14 +101,14 @@ def test_a_changed_phase_config_reruns_from_the_right_place(raw_sources, tmp_pat
     """New benchmarks rerun decontamination from the kept dedup/ output; a new dedup setting needs the removed
     clean shards, so the clean phase is redone. Both end like a fresh run with the new config."""
     out = tmp_path / "out"
-    run_data(_cfg(raw_sources), out, seed=1)
+    run_data(raw_sources_config(raw_sources), out, seed=1)
     dedup_mtime = min(p.stat().st_mtime_ns for p in (out / "dedup").iterdir())
-    with_bench = _cfg(raw_sources, decontam=DecontamConfig(benchmarks=_benchmarks(tmp_path / "bench")))
+    with_bench = raw_sources_config(raw_sources, decontam=DecontamConfig(benchmarks=decontam_benchmarks(tmp_path / "bench")))
     run_data(with_bench, out, seed=1)
     assert min(p.stat().st_mtime_ns for p in (out / "dedup").iterdir()) == dedup_mtime
     run_data(with_bench, tmp_path / "fresh", seed=1)
     assert _snapshot(out) == _snapshot(tmp_path / "fresh")
-    other = _cfg(raw_sources, dedup=DedupConfig(threshold=0.7), decontam=with_bench.decontam)
+    other = raw_sources_config(raw_sources, dedup=DedupConfig(threshold=0.7), decontam=with_bench.decontam)
     run_data(other, out, seed=1)
     shutil.rmtree(tmp_path / "fresh")
     run_data(other, tmp_path / "fresh", seed=1)

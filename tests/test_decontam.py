@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import unicodedata
@@ -11,48 +10,17 @@ from pathlib import Path
 import pytest
 from conftest import read_shards, shared_or_skip
 
+from helpers import EN_ITEM, FILLER, KO_ITEM, contaminated_docs, decontam_benchmarks, shard_ids
 from gecko.config import BenchmarkConfig, DecontamConfig
 from gecko.data import overlap
 from gecko.data.decontam import BenchmarkIndex, index_path, load_items, run_decontam
 from gecko.data.dedup.planted import write_shards
 
-KO_ITEM = "수정 전 잔액시산표의 차변 합계액은 백만 원이다 보험료 미경과액과 이자수익 미수액을 계상한 후의 수정 후 잔액시산표 차변 합계액은 얼마인가"
-EN_ITEM = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-           "How many clips did Natalia sell altogether in April and May?")
-FILLER = "The weather was pleasant and the committee met to discuss the annual budget for the library. " * 5
-
-
-def _benchmarks(root: Path) -> tuple[BenchmarkConfig, ...]:
-    root.mkdir(parents=True)
-    with (root / "Accounting-test.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["question", "answer", "A", "B", "C", "D", "Category", "Human Accuracy"])
-        w.writerow([KO_ITEM, 3, "970,000", "990,000", "1,020,000", "1,050,000", "Accounting", 0.5])
-        w.writerow(["짧은 문제", 1, "가", "나", "다", "라", "Accounting", 0.5])  # too short to check
-    (root / "gsm.jsonl").write_text(json.dumps({"question": EN_ITEM, "answer": "72"}) + "\n", encoding="utf-8")
-    return (BenchmarkConfig("kmmlu", str(root), "kmmlu"), BenchmarkConfig("gsm8k", str(root / "gsm.jsonl"), "gsm8k"))
-
-
-def _docs() -> list[dict]:
-    # The Korean copy uses other particles (잔액시산표가, 합계액이): a Korean-aware unit still matches.
-    ko_copy = "기출 문제 풀이: " + KO_ITEM.replace("잔액시산표의", "잔액시산표가").replace("합계액은", "합계액이") + " 답은 3번."
-    return [
-        {"id": "clean_en", "text": FILLER, "lang": "en", "source": "s"},
-        {"id": "clean_ko", "text": "오늘은 날씨가 맑고 도서관 운영 위원회가 연간 예산을 논의했다. " * 5, "lang": "ko", "source": "s"},
-        {"id": "leak_en", "text": FILLER + EN_ITEM.lower() + " " + FILLER, "lang": "en", "source": "s"},
-        {"id": "leak_ko", "text": ko_copy, "lang": "ko", "source": "s"},
-    ]
-
-
-def _ids(out: Path) -> set[str]:
-    return {r["id"] for r in read_shards(out)}
-
-
 def test_planted_contamination_is_dropped_and_reported(tmp_path):
-    write_shards(_docs(), tmp_path / "in", 2)
-    cfg = DecontamConfig(benchmarks=_benchmarks(tmp_path / "bench"))
+    write_shards(contaminated_docs(), tmp_path / "in", 2)
+    cfg = DecontamConfig(benchmarks=decontam_benchmarks(tmp_path / "bench"))
     result = run_decontam(tmp_path / "in", tmp_path / "out", cfg)
-    assert _ids(tmp_path / "out") == {"clean_en", "clean_ko"}
+    assert shard_ids(tmp_path / "out") == {"clean_en", "clean_ko"}
     matches = {m["id"]: m for m in map(json.loads, (result.work_dir / "matches.jsonl").open())}
     assert matches["leak_ko"]["items"] == ["kmmlu:Accounting-test:0"]
     assert matches["leak_en"]["items"] == ["gsm8k:gsm:1"]
@@ -62,8 +30,8 @@ def test_planted_contamination_is_dropped_and_reported(tmp_path):
 
 
 def test_flag_mode_keeps_documents_with_metadata(tmp_path):
-    write_shards(_docs(), tmp_path / "in", 1)
-    cfg = DecontamConfig(benchmarks=_benchmarks(tmp_path / "bench"), action="flag")
+    write_shards(contaminated_docs(), tmp_path / "in", 1)
+    cfg = DecontamConfig(benchmarks=decontam_benchmarks(tmp_path / "bench"), action="flag")
     run_decontam(tmp_path / "in", tmp_path / "out", cfg)
     rows = {r["id"]: r for r in read_shards(tmp_path / "out")}
     assert len(rows) == 4 and rows["leak_en"]["metadata"]["contamination"] == ["gsm8k:gsm:1"]
@@ -86,7 +54,7 @@ def test_real_benchmark_items_are_caught(tmp_path):
             {"id": "ok", "text": FILLER, "lang": "en", "source": "s"}]
     write_shards(docs, tmp_path / "in", 1)
     run_decontam(tmp_path / "in", tmp_path / "out", cfg)
-    assert _ids(tmp_path / "out") == {"ok"}
+    assert shard_ids(tmp_path / "out") == {"ok"}
 
 
 # --- normalization variants and planted real benchmark items -----------------------------------------------

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_shards, shared_or_skip
+from conftest import shared_or_skip
 
+from helpers import dedup_corpus, random_words, shard_texts, write_docs
 from gecko.cli import main
 from gecko.config import DedupConfig
 from gecko.data.dedup import minhash
@@ -31,35 +32,6 @@ def _bench_module(name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
-         "upsilon phi chi psi omega").split()
-
-
-def _text(rng: random.Random, n: int = 120) -> str:
-    return " ".join(rng.choice(WORDS) + str(rng.randrange(50)) for _ in range(n))
-
-
-def _corpus() -> list[dict]:
-    rng = random.Random(0)
-    docs = [{"id": f"en{i:02d}", "text": _text(rng), "lang": "en", "source": "s"} for i in range(30)]
-    ko = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 오천만 명이다. " * 4
-    docs += [
-        {"id": "exact", "text": docs[0]["text"].upper() + "\n\n", "lang": "en", "source": "s"},
-        {"id": "near", "text": docs[1]["text"].replace(docs[1]["text"].split()[60], "X", 1),
-         "lang": "en", "source": "s"},
-        {"id": "ko_a", "text": ko, "lang": "ko", "source": "k"},
-        {"id": "ko_b", "text": ko.replace("서울특별시", "서울 특별시", 1) + "끝.", "lang": "ko", "source": "k"},
-    ]
-    return docs
-
-
-def _write(docs: list[dict], folder: Path, shards: int = 3) -> Path:
-    write_shards(docs, folder, shards)
-    return folder
-
-
-def _output(out: Path) -> list[tuple[str, str]]:
-    return sorted((r["id"], r["text"]) for r in read_shards(out))
 
 
 def test_shingles_ignore_spacing_and_case_but_not_content():
@@ -123,15 +95,15 @@ def test_korean_near_copies_from_a_separate_generator_are_found_without_false_po
 
 
 def test_exact_and_near_duplicates_are_dropped_with_their_survivor(tmp_path):
-    docs = _corpus()
-    result = run_dedup(_write(docs, tmp_path / "in"), tmp_path / "out", DedupConfig())
+    docs = dedup_corpus()
+    result = run_dedup(write_docs(docs, tmp_path / "in"), tmp_path / "out", DedupConfig())
     dups = {r["id"]: r for r in map(json.loads, (result.work_dir / "duplicates.jsonl").open())}
     # The longer document of a cluster survives: the upper-cased copy has two extra newlines.
     assert dups["en00"] == {"id": "en00", "duplicate_of": "exact", "kind": "exact"}
     assert dups["near"]["duplicate_of"] == "en01" and dups["near"]["kind"] == "near"
     assert dups["ko_a"]["duplicate_of"] == "ko_b"
     assert len(dups) == 3
-    kept = {i for i, _ in _output(tmp_path / "out")}
+    kept = {i for i, _ in shard_texts(tmp_path / "out")}
     assert kept == {d["id"] for d in docs} - set(dups)
     assert result.read == len(docs)  # every document is kept or dropped with a reason
     assert result.dropped[("exact_dedup", "duplicate", "en")] == 1
@@ -139,33 +111,33 @@ def test_exact_and_near_duplicates_are_dropped_with_their_survivor(tmp_path):
 
 
 def test_dissimilar_documents_survive_a_low_threshold(tmp_path):
-    docs = _corpus()[:30]
-    result = run_dedup(_write(docs, tmp_path / "in"), tmp_path / "out", DedupConfig(threshold=0.5))
+    docs = dedup_corpus()[:30]
+    result = run_dedup(write_docs(docs, tmp_path / "in"), tmp_path / "out", DedupConfig(threshold=0.5))
     assert sum(result.dropped.values()) == 0
 
 
 def test_boilerplate_lines_are_removed(tmp_path):
     rng = random.Random(1)
     footer = "Copyright 2024 Example Corp. All rights reserved. Terms of use apply."
-    docs = [{"id": f"d{i}", "text": f"{_text(rng, 40)}\n{footer}", "lang": "en", "source": "s"} for i in range(25)]
+    docs = [{"id": f"d{i}", "text": f"{random_words(rng, 40)}\n{footer}", "lang": "en", "source": "s"} for i in range(25)]
     docs.append({"id": "only", "text": footer, "lang": "en", "source": "s"})
-    result = run_dedup(_write(docs, tmp_path / "in"), tmp_path / "out", DedupConfig())
-    out = dict(_output(tmp_path / "out"))
+    result = run_dedup(write_docs(docs, tmp_path / "in"), tmp_path / "out", DedupConfig())
+    out = dict(shard_texts(tmp_path / "out"))
     assert len(out) == 25 and all(footer not in t for t in out.values())
     assert result.dropped[("boilerplate", "boilerplate_only", "en")] == 1
 
 
 def test_output_is_identical_whatever_the_sharding(tmp_path):
-    docs = _corpus()
-    one = run_dedup(_write(docs, tmp_path / "a", shards=1), tmp_path / "out1", DedupConfig(), workers=1)
-    three = run_dedup(_write(docs, tmp_path / "b", shards=3), tmp_path / "out3", DedupConfig(), workers=2, tasks=4)
-    assert _output(tmp_path / "out1") == _output(tmp_path / "out3")
+    docs = dedup_corpus()
+    one = run_dedup(write_docs(docs, tmp_path / "a", shards=1), tmp_path / "out1", DedupConfig(), workers=1)
+    three = run_dedup(write_docs(docs, tmp_path / "b", shards=3), tmp_path / "out3", DedupConfig(), workers=2, tasks=4)
+    assert shard_texts(tmp_path / "out1") == shard_texts(tmp_path / "out3")
     assert (one.work_dir / "duplicates.jsonl").read_text() == (three.work_dir / "duplicates.jsonl").read_text()
 
 
 def test_rerun_after_a_failed_rank_resumes(tmp_path, monkeypatch):
-    docs = _corpus()
-    src = _write(docs, tmp_path / "in")
+    docs = dedup_corpus()
+    src = write_docs(docs, tmp_path / "in")
     original = minhash.DedupFilter.filter
 
     def crash_on_rank_1(self, doc):
@@ -183,12 +155,12 @@ def test_rerun_after_a_failed_rank_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(minhash.DedupFilter, "filter", original)
     run_dedup(src, tmp_path / "out", DedupConfig())
     assert (work / "signatures" / "00000.npy").stat().st_mtime_ns == sig_mtime  # finished stages not redone
-    fresh = run_dedup(_write(docs, tmp_path / "in2"), tmp_path / "fresh", DedupConfig())
-    assert _output(tmp_path / "out") == _output(tmp_path / "fresh") and fresh.read == len(docs)
+    fresh = run_dedup(write_docs(docs, tmp_path / "in2"), tmp_path / "fresh", DedupConfig())
+    assert shard_texts(tmp_path / "out") == shard_texts(tmp_path / "fresh") and fresh.read == len(docs)
 
 
 def test_cli_dedup_writes_the_duplicate_map(tmp_path, capsys):
-    src = _write(_corpus(), tmp_path / "in")
+    src = write_docs(dedup_corpus(), tmp_path / "in")
     # the records carry lang; random words would be "other" to --lang auto (the default)
     assert main(["data", "dedup", "--in", str(src), "--out", str(tmp_path / "out"), "--lang", "field"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import EN, KO, shared_or_skip
-from gecko.config import EvalConfig, MCSetConfig, TokenizerConfig, load_config
+from conftest import shared_or_skip
+from helpers import make_model, make_tokenizer
+from gecko.config import EvalConfig, MCSetConfig, load_config
 from gecko.errors import ConfigError, DataError
 from gecko.eval import data
 from gecko.eval.harness import evaluate_tasks
@@ -23,8 +24,7 @@ from gecko.eval.lm import GeckoLM, Scored
 from gecko.eval.report import markdown_report
 from gecko.eval.tasks import GSM8K_COT_EXEMPLARS, GSM8K_STOP, extract_number, pass_at_k
 from gecko.export.generate import generate_batch
-from gecko.model.llama import Llama, LlamaConfig
-from gecko.tokenizer.train import load_tokenizer, train_tokenizer
+from gecko.tokenizer.train import load_tokenizer
 
 
 # ── a model whose answers are known ─────────────────────────────────────────────────────────────────────
@@ -203,25 +203,6 @@ def test_gsm8k_answer_extraction():
 
 
 # ── the GECKO model behind the interface ────────────────────────────────────────────────────────────────
-
-
-def make_tokenizer(folder: Path, extra: Sequence[str] = ()) -> Path:
-    """A real GECKO tokenizer (NFC, digit split, byte fallback, <s> prepended), trained in a blink."""
-    texts = [*KO, *EN, "정답：A B C D", "Answer: A B C D", *extra] * 5
-    corpus = folder / "corpus.jsonl"
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = ({"id": str(i), "text": t, "lang": "ko", "source": "t"} for i, t in enumerate(texts))
-    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    train_tokenizer(TokenizerConfig(vocab_size=3000, min_frequency=1), corpus, folder / "tok")
-    return folder / "tok"
-
-
-def make_model(vocab_size: int, max_seq_len: int = 128, init_std: float = 0.1) -> Llama:
-    torch.manual_seed(0)
-    model = Llama(LlamaConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64,
-                              max_seq_len=max_seq_len, init_std=init_std))
-    model.init_weights()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

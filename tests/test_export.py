@@ -1,62 +1,23 @@
-import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer
 
+from helpers import hf_model, prompt, seeded_llama
 from gecko.errors import CheckpointError, DataError
 from gecko.export.generate import generate, generate_batch
 from gecko.export.hf import export_hf, load_hf
-from gecko.model.llama import Llama, LlamaConfig
+from gecko.model.llama import Llama
 
-TEXT = [
-    "대한민국의 수도는 서울입니다. 서울은 한강을 끼고 있습니다.",
-    "The capital of Korea is Seoul. Seoul lies on the Han river.",
-    "def add(a, b):\n    return a + b\n",
-] * 20
 LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
           "original_max_position_embeddings": 16}
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(TEXT, trainer)
-    folder = tmp_path_factory.mktemp("tokenizer")
-    tok.save(str(folder / "tokenizer.json"))
-    return folder
 
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-def make_model(**changes) -> Llama:
-    # init_std larger than usual so that greedy choices are not near-ties
-    cfg = LlamaConfig(
-        vocab_size=320, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=160, max_seq_len=64, init_std=0.1
-    )
-    torch.manual_seed(0)
-    return Llama(dataclasses.replace(cfg, **changes)).eval()
-
-
-def hf_model(folder: Path):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(folder).eval()
-
-
-def prompt(tokenizer_dir: Path) -> list[int]:
-    tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-    return [tok.token_to_id("<s>"), *tok.encode("The capital of Korea").ids]
 
 
 @pytest.mark.parametrize(
@@ -66,7 +27,7 @@ def prompt(tokenizer_dir: Path) -> list[int]:
     ids=["untied", "tied", "linear-rope", "llama3-rope"],
 )
 def test_export_matches_transformers_and_round_trips(tmp_path, tokenizer_dir, changes):
-    model = make_model(**changes)
+    model = seeded_llama(**changes)
     folder = export_hf(model, tokenizer_dir, tmp_path / "export")
     x = torch.randint(0, 300, (2, 40), generator=torch.Generator().manual_seed(0))
     ours = model(x)
@@ -82,8 +43,8 @@ def test_export_matches_transformers_and_round_trips(tmp_path, tokenizer_dir, ch
 def test_export_writes_tokenizer_and_configs(tmp_path, tokenizer_dir):
     from transformers import AutoTokenizer
 
-    folder = export_hf(make_model(), tokenizer_dir, tmp_path / "export", dtype="bfloat16")
-    export_hf(make_model(), tokenizer_dir, folder, dtype="bfloat16")  # replacing an export works too
+    folder = export_hf(seeded_llama(), tokenizer_dir, tmp_path / "export", dtype="bfloat16")
+    export_hf(seeded_llama(), tokenizer_dir, folder, dtype="bfloat16")  # replacing an export works too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary folders left behind
     config = json.loads((folder / "config.json").read_text())
     assert (config["bos_token_id"], config["eos_token_id"], config["pad_token_id"]) == (1, 2, 0)
@@ -99,10 +60,10 @@ def test_export_writes_tokenizer_and_configs(tmp_path, tokenizer_dir):
 
 def test_export_and_load_reject_mismatches(tmp_path, tokenizer_dir):
     with pytest.raises(DataError, match="tokenizer has 300 tokens but the model's vocab_size is 256"):
-        export_hf(make_model(vocab_size=256), tokenizer_dir, tmp_path / "small-vocab")
+        export_hf(seeded_llama(vocab_size=256), tokenizer_dir, tmp_path / "small-vocab")
     with pytest.raises(CheckpointError, match="dtype='int8'"):
-        export_hf(make_model(), tokenizer_dir, tmp_path / "int8", dtype="int8")
-    folder = export_hf(make_model(), tokenizer_dir, tmp_path / "export")
+        export_hf(seeded_llama(), tokenizer_dir, tmp_path / "int8", dtype="int8")
+    folder = export_hf(seeded_llama(), tokenizer_dir, tmp_path / "export")
     tensors = load_file(folder / "model.safetensors")
     up = "model.layers.0.mlp.up_proj.weight"
     tensors[up] = tensors[up][:10]
@@ -123,7 +84,7 @@ def greedy_without_cache(model: Llama, ids: list[int], n: int) -> list[int]:
 
 
 def test_greedy_generation_matches_no_cache_and_transformers(tmp_path, tokenizer_dir):
-    model = make_model()
+    model = seeded_llama()
     ids = prompt(tokenizer_dir)
     cached = generate(model, ids, max_new_tokens=20, temperature=0.0)
     assert cached == greedy_without_cache(model, ids, 20)
@@ -135,14 +96,14 @@ def test_greedy_generation_matches_no_cache_and_transformers(tmp_path, tokenizer
 
 
 def test_batched_greedy_matches_one_prompt_at_a_time(tokenizer_dir):
-    model = make_model()
+    model = seeded_llama()
     prompts = [prompt(tokenizer_dir), [1, 5, 9], [1, 42, 7, 7, 80, 2, 13]]
     batched = generate_batch(model, prompts, max_new_tokens=12, temperature=0.0)
     assert batched == [generate(model, p, max_new_tokens=12, temperature=0.0) for p in prompts]
 
 
 def test_sampling_is_seeded_and_stops_at_eos(tokenizer_dir):
-    model = make_model()
+    model = seeded_llama()
     ids = prompt(tokenizer_dir)
 
     def sample(seed: int, **kw) -> list[int]:

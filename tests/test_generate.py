@@ -15,11 +15,11 @@ from gecko.export.card import model_card
 from gecko.export.generate import cut_at_stop, generate, generate_batch, read_prompts, run_generate
 from gecko.export.hf import export_hf, load_hf
 
-from test_export import hf_model, make_model, prompt, tokenizer_dir  # noqa: F401  (fixture)
+from helpers import hf_model, prompt, seeded_llama
 
 
 def test_repetition_penalty_matches_transformers(tmp_path, tokenizer_dir):
-    model = make_model()
+    model = seeded_llama()
     ids = prompt(tokenizer_dir)
     ours = generate(model, ids, 20, temperature=0.0, repetition_penalty=1.5)
     assert ours != generate(model, ids, 20, temperature=0.0)  # the penalty changes greedy choices here
@@ -33,7 +33,7 @@ def test_repetition_penalty_matches_transformers(tmp_path, tokenizer_dir):
 
 
 def test_stop_callback_finishes_rows_independently(tokenizer_dir):
-    model = make_model()
+    model = seeded_llama()
     prompts = [prompt(tokenizer_dir), [1, 42, 7]]
     full = generate_batch(model, prompts, 15, temperature=0.0)
     stopped = generate_batch(model, prompts, 15, temperature=0.0, stop=lambda row: len(row) == 4)
@@ -42,7 +42,7 @@ def test_stop_callback_finishes_rows_independently(tokenizer_dir):
 
 
 def test_generate_stage_streams_what_it_batches(tmp_path, tokenizer_dir, capsys):
-    folder = export_hf(make_model(), tokenizer_dir, tmp_path / "export")
+    folder = export_hf(seeded_llama(), tokenizer_dir, tmp_path / "export")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("The capital of Korea\n\ndef add(a, b):\\n    return\n서울은\n")
     cfg = GenerateConfig(prompts_file=str(prompts), max_new_tokens=12, temperature=0.0, batch_size=2, stop=("Seoul",))
@@ -61,7 +61,7 @@ def test_generate_stage_streams_what_it_batches(tmp_path, tokenizer_dir, capsys)
 
 
 def test_sharded_export_loads_everywhere(tmp_path, tokenizer_dir):
-    model = make_model()
+    model = seeded_llama()
     folder = export_hf(model, tokenizer_dir, tmp_path / "export", max_shard_bytes=40_000)
     index = json.loads((folder / "model.safetensors.index.json").read_text())
     files = sorted(set(index["weight_map"].values()))
@@ -75,7 +75,7 @@ def test_sharded_export_loads_everywhere(tmp_path, tokenizer_dir):
 
 def test_model_card_reports_what_the_run_recorded(tmp_path):
     cfg = load_config(None, [f"run_dir={tmp_path}"])
-    card = model_card(cfg, make_model(), step=7)
+    card = model_card(cfg, seeded_llama(), step=7)
     assert card.startswith("---\nlicense: apache-2.0") and "not recorded" in card
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "results.json").write_text(json.dumps(
@@ -83,7 +83,7 @@ def test_model_card_reports_what_the_run_recorded(tmp_path):
     (tmp_path / "shards").mkdir()
     (tmp_path / "shards" / "meta.json").write_text(json.dumps(
         {"splits": {"train": {"langs": {"ko": {"tokens": 300}, "en": {"tokens": 100}}}}}))
-    card = model_card(cfg, make_model(), step=7)
+    card = model_card(cfg, seeded_llama(), step=7)
     assert "| ko | 4.000 | 1.250 |" in card and "| en | – | 1.500 |" in card
     assert "| ko | 35% | 300 (75.0%) |" in card and "| code | 37% | not recorded |" in card
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import read_shards
-from test_decontam import _benchmarks, _docs, _ids
-from test_dedup import _corpus, _output, _text, _write
+from helpers import (contaminated_docs, decontam_benchmarks, dedup_corpus, random_words, shard_ids, shard_texts,
+                     write_docs)
 
 from gecko.config import DecontamConfig, DedupConfig
 from gecko.data.decontam import run_decontam
@@ -43,29 +43,29 @@ def _completed(work: Path, stage: str) -> int:
 
 def test_full_dedup_on_ray_equals_one_local_worker(tmp_path, ray_cluster):
     rng = random.Random(2)
-    docs = _corpus() + [{"id": f"foot{i}", "text": f"{_text(rng, 40)}\n{FOOTER}", "lang": "en", "source": "s"}
+    docs = dedup_corpus() + [{"id": f"foot{i}", "text": f"{random_words(rng, 40)}\n{FOOTER}", "lang": "en", "source": "s"}
                         for i in range(4)] + [{"id": "only", "text": FOOTER, "lang": "en", "source": "s"}]
     cfg = DedupConfig(boilerplate_min_docs=3)  # the footer is boilerplate: all six stages have work to do
-    src = _write(docs, tmp_path / "in", shards=3)
+    src = write_docs(docs, tmp_path / "in", shards=3)
     local = run_dedup(src, tmp_path / "local", cfg, workers=1)
     ray = run_dedup(src, tmp_path / "ray", cfg, workers=2, engine="ray", tasks=4)
-    assert _output(tmp_path / "ray") == _output(tmp_path / "local")
+    assert shard_texts(tmp_path / "ray") == shard_texts(tmp_path / "local")
     assert (ray.work_dir / "duplicates.jsonl").read_text() == (local.work_dir / "duplicates.jsonl").read_text()
     assert _removed(ray.work_dir) == _removed(local.work_dir) and len(_removed(ray.work_dir)) == 4
     assert (ray.kept, ray.dropped) == (local.kept, local.dropped) and ray.read == len(docs)
     assert ray.dropped[("boilerplate", "boilerplate_only", "en")] == 1
-    assert not any(FOOTER in text for _, text in _output(tmp_path / "ray"))
+    assert not any(FOOTER in text for _, text in shard_texts(tmp_path / "ray"))
     for stage, ranks in {"lines": 4, "merge": 1, "signatures": 4, "buckets": cfg.bands + 1, "clusters": 1,
                          "filter": 4}.items():
         assert _completed(ray.work_dir, stage) == ranks, stage
 
 
 def test_decontam_on_ray_equals_local(tmp_path, ray_cluster):
-    write_shards(_docs(), tmp_path / "in", 3)
-    cfg = DecontamConfig(benchmarks=_benchmarks(tmp_path / "bench"))
+    write_shards(contaminated_docs(), tmp_path / "in", 3)
+    cfg = DecontamConfig(benchmarks=decontam_benchmarks(tmp_path / "bench"))
     run_decontam(tmp_path / "in", tmp_path / "local", cfg, workers=1)
     result = run_decontam(tmp_path / "in", tmp_path / "ray", cfg, workers=2, engine="ray")
-    assert _ids(tmp_path / "ray") == _ids(tmp_path / "local") == {"clean_en", "clean_ko"}
+    assert shard_ids(tmp_path / "ray") == shard_ids(tmp_path / "local") == {"clean_en", "clean_ko"}
     assert len(list((result.work_dir / "logs" / "completions").iterdir())) == 3
 
 

@@ -1,0 +1,138 @@
+"""Helpers shared by several test modules (test modules never import each other): tiny models and
+tokenizers, planted contamination and duplicates, a config over the `raw_sources` fixture."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from conftest import EN, KO, read_shards
+from tokenizers import Tokenizer
+
+from gecko.config import (BenchmarkConfig, CleanConfig, DataConfig, EnQualityConfig, SourceConfig,
+                          TokenizerConfig)
+from gecko.data.dedup.planted import write_shards
+from gecko.model.llama import Llama, LlamaConfig
+from gecko.tokenizer.train import train_tokenizer
+
+# decontamination: one KMMLU and one GSM8K item, and documents that leak them
+KO_ITEM = "수정 전 잔액시산표의 차변 합계액은 백만 원이다 보험료 미경과액과 이자수익 미수액을 계상한 후의 수정 후 잔액시산표 차변 합계액은 얼마인가"
+EN_ITEM = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+           "How many clips did Natalia sell altogether in April and May?")
+FILLER = "The weather was pleasant and the committee met to discuss the annual budget for the library. " * 5
+
+
+def decontam_benchmarks(root: Path) -> tuple[BenchmarkConfig, ...]:
+    root.mkdir(parents=True)
+    with (root / "Accounting-test.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["question", "answer", "A", "B", "C", "D", "Category", "Human Accuracy"])
+        w.writerow([KO_ITEM, 3, "970,000", "990,000", "1,020,000", "1,050,000", "Accounting", 0.5])
+        w.writerow(["짧은 문제", 1, "가", "나", "다", "라", "Accounting", 0.5])  # too short to check
+    (root / "gsm.jsonl").write_text(json.dumps({"question": EN_ITEM, "answer": "72"}) + "\n", encoding="utf-8")
+    return (BenchmarkConfig("kmmlu", str(root), "kmmlu"), BenchmarkConfig("gsm8k", str(root / "gsm.jsonl"), "gsm8k"))
+
+
+def contaminated_docs() -> list[dict]:
+    # The Korean copy uses other particles (잔액시산표가, 합계액이): a Korean-aware unit still matches.
+    ko_copy = "기출 문제 풀이: " + KO_ITEM.replace("잔액시산표의", "잔액시산표가").replace("합계액은", "합계액이") + " 답은 3번."
+    return [
+        {"id": "clean_en", "text": FILLER, "lang": "en", "source": "s"},
+        {"id": "clean_ko", "text": "오늘은 날씨가 맑고 도서관 운영 위원회가 연간 예산을 논의했다. " * 5, "lang": "ko", "source": "s"},
+        {"id": "leak_en", "text": FILLER + EN_ITEM.lower() + " " + FILLER, "lang": "en", "source": "s"},
+        {"id": "leak_ko", "text": ko_copy, "lang": "ko", "source": "s"},
+    ]
+
+
+def shard_ids(out: Path) -> set[str]:
+    return {r["id"] for r in read_shards(out)}
+
+
+# dedup: random-word English documents with planted exact and near copies
+WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
+         "upsilon phi chi psi omega").split()
+
+
+def random_words(rng: random.Random, n: int = 120) -> str:
+    return " ".join(rng.choice(WORDS) + str(rng.randrange(50)) for _ in range(n))
+
+
+def dedup_corpus() -> list[dict]:
+    rng = random.Random(0)
+    docs = [{"id": f"en{i:02d}", "text": random_words(rng), "lang": "en", "source": "s"} for i in range(30)]
+    ko = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 오천만 명이다. " * 4
+    docs += [
+        {"id": "exact", "text": docs[0]["text"].upper() + "\n\n", "lang": "en", "source": "s"},
+        {"id": "near", "text": docs[1]["text"].replace(docs[1]["text"].split()[60], "X", 1),
+         "lang": "en", "source": "s"},
+        {"id": "ko_a", "text": ko, "lang": "ko", "source": "k"},
+        {"id": "ko_b", "text": ko.replace("서울특별시", "서울 특별시", 1) + "끝.", "lang": "ko", "source": "k"},
+    ]
+    return docs
+
+
+def shard_texts(out: Path) -> list[tuple[str, str]]:
+    return sorted((r["id"], r["text"]) for r in read_shards(out))
+
+
+def write_docs(docs: list[dict], folder: Path, shards: int = 3) -> Path:
+    write_shards(docs, folder, shards)
+    return folder
+
+
+# the data stage over the `raw_sources` fixture
+SHORT_EN = CleanConfig(en=EnQualityConfig(min_words=5))
+"""The fixture's English lines are single sentences; Gopher's word-count rule is for web pages."""
+
+
+def raw_sources_config(root, **kw) -> DataConfig:
+    return DataConfig(sources=(
+        SourceConfig("ko", str(root / "ko.jsonl"), "ko"),
+        SourceConfig("en", str(root / "en.tsv"), "en", format="tsv"),
+        SourceConfig("code", str(root / "code"), "code", format="code"),
+    ), clean=SHORT_EN, **kw)
+
+
+# models and tokenizers
+def make_model(vocab_size: int, max_seq_len: int = 128, init_std: float = 0.1) -> Llama:
+    torch.manual_seed(0)
+    model = Llama(LlamaConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64,
+                              max_seq_len=max_seq_len, init_std=init_std))
+    model.init_weights()
+    return model.eval()
+
+
+def make_tokenizer(folder: Path, extra: Sequence[str] = ()) -> Path:
+    """A real GECKO tokenizer (NFC, digit split, byte fallback, <s> prepended), trained in a blink."""
+    texts = [*KO, *EN, "정답：A B C D", "Answer: A B C D", *extra] * 5
+    corpus = folder / "corpus.jsonl"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ({"id": str(i), "text": t, "lang": "ko", "source": "t"} for i, t in enumerate(texts))
+    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    train_tokenizer(TokenizerConfig(vocab_size=3000, min_frequency=1), corpus, folder / "tok")
+    return folder / "tok"
+
+
+def seeded_llama(**changes) -> Llama:
+    # init_std larger than usual so that greedy choices are not near-ties
+    cfg = LlamaConfig(
+        vocab_size=320, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=160, max_seq_len=64, init_std=0.1
+    )
+    torch.manual_seed(0)
+    return Llama(dataclasses.replace(cfg, **changes)).eval()
+
+
+def hf_model(folder: Path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder).eval()
+
+
+def prompt(tokenizer_dir: Path) -> list[int]:
+    tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    return [tok.token_to_id("<s>"), *tok.encode("The capital of Korea").ids]
