@@ -18,6 +18,7 @@ from datatrove.utils.batching import batched
 
 from gecko.data.filters.base import BATCH, GeckoFilter
 from gecko.data.filters.charclass import HANGUL, LETTER, class_counts
+from gecko.data.spans import prose
 from gecko.errors import DataError
 
 SAMPLE_CHARS = 4000
@@ -39,8 +40,9 @@ def _model():  # -> fasttext model; one per process, loaded on first use (never 
 
 def hangul_shares(texts: list[str]) -> list[float]:
     """Hangul letters (syllables, conjoining and compatibility jamo) / letters of each text's sample (0 when
-    it has no letters), counted for all texts in one numpy pass (charclass.py)."""
-    counts = class_counts([text[:SAMPLE_CHARS] for text in texts], classes=(HANGUL, LETTER))
+    it has no letters), counted for all texts in one numpy pass (charclass.py). The sample is the prose:
+    the code blocks of a Korean tutorial say nothing about the language it is written in (spans.py)."""
+    counts = class_counts([prose(text)[:SAMPLE_CHARS] for text in texts], classes=(HANGUL, LETTER))
     return [hangul / letters if letters else 0.0 for hangul, letters in counts[:, [HANGUL, LETTER]].tolist()]
 
 
@@ -50,7 +52,7 @@ def detect(text: str, mixed_hangul_ratio: float, min_en_score: float, share: flo
     share = hangul_shares([text])[0] if share is None else share
     if share >= mixed_hangul_ratio:
         return "ko", "hangul", round(share, 4)
-    labels, probs = _model().predict(" ".join(text[:SAMPLE_CHARS].split()), k=1)
+    labels, probs = _model().predict(" ".join(prose(text)[:SAMPLE_CHARS].split()), k=1)
     label, prob = labels[0].removeprefix("__label__"), min(float(probs[0]), 1.0)
     if label == "en" and prob >= min_en_score:
         return "en", label, round(prob, 4)
@@ -74,8 +76,9 @@ class LanguageFilter(GeckoFilter):
         return self.filter_batch([doc])[0]
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
-        prose = [doc for doc in batch if doc.metadata.get("lang") != "code"]
-        shares = dict(zip(map(id, prose), hangul_shares([doc.text for doc in prose]))) if prose else {}
+        prose_docs = [doc for doc in batch if doc.metadata.get("lang") != "code"]
+        shares = {} if not prose_docs else dict(zip(map(id, prose_docs),
+                                                    hangul_shares([doc.text for doc in prose_docs])))
         return [self._route(doc, shares.get(id(doc))) for doc in batch]
 
     def _route(self, doc: Document, share: float | None) -> bool | tuple[bool, str]:

@@ -4,7 +4,8 @@ Korean must be NFC (composed syllables): decomposed jamo sequences look identica
 times as many tokens and break exact dedup. Control characters (NUL included) are removed everywhere. Prose
 gets its whitespace tidied: exotic spaces become plain spaces, trailing spaces go, runs of blank lines shrink
 to one; spaces inside a line are left alone, so markdown tables, indented blocks and LaTeX math survive.
-Code keeps indentation, blank lines and trailing spaces exactly (only line endings become `\\n`).
+Code keeps indentation, blank lines and trailing spaces exactly (only line endings become `\\n`), and so do
+the fenced code blocks of a prose document (gecko.data.spans).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import unicodedata
 from datatrove.data import Document as DtDocument
 
 from gecko.data.filters.base import GeckoStep
+from gecko.data.spans import has_code_blocks, segments
 
 # C0/C1 controls except tab and newline; also the BOM and zero-width marks that survive NFC.
 _CONTROL_CHARS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u200b\u2060"
@@ -36,6 +38,13 @@ def normalize_text(text: str, is_code: bool) -> str:
         text = unicodedata.normalize("NFC", text)
     if is_code:
         return _CONTROL.sub("", text)
+    if has_code_blocks(text):  # prose with fenced code: tidy the prose, keep each block as code keeps it
+        return "".join(_CONTROL.sub("", piece) if is_block else _tidy_prose(piece)
+                       for is_block, piece in segments(text)).strip()
+    return _tidy_prose(text).strip()
+
+
+def _tidy_prose(text: str) -> str:
     if _CONTROL_OR_SPACE.search(text):
         text = _SPACES.sub(" ", _CONTROL.sub("", text))
     # `[ \t]+$` tries a match at every space; only a space before a newline needs it (strip() takes the end)
@@ -43,7 +52,7 @@ def normalize_text(text: str, is_code: bool) -> str:
         text = _TRAILING_SPACE.sub("", text)
     if "\n\n\n" in text:
         text = _BLANK_RUN.sub("\n\n", text)
-    return text.strip()
+    return text
 
 
 class Normalize(GeckoStep):

@@ -22,6 +22,7 @@ from gecko.config import CleanConfig, CodeQualityConfig, EnQualityConfig, KoQual
 from gecko.data.filters.base import GeckoFilter
 from gecko.data.filters.charclass import (CHAR_RUN, JAMO_RUNS, SPACE, SYLLABLE, SYMBOL, class_counts,
                                           letter_words)
+from gecko.data.spans import prose
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
 _BLOB = re.compile(r"[A-Za-z0-9+/=]{64,}")
@@ -177,13 +178,15 @@ def code_check(text: str, cfg: CodeQualityConfig) -> str | None:
 
 def check(text: str, lang: str, cfg: CleanConfig, min_chars: int,
           counts: list[int] | None = None) -> str | None:
-    """The first failing rule for a document of `lang`, or None to keep it (`counts`: see ko_features)."""
+    """The first failing rule for a document of `lang`, or None to keep it (`counts`: see ko_features, of
+    the prose). Prose rules read the prose only: a fenced code block is not a Korean or English sentence
+    (spans.py), and C4's curly-brace rule is meant for stray code in prose, not for a tutorial's example."""
     if len(text) < min_chars:
         return "too_short"
     if lang == "ko":
-        return ko_check(text, cfg.ko, counts)
+        return ko_check(prose(text), cfg.ko, counts)
     if lang == "en":
-        return en_check(text, cfg.en)
+        return en_check(prose(text), cfg.en)
     if lang == "code":
         return code_check(text, cfg.code)
     return None
@@ -207,7 +210,7 @@ class QualityFilter(GeckoFilter):
         """Korean character classes of the whole batch in one numpy pass, then the rules per document."""
         korean = [doc for doc in batch if doc.metadata["lang"] == "ko"]
         rows = ([] if not korean else
-                class_counts([doc.text for doc in korean], self.cfg.ko.max_char_run, KO_CLASSES).tolist())
+                class_counts([prose(doc.text) for doc in korean], self.cfg.ko.max_char_run, KO_CLASSES).tolist())
         by_doc = dict(zip(map(id, korean), rows))
         reasons = [check(doc.text, doc.metadata["lang"], self.cfg, self.min_chars, by_doc.get(id(doc)))
                    for doc in batch]
