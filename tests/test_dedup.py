@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import shared_or_skip
 
-from helpers import dedup_corpus, random_words, shard_texts, write_docs
+from helpers import WORDS, dedup_corpus, random_words, shard_texts, write_docs
 from gecko.cli import main
 from gecko.config import DedupConfig
 from gecko.data.dedup import minhash
@@ -58,8 +58,8 @@ def test_chains_of_near_copies_cluster_the_same_whatever_the_sharding(tmp_path):
     """A~B and B~C pass the threshold where A~C does not: which pairs a bucket checks must not depend on which
     document was read first (it did: 110 drops in one file, 108 in three files read in reverse order)."""
     docs = _chains()
-    one = run_dedup(_write(docs, tmp_path / "a", shards=1), tmp_path / "a_out", DedupConfig())
-    three = run_dedup(_write(docs[::-1], tmp_path / "b", shards=3), tmp_path / "b_out", DedupConfig())
+    one = run_dedup(write_docs(docs, tmp_path / "a", shards=1), tmp_path / "a_out", DedupConfig())
+    three = run_dedup(write_docs(docs[::-1], tmp_path / "b", shards=3), tmp_path / "b_out", DedupConfig())
     rows = (one.work_dir / "duplicates.jsonl").read_text()
     assert rows == (three.work_dir / "duplicates.jsonl").read_text()
     assert 60 < len(rows.splitlines()) < len(docs) - 20  # chains are partly joined: the case that differed
