@@ -32,7 +32,7 @@ from tokenizers import Tokenizer
 from gecko.config import LANGS, SourceConfig, TokenizerConfig
 from gecko.data.normalize import normalize_text
 from gecko.tokenizer.compare import HFEncoder, read_texts, score
-from gecko.tokenizer.special_tokens import N_SPECIAL
+from gecko.tokens import N_SPECIAL
 from gecko.tokenizer.train import HANGUL_ALPHABET, SPLIT_PATTERN, build_alphabet, train_bpe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

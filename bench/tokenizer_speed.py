@@ -26,7 +26,7 @@ from tokenizer_ablation import heldout_sources, stdlib_code, train_sources  # no
 
 from gecko.config import TokenizeConfig, TokenizerConfig  # noqa: E402
 from gecko.tokenizer.compare import read_texts  # noqa: E402
-from gecko.tokenizer.special_tokens import BYTE_TOKENS, SPECIAL_TOKENS  # noqa: E402
+from gecko.tokens import BYTE_TOKENS, SPECIAL_TOKENS  # noqa: E402
 from gecko.tokenizer.train import HANGUL_ALPHABET, SPLIT_PATTERN, build_alphabet, train_bpe  # noqa: E402
 
 SHARES = {"ko": 0.55, "en": 0.15, "code": 0.30}

@@ -24,7 +24,7 @@ from gecko.eval.lm import GeckoLM, Scored
 from gecko.eval.report import markdown_report
 from gecko.eval.tasks import GSM8K_COT_EXEMPLARS, GSM8K_STOP, extract_number, pass_at_k
 from gecko.export.generate import generate_batch
-from gecko.tokenizer.train import load_tokenizer
+from gecko.tokens import load_tokenizer
 
 
 # ── a model whose answers are known ─────────────────────────────────────────────────────────────────────

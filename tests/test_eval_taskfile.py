@@ -15,7 +15,7 @@ from gecko.errors import DataError
 from gecko.eval.harness import evaluate_tasks
 from gecko.eval.lm import GeckoLM
 from gecko.eval.taskfile import load_task_file
-from gecko.tokenizer.train import load_tokenizer
+from gecko.tokens import load_tokenizer
 from helpers import make_model, make_tokenizer
 
 KO = [("대한민국의 수도는?", ["부산", "서울", "대구", "광주"], 1),

@@ -13,7 +13,8 @@ from gecko.config import TokenizeConfig, TokenizerConfig
 from gecko.errors import DataError
 from gecko.tokenizer import shards as shards_module
 from gecko.tokenizer.shards import INDEX_DTYPE, Shards, pretokenize, split_by_unit_hash, unit_hash
-from gecko.tokenizer.train import load_tokenizer, train_tokenizer
+from gecko.tokenizer.train import train_tokenizer
+from gecko.tokens import load_tokenizer
 
 TEXTS = {
     "ko": ["서울은 대한민국의 수도이다. 인구는 약 940만 명이다.", "한글은 1443년에 창제되었다. <s>태그</s>도 글자다."],

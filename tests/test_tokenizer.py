@@ -14,8 +14,9 @@ from tokenizers import Tokenizer
 
 from gecko.config import TokenizerConfig
 from gecko.errors import ConfigError, DataError
-from gecko.tokenizer.special_tokens import BOS, EOS, N_SPECIAL, PII, SPECIAL_TOKENS, UNK
-from gecko.tokenizer.train import balanced_budgets, load_tokenizer, train_tokenizer
+from gecko.tokens import BOS, EOS, N_SPECIAL, PII, SPECIAL_TOKENS, UNK
+from gecko.tokenizer.train import balanced_budgets, train_tokenizer
+from gecko.tokens import load_tokenizer
 
 KO = ["대한민국의 수도는 서울이다. 서울의 인구는 약 940만 명이며, 한강이 도시를 가로지른다.",
       "훈민정음(訓民正音)은 1443년 세종대왕이 창제한 문자로, 백성을 가르치는 바른 소리라는 뜻이다.",

@@ -14,7 +14,8 @@ from gecko.config import CompareConfig, SourceConfig, TokenizerConfig
 from gecko.errors import DataError
 from gecko.tokenizer.compare import (REPORT_JSON, REPORT_MD, REPORT_PNG, compare, find_references, load_encoder,
                                      read_texts)
-from gecko.tokenizer.train import load_tokenizer, train_tokenizer
+from gecko.tokenizer.train import train_tokenizer
+from gecko.tokens import load_tokenizer
 
 from conftest import CODE, EN, KO, shared_or_skip
 

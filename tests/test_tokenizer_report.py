@@ -12,7 +12,8 @@ from gecko.config import CompareConfig, SourceConfig, TokenizerConfig
 from gecko.errors import DataError
 from gecko.tokenizer.compare import HFEncoder, load_encoder, read_texts
 from gecko.tokenizer.report import CARD_JSON, CARD_MD, CARD_PNG, EDGE_CASES, Tokenization, card_for, report
-from gecko.tokenizer.train import load_tokenizer, train_tokenizer
+from gecko.tokenizer.train import train_tokenizer
+from gecko.tokens import load_tokenizer
 
 from conftest import CODE, EN, KO
 

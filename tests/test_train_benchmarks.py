@@ -15,7 +15,7 @@ from gecko.errors import ConfigError
 from gecko.eval.harness import evaluate_tasks
 from gecko.eval.lm import GeckoLM
 from gecko.stages import stage_dir
-from gecko.tokenizer.train import load_tokenizer
+from gecko.tokens import load_tokenizer
 from gecko.train.checkpoint import load_final_model
 from gecko.train.metrics import read_metrics
 from gecko.train.trainer import benchmark_hook, build_trainer, run_train

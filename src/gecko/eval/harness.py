@@ -27,7 +27,7 @@ from gecko.eval.taskfile import TaskFile, load_task_file
 from gecko.eval.tasks import (GSM8K_COT_EXEMPLARS, HUMANEVAL_STOP, MBPP_STOP, Records, evaluate_code, evaluate_gsm8k,
                               humaneval_program, mbpp_program, train_exemplar)
 from gecko.model.llama import Llama
-from gecko.tokenizer.train import load_tokenizer
+from gecko.tokens import load_tokenizer
 
 log = logging.getLogger(__name__)
 

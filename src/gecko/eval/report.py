@@ -19,7 +19,7 @@ from gecko.eval.bpb import evaluate_bpb
 from gecko.eval.harness import eval_task_names, evaluate_tasks, load_task_files
 from gecko.eval.lm import GeckoLM
 from gecko.tokenizer.shards import Shards
-from gecko.tokenizer.train import load_tokenizer
+from gecko.tokens import load_tokenizer
 from gecko.train.checkpoint import load_final_model
 from gecko.train.metrics import read_metrics
 from gecko.train.trainer import pick_device

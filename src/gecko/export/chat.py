@@ -18,19 +18,10 @@ import torch
 from tokenizers import Tokenizer
 
 from gecko.errors import DataError
-from gecko.tokenizer.special_tokens import CHAT
+from gecko.tokens import CHAT, CHAT_TEMPLATE
 
 SYSTEM, USER, ASSISTANT, END = CHAT
 ROLES = ("system", "user", "assistant")
-
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|end|>\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
-)
-"""Jinja, as transformers renders it (sandboxed, trim_blocks, lstrip_blocks)."""
 
 Message = dict[str, str]
 

@@ -20,7 +20,7 @@ from tokenizers import Tokenizer
 
 from gecko.errors import CheckpointError, DataError
 from gecko.model.llama import Llama, LlamaConfig
-from gecko.tokenizer.special_tokens import CHAT
+from gecko.tokens import CHAT
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -167,7 +167,7 @@ def save_weights(tensors: dict[str, torch.Tensor], folder: Path, max_shard_bytes
 
 
 def _tokenizer_config(cfg: LlamaConfig, ids: dict[str, int | None]) -> dict[str, Any]:
-    from gecko.export.chat import CHAT_TEMPLATE
+    from gecko.tokens import CHAT_TEMPLATE
 
     return {
         "tokenizer_class": "PreTrainedTokenizerFast",

@@ -16,7 +16,7 @@ from gecko.errors import CheckpointError
 from gecko.export.hf import load_hf
 from gecko.model.llama import LlamaConfig
 from gecko.tokenizer.shards import Shards
-from gecko.tokenizer.train import file_sha256
+from gecko.tokens import file_sha256
 
 _CONFIG_KEY = {name: f"model.{name}" for name in (
     "dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "max_seq_len", "rope_theta", "tie_embeddings")}

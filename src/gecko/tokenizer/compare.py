@@ -24,7 +24,7 @@ from gecko.config import LANGS, CompareConfig, SourceConfig
 from gecko.data.normalize import normalize_text
 from gecko.data.readers import Quarantine, iter_records
 from gecko.errors import DataError
-from gecko.tokenizer.train import TOKENIZER_FILE, load_tokenizer
+from gecko.tokens import load_tokenizer, TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
 

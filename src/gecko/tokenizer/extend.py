@@ -34,7 +34,8 @@ from tokenizers.trainers import BpeTrainer
 from gecko.atomic import write_text
 from gecko.config import LANGS, GeckoConfig
 from gecko.errors import ConfigError, DataError
-from gecko.tokenizer.train import TOKENIZER_FILE, balanced_budgets, corpus_records, file_sha256
+from gecko.tokenizer.train import balanced_budgets, corpus_records
+from gecko.tokens import file_sha256, TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
 

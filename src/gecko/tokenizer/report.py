@@ -22,7 +22,7 @@ import numpy as np
 from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
 from gecko.tokenizer.compare import HFEncoder, SentencePieceEncoder, find_references, ours, read_texts
-from gecko.tokenizer.train import TOKENIZER_FILE
+from gecko.tokens import TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
 

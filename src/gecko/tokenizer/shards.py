@@ -44,8 +44,9 @@ from tokenizers import Tokenizer, normalizers
 from gecko.atomic import write_bytes, write_json, write_npy
 from gecko.config import LANGS, TokenizeConfig
 from gecko.errors import DataError
-from gecko.tokenizer.special_tokens import BOS, EOS, special_id
-from gecko.tokenizer.train import TOKENIZER_FILE, file_sha256, load_tokenizer, parse_record
+from gecko.tokens import BOS, EOS, special_id
+from gecko.tokenizer.train import parse_record
+from gecko.tokens import file_sha256, load_tokenizer, TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
 

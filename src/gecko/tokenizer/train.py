@@ -31,7 +31,8 @@ from tokenizers.trainers import BpeTrainer
 from gecko.atomic import write_text
 from gecko.config import TokenizerConfig, to_dict
 from gecko.errors import ConfigError, DataError
-from gecko.tokenizer.special_tokens import BOS, BYTE_TOKENS, N_SPECIAL, SPECIAL_TOKENS, UNK, special_id
+from gecko.tokens import (BOS, BYTE_TOKENS, N_SPECIAL, SPECIAL_TOKENS, TOKENIZER_FILE, UNK, file_sha256,
+                          special_id)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ SPLIT_PATTERN = (
 (a requirement), `):\n        ` as one pre-token (code +7% chars/token), Hangul words keeping their final
 punctuation, and a space before a digit joining it."""
 
-TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "train_meta.json"
 
 
@@ -98,31 +98,6 @@ def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
     log.info("tokenizer: %d tokens from %s bytes in %.1fs → %s", meta["vocab_size"], meta["bytes_used"], meta["seconds"],
              path)
     return path
-
-
-def load_tokenizer(tokenizer_dir: Path, text_only: bool = False,
-                   required: tuple[str, ...] = SPECIAL_TOKENS) -> Tokenizer:
-    """Load a GECKO tokenizer and check its special-token ids.
-
-    text_only: encode special-token strings found in the input as ordinary text. Use it for corpus
-    documents, where `<s>` is an HTML tag and must not become a document boundary.
-    required: the special tokens that must sit at GECKO's ids. Packed shards need only `<s>` and `</s>`, so
-    a foreign tokenizer with those at 1 and 2 (LLaMA-2, Mistral) can be pretokenized for an ablation.
-    """
-    path = Path(tokenizer_dir) / TOKENIZER_FILE
-    if not path.is_file():
-        raise DataError(f"{path}: tokenizer not found (run `gecko tokenizer train` first)")
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
-        raise DataError(f"{path}: not a tokenizers file ({e})") from None
-    for token in required:
-        expected = special_id(token)
-        if tokenizer.token_to_id(token) != expected:
-            raise DataError(f"{path}: {token} has id {tokenizer.token_to_id(token)}, expected {expected}; "
-                            f"not a GECKO tokenizer or trained with other special tokens")
-    tokenizer.encode_special_tokens = text_only
-    return tokenizer
 
 
 # ── corpus sampling ─────────────────────────────────────────────────────────────────────────────────────
@@ -282,14 +257,6 @@ def _with_byte_tokens(trained: dict[str, int]) -> dict[str, int]:
 
 
 # ── files ─────────────────────────────────────────────────────────────────────────────────────────────
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ── byte-level BPE (llama.cpp-compatible) ─────────────────────────────────────────────────────────────

@@ -1,0 +1,90 @@
+"""The tokenizer contract every stage shares: GECKO's special tokens (defined once: their order here is
+their id in every tokenizer we train), the chat template, and loading a `tokenizer.json` with its ids checked.
+
+Owns no training (gecko.tokenizer does that); imports only gecko.errors, so any layer may use it.
+
+Special tokens take ids 0 … N_SPECIAL-1, followed by the 256 byte-fallback tokens `<0x00>` … `<0xFF>`;
+learned BPE tokens start after those. Reserved slots let later stages (chat tuning, fill-in-the-middle,
+PII scrubbing) claim a token without retraining the tokenizer or resizing the embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from gecko.errors import DataError
+
+UNK = "<unk>"
+"""Never produced (every byte has a fallback token); kept at id 0 for LLaMA-compatible tooling."""
+BOS = "<s>"
+EOS = "</s>"
+PAD = "<pad>"
+
+CHAT = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
+FIM = ("<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>")
+PII = ("<|email|>", "<|phone|>", "<|rrn|>", "<|card|>", "<|account|>", "<|ip|>", "<|passport|>", "<|secret|>")
+"""Placeholders the data stage substitutes for scrubbed personal data (rrn: Korean resident number)."""
+
+N_SPECIAL = 32
+"""Size of the special block; the remainder after the named tokens is `<|reserved_N|>`."""
+
+_NAMED = (UNK, BOS, EOS, PAD, *CHAT, *FIM, *PII)
+RESERVED = tuple(f"<|reserved_{i}|>" for i in range(N_SPECIAL - len(_NAMED)))
+SPECIAL_TOKENS: tuple[str, ...] = (*_NAMED, *RESERVED)
+
+BYTE_TOKENS: tuple[str, ...] = tuple(f"<0x{b:02X}>" for b in range(256))
+"""LLaMA/SentencePiece spelling, understood by the `ByteFallback` decoder."""
+FIRST_BYTE_ID = N_SPECIAL
+
+
+def special_id(token: str) -> int:
+    """Fixed id of a special token (the same in every GECKO tokenizer)."""
+    return SPECIAL_TOKENS.index(token)
+
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+"""Jinja, as transformers renders it (sandboxed, trim_blocks, lstrip_blocks)."""
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def load_tokenizer(tokenizer_dir: Path, text_only: bool = False,
+                   required: tuple[str, ...] = SPECIAL_TOKENS) -> Tokenizer:
+    """Load a GECKO tokenizer and check its special-token ids.
+
+    text_only: encode special-token strings found in the input as ordinary text. Use it for corpus
+    documents, where `<s>` is an HTML tag and must not become a document boundary.
+    required: the special tokens that must sit at GECKO's ids. Packed shards need only `<s>` and `</s>`, so
+    a foreign tokenizer with those at 1 and 2 (LLaMA-2, Mistral) can be pretokenized for an ablation.
+    """
+    path = Path(tokenizer_dir) / TOKENIZER_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: tokenizer not found (run `gecko tokenizer train` first)")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
+        raise DataError(f"{path}: not a tokenizers file ({e})") from None
+    for token in required:
+        expected = special_id(token)
+        if tokenizer.token_to_id(token) != expected:
+            raise DataError(f"{path}: {token} has id {tokenizer.token_to_id(token)}, expected {expected}; "
+                            f"not a GECKO tokenizer or trained with other special tokens")
+    tokenizer.encode_special_tokens = text_only
+    return tokenizer
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
