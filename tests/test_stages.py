@@ -38,7 +38,7 @@ def finished(tiny_config: Path) -> Path:
 
 @pytest.mark.parametrize("override", [
     "train.log_every=3", "train.eval_every=null", "train.checkpoint_every=4", "train.keep_checkpoints=5",
-    "train.eval_tasks=[mmlu]", "train.eval_tasks_limit=3", "train.tensorboard=true", "train.compile=true",
+    "train.eval_tasks=[mmlu]", "train.eval_tasks_limit=3", "logging.sinks=[jsonl]", "train.compile=true",
     "train.device=cpu", "train.activation_checkpointing=full", "data.workers=2", "tokenize.workers=3",
     "tokenize.chunk_bytes=1000000", "eval.sandbox_workers=2",
 ])

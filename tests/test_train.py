@@ -6,6 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gecko import tracking
+from gecko.config import load_config
 from gecko.errors import CheckpointError
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.stages import stage_dir
@@ -141,13 +143,19 @@ def test_loss_spike_is_skipped_and_logged(tiny_prepared, tmp_path, caplog):
     assert trainer.recent_losses == [1.0] * 5  # a refused loss does not enter the window
 
 
-def test_metrics_log_writes_tensorboard_and_stays_silent_when_disabled(tmp_path):
-    log = MetricsLog(tmp_path / "on" / "metrics.jsonl", tensorboard=True)
-    log.start(0)
-    log.write({"step": 1, "loss": 2.0, "loss_by_lang": {"ko": 2.5}, "skipped": True})
-    log.close()
+def test_metrics_log_feeds_the_stage_trackers_and_stays_silent_when_disabled(tmp_path):
+    pytest.importorskip("tensorboard")
+    cfg = load_config(None, [f"run_dir={tmp_path / 'on'}", "logging.sinks=[tensorboard, jsonl]"])
+    with tracking.session(cfg, "train"):
+        log = MetricsLog(tmp_path / "on" / "metrics.jsonl")
+        log.start(0)
+        log.write({"step": 1, "loss": 2.0, "loss_by_lang": {"ko": 2.5}, "skipped": True})
+        log.close()
     assert read_metrics(tmp_path / "on" / "metrics.jsonl")[0]["loss_by_lang"] == {"ko": 2.5}
-    assert list((tmp_path / "on" / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "on" / "train" / "tensorboard").glob("events.out.tfevents.*"))
+    events = read_metrics(tmp_path / "on" / tracking.EVENT_LOG)
+    assert [e["kind"] for e in events] == ["config", "start", "metrics"]
+    assert events[2]["values"] == {"loss": 2.0, "loss_by_lang/ko": 2.5} and events[2]["step"] == 1
     off = MetricsLog(tmp_path / "off" / "metrics.jsonl", enabled=False)
     off.start(0)
     off.write({"step": 1, "loss": 2.0})

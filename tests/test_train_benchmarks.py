@@ -1,5 +1,5 @@
 """Benchmarks during training (train.eval_tasks): scored at every validation point through gecko.eval's
-harness, logged to metrics.jsonl and TensorBoard, without touching the training itself."""
+harness, logged to metrics.jsonl and the trackers (TensorBoard here), without touching the training itself."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY_OVERRIDES
 
-from gecko.config import GeckoConfig, MCSetConfig, load_config
+from gecko import tracking
+from gecko.config import GeckoConfig, LoggingConfig, MCSetConfig, load_config
 from gecko.errors import ConfigError
 from gecko.eval.harness import evaluate_tasks
 from gecko.eval.lm import GeckoLM
@@ -26,23 +27,26 @@ QUIZ = [{"q": "대한민국의 수도는?", "a": "서울", "b": "부산", "c": "
         {"q": "한글을 만든 왕은?", "a": "세종", "b": "태조", "c": "정조", "gold": "A"}]
 
 
-def _with_quiz(cfg: GeckoConfig, folder: Path, tensorboard: bool) -> GeckoConfig:
+def _with_quiz(cfg: GeckoConfig, folder: Path) -> GeckoConfig:
     folder.mkdir(parents=True, exist_ok=True)
     quiz = folder / "quiz.jsonl"
     quiz.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in QUIZ), encoding="utf-8")
     mc = MCSetConfig("quiz", str(quiz), "q", ("a", "b", "c"), "gold", None)
     return dataclasses.replace(
         cfg, eval=dataclasses.replace(cfg.eval, mc_sets=(mc,)),
-        train=dataclasses.replace(cfg.train, eval_tasks=("quiz",), eval_tasks_limit=3, tensorboard=tensorboard))
+        train=dataclasses.replace(cfg.train, eval_tasks=("quiz",), eval_tasks_limit=3))
 
 
 def test_benchmarks_run_on_schedule_through_the_eval_harness(tiny_prepared, tmp_path):
-    cfg = _with_quiz(tiny_prepared, tmp_path, tensorboard=True)
+    pytest.importorskip("tensorboard")
+    cfg = _with_quiz(tiny_prepared, tmp_path)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=4, eval_every=2, checkpoint_every=0))
-    tokenizer = stage_dir(cfg, "tokenizer")
-    trainer = build_trainer(cfg, stage_dir(cfg, "tokenize"), tmp_path / "train")
-    trainer.task_evaluator = benchmark_hook(cfg, tokenizer)
-    trainer.train()
+    tokenizer, shards = stage_dir(cfg, "tokenizer"), stage_dir(cfg, "tokenize")
+    tracked = dataclasses.replace(cfg, run_dir=str(tmp_path), logging=LoggingConfig(sinks=("tensorboard",)))
+    with tracking.session(tracked, "train"):
+        trainer = build_trainer(cfg, shards, tmp_path / "train")
+        trainer.task_evaluator = benchmark_hook(cfg, tokenizer)
+        trainer.train()
     assert trainer.model.training  # scoring put the model in eval mode; training must go on in train mode
     records = read_metrics(tmp_path / "train" / "metrics.jsonl")
 
@@ -70,4 +74,4 @@ def test_unknown_benchmark_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="train.eval_tasks: unknown task 'bpb'"):
         load_config(None, [*TINY_OVERRIDES, "train.eval_tasks=[bpb]"])
     with pytest.raises(ConfigError, match="needs the run's tokenizer"):
-        run_train(_with_quiz(load_config(None, TINY_OVERRIDES), tmp_path, False), tmp_path, tmp_path / "run")
+        run_train(_with_quiz(load_config(None, TINY_OVERRIDES), tmp_path), tmp_path, tmp_path / "run")

@@ -416,8 +416,6 @@ class TrainConfig:
     (0: off; NaN/inf losses and grad norms are always skipped)."""
     peak_tflops: float | None = ranged(None, gt=0)
     """The card's bf16 matmul rate for MFU; None: measured at start on CUDA (no MFU on CPU)."""
-    tensorboard: bool = False
-    """Also write TensorBoard scalars to train/tensorboard/ (needs the `train` extra)."""
     log_every: int = ranged(10, ge=1)
     eval_every: int | None = ranged(None, ge=1)
     """Steps between validation bits-per-byte passes (null: only at the start and end)."""
@@ -584,6 +582,33 @@ class SFTConfig:
     """The same trainer settings as pretraining; lr is ~10× lower because the model is already trained."""
 
 
+Sink = Literal["tensorboard", "wandb", "mlflow", "trackio", "jsonl"]
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Experiment trackers (gecko.tracking). The data, train, eval and sft stages log the resolved config,
+    training metrics, eval tables and their reports and plots to every sink listed. No field here changes
+    any stage's output."""
+
+    sinks: tuple[Sink, ...] = ()
+    """Any of tensorboard (RUN/STAGE/tensorboard), wandb (offline by default: RUN/wandb), mlflow (RUN/mlflow.db),
+    trackio ($TRACKIO_DIR) and jsonl (RUN/tracking.jsonl). tensorboard needs the `train` extra, the others
+    the `trackers` extra."""
+    project: str = "gecko"
+    """W&B project, MLflow experiment and trackio project name."""
+    run_name: str | None = None
+    """Groups the stages' tracker runs (named RUN_NAME-STAGE); None: the run folder's name."""
+    wandb_mode: Literal["offline", "online"] = "offline"
+    """offline writes RUN/wandb only (upload later with `wandb sync RUN/wandb/offline-run-*`); online streams
+    to the W&B server (needs `wandb login`)."""
+    wandb_entity: str | None = None
+    """W&B team or user (None: the logged-in user's default)."""
+    mlflow_uri: str | None = None
+    """MLflow tracking URI, e.g. http://mlflow.internal:5000 (None: sqlite:///RUN/mlflow.db, artifacts in
+    RUN/mlartifacts)."""
+
+
 @dataclass(frozen=True)
 class GeckoConfig:
     run_dir: str = "runs/demo"
@@ -599,6 +624,7 @@ class GeckoConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
     def run_path(self) -> Path:
@@ -808,6 +834,7 @@ def validate(cfg: GeckoConfig, where: Origin) -> None:
     _validate_eval(cfg.eval, t.eval_tasks, where)
     _validate_stages(t, where)
     _validate_data_phases(cfg.data, where)
+    _validate_logging(cfg.logging, where)
 
 
 def _check(where: Origin, checks: list[tuple[bool, str]]) -> None:
@@ -877,6 +904,19 @@ def _validate_data_phases(data: DataConfig, where: Origin) -> None:
          f"data.align.min_len_ratio={a.min_len_ratio} must be < data.align.max_len_ratio ({a.max_len_ratio})"),
         (all(w >= 0 for w in data.source_weights.values()), "data.source_weights must be ≥ 0"),
         (all(v > 0 for v in data.bytes_per_token.values()), "data.bytes_per_token must be > 0"),
+    ])
+
+
+def _validate_logging(c: LoggingConfig, where: Origin) -> None:
+    """A sink whose package is missing stops the command now, not when the stage that logs starts."""
+    from gecko.tracking import missing_package  # gecko.tracking imports this module
+
+    repeated = sorted({s for s in c.sinks if c.sinks.count(s) > 1})
+    missing = missing_package(c.sinks)
+    _check(where, [
+        (not repeated, f"logging.sinks lists {repeated[0] if repeated else ''} twice"),
+        (bool(c.project.strip()), "logging.project must not be empty"),
+        (missing is None, missing or ""),
     ])
 
 

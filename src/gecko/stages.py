@@ -13,6 +13,7 @@ covered by its section's prefix, so a new field invalidates its own section's st
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import json
@@ -20,13 +21,14 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from gecko import tracking
 from gecko.atomic import write_text
 from gecko.config import GeckoConfig, fingerprint, to_dict
 from gecko.errors import GeckoError
@@ -43,7 +45,7 @@ CONFIG_COPY = "config.yaml"
 NEUTRAL: tuple[str, ...] = (
     "*_every",                       # log/eval/checkpoint cadence
     "*.workers", "*.sandbox_workers", "tokenize.chunk_bytes", "data.engine",  # parallelism: same output
-    "*train.keep_checkpoints", "*train.tensorboard", "*train.peak_tflops",     # bookkeeping and metrics only
+    "*train.keep_checkpoints", "*train.peak_tflops",  # bookkeeping and metrics only
     "*train.device", "*train.compile", "*train.activation_checkpointing",     # where and how fast, not what
     "*train.eval_tasks", "*train.eval_tasks_limit",  # benchmarks scored during training: metrics only
     "logging", "logging.*", "*.progress", "*.verbose", "*.verbosity",
@@ -71,6 +73,9 @@ class Stage:
     """Its outputs hold checkpoints or hours of work: redone only with --force."""
     grows: tuple[str, ...] = ()
     """Fields that may increase without invalidating: the stage continues where it stopped."""
+    artifacts: tuple[str, ...] = ()
+    """Reports and plots (relative to the folder) sent to the experiment trackers when the stage ends; a stage
+    with none opens no tracker run."""
 
 
 def _data(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
@@ -137,16 +142,18 @@ def _sft(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 
 STAGES: tuple[Stage, ...] = (
     Stage("data", "data", ("seed", "data"), (), _data, ("data", "run"),
-          "the whole data stage: sources → RUN/data/corpus.jsonl", precious=True),
+          "the whole data stage: sources → RUN/data/corpus.jsonl", precious=True,
+          artifacts=("report.md", "report.html", "mix_report.md")),
     Stage("tokenizer", "tokenizer", ("tokenizer",), ("data",), _tokenizer, ("tokenizer", "train"),
           "train the BPE tokenizer on the corpus", precious=True),
     Stage("tokenize", "shards", ("seed", "tokenize"), ("data", "tokenizer"), _tokenize, ("tokenize",),
           "encode the corpus into packed shards with a train/validation split by document", precious=True),
     Stage("train", "train", ("seed", "model", "train"), ("tokenize",), _train, ("train",),
           "pretrain the model on the shards (resumes from the last checkpoint)", precious=True,
-          grows=("train.steps",)),
+          grows=("train.steps",), artifacts=("loss.png",)),
     Stage("eval", "eval", ("eval", "train.seq_len"), ("train", "tokenize"), _eval, ("eval",),
-          "score the final checkpoint: bits per byte per language, KMMLU, MMLU, GSM8K, HumanEval, MBPP"),
+          "score the final checkpoint: bits per byte per language, KMMLU, MMLU, GSM8K, HumanEval, MBPP",
+          artifacts=("results.md", "results.json")),
     Stage("export", "export", ("export",), ("train", "tokenizer", "eval"), _export, ("export",),  # eval: card
           "write a Hugging Face LlamaForCausalLM folder"),
     Stage("generate", "generate", ("generate",), ("export",), _generate, ("generate",),
@@ -154,7 +161,7 @@ STAGES: tuple[Stage, ...] = (
 )
 SFT = Stage("sft", "sft", ("seed", "sft", "export"), ("export",), _sft, ("sft",),
             "instruction-tune the exported model on conversations (loss on assistant turns only)",
-            precious=True, grows=("sft.train.steps",))
+            precious=True, grows=("sft.train.steps",), artifacts=("report.md", "eval.json", "train/loss.png"))
 """Instruction tuning: run on demand (`gecko sft`), not part of `gecko run`."""
 BY_NAME = {s.name: s for s in (*STAGES, SFT)}
 
@@ -382,11 +389,24 @@ def run_stage(cfg: GeckoConfig, stage: Stage, force: bool = False, plan: Plan | 
 
         barrier(cfg.train.device)  # the other ranks start once rank 0 has cleared the folder
     t0 = time.time()
-    summary = stage.run(cfg, out) or {}
+    with _tracked(cfg, stage, out):
+        summary = stage.run(cfg, out) or {}
     marker = {**started_marker(cfg, stage), "seconds": round(time.time() - t0, 2), "summary": summary}
     if _is_main():
         write_text(out / COMPLETE, json.dumps(marker, indent=2, ensure_ascii=False, default=str) + "\n")
     return marker
+
+
+@contextlib.contextmanager
+def _tracked(cfg: GeckoConfig, stage: Stage, out: Path) -> Iterator[None]:
+    """The stage runs with its tracker runs open (main process only); its artifacts are logged when it ends."""
+    if not (stage.artifacts and cfg.logging.sinks and _is_main()):
+        yield
+        return
+    with tracking.session(cfg, stage.name) as tracker:
+        yield
+        for name in stage.artifacts:
+            tracker.artifact(out / name)
 
 
 def run_all(cfg: GeckoConfig, force: bool = False) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from gecko import tracking
 from gecko.config import GeckoConfig, expand_tasks
 from gecko.eval.bpb import evaluate_bpb
 from gecko.eval.harness import eval_task_names, evaluate_tasks, load_task_files
@@ -46,6 +47,7 @@ def run_eval(cfg: GeckoConfig, train_dir: Path, shards_dir: Path, tokenizer_dir:
     results["truncated_inputs"] = lm.truncated
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     (out_dir / "results.md").write_text(markdown_report(results))
+    log_tables(results)
     print_tables(results)
     return results
 
@@ -104,6 +106,16 @@ def markdown_report(results: dict[str, Any]) -> str:
         parts.append(f"# Benchmarks (step {results['step']})\n\n" + head
                      + "".join(f"| {' | '.join(r)} |\n" for r in task_rows(results)) + note)
     return "\n".join(parts)
+
+
+def log_tables(results: dict[str, Any]) -> None:
+    """The two tables of the report, to the stage's experiment trackers."""
+    tracker = tracking.current()
+    if results["val_bpb"]:
+        tracker.table("eval/bpb", ["lang", "step 0", f"step {results['step']}", "change"],
+                      [list(r) for r in _bpb_rows(results)])
+    if results["tasks"]:
+        tracker.table("eval/benchmarks", list(COLUMNS), [list(r) for r in task_rows(results)])
 
 
 def print_tables(results: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
-"""Training metrics: one JSON line per logged step (machine-readable), optional TensorBoard scalars, a
-loss-curve PNG at the end, and the MFU denominator (the card's measured bf16 matmul rate).
+"""Training metrics: one JSON line per logged step (machine-readable), the same records to the stage's
+experiment trackers (gecko.tracking), a loss-curve PNG at the end, and the MFU denominator (the card's
+measured bf16 matmul rate).
 
 MFU = flops_per_token · tokens/s per device ÷ peak, with flops_per_token = 6·N_non-embedding +
 12·layers·dim·seq (`Llama.flops_per_token`: forward + backward through every matmul weight, plus the
@@ -15,19 +16,21 @@ from typing import Any
 
 import torch
 
+from gecko import tracking
 from gecko.atomic import open_atomic
-from gecko.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 class MetricsLog:
-    """JSONL (and TensorBoard) sink. Only one process of a distributed run writes: `enabled=False` on the
-    others makes every call a no-op, so the trainer needs no rank checks."""
+    """metrics.jsonl, which later stages read, and the current stage's trackers (`logging.sinks`). Only one
+    process of a distributed run writes: `enabled=False` on the others makes every call a no-op, so the
+    trainer needs no rank checks."""
 
-    def __init__(self, path: Path, enabled: bool = True, tensorboard: bool = False) -> None:
-        self.path, self.enabled, self.tensorboard = path, enabled, tensorboard
-        self._file = self._tb = None
+    def __init__(self, path: Path, enabled: bool = True) -> None:
+        self.path, self.enabled = path, enabled
+        self._file = None
+        self.tracker = tracking.current()
 
     def start(self, step: int) -> None:
         """Open the log for a run that continues after `step` (0: a fresh start). Records of later steps,
@@ -39,14 +42,7 @@ class MetricsLog:
         with open_atomic(self.path) as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
         self._file = self.path.open("a", encoding="utf-8")
-        if self.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise ConfigError("train.tensorboard=true needs the tensorboard package: "
-                                  "pip install 'gecko[train]'") from None
-            # purge_step hides the events a crashed attempt logged after the checkpoint
-            self._tb = SummaryWriter(str(self.path.parent / "tensorboard"), purge_step=step + 1 if step else 0)
+        self.tracker.start(step)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -54,25 +50,11 @@ class MetricsLog:
         assert self._file is not None, "MetricsLog.start() first"
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
-        if self._tb is not None:
-            for key, value in _scalars(record):
-                self._tb.add_scalar(key, value, record["step"])
+        self.tracker.metrics(record)
 
     def close(self) -> None:
-        for sink in (self._file, self._tb):
-            if sink is not None:
-                sink.close()
-
-
-def _scalars(record: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
-    """Flatten {"loss_by_lang": {"ko": 2.1}} into [("loss_by_lang/ko", 2.1)], numbers only."""
-    out = []
-    for key, value in record.items():
-        if isinstance(value, dict):
-            out += _scalars(value, f"{prefix}{key}/")
-        elif isinstance(value, int | float) and not isinstance(value, bool) and key != "step":
-            out.append((prefix + key, float(value)))
-    return out
+        if self._file is not None:
+            self._file.close()
 
 
 def measure_peak_tflops(device: torch.device) -> float | None:

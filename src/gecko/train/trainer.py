@@ -312,7 +312,7 @@ def build_trainer(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, dist: Dist 
     model, model_cfg = build_model(cfg, shards.meta["vocab_size"], dist)
     loader = PackedLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed, t.doc_mask,
                           rank=dist.rank, world_size=dist.world_size)
-    metrics = MetricsLog(out_dir / "metrics.jsonl", enabled=dist.is_main, tensorboard=t.tensorboard)
+    metrics = MetricsLog(out_dir / "metrics.jsonl", enabled=dist.is_main)
     peak = t.peak_tflops if t.peak_tflops is not None else measure_peak_tflops(dist.device)
     trainer = Trainer(cfg, out_dir, shards, dist.device, model, model_cfg, build_optimizer(cfg, model, dist.device),
                       loader, metrics, dist=dist, peak_tflops=peak)
