@@ -20,7 +20,8 @@ from pathlib import Path
 
 from gecko.config import load_config
 from gecko.stages import stage_dir
-from gecko.tokenizer.shards import Shards, pretokenize
+from gecko.tokenizer.pretokenize import pretokenize
+from gecko.shards import Shards
 from gecko.train.metrics import read_metrics
 from gecko.train.trainer import run_train
 

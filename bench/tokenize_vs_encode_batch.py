@@ -14,7 +14,7 @@ alike:
   processes, read, parse, encode, index, write the train/val shards, with the default `TokenizeConfig`
   (`workers=0`: all cores), timed cold, in a process that imports nothing else.
 - before (optional, `--before FILE`): the same with another version of `shards.py`, e.g.
-  `git show REV:src/gecko/tokenizer/shards.py > /tmp/shards_before.py`; it must not use a process pool
+  `git show REV:src/gecko/tokenizer/pretokenize.py > /tmp/shards_before.py`; it must not use a process pool
   (its module is loaded from a file, which worker processes cannot import).
 
     .venv/bin/python bench/tokenize_vs_encode_batch.py --corpus runs/tokenizer/data/corpus.jsonl \\
@@ -81,7 +81,7 @@ def child_shards(module_file: str, tokenizer: Path, corpus: Path, out: Path) -> 
         sys.modules[spec.name] = module  # dataclasses look their module up by name
         spec.loader.exec_module(module)
     else:
-        from gecko.tokenizer import shards as module
+        from gecko.tokenizer import pretokenize as module
     t0 = time.perf_counter()
     stats = module.pretokenize(TokenizeConfig(), corpus, tokenizer, out, 0)
     seconds = time.perf_counter() - t0

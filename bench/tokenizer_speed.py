@@ -111,7 +111,7 @@ def child_encode(kind: str, model: Path, threads: int, texts_file: Path) -> dict
 
 
 def child_shards(tokenizer_dir: Path, corpus: Path, workers: int, out: Path) -> dict:
-    from gecko.tokenizer.shards import pretokenize
+    from gecko.tokenizer.pretokenize import pretokenize
 
     mb = corpus.stat().st_size / 1e6
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ import torch
 
 from gecko.eval.bpb import evaluate_bpb
 from gecko.stages import stage_dir
-from gecko.tokenizer.shards import Shards
+from gecko.shards import Shards
 
 
 class Uniform(torch.nn.Module):

@@ -91,7 +91,7 @@ def test_model_card_reports_what_the_run_recorded(tmp_path):
 def test_import_continues_training_from_a_hf_folder(tiny_prepared, tmp_path):
     from gecko.eval.bpb import evaluate_bpb
     from gecko.stages import BY_NAME, run_stage, stage_dir
-    from gecko.tokenizer.shards import Shards
+    from gecko.shards import Shards
     from gecko.train.trainer import build_trainer
 
     shutil.copytree(tiny_prepared.run_path, tmp_path / "run")

@@ -15,7 +15,7 @@ from gecko.tokens import CHAT_TEMPLATE
 from gecko.export.hf import export_hf, load_hf
 from gecko.export.sft import SFTLoader, pack, prepare_sft_data, read_conversations
 from gecko.model.llama import Llama, LlamaConfig
-from gecko.tokenizer.shards import Shards
+from gecko.shards import Shards
 from gecko.tokenizer.train import train_tokenizer
 
 from conftest import shared_or_skip

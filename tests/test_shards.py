@@ -11,8 +11,9 @@ import pytest
 
 from gecko.config import TokenizeConfig, TokenizerConfig
 from gecko.errors import DataError
-from gecko.tokenizer import shards as shards_module
-from gecko.tokenizer.shards import INDEX_DTYPE, Shards, pretokenize, split_by_unit_hash, unit_hash
+from gecko.tokenizer import pretokenize as shards_module
+from gecko.tokenizer.pretokenize import pretokenize, split_by_unit_hash
+from gecko.shards import INDEX_DTYPE, Shards, unit_hash
 from gecko.tokenizer.train import train_tokenizer
 from gecko.tokens import load_tokenizer
 

@@ -11,9 +11,10 @@ from gecko.config import load_config
 from gecko.errors import CheckpointError
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.stages import stage_dir
-from gecko.tokenizer.shards import Shards
+from gecko.shards import Shards
 from gecko.train.checkpoint import list_checkpoints
-from gecko.train.loader import PackedLoader, doc_layout
+from gecko.train.loader import PackedLoader
+from gecko.shards import doc_layout
 from gecko.train.metrics import MetricsLog, read_metrics
 from gecko.train.parallelize import parallelize
 from gecko.train.trainer import build_trainer, token_losses

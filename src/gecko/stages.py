@@ -93,7 +93,7 @@ def _tokenizer(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 
 
 def _tokenize(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
-    from gecko.tokenizer.shards import pretokenize
+    from gecko.tokenizer.pretokenize import pretokenize
 
     return pretokenize(cfg.tokenize, stage_dir(cfg, "data") / "corpus.jsonl", stage_dir(cfg, "tokenizer"), out,
                        cfg.seed)

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from gecko.model.llama import Llama
-from gecko.tokenizer.shards import Shards
-from gecko.train.loader import doc_layout
+from gecko.shards import Shards
+from gecko.shards import doc_layout
 
 
 def _select_docs(index: np.ndarray, lang_id: int, max_tokens: int) -> np.ndarray:

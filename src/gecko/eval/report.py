@@ -19,7 +19,7 @@ from gecko.config import GeckoConfig, expand_tasks
 from gecko.eval.bpb import evaluate_bpb
 from gecko.eval.harness import eval_task_names, evaluate_tasks, load_task_files
 from gecko.eval.lm import GeckoLM
-from gecko.tokenizer.shards import Shards
+from gecko.shards import Shards
 from gecko.tokens import load_tokenizer
 from gecko.train.checkpoint import load_final_model
 from gecko.train.metrics import read_metrics

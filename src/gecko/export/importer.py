@@ -15,7 +15,7 @@ from gecko.config import GeckoConfig
 from gecko.errors import CheckpointError
 from gecko.export.hf import load_hf
 from gecko.model.llama import LlamaConfig
-from gecko.tokenizer.shards import Shards
+from gecko.shards import Shards
 from gecko.tokens import file_sha256
 
 _CONFIG_KEY = {name: f"model.{name}" for name in (

@@ -32,7 +32,7 @@ from gecko.errors import CheckpointError, DataError
 from gecko.export.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
 from gecko.model.llama import Llama
 from gecko.atomic import write_json, write_npy
-from gecko.tokenizer.shards import INDEX_DTYPE, META_FILE, Shards, unit_hash
+from gecko.shards import INDEX_DTYPE, META_FILE, Shards, unit_hash
 from gecko.train.loader import Batch
 
 log = logging.getLogger(__name__)

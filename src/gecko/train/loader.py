@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from gecko.errors import CheckpointError
-from gecko.tokenizer.shards import Shards
+from gecko.shards import Shards, doc_layout
 
 
 @dataclass
@@ -42,18 +42,6 @@ def _fingerprint(meta: dict[str, Any], split: str) -> str:
     """Identifies the shards a loader position belongs to (tokenizer, counts, split)."""
     blob = json.dumps([meta, split], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def doc_layout(starts: np.ndarray, begin: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-    """Document number and in-document position for stream offsets [begin, end).
-
-    `starts` are the sorted start offsets of all documents in the stream. A document that began before
-    the window restarts at position 0 at the window edge, so positions stay below seq_len.
-    """
-    offsets = np.arange(begin, end)
-    doc = np.searchsorted(starts, offsets, side="right") - 1  # index of the containing document
-    doc_start = np.maximum(starts[doc], begin)
-    return doc - doc[0], offsets - doc_start
 
 
 class PackedLoader:

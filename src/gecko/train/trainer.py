@@ -29,7 +29,7 @@ from gecko.errors import ConfigError
 from gecko.eval.bpb import evaluate_bpb
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.model.presets import build_llama_config
-from gecko.tokenizer.shards import Shards
+from gecko.shards import Shards
 from gecko.train.checkpoint import CheckpointManager
 from gecko.train.distributed import Dist, all_reduce_sum, close_distributed, init_distributed
 from gecko.train.loader import Batch, PackedLoader

@@ -1,7 +1,4 @@
-"""Pretokenization of the corpus into memory-mapped token shards, and the `Shards` reader.
-
-Format (docs/architecture.md): `{split}.bin` is a flat token array in which each document is `<s> ids </s>`;
-`{split}.idx.npy` has one row per document (start, length, lang, source, n_bytes); `meta.json` describes both.
+"""Pretokenization of the corpus into memory-mapped token shards (the format and its reader: gecko.shards).
 
 How it runs: the corpus file is cut into byte ranges, and worker processes each take one range at a time and
 do everything for it: read the lines that begin in it, parse, encode, pack `<s> ids </s>` (documents whose
@@ -19,7 +16,6 @@ server each loaded their own copy, took ~0.5 s to start and encoded 10% less per
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -44,19 +40,15 @@ from tokenizers import Tokenizer, normalizers
 from gecko.atomic import write_bytes, write_json, write_npy
 from gecko.config import LANGS, TokenizeConfig
 from gecko.errors import DataError
+from gecko.shards import INDEX_DTYPE, META_FILE, SPLITS, unit_hash
 from gecko.tokens import BOS, EOS, special_id
 from gecko.tokenizer.train import parse_record
 from gecko.tokens import file_sha256, load_tokenizer, TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val")
-INDEX_DTYPE = np.dtype([
-    ("start", np.int64), ("length", np.int64), ("lang", np.uint8), ("source", np.uint16), ("n_bytes", np.int64),
-])
 PART_DTYPE = np.dtype(INDEX_DTYPE.descr + [("unit", np.float64)])
 """A part's index: lang and source are codes into that part's own name lists; `unit` is the split hash."""
-META_FILE = "meta.json"
 SHARD_TOKENS = (BOS, EOS)
 """The only special tokens shards use: any tokenizer with them at GECKO's ids can be pretokenized."""
 TIMING_FILE = "timing.json"
@@ -193,12 +185,6 @@ def split_by_unit_hash(unit: np.ndarray, lang: np.ndarray, val_fraction: float) 
         if is_val[rows].all():
             is_val[rows[np.argmax(unit[rows])]] = False
     return is_val
-
-
-def unit_hash(seed: int, doc_id: str) -> float:
-    """A stable number in [0, 1) (Python's hash() is salted per process)."""
-    digest = hashlib.blake2b(f"{seed}\x00{doc_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
 
 
 # ── encoding (in worker processes) ────────────────────────────────────────────────────────────────────
@@ -596,70 +582,3 @@ def _timing(stats: dict[str, Any], clock: dict[str, float], workers: int) -> dic
     return {"seconds": round(seconds, 3), "workers": workers,
             **{f"{name}_seconds": round(clock[b] - clock[a], 3) for name, (a, b) in phases.items()},
             "tokens_per_second": round(tokens / max(seconds, 1e-9))}
-
-
-# ── reader ────────────────────────────────────────────────────────────────────────────────────────────
-
-
-class Shards:
-    """Read-only view of a shard folder; every inconsistency is a DataError naming the file."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.meta: dict[str, Any] = _read_meta(self.path / META_FILE)
-        self.langs: list[str] = list(self.meta["langs"])
-        self.sources: list[str] = list(self.meta["sources"])
-        self.dtype = np.dtype(self.meta["dtype"])
-
-    def tokens(self, split: str) -> np.ndarray:
-        """The split's token stream as a read-only memmap (an empty array for an empty split)."""
-        path = self._file(split, ".bin")
-        n_tokens = self.meta["splits"][split]["tokens"]
-        size = path.stat().st_size
-        if size != n_tokens * self.dtype.itemsize:
-            raise DataError(f"{path}: {size:,} bytes, but {META_FILE} says {n_tokens:,} {self.dtype.name} "
-                            f"tokens ({n_tokens * self.dtype.itemsize:,} bytes)")
-        if n_tokens == 0:
-            return np.zeros(0, dtype=self.dtype)  # np.memmap cannot map an empty file
-        return np.memmap(path, dtype=self.dtype, mode="r")
-
-    def index(self, split: str) -> np.ndarray:
-        """One INDEX_DTYPE row per document of the split."""
-        path = self._file(split, ".idx.npy")
-        try:
-            index = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"{path}: unreadable shard index ({e})") from None
-        expected = self.meta["splits"][split]
-        if index.dtype != INDEX_DTYPE or index.ndim != 1:
-            raise DataError(f"{path}: index has dtype {index.dtype}, expected {INDEX_DTYPE}")
-        if len(index) != expected["docs"]:
-            raise DataError(f"{path}: {len(index):,} documents, but {META_FILE} says {expected['docs']:,}")
-        end = int(index["start"][-1] + index["length"][-1]) if len(index) else 0
-        if end != expected["tokens"]:
-            raise DataError(f"{path}: documents end at token {end:,}, but {META_FILE} says "
-                            f"{expected['tokens']:,} tokens")
-        return index
-
-    def _file(self, split: str, suffix: str) -> Path:
-        if split not in SPLITS:
-            raise DataError(f"{self.path}: unknown split {split!r} (known: {', '.join(SPLITS)})")
-        path = self.path / f"{split}{suffix}"
-        if not path.is_file():
-            raise DataError(f"{path}: shard file missing (re-run `gecko tokenize`)")
-        return path
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: shard metadata missing (run `gecko tokenize`)") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: unreadable shard metadata ({e})") from None
-    required = ("dtype", "vocab_size", "bos_id", "eos_id", "tokenizer_sha256", "langs", "sources", "splits")
-    missing = [key for key in required if key not in meta]
-    missing += [f"splits.{s}" for s in SPLITS if s not in meta.get("splits", {})]
-    if missing:
-        raise DataError(f"{path}: missing key {missing[0]}")
-    return meta
