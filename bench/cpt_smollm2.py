@@ -100,11 +100,11 @@ def prepare(args: argparse.Namespace) -> None:
 
 
 def _import(gguf: Path, folder: Path):
-    """GGUF → dequantized transformers model → HF folder → GECKO Llama (gecko.export.hf.load_hf)."""
+    """GGUF → dequantized transformers model → HF folder → GECKO Llama (gecko.model.hf.load_hf)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    from gecko.export.hf import load_hf
+    from gecko.model.hf import load_hf
 
     from safetensors.torch import save_file
 

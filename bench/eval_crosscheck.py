@@ -21,7 +21,7 @@ from gecko.eval import data
 from gecko.eval.lm import GeckoLM
 from gecko.eval.lm_eval_tasks import task_name, write_tasks
 from gecko.eval.choice import KMMLU_FORMAT, MMLU_FORMAT, evaluate_choice
-from gecko.export.hf import load_hf
+from gecko.model.hf import load_hf
 from gecko.tokens import load_tokenizer
 
 BENCHES = {"kmmlu": (data.kmmlu, KMMLU_FORMAT, "kmmlu/data"), "mmlu": (data.mmlu, MMLU_FORMAT, "mmlu/data")}

@@ -35,7 +35,7 @@ def build_folder(args: argparse.Namespace, tmp: Path) -> Path:
         return Path(args.model)
     from tokenizers import Tokenizer
 
-    from gecko.export.hf import export_hf
+    from gecko.model.hf import export_hf
     from gecko.model.llama import Llama
     from gecko.model.presets import PRESETS
 
@@ -87,8 +87,8 @@ def bench(folder: Path, batches: list[str], prompt_len: int, new: int, repeats: 
     from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM
 
-    from gecko.export.generate import generate_batch
-    from gecko.export.hf import load_hf
+    from gecko.infer.generate import generate_batch
+    from gecko.model.hf import load_hf
 
     ours, _ = load_hf(folder)
     ours.to(device, dtype).eval()
@@ -139,7 +139,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_folder(args, Path(tmp))
-        from gecko.export.hf import load_hf
+        from gecko.model.hf import load_hf
 
         n_params = load_hf(folder)[0].num_params(non_embedding=False)
         rows = bench(folder, args.batches.split(","), args.prompt_len, args.new_tokens, args.repeats, args.device,

@@ -23,7 +23,7 @@ from gecko.eval.harness import evaluate_tasks
 from gecko.eval.lm import GeckoLM, Scored
 from gecko.eval.report import markdown_report
 from gecko.eval.tasks import GSM8K_COT_EXEMPLARS, GSM8K_STOP, extract_number, pass_at_k
-from gecko.export.generate import generate_batch
+from gecko.infer.generate import generate_batch
 from gecko.tokens import load_tokenizer
 
 

@@ -13,7 +13,7 @@ from gecko.eval import data
 from gecko.eval.lm import GeckoLM
 from gecko.eval.lm_eval_tasks import task_name, write_tasks
 from gecko.eval.choice import KMMLU_FORMAT, MMLU_FORMAT, evaluate_choice, requests
-from gecko.export.hf import export_hf, load_hf
+from gecko.model.hf import export_hf, load_hf
 from gecko.tokens import load_tokenizer
 from helpers import make_model, make_tokenizer
 

@@ -7,8 +7,8 @@ from tokenizers import Tokenizer
 
 from helpers import hf_model, prompt, seeded_llama
 from gecko.errors import CheckpointError, DataError
-from gecko.export.generate import generate, generate_batch
-from gecko.export.hf import export_hf, load_hf
+from gecko.infer.generate import generate, generate_batch
+from gecko.model.hf import export_hf, load_hf
 from gecko.model.llama import Llama
 
 LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from gecko.config import GenerateConfig, load_config
 from gecko.errors import CheckpointError, ConfigError
 from gecko.export.card import model_card
-from gecko.export.generate import cut_at_stop, generate, generate_batch, read_prompts, run_generate
-from gecko.export.hf import export_hf, load_hf
+from gecko.infer.generate import cut_at_stop, generate, generate_batch, read_prompts, run_generate
+from gecko.model.hf import export_hf, load_hf
 
 from helpers import hf_model, prompt, seeded_llama
 

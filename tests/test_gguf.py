@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 
 from gecko.errors import GeckoError
 from gecko.export.gguf import LLAMA_CPP_TOOL, LlamaCpp, export_gguf
-from gecko.export.hf import export_hf
+from gecko.model.hf import export_hf
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokenizer.train import train_bytelevel_bpe
 

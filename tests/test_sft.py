@@ -10,9 +10,9 @@ from tokenizers import Tokenizer
 
 from gecko.config import ChatSourceConfig, SFTConfig, TokenizerConfig, load_config
 from gecko.errors import DataError
-from gecko.export.chat import TextStream, chat_reply, read_chat_template, render, tokenize_conversation
+from gecko.infer.chat import TextStream, chat_reply, read_chat_template, render, tokenize_conversation
 from gecko.tokens import CHAT_TEMPLATE
-from gecko.export.hf import export_hf, load_hf
+from gecko.model.hf import export_hf, load_hf
 from gecko.export.sft import SFTLoader, pack, prepare_sft_data, read_conversations
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.shards import Shards

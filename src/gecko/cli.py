@@ -140,7 +140,7 @@ def _export_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _chat(cfg: GeckoConfig, args: argparse.Namespace) -> None:
-    from gecko.export.chat import run_chat
+    from gecko.infer.chat import run_chat
     from gecko.stages import stage_dir
 
     g = cfg.generate

@@ -114,7 +114,7 @@ def _eval(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 
 def _export(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
     from gecko.export.card import model_card
-    from gecko.export.hf import export_hf
+    from gecko.model.hf import export_hf
     from gecko.train.checkpoint import load_final_model
 
     model, meta = load_final_model(stage_dir(cfg, "train"))
@@ -129,7 +129,7 @@ def _export(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 
 
 def _generate(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
-    from gecko.export.generate import run_generate
+    from gecko.infer.generate import run_generate
 
     return run_generate(cfg.generate, stage_dir(cfg, "export") / "hf", out)
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from gecko.errors import ConfigError
-from gecko.export.generate import cut_at_stop, generate_batch
+from gecko.infer.generate import cut_at_stop, generate_batch
 from gecko.model.llama import Llama
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gecko.config import GeckoConfig
 from gecko.errors import CheckpointError
-from gecko.export.hf import load_hf
+from gecko.model.hf import load_hf
 from gecko.model.llama import LlamaConfig
 from gecko.shards import Shards
 from gecko.tokens import file_sha256

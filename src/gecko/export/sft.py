@@ -29,7 +29,7 @@ from tokenizers import Tokenizer
 from gecko.config import ChatSourceConfig, GeckoConfig, SFTConfig
 from gecko.data.document import json_records
 from gecko.errors import CheckpointError, DataError
-from gecko.export.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
+from gecko.infer.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
 from gecko.model.llama import Llama
 from gecko.atomic import write_json, write_npy
 from gecko.shards import INDEX_DTYPE, META_FILE, Shards, unit_hash
@@ -273,7 +273,7 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Fine-tune the Hugging Face model in init_dir on cfg.sft.sources; write out_dir/{data, train,
     hf, eval.json, report.md}. An interrupted run resumes from its last checkpoint."""
     from gecko.export.card import model_card
-    from gecko.export.hf import export_hf, load_hf
+    from gecko.model.hf import export_hf, load_hf
     from gecko.train.metrics import MetricsLog, read_metrics
     from gecko.train.trainer import Trainer, build_optimizer, pick_device
 
@@ -318,7 +318,7 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
 def _sample_replies(model: Llama, tokenizer: Tokenizer, template: str, bos: str, shards: Shards,
                     cfg: SFTConfig, n: int = 4) -> list[dict[str, str]]:
     """Greedy replies to the first held-out conversations' opening turns, for the report."""
-    from gecko.export.chat import chat_reply
+    from gecko.infer.chat import chat_reply
 
     ids = np.asarray(shards.tokens("val"), dtype=np.int64)
     index = shards.index("val")

@@ -186,7 +186,7 @@ def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path) -> dict[s
     from rich.console import Console
     from tokenizers import Tokenizer
 
-    from gecko.export.hf import load_hf
+    from gecko.model.hf import load_hf
 
     model, _ = load_hf(export_dir)
     tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))

@@ -113,7 +113,7 @@ class TextStream:
 def chat_reply(model: Any, tokenizer: Tokenizer, messages: list[Message], template: str, bos_token: str,
                max_new_tokens: int, sampling: dict[str, Any], generator: torch.Generator) -> Iterator[str]:
     """Stream the assistant's reply to `messages` as text pieces; stops at <|end|> or </s>."""
-    from gecko.export.generate import stream_tokens
+    from gecko.infer.generate import stream_tokens
 
     prompt = render(messages, template, bos_token, add_generation_prompt=True)
     ids = tokenizer.encode(prompt, add_special_tokens=False).ids
@@ -134,7 +134,7 @@ def run_chat(model_dir: Path, max_new_tokens: int, sampling: dict[str, Any], see
     """A terminal chat: each reply streams as it is sampled; /reset starts over, /exit or EOF quits."""
     from rich.console import Console
 
-    from gecko.export.hf import load_hf
+    from gecko.model.hf import load_hf
 
     model, _ = load_hf(model_dir)
     tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
