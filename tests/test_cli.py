@@ -25,7 +25,7 @@ def test_nested_subcommands_take_overrides_anywhere(tiny_config, capsys):
 
 
 @pytest.mark.parametrize("argv", [
-    ["generate", "CONFIG", "--prompt", "x"],          # not --prompts-file
+    ["generate", "CONFIG", "--prompts", "x"],         # not --prompts-file
     ["eval", "CONFIG", "--lim", "3"],                 # not --limit (--task is a flag of its own)
     ["run", "CONFIG", "--forc"],                      # not --force
     ["--verb", "run", "CONFIG"],                      # not --verbose

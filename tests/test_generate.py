@@ -116,3 +116,21 @@ def test_import_continues_training_from_a_hf_folder(tiny_prepared, tmp_path):
     assert first == pytest.approx(expected, rel=1e-6)  # training started from the imported weights
     with pytest.raises(CheckpointError, match="already holds a run"):
         import_hf(cfg, folder)
+
+
+def test_generate_from_a_model_folder_needs_no_config_and_prints_text_verbatim(tmp_path, tokenizer_dir, capsys,
+                                                                                monkeypatch):
+    from gecko.cli import main
+
+    folder = export_hf(make_model(), tokenizer_dir, tmp_path / "export")
+    monkeypatch.chdir(tmp_path)
+    text = "x = [/] [i]"  # rich markup would drop [i] and raise MarkupError on [/]
+    argv = ["generate", "--model", str(folder), "--prompt", text, "--prompt", "서울은", "generate.max_new_tokens=4",
+            "--out", "samples"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in (tmp_path / "samples" / "samples.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == [text, "서울은"]
+    assert capsys.readouterr().out.startswith(text + rows[0]["completion"] + "\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "samples"]  # no run folder was made
+    assert main(["generate", "--model", str(tmp_path / "samples")]) == 2
+    assert "no config.json" in capsys.readouterr().err

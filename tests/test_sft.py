@@ -187,13 +187,11 @@ def test_chat_command_streams_replies_until_exit(base, tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "gecko", "chat", str(tmp_path / "none.yaml"), "generate.max_new_tokens=5",
-           "generate.temperature=0", "--model", str(base)]
-    (tmp_path / "none.yaml").write_text(f"run_dir: {tmp_path}\n")
-    done = subprocess.run(cmd, input="안녕?\n/reset\nHello\n/exit\n", capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = [sys.executable, "-m", "gecko", "chat", "--model", str(base), "generate.max_new_tokens=5",
+           "generate.temperature=0"]  # the model folder alone: no config
+    done = subprocess.run(cmd, input="안녕? [i] x = [/]\n/reset\nHello\n/exit\n", capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("gecko>") == 2
-    missing = subprocess.run([*cmd[:5], "--model", str(tmp_path)], input="", capture_output=True, text=True,
-                             timeout=120)
-    assert missing.returncode == 2 and "config.json: cannot read" in missing.stderr
+    assert done.stdout.count("gecko>") == 2 and not list(tmp_path.iterdir())  # and no run folder was made
+    missing = subprocess.run([*cmd[:5], str(tmp_path)], input="", capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no config.json" in missing.stderr

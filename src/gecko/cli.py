@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from rich.logging import RichHandler
-
 from gecko.config import GeckoConfig, load_config, to_dict
 from gecko.errors import GeckoError
 from gecko.runlock import run_lock
-from gecko.stages import BY_NAME, CONFIG_COPY, SFT, STAGES, run_all, run_stage, status_lines
+from gecko.stages import BY_NAME, CONFIG_COPY, SFT, STAGES, Stage, run_all, run_stage, status_lines
+from gecko.terminal import NORMAL, QUIET, VERBOSE, setup_output
+
+DEMO = "configs/demo.yaml"
 
 DATA_STEP_HELP = {
     "normalize": "NFC, control characters, prose whitespace (code byte-exact) on a JSONL file",
@@ -84,8 +84,9 @@ def _add_lang_arg(p: argparse.ArgumentParser) -> None:
                         "field = its `lang` field where valid, else from the text; or one label for all")
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config, e.g. configs/demo.yaml")
+def _add_config_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("config", nargs="?" if optional else None,
+                   help="YAML config, e.g. configs/demo.yaml" + (" (optional with --model)" if optional else ""))
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override a config key, e.g. train.steps=50")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
@@ -119,13 +120,20 @@ def _eval_overrides(args: argparse.Namespace) -> list[str]:
 def _add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream", action="store_true", help="print tokens as they are sampled (sets generate.stream)")
     p.add_argument("--prompts-file", metavar="FILE", help="one prompt per line (sets generate.prompts_file)")
+    p.add_argument("--prompt", action="append", metavar="TEXT", help="a prompt, repeatable (sets generate.prompts)")
+    p.add_argument("--model", metavar="DIR",
+                   help="sample from this Hugging Face folder instead of RUN/export/hf; no config needed (the "
+                        "generate section's defaults), and no run folder is touched")
+    p.add_argument("--out", metavar="DIR", help="with --model: also write DIR/samples.jsonl")
 
 
 def _generate_overrides(args: argparse.Namespace) -> list[str]:
-    """`--stream`/`--prompts-file` are shorthands for config overrides, like the eval flags."""
+    """`--stream`/`--prompts-file`/`--prompt` are shorthands for config overrides, like the eval flags."""
     out = ["generate.stream=true"] if getattr(args, "stream", False) else []
     if getattr(args, "prompts_file", None):
         out.append(f"generate.prompts_file={json.dumps(args.prompts_file)}")
+    if getattr(args, "prompt", None):
+        out.append(f"generate.prompts={json.dumps(args.prompt, ensure_ascii=False)}")
     return out
 
 
@@ -139,6 +147,25 @@ def _export_overrides(args: argparse.Namespace) -> list[str]:
     return [f"export.gguf={args.gguf}"] if getattr(args, "gguf", None) else []
 
 
+def _generate_from_folder(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    """`gecko generate --model DIR`: the generate stage's sampling on any exported folder, outside any run."""
+    from gecko.export.generate import run_generate
+
+    run_generate(cfg.generate, _model_dir(args.model), Path(args.out) if args.out else None)
+
+
+def _model_dir(path: str) -> Path:
+    """A folder `gecko export` (or `gecko sft`) wrote: config.json, tokenizer.json and safetensors weights."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise GeckoError(f"--model {path}: not a folder (give an exported model folder, e.g. runs/demo/export/hf)")
+    missing = [f for f in ("config.json", "tokenizer.json") if not (folder / f).is_file()]
+    if missing:
+        raise GeckoError(f"--model {path}: no {missing[0]} (not a Hugging Face model folder written by "
+                         "`gecko export` or `gecko sft`)")
+    return folder
+
+
 def _chat(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     from gecko.infer.chat import run_chat
     from gecko.stages import stage_dir
@@ -146,7 +173,7 @@ def _chat(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     g = cfg.generate
     sampling = {"temperature": g.temperature, "top_k": g.top_k, "top_p": g.top_p,
                 "repetition_penalty": g.repetition_penalty}
-    model_dir = Path(args.model) if args.model else stage_dir(cfg, "sft") / "hf"
+    model_dir = _model_dir(args.model) if args.model else stage_dir(cfg, "sft") / "hf"
     run_chat(model_dir, g.max_new_tokens, sampling, g.seed, args.system if args.system is not None else cfg.sft.system)
 
 
@@ -161,13 +188,31 @@ def _compare(cfg: GeckoConfig, args: argparse.Namespace) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Every gecko parser: no abbreviated flags (`--prompt` must not silently mean `--prompts-file`), and
-    subcommands whose `key=value` overrides may come before, between or after flags."""
+    """Every gecko parser: no abbreviated flags (`--prompt` must not silently mean `--prompts-file`),
+    subcommands whose `key=value` overrides may come before, between or after flags, and usage errors on one
+    line like every other error."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
         self.register("action", "parsers", _IntermixedSubParsers)
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _command(sub: argparse._SubParsersAction, name: str, what: str, reads: str, writes: str,
+             example: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does, what it reads and writes, and how to call it."""
+    return sub.add_parser(name, help=what, description=f"{what}.\n\nreads:  {reads}\nwrites: {writes}",
+                          epilog=f"example:\n  {example}")
+
+
+def _group(sub: argparse._SubParsersAction, name: str, what: str) -> argparse._SubParsersAction:
+    """`gecko data …`, `gecko tokenizer …`, `gecko sandbox …`: a family of subcommands."""
+    return sub.add_parser(name, help=what, description=f"{what}; `gecko {name} COMMAND --help` for each "
+                                                       "command").add_subparsers(dest="action", required=True)
 
 
 class _IntermixedSubParsers(argparse._SubParsersAction):
@@ -188,7 +233,9 @@ class _IntermixedSubParsers(argparse._SubParsersAction):
 
 
 def _add_extend_parser(tok: argparse._SubParsersAction) -> None:
-    ext = tok.add_parser("extend", help="add Korean (and code) tokens to an existing BPE tokenizer, ids kept")
+    ext = _command(tok, "extend", "add Korean (and code) tokens to an existing BPE tokenizer, ids kept",
+                   "BASE and RUN/data/corpus.jsonl", "RUN/tokenizer/ (or --out): tokenizer.json and a report",
+                   f"gecko tokenizer extend base/tokenizer.json {DEMO} --add 4000")
     ext.add_argument("base", help="base tokenizer: tokenizer.json, a folder holding one, or a SentencePiece .model")
     _add_config_args(ext)
     ext.add_argument("--add", type=int, required=True, help="new tokens to add (0: the base as is)")
@@ -221,14 +268,26 @@ def _report(cfg: GeckoConfig, args: argparse.Namespace) -> None:
 FORCE_HELP = "redo stale stages even where that deletes their checkpoints or hours of work"
 
 
+STAGE_READS = {"data": "the files named in data.sources (and data.align / data.decontam)",
+               "sft": "RUN/export/hf/ (or sft.init_from) and the conversations in sft.sources"}
+"""What a stage reads where its upstream stages' folders do not say it all."""
+
+
+def _stage_doc(stage: Stage) -> tuple[str, str, str]:
+    """reads, writes and an example for a stage's --help, from the stage table."""
+    reads = STAGE_READS.get(stage.name) or ", ".join(f"RUN/{BY_NAME[u].folder}/" for u in stage.upstream)
+    config = "configs/sft-demo.yaml" if stage is SFT else DEMO
+    return reads, f"RUN/{stage.folder}/ (RUN: the config's run_dir)", f"gecko {' '.join(stage.command)} {config}"
+
+
 def _add_stage_commands(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
     """One subcommand per entry of the stage table: `gecko train`, `gecko data run`, `gecko sft`, …"""
     extra_args = {"eval": _add_eval_args, "generate": _add_generate_args, "export": _add_export_args}
     for stage in (*STAGES, SFT):
         *group, name = stage.command
-        p = (groups[group[0]] if group else sub).add_parser(name, help=stage.help)
+        p = _command(groups[group[0]] if group else sub, name, stage.help, *_stage_doc(stage))
         p.set_defaults(stage=stage.name)
-        _add_config_args(p)
+        _add_config_args(p, optional=stage.name == "generate")
         p.add_argument("--force", action="store_true", help=FORCE_HELP)
         if stage.name in extra_args:
             extra_args[stage.name](p)
@@ -246,61 +305,47 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gecko", description="Build bilingual Korean·English LLMs that code.")
+    parser = _Parser(prog="gecko", description="Build bilingual Korean·English LLMs that code.",
+                     epilog=f"example:\n  gecko run {DEMO}\n`gecko COMMAND --help` says what each command reads "
+                            "and writes.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true", help="debug log lines too")
+    loud.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only: no progress lines")
+    parser.add_argument("--progress-every", type=float, metavar="SECONDS",
+                        help="off a terminal (CI, nohup, Slurm), one progress line per this many seconds "
+                             "(default: 10; $GECKO_PROGRESS_EVERY)")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run every stage, skipping those up to date")
+    run = _command(sub, "run", "run every stage of `gecko status` in order, skipping those up to date",
+                   "the config's data sources", "RUN/{data,tokenizer,shards,train,eval,export,generate}/",
+                   f"gecko run {DEMO} train.steps=50")
     _add_config_args(run)
     run.add_argument("--force", action="store_true", help=FORCE_HELP)
-    status = sub.add_parser("status", help="each stage's state; stale stages with the field-by-field diff")
+    status = _command(sub, "status", "each stage's state; stale stages with the field-by-field diff",
+                      "RUN/config.yaml and the stages' markers (never writes, needs no lock)", "nothing (prints)",
+                      "gecko status runs/demo train.steps=600")
     status.add_argument("target", metavar="RUN|CONFIG",
                         help="a run folder (compared with RUN/config.yaml, its last config) or a YAML config")
     status.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.steps=600: what would change")
-    groups = {"data": sub.add_parser("data", help="corpus commands").add_subparsers(dest="action", required=True),
-              "tokenizer": sub.add_parser("tokenizer", help="tokenizer commands").add_subparsers(dest="action",
-                                                                                                  required=True)}
+    groups = {"data": _group(sub, "data", "corpus commands"), "tokenizer": _group(sub, "tokenizer", "tokenizer commands")}
     _add_stage_commands(sub, groups)
-    imp = sub.add_parser("import", help="make a Hugging Face LLaMA folder step 0 of RUN/train (continued pretraining)")
+    imp = _command(sub, "import", "make a Hugging Face LLaMA folder step 0 of RUN/train (continued pretraining)",
+                   "HF_DIR: config.json, safetensors weights, tokenizer.json", "RUN/train/ and RUN/tokenizer/",
+                   f"gecko import ~/models/llama-1b {DEMO}")
     imp.add_argument("hf_dir", help="folder with config.json, safetensors weights and tokenizer.json")
     _add_config_args(imp)
-    chat = sub.add_parser("chat", help="chat in the terminal with the SFT model (sampling: the generate section)")
-    _add_config_args(chat)
+    chat = _command(sub, "chat", "chat in the terminal with a model (sampling: the generate section)",
+                    "RUN/sft/hf/, or the folder given with --model (no config needed then)",
+                    "nothing (replies stream to the terminal)", "gecko chat --model runs/demo/sft/hf")
+    _add_config_args(chat, optional=True)
     chat.add_argument("--model", metavar="DIR", help="Hugging Face folder (default: RUN/sft/hf)")
     chat.add_argument("--system", help="system message (default: sft.system)")
-    data = groups["data"]
-    _add_config_args(data.add_parser("clean", help="only the clean phase: sources → RUN/data/clean/ + report"))
-    for step, text in DATA_STEP_HELP.items():
-        p = data.add_parser(step, help=text)
-        p.add_argument("--in", dest="in_path", required=True, metavar="IN",
-                       help="JSONL, JSON, CSV, TSV, Parquet or text file (also .gz/.zst/.bz2/.xz), or a code folder")
-        p.add_argument("--out", dest="out_path", required=True, metavar="OUT.jsonl")
-        p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
-        p.add_argument("--config", help="YAML config whose data section sets the thresholds (default: defaults)")
-        _add_lang_arg(p)
-    for step, text in CORPUS_STEP_HELP.items():
-        p = data.add_parser(step, help=text)
-        p.add_argument("--in", dest="in_path", nargs="+", metavar="DIR", help="input folder(s) of JSONL files")
-        p.add_argument("--out", dest="out_path", required=True, metavar="PATH",
-                       help="output folder (corpus.jsonl file for mix)")
-        p.add_argument("--config", help="YAML config whose data section is used (default: defaults)")
-        p.add_argument("--workers", type=int, help="parallel workers (default: data.workers)")
-        if step == "dedup":
-            _add_lang_arg(p)
-        p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.dedup.threshold=0.7")
-    tok = groups["tokenizer"]
-    cmp = tok.add_parser("compare", help="chars/bytes per token on held-out text: ours vs reference tokenizers")
-    _add_config_args(cmp)
-    cmp.add_argument("--out", help="report folder (default: RUN/tokenizer/compare)")
-    _add_extend_parser(tok)
-
-
-    card = tok.add_parser("report", help="report card on held-out text: efficiency, byte fallback, unused vocab, "
-                                          "round trip, digits, longest tokens; ours vs references")
-    _add_config_args(card)
-    card.add_argument("--out", help="report folder (default: RUN/tokenizer/report)")
+    _add_data_commands(groups["data"])
+    _add_tokenizer_commands(groups["tokenizer"])
     _add_sandbox_parser(sub)
-    ablate = sub.add_parser("ablate", help="a grid of small runs varying config keys; table and plot per variant")
+    ablate = _command(sub, "ablate", "a grid of small runs varying config keys; table and plot per variant",
+                      "CONFIG and its data sources", "RUN/ablate/: one run folder per variant, a table and a plot",
+                      f"gecko ablate {DEMO} --vary train.lr=1e-3,3e-3 --vary model.preset=tiny")
     _add_config_args(ablate)
     ablate.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2,…",
                         help="values of one config key (repeatable: the grid is every combination)")
@@ -310,6 +355,50 @@ def build_parser() -> argparse.ArgumentParser:
                         help="every variant uses the first variant's tokenizer, even when the data vary")
     ablate.add_argument("--force", action="store_true", help="rerun stages even if complete")
     return parser
+
+
+def _add_data_commands(data: argparse._SubParsersAction) -> None:
+    """`gecko data clean` and the single steps, each on files named on the command line."""
+    _add_config_args(_command(data, "clean", "only the clean phase of the data stage", "data.sources",
+                              "RUN/data/clean/ and RUN/data/clean_report.md", f"gecko data clean {DEMO}"))
+    for step, text in DATA_STEP_HELP.items():
+        p = _command(data, step, text, "IN (--in)", "OUT.jsonl (--out); counts as JSON on stdout",
+                     f"gecko data {step} --in data/sample/ko/kowiki.jsonl --out /tmp/{step}.jsonl")
+        p.add_argument("--in", dest="in_path", required=True, metavar="IN",
+                       help="JSONL, JSON, CSV, TSV, Parquet or text file (also .gz/.zst/.bz2/.xz), or a code folder")
+        p.add_argument("--out", dest="out_path", required=True, metavar="OUT.jsonl")
+        p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+        p.add_argument("--config", help="YAML config whose data section sets the thresholds (default: defaults)")
+        _add_lang_arg(p)
+    for step, text in CORPUS_STEP_HELP.items():
+        p = _command(data, step, text, "folders of JSONL files (--in)" if step != "align" else "data.align.sources",
+                     "PATH (--out): a folder, or the corpus.jsonl file for mix",
+                     f"gecko data {step} --in runs/demo/data/clean --out /tmp/{step}" if step != "align"
+                     else f"gecko data align --config {DEMO} --out /tmp/align")
+        p.add_argument("--in", dest="in_path", nargs="+", metavar="DIR", help="input folder(s) of JSONL files")
+        p.add_argument("--out", dest="out_path", required=True, metavar="PATH",
+                       help="output folder (corpus.jsonl file for mix)")
+        p.add_argument("--config", help="YAML config whose data section is used (default: defaults)")
+        p.add_argument("--workers", type=int, help="parallel workers (default: data.workers)")
+        if step == "dedup":
+            _add_lang_arg(p)
+        p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.dedup.threshold=0.7")
+
+
+def _add_tokenizer_commands(tok: argparse._SubParsersAction) -> None:
+    """`gecko tokenizer compare|extend|report` (`train` comes from the stage table)."""
+    cmp = _command(tok, "compare", "chars/bytes per token on held-out text: ours vs reference tokenizers",
+                   "RUN/tokenizer/ and the compare section's texts", "RUN/tokenizer/compare/ (or --out): report.md",
+                   f"gecko tokenizer compare {DEMO}")
+    _add_config_args(cmp)
+    cmp.add_argument("--out", help="report folder (default: RUN/tokenizer/compare)")
+    _add_extend_parser(tok)
+    card = _command(tok, "report", "report card on held-out text: efficiency, byte fallback, unused vocab, "
+                                   "round trip, digits, longest tokens; ours vs references",
+                    "RUN/tokenizer/ and the compare section's texts", "RUN/tokenizer/report/ (or --out)",
+                    f"gecko tokenizer report {DEMO}")
+    _add_config_args(card)
+    card.add_argument("--out", help="report folder (default: RUN/tokenizer/report)")
 
 
 def _ablate(cfg: GeckoConfig, args: argparse.Namespace) -> None:
@@ -325,9 +414,11 @@ def _ablate(cfg: GeckoConfig, args: argparse.Namespace) -> None:
 # ── gecko sandbox: the code-evaluation sandbox on its own ─────────────────────────────────────────────
 
 def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
-    box = sub.add_parser("sandbox", help="the code-evaluation sandbox").add_subparsers(dest="action", required=True)
-    box.add_parser("check", help="which isolation layers this host gives (exit 1 if a required one is missing)")
-    run = box.add_parser("run", help="run one Python program exactly as code evaluation does")
+    box = _group(sub, "sandbox", "the code-evaluation sandbox")
+    _command(box, "check", "which isolation layers this host gives (exit 1 if a required one is missing)",
+             "the kernel's features", "nothing (one line per layer)", "gecko sandbox check")
+    run = _command(box, "run", "run one Python program exactly as code evaluation does", "FILE.py",
+                   "the program's stdout/stderr, then its status line", "gecko sandbox run solution.py --timeout 5")
     run.add_argument("file", metavar="FILE.py")
     run.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds (default: 10)")
     run.add_argument("--unsafe-no-sandbox", action="store_true",
@@ -372,6 +463,10 @@ def _version() -> str:
 
 
 def _load(args: argparse.Namespace) -> GeckoConfig | None:
+    if getattr(args, "model", None) and args.config and "=" in args.config and not Path(args.config).exists():
+        args.overrides, args.config = [args.config, *args.overrides], None  # `gecko chat --model DIR key=value`
+    if args.config is None and not getattr(args, "model", None):
+        raise GeckoError(f"gecko {args.command}: give a config (e.g. {DEMO}) or --model DIR")
     cfg = load_config(args.config, [*args.overrides, *_eval_overrides(args), *_generate_overrides(args),
                                     *_export_overrides(args)],
                       needs_device=args.command in DEVICE_COMMANDS)
@@ -408,31 +503,48 @@ def _write_command(cfg: GeckoConfig, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors caused by input or environment print as one `gecko: error: …` line (with -v,
+    OS errors keep their traceback)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(show_path=False, show_time=False)])
+    setup_output(QUIET if args.quiet else VERBOSE if args.verbose else NORMAL, args.progress_every)
     try:
-        if args.command == "sandbox":
-            return _sandbox(args)
-        if args.command == "status":
-            return _status(args)
-        if args.command == "data" and args.action in DATA_STEP_HELP:
-            _data_step(args)
-            return 0
-        if args.command == "data" and args.action in CORPUS_STEP_HELP:
-            _corpus_step(args)
-            return 0
-        cfg = _load(args)
-        if cfg is None:
-            return 0
-        if args.command == "chat":
-            _chat(cfg, args)  # reads the run folder only
-            return 0
-        with run_lock(cfg.run_path):  # one writer per run folder; a second one stops here, naming the first
-            _write_command(cfg, args)
+        return _dispatch(args)
     except GeckoError as e:
         print(f"gecko: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a permission, a vanished file: the environment, not a bug
+        if args.verbose:
+            raise
+        print(f"gecko: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gecko: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """The command's handler: read-only commands first, then those that write RUN under its lock."""
+    if args.command == "sandbox":
+        return _sandbox(args)
+    if args.command == "status":
+        return _status(args)
+    if args.command == "data" and args.action in DATA_STEP_HELP:
+        _data_step(args)
+        return 0
+    if args.command == "data" and args.action in CORPUS_STEP_HELP:
+        _corpus_step(args)
+        return 0
+    cfg = _load(args)
+    if cfg is None:
+        return 0
+    if args.command == "chat":
+        _chat(cfg, args)  # reads the run folder only
+        return 0
+    if args.command == "generate" and args.model:
+        _generate_from_folder(cfg, args)  # outside any run folder
+        return 0
+    with run_lock(cfg.run_path):  # one writer per run folder; a second one stops here, naming the first
+        _write_command(cfg, args)
     return 0
 
 

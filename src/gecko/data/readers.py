@@ -28,7 +28,6 @@ from typing import Any, TextIO
 from datatrove.data import Document as DtDocument
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from rich.progress import Progress
 import xxhash
 
 from gecko.atomic import write_text
@@ -509,14 +508,11 @@ class SourceReader(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         stats = DataStats()
         log = QuarantineLog(Path(self.quarantine_dir) / f"read-{rank:05d}.jsonl" if self.quarantine_dir else None)
-        with Progress(transient=True, disable=rank != 0) as progress:
-            for s_idx, src in enumerate(self.sources):
-                task = progress.add_task(f"clean: {src.name} (rank 0 of {world_size})", total=None)
-                seen = SeenIds()
-                for n, (where, decode) in enumerate(iter_records(src, self.max_doc_bytes)):
-                    if n % world_size == rank:
-                        progress.advance(task)
-                        yield from self._decode(src, (s_idx, n), where, decode, stats, log, seen)
+        for s_idx, src in enumerate(self.sources):  # progress: the executor's `clean` line (dedup/engine.py)
+            seen = SeenIds()
+            for n, (where, decode) in enumerate(iter_records(src, self.max_doc_bytes)):
+                if n % world_size == rank:
+                    yield from self._decode(src, (s_idx, n), where, decode, stats, log, seen)
         log.save()
         if self.ledger_dir:
             stats.save_ledger(Path(self.ledger_dir), "read", rank)

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.progress import Progress
-
 from gecko.config import EVAL_TASKS, EvalConfig, MCSetConfig, expand_tasks
 from gecko.errors import DataError
 from gecko.eval import data, suite
@@ -27,6 +25,7 @@ from gecko.eval.taskfile import TaskFile, load_task_file
 from gecko.eval.tasks import (GSM8K_COT_EXEMPLARS, HUMANEVAL_STOP, MBPP_STOP, Records, evaluate_code, evaluate_gsm8k,
                               humaneval_program, mbpp_program, train_exemplar)
 from gecko.model.llama import Llama
+from gecko.progress import Steps
 from gecko.tokens import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -105,10 +104,9 @@ def evaluate_tasks(lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out
     results: dict[str, dict[str, Any]] = {}
     files = load_task_files(e)
     names = [t for t in expand_tasks(tasks) if t != "bpb"]
-    with Progress(transient=True) as progress:
-        bar = progress.add_task("eval", total=len(names))
+    with Steps("eval", len(names), unit="tasks") as progress:
         for name in names:
-            progress.update(bar, description=f"eval {name}")
+            progress.describe(f"eval {name}")
             missing = [] if name in files else [p for p in task_paths(name, e) if not p.exists()]
             if missing and e.missing_data == "skip":
                 log.warning("eval %s: skipped, data not found at %s", name, missing[0])
@@ -120,7 +118,7 @@ def evaluate_tasks(lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out
                 results[name], records = run_task_file(files[name], lm, e) if name in files else run_task(name, lm, e)
                 if out_dir is not None:
                     _write_records(out_dir / "samples" / f"{name}.jsonl", records)
-            progress.advance(bar)
+            progress.advance()
     return results
 
 

@@ -132,20 +132,19 @@ def chat_reply(model: Any, tokenizer: Tokenizer, messages: list[Message], templa
 def run_chat(model_dir: Path, max_new_tokens: int, sampling: dict[str, Any], seed: int,
              system: str | None = None) -> None:
     """A terminal chat: each reply streams as it is sampled; /reset starts over, /exit or EOF quits."""
-    from rich.console import Console
-
     from gecko.model.hf import load_hf
+    from gecko.terminal import styled, text_console
 
     model, _ = load_hf(model_dir)
     tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
     template, bos = read_chat_template(model_dir)
-    console, generator = Console(), torch.Generator().manual_seed(seed)
+    console, generator = text_console(), torch.Generator().manual_seed(seed)
     start: list[Message] = [{"role": "system", "content": system}] if system else []
     messages = list(start)
-    console.print(f"[dim]{model_dir} — /reset starts over, /exit quits[/dim]")
+    console.print(styled(f"{model_dir} — /reset starts over, /exit quits", "dim"))
     while True:
         try:
-            line = console.input("[bold green]you>[/bold green] ").strip()
+            line = console.input(styled("you> ", "bold green")).strip()
         except EOFError:
             return
         if line == "/exit":
@@ -155,7 +154,7 @@ def run_chat(model_dir: Path, max_new_tokens: int, sampling: dict[str, Any], see
         if line in ("/reset", ""):
             continue
         messages.append({"role": "user", "content": line})
-        console.print("[bold cyan]gecko>[/bold cyan] ", end="")
+        console.print(styled("gecko> ", "bold cyan"), end="")
         reply = ""
         pieces = chat_reply(model, tokenizer, messages, template, bos, max_new_tokens, sampling, generator)
         for piece in pieces:

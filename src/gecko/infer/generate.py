@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gecko.atomic import write_text
 from gecko.config import GenerateConfig
 from gecko.errors import ConfigError
 from gecko.model.llama import KVCache, Llama
@@ -180,13 +181,14 @@ def _check_args(model: Llama, prompts: list[list[int]], max_new_tokens: int, tem
             raise ConfigError(message)
 
 
-def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path) -> dict[str, Any]:
+def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path | None) -> dict[str, Any]:
     """The generate stage: sample each configured prompt from the *exported* folder, which proves the
-    release loads; write samples.jsonl and print them (token by token with `stream`)."""
-    from rich.console import Console
+    release loads; print them (token by token with `stream`) and write out_dir/samples.jsonl (`gecko generate
+    --model DIR` without --out writes nothing)."""
     from tokenizers import Tokenizer
 
     from gecko.model.hf import load_hf
+    from gecko.terminal import styled, text_console
 
     model, _ = load_hf(export_dir)
     tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
@@ -195,14 +197,14 @@ def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path) -> dict[s
     sampling = {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p,
                 "repetition_penalty": cfg.repetition_penalty}
     prompts = read_prompts(cfg)
-    console = Console()
+    console = text_console()
     samples = []
     step = 1 if cfg.stream else cfg.batch_size
     for i in range(0, len(prompts), step):
         batch = prompts[i: i + step]
         ids = [tokenizer.encode(p).ids for p in batch]  # the post-processor adds <s>
         if cfg.stream:
-            console.print(f"[bold]{batch[0]}[/bold]", end="")
+            console.print(styled(batch[0], "bold"), end="")
             rows = [_stream_one(model, tokenizer, ids[0], cfg, sampling, eos_id, generator)]
             print("\n")
         else:
@@ -212,8 +214,9 @@ def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path) -> dict[s
             completion = cut_at_stop(tokenizer.decode(row), cfg.stop)  # special tokens (</s>) are skipped
             samples.append({"prompt": prompt, "completion": completion, "new_tokens": len(row)})
             if not cfg.stream:
-                console.print(f"[bold]{prompt}[/bold]{completion}\n")
-    (out_dir / "samples.jsonl").write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+                console.print(styled(prompt, "bold"), completion, sep="", end="\n\n")
+    if out_dir is not None:
+        write_text(out_dir / "samples.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
     return {"samples": len(samples)}
 
 

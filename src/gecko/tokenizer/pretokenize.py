@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import Progress
 from tokenizers import Tokenizer, normalizers
 
 from gecko.atomic import write_bytes, write_json, write_npy
 from gecko.config import LANGS, TokenizeConfig
 from gecko.errors import DataError
+from gecko.progress import Steps
 from gecko.shards import INDEX_DTYPE, META_FILE, SPLITS, unit_hash
 from gecko.tokens import BOS, EOS, special_id
 from gecko.tokenizer.train import parse_record
@@ -353,11 +353,10 @@ def _finished_parts(tasks: list[Task]) -> dict[int, Part]:
 def _encode_chunks(tasks: list[Task], encoder: Encoder, pool: ProcessPoolExecutor | None, workers: int,
                    on_part: Callable[[int, Part], None]) -> None:
     """Encode the chunks of `tasks`, passing each part to `on_part` as it comes, with a progress bar."""
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        bar = progress.add_task("encoding", total=len(tasks))
+    with Steps("tokenize: encoding", len(tasks), unit="chunks") as progress:
         for task, part in _run(tasks, encoder, pool, workers):
             on_part(task.chunk.index, part)
-            progress.advance(bar)
+            progress.advance()
 
 
 def _run(tasks: list[Task], encoder: Encoder, pool: ProcessPoolExecutor | None,

@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from gecko.config import GeckoConfig, to_dict
@@ -29,6 +28,7 @@ from gecko.errors import ConfigError
 from gecko.eval.bpb import evaluate_bpb
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.model.presets import build_llama_config
+from gecko.progress import Steps
 from gecko.shards import Shards
 from gecko.train.checkpoint import CheckpointManager
 from gecko.train.distributed import Dist, all_reduce_sum, close_distributed, init_distributed
@@ -144,11 +144,7 @@ class Trainer:
 
     def _loop(self) -> None:
         t = self.cfg.train
-        progress = Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            disable=not self.dist.is_main)
-        with progress:
-            task = progress.add_task("train", total=t.steps, completed=self.step, info="")
+        with Steps("train", t.steps, done=self.step, show=self.dist.is_main) as progress:
             while self.step < t.steps:
                 started = time.perf_counter()
                 record = self.train_step()
@@ -156,7 +152,7 @@ class Trainer:
                 self._add_speed(record, time.perf_counter() - started)
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     self.metrics.write(record)
-                progress.update(task, completed=self.step, info=f"loss {record['loss']:.3f}")
+                progress.advance(note=f"loss {record['loss']:.3f}")
                 if t.eval_every and self.step % t.eval_every == 0 and self.step < t.steps:
                     self.evaluate()
                 if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < t.steps:
