@@ -122,7 +122,7 @@ def test_generate_from_a_model_folder_needs_no_config_and_prints_text_verbatim(t
                                                                                 monkeypatch):
     from gecko.cli import main
 
-    folder = export_hf(make_model(), tokenizer_dir, tmp_path / "export")
+    folder = export_hf(seeded_llama(), tokenizer_dir, tmp_path / "export")
     monkeypatch.chdir(tmp_path)
     text = "x = [/] [i]"  # rich markup would drop [i] and raise MarkupError on [/]
     argv = ["generate", "--model", str(folder), "--prompt", text, "--prompt", "서울은", "generate.max_new_tokens=4",
