@@ -149,7 +149,7 @@ def _export_overrides(args: argparse.Namespace) -> list[str]:
 
 def _generate_from_folder(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     """`gecko generate --model DIR`: the generate stage's sampling on any exported folder, outside any run."""
-    from gecko.export.generate import run_generate
+    from gecko.infer.generate import run_generate
 
     run_generate(cfg.generate, _model_dir(args.model), Path(args.out) if args.out else None)
 
