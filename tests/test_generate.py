@@ -103,7 +103,7 @@ def test_import_continues_training_from_a_hf_folder(tiny_prepared, tmp_path):
     folder = export_hf(donor, stage_dir(cfg, "tokenizer"), tmp_path / "donor")
     wrong = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dim=32))
     with pytest.raises(CheckpointError, match=r"set model.dim=64 \(run has 32\)"):
-        from gecko.export.importer import import_hf
+        from gecko.importer import import_hf
 
         import_hf(wrong, folder)
     import_hf(cfg, folder)

@@ -13,7 +13,7 @@ from gecko.errors import DataError
 from gecko.infer.chat import TextStream, chat_reply, read_chat_template, render, tokenize_conversation
 from gecko.tokens import CHAT_TEMPLATE
 from gecko.model.hf import export_hf, load_hf
-from gecko.export.sft import SFTLoader, pack, prepare_sft_data, read_conversations
+from gecko.sft import SFTLoader, pack, prepare_sft_data, read_conversations
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.shards import Shards
 from gecko.tokenizer.train import train_tokenizer

@@ -487,7 +487,7 @@ def _write_command(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     elif args.command == "run":
         run_all(cfg, force=args.force)
     elif args.command == "import":
-        from gecko.export.importer import import_hf
+        from gecko.importer import import_hf
 
         print(f"imported as {import_hf(cfg, Path(args.hf_dir))}; continue with `gecko train {args.config}`")
     elif args.command == "ablate":

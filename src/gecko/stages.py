@@ -108,8 +108,14 @@ def _train(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 
 def _eval(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
     from gecko.eval.report import run_eval
+    from gecko.train.checkpoint import load_final_model
+    from gecko.train.metrics import read_metrics
 
-    return run_eval(cfg, stage_dir(cfg, "train"), stage_dir(cfg, "tokenize"), stage_dir(cfg, "tokenizer"), out)
+    train = stage_dir(cfg, "train")
+    model, meta = load_final_model(train)
+    evals = [r for r in read_metrics(train / "metrics.jsonl") if "val_bpb" in r]
+    step0 = evals[0]["val_bpb"] if evals and evals[0]["step"] == 0 else {}
+    return run_eval(cfg, model, meta["step"], step0, stage_dir(cfg, "tokenize"), stage_dir(cfg, "tokenizer"), out)
 
 
 def _export(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
@@ -135,7 +141,7 @@ def _generate(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 
 
 def _sft(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
-    from gecko.export.sft import run_sft
+    from gecko.sft import run_sft
 
     return run_sft(cfg, Path(cfg.sft.init_from) if cfg.sft.init_from else stage_dir(cfg, "export") / "hf", out)
 

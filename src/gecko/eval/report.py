@@ -19,28 +19,27 @@ from gecko.config import GeckoConfig, expand_tasks
 from gecko.eval.bpb import evaluate_bpb
 from gecko.eval.harness import eval_task_names, evaluate_tasks, load_task_files
 from gecko.eval.lm import GeckoLM
+from gecko.model.device import pick_device
+from gecko.model.llama import Llama
 from gecko.shards import Shards
 from gecko.tokens import load_tokenizer
-from gecko.train.checkpoint import load_final_model
-from gecko.train.metrics import read_metrics
-from gecko.train.trainer import pick_device
 
 GENERATION_HEADLINE = {"gsm8k": "exact_match", "humaneval": "pass@1", "mbpp": "pass@1"}
 """The metric shown for each generation task (every metric is in results.json)."""
 COLUMNS = ("task", "formulation", "metric", "score", "95% CI", "chance", "majority", "n", "shots")
 
 
-def run_eval(cfg: GeckoConfig, train_dir: Path, shards_dir: Path, tokenizer_dir: Path, out_dir: Path
-             ) -> dict[str, Any]:
+def run_eval(cfg: GeckoConfig, model: Llama, step: int, val_bpb_step0: dict[str, float], shards_dir: Path,
+             tokenizer_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Score the trained model (the pipeline loads it and the step-0 bits per byte the trainer logged, so
+    eval reads no training file itself)."""
     device = pick_device(cfg.train.device)
-    model, meta = load_final_model(train_dir)
     model.to(device)
-    results: dict[str, Any] = {"step": meta["step"], "val_bpb": {}, "val_bpb_step0": {}, "tasks": {}}
+    results: dict[str, Any] = {"step": step, "val_bpb": {}, "val_bpb_step0": {}, "tasks": {}}
     if "bpb" in expand_tasks(cfg.eval.tasks, cfg.eval.suite):
         results["val_bpb"] = evaluate_bpb(model, Shards(shards_dir), "val", cfg.train.seq_len,
                                           cfg.eval.batch_size, cfg.eval.max_tokens_per_lang, device)
-        evals = [r for r in read_metrics(train_dir / "metrics.jsonl") if "val_bpb" in r]
-        results["val_bpb_step0"] = evals[0]["val_bpb"] if evals and evals[0]["step"] == 0 else {}
+        results["val_bpb_step0"] = val_bpb_step0
     lm = GeckoLM(model, load_tokenizer(tokenizer_dir), cfg.eval.batch_size)
     tasks = eval_task_names(cfg.eval, load_task_files(cfg.eval))
     results["tasks"] = evaluate_tasks(lm, cfg.eval, tasks, out_dir)

@@ -46,12 +46,6 @@ _FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
 """Benchmarks during training score a plain, unsharded copy of the model."""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def build_model(cfg: GeckoConfig, vocab_size: int, dist: Dist) -> tuple[Llama, LlamaConfig]:
     """Build on `meta`, apply AC / compile / FSDP2, then allocate and initialize on the device: no process
     ever holds the whole model in memory."""

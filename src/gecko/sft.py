@@ -275,7 +275,8 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
     from gecko.export.card import model_card
     from gecko.model.hf import export_hf, load_hf
     from gecko.train.metrics import MetricsLog, read_metrics
-    from gecko.train.trainer import Trainer, build_optimizer, pick_device
+    from gecko.model.device import pick_device
+    from gecko.train.trainer import Trainer, build_optimizer
 
     t = cfg.sft.train
     model, model_cfg = load_hf(init_dir)
