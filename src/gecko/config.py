@@ -58,9 +58,12 @@ class SourceConfig:
     name: str
     """Short unique name; appears in document ids and stats."""
     path: str
-    """File or directory, relative to the working directory. `{stdlib}` (or any other `sysconfig.get_paths()`
-    key, such as `{purelib}`) stands for that directory of the Python running gecko, so a config can name
-    the standard library without hard-coding one machine's install."""
+    """A file, folder or glob (`data/*.jsonl.gz`, `**` crosses folders), relative to the working directory;
+    `hf://datasets/ORG/NAME[/SPLIT]`, a Hugging Face dataset read through the `datasets` cache (split train
+    by default; `format` does not apply); or an fsspec URL (`s3://bucket/dir/*.parquet`, `gs://…`) with the
+    `sources` extra (docs/data_sources.md). `{stdlib}` (or any other `sysconfig.get_paths()` key, such as
+    `{purelib}`) stands for that directory of the Python running gecko, so a config can name the standard
+    library without hard-coding one machine's install."""
     lang: Lang
     """Language bucket the source feeds in the mix."""
     format: Literal["jsonl", "json", "parquet", "text", "tsv", "csv", "code"] = "jsonl"
@@ -80,6 +83,8 @@ class SourceConfig:
     """File extensions read when format is code."""
     max_docs: int | None = ranged(None, ge=1)
     """Read at most this many documents (None: all)."""
+    subset: str | None = None
+    """The dataset's configuration (subset) name for an hf:// path, e.g. `20231101.ko` of wikimedia/wikipedia."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", expand_path(self.path))

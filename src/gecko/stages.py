@@ -173,16 +173,13 @@ BY_NAME = {s.name: s for s in (*STAGES, SFT)}
 
 
 def _input_files(cfg: GeckoConfig) -> dict[str, str]:
-    """A digest of (file, size, mtime) per data input path: editing the raw data invalidates the corpus."""
-    digests = {}
-    paths = [s.path for s in cfg.data.sources] + [b.path for b in cfg.data.decontam.benchmarks]
-    paths += [p for a in cfg.data.align.sources for p in (a.path, a.en_path) if p is not None]
-    for src_path in paths:
-        path = Path(src_path)
-        files = sorted([path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()))
-        digests[f"files under {src_path}"] = fingerprint([(str(f), f.stat().st_size, f.stat().st_mtime_ns)
-                                                          for f in files])
-    return digests
+    """A digest per data input path ((file, size, mtime) locally; gecko.data.sources.digest for URLs and
+    hf:// datasets): editing the raw data invalidates the corpus."""
+    from gecko.data import sources
+
+    paths = [(s.path, s.subset) for s in cfg.data.sources] + [(b.path, None) for b in cfg.data.decontam.benchmarks]
+    paths += [(p, None) for a in cfg.data.align.sources for p in (a.path, a.en_path) if p is not None]
+    return {f"files under {path}": fingerprint(sources.digest(path, subset)) for path, subset in paths}
 
 
 def _marker(path: Path) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from gecko.atomic import open_atomic, write_text
 from gecko.config import DataConfig, SourceConfig, fingerprint
-from gecko.data import rawio
+from gecko.data import rawio, sources
 from gecko.data.align import run_align
 from gecko.data.decontam import run_decontam
 from gecko.data.dedup.engine import execute, shard_writer
@@ -112,11 +112,6 @@ def _clean_key(cfg: DataConfig) -> str:
     return fingerprint(cfg.sources, cfg.clean, cfg.pii, cfg.toxicity, cfg.min_chars, cfg.workers)
 
 
-def _bytes_under(path: Path) -> int:
-    """Input size for the progress line's ETA (a folder: every file below it)."""
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-
-
 def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
     """Run the clean phase (resuming finished ranks); write clean_stats.json, clean_report.md and .html."""
     if not cfg.sources:
@@ -126,7 +121,7 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
     _reset_if_changed(cfg, data_dir)
     workers = max(cfg.workers, 1)
     execute(clean_steps(cfg, data_dir), workers, workers, data_dir / "logs" / "clean", label="clean",
-            total_bytes=sum(_bytes_under(Path(src.path)) for src in cfg.sources))
+            total_bytes=sum(sources.total_bytes(src.path, src.subset) for src in cfg.sources))
     stats = DataStats.load_ledgers(data_dir / "logs" / "ledger")
     kept = DataStats.load_ledgers(data_dir / "logs" / "kept")
     report = DataStats(stats.read, stats.dropped, kept.kept, kept.kept_bytes, Counter(), stats.examples,

@@ -32,7 +32,8 @@ import xxhash
 
 from gecko.atomic import write_text
 from gecko.config import SourceConfig
-from gecko.data import rawio
+from gecko.data import rawio, sources
+from gecko.data.sources import SourceFile
 from gecko.data.langid import initial_lang, label_languages
 from gecko.data.stats import DataStats
 from gecko.errors import DataError
@@ -70,13 +71,6 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 """A `code` source may be one archive of a tree (the bundled sample is `data/sample/code/python.tar.gz`)."""
 
 
-def _files(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """`path` itself, or the files below it holding one of `suffixes`, compressed or not (`a.jsonl.gz`)."""
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and rawio.base_suffix(p) in suffixes)
-
-
 def _raiser(reason: str, detail: str = "") -> Callable[[], Any]:
     def fail() -> Any:
         raise Quarantine(reason, detail)
@@ -84,7 +78,7 @@ def _raiser(reason: str, detail: str = "") -> Callable[[], Any]:
     return fail
 
 
-def _guarded(file: Path, records: Iterator[Record]) -> Iterator[Record]:
+def _guarded(file: SourceFile, records: Iterator[Record]) -> Iterator[Record]:
     """A file's records; a file that cannot be opened, ends early or holds nothing becomes one quarantined
     record naming it, so the records read before a break are kept and the break is counted."""
     empty = True
@@ -103,7 +97,7 @@ def _guarded(file: Path, records: Iterator[Record]) -> Iterator[Record]:
         yield f"{file}:1", _raiser("empty_file", "no records")
 
 
-def _per_file(files: list[Path], read_file: Callable[[Path], Iterator[Record]]) -> Iterator[Record]:
+def _per_file(files: list[SourceFile], read_file: Callable[[SourceFile], Iterator[Record]]) -> Iterator[Record]:
     for file in files:
         yield from _guarded(file, read_file(file))
 
@@ -145,8 +139,8 @@ def _decode_json(raw: bytes, src: SourceConfig, where: str, max_bytes: int) -> t
     return doc_id, text, _with_repairs(meta, replaced)
 
 
-def _jsonl(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
-    def read_file(file: Path) -> Iterator[Record]:
+def _jsonl(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
+    def read_file(file: SourceFile) -> Iterator[Record]:
         for line in rawio.lines(file, max_bytes):
             where = f"{file}:{line.number}"
             if line.raw is None:
@@ -154,44 +148,51 @@ def _jsonl(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
             elif line.raw.strip():
                 yield where, lambda raw=line.raw, where=where: _decode_json(raw, src, where, max_bytes)
 
-    return _per_file(_files(path, (".jsonl", ".ndjson")), read_file)
+    return _per_file(sources.files(path, (".jsonl", ".ndjson")), read_file)
 
 
-def _parquet(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
+def _parquet(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow.parquet  # noqa: F401  (checked here, used per file)
     except ImportError:
         raise DataError(f"{path}: reading parquet needs pyarrow (pip install 'gecko[data]')") from None
 
-    def read_file(file: Path) -> Iterator[Record]:
-        try:
-            pf = pq.ParquetFile(file)
-        except (OSError, pa.ArrowException) as e:  # permissions, a truncated footer, not parquet at all
-            yield str(file), _raiser("unreadable_file", f"{type(e).__name__}: {e}")
-            return
-        if src.text_field not in pf.schema_arrow.names:
-            yield f"{file}:row 1", _raiser(f"missing_field_{src.text_field}",
-                                           f"no column {src.text_field!r} in {pf.schema_arrow.names}")
-            return
-        columns = [c for c in (src.text_field, src.id_field) if c in pf.schema_arrow.names]
-        row = 0
-        try:
-            for batch in pf.iter_batches(batch_size=1024, columns=columns):
-                for record in batch.to_pylist():
-                    row += 1
-                    where = f"{file}:row {row}"
-                    yield where, lambda record=record, where=where: _document(record, src, where, max_bytes)
-        except (OSError, pa.ArrowException) as e:  # a corrupt row group: the rows before it were kept
-            yield f"{file}:row {row + 1}", _raiser("truncated_file", f"{type(e).__name__}: {e}")
+    def read_file(file: SourceFile) -> Iterator[Record]:
+        with rawio.open_raw(file) as raw:  # a local or remote file object: pyarrow reads either
+            yield from _parquet_file(src, file, raw, max_bytes)
 
-    return _per_file(_files(path, (".parquet",)), read_file)
+    return _per_file(sources.files(path, (".parquet",)), read_file)
 
 
-def _json(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
+def _parquet_file(src: SourceConfig, file: SourceFile, raw: Any, max_bytes: int) -> Iterator[Record]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(raw)
+    except (OSError, pa.ArrowException) as e:  # permissions, a truncated footer, not parquet at all
+        yield str(file), _raiser("unreadable_file", f"{type(e).__name__}: {e}")
+        return
+    if src.text_field not in pf.schema_arrow.names:
+        yield f"{file}:row 1", _raiser(f"missing_field_{src.text_field}",
+                                       f"no column {src.text_field!r} in {pf.schema_arrow.names}")
+        return
+    columns = [c for c in (src.text_field, src.id_field) if c in pf.schema_arrow.names]
+    row = 0
+    try:
+        for batch in pf.iter_batches(batch_size=1024, columns=columns):
+            for record in batch.to_pylist():
+                row += 1
+                where = f"{file}:row {row}"
+                yield where, lambda record=record, where=where: _document(record, src, where, max_bytes)
+    except (OSError, pa.ArrowException) as e:  # a corrupt row group: the rows before it were kept
+        yield f"{file}:row {row + 1}", _raiser("truncated_file", f"{type(e).__name__}: {e}")
+
+
+def _json(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     """A JSON array of objects per file (KoSBi, SQuARe), or one object; the whole file is parsed."""
 
-    def read_file(file: Path) -> Iterator[Record]:
+    def read_file(file: SourceFile) -> Iterator[Record]:
         data, broken = rawio.read_all(file, MAX_JSON_FILE_BYTES)
         if data is None:
             yield f"{file}:1", _raiser("too_large", f"a .json file over {MAX_JSON_FILE_BYTES:,} bytes: use JSON lines")
@@ -215,7 +216,7 @@ def _json(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
         if broken is not None:
             raise broken
 
-    return _per_file(_files(path, (".json",)), read_file)
+    return _per_file(sources.files(path, (".json",)), read_file)
 
 
 def _json_items(text: str) -> Iterator[tuple[Any, int | None]]:
@@ -251,17 +252,17 @@ def _json_items(text: str) -> Iterator[tuple[Any, int | None]]:
         yield q, 1
 
 
-def _table(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
+def _table(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     """Delimited rows: tsv without quoting (reviews contain stray quotes), csv with RFC 4180 quoting."""
     delimiter = src.delimiter or ("\t" if src.format == "tsv" else ",")
     if len(delimiter) != 1:
         raise DataError(f"data.sources[{src.name}]: delimiter must be one character, found {delimiter!r}")
     quoting = csv.QUOTE_NONE if src.format == "tsv" else csv.QUOTE_MINIMAL
-    return _per_file(_files(path, (f".{src.format}",)),
+    return _per_file(sources.files(path, (f".{src.format}",)),
                      lambda file: _table_file(src, file, delimiter, quoting, max_bytes))
 
 
-def _table_file(src: SourceConfig, file: Path, delimiter: str, quoting: int, max_bytes: int) -> Iterator[Record]:
+def _table_file(src: SourceConfig, file: SourceFile, delimiter: str, quoting: int, max_bytes: int) -> Iterator[Record]:
     faults: dict[int, Quarantine] = {}
 
     def text_lines() -> Iterator[str]:
@@ -302,7 +303,7 @@ def _table_file(src: SourceConfig, file: Path, delimiter: str, quoting: int, max
         yield _table_record(row, src, file, range(start, rows.line_num + 1), faults, max_bytes)
 
 
-def _table_record(row: dict[str, Any], src: SourceConfig, file: Path, line_range: range,
+def _table_record(row: dict[str, Any], src: SourceConfig, file: SourceFile, line_range: range,
                   faults: dict[int, Quarantine], max_bytes: int) -> Record:
     where = f"{file}:{line_range[0] if line_range else line_range.start}"
     found = [faults.pop(n) for n in line_range if n in faults]
@@ -320,10 +321,10 @@ def _table_record(row: dict[str, Any], src: SourceConfig, file: Path, line_range
     return where, decode
 
 
-def _text(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
+def _text(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     """Plain text: documents are separated by one or more blank lines."""
 
-    def read_file(file: Path) -> Iterator[Record]:
+    def read_file(file: SourceFile) -> Iterator[Record]:
         block: list[bytes] = []
         start, size, too_long = 1, 0, False
         for line in rawio.lines(file, max_bytes):
@@ -340,10 +341,10 @@ def _text(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
         if block or too_long:
             yield _text_record(file, start, block, size, too_long)
 
-    return _per_file(_files(path, (".txt",)), read_file)
+    return _per_file(sources.files(path, (".txt",)), read_file)
 
 
-def _text_record(file: Path, start: int, block: list[bytes], size: int, too_long: bool) -> Record:
+def _text_record(file: SourceFile, start: int, block: list[bytes], size: int, too_long: bool) -> Record:
     where = f"{file}:{start}"
     if too_long:
         return where, _raiser("too_large", f"a block of {size:,} bytes")
@@ -365,18 +366,19 @@ def _skip_reason(rel: Path) -> str | None:
     return None
 
 
-def _code(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
+def _code(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     """A source tree, or a tar archive of one: one document per file, its relative path and language kept
     as metadata."""
-    if path.is_file() and path.name.endswith(TAR_SUFFIXES):
-        yield from _guarded(path, _tar_code(src, path, max_bytes))
+    local = sources.local_path(path)
+    if local is not None and local.is_file() and local.name.endswith(TAR_SUFFIXES):
+        yield from _guarded(local, _tar_code(src, local, max_bytes))
         return
-    for file in _files(path, src.extensions):
-        rel = file.relative_to(path) if path.is_dir() else Path(file.name)
+    for file in sources.files(path, src.extensions):
+        rel = Path(sources.relative(file, path))
         yield str(file), lambda file=file, rel=rel: _decode_code(file, rel, max_bytes)
 
 
-def _tar_code(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
+def _tar_code(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     """The files of a tar archive in archive order, ids being member paths (as for the unpacked tree).
     A compressed archive cannot be entered in the middle, so every rank reads the members' bytes; only the
     decoding is split. A damaged archive raises DataError after the members read before it."""
@@ -399,7 +401,7 @@ def _tar_code(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]
         raise DataError(f"{path}: damaged tar archive ({e})") from None
 
 
-def _decode_code(file: Path, rel: Path, max_bytes: int) -> tuple[str, str, dict[str, Any]]:
+def _decode_code(file: SourceFile, rel: Path, max_bytes: int) -> tuple[str, str, dict[str, Any]]:
     reason = _skip_reason(rel)
     if reason:
         raise Quarantine(reason, rel.as_posix())
@@ -430,16 +432,26 @@ def _code_document(data: bytes, rel: Path) -> tuple[str, str, dict[str, Any]]:
     return rel.as_posix(), text, _with_repairs(meta, replaced)
 
 
-FORMATS: dict[str, Callable[[SourceConfig, Path, int], Iterator[Record]]] = {
+def _hf(src: SourceConfig, max_bytes: int) -> Iterator[Record]:
+    """The rows of a Hugging Face dataset split, read like table rows (`text_field`, `id_field`)."""
+    for where, row in sources.hf_rows(src.path, src.subset, [src.text_field, src.id_field]):
+        yield where, lambda row=row, where=where: _document(row, src, where, max_bytes)
+
+
+FORMATS: dict[str, Callable[[SourceConfig, str, int], Iterator[Record]]] = {
     "jsonl": _jsonl, "json": _json, "parquet": _parquet, "text": _text, "tsv": _table, "csv": _table, "code": _code}
+"""Readers by format; each gets the source's `path` (a file, folder, glob or URL: gecko.data.sources)."""
 
 
 def iter_records(src: SourceConfig, max_bytes: int) -> Iterator[Record]:
     """Every record of a source, undecoded, in a fixed order (at most `max_docs`)."""
-    path = Path(src.path)
-    if not path.exists():
-        raise DataError(f"data.sources[{src.name}]: {path} does not exist")
-    for n, record in enumerate(FORMATS[src.format](src, path, max_bytes)):
+    if sources.is_hf(src.path):
+        records = _hf(src, max_bytes)
+    elif not sources.exists(src.path):
+        raise DataError(f"data.sources[{src.name}]: {src.path} does not exist")
+    else:
+        records = FORMATS[src.format](src, src.path, max_bytes)
+    for n, record in enumerate(records):
         if src.max_docs is not None and n >= src.max_docs:
             return
         yield record
@@ -590,12 +602,17 @@ def check_source(src: SourceConfig) -> None:
     """Fail before any worker starts when a source cannot match its config: a missing path, or a text
     column absent from the first file's header (a typo in the config would otherwise quarantine every
     file of the source, one by one, after hours of reading). Later files are checked as they are read."""
-    path = Path(src.path)
-    if not path.exists():
-        raise DataError(f"data.sources[{src.name}]: {path} does not exist")
+    if sources.is_hf(src.path):
+        names = sources.hf_dataset(src.path, src.subset).column_names
+        if src.text_field not in names:
+            raise DataError(f"{src.path}: no column {src.text_field!r} in {names[:8]} "
+                            f"(data.sources[{src.name}].text_field)")
+        return
+    if not sources.exists(src.path):
+        raise DataError(f"data.sources[{src.name}]: {src.path} does not exist")
     if src.format not in ("csv", "tsv", "parquet") or (src.format != "parquet" and src.columns):
         return
-    files = _files(path, (f".{src.format}",))
+    files = sources.files(src.path, (f".{src.format}",))
     if not files:
         return
     names = _header(src, files[0])
@@ -604,15 +621,16 @@ def check_source(src: SourceConfig) -> None:
                         f"(data.sources[{src.name}].text_field)")
 
 
-def _header(src: SourceConfig, file: Path) -> list[str] | None:
+def _header(src: SourceConfig, file: SourceFile) -> list[str] | None:
     """Column names of a table or parquet file; None when it cannot be read (the reader quarantines it)."""
     if src.format == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_schema(file).names
-        except (OSError, pa.ArrowException):
+            with rawio.open_raw(file) as raw:
+                return pq.read_schema(raw).names
+        except (DataError, OSError, pa.ArrowException):
             return None
     try:
         first = next((line for line in rawio.lines(file, 1 << 20) if line.raw is not None), None)

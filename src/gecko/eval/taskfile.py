@@ -13,7 +13,9 @@
     shots: 5                           # optional (default: eval.mc_shots with few_shot_data, else 0)
     formulation: both                  # mc | cloze | both (default: eval.formulation)
 
-Relative paths are relative to the YAML file's folder. Field names may be dotted for nested JSON
+`data` and `few_shot_data` may also be globs (`data/test-*.jsonl`), fsspec URLs (`s3://bucket/task/test.csv`,
+with the `sources` extra) or Hugging Face datasets (`hf://datasets/ORG/NAME/SPLIT`, read through the local
+`datasets` cache; gecko.data.sources). Relative paths are relative to the YAML file's folder. Field names may be dotted for nested JSON
 (`question.stem`). An answer is matched, in order, against the choice texts, the choices' own labels
 (ARC-style `[{label, text}]` or a `{label: text}` mapping), letters (A, (b), C.), circled numbers (①) and
 Korean letter labels (가, 나, …), then read as an integer index. Integer indices without `answer_base` are
@@ -38,6 +40,8 @@ from typing import Any
 
 import yaml
 
+from gecko.data import rawio, sources
+from gecko.data.sources import SourceFile
 from gecko.errors import DataError
 from gecko.eval.choice import EN_FORMAT, KO_FORMAT, MCFormat
 from gecko.eval.data import LETTERS, MCItem
@@ -69,9 +73,14 @@ class TaskFile:
 # ── reading rows ────────────────────────────────────────────────────────────────────────────────────────
 
 
-def _decode(path: Path) -> str:
+def _read_bytes(path: SourceFile) -> bytes:
+    with rawio.open_raw(path) as f:
+        return f.read()
+
+
+def _decode(path: SourceFile) -> str:
     """UTF-8 (a BOM dropped), else CP949, the encoding Korean Excel writes."""
-    raw = path.read_bytes()
+    raw = _read_bytes(path)
     for encoding in ("utf-8-sig", "cp949"):
         try:
             return raw.decode(encoding)
@@ -80,7 +89,7 @@ def _decode(path: Path) -> str:
     raise DataError(f"{path}: neither UTF-8 nor CP949 text")
 
 
-def _table_rows(path: Path, delimiter: str) -> list[Row]:
+def _table_rows(path: SourceFile, delimiter: str) -> list[Row]:
     reader = csv.DictReader(io.StringIO(_decode(path), newline=""), delimiter=delimiter,
                             quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
     try:
@@ -89,8 +98,8 @@ def _table_rows(path: Path, delimiter: str) -> list[Row]:
         raise DataError(f"{path}:{reader.line_num}: malformed table: {e}") from None
 
 
-def _json_rows(path: Path) -> list[Row]:
-    text = gzip.decompress(path.read_bytes()).decode("utf-8-sig") if path.name.endswith(".gz") else _decode(path)
+def _json_rows(path: SourceFile) -> list[Row]:
+    text = gzip.decompress(_read_bytes(path)).decode("utf-8-sig") if path.name.endswith(".gz") else _decode(path)
     if path.suffix == ".json":
         try:
             doc = json.loads(text)
@@ -114,27 +123,37 @@ def _json_rows(path: Path) -> list[Row]:
     return rows
 
 
-def _parquet_rows(path: Path) -> list[Row]:
+def _parquet_rows(path: SourceFile) -> list[Row]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(f"{path}: reading Parquet needs pyarrow (pip install 'gecko[data]')") from None
     try:
-        table = pq.read_table(path)
+        with rawio.open_raw(path) as f:
+            table = pq.read_table(f)
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise DataError(f"{path}: not a readable Parquet file ({e})") from None
     return [(f"{path}:row {i}", r) for i, r in enumerate(table.to_pylist(), 1)]
 
 
-def read_table(path: Path) -> list[Row]:
-    """(file:line, record) of every record in a file, or in every supported file of a folder (sorted)."""
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-        if not files:
-            raise DataError(f"{path}: no {', '.join(SUFFIXES)} files in this folder")
-        return [row for f in files for row in read_table(f)]
-    if not path.is_file():
+def read_table(path: str | Path) -> list[Row]:
+    """(file:line, record) of every record in a file, in every supported file of a folder or glob (sorted),
+    or of a Hugging Face dataset split (`hf://datasets/ORG/NAME/SPLIT:row N`)."""
+    path = str(path)
+    if sources.is_hf(path):
+        return list(sources.hf_rows(path, None, None))
+    if not sources.exists(path):
         raise DataError(f"{path}: file not found")
+    found = sources.files(path, tuple(s.removesuffix(".gz") for s in SUFFIXES))
+    if sources.is_file(path):
+        return _file_rows(found[0])
+    found = [f for f in found if f.name.lower().endswith(SUFFIXES)]
+    if not found:
+        raise DataError(f"{path}: no {', '.join(SUFFIXES)} files here")
+    return [row for f in found for row in _file_rows(f)]
+
+
+def _file_rows(path: SourceFile) -> list[Row]:
     name = path.name.lower()
     if name.endswith((".jsonl", ".json", ".jsonl.gz")):
         return _json_rows(path)
@@ -352,7 +371,7 @@ def _optional(row: dict[str, Any], field: str | None, where: str) -> str:
     return str(value)
 
 
-def _items(path: Path, task: dict[str, Any]) -> list[MCItem]:
+def _items(path: str, task: dict[str, Any]) -> list[MCItem]:
     raws = _raw_items(read_table(path), task, str(path))
     stated = task.get("answer_base") is not None
     indices = stated or integers_are_indices(raws)
@@ -361,15 +380,18 @@ def _items(path: Path, task: dict[str, Any]) -> list[MCItem]:
             for r in raws]
 
 
-def _path(value: Any, key: str, yaml_path: Path) -> Path:
-    """Relative to the task file's folder; a path that exists only from the working directory is kept."""
+def _path(value: Any, key: str, yaml_path: Path) -> str:
+    """Relative to the task file's folder; a path that exists only from the working directory is kept; URLs
+    and hf:// datasets as written."""
     if not isinstance(value, str) or not value:
         raise DataError(f"{yaml_path}: {key} must be a path")
+    if sources.local_path(value) is None:
+        return value
     p = Path(value).expanduser()
-    beside = yaml_path.parent / p
-    if p.is_absolute() or beside.exists() or not p.exists():
-        return beside if not p.is_absolute() else p
-    return p
+    beside = str(yaml_path.parent / p)
+    if p.is_absolute() or sources.exists(beside) or not sources.exists(str(p)):
+        return beside if not p.is_absolute() else str(p)
+    return str(p)
 
 
 def _check_keys(task: Any, yaml_path: Path) -> dict[str, Any]:
