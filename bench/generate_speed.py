@@ -87,7 +87,7 @@ def bench(folder: Path, batches: list[str], prompt_len: int, new: int, repeats: 
     from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM
 
-    from gecko.infer.generate import generate_batch
+    from gecko.infer.generate import GREEDY, generate_batch
     from gecko.model.hf import load_hf
 
     ours, _ = load_hf(folder)
@@ -101,7 +101,7 @@ def bench(folder: Path, batches: list[str], prompt_len: int, new: int, repeats: 
         x, attention_mask = (t.to(device) for t in left_pad(prompts))
 
         def run_ours() -> list[list[int]]:
-            return generate_batch(ours, prompts, new, temperature=0.0)
+            return generate_batch(ours, prompts, new, GREEDY)
 
         @torch.inference_mode()
         def run_theirs() -> list[list[int]]:

@@ -23,7 +23,7 @@ from gecko.eval.harness import evaluate_tasks
 from gecko.eval.lm import GeckoLM, Scored
 from gecko.eval.report import markdown_report
 from gecko.eval.tasks import GSM8K_COT_EXEMPLARS, GSM8K_STOP, extract_number, pass_at_k
-from gecko.infer.generate import generate_batch
+from gecko.infer.generate import GREEDY, generate_batch
 from gecko.tokens import load_tokenizer
 
 
@@ -233,7 +233,7 @@ def test_greedy_generation_is_the_batched_decoder_cut_at_stop(gecko_lm: GeckoLM)
     prompts = ["대한민국의 수도는", "def add(a, b):"]
     got = gecko_lm.generate(prompts, 12, stop=())
     ids = [gecko_lm.tokenizer.encode(p).ids for p in prompts]
-    expected = generate_batch(gecko_lm.model, ids, 12, 0.0, eos_id=gecko_lm.eos_id)
+    expected = generate_batch(gecko_lm.model, ids, 12, GREEDY, eos_id=gecko_lm.eos_id)
     assert got == [gecko_lm.tokenizer.decode(r) for r in expected]
     cut = gecko_lm.generate(prompts, 12, stop=[got[0][2:4]] if len(got[0]) > 4 else ["\n"])
     assert len(cut[0]) <= len(got[0])

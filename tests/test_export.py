@@ -7,7 +7,7 @@ from tokenizers import Tokenizer
 
 from helpers import hf_model, prompt, seeded_llama
 from gecko.errors import CheckpointError, DataError
-from gecko.infer.generate import generate, generate_batch
+from gecko.infer.generate import GREEDY, Sampling, generate, generate_batch
 from gecko.model.hf import export_hf, load_hf
 from gecko.model.llama import Llama
 
@@ -86,7 +86,7 @@ def greedy_without_cache(model: Llama, ids: list[int], n: int) -> list[int]:
 def test_greedy_generation_matches_no_cache_and_transformers(tmp_path, tokenizer_dir):
     model = seeded_llama()
     ids = prompt(tokenizer_dir)
-    cached = generate(model, ids, max_new_tokens=20, temperature=0.0)
+    cached = generate(model, ids, 20, GREEDY)
     assert cached == greedy_without_cache(model, ids, 20)
     folder = export_hf(model, tokenizer_dir, tmp_path / "export")
     hf_out = hf_model(folder).generate(
@@ -98,8 +98,8 @@ def test_greedy_generation_matches_no_cache_and_transformers(tmp_path, tokenizer
 def test_batched_greedy_matches_one_prompt_at_a_time(tokenizer_dir):
     model = seeded_llama()
     prompts = [prompt(tokenizer_dir), [1, 5, 9], [1, 42, 7, 7, 80, 2, 13]]
-    batched = generate_batch(model, prompts, max_new_tokens=12, temperature=0.0)
-    assert batched == [generate(model, p, max_new_tokens=12, temperature=0.0) for p in prompts]
+    batched = generate_batch(model, prompts, 12, GREEDY)
+    assert batched == [generate(model, p, 12, GREEDY) for p in prompts]
 
 
 def test_sampling_is_seeded_and_stops_at_eos(tokenizer_dir):
@@ -107,11 +107,11 @@ def test_sampling_is_seeded_and_stops_at_eos(tokenizer_dir):
     ids = prompt(tokenizer_dir)
 
     def sample(seed: int, **kw) -> list[int]:
-        return generate(model, ids, 30, temperature=1.0, top_k=20, top_p=0.9,
-                        generator=torch.Generator().manual_seed(seed), **kw)
+        return generate(model, ids, 30, Sampling(1.0, top_k=20, top_p=0.9), generator=torch.Generator().manual_seed(seed),
+                        **kw)
 
     assert sample(0) == sample(0) and sample(0) != sample(1)
-    assert generate(model, ids, 15, temperature=1.0, top_k=1) == generate(model, ids, 15, temperature=0.0)
-    greedy = generate(model, ids, 15, temperature=0.0)
+    assert generate(model, ids, 15, Sampling(1.0, top_k=1)) == generate(model, ids, 15, GREEDY)
+    greedy = generate(model, ids, 15, GREEDY)
     stop = greedy[5]
-    assert generate(model, ids, 15, temperature=0.0, eos_id=stop) == greedy[: greedy.index(stop) + 1]
+    assert generate(model, ids, 15, GREEDY, eos_id=stop) == greedy[: greedy.index(stop) + 1]

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from gecko.config import GenerateConfig, load_config
 from gecko.errors import CheckpointError, ConfigError
 from gecko.export.card import model_card
-from gecko.infer.generate import cut_at_stop, generate, generate_batch, read_prompts, run_generate
+from gecko.infer.generate import GREEDY, Sampling, cut_at_stop, generate, generate_batch, read_prompts, run_generate
 from gecko.model.hf import export_hf, load_hf
 
 from helpers import hf_model, prompt, seeded_llama
@@ -21,22 +21,22 @@ from helpers import hf_model, prompt, seeded_llama
 def test_repetition_penalty_matches_transformers(tmp_path, tokenizer_dir):
     model = seeded_llama()
     ids = prompt(tokenizer_dir)
-    ours = generate(model, ids, 20, temperature=0.0, repetition_penalty=1.5)
-    assert ours != generate(model, ids, 20, temperature=0.0)  # the penalty changes greedy choices here
+    ours = generate(model, ids, 20, Sampling(0.0, repetition_penalty=1.5))
+    assert ours != generate(model, ids, 20, GREEDY)  # the penalty changes greedy choices here
     folder = export_hf(model, tokenizer_dir, tmp_path / "export")
     theirs = hf_model(folder).generate(torch.tensor([ids]), do_sample=False, max_new_tokens=20, min_new_tokens=20,
                                        repetition_penalty=1.5)
     assert ours == theirs[0, len(ids):].tolist()
     prompts = [ids, [1, 5, 9, 9, 9], [1, 42, 7]]  # padding must not count as "seen"
-    assert generate_batch(model, prompts, 12, temperature=0.0, repetition_penalty=1.5) == [
-        generate(model, p, 12, temperature=0.0, repetition_penalty=1.5) for p in prompts]
+    penalized = Sampling(0.0, repetition_penalty=1.5)
+    assert generate_batch(model, prompts, 12, penalized) == [generate(model, p, 12, penalized) for p in prompts]
 
 
 def test_stop_callback_finishes_rows_independently(tokenizer_dir):
     model = seeded_llama()
     prompts = [prompt(tokenizer_dir), [1, 42, 7]]
-    full = generate_batch(model, prompts, 15, temperature=0.0)
-    stopped = generate_batch(model, prompts, 15, temperature=0.0, stop=lambda row: len(row) == 4)
+    full = generate_batch(model, prompts, 15, GREEDY)
+    stopped = generate_batch(model, prompts, 15, GREEDY, stop=lambda row: len(row) == 4)
     assert stopped == [row[:4] for row in full]
     assert cut_at_stop("abc\n\ndef END x", ("END", "\n\n")) == "abc"
 

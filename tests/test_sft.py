@@ -11,6 +11,7 @@ from tokenizers import Tokenizer
 from gecko.config import ChatSourceConfig, SFTConfig, TokenizerConfig, load_config
 from gecko.errors import DataError
 from gecko.infer.chat import TextStream, chat_reply, read_chat_template, render, tokenize_conversation
+from gecko.infer.generate import GREEDY
 from gecko.tokens import CHAT_TEMPLATE
 from gecko.model.hf import export_hf, load_hf
 from gecko.sft import SFTLoader, pack, prepare_sft_data, read_conversations
@@ -163,7 +164,7 @@ def test_sft_stage_lowers_heldout_loss_and_exports_a_chat_model(base, tmp_path):
         theirs = AutoModelForCausalLM.from_pretrained(out / "hf")(torch.tensor([prompt])).logits
     assert (model(torch.tensor([prompt])) - theirs).abs().max() <= 1e-5
     reply = "".join(chat_reply(model, tokenizer(out / "hf"), user, CHAT_TEMPLATE,
-                               "<s>", 20, {"temperature": 0.0}, torch.Generator()))
+                               "<s>", 20, GREEDY, torch.Generator()))
     assert reply and "<|" not in reply
 
 

@@ -168,11 +168,11 @@ def _model_dir(path: str) -> Path:
 
 def _chat(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     from gecko.infer.chat import run_chat
+    from gecko.infer.generate import Sampling
     from gecko.stages import stage_dir
 
     g = cfg.generate
-    sampling = {"temperature": g.temperature, "top_k": g.top_k, "top_p": g.top_p,
-                "repetition_penalty": g.repetition_penalty}
+    sampling = Sampling.of(g)
     model_dir = _model_dir(args.model) if args.model else stage_dir(cfg, "sft") / "hf"
     run_chat(model_dir, g.max_new_tokens, sampling, g.seed, args.system if args.system is not None else cfg.sft.system)
 

@@ -320,6 +320,7 @@ def _sample_replies(model: Llama, tokenizer: Tokenizer, template: str, bos: str,
                     cfg: SFTConfig, n: int = 4) -> list[dict[str, str]]:
     """Greedy replies to the first held-out conversations' opening turns, for the report."""
     from gecko.infer.chat import chat_reply
+    from gecko.infer.generate import GREEDY
 
     ids = np.asarray(shards.tokens("val"), dtype=np.int64)
     index = shards.index("val")
@@ -330,7 +331,7 @@ def _sample_replies(model: Llama, tokenizer: Tokenizer, template: str, bos: str,
         user = text.split("<|user|>\n", 1)[1].split("<|end|>", 1)[0] if "<|user|>\n" in text else ""
         messages = ([{"role": "system", "content": cfg.system}] if cfg.system else []) + [
             {"role": "user", "content": user}]
-        reply = "".join(chat_reply(model, tokenizer, messages, template, bos, 48, {"temperature": 0.0},
+        reply = "".join(chat_reply(model, tokenizer, messages, template, bos, 48, GREEDY,
                                    torch.Generator()))
         samples.append({"user": user, "reply": reply})
     return samples

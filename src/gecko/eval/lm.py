@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from gecko.errors import ConfigError
-from gecko.infer.generate import cut_at_stop, generate_batch
+from gecko.infer.generate import Sampling, cut_at_stop, generate_batch
 from gecko.model.llama import Llama
 
 
@@ -132,7 +132,7 @@ class GeckoLM:
 
         texts = []
         for b in range(0, len(encoded), self.batch_size):
-            rows = generate_batch(self.model, encoded[b: b + self.batch_size], max_new_tokens, temperature,
-                                  None, 1.0, self.eos_id, generator, stop=done if stops else None)
+            rows = generate_batch(self.model, encoded[b: b + self.batch_size], max_new_tokens,
+                                  Sampling(temperature), self.eos_id, generator, stop=done if stops else None)
             texts += [cut_at_stop(self.tokenizer.decode(r), stops) for r in rows]
         return texts

@@ -18,6 +18,7 @@ import torch
 from tokenizers import Tokenizer
 
 from gecko.errors import DataError
+from gecko.infer.generate import Sampling, stream_tokens
 from gecko.tokens import CHAT, CHAT_TEMPLATE
 
 SYSTEM, USER, ASSISTANT, END = CHAT
@@ -111,10 +112,8 @@ class TextStream:
 
 
 def chat_reply(model: Any, tokenizer: Tokenizer, messages: list[Message], template: str, bos_token: str,
-               max_new_tokens: int, sampling: dict[str, Any], generator: torch.Generator) -> Iterator[str]:
+               max_new_tokens: int, sampling: Sampling, generator: torch.Generator) -> Iterator[str]:
     """Stream the assistant's reply to `messages` as text pieces; stops at <|end|> or </s>."""
-    from gecko.infer.generate import stream_tokens
-
     prompt = render(messages, template, bos_token, add_generation_prompt=True)
     ids = tokenizer.encode(prompt, add_special_tokens=False).ids
     room = model.cfg.max_seq_len - len(ids)
@@ -123,13 +122,13 @@ def chat_reply(model: Any, tokenizer: Tokenizer, messages: list[Message], templa
                         "start a new chat (/reset)")
     stops = {tokenizer.token_to_id(END), tokenizer.token_to_id("</s>")} - {None}
     text = TextStream(tokenizer)
-    for token in stream_tokens(model, ids, min(max_new_tokens, room), generator=generator, **sampling):
+    for token in stream_tokens(model, ids, min(max_new_tokens, room), sampling, generator):
         if token in stops:
             return
         yield text.push(token)
 
 
-def run_chat(model_dir: Path, max_new_tokens: int, sampling: dict[str, Any], seed: int,
+def run_chat(model_dir: Path, max_new_tokens: int, sampling: Sampling, seed: int,
              system: str | None = None) -> None:
     """A terminal chat: each reply streams as it is sampled; /reset starts over, /exit or EOF quits."""
     from gecko.model.hf import load_hf

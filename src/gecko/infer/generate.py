@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,42 +23,46 @@ from gecko.model.llama import KVCache, Llama
 _PAD_DOC, _TEXT_DOC = 0, 1
 
 
-def generate(
-    model: Llama,
-    prompt_ids: list[int],
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float = 1.0,
-    eos_id: int | None = None,
-    generator: torch.Generator | None = None,
-    repetition_penalty: float = 1.0,
-) -> list[int]:
+@dataclass(frozen=True)
+class Sampling:
+    """How each next token is chosen; one value travels from the config (or a caller) to `sample_next`.
+    temperature 0 is greedy; top_k None or 0 keeps every token; repetition_penalty 1 is off."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+
+    @classmethod
+    def of(cls, cfg: GenerateConfig) -> Sampling:
+        """The generate section's sampling (used by `gecko generate` and `gecko chat`)."""
+        return cls(cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty)
+
+
+GREEDY = Sampling(temperature=0.0)
+
+
+def generate(model: Llama, prompt_ids: list[int], max_new_tokens: int, sampling: Sampling = Sampling(),
+             eos_id: int | None = None, generator: torch.Generator | None = None) -> list[int]:
     """New tokens after prompt_ids (not the prompt), ending with eos_id if it was sampled.
-    temperature 0 is greedy; top_k None or 0 keeps every token. Deterministic given the generator."""
-    rows = generate_batch(model, [prompt_ids], max_new_tokens, temperature, top_k, top_p, eos_id, generator,
-                          repetition_penalty)
-    return rows[0]
+    Deterministic given the generator."""
+    return generate_batch(model, [prompt_ids], max_new_tokens, sampling, eos_id, generator)[0]
 
 
 def generate_batch(
     model: Llama,
     prompts: list[list[int]],
     max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float = 1.0,
+    sampling: Sampling = Sampling(),
     eos_id: int | None = None,
     generator: torch.Generator | None = None,
-    repetition_penalty: float = 1.0,
     stop: Callable[[list[int]], bool] | None = None,
 ) -> list[list[int]]:
     """`generate` for several prompts at once. A row is finished when it samples eos_id or when
     stop(row's new ids) is true (stop strings); decoding ends when every row is finished."""
     new: list[list[int]] = [[] for _ in prompts]
     finished = [False] * len(prompts)
-    steps = decode_steps(model, prompts, max_new_tokens, temperature, top_k, top_p, generator,
-                         repetition_penalty)
+    steps = decode_steps(model, prompts, max_new_tokens, sampling, generator)
     for tokens in steps:
         for i, token in enumerate(tokens.tolist()):
             if finished[i]:
@@ -69,12 +74,10 @@ def generate_batch(
     return new
 
 
-def stream_tokens(model: Llama, prompt_ids: list[int], max_new_tokens: int, temperature: float = 1.0,
-                  top_k: int | None = None, top_p: float = 1.0, generator: torch.Generator | None = None,
-                  repetition_penalty: float = 1.0) -> Iterator[int]:
+def stream_tokens(model: Llama, prompt_ids: list[int], max_new_tokens: int, sampling: Sampling = Sampling(),
+                  generator: torch.Generator | None = None) -> Iterator[int]:
     """One prompt's new tokens, one at a time as they are sampled; the caller stops by breaking out."""
-    for tokens in decode_steps(model, [prompt_ids], max_new_tokens, temperature, top_k, top_p, generator,
-                               repetition_penalty):
+    for tokens in decode_steps(model, [prompt_ids], max_new_tokens, sampling, generator):
         yield int(tokens[0])
 
 
@@ -83,20 +86,17 @@ def decode_steps(
     model: Llama,
     prompts: list[list[int]],
     max_new_tokens: int,
-    temperature: float,
-    top_k: int | None,
-    top_p: float,
+    sampling: Sampling,
     generator: torch.Generator | None,
-    repetition_penalty: float = 1.0,
 ) -> Iterator[Tensor]:
     """Yield the (B,) sampled tokens of each step: one forward over the prompts fills the KV cache, then
     one forward per token. The next forward runs only when the caller asks for the next step."""
-    _check_args(model, prompts, max_new_tokens, temperature, top_p, repetition_penalty)
+    _check_args(model, prompts, max_new_tokens, sampling)
     device = model.tok_embeddings.weight.device
     tokens, positions, doc_ids = _left_pad(prompts, device)  # (B, P) each
     B, P = tokens.shape
     seen = None
-    if repetition_penalty != 1.0:  # (B, V): tokens of each row's prompt (not its padding) and output
+    if sampling.repetition_penalty != 1.0:  # (B, V): tokens of each row's prompt (not its padding) and output
         seen = torch.zeros(B, model.cfg.vocab_size, dtype=torch.bool, device=device)
         seen.scatter_(1, tokens, doc_ids == _TEXT_DOC)
     cache = KVCache(model.cfg, B, P + max_new_tokens, device, dtype=model.tok_embeddings.weight.dtype)
@@ -105,8 +105,8 @@ def decode_steps(
     text_doc = torch.full((B, 1), _TEXT_DOC, device=device)
     for step in range(max_new_tokens):
         if seen is not None:
-            logits = apply_repetition_penalty(logits, seen, repetition_penalty)
-        token = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
+            logits = apply_repetition_penalty(logits, seen, sampling.repetition_penalty)
+        token = sample_next(logits, sampling, generator)  # (B,)
         if seen is not None:
             seen[torch.arange(B, device=device), token] = True
         yield token
@@ -123,18 +123,17 @@ def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Te
     return torch.where(seen, penalized, logits)
 
 
-def sample_next(
-    logits: Tensor, temperature: float, top_k: int | None, top_p: float, generator: torch.Generator | None
-) -> Tensor:
-    """logits (B, V) → token ids (B,)."""
-    if temperature == 0:
+def sample_next(logits: Tensor, sampling: Sampling, generator: torch.Generator | None) -> Tensor:
+    """logits (B, V) → token ids (B,) (the repetition penalty is applied before, with the seen tokens)."""
+    if sampling.temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
+    logits = logits.float() / sampling.temperature
+    top_k = sampling.top_k
     if top_k is not None and 0 < top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        logits = _top_p_filter(logits, top_p)
+    if sampling.top_p < 1.0:
+        logits = _top_p_filter(logits, sampling.top_p)
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
@@ -162,16 +161,16 @@ def _left_pad(prompts: list[list[int]], device: torch.device) -> tuple[Tensor, T
     return tokens.to(device), positions.to(device), doc_ids.to(device)
 
 
-def _check_args(model: Llama, prompts: list[list[int]], max_new_tokens: int, temperature: float,
-                top_p: float, repetition_penalty: float) -> None:
+def _check_args(model: Llama, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling) -> None:
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ConfigError("generate: every prompt needs at least one token (start it with <s>)")
     longest = max(len(p) for p in prompts)
     checks = [
         (max_new_tokens >= 0, f"generate: max_new_tokens={max_new_tokens} must be ≥ 0"),
-        (temperature >= 0, f"generate: temperature={temperature} must be ≥ 0"),
-        (0 < top_p <= 1, f"generate: top_p={top_p} must be in (0, 1]"),
-        (repetition_penalty > 0, f"generate: repetition_penalty={repetition_penalty} must be > 0"),
+        (sampling.temperature >= 0, f"generate: temperature={sampling.temperature} must be ≥ 0"),
+        (0 < sampling.top_p <= 1, f"generate: top_p={sampling.top_p} must be in (0, 1]"),
+        (sampling.repetition_penalty > 0,
+         f"generate: repetition_penalty={sampling.repetition_penalty} must be > 0"),
         (longest + max_new_tokens <= model.cfg.max_seq_len,
          f"generate: prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
          f"max_seq_len ({model.cfg.max_seq_len})"),
@@ -194,8 +193,7 @@ def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path | None) ->
     tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
     eos_id = tokenizer.token_to_id("</s>")
     generator = torch.Generator().manual_seed(cfg.seed)
-    sampling = {"temperature": cfg.temperature, "top_k": cfg.top_k, "top_p": cfg.top_p,
-                "repetition_penalty": cfg.repetition_penalty}
+    sampling = Sampling.of(cfg)
     prompts = read_prompts(cfg)
     console = text_console()
     samples = []
@@ -208,8 +206,8 @@ def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path | None) ->
             rows = [_stream_one(model, tokenizer, ids[0], cfg, sampling, eos_id, generator)]
             print("\n")
         else:
-            rows = generate_batch(model, ids, cfg.max_new_tokens, eos_id=eos_id, generator=generator,
-                                  stop=_stop_check(tokenizer, cfg.stop), **sampling)
+            rows = generate_batch(model, ids, cfg.max_new_tokens, sampling, eos_id, generator,
+                                  stop=_stop_check(tokenizer, cfg.stop))
         for prompt, row in zip(batch, rows):
             completion = cut_at_stop(tokenizer.decode(row), cfg.stop)  # special tokens (</s>) are skipped
             samples.append({"prompt": prompt, "completion": completion, "new_tokens": len(row)})
@@ -247,14 +245,14 @@ def _stop_check(tokenizer: Any, stops: tuple[str, ...]) -> Callable[[list[int]],
     return lambda ids: any(s in tokenizer.decode(ids) for s in stops if s)
 
 
-def _stream_one(model: Llama, tokenizer: Any, ids: list[int], cfg: GenerateConfig, sampling: dict[str, Any],
+def _stream_one(model: Llama, tokenizer: Any, ids: list[int], cfg: GenerateConfig, sampling: Sampling,
                 eos_id: int | None, generator: torch.Generator) -> list[int]:
     """Print one completion as it is sampled; stop at </s> or a stop string (which is not printed)."""
     import sys
 
     row: list[int] = []
     shown = ""
-    for token in stream_tokens(model, ids, cfg.max_new_tokens, generator=generator, **sampling):
+    for token in stream_tokens(model, ids, cfg.max_new_tokens, sampling, generator):
         row.append(token)
         if token == eos_id:
             break
