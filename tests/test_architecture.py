@@ -41,6 +41,10 @@ KNOWN: dict[tuple[str, str], str] = {
         "benchmark files are read with the data stage's strict JSONL reader (json_records over data.rawio); "
         "fix: move rawio and json_records to a base I/O module",
     ("gecko.sft", "gecko.data.document"): "the same json_records, for conversation files; same fix",
+    ("gecko.eval.taskfile", "gecko.data.sources"):
+        "task files name their data as data.sources do (globs, fsspec URLs, hf:// datasets); fix: sources and "
+        "rawio move to that base I/O module",
+    ("gecko.eval.taskfile", "gecko.data.rawio"): "task files open local and remote files through rawio; same fix",
     ("gecko.export.gguf", "gecko.tokenizer.train"):
         "the GGUF check compares tokenizer.json with the pipeline GECKO trains (bytelevel_pipeline); "
         "fix: that pipeline's definition moves to gecko.tokens",
