@@ -111,6 +111,19 @@ def test_markers_of_an_older_gecko_are_stale_not_silently_reused(finished):
     assert plan.needs_force and "older gecko" in plan.changes[0]
 
 
+def test_a_field_added_by_a_newer_gecko_at_its_default_changes_nothing(finished):
+    """Markers written before a field existed lack it; at its default it keeps the old behaviour, so the
+    stage stays up to date, and only a non-default value makes it stale."""
+    cfg = load_config(finished, TINY_OVERRIDES)
+    marker_file = stage_dir(cfg, "generate") / COMPLETE
+    marker = json.loads(marker_file.read_text())
+    assert marker["values"].pop("generate.top_k") == GeckoConfig().generate.top_k
+    marker_file.write_text(json.dumps(marker))
+    assert set(_actions(cfg).values()) == {"skip"}
+    plan = {p.stage.name: p for p in plan_run(load_config(finished, [*TINY_OVERRIDES, "generate.top_k=3"]))}
+    assert plan["generate"].action == "redo" and plan["generate"].changes == ('generate.top_k: "(unset)" → 3',)
+
+
 def test_every_config_section_is_claimed_by_a_stage_or_neutral():
     """A new top-level section must be given to a stage (its prefix) or listed in NEUTRAL."""
     claimed = {f.split(".")[0] for s in (*STAGES, SFT) for f in s.fields} | {"run_dir", "compare"}

@@ -274,9 +274,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+def _diff(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Changed fields. A field the marker does not record (added by a later GECKO) counts as its default:
+    upgrading GECKO must not make a finished stage stale when the new field keeps the old behaviour."""
     return [(k, old.get(k, "(unset)"), new.get(k, "(unset)")) for k in sorted(set(old) | set(new))
-            if old.get(k, "(unset)") != new.get(k, "(unset)")]
+            if old.get(k, defaults.get(k, "(unset)")) != new.get(k, "(unset)")]
 
 
 def plan_stage(cfg: GeckoConfig, stage: Stage, rerun: frozenset[str] = frozenset()) -> Plan:
@@ -290,7 +292,7 @@ def plan_stage(cfg: GeckoConfig, stage: Stage, rerun: frozenset[str] = frozenset
     if "values" not in marker:
         return Plan(stage, "redo", ("its markers come from an older gecko and record no field values",))
     values = stage_values(cfg, stage)
-    changed = _diff(marker["values"], values)
+    changed = _diff(marker["values"], values, stage_values(GeckoConfig(), stage))
     grown = [(k, a, b) for k, a, b in changed if k in stage.grows and isinstance(a, int) and isinstance(b, int) and b > a]
     changes = [f"{k}: {_short(a)} → {_short(b)}" for k, a, b in changed if (k, a, b) not in grown]
     now = _upstream_fingerprints(cfg, stage)
