@@ -2,28 +2,37 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+CORE := $(VENV)/.installed-core
+FULL := $(VENV)/.installed-test
 
 .PHONY: demo test install clean
 
-$(STAMP): pyproject.toml constraints.txt tools/llama_cpp/package-lock.json
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+
+# the core: what `gecko run configs/demo.yaml` needs, nothing more (see pyproject.toml's extras)
+$(CORE): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e .
 	@# the code sandbox's seccomp filter needs libseccomp.so.2 (Debian: libseccomp2, normally present)
 	@ldconfig -p | grep -q 'libseccomp\.so\.2' || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get install -y -q libseccomp2; } || echo "warning: libseccomp.so.2 missing: code evaluation will refuse to run"
+	touch $(CORE)
+
+# every extra, for the tests
+$(FULL): $(CORE) tools/llama_cpp/package-lock.json
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	@# llama.cpp's prebuilt CPU binaries (node-llama-cpp) for the GGUF round trip, tests/test_gguf.py
 	@if command -v npm >/dev/null; then npm ci -s --omit=optional --no-audit --no-fund --prefix tools/llama_cpp; \
 		else echo "warning: npm missing: tests/test_gguf.py will not run outside CI"; fi
-	touch $(STAMP)
+	touch $(FULL)
 
-install: $(STAMP)
+install: $(CORE)
 
-demo: $(STAMP)
+demo: $(CORE)
 	HF_HUB_OFFLINE=1 $(BIN)/gecko run configs/demo.yaml
 
-test: $(STAMP)
+test: $(FULL)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
 
 clean:

@@ -40,4 +40,4 @@ def test_abbreviated_flags_are_refused(argv, capsys):
 def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
-    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"gecko {version('gecko')}"
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"gecko {version('gecko-llm')}"

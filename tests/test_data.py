@@ -70,7 +70,7 @@ def test_bad_lines_are_quarantined_with_file_and_line(raw_sources, tmp_path):
     s = json.loads((tmp_path / "out" / "stats.json").read_text())
     reasons = {d["reason"]: d["count"] for d in s["dropped"] if d["step"] == "read"}
     assert reasons == {"invalid_utf8": 1, "malformed_json": 1, "missing_field_text": 1}
-    assert any(e.endswith("ko.jsonl:13") for e in s["examples"]["read/invalid_utf8"])
+    assert any(e.endswith("ko.jsonl:13") for e in s["examples"]["read/invalid_utf8/ko"])
     assert s["repaired"] == {"read/invalid_utf8": 1}
 
 

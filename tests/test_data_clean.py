@@ -57,7 +57,7 @@ def test_truncated_compressed_file_is_quarantined_with_its_line(tmp_path, suffix
     path.write_bytes(data[: len(data) // 2])
     docs, stats = _read(tmp_path, SourceConfig("ko", str(path), "ko"))
     assert stats.dropped == {("read", "truncated_file", "ko"): 1}
-    where = stats.examples["read/truncated_file"][0]
+    where = stats.examples["read/truncated_file/ko"][0]
     assert where == f"{path}:{len(docs) + 1}"  # the line the stream broke on
     assert stats.read["ko"] == len(docs) + 1
 
@@ -79,7 +79,7 @@ def test_huge_document_is_quarantined_before_decoding(tmp_path):
     docs, stats = _read(tmp_path, SourceConfig("ko", str(path), "ko"))
     assert [d.text for d in docs] == KO[:2]
     assert stats.dropped == {("read", "too_large", "ko"): 1}
-    assert stats.examples["read/too_large"] == [f"{path}:2"]
+    assert stats.examples["read/too_large/ko"] == [f"{path}:2"]
 
 
 def test_empty_files_are_counted(tmp_path):

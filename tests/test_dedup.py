@@ -99,9 +99,12 @@ def test_exact_and_near_duplicates_are_dropped_with_their_survivor(tmp_path):
     result = run_dedup(write_docs(docs, tmp_path / "in"), tmp_path / "out", DedupConfig())
     dups = {r["id"]: r for r in map(json.loads, (result.work_dir / "duplicates.jsonl").open())}
     # The longer document of a cluster survives: the upper-cased copy has two extra newlines.
-    assert dups["en00"] == {"id": "en00", "duplicate_of": "exact", "kind": "exact"}
+    assert dups["en00"] == {"id": "en00", "lang": "en", "duplicate_of": "exact", "kind": "exact"}
     assert dups["near"]["duplicate_of"] == "en01" and dups["near"]["kind"] == "near"
-    assert dups["ko_a"]["duplicate_of"] == "ko_b"
+    assert dups["ko_a"]["duplicate_of"] == "ko_b" and dups["ko_a"]["lang"] == "ko"
+    # the report's examples sit under each duplicate's own language
+    assert set(result.examples) == {"exact_dedup/duplicate/en", "minhash_dedup/near_duplicate/en",
+                                    "minhash_dedup/near_duplicate/ko"}
     assert len(dups) == 3
     kept = {i for i, _ in shard_texts(tmp_path / "out")}
     assert kept == {d["id"] for d in docs} - set(dups)

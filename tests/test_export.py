@@ -115,3 +115,20 @@ def test_sampling_is_seeded_and_stops_at_eos(tokenizer_dir):
     greedy = generate(model, ids, 15, GREEDY)
     stop = greedy[5]
     assert generate(model, ids, 15, GREEDY, eos_id=stop) == greedy[: greedy.index(stop) + 1]
+
+
+@pytest.mark.parametrize("umask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600),
+                                                           (0o002, 0o775, 0o664)])
+def test_export_folder_is_as_readable_as_the_umask_allows(tmp_path, tokenizer_dir, umask, folder_mode, file_mode):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        folder = export_hf(seeded_llama(), tokenizer_dir, tmp_path / "export", max_shard_bytes=40_000)
+    finally:
+        os.umask(old)
+    files = [p for p in folder.iterdir()]
+    assert any(p.suffix == ".safetensors" for p in files) and (folder / "config.json") in files
+    assert stat.S_IMODE(folder.stat().st_mode) == folder_mode
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {oct(file_mode)}

@@ -23,7 +23,7 @@ from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokenizer.train import train_bytelevel_bpe
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
-pytest.importorskip("gguf", reason="pip install 'gecko[gguf]'")
+pytest.importorskip("gguf", reason="pip install 'gecko-llm[gguf]'")
 if not (LLAMA_CPP_TOOL / "node_modules" / "node-llama-cpp").is_dir() and not os.environ.get("CI"):
     pytest.skip("llama.cpp not installed: npm ci --omit=optional --prefix tools/llama_cpp", allow_module_level=True)
 

@@ -132,5 +132,5 @@ def test_missing_tracker_package_is_one_line_before_any_work(tmp_path, monkeypat
     assert cli.main(["train", str(config), *TINY_OVERRIDES]) != 0
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{config}:3:" in err
-    assert "the mlflow package is not installed: pip install 'gecko[trackers]'" in err
+    assert "the mlflow package is not installed: pip install 'gecko-llm[trackers]'" in err
     assert not (tmp_path / "run").exists()

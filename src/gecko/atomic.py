@@ -51,3 +51,26 @@ def write_npy(path: Path, array: np.ndarray) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (/proc), else set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def share_modes(folder: Path) -> None:
+    """Give `folder` and everything in it the modes a plain mkdir/open would (0777/0666 less the umask: 0755
+    and 0644 by default). tempfile.mkdtemp makes 0700 and safetensors writes 0600, which would leave a model
+    folder unreadable to a second user or a shared model directory; a user who wants it private sets a umask."""
+    mask = current_umask()
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gecko import DIST
 from gecko.config import GeckoConfig, load_config, to_dict
 from gecko.errors import GeckoError
 from gecko.runlock import run_lock
@@ -457,7 +458,7 @@ def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("gecko")
+        return version(DIST)
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "unknown (not installed)"
 

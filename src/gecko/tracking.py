@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from gecko import pip_hint
 from gecko.config import GeckoConfig, LoggingConfig, to_dict
 from gecko.errors import ConfigError
 
@@ -37,7 +38,7 @@ def missing_package(sinks: tuple[str, ...]) -> str | None:
         module, extra = PACKAGES[sink]
         if module is not None and importlib.util.find_spec(module) is None:
             return (f"logging.sinks includes {sink} but the {module} package is not installed: "
-                    f"pip install 'gecko[{extra}]' (or remove {sink} from logging.sinks)")
+                    f"{pip_hint(extra)} (or remove {sink} from logging.sinks)")
     return None
 
 

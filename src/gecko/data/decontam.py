@@ -33,7 +33,7 @@ from gecko.data.dedup.engine import Engine, execute, shard_writer
 from gecko.data.dedup.phase import (PhaseResult, collect_counts, input_files, reader, reset_if_changed,
                                     work_dir_for)
 from gecko.data import overlap
-from gecko.data.stats import MAX_EXAMPLES
+from gecko.data.stats import MAX_EXAMPLES, example_key
 from gecko.errors import DataError
 
 MAX_ITEMS_NAMED = 5
@@ -323,8 +323,12 @@ def run_decontam(in_dir: Path, out_dir: Path, cfg: DecontamConfig, workers: int 
                                         encoding="utf-8")
     (work / "report.md").write_text(_report(cfg, index_info, matches), encoding="utf-8")
     kept, dropped = collect_counts(work)
-    examples = {"decontam/contaminated": [f"{m['id']} ~ {m['items'][0]}" for m in matches[:MAX_EXAMPLES]]}
-    return PhaseResult(kept, dropped, work, examples if matches else {})
+    examples: dict[str, list[str]] = {}
+    for m in matches:
+        shown = examples.setdefault(example_key("decontam", "contaminated", m["lang"]), [])
+        if len(shown) < MAX_EXAMPLES:
+            shown.append(f"{m['id']} ~ {m['items'][0]}")
+    return PhaseResult(kept, dropped, work, examples)
 
 
 def _report(cfg: DecontamConfig, info: dict[str, int], matches: list[dict]) -> str:

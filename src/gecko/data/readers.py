@@ -30,6 +30,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 import xxhash
 
+from gecko import pip_hint
 from gecko.atomic import write_text
 from gecko.config import SourceConfig
 from gecko.data import rawio, sources
@@ -155,7 +156,7 @@ def _parquet(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     try:
         import pyarrow.parquet  # noqa: F401  (checked here, used per file)
     except ImportError:
-        raise DataError(f"{path}: reading parquet needs pyarrow (pip install 'gecko[data]')") from None
+        raise DataError(f"{path}: reading parquet needs pyarrow ({pip_hint('data')})") from None
 
     def read_file(file: SourceFile) -> Iterator[Record]:
         with rawio.open_raw(file) as raw:  # a local or remote file object: pyarrow reads either

@@ -27,7 +27,7 @@ td,th{border:1px solid #ccc;padding:3px 8px}td.n{text-align:right}code{white-spa
 <table><tr><th>lang</th><th>docs</th><th>MB</th><th>share</th><th>target</th></tr>
 {% for row in kept %}
 <tr><td>{{ row.lang }}</td><td class="n">{{ "{:,}".format(row.docs) }}</td>
-<td class="n">{{ "%.2f"|format(row.mb) }}</td>{{ "%.1f%%"|format(row.share * 100) }}</td><td class="n">{{ "%.1f%%"|format(row.target * 100) }}</td></tr>
+<td class="n">{{ "%.2f"|format(row.mb) }}</td><td class="n">{{ "%.1f%%"|format(row.share * 100) }}</td><td class="n">{{ "%.1f%%"|format(row.target * 100) }}</td></tr>
 {% endfor %}
 </table>
 <h2>Read</h2>
@@ -47,11 +47,16 @@ td,th{border:1px solid #ccc;padding:3px 8px}td.n{text-align:right}code{white-spa
 <tr><td>{{ r.step }}</td><td>{{ r.reason }}</td>
 {% for lang in langs %}<td class="n">{{ "{:,}".format(r.by_lang.get(lang, 0)) }}</td>{% endfor %}
 <td class="n">{{ "{:,}".format(r.total) }}</td>
-<td>{% for e in r.examples %}<code>{{ e }}</code>{% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>
+<td>{% for lang, e in r.examples %}{{ lang }}: <code>{{ e }}</code>{% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>
 {% endfor %}
 </table>
 </body></html>
 """)
+
+
+def example_key(step: str, reason: str, lang: str) -> str:
+    """Where a drop's examples are kept: per language too, so each report row shows its own language's."""
+    return f"{step}/{reason}/{lang}"
 
 
 def _md_cell(text: str) -> str:
@@ -71,7 +76,7 @@ class DataStats:
     repeated: Counter[str] = field(default_factory=Counter)
     """Extra copies added by up-sampling, per language."""
     examples: dict[str, list[str]] = field(default_factory=dict)
-    """A few `file:line` or document ids per (step/reason), for the report."""
+    """A few `file:line` or document ids per drop (`example_key`: step/reason/lang) or repair (step/what)."""
     repaired: Counter[str] = field(default_factory=Counter)
     """Kept documents mended on the way, per `step/what` (invalid UTF-8 bytes replaced, a duplicate id
     renamed): counted, so nothing changes silently."""
@@ -84,7 +89,7 @@ class DataStats:
 
     def drop(self, step: str, reason: str, lang: str, example: str) -> None:
         self.dropped[(step, reason, lang)] += 1
-        shown = self.examples.setdefault(f"{step}/{reason}", [])
+        shown = self.examples.setdefault(example_key(step, reason, lang), [])
         if len(shown) < MAX_EXAMPLES:
             shown.append(example)
 
@@ -158,7 +163,7 @@ class DataStats:
         lines += [f"| {s} | {n:,} |" for s, n in sorted(self.read.items())]
         lines += ["", "## Dropped", "", "| step | reason | lang | docs | examples |", "|---|---|---|---:|---|"]
         for (step, reason, lang), n in sorted(self.dropped.items()):
-            ex = ", ".join(f"`{_md_cell(e)}`" for e in self.examples.get(f"{step}/{reason}", []))
+            ex = ", ".join(f"`{_md_cell(e)}`" for e in self.examples.get(example_key(step, reason, lang), []))
             lines.append(f"| {step} | {reason} | {lang} | {n:,} | {ex} |")
         if self.repaired:
             lines += ["", "## Repaired (kept)", "", "| step/what | count | examples |", "|---|---:|---|"]
@@ -205,7 +210,8 @@ class DataStats:
             steps[step] += n
             reasons.setdefault((step, reason), Counter())[lang] += n
         rows = [{"step": step, "reason": reason, "by_lang": by_lang, "total": sum(by_lang.values()),
-                 "examples": self.examples.get(f"{step}/{reason}", [])}
+                 "examples": [(lang, e) for lang in sorted(by_lang)
+                              for e in self.examples.get(example_key(step, reason, lang), [])]}
                 for (step, reason), by_lang in reasons.items()]
         return _HTML.render(
             title=title, section="Mix" if mix_targets else "Kept", kept=kept, read=sorted(self.read.items()),

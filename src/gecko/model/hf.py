@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
+from gecko.atomic import share_modes
 from gecko.errors import CheckpointError, DataError
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokens import CHAT
@@ -133,6 +134,7 @@ def export_hf(model: Llama, tokenizer_dir: Path, out_dir: Path, dtype: str = "fl
         _write_json(tmp / "config.json", hf_config(cfg, ids, dtype))
         _write_json(tmp / "tokenizer_config.json", _tokenizer_config(cfg, ids))
         _write_json(tmp / "generation_config.json", _generation_config(ids))
+        share_modes(tmp)
         _fsync_dir_files(tmp)
         _replace_dir(tmp, out_dir)
     except BaseException:

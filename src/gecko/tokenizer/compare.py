@@ -20,6 +20,7 @@ from typing import Protocol
 
 from tokenizers import Tokenizer
 
+from gecko import pip_hint
 from gecko.config import LANGS, CompareConfig, SourceConfig
 from gecko.data.normalize import normalize_text
 from gecko.data.readers import Quarantine, iter_records
@@ -75,8 +76,7 @@ class SentencePieceEncoder:
         try:
             import sentencepiece as spm
         except ImportError:
-            raise ImportError("comparing against .model files needs sentencepiece: "
-                              "pip install 'gecko[bench]'") from None
+            raise ImportError("comparing against .model files needs sentencepiece: " + pip_hint("bench")) from None
         try:
             self.processor = spm.SentencePieceProcessor(model_file=str(self.path))
         except (OSError, RuntimeError) as e:

@@ -31,6 +31,7 @@ from typing import Any
 from tokenizers import Tokenizer, models, pre_tokenizers
 from tokenizers.trainers import BpeTrainer
 
+from gecko import pip_hint
 from gecko.atomic import write_text
 from gecko.config import LANGS, GeckoConfig
 from gecko.errors import ConfigError, DataError
@@ -98,7 +99,10 @@ def load_base(path: Path) -> dict[str, Any]:
 
 
 def _convert_sentencepiece(path: Path) -> dict[str, Any]:
-    from transformers import AutoTokenizer  # only for .model bases: the import takes seconds
+    try:
+        from transformers import AutoTokenizer  # only for .model bases: the import takes seconds
+    except ImportError:
+        raise DataError(f"{path}: converting a SentencePiece model needs transformers ({pip_hint('spm')})") from None
 
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(path, Path(tmp) / "tokenizer.model")

@@ -96,22 +96,32 @@ def _readable_records(path: Path) -> list[dict[str, Any]]:
     return [r for r in records if isinstance(r, dict)]
 
 
-def plot_loss(records: list[dict[str, Any]], out: Path) -> None:
-    """Training loss and validation bits-per-byte against step."""
-    import matplotlib
+VALIDATION = (("val_bpb", "bits per byte", "Validation bits per byte"),
+              ("val_loss", "loss per assistant token (nats)", "Validation loss (SFT)"))
+"""The validation metric a run logs, with its axis label and panel title: pretraining and SFT differ."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def loss_figure(records: list[dict[str, Any]]) -> Any:
+    """The training loss and, beside it, the validation metric the run logged, per language; a run that
+    logged none gets one panel, never an empty one."""
+    from matplotlib.figure import Figure
 
     train = [r for r in records if "loss" in r]
-    evals = [r for r in records if "val_bpb" in r]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot([r["step"] for r in train], [r["loss"] for r in train])
-    ax1.set(xlabel="step", ylabel="train loss (nats/token)", title="Training loss")
-    for lang in sorted({k for r in evals for k in r["val_bpb"]}):
-        ax2.plot([r["step"] for r in evals], [r["val_bpb"].get(lang) for r in evals], marker="o", label=lang)
-    ax2.set(xlabel="step", ylabel="bits per byte", title="Validation bits per byte")
-    ax2.legend()
+    shown = [(key, label, title) for key, label, title in VALIDATION if any(key in r for r in records)]
+    fig = Figure(figsize=(5 + 5 * len(shown), 4))
+    axes = fig.subplots(1, 1 + len(shown), squeeze=False)[0]
+    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train])
+    axes[0].set(xlabel="step", ylabel="train loss (nats/token)", title="Training loss")
+    for ax, (key, label, title) in zip(axes[1:], shown):
+        evals = [r for r in records if key in r]
+        for lang in sorted({k for r in evals for k in r[key]}):
+            ax.plot([r["step"] for r in evals], [r[key].get(lang) for r in evals], marker="o", label=lang)
+        ax.set(xlabel="step", ylabel=label, title=title)
+        ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot_loss(records: list[dict[str, Any]], out: Path) -> None:
+    """loss.png: `loss_figure` of the run's metrics."""
+    loss_figure(records).savefig(out, dpi=100)

@@ -24,7 +24,7 @@ from gecko.data.dedup.minhash import DedupFilter, MinhashBuckets, MinhashCluster
 from gecko.config import to_dict
 from gecko.atomic import write_json
 from gecko.data.readers import CorpusReader
-from gecko.data.stats import MAX_EXAMPLES, DataStats
+from gecko.data.stats import MAX_EXAMPLES, DataStats, example_key
 from gecko.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class PhaseResult:
     dropped: Counter[tuple[str, str, str]]
     work_dir: Path
     examples: dict[str, list[str]] = field(default_factory=dict)
-    """A few dropped ids per step/reason (with the survivor or benchmark items), for the data report."""
+    """A few dropped ids per step/reason/lang (with the survivor or benchmark items), for the data report."""
 
     @property
     def read(self) -> int:
@@ -127,8 +127,8 @@ def run_dedup(in_dir: Path, out_dir: Path, cfg: DedupConfig, workers: int = 1, e
     kept, dropped = collect_counts(work)
     examples: dict[str, list[str]] = {}
     for d in rows:
-        key = "exact_dedup/duplicate" if d["kind"] == "exact" else "minhash_dedup/near_duplicate"
-        shown = examples.setdefault(key, [])
+        step, reason = ("exact_dedup", "duplicate") if d["kind"] == "exact" else ("minhash_dedup", "near_duplicate")
+        shown = examples.setdefault(example_key(step, reason, d["lang"]), [])
         if len(shown) < MAX_EXAMPLES:
             shown.append(f"{d['id']} = {d['duplicate_of']}")
     return PhaseResult(kept, dropped, work, examples)
@@ -160,12 +160,12 @@ def reset_if_changed(in_dir: Path, out_dir: Path, settings: list) -> None:
 
 
 def _write_duplicates(work: Path) -> list[dict]:
-    """One line per dropped duplicate: {"id", "duplicate_of", "kind"}, sorted by id."""
+    """One line per dropped duplicate: {"id", "lang", "duplicate_of", "kind"}, sorted by id."""
     rows = []
     for r, f in enumerate(sorted((work / "clusters").glob("*.json"))):
         docs = [json.loads(line) for line in (work / "docs" / f"{r:05d}.jsonl").open(encoding="utf-8")]
         for index, dup in json.loads(f.read_text(encoding="utf-8")).items():
-            rows.append({"id": docs[int(index)]["id"], **dup})
+            rows.append({"id": docs[int(index)]["id"], "lang": docs[int(index)]["lang"], **dup})
     rows.sort(key=lambda d: d["id"])
     (work / "duplicates.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in rows),
                                            encoding="utf-8")
