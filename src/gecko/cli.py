@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gecko import DIST
 from gecko.config import GeckoConfig, load_config, to_dict
-from gecko.errors import GeckoError
+from gecko.errors import DIST, GeckoError
 from gecko.runlock import run_lock
 from gecko.stages import BY_NAME, CONFIG_COPY, SFT, STAGES, Stage, run_all, run_stage, status_lines
 from gecko.terminal import NORMAL, QUIET, VERBOSE, setup_output

@@ -15,3 +15,13 @@ class DataError(GeckoError):
 
 class CheckpointError(GeckoError):
     """A checkpoint is missing, corrupt or does not match the run it is loaded into."""
+
+
+DIST = "gecko-llm"
+"""The distribution name (`pip install gecko-llm`: `gecko` on PyPI is another project); the import name and
+the command stay `gecko`."""
+
+
+def pip_hint(extra: str) -> str:
+    """The install command for an optional part, named the same way in every missing-package error."""
+    return f"pip install '{DIST}[{extra}]'"

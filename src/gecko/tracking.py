@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from gecko import pip_hint
 from gecko.config import GeckoConfig, LoggingConfig, to_dict
-from gecko.errors import ConfigError
+from gecko.errors import ConfigError, pip_hint
 
 PACKAGES = {"tensorboard": ("tensorboard", "train"), "wandb": ("wandb", "trackers"), "mlflow": ("mlflow", "trackers"),
             "trackio": ("trackio", "trackers"), "jsonl": (None, None)}

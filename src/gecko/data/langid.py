@@ -16,11 +16,10 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.utils.batching import batched
 
-from gecko import DIST
 from gecko.data.filters.base import BATCH, GeckoFilter
 from gecko.data.filters.charclass import HANGUL, LETTER, class_counts
 from gecko.data.spans import prose
-from gecko.errors import DataError
+from gecko.errors import DIST, DataError
 
 SAMPLE_CHARS = 4000
 """Language is decided on the first characters: enough for a stable label, cheap on long documents."""

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from gecko import pip_hint
-from gecko.errors import DataError
+from gecko.errors import DataError, pip_hint
 
 CHUNK = 1 << 20
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz")

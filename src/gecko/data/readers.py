@@ -30,14 +30,13 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 import xxhash
 
-from gecko import pip_hint
 from gecko.atomic import write_text
 from gecko.config import SourceConfig
 from gecko.data import rawio, sources
 from gecko.data.sources import SourceFile
 from gecko.data.langid import initial_lang, label_languages
 from gecko.data.stats import DataStats
-from gecko.errors import DataError
+from gecko.errors import DataError, pip_hint
 
 csv.field_size_limit(sys.maxsize)  # long reviews and articles exceed the 128 KB default
 MAX_JSON_FILE_BYTES = 1 << 31

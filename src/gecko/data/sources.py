@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from gecko.errors import DataError
+from gecko.errors import DataError, pip_hint
 
 HF_PREFIX = "hf://datasets/"
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -93,7 +93,7 @@ def _filesystem(url: str) -> tuple[Any, str]:
     try:
         import fsspec
     except ImportError:
-        raise DataError(f"{url}: reading URLs needs fsspec (pip install 'gecko[sources]')") from None
+        raise DataError(f"{url}: reading URLs needs fsspec ({pip_hint('sources')})") from None
     try:
         return fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as e:  # an unknown protocol, or its package (s3fs, gcsfs) missing
@@ -216,8 +216,8 @@ def hf_dataset(path: str, subset: str | None = None) -> Any:
     try:
         import datasets
     except ImportError:
-        raise DataError(f"{path}: reading hf:// datasets needs the datasets library "
-                        "(pip install 'gecko[sources]')") from None
+        raise DataError(f"{path}: reading hf:// datasets needs the datasets library ({pip_hint('sources')})"
+                        ) from None
     repo, split = hf_name(path)
     try:
         return datasets.load_dataset(repo, subset, split=split)

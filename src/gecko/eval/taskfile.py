@@ -40,10 +40,9 @@ from typing import Any
 
 import yaml
 
-from gecko import pip_hint
 from gecko.data import rawio, sources
 from gecko.data.sources import SourceFile
-from gecko.errors import DataError
+from gecko.errors import DataError, pip_hint
 from gecko.eval.choice import EN_FORMAT, KO_FORMAT, MCFormat
 from gecko.eval.data import LETTERS, MCItem
 from gecko.eval.suite import ChoiceSpec

@@ -23,8 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gecko import pip_hint
-from gecko.errors import ConfigError, GeckoError
+from gecko.errors import ConfigError, GeckoError, pip_hint
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 LLAMA_CPP_TOOL = Path(__file__).resolve().parents[3] / "tools" / "llama_cpp"

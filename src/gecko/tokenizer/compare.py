@@ -20,11 +20,10 @@ from typing import Protocol
 
 from tokenizers import Tokenizer
 
-from gecko import pip_hint
 from gecko.config import LANGS, CompareConfig, SourceConfig
 from gecko.data.normalize import normalize_text
 from gecko.data.readers import Quarantine, iter_records
-from gecko.errors import DataError
+from gecko.errors import DataError, pip_hint
 from gecko.tokens import load_tokenizer, TOKENIZER_FILE
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,9 @@ from typing import Any
 from tokenizers import Tokenizer, models, pre_tokenizers
 from tokenizers.trainers import BpeTrainer
 
-from gecko import pip_hint
 from gecko.atomic import write_text
 from gecko.config import LANGS, GeckoConfig
-from gecko.errors import ConfigError, DataError
+from gecko.errors import ConfigError, DataError, pip_hint
 from gecko.tokenizer.train import balanced_budgets, corpus_records
 from gecko.tokens import file_sha256, TOKENIZER_FILE
 
