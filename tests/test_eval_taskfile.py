@@ -70,7 +70,7 @@ def test_stated_base_wins_over_a_choice_text_equal_to_the_answer(tmp_path: Path)
     assert answers(task(tmp_path, "name: t\ndata: d.csv\n", "guess.yaml")) == [2]  # unstated: the text "2"
 
 
-def test_base_is_inferred_when_unambiguous_and_asked_for_otherwise(tmp_path: Path):
+def test_base_is_inferred_and_an_ambiguous_file_is_read_1_based_with_a_warning(tmp_path: Path, caplog):
     write_csv(tmp_path / "one.csv", ["question", "A", "B", "C", "D", "answer"],
               [[q, *c, a + 1] for q, c, a in KO])  # answers 2, 1, 3, 4: a 4 with 4 choices means 1-based
     assert answers(task(tmp_path, "name: t\ndata: one.csv\n")) == [1, 0, 2, 3]
@@ -78,8 +78,20 @@ def test_base_is_inferred_when_unambiguous_and_asked_for_otherwise(tmp_path: Pat
               [[q, *c, a] for q, c, a in KO])  # a 0 means 0-based
     assert answers(task(tmp_path, "name: t\ndata: zero.csv\n")) == [1, 0, 2, 3]
     write_csv(tmp_path / "amb.csv", ["question", "A", "B", "C", "D", "answer"], [[q, *c, 2] for q, c, _ in KO])
-    with pytest.raises(DataError, match=r"amb.csv: integer answers \(2…2\) could be 0- or 1-based: set answer_base"):
-        load_task_file(task(tmp_path, "name: t\ndata: amb.csv\n"))
+    assert answers(task(tmp_path, "name: t\ndata: amb.csv\n")) == [1, 1, 1, 1]
+    assert "amb.csv: integer answers (2…2) read as 1-based (no answer is 0); set answer_base: 0" in caplog.text
+
+
+def test_choices_as_a_python_list_literal_in_a_cell(tmp_path: Path):
+    """HAE-RAE ships `options` as Python's repr of a list (single quotes), not JSON; code is never run."""
+    (tmp_path / "h.jsonl").write_text(json.dumps({"query": "수도는?", "options": "['서울', '부산', \"대구's\"]",
+                                                 "answer": "(B)"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    spec = "question: query\nchoices: options\n"
+    assert answers(task(tmp_path, f"name: t\ndata: h.jsonl\n{spec}")) == [1]
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"query": "q", "options": "[__import__('os')]", "answer": "A"})
+                                        + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.jsonl:1: choices .* is not a list \(JSON or Python literal\)"):
+        load_task_file(task(tmp_path, f"name: t\ndata: bad.jsonl\n{spec}"))
 
 
 def test_bom_cp949_letters_circled_and_korean_labels(tmp_path: Path):

@@ -19,18 +19,21 @@ with the `sources` extra) or Hugging Face datasets (`hf://datasets/ORG/NAME/SPLI
 (`question.stem`). An answer is matched, in order, against the choice texts, the choices' own labels
 (ARC-style `[{label, text}]` or a `{label: text}` mapping), letters (A, (b), C.), circled numbers (①) and
 Korean letter labels (가, 나, …), then read as an integer index. Integer indices without `answer_base` are
-0-based if any answer is 0, 1-based if any equals its item's number of choices, and otherwise an error
-that asks for `answer_base`. Integer answers are read as indices unless every one of them equals its
+0-based if any answer is 0, and otherwise 1-based (exams number their options from 1: KMMLU, KorMedMCQA,
+수능; a 0-based file shows a 0 within a few rows), with a warning when no answer equals its item's number
+of choices either. Integer answers are read as indices unless every one of them equals its
 item's answer text (numeric choices), and always when `answer_base` is given. Every problem is one line
 naming the file and row.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import gzip
 import io
 import json
+import logging
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -46,6 +49,8 @@ from gecko.errors import DataError, pip_hint
 from gecko.eval.choice import EN_FORMAT, KO_FORMAT, MCFormat
 from gecko.eval.data import LETTERS, MCItem
 from gecko.eval.suite import ChoiceSpec
+
+log = logging.getLogger(__name__)
 
 KEYS = {"name", "data", "question", "choices", "answer", "answer_base", "context", "subject", "few_shot_data",
         "shots", "formulation", "question_label", "answer_cue", "description"}
@@ -224,10 +229,7 @@ def _choices(row: dict[str, Any], spec: Any, where: str) -> tuple[tuple[str, ...
         if values is None:
             raise DataError(f"{where}: no choices field {field!r} (fields: {', '.join(map(str, row))})")
     if isinstance(values, str) and values.strip().startswith("["):
-        try:
-            values = json.loads(values)
-        except json.JSONDecodeError:
-            raise DataError(f"{where}: choices {values[:60]!r} is not a JSON list") from None
+        values = _list_literal(values, where)
     if isinstance(values, dict):
         values = [{"label": k, "text": v} for k, v in values.items()]
     if not isinstance(values, list | tuple):
@@ -251,6 +253,19 @@ def _choices(row: dict[str, Any], spec: Any, where: str) -> tuple[tuple[str, ...
 
 
 # ── answers ─────────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _list_literal(text: str, where: str) -> Any:
+    """A list written into a table cell: JSON, or Python's repr (HAE-RAE's `options` column), read with
+    `ast.literal_eval`, which evaluates literals only, never code."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise DataError(f"{where}: choices {text[:60]!r} is not a list (JSON or Python literal)") from None
 
 
 def _nfc(text: str) -> str:
@@ -313,16 +328,16 @@ def integers_are_indices(raws: Sequence[_Raw]) -> bool:
 
 
 def infer_base(raws: Sequence[_Raw], source: str) -> int:
-    """0 if any integer answer is 0, 1 if any equals its item's number of choices, else an error."""
+    """0 if any integer answer is 0, else 1, said in a warning unless some answer equals its item's number
+    of choices. Ambiguity is not an error: a file without a 0 among n uniformly placed 0-based answers has
+    probability (1 - 1/k)^n, while exams in the wild (KMMLU, KorMedMCQA) count from 1."""
     ints = [(v, len(r.texts)) for r in raws if (v := _as_int(r.answer)) is not None and _label(r) is None]
-    if any(v == 0 for v, _ in ints):
+    if not ints or any(v == 0 for v, _ in ints):
         return 0
-    if any(v == n for v, n in ints):
-        return 1
-    if not ints:
-        return 0
-    raise DataError(f"{source}: integer answers ({min(v for v, _ in ints)}…{max(v for v, _ in ints)}) could be "
-                    "0- or 1-based: set answer_base: 0 or 1 in the task file")
+    if not any(v == n for v, n in ints):
+        log.warning("%s: integer answers (%d…%d) read as 1-based (no answer is 0); set answer_base: 0 in the "
+                    "task file if they count from 0", source, min(v for v, _ in ints), max(v for v, _ in ints))
+    return 1
 
 
 def resolve_answer(r: _Raw, base: int, indices: bool) -> int:
