@@ -102,6 +102,22 @@ def test_mlflow_sqlite_store(tracked_run):
     assert {"results.md", "results.json", "eval"} <= eval_files
 
 
+def test_mlflow_file_store_when_allowed(tmp_path, monkeypatch):
+    """The brief's `file://RUN/mlruns` store still works where the user opts in (MLflow 3 refuses it otherwise)."""
+    pytest.importorskip("mlflow")
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    cfg = load_config(None, [f"run_dir={tmp_path}", "logging.sinks=[mlflow]", f"logging.mlflow_uri={uri}"])
+    with tracking.session(cfg, "train") as tracker:
+        tracker.start(0)
+        tracker.metrics({"step": 3, "loss": 1.5, "val_bpb": {"ko": 2.0}})
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("gecko").experiment_id])[0]
+    assert run.data.metrics == {"loss": 1.5, "val_bpb/ko": 2.0} and run.data.params["logging.mlflow_uri"] == f'"{uri}"'
+
+
 def test_trackio_local(tracked_run):
     trackio = pytest.importorskip("trackio")
     db = sqlite3.connect(trackio.utils.TRACKIO_DIR / f"{tracked_run.logging.project}.db")
