@@ -179,3 +179,14 @@ def test_suite_benchmarks_are_decontamination_sources(tmp_path, monkeypatch):
     copa = (root / "kobest/v1.0/COPA/test.tsv").read_text(encoding="utf-8").splitlines()[1].split("\t")
     planted = f"오늘의 일기. {copa[1]} {copa[3]} {copa[4]} 그리고 하루가 끝났다."
     assert index.match([planted])[0]
+
+
+def test_tables_off_a_terminal_keep_names_and_intervals_whole(capsys):
+    """CI logs and nohup files are not terminals: rich would cut the table to 80 columns with `…`."""
+    from gecko.eval.report import print_tables
+
+    results = {"step": 7, "val_bpb": {}, "tasks": {"haerae_general_knowledge": {
+        "n": 176, "shots": 5, "formulations": ["mc"], "chance": 0.2, "majority": 0.24, "mc_acc": 0.3125, "mc_acc_ci": [0.2443, 0.3807]}}}
+    print_tables(results)
+    out = capsys.readouterr().out
+    assert "haerae_general_knowledge" in out and "0.244–0.381" in out and "…" not in out

@@ -8,6 +8,7 @@ model's numbers read as what they are.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,9 @@ def log_tables(results: dict[str, Any]) -> None:
 
 
 def print_tables(results: dict[str, Any]) -> None:
-    console = Console()
+    """Both tables to stdout; off a terminal (CI logs, nohup, Slurm) at full width instead of rich's 80
+    columns, which cut task names and intervals to `…`."""
+    console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 200)
     if results["val_bpb"]:
         table = Table(title="Validation bits per byte (lower is better)")
         for col in ("lang", "step 0", f"step {results['step']}", "change"):
