@@ -204,7 +204,10 @@ def run(args: argparse.Namespace) -> None:
     batches = _batches(streams, {"ko": 0.6, "en": 0.25, "code": 0.15}, args.seq_len, args.batch_size, 0)
     log = []
     t0 = time.perf_counter()
+    steps = 0
     for step in range(sum(s.steps for s in stages)):
+        if time.perf_counter() - t0 > args.train_budget_s:  # keep time for the after-evaluation
+            break
         stage = stages[stage_at(stages, step)[0]]
         enter_stage(model, opt, stage, new_rows, 0.1)
         for g in opt.param_groups:
@@ -219,14 +222,15 @@ def run(args: argparse.Namespace) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        steps = step + 1
         if step % 25 == 0 or step == sum(s.steps for s in stages) - 1:
             log.append({"step": step, "stage": stage.name, "loss": round(loss.item(), 4)})
             print(log[-1], flush=True)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    tokens = sum(s.steps for s in stages) * args.batch_size * args.seq_len
-    results["train"] = {"stages": [s.__dict__ for s in stages], "tokens": tokens, "seconds": round(seconds, 1),
+    tokens = steps * args.batch_size * args.seq_len
+    results["train"] = {"stages": [s.__dict__ for s in stages], "steps_done": steps, "tokens": tokens, "seconds": round(seconds, 1),
                         "tokens_per_s": round(tokens / seconds), "log": log,
                         "mix": {"ko": 0.6, "en": 0.25, "code": 0.15}, "seq_len": args.seq_len,
                         "batch_size": args.batch_size}
@@ -256,6 +260,8 @@ def main() -> None:
     r.add_argument("--seq-len", type=int, default=1024)
     r.add_argument("--batch-size", type=int, default=8)
     r.add_argument("--heldout-docs", type=int, default=150, help="held-out documents scored per language")
+    r.add_argument("--train-budget-s", type=float, default=float("inf"),
+                   help="stop training after this many seconds (the after-evaluation still runs)")
     args = parser.parse_args()
     prepare(args) if args.cmd == "prepare" else run(args)
 

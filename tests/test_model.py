@@ -186,3 +186,54 @@ def test_model_module_stays_plain_pytorch():
     subprocess.run([sys.executable, "-c", code], check=True)
     source = Path(gecko.model.llama.__file__).read_text(encoding="utf-8")
     assert "torch.distributed" not in source  # parallelism is applied from outside (train/parallelize.py)
+
+
+def test_flex_compile_failure_falls_back_to_sdpa_with_the_same_mask(monkeypatch, caplog):
+    from torch._inductor.exc import InductorError
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    llama = gecko.model.llama
+    calls = []
+
+    def broken(fn):
+        def compiled(*args, **kwargs):
+            calls.append(fn)
+            raise InductorError(RuntimeError("NoValidChoicesError: No choices to select"), None)
+        return compiled
+
+    monkeypatch.setattr(llama, "_flex_error", None)
+    monkeypatch.setattr(llama, "_flex_probed", set())
+    monkeypatch.setattr(llama, "_compiled", broken)
+    doc_ids = torch.stack([(torch.arange(20) >= c).long() for c in (7, 12)])
+    same_doc_causal = lambda b, h, q, kv: (doc_ids[b, q] == doc_ids[b, kv]) & (kv <= q)
+    block_mask = create_block_mask(same_doc_causal, 2, None, 20, 20, device="cpu")
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, h, 20, 16, generator=g) for h in (4, 2, 2))
+    with caplog.at_level("WARNING", logger="gecko.model.llama"):
+        out = llama.attend(q, k, v, block_mask)
+        again = llama.attend(q, k, v, block_mask)
+    expected = llama.attend(q, k, v, llama.doc_bool_mask(doc_ids, doc_ids, offset=0))
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    torch.testing.assert_close(again, expected, rtol=0, atol=0)
+    assert len(calls) == 1  # the failure is remembered: no second compilation
+    assert "NoValidChoicesError" in llama._flex_error
+    assert [r.message for r in caplog.records if "NoValidChoicesError" in r.message]
+
+
+def test_flex_errors_that_are_not_compile_errors_propagate(monkeypatch):
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    llama = gecko.model.llama
+
+    def broken(fn):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return compiled
+
+    monkeypatch.setattr(llama, "_flex_error", None)
+    monkeypatch.setattr(llama, "_flex_probed", set())
+    monkeypatch.setattr(llama, "_compiled", broken)
+    block_mask = create_block_mask(lambda b, h, q, kv: kv <= q, 1, None, 16, 16, device="cpu")
+    q = torch.randn(1, 2, 16, 8)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        llama.attend(q, q, q, block_mask)

@@ -11,6 +11,7 @@ pairs), so q/k weights export to `LlamaForCausalLM` unchanged.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ try:  # flex attention fuses document masks on CUDA; older or CPU-only builds fa
     from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 except ImportError:  # pragma: no cover - depends on the torch build
     BlockMask = create_block_mask = flex_attention = None  # type: ignore[assignment,misc]
+
+log = logging.getLogger(__name__)
 
 AttnMask = Any
 """None (plain causal; a single query sees every key), a bool Tensor (B, 1, T, S) where True means
@@ -151,9 +154,12 @@ def doc_attention_mask(doc_ids: Tensor) -> AttnMask:
     On CUDA this is a flex-attention BlockMask (fully masked tiles are skipped); elsewhere a bool SDPA
     mask, because flex attention has no CPU backward. A trainer may call this ahead of the forward.
     """
-    if doc_ids.is_cuda and create_block_mask is not None:
-        # built outside a compiled model's graph: inductor fails to trace create_block_mask at dynamic T
-        return _outside_graph(doc_block_mask)(doc_ids)
+    if doc_ids.is_cuda and create_block_mask is not None and _flex_error is None:
+        try:
+            # built outside a compiled model's graph: inductor fails to trace create_block_mask at dynamic T
+            return _outside_graph(doc_block_mask)(doc_ids)
+        except RuntimeError as e:  # Inductor and Dynamo wrap compile failures in RuntimeErrors
+            _flex_failed(e)
     return doc_bool_mask(doc_ids, doc_ids, offset=0)
 
 
@@ -189,11 +195,58 @@ def _outside_graph(fn: Any) -> Any:
     return torch.compiler.disable(fn)
 
 
+# Flex attention's kernels come from Inductor templates: a torch/Triton build whose templates all fail on
+# this GPU (seen on an H200 with torch 2.11: NoValidChoicesError) must not stop a run. Each shape is
+# compiled, forward and backward, on stand-in copies the first time it is seen; the first failure switches
+# the process to SDPA with dense masks (same function, more memory), with one warning, rather than paying
+# for a failing compilation at every new shape.
+_flex_probed: set[tuple] = set()
+_flex_error: str | None = None
+
+
+def _is_compile_error(e: BaseException) -> bool:
+    return any(c.__module__.startswith(("torch._dynamo", "torch._inductor", "triton")) for c in type(e).__mro__)
+
+
+def _flex_failed(e: RuntimeError) -> None:
+    global _flex_error
+    if not _is_compile_error(e):
+        raise e
+    reason = next((line for line in str(e).splitlines() if line.strip()), "")[:300]
+    _flex_error = f"{type(e).__name__}: {reason}"
+    log.warning("flex attention does not compile here (%s); using SDPA with dense masks from now on", _flex_error)
+
+
+def _flex_compiles(q: Tensor, k: Tensor, v: Tensor, mask: BlockMask) -> bool:
+    grad = torch.is_grad_enabled() and q.requires_grad
+    key = (tuple(q.shape), tuple(k.shape), q.dtype, grad)
+    if _flex_error is None and key not in _flex_probed:
+        try:
+            qs, ks, vs = (x.detach().clone().requires_grad_(grad) for x in (q, k, v))
+            out = _compiled(flex_attention)(qs, ks, vs, block_mask=mask, enable_gqa=True)
+            if grad:
+                out.sum().backward()
+            _flex_probed.add(key)
+        except RuntimeError as e:  # Inductor and Dynamo wrap compile failures in RuntimeErrors
+            _flex_failed(e)
+    return _flex_error is None
+
+
+def _dense_mask(mask: BlockMask, B: int, T: int, S: int) -> Tensor:
+    """The (B, 1, T, S) bool mask a BlockMask stands for, from its mask_mod."""
+    from torch.nn.attention.flex_attention import create_mask
+
+    return create_mask(mask.mask_mod, B, None, T, S, device=mask.kv_num_blocks.device)
+
+
 def attend(q: Tensor, k: Tensor, v: Tensor, mask: AttnMask) -> Tensor:
     """q (B, H, T, hd), k/v (B, Hkv, S, hd) → (B, H, T, hd). Each kv head serves H/Hkv query heads."""
     if BlockMask is not None and isinstance(mask, BlockMask):
-        flex = flex_attention if torch.compiler.is_compiling() else _compiled(flex_attention)
-        return flex(q, k, v, block_mask=mask, enable_gqa=True)
+        if torch.compiler.is_compiling():
+            return flex_attention(q, k, v, block_mask=mask, enable_gqa=True)
+        if _flex_compiles(q, k, v, mask):
+            return _compiled(flex_attention)(q, k, v, block_mask=mask, enable_gqa=True)
+        mask = _dense_mask(mask, q.size(0), q.size(2), k.size(2))
     if mask is None:
         # plain causal; one query after a KV cache is the newest token and sees every key, while SDPA's
         # is_causal aligns to the top-left corner and would show it only the first key
