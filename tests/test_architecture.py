@@ -166,6 +166,51 @@ def test_no_import_cycles():
     assert cycles == []
 
 
+WRITERS_OF_THEIR_OWN: dict[str, str] = {
+    # module: why it writes files itself instead of through gecko.atomic
+    "gecko.atomic": "the helper itself",
+    "gecko.model.hf": "writes into a temporary folder that is renamed into place whole",
+    "gecko.train.metrics": "appends one JSON line per step (a cut last line is dropped by the reader)",
+    "gecko.tracking": "appends one event line at a time, as metrics does",
+    "gecko.data.dedup.engine": "appends a worker's stderr log",
+    "gecko.data.decontam": "the cached index: a per-process temporary name (two runs may build it at once)",
+    "gecko.data.readers": "the quarantine log streams for a whole read, then is renamed into place",
+    "gecko.tokenizer.pretokenize": "shards stream to .tmp files through copy_file_range, then are renamed",
+    "gecko.eval.sandbox": "the sandbox's scratch folder and /proc files, not outputs",
+    "gecko.eval.sandbox_cgroup": "cgroup control files cannot be created and renamed",
+    "gecko.eval.sandbox_seccomp": "an in-memory file (memfd) for the seccomp filter",
+}
+
+
+def _writes(path: Path) -> list[int]:
+    """Lines that write a file: Path.write_text/write_bytes, or open()/Path.open()/os.fdopen() with a mode
+    that writes."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if isinstance(func, ast.Attribute) and name in ("write_text", "write_bytes"):
+            lines.append(node.lineno)
+        elif name in ("open", "fdopen"):
+            modes = [a.value for a in [*node.args, *(k.value for k in node.keywords if k.arg == "mode")]
+                     if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if any(set(m) & set("wax+") and set(m) <= set("rwabx+t") for m in modes):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_files_are_written_through_gecko_atomic():
+    """One way to leave a file for another stage: gecko.atomic (temporary name, fsync, rename, UTF-8)."""
+    bad = [f"{name}:{line}" for name, path in modules().items() if name not in WRITERS_OF_THEIR_OWN
+           for line in _writes(path)]
+    assert bad == [], "write through gecko.atomic (or add the module to WRITERS_OF_THEIR_OWN with why): " + \
+        ", ".join(bad)
+    unused = [name for name in WRITERS_OF_THEIR_OWN if not _writes(modules()[name])]
+    assert unused == [], f"no longer writes by itself: remove from WRITERS_OF_THEIR_OWN: {unused}"
+
+
 def test_the_checker_sees_function_local_and_relative_imports(tmp_path):
     """The parser is what the rules stand on: a local `from gecko.x import y` and `from . import z` count."""
     path = tmp_path / "gecko" / "a" / "b.py"

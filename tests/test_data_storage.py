@@ -60,6 +60,8 @@ def test_killed_at_any_phase_boundary_resumes_to_the_same_corpus(raw_sources, tm
     real, calls = getattr(pipeline, name), []
 
     def kill(*args, **kwargs):
+        if name == "write_text" and Path(args[0]).name != pipeline.DONE:  # only the DONE marker
+            return real(*args, **kwargs)
         calls.append(1)
         if len(calls) >= int(nth or 1):
             raise Killed(point)

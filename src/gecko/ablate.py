@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gecko.atomic import write_json, write_text
 from gecko.config import GeckoConfig, load_config, to_dict
 from gecko.errors import ConfigError
 from gecko.stages import BY_NAME, Stage, is_complete, run_stage, stage_dir
@@ -123,7 +124,7 @@ def run_ablation(grid_variants: list[Variant], grid: dict[str, list[str]], stage
     owner = grid_variants[0].cfg
     for v in grid_variants:
         v.cfg.run_path.mkdir(parents=True, exist_ok=True)
-        (v.cfg.run_path / "ablate_variant.json").write_text(json.dumps(
+        write_text(v.cfg.run_path / "ablate_variant.json", json.dumps(
             {"values": v.values, "config": to_dict(v.cfg)}, indent=2, ensure_ascii=False) + "\n")
         for stage in chosen:
             if stage.name in shared and v.cfg is not owner:
@@ -259,8 +260,8 @@ def summarize(grid_variants: list[Variant], out_dir: Path) -> str:
     """Write ablate.json, ablate.md and ablate.png under `out_dir`; return the markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
     collected = [collect(v) for v in grid_variants]
-    (out_dir / "ablate.json").write_text(json.dumps(collected, indent=2, ensure_ascii=False) + "\n")
+    write_json(out_dir / "ablate.json", collected)
     text = markdown(collected)
-    (out_dir / "ablate.md").write_text(text, encoding="utf-8")
+    write_text(out_dir / "ablate.md", text)
     plot(collected, out_dir / "ablate.png")
     return text

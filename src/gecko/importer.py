@@ -11,6 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from gecko.atomic import write_text
 from gecko.config import GeckoConfig
 from gecko.errors import CheckpointError
 from gecko.model.hf import load_hf
@@ -51,7 +52,7 @@ def import_hf(cfg: GeckoConfig, hf_dir: Path) -> Path:
     trainer.model.load_state_dict(model.state_dict())
     # `gecko train` keeps (resumes) a folder whose start marker carries this config's fingerprint
     marker = {**started_marker(cfg, BY_NAME["train"]), "imported_from": str(hf_dir)}
-    (train_dir / STARTED).write_text(json.dumps(marker) + "\n")
+    write_text(train_dir / STARTED, json.dumps(marker) + "\n")
     return trainer.save()
 
 

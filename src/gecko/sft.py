@@ -31,7 +31,7 @@ from gecko.data.document import json_records
 from gecko.errors import CheckpointError, DataError
 from gecko.infer.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
 from gecko.model.llama import Llama
-from gecko.atomic import write_json, write_npy
+from gecko.atomic import write_bytes, write_json, write_npy, write_text
 from gecko.shards import INDEX_DTYPE, META_FILE, Shards, unit_hash
 from gecko.train.loader import Batch
 
@@ -136,7 +136,7 @@ def _write_shards(parts: dict[str, Any], tokenizer: Tokenizer, sources: list[str
             index["length"], index["lang"], index["n_bytes"] = (np.array(c) for c in zip(*rows))
             index["start"] = np.cumsum(index["length"]) - index["length"]
         flat = np.concatenate(tokens).astype(dtype) if tokens else np.zeros(0, dtype)
-        (out_dir / f"{split}.bin").write_bytes(flat.tobytes())
+        write_bytes(out_dir / f"{split}.bin", flat.tobytes())
         write_npy(out_dir / f"{split}.idx.npy", index)
         write_npy(out_dir / f"{split}.mask.npy", np.concatenate(masks) if masks else np.zeros(0, bool))
         splits[split] = {"tokens": len(flat), "docs": len(rows)}
@@ -308,7 +308,7 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
     results = {"step": trainer.step, "val_loss_step0": before, "val_loss": after, "samples": samples,
                "data": json.loads((data_dir / "stats.json").read_text()), "init_from": str(init_dir)}
     write_json(out_dir / "eval.json", results)
-    (out_dir / "report.md").write_text(report(results), encoding="utf-8")
+    write_text(out_dir / "report.md", report(results))
     card = model_card(cfg, trainer.model, trainer.step, title="GECKO chat (SFT)",
                       extra=_card_section(results, cfg.sft))
     export_hf(trainer.model, init_dir, out_dir / "hf", cfg.export.dtype, cfg.export.max_shard_bytes, card)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import xxhash
 
-from gecko.atomic import open_atomic
+from gecko.atomic import open_atomic, write_json
 from gecko.config import AlignConfig, ParallelSourceConfig
 from gecko.errors import DataError
 
@@ -190,5 +190,5 @@ def run_align(cfg: AlignConfig, out_dir: Path, seed: int) -> AlignStats:
                 stats.documents[f"align/{name}"] += 1
     work = out_dir.parent / f"{out_dir.name}.work"
     work.mkdir(parents=True, exist_ok=True)
-    (work / "report.json").write_text(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    write_json(work / "report.json", stats.to_dict())
     return stats

@@ -28,6 +28,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
+from gecko.atomic import write_text
 from gecko.config import BenchmarkConfig, DecontamConfig, to_dict
 from gecko.data.dedup.engine import Engine, execute, shard_writer
 from gecko.data.dedup.phase import (PhaseResult, collect_counts, input_files, reader, reset_if_changed,
@@ -298,10 +299,10 @@ class DecontamFilter(BaseFilter):
         self.index = BenchmarkIndex(self.index_file)
         yield from super().run(data, rank, world_size)
         (self.work_dir / "counts").mkdir(parents=True, exist_ok=True)
-        (self.work_dir / "counts" / f"{rank:05d}.json").write_text(json.dumps(self.counts), encoding="utf-8")
+        write_text(self.work_dir / "counts" / f"{rank:05d}.json", json.dumps(self.counts))
         (self.work_dir / "matches").mkdir(parents=True, exist_ok=True)
-        (self.work_dir / "matches" / f"{rank:05d}.jsonl").write_text(
-            "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in self.matches), encoding="utf-8")
+        write_text(self.work_dir / "matches" / f"{rank:05d}.jsonl",
+                   "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in self.matches))
 
 
 def run_decontam(in_dir: Path, out_dir: Path, cfg: DecontamConfig, workers: int = 1, engine: Engine = "local",
@@ -319,9 +320,8 @@ def run_decontam(in_dir: Path, out_dir: Path, cfg: DecontamConfig, workers: int 
             total_bytes=sum(f.stat().st_size for f in input_files(in_dir)))
     matches = sorted((json.loads(line) for f in sorted((work / "matches").glob("*.jsonl"))
                       for line in f.open(encoding="utf-8")), key=lambda m: m["id"])
-    (work / "matches.jsonl").write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in matches),
-                                        encoding="utf-8")
-    (work / "report.md").write_text(_report(cfg, index_info, matches), encoding="utf-8")
+    write_text(work / "matches.jsonl", "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in matches))
+    write_text(work / "report.md", _report(cfg, index_info, matches))
     kept, dropped = collect_counts(work)
     examples: dict[str, list[str]] = {}
     for m in matches:

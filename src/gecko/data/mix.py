@@ -14,13 +14,13 @@ documents only (not on file order or worker count). A document never chosen is d
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import xxhash
 
+from gecko.atomic import write_json, write_text
 from gecko.config import DataConfig
 from gecko.data.document import Document, json_records, write_jsonl
 from gecko.data.stats import DataStats
@@ -59,13 +59,13 @@ class MixReport:
     extra: dict[str, int] = field(default_factory=dict)
 
     def write(self, out_dir: Path) -> None:
-        (out_dir / "mix.json").write_text(json.dumps(self.__dict__, indent=2, ensure_ascii=False) + "\n")
+        write_json(out_dir / "mix.json", self.__dict__)
         lines = ["# Mix (estimated tokens)", "", "| group | tokens | achieved | target |", "|---|---:|---:|---:|"]
         lines += [f"| {g} | {self.tokens.get(g, 0):,} | {self.achieved.get(g, 0):.2%} | {t:.2%} |"
                   for g, t in sorted(self.target.items())]
         lines += ["", "| source | epochs |", "|---|---:|"]
         lines += [f"| {s} | {e:.3f} |" for s, e in sorted(self.epochs.items())]
-        (out_dir / "mix_report.md").write_text("\n".join(lines) + "\n")
+        write_text(out_dir / "mix_report.md", "\n".join(lines) + "\n")
 
 
 def estimate_tokens(text: str, lang: str, bytes_per_token: dict[str, float]) -> int:

@@ -24,7 +24,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 
-from gecko.atomic import open_atomic, write_text
+from gecko.atomic import open_atomic, write_json, write_text
 from gecko.config import DataConfig, SourceConfig, fingerprint
 from gecko.data import rawio, sources
 from gecko.data.align import run_align
@@ -105,7 +105,7 @@ def _reset_if_changed(cfg: DataConfig, data_dir: Path) -> None:
     for sub in (CLEAN, "dropped", "logs", QUARANTINE):
         shutil.rmtree(data_dir / sub, ignore_errors=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(fp)
+    write_text(marker, fp)
 
 
 def _clean_key(cfg: DataConfig) -> str:
@@ -127,9 +127,9 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
     report = DataStats(stats.read, stats.dropped, kept.kept, kept.kept_bytes, Counter(), stats.examples,
                        stats.repaired)
     report.check_accounting()
-    (data_dir / "clean_stats.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    (data_dir / "clean_report.md").write_text(report.report({}, "Clean phase report"))
-    (data_dir / "clean_report.html").write_text(report.report_html({}, "Clean phase report"), encoding="utf-8")
+    write_json(data_dir / "clean_stats.json", report.to_dict())
+    write_text(data_dir / "clean_report.md", report.report({}, "Clean phase report"))
+    write_text(data_dir / "clean_report.html", report.report_html({}, "Clean phase report"))
     return stats
 
 

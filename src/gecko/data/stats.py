@@ -10,7 +10,7 @@ from typing import Any
 
 import jinja2
 
-from gecko.atomic import write_text
+from gecko.atomic import write_json, write_text
 
 MAX_EXAMPLES = 3
 # Autoescaped: examples are raw text from the corpus (markup, scripts, anything), shown verbatim and inert.
@@ -146,9 +146,9 @@ class DataStats:
         assert read == kept_unique + dropped, f"accounting: read {read} != kept {kept_unique} + dropped {dropped}"
 
     def write(self, out_dir: Path, mix_targets: dict[str, float]) -> None:
-        (out_dir / "stats.json").write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
-        (out_dir / "report.md").write_text(self.report(mix_targets))
-        (out_dir / "report.html").write_text(self.report_html(mix_targets), encoding="utf-8")
+        write_json(out_dir / "stats.json", self.to_dict())
+        write_text(out_dir / "report.md", self.report(mix_targets))
+        write_text(out_dir / "report.html", self.report_html(mix_targets))
 
     def report(self, mix_targets: dict[str, float], title: str = "Data stage report") -> str:
         total_bytes = sum(self.kept_bytes.values()) or 1

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gecko.atomic import write_text
 from gecko.config import EVAL_TASKS, EvalConfig, MCSetConfig, expand_tasks
 from gecko.errors import DataError
 from gecko.eval import data, suite
@@ -124,7 +125,7 @@ def evaluate_tasks(lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out
 
 def _write_records(path: Path, records: Records) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def training_evaluator(e: EvalConfig, tasks: tuple[str, ...], limit: int | None, tokenizer_dir: Path

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from gecko.atomic import write_text
 from gecko.eval import data
 
 TEMPLATE = ("{{question.strip()}}\nA. {{A}}\nB. {{B}}\nC. {{C}}\nD. {{D}}\n")
@@ -90,7 +91,7 @@ def write_tasks(out_dir: Path, benchmark: str, folder: Path, shots: int = 5,
     """Write {out_dir}/{benchmark}/*.yaml and utils.py; return the task names (group: gecko_{benchmark})."""
     task_dir = Path(out_dir) / benchmark
     task_dir.mkdir(parents=True, exist_ok=True)
-    (task_dir / "utils.py").write_text(UTILS)
+    write_text(task_dir / "utils.py", UTILS)
     files = _split_files(benchmark, Path(folder))
     names = []
     for subject, (dev, test) in files.items():
@@ -115,12 +116,12 @@ def write_tasks(out_dir: Path, benchmark: str, folder: Path, shots: int = 5,
             "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
             "metadata": {"version": 1.0},
         }
-        (task_dir / f"{name}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
+        write_text(task_dir / f"{name}.yaml", yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
         names.append(name)
     group = {"group": f"gecko_{benchmark}", "task": names,
              "aggregate_metric_list": [{"metric": "acc", "aggregation": "mean", "weight_by_size": True}],
              "metadata": {"version": 1.0}}
-    (task_dir / f"_gecko_{benchmark}.yaml").write_text(yaml.safe_dump(group, sort_keys=False))
+    write_text(task_dir / f"_gecko_{benchmark}.yaml", yaml.safe_dump(group, sort_keys=False))
     return names
 
 

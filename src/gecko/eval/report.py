@@ -7,7 +7,6 @@ model's numbers read as what they are.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from gecko.atomic import write_json, write_text
 from gecko import tracking
 from gecko.config import GeckoConfig, expand_tasks
 from gecko.eval.bpb import evaluate_bpb
@@ -45,8 +45,8 @@ def run_eval(cfg: GeckoConfig, model: Llama, step: int, val_bpb_step0: dict[str,
     tasks = eval_task_names(cfg.eval, load_task_files(cfg.eval))
     results["tasks"] = evaluate_tasks(lm, cfg.eval, tasks, out_dir)
     results["truncated_inputs"] = lm.truncated
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    (out_dir / "results.md").write_text(markdown_report(results))
+    write_json(out_dir / "results.json", results)
+    write_text(out_dir / "results.md", markdown_report(results))
     log_tables(results)
     print_tables(results)
     return results

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from tokenizers import Tokenizer
 
+from gecko.atomic import write_text
 from gecko.config import LANGS, CompareConfig, SourceConfig
 from gecko.data.normalize import normalize_text
 from gecko.data.readers import Quarantine, iter_records
@@ -254,10 +255,10 @@ def compare(cfg: CompareConfig, tokenizer_dir: Path | None, out_dir: Path) -> li
     md = (f"# Tokenizer efficiency on held-out text\n\nHeld-out sources: {sources}.\n"
           f"Text per language: {json.dumps(sizes, ensure_ascii=False)}. Higher is better.\n\n"
           + markdown_table(scores))
-    (out_dir / REPORT_MD).write_text(md, encoding="utf-8")
+    write_text(out_dir / REPORT_MD, md)
     records = [{**asdict(s), "chars_per_token": s.chars_per_token, "bytes_per_token": s.bytes_per_token}
                for s in scores]
-    (out_dir / REPORT_JSON).write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+    write_text(out_dir / REPORT_JSON, json.dumps(records, indent=2) + "\n")
     bar_chart(scores, out_dir / REPORT_PNG)
     log.info("compare: %d tokenizers × %d languages → %s", len(encoders), len(texts), out_dir / REPORT_MD)
     return scores

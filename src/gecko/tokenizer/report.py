@@ -10,7 +10,6 @@ scored beside every reference tokenizer that `gecko tokenizer compare` finds, on
 
 from __future__ import annotations
 
-import json
 import logging
 import unicodedata
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gecko.atomic import write_json, write_text
 from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
 from gecko.tokenizer.compare import HFEncoder, SentencePieceEncoder, find_references, ours, read_texts
@@ -139,9 +139,8 @@ def report(cfg: CompareConfig, tokenizer_dir: Path, out_dir: Path) -> list[Card]
         cards.append(card_for(Tokenization(enc), texts, by_source))
     out_dir.mkdir(parents=True, exist_ok=True)
     sizes = {lang: (sum(len(t.encode()) for t in docs), len(docs)) for lang, docs in texts.items()}
-    (out_dir / CARD_MD).write_text(markdown(cards, cfg.heldout, sizes), encoding="utf-8")
-    (out_dir / CARD_JSON).write_text(json.dumps([asdict(c) for c in cards], indent=2, ensure_ascii=False) + "\n",
-                                     encoding="utf-8")
+    write_text(out_dir / CARD_MD, markdown(cards, cfg.heldout, sizes))
+    write_json(out_dir / CARD_JSON, [asdict(c) for c in cards])
     chart(cards, out_dir / CARD_PNG)
     return cards
 

@@ -22,7 +22,7 @@ from gecko.data.dedup.boilerplate import LineCounts, LineMerge
 from gecko.data.dedup.engine import Engine, execute, shard_writer
 from gecko.data.dedup.minhash import DedupFilter, MinhashBuckets, MinhashClusters, MinhashSignatures
 from gecko.config import to_dict
-from gecko.atomic import write_json
+from gecko.atomic import write_json, write_text
 from gecko.data.readers import CorpusReader
 from gecko.data.stats import MAX_EXAMPLES, DataStats, example_key
 from gecko.errors import DataError
@@ -156,7 +156,7 @@ def reset_if_changed(in_dir: Path, out_dir: Path, settings: list) -> None:
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     work.mkdir(parents=True)
-    marker.write_text(fp)
+    write_text(marker, fp)
 
 
 def _write_duplicates(work: Path) -> list[dict]:
@@ -167,6 +167,5 @@ def _write_duplicates(work: Path) -> list[dict]:
         for index, dup in json.loads(f.read_text(encoding="utf-8")).items():
             rows.append({"id": docs[int(index)]["id"], "lang": docs[int(index)]["lang"], **dup})
     rows.sort(key=lambda d: d["id"])
-    (work / "duplicates.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in rows),
-                                           encoding="utf-8")
+    write_text(work / "duplicates.jsonl", "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in rows))
     return rows

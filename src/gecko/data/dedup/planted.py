@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from gecko.atomic import open_atomic
 from gecko.config import DedupConfig
 from gecko.data.dedup.shingles import shingle_hashes
 
@@ -76,7 +77,7 @@ def write_shards(docs: list[dict], folder: Path, shards: int) -> None:
     """GECKO records as datatrove JSONL ({text, id, metadata}) in `shards` files."""
     folder.mkdir(parents=True, exist_ok=True)
     for s in range(shards):
-        with (folder / f"{s:05d}.jsonl").open("w", encoding="utf-8") as f:
+        with open_atomic(folder / f"{s:05d}.jsonl") as f:
             for d in docs[s::shards]:
                 f.write(json.dumps({"text": d["text"], "id": d["id"],
                                     "metadata": {"lang": d["lang"], "source": d["source"]}}, ensure_ascii=False)
