@@ -217,4 +217,3 @@ def test_task_file_data_from_a_url_and_a_glob(memfs, tmp_path):
 def test_task_file_data_from_an_hf_dataset(hf_cache, tmp_path):
     rows = read_table("hf://datasets/gecko-test/tiny-ko/test")
     assert rows == [("hf://datasets/gecko-test/tiny-ko/test:row 1", {"id": "t", "text": "시험 분할"})]
-
