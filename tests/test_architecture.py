@@ -34,9 +34,6 @@ RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 
 KNOWN: dict[tuple[str, str], str] = {
     # (importing module, imported module): why it is still there, and the fix
-    ("gecko.config", "gecko.tracking"):
-        "config validation asks tracking whether a sink's package is installed (function-local import); "
-        "the check belongs in tracking, called by the commands that open sinks",
     ("gecko.eval.data", "gecko.data.document"):
         "benchmark files are read with the data stage's strict JSONL reader (json_records over data.rawio); "
         "fix: move rawio and json_records to a base I/O module",

@@ -16,7 +16,7 @@ import pytest
 from conftest import TINY_OVERRIDES
 
 from gecko import cli, tracking
-from gecko.config import LoggingConfig, load_config
+from gecko.config import SINK_PACKAGES, LoggingConfig, load_config
 from gecko.errors import ConfigError
 from gecko.stages import BY_NAME, run_stage
 from gecko.train.metrics import read_metrics
@@ -25,7 +25,7 @@ ALL = ("tensorboard", "wandb", "mlflow", "trackio", "jsonl")
 
 
 def _installed(sink: str) -> bool:
-    module = tracking.PACKAGES[sink][0]
+    module = SINK_PACKAGES[sink][0]
     return module is None or importlib.util.find_spec(module) is not None
 
 

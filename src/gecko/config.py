@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import math
 import re
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gecko.errors import ConfigError
+from gecko.errors import ConfigError, pip_hint
 
 Lang = Literal["ko", "en", "code"]
 LANGS: tuple[str, ...] = typing.get_args(Lang)
@@ -912,10 +913,24 @@ def _validate_data_phases(data: DataConfig, where: Origin) -> None:
     ])
 
 
+SINK_PACKAGES = {"tensorboard": ("tensorboard", "train"), "wandb": ("wandb", "trackers"),
+                 "mlflow": ("mlflow", "trackers"), "trackio": ("trackio", "trackers"), "jsonl": (None, None)}
+"""logging sink → (the module gecko.tracking imports for it, the extra that installs it)."""
+
+
+def missing_package(sinks: tuple[str, ...]) -> str | None:
+    """The message for the first sink whose package is not installed (found without importing it, so loading
+    a config stays fast), or None."""
+    for sink in sinks:
+        module, extra = SINK_PACKAGES[sink]
+        if module is not None and importlib.util.find_spec(module) is None:
+            return (f"logging.sinks includes {sink} but the {module} package is not installed: "
+                    f"{pip_hint(extra)} (or remove {sink} from logging.sinks)")
+    return None
+
+
 def _validate_logging(c: LoggingConfig, where: Origin) -> None:
     """A sink whose package is missing stops the command now, not when the stage that logs starts."""
-    from gecko.tracking import missing_package  # gecko.tracking imports this module
-
     repeated = sorted({s for s in c.sinks if c.sinks.count(s) > 1})
     missing = missing_package(c.sinks)
     _check(where, [

@@ -14,31 +14,16 @@ Nothing here opens a network connection unless `logging.wandb_mode=online` or a 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from gecko.config import GeckoConfig, LoggingConfig, to_dict
-from gecko.errors import ConfigError, pip_hint
+from gecko.config import GeckoConfig, LoggingConfig, missing_package, to_dict
+from gecko.errors import ConfigError
 
-PACKAGES = {"tensorboard": ("tensorboard", "train"), "wandb": ("wandb", "trackers"), "mlflow": ("mlflow", "trackers"),
-            "trackio": ("trackio", "trackers"), "jsonl": (None, None)}
-"""Sink → (the module it imports, the gecko extra that installs it)."""
 EVENT_LOG = "tracking.jsonl"
-
-
-def missing_package(sinks: tuple[str, ...]) -> str | None:
-    """The message for the first configured sink whose package is not installed (found without importing
-    it, so loading a config stays fast), or None."""
-    for sink in sinks:
-        module, extra = PACKAGES[sink]
-        if module is not None and importlib.util.find_spec(module) is None:
-            return (f"logging.sinks includes {sink} but the {module} package is not installed: "
-                    f"{pip_hint(extra)} (or remove {sink} from logging.sinks)")
-    return None
 
 
 def scalars(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
