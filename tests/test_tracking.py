@@ -60,6 +60,13 @@ def test_jsonl_event_log(tracked_run):
     assert {row[0] for row in bpb["rows"]} == set(results["val_bpb"]) and bpb["columns"][0] == "lang"
 
 
+def test_declared_artifacts_are_what_the_stages_write(tracked_run):
+    """A misspelt name in a stage's `artifacts` would be skipped silently by Tracker.artifact."""
+    for name in ("data", "train", "eval"):
+        stage = BY_NAME[name]
+        assert stage.artifacts and all((tracked_run.run_path / stage.folder / a).is_file() for a in stage.artifacts)
+
+
 def test_tensorboard(tracked_run):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
