@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORE := $(VENV)/.installed-core
 FULL := $(VENV)/.installed-test
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast check install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ demo: $(CORE)
 
 test: $(FULL)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
+
+# the fast lane: every test not marked slow (pyproject's markers; under a minute on 2 cores)
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests
+
+# lint (pyflakes, isort, bugbear, pyupgrade, simplify), formatting and types; not yet part of .ci/run
+check: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
 
 clean:
 	rm -rf runs
