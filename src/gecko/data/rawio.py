@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from gecko.errors import DataError, pip_hint
+from gecko.errors import DataError
 
 CHUNK = 1 << 20
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz")
@@ -120,10 +120,7 @@ def _decompressed(path: Path) -> Iterator[bytes]:
 
 
 def _zstd(path: Path) -> Iterator[bytes]:
-    try:
-        import zstandard
-    except ImportError:
-        raise DataError(f"{path}: reading .zst needs zstandard ({pip_hint('data')})") from None
+    import zstandard
     decoder, in_frame = zstandard.ZstdDecompressor().decompressobj(), False
     with open_raw(path) as raw:
         while data := raw.read(CHUNK):
