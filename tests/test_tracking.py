@@ -125,6 +125,16 @@ def test_mlflow_file_store_when_allowed(tmp_path, monkeypatch):
     assert run.data.metrics == {"loss": 1.5, "val_bpb/ko": 2.0} and run.data.params["logging.mlflow_uri"] == f'"{uri}"'
 
 
+def test_a_sink_that_cannot_start_is_one_line_and_closes_the_others(tmp_path):
+    pytest.importorskip("mlflow")
+    cfg = load_config(None, [f"run_dir={tmp_path}", "logging.sinks=[jsonl, mlflow]", "logging.mlflow_uri=bogus://x"])
+    with pytest.raises(ConfigError, match=r"^logging.sinks: mlflow could not start a run for stage eval \(") as e:
+        with tracking.session(cfg, "eval"):
+            pytest.fail("the stage must not start")
+    assert "\n" not in str(e.value)
+    assert [e["kind"] for e in read_metrics(tmp_path / tracking.EVENT_LOG)] == ["config"]  # jsonl opened, closed
+
+
 def test_trackio_local(tracked_run):
     trackio = pytest.importorskip("trackio")
     db = sqlite3.connect(trackio.utils.TRACKIO_DIR / f"{tracked_run.logging.project}.db")

@@ -105,7 +105,13 @@ def current() -> Tracker:
 def session(cfg: GeckoConfig, stage: str) -> Iterator[Tracker]:
     """Open the configured sinks for one stage, log the resolved config, and make them current."""
     global _current
-    tracker = Tracker([_open(sink, cfg, stage) for sink in cfg.logging.sinks])
+    tracker = Tracker([])
+    try:
+        for sink in cfg.logging.sinks:
+            tracker.sinks.append(_open(sink, cfg, stage))
+    except BaseException:
+        tracker.close()  # the runs already opened end; the stage does not start
+        raise
     previous, _current = _current, tracker
     try:
         yield tracker
@@ -123,11 +129,17 @@ def _open(sink: str, cfg: GeckoConfig, stage: str) -> Any:
     if message:
         raise ConfigError(message)
     run, name, config = cfg.run_path, _run_name(cfg), to_dict(cfg)
-    return {"tensorboard": lambda: TensorBoardSink(run / stage / "tensorboard", config),
+    make = {"tensorboard": lambda: TensorBoardSink(run / stage / "tensorboard", config),
             "wandb": lambda: WandbSink(cfg.logging, run, name, stage, config),
             "mlflow": lambda: MlflowSink(cfg.logging, run, name, stage, config),
             "trackio": lambda: TrackioSink(cfg.logging, name, stage, config),
-            "jsonl": lambda: JsonlSink(run / EVENT_LOG, name, stage, config)}[sink]()
+            "jsonl": lambda: JsonlSink(run / EVENT_LOG, name, stage, config)}[sink]
+    try:
+        return make()
+    except Exception as e:  # not logged in, a server that does not answer, a bad URI: one line, no traceback
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ConfigError(f"logging.sinks: {sink} could not start a run for stage {stage} "
+                          f"({type(e).__name__}: {detail})") from None
 
 
 class JsonlSink:
