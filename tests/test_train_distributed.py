@@ -1,6 +1,7 @@
 """FSDP2 across two CPU processes (gloo), launched by torchrun as on a GPU cluster: the ranks share the
 global batch, each writes its own shard of a checkpoint, and a killed run resumes with bitwise-equal losses on
-two ranks, and on one rank with the losses of an unsharded single-process run."""
+two ranks, and on one rank with the losses of an unsharded single-process run. One rank killed with SIGKILL
+mid-step or mid-save fails the whole job at once, and a relaunch resumes from the last complete checkpoint."""
 
 import json
 import os
@@ -8,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,80 @@ def test_gecko_train_under_torchrun_keeps_stage_books_on_rank_zero(tiny_prepared
     marker = json.loads((run_dir / "train" / "_COMPLETE.json").read_text())
     assert marker["stage"] == "train" and marker["summary"]["checkpoint"].endswith("step-000004")
     assert len(_losses(run_dir / "train")) == 4
+
+
+# ----------------------------------------------------------------------------------------------------
+# one rank killed with SIGKILL mid-step or mid-save: the job fails fast, a relaunch resumes from the last
+# complete checkpoint and trains on as if never stopped
+
+RANK_KILL_SCRIPT = textwrap.dedent("""
+    import io, logging, os, signal, sys
+    from pathlib import Path
+    import torch.distributed.checkpoint.filesystem as fs
+    from gecko.config import load_config
+    from gecko.stages import stage_dir
+    from gecko.train.distributed import close_distributed
+    from gecko.train.trainer import build_trainer
+
+    config, out, phase, *overrides = sys.argv[1:]
+    cfg = load_config(config, overrides)
+    victim = int(os.environ["RANK"]) == 1
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    trainer = build_trainer(cfg, stage_dir(cfg, "tokenize"), Path(out))
+    if phase == "mid-step" and victim:  # inside the forward of step 3, while rank 0 waits on a collective
+        def hook(module, args):
+            if trainer.step == 2:
+                die()
+        trainer.model.layers["1"].register_forward_pre_hook(hook)
+    if phase == "mid-save" and victim:  # inside DCP: rank 1's shard of step 4 cut short after a tensor
+        write_item = fs._write_item
+
+        def write_half_then_die(*args, **kwargs):
+            result = write_item(*args, **kwargs)
+            stream = next(a for a in args if isinstance(a, io.IOBase))
+            if "step-000004" in str(stream.name) and result.storage_data.offset > 0:
+                stream.flush()
+                die()
+            return result
+        fs._write_item = write_half_then_die
+    trainer.train()
+    close_distributed()
+""")
+
+RANK_KILL_OVERRIDES = [*OVERRIDES, "train.steps=6", "train.log_every=1"]
+
+
+def _launch(script: Path, config: Path, out: Path, phase: str) -> tuple[subprocess.CompletedProcess, float]:
+    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--max-restarts", "0", str(script), str(config), str(out), phase, *RANK_KILL_OVERRIDES]
+    start = time.monotonic()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return done, time.monotonic() - start
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_step_or_mid_save_fails_the_job_fast_and_a_relaunch_resumes(tiny_prepared, tmp_path):
+    config = Path(tiny_prepared.run_dir).parent / "tiny.yaml"
+    script = tmp_path / "rank_kill.py"
+    script.write_text(RANK_KILL_SCRIPT)
+    reference, _ = _launch(script, config, tmp_path / "reference", "no kill")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    for phase in ("mid-step", "mid-save"):
+        run = tmp_path / phase
+        killed, seconds = _launch(script, config, run, phase)
+        assert killed.returncode != 0 and "SIGKILL" in killed.stderr, killed.stderr[-3000:]
+        assert seconds < 120  # torchrun stops the survivor; no wait for gloo's 30-minute collective timeout
+        # the step-4 save never began (mid-step) or never completed (mid-save)
+        assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-000002"]
+        resumed, _ = _launch(script, config, run, "no kill")
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert f"resumed from {run}/checkpoints/step-000002 at step 2" in resumed.stderr
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4, 5, 6]  # no step missing or twice
+        assert _losses(run) == _losses(tmp_path / "reference")
+        assert not list((run / "checkpoints").glob("*.partial"))
