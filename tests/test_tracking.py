@@ -132,7 +132,24 @@ def test_a_sink_that_cannot_start_is_one_line_and_closes_the_others(tmp_path):
         with tracking.session(cfg, "eval"):
             pytest.fail("the stage must not start")
     assert "\n" not in str(e.value)
-    assert [e["kind"] for e in read_metrics(tmp_path / tracking.EVENT_LOG)] == ["config"]  # jsonl opened, closed
+    events = read_metrics(tmp_path / tracking.EVENT_LOG)  # jsonl was opened first, and closed as failed
+    assert [(e["kind"], e.get("failed")) for e in events] == [("config", None), ("end", True)]
+
+
+def test_a_failing_stage_ends_its_runs_as_failed(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    cfg = load_config(None, [f"run_dir={tmp_path}", "logging.sinks=[jsonl, mlflow]", f"logging.mlflow_uri={uri}"])
+    with pytest.raises(KeyboardInterrupt), tracking.session(cfg, "train"):
+        raise KeyboardInterrupt
+    client = MlflowClient(uri)
+    assert client.search_runs([client.get_experiment_by_name("gecko").experiment_id])[0].info.status == "FAILED"
+    assert read_metrics(tmp_path / tracking.EVENT_LOG)[-1] == {**read_metrics(tmp_path / tracking.EVENT_LOG)[-1],
+                                                              "kind": "end", "failed": True}
+    assert tracking.current().sinks == []  # outside a stage again
 
 
 def test_trackio_local(tracked_run):

@@ -155,7 +155,7 @@ def test_metrics_log_feeds_the_stage_trackers_and_stays_silent_when_disabled(tmp
     assert read_metrics(tmp_path / "on" / "metrics.jsonl")[0]["loss_by_lang"] == {"ko": 2.5}
     assert list((tmp_path / "on" / "train" / "tensorboard").glob("events.out.tfevents.*"))
     events = read_metrics(tmp_path / "on" / tracking.EVENT_LOG)
-    assert [e["kind"] for e in events] == ["config", "start", "metrics"]
+    assert [e["kind"] for e in events] == ["config", "start", "metrics", "end"]
     assert events[2]["values"] == {"loss": 2.0, "loss_by_lang/ko": 2.5} and events[2]["step"] == 1
     off = MetricsLog(tmp_path / "off" / "metrics.jsonl", enabled=False)
     off.start(0)

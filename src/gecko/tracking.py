@@ -59,7 +59,8 @@ class Sink(Protocol):
 
     def artifact(self, path: Path) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, failed: bool = False) -> None:
+        """End the run; `failed`: the stage raised (the backend records the run as failed)."""
 
 
 class Tracker:
@@ -88,9 +89,9 @@ class Tracker:
             for sink in self.sinks:
                 sink.artifact(path)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         for sink in self.sinks:
-            sink.close()
+            sink.close(failed)
 
 
 _current = Tracker([])
@@ -110,14 +111,18 @@ def session(cfg: GeckoConfig, stage: str) -> Iterator[Tracker]:
         for sink in cfg.logging.sinks:
             tracker.sinks.append(_open(sink, cfg, stage))
     except BaseException:
-        tracker.close()  # the runs already opened end; the stage does not start
+        tracker.close(failed=True)  # the runs already opened end; the stage does not start
         raise
     previous, _current = _current, tracker
     try:
         yield tracker
+    except BaseException:
+        tracker.close(failed=True)
+        raise
+    else:
+        tracker.close()
     finally:
         _current = previous
-        tracker.close()
 
 
 def _run_name(cfg: GeckoConfig) -> str:
@@ -169,7 +174,8 @@ class JsonlSink:
     def artifact(self, path: Path) -> None:
         self._write("artifact", path=str(path))
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        self._write("end", failed=failed)
         self.file.close()
 
 
@@ -217,7 +223,7 @@ class TensorBoardSink:
         elif path.suffix in (".md", ".txt"):
             self.writer.add_text(path.name, path.read_text(encoding="utf-8"))
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self._flush_config()
         self.writer.close()
 
@@ -247,8 +253,8 @@ class WandbSink:
     def artifact(self, path: Path) -> None:
         self.run.save(str(path), base_path=str(path.parent), policy="now")
 
-    def close(self) -> None:
-        self.run.finish()
+    def close(self, failed: bool = False) -> None:
+        self.run.finish(exit_code=1 if failed else 0)
 
 
 class MlflowSink:
@@ -287,8 +293,8 @@ class MlflowSink:
     def artifact(self, path: Path) -> None:
         self.client.log_artifact(self.run_id, str(path))
 
-    def close(self) -> None:
-        self.client.set_terminated(self.run_id)
+    def close(self, failed: bool = False) -> None:
+        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
 
 class TrackioSink:
@@ -316,5 +322,5 @@ class TrackioSink:
     def artifact(self, path: Path) -> None:
         self.trackio.log_artifact(path, name=f"{self.run.name}-{path.stem}".replace(".", "-"), type="report")
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self.trackio.finish()
