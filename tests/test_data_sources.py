@@ -188,6 +188,20 @@ def test_hf_problems_are_one_line_before_any_work(hf_cache, path, message):
     assert "\n" not in str(e.value)
 
 
+def test_hf_file_paths_and_globs_go_through_fsspec(monkeypatch):
+    """`hf://datasets/ORG/NAME/data/*.parquet` names files in the repository (huggingface_hub's HfFileSystem);
+    offline, listing them is one line."""
+    pytest.importorskip("huggingface_hub")
+    assert sources.is_hf("hf://datasets/org/name/test") and not sources.is_remote("hf://datasets/org/name/test")
+    path = "hf://datasets/gecko-test/tiny-ko/data/*.parquet"
+    assert sources.is_remote(path) and not sources.is_hf(path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(DataError, match=r"^hf://datasets/gecko-test/tiny-ko/data/\*.parquet: cannot list: .*offline") as e:
+        check_source(SourceConfig("h", path, "en", format="parquet"))
+    assert "\n" not in str(e.value)
+
+
 def test_hf_missing_text_column_is_named(hf_cache):
     with pytest.raises(DataError, match=r"no column 'body' in \['id', 'text'\] \(data.sources\[hf\].text_field\)"):
         check_source(SourceConfig("hf", "hf://datasets/gecko-test/tiny-ko", "ko", text_field="body"))

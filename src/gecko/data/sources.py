@@ -4,8 +4,10 @@
   `shards/**/part-*.parquet`; `**` crosses folders); `file://` URLs are local paths;
 - `hf://datasets/ORG/NAME[/SPLIT]` (default split: train): read with the `datasets` library, so the local
   Hugging Face cache is used and HF_DATASETS_OFFLINE=1 reads a cached dataset without the network;
-- any other fsspec URL (`s3://bucket/corpus/*.jsonl.zst`, `gs://…`, `memory://…`): files, folders and globs
-  as above, streamed through fsspec (s3:// needs s3fs, gs:// gcsfs).
+- any other fsspec URL (`s3://bucket/corpus/*.jsonl.zst`, `gs://…`, `memory://…`, a file path inside a
+  dataset repository such as `hf://datasets/ORG/NAME/data/*.parquet`): files, folders and globs as above,
+  streamed through fsspec (s3:// needs s3fs, gs:// gcsfs; hf:// file paths use huggingface_hub, not the
+  datasets cache).
 
 Local and remote files come back as objects with the same small interface (`name`, `suffix`, `suffixes`,
 `open("rb")`, `stat().st_size`, `str()`), so every reader and rawio's fault handling (BOM, invalid bytes,
@@ -32,7 +34,9 @@ _GLOB = re.compile(r"[*?\[]")
 
 
 def is_hf(path: str) -> bool:
-    return path.startswith(HF_PREFIX)
+    """A dataset (split) id: `hf://datasets/ORG/NAME[/SPLIT]`. Longer paths and globs name files inside the
+    dataset's repository and are fsspec URLs (huggingface_hub's HfFileSystem)."""
+    return path.startswith(HF_PREFIX) and path.strip("/").count("/") <= 5 and not _GLOB.search(path)
 
 
 def is_remote(path: str) -> bool:
