@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from conftest import EN, KO, read_shards
+from conftest import CODE, EN, KO, read_shards
 from tokenizers import Tokenizer
 
 from gecko.config import (BenchmarkConfig, CleanConfig, DataConfig, EnQualityConfig, SourceConfig,
                           TokenizerConfig)
 from gecko.data.dedup.planted import write_shards
+from gecko.data.readers import Quarantine, iter_records
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokenizer.train import train_tokenizer
 
@@ -136,3 +137,40 @@ def hf_model(folder: Path):
 def prompt(tokenizer_dir: Path) -> list[int]:
     tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
     return [tok.token_to_id("<s>"), *tok.encode("The capital of Korea").ids]
+
+
+def tiny_gecko_tokenizer(root: Path) -> Path:
+    """A GECKO tokenizer (600 tokens) trained on conftest's KO/EN/CODE lines, 20 times each; its folder."""
+    records = [{"id": f"{lang}{i}-{r}", "text": text, "lang": lang, "source": lang}
+               for r in range(20) for lang, texts in (("ko", KO), ("en", EN), ("code", CODE))
+               for i, text in enumerate(texts)]
+    corpus = root / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    tok_dir = root / "run" / "tokenizer"
+    train_tokenizer(TokenizerConfig(vocab_size=600), corpus, tok_dir)
+    return tok_dir
+
+
+def held_out_sources(root: Path, ko_suffix: str) -> tuple[SourceConfig, ...]:
+    """conftest's lines as held-out ko (JSONL, each line + ko_suffix), en (text) and code (a tree) sources."""
+    held = root / "held"
+    (held / "code").mkdir(parents=True)
+    (held / "ko.jsonl").write_text("".join(json.dumps({"text": t + ko_suffix}, ensure_ascii=False) + "\n"
+                                           for t in KO), encoding="utf-8")
+    (held / "en.txt").write_text("\n\n".join(EN), encoding="utf-8")
+    (held / "code" / "m.py").write_text(CODE[0] * 3, encoding="utf-8")
+    return (SourceConfig("ko_held", str(held / "ko.jsonl"), "ko"),
+            SourceConfig("en_held", str(held), "en", format="text"),
+            SourceConfig("code_held", str(held / "code"), "code", format="code"))
+
+
+# readers
+def read_records(src: SourceConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(where, text) of decoded records and (where, reason) of quarantined ones."""
+    docs, dropped = [], []
+    for where, decode in iter_records(src, 1 << 20):
+        try:
+            docs.append((where, decode()[1]))
+        except Quarantine as q:
+            dropped.append((where, q.reason))
+    return docs, dropped

@@ -13,25 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from helpers import read_records
 from gecko.config import DataConfig, SourceConfig
 from gecko.data import sources
 from gecko.data.pipeline import run_clean
-from gecko.data.readers import Quarantine, check_source, iter_records
+from gecko.data.readers import check_source
 from gecko.errors import DataError
 from gecko.eval.taskfile import load_task_file, read_table
 
 KO_DOC = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 5천만 명이다."
-
-
-def read_all(src: SourceConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(where, text) of decoded records and (where, reason) of quarantined ones."""
-    docs, dropped = [], []
-    for where, decode in iter_records(src, 1 << 20):
-        try:
-            docs.append((where, decode()[1]))
-        except Quarantine as q:
-            dropped.append((where, q.reason))
-    return docs, dropped
 
 
 def _jsonl(rows: list) -> bytes:
@@ -46,10 +36,10 @@ def test_glob_reads_matching_files_in_order_and_quarantines_by_file_and_line(tmp
     (tmp_path / "a" / "part-1.jsonl").write_bytes(_jsonl([{"text": "one"}, "not an object"]))
     (tmp_path / "part-0.jsonl.gz").write_bytes(gzip.compress(_jsonl([{"text": "zero"}])))
     (tmp_path / "notes.txt").write_text("not matched")
-    docs, dropped = read_all(SourceConfig("g", f"{tmp_path}/**/part-*.jsonl*", "ko"))
+    docs, dropped = read_records(SourceConfig("g", f"{tmp_path}/**/part-*.jsonl*", "ko"))
     assert [t for _, t in docs] == ["one", "zero"]  # sorted paths: a/part-1.jsonl before part-0.jsonl.gz
     assert dropped == [(f"{tmp_path}/a/part-1.jsonl:2", "not_an_object")]
-    assert read_all(SourceConfig("u", f"file://{tmp_path}/a/part-1.jsonl", "ko"))[0][0][1] == "one"
+    assert read_records(SourceConfig("u", f"file://{tmp_path}/a/part-1.jsonl", "ko"))[0][0][1] == "one"
 
 
 def test_code_glob_keeps_paths_below_the_glob_base(tmp_path):
@@ -57,7 +47,7 @@ def test_code_glob_keeps_paths_below_the_glob_base(tmp_path):
     (tmp_path / "pkg" / "mod.py").write_text("def f():\n    return 1\n")
     (tmp_path / "pkg" / "vendor" / "dep.py").write_text("x = 1\n")
     src = SourceConfig("c", f"{tmp_path}/pkg/**/*.py", "code", format="code")
-    docs, dropped = read_all(src)
+    docs, dropped = read_records(src)
     assert [w for w, _ in docs] == [f"{tmp_path}/pkg/mod.py"]
     assert dropped == [(f"{tmp_path}/pkg/vendor/dep.py", "vendored")]  # vendor/ seen below the glob base
 
@@ -93,14 +83,14 @@ def test_memory_urls_read_like_local_files(memfs, tmp_path):
     pq.write_table(pa.table({"text": ["parquet row"], "id": ["p1"]}), local)
     fs.pipe(f"{root}/t.parquet", local.read_bytes())
 
-    docs, dropped = read_all(SourceConfig("m", f"memory://{root}/ko", "ko"))
+    docs, dropped = read_records(SourceConfig("m", f"memory://{root}/ko", "ko"))
     assert [t for _, t in docs] == [KO_DOC, "압축된 문서"]
     assert dropped == [(f"memory://{root}/ko/a.jsonl:2", "missing_field_text"),
                        (f"memory://{root}/ko/a.jsonl:3", "malformed_json"),
                        (f"memory://{root}/ko/b.jsonl.gz:2", "truncated_file")]
-    assert read_all(SourceConfig("g", f"memory://{root}/ko/*.jsonl", "ko"))[0] == [(f"memory://{root}/ko/a.jsonl:1",
+    assert read_records(SourceConfig("g", f"memory://{root}/ko/*.jsonl", "ko"))[0] == [(f"memory://{root}/ko/a.jsonl:1",
                                                                                   KO_DOC)]
-    assert read_all(SourceConfig("p", f"memory://{root}/t.parquet", "en", format="parquet"))[0] == [
+    assert read_records(SourceConfig("p", f"memory://{root}/t.parquet", "en", format="parquet"))[0] == [
         (f"memory://{root}/t.parquet:row 1", "parquet row")]
     with pytest.raises(DataError, match="does not exist"):
         check_source(SourceConfig("n", f"memory://{root}/nothing/*.jsonl", "ko"))
@@ -161,11 +151,11 @@ def hf_cache(tmp_path, monkeypatch):
 
 
 def test_hf_dataset_from_the_offline_cache(hf_cache):
-    docs, dropped = read_all(SourceConfig("hf", "hf://datasets/gecko-test/tiny-ko", "ko"))
+    docs, dropped = read_records(SourceConfig("hf", "hf://datasets/gecko-test/tiny-ko", "ko"))
     assert docs == [("hf://datasets/gecko-test/tiny-ko/train:row 1", KO_DOC),
                     ("hf://datasets/gecko-test/tiny-ko/train:row 2", "두 번째 문서입니다.")]
     assert dropped == [("hf://datasets/gecko-test/tiny-ko/train:row 3", "missing_field_text")]
-    assert read_all(SourceConfig("hf", "hf://datasets/gecko-test/tiny-ko/test", "ko"))[0][0][1] == "시험 분할"
+    assert read_records(SourceConfig("hf", "hf://datasets/gecko-test/tiny-ko/test", "ko"))[0][0][1] == "시험 분할"
     digest = sources.digest("hf://datasets/gecko-test/tiny-ko")
     assert digest and all(str(hf_cache) in f for f, _ in digest)
 

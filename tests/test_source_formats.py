@@ -7,29 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from helpers import read_records
 from gecko.config import SourceConfig, load_config
-from gecko.data.readers import Quarantine, iter_records
 from gecko.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def read_all(src: SourceConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(where, text) of decoded records and (where, reason) of quarantined ones."""
-    docs, dropped = [], []
-    for where, decode in iter_records(src, 1 << 20):
-        try:
-            docs.append((where, decode()[1]))
-        except Quarantine as q:
-            dropped.append((where, q.reason))
-    return docs, dropped
 
 
 def test_json_array_one_document_per_object(tmp_path):
     f = tmp_path / "kosbi.json"
     f.write_text(json.dumps([{"context": "요즘 취업하기가 너무 힘들다.", "sentence": "a"}, "not an object",
                              {"sentence": "b"}], ensure_ascii=False, indent=4), encoding="utf-8")
-    docs, dropped = read_all(SourceConfig("kosbi", str(f), "ko", format="json", text_field="context"))
+    docs, dropped = read_records(SourceConfig("kosbi", str(f), "ko", format="json", text_field="context"))
     assert docs == [(f"{f}:item 0", "요즘 취업하기가 너무 힘들다.")]
     assert dropped == [(f"{f}:item 1", "not_an_object"), (f"{f}:item 2", "missing_field_context")]
 
@@ -37,7 +26,7 @@ def test_json_array_one_document_per_object(tmp_path):
 def test_malformed_json_array_keeps_items_before_the_fault_at_its_line(tmp_path):
     f = tmp_path / "bad.json"
     f.write_text('[\n  {"text": "ok"},\n  {"text": \n]\n', encoding="utf-8")
-    docs, dropped = read_all(SourceConfig("bad", str(tmp_path), "ko", format="json"))
+    docs, dropped = read_records(SourceConfig("bad", str(tmp_path), "ko", format="json"))
     assert docs == [(f"{f}:item 0", "ok")]  # the items before the fault are kept
     assert dropped == [(f"{f}:4", "malformed_json")]
 
@@ -46,7 +35,7 @@ def test_headerless_pipe_lines_with_column_names(tmp_path):
     f = tmp_path / "dataset.txt"
     f.write_text('집에 롱 패딩만 "세 개"다 ㅋㅋ|0\r\n기사 제목 | 신문사|1\n좌배 까는건 ㅇㅂ|1\n', encoding="utf-8")
     src = SourceConfig("community", str(f), "ko", format="tsv", delimiter="|", columns=("text", "label"))
-    docs, dropped = read_all(src)
+    docs, dropped = read_records(src)
     assert [t for _, t in docs] == ['집에 롱 패딩만 "세 개"다 ㅋㅋ', "좌배 까는건 ㅇㅂ"]  # tsv: quotes are text
     assert dropped == [(f"{f}:2", "extra_columns")]  # the delimiter inside the text: counted, not guessed
 
@@ -55,7 +44,7 @@ def test_bad_delimiter_is_a_clear_error(tmp_path):
     f = tmp_path / "x.tsv"
     f.write_text("text\na\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"data.sources\[x\]: delimiter must be one character"):
-        read_all(SourceConfig("x", str(f), "ko", format="tsv", delimiter="||"))
+        read_records(SourceConfig("x", str(f), "ko", format="tsv", delimiter="||"))
 
 
 def test_stdlib_placeholder_resolves_to_this_python():
@@ -91,14 +80,14 @@ def test_code_tarball_reads_like_the_unpacked_tree_and_a_cut_archive_keeps_what_
     with tarfile.open(archive, "w:gz") as tar:
         for name in sorted(files):
             tar.add(tree / name, arcname=name)
-    unpacked = read_all(SourceConfig("t", str(tree), "code", format="code"))
-    packed = read_all(SourceConfig("t", str(archive), "code", format="code"))
+    unpacked = read_records(SourceConfig("t", str(tree), "code", format="code"))
+    packed = read_records(SourceConfig("t", str(archive), "code", format="code"))
     assert [w.split(":")[-1] for w, _ in packed[0]] == ["a.py", "pkg/b.py", "pkg/z.py"]
     assert [t for _, t in packed[0]] == [t for _, t in unpacked[0]]
     assert [r for _, r in packed[1]] == [r for _, r in unpacked[1]] == ["vendored"]
 
     archive.write_bytes(archive.read_bytes()[:-3000])  # cut inside pkg/z.py, the last and least compressible
-    docs, dropped = read_all(SourceConfig("t", str(archive), "code", format="code"))
+    docs, dropped = read_records(SourceConfig("t", str(archive), "code", format="code"))
     assert [w.split(":")[-1] for w, _ in docs] == ["a.py", "pkg/b.py"]
     assert dropped[-1] == (str(archive), "unreadable_file")
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers import held_out_sources, tiny_gecko_tokenizer
 from gecko.cli import main
-from gecko.config import CompareConfig, SourceConfig, TokenizerConfig
+from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
 from gecko.tokenizer.compare import (REPORT_JSON, REPORT_MD, REPORT_PNG, compare, find_references, load_encoder,
                                      read_texts)
-from gecko.tokenizer.train import train_tokenizer
 from gecko.tokens import load_tokenizer
 
 from conftest import CODE, EN, KO, shared_or_skip
@@ -23,27 +23,13 @@ from conftest import CODE, EN, KO, shared_or_skip
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, tuple[SourceConfig, ...]]:
     root = tmp_path_factory.mktemp("compare")
-    records = [{"id": f"{lang}{i}-{r}", "text": text, "lang": lang, "source": lang}
-               for r in range(20) for lang, texts in (("ko", KO), ("en", EN), ("code", CODE))
-               for i, text in enumerate(texts)]
-    corpus = root / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    tok_dir = root / "run" / "tokenizer"
-    train_tokenizer(TokenizerConfig(vocab_size=600), corpus, tok_dir)
+    tok_dir = tiny_gecko_tokenizer(root)
     refs = root / "refs"
     for name in ("a", "b"):  # the same file twice: scored once
         (refs / name).mkdir(parents=True)
         shutil.copy(tok_dir / "tokenizer.json", refs / name / "tokenizer.json")
     _train_sentencepiece(refs / "spm" / "toy.model", KO + EN + CODE)
-    held = root / "held"
-    (held / "code").mkdir(parents=True)
-    (held / "ko.jsonl").write_text("".join(json.dumps({"text": t + " 추가"}, ensure_ascii=False) + "\n" for t in KO),
-                                   encoding="utf-8")
-    (held / "en.txt").write_text("\n\n".join(EN), encoding="utf-8")
-    (held / "code" / "m.py").write_text(CODE[0] * 3, encoding="utf-8")
-    sources = (SourceConfig("ko_held", str(held / "ko.jsonl"), "ko"),
-               SourceConfig("en_held", str(held), "en", format="text"),
-               SourceConfig("code_held", str(held / "code"), "code", format="code"))
+    sources = held_out_sources(root, " 추가")
     return tok_dir, refs, sources
 
 

@@ -8,35 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from gecko.config import CompareConfig, SourceConfig, TokenizerConfig
+from helpers import held_out_sources, tiny_gecko_tokenizer
+from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
 from gecko.tokenizer.compare import HFEncoder, load_encoder, read_texts
 from gecko.tokenizer.report import CARD_JSON, CARD_MD, CARD_PNG, EDGE_CASES, Tokenization, card_for, report
-from gecko.tokenizer.train import train_tokenizer
 from gecko.tokens import load_tokenizer
-
-from conftest import CODE, EN, KO
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[SourceConfig, ...]]:
     root = tmp_path_factory.mktemp("report")
-    records = [{"id": f"{lang}{i}-{r}", "text": text, "lang": lang, "source": lang}
-               for r in range(20) for lang, texts in (("ko", KO), ("en", EN), ("code", CODE))
-               for i, text in enumerate(texts)]
-    corpus = root / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    tok_dir = root / "run" / "tokenizer"
-    train_tokenizer(TokenizerConfig(vocab_size=600), corpus, tok_dir)
-    held = root / "held"
-    (held / "code").mkdir(parents=True)
-    (held / "ko.jsonl").write_text("".join(json.dumps({"text": t + " 추가 🦎"}, ensure_ascii=False) + "\n" for t in KO),
-                                   encoding="utf-8")
-    (held / "en.txt").write_text("\n\n".join(EN), encoding="utf-8")
-    (held / "code" / "m.py").write_text(CODE[0] * 3, encoding="utf-8")
-    sources = (SourceConfig("ko_held", str(held / "ko.jsonl"), "ko"),
-               SourceConfig("en_held", str(held), "en", format="text"),
-               SourceConfig("code_held", str(held / "code"), "code", format="code"))
+    tok_dir = tiny_gecko_tokenizer(root)
+    sources = held_out_sources(root, " 추가 🦎")
     return tok_dir, sources
 
 
