@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -65,6 +66,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@cache
 def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted((SRC / "gecko").rglob("*.py"))}
 
@@ -93,6 +95,7 @@ def imports(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
     return found
 
 
+@cache
 def graph() -> dict[str, dict[str, int]]:
     mods = modules()
     edges: dict[str, dict[str, int]] = defaultdict(dict)
