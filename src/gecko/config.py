@@ -913,17 +913,19 @@ def _validate_data_phases(data: DataConfig, where: Origin) -> None:
     ])
 
 
-SINK_PACKAGES = {"tensorboard": ("tensorboard", "train"), "wandb": ("wandb", "trackers"),
-                 "mlflow": ("mlflow", "trackers"), "trackio": ("trackio", "trackers"), "jsonl": (None, None)}
-"""logging sink → (the module gecko.tracking imports for it, the extra that installs it)."""
+SINK_PACKAGES: dict[str, tuple[str, str] | None] = {
+    "tensorboard": ("tensorboard", "train"), "wandb": ("wandb", "trackers"), "mlflow": ("mlflow", "trackers"),
+    "trackio": ("trackio", "trackers"), "jsonl": None}
+"""logging sink → (the module gecko.tracking imports for it, the extra that installs it); None: no package."""
 
 
 def missing_package(sinks: tuple[str, ...]) -> str | None:
     """The message for the first sink whose package is not installed (found without importing it, so loading
     a config stays fast), or None."""
     for sink in sinks:
-        module, extra = SINK_PACKAGES[sink]
-        if module is not None and importlib.util.find_spec(module) is None:
+        package = SINK_PACKAGES[sink]
+        if package is not None and importlib.util.find_spec(package[0]) is None:
+            module, extra = package
             return (f"logging.sinks includes {sink} but the {module} package is not installed: "
                     f"{pip_hint(extra)} (or remove {sink} from logging.sinks)")
     return None

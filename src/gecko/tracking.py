@@ -1,5 +1,5 @@
-"""Experiment trackers: the `logging:` section sends a stage's config, metrics, tables and files to TensorBoard,
-Weights & Biases, MLflow, trackio and/or a JSON-lines event log.
+"""Experiment trackers: the `logging:` section sends a stage's config, metrics, tables and files to
+TensorBoard, Weights & Biases, MLflow, trackio and/or a JSON-lines event log.
 
 Stages have one signature (`run(cfg, out)`), so `run_stage` opens a `Tracker` for the stage and makes it
 the *current* one; the trainer's metrics log, the eval report and the stage's declared artifacts reach it
@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from gecko.config import GeckoConfig, LoggingConfig, missing_package, to_dict
 from gecko.errors import ConfigError
@@ -51,7 +51,8 @@ class Sink(Protocol):
     """A backend; its constructor opens a run and records the resolved config."""
 
     def start(self, step: int) -> None:
-        """Metrics from `step` on follow (a resumed run); what an interrupted attempt logged later is stale."""
+        """Metrics from `step` on follow (a resumed run); what an interrupted attempt logged after it is
+        stale."""
 
     def metrics(self, values: dict[str, float], step: int) -> None: ...
 
@@ -134,17 +135,20 @@ def _open(sink: str, cfg: GeckoConfig, stage: str) -> Any:
     if message:
         raise ConfigError(message)
     run, name, config = cfg.run_path, _run_name(cfg), to_dict(cfg)
-    make = {"tensorboard": lambda: TensorBoardSink(run / stage / "tensorboard", config),
-            "wandb": lambda: WandbSink(cfg.logging, run, name, stage, config),
-            "mlflow": lambda: MlflowSink(cfg.logging, run, name, stage, config),
-            "trackio": lambda: TrackioSink(cfg.logging, name, stage, config),
-            "jsonl": lambda: JsonlSink(run / EVENT_LOG, name, stage, config)}[sink]
+    make = {
+        "tensorboard": lambda: TensorBoardSink(run / stage / "tensorboard", config),
+        "wandb": lambda: WandbSink(cfg.logging, run, name, stage, config),
+        "mlflow": lambda: MlflowSink(cfg.logging, run, name, stage, config),
+        "trackio": lambda: TrackioSink(cfg.logging, name, stage, config),
+        "jsonl": lambda: JsonlSink(run / EVENT_LOG, name, stage, config),
+    }[sink]
     try:
         return make()
     except Exception as e:  # not logged in, a server that does not answer, a bad URI: one line, no traceback
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ConfigError(f"logging.sinks: {sink} could not start a run for stage {stage} "
-                          f"({type(e).__name__}: {detail})") from None
+        raise ConfigError(
+            f"logging.sinks: {sink} could not start a run for stage {stage} ({type(e).__name__}: {detail})"
+        ) from None
 
 
 class JsonlSink:
@@ -158,8 +162,12 @@ class JsonlSink:
         self._write("config", config=config)
 
     def _write(self, kind: str, **fields: Any) -> None:
-        self.file.write(json.dumps({**self.head, "time": round(time.time(), 3), "kind": kind, **fields},
-                                   ensure_ascii=False) + "\n")
+        self.file.write(
+            json.dumps(
+                {**self.head, "time": round(time.time(), 3), "kind": kind, **fields}, ensure_ascii=False
+            )
+            + "\n"
+        )
         self.file.flush()
 
     def start(self, step: int) -> None:
@@ -183,7 +191,7 @@ class TensorBoardSink:
     """Scalars per step; the config, tables and text reports as text; PNG plots as images."""
 
     def __init__(self, log_dir: Path, config: dict[str, Any]) -> None:
-        self.log_dir, self.writer = log_dir, None
+        self.log_dir, self.writer = log_dir, cast(Any, None)  # a SummaryWriter once start() or a log opens it
         self._pending: dict[str, Any] | None = config  # written once start() has set the purge step
 
     def _open(self, purge_step: int | None = None) -> Any:
@@ -232,14 +240,25 @@ class WandbSink:
     """One W&B run per stage, grouped by run name; offline by default (files in RUN/wandb, `wandb sync`
     uploads them later)."""
 
-    def __init__(self, cfg: LoggingConfig, run_dir: Path, name: str, stage: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self, cfg: LoggingConfig, run_dir: Path, name: str, stage: str, config: dict[str, Any]
+    ) -> None:
         import wandb
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.wandb = wandb
-        self.run = wandb.init(project=cfg.project, entity=cfg.wandb_entity, name=f"{name}-{stage}", group=name,
-                              job_type=stage, dir=str(run_dir), mode=cfg.wandb_mode, reinit="create_new", config=config,
-                              settings=wandb.Settings(silent=True, console="off"))
+        self.wandb: Any = wandb
+        self.run = wandb.init(
+            project=cfg.project,
+            entity=cfg.wandb_entity,
+            name=f"{name}-{stage}",
+            group=name,
+            job_type=stage,
+            dir=str(run_dir),
+            mode=cfg.wandb_mode,
+            reinit="create_new",
+            config=config,
+            settings=wandb.Settings(silent=True, console="off"),
+        )
 
     def start(self, step: int) -> None:
         pass  # a resumed stage is a new W&B run; its steps continue from the checkpoint's
@@ -261,20 +280,28 @@ class MlflowSink:
     """One MLflow run per stage in experiment `logging.project`, tagged with the run name and stage; by
     default a local SQLite store (MLflow 3 refuses new file stores unless MLFLOW_ALLOW_FILE_STORE=true)."""
 
-    def __init__(self, cfg: LoggingConfig, run_dir: Path, name: str, stage: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self, cfg: LoggingConfig, run_dir: Path, name: str, stage: str, config: dict[str, Any]
+    ) -> None:
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
         run_dir.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(cfg.mlflow_uri or f"sqlite:///{run_dir.resolve()}/mlflow.db")
         exp = self.client.get_experiment_by_name(cfg.project)
-        exp_id = exp.experiment_id if exp else self.client.create_experiment(
-            cfg.project, artifact_location=(run_dir.resolve() / "mlartifacts").as_uri())
-        self.run_id = self.client.create_run(exp_id, run_name=f"{name}-{stage}",
-                                             tags={"gecko.run": name, "gecko.stage": stage}).info.run_id
+        exp_id = (
+            exp.experiment_id
+            if exp
+            else self.client.create_experiment(
+                cfg.project, artifact_location=(run_dir.resolve() / "mlartifacts").as_uri()
+            )
+        )
+        self.run_id = self.client.create_run(
+            exp_id, run_name=f"{name}-{stage}", tags={"gecko.run": name, "gecko.stage": stage}
+        ).info.run_id
         params = [Param(k, v[:6000]) for k, v in flat_config(config).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=params[i:i + 100])
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
 
     def start(self, step: int) -> None:
         pass  # metric histories keep every value with its step; a resumed stage is a new run
@@ -283,8 +310,9 @@ class MlflowSink:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k.replace("@", "_at_"), v, now, step)
-                                                    for k, v in values.items()])
+        self.client.log_batch(
+            self.run_id, metrics=[Metric(k.replace("@", "_at_"), v, now, step) for k, v in values.items()]
+        )
 
     def table(self, name: str, columns: list[str], rows: list[list[Any]]) -> None:
         data = {c: [str(row[i]) for row in rows] for i, c in enumerate(columns)}
@@ -304,8 +332,15 @@ class TrackioSink:
         import trackio
 
         self.trackio = trackio
-        self.run = trackio.init(project=cfg.project, name=f"{name}-{stage}", group=name, embed=False,
-                                config=flat_config(config), auto_log_cpu=False, auto_log_gpu=False)
+        self.run = trackio.init(
+            project=cfg.project,
+            name=f"{name}-{stage}",
+            group=name,
+            embed=False,
+            config=flat_config(config),
+            auto_log_cpu=False,
+            auto_log_gpu=False,
+        )
         self.step = 0
 
     def start(self, step: int) -> None:
@@ -316,8 +351,10 @@ class TrackioSink:
         self.trackio.log(values, step=step)
 
     def table(self, name: str, columns: list[str], rows: list[list[Any]]) -> None:
-        self.trackio.log({name: self.trackio.Table(columns=columns, data=[[str(v) for v in r] for r in rows])},
-                         step=self.step)
+        self.trackio.log(
+            {name: self.trackio.Table(columns=columns, data=[[str(v) for v in r] for r in rows])},
+            step=self.step,
+        )
 
     def artifact(self, path: Path) -> None:
         self.trackio.log_artifact(path, name=f"{self.run.name}-{path.stem}".replace(".", "-"), type="report")

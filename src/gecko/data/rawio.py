@@ -20,8 +20,8 @@ import lzma
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
+from pathlib import PurePath
+from typing import Any, BinaryIO, Protocol
 
 from gecko.errors import DataError
 
@@ -53,6 +53,15 @@ class NotUtf8(ValueError):
                          f"`iconv -f cp949 -t utf-8`)")
 
 
+class Readable(Protocol):
+    """A local `Path` or a remote file (gecko.data.sources.RemoteFile): what rawio needs of a file."""
+
+    @property
+    def suffix(self) -> str: ...
+
+    def open(self, mode: str) -> Any: ...
+
+
 @dataclass
 class Line:
     number: int
@@ -64,7 +73,7 @@ class Line:
     size: int
 
 
-def base_suffix(path: Path) -> str:
+def base_suffix(path: PurePath) -> str:
     """`.jsonl` for `a.jsonl.gz`: the format a file holds, whatever compression wraps it."""
     suffixes = path.suffixes
     if suffixes and suffixes[-1] in COMPRESSED:
@@ -72,7 +81,7 @@ def base_suffix(path: Path) -> str:
     return suffixes[-1].lower() if suffixes else ""
 
 
-def open_raw(path: Path) -> BinaryIO:
+def open_raw(path: Readable) -> BinaryIO:
     """The file opened for reading; a permission or I/O error is one line naming the file."""
     try:
         return path.open("rb")
@@ -80,7 +89,7 @@ def open_raw(path: Path) -> BinaryIO:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
 
 
-def chunks(path: Path) -> Iterator[bytes]:
+def chunks(path: Readable) -> Iterator[bytes]:
     """Decompressed bytes of `path` (by suffix), UTF-16 transcoded to UTF-8; raises StreamBroken at the end
     if the compressed stream broke, after yielding all that could be read."""
     stream = _decompressed(path)
@@ -100,7 +109,7 @@ def _utf16_to_utf8(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield decoder.decode(b"", final=True).encode("utf-8")
 
 
-def _decompressed(path: Path) -> Iterator[bytes]:
+def _decompressed(path: Readable) -> Iterator[bytes]:
     suffix = path.suffix.lower()
     if suffix == ".zst":
         yield from _zstd(path)
@@ -119,7 +128,7 @@ def _decompressed(path: Path) -> Iterator[bytes]:
                 raise StreamBroken(raw.tell(), str(e) or type(e).__name__) from None
 
 
-def _zstd(path: Path) -> Iterator[bytes]:
+def _zstd(path: Readable) -> Iterator[bytes]:
     import zstandard
     decoder, in_frame = zstandard.ZstdDecompressor().decompressobj(), False
     with open_raw(path) as raw:
@@ -139,7 +148,7 @@ def _zstd(path: Path) -> Iterator[bytes]:
             raise StreamBroken(raw.tell(), "the stream ends inside a zstd frame")
 
 
-def lines(path: Path, max_line_bytes: int) -> Iterator[Line]:
+def lines(path: Readable, max_line_bytes: int) -> Iterator[Line]:
     """Lines of `path` without a leading BOM and without `\\n`/`\\r\\n`; blank lines included (numbering).
     Memory stays within one chunk plus `max_line_bytes`, however long a line is."""
     number, offset, buf, skipping = 0, 0, b"", 0
@@ -180,7 +189,7 @@ def _strip_cr(raw: bytes) -> bytes:
     return raw[:-1] if raw.endswith(b"\r") else raw
 
 
-def read_all(path: Path, max_bytes: int) -> tuple[bytes | None, StreamBroken | None]:
+def read_all(path: Readable, max_bytes: int) -> tuple[bytes | None, StreamBroken | None]:
     """(the whole decompressed file without a BOM, or None when larger than `max_bytes`; the break if the
     stream broke, in which case the bytes are what came before it)."""
     parts, size = [], 0

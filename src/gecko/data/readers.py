@@ -21,7 +21,7 @@ import sys
 import tarfile
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -97,7 +97,7 @@ def _guarded(file: SourceFile, records: Iterator[Record]) -> Iterator[Record]:
         yield f"{file}:1", _raiser("empty_file", "no records")
 
 
-def _per_file(files: list[SourceFile], read_file: Callable[[SourceFile], Iterator[Record]]) -> Iterator[Record]:
+def _per_file(files: Sequence[SourceFile], read_file: Callable[[SourceFile], Iterator[Record]]) -> Iterator[Record]:
     for file in files:
         yield from _guarded(file, read_file(file))
 
@@ -378,7 +378,7 @@ def _code(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
         yield str(file), lambda file=file, rel=rel: _decode_code(file, rel, max_bytes)
 
 
-def _tar_code(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
+def _tar_code(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
     """The files of a tar archive in archive order, ids being member paths (as for the unpacked tree).
     A compressed archive cannot be entered in the middle, so every rank reads the members' bytes; only the
     decoding is split. A damaged archive raises DataError after the members read before it."""

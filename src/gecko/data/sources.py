@@ -1,4 +1,4 @@
-"""Where a data source's `path:` points: local files, folders and globs, Hugging Face datasets, and object storage.
+"""Where a data source's `path:` points: local files, folders, globs, Hugging Face datasets, object storage.
 
 - a local file, a folder (every file below it with the format's suffix) or a glob (`data/*.jsonl.gz`,
   `shards/**/part-*.parquet`; `**` crosses folders); `file://` URLs are local paths;
@@ -21,7 +21,7 @@ import functools
 import glob as globlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -128,7 +128,7 @@ def is_file(path: str) -> bool:
     return not _GLOB.search(path) and Path(_local(path)).is_file()
 
 
-def files(path: str, suffixes: tuple[str, ...]) -> list[SourceFile]:
+def files(path: str, suffixes: tuple[str, ...]) -> Sequence[SourceFile]:
     """The files a path names, sorted: itself, the files below a folder whose format suffix (compression
     aside, `rawio.base_suffix`) is one of `suffixes`, or a glob's matching files (the glob is the filter)."""
     from gecko.data.rawio import base_suffix
@@ -144,7 +144,7 @@ def files(path: str, suffixes: tuple[str, ...]) -> list[SourceFile]:
     return sorted(p for p in root.rglob("*") if p.is_file() and base_suffix(p) in suffixes)
 
 
-def _remote_files(url: str, suffixes: tuple[str, ...]) -> list[SourceFile]:
+def _remote_files(url: str, suffixes: tuple[str, ...]) -> Sequence[SourceFile]:
     from gecko.data.rawio import base_suffix
 
     fs, key = _filesystem(url)
@@ -154,12 +154,18 @@ def _remote_files(url: str, suffixes: tuple[str, ...]) -> list[SourceFile]:
         elif fs.isfile(key):
             found = {key: fs.info(key)}
         else:
-            found = {k: v for k, v in fs.find(key, detail=True).items()
-                     if base_suffix(PurePosixPath(k)) in suffixes}
+            found = {
+                k: v
+                for k, v in fs.find(key, detail=True).items()
+                if base_suffix(PurePosixPath(k)) in suffixes
+            }
     except OSError as e:
         raise DataError(f"{url}: cannot list: {e}") from None
-    return [RemoteFile(fs.unstrip_protocol(k), fs, k, int(info.get("size") or 0))
-            for k, info in sorted(found.items()) if info.get("type", "file") == "file"]
+    return [
+        RemoteFile(fs.unstrip_protocol(k), fs, k, int(info.get("size") or 0))
+        for k, info in sorted(found.items())
+        if info.get("type", "file") == "file"
+    ]
 
 
 def relative(file: SourceFile, path: str) -> PurePosixPath:
@@ -181,17 +187,21 @@ def total_bytes(path: str, subset: str | None = None) -> int:
     return sum(f.stat().st_size for f in _everything(path))
 
 
-def digest(path: str, subset: str | None = None) -> list[tuple[str, Any]]:
+def digest(path: str, subset: str | None = None) -> list[tuple[Any, ...]]:
     """What identifies the current contents of a source without reading them: (file, size, mtime) locally,
     fsspec's checksum of each remote file's listing (ETag, size, modification time), the cache files of a
     Hugging Face dataset (new ones when a new revision is downloaded)."""
     if is_hf(path):
         return [(f["filename"], os.path.getsize(f["filename"])) for f in hf_dataset(path, subset).cache_files]
-    return [(str(f), f.fs.checksum(f.key)) if isinstance(f, RemoteFile) else
-            (str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in _everything(path)]
+    return [
+        (str(f), f.fs.checksum(f.key))
+        if isinstance(f, RemoteFile)
+        else (str(f), f.stat().st_size, f.stat().st_mtime_ns)
+        for f in _everything(path)
+    ]
 
 
-def _everything(path: str) -> list[SourceFile]:
+def _everything(path: str) -> Sequence[SourceFile]:
     """Every file a path names, whatever its suffix (nothing when it does not exist)."""
     if _GLOB.search(path if not is_remote(path) else _filesystem(path)[1]):
         return files(path, ())
@@ -200,7 +210,10 @@ def _everything(path: str) -> list[SourceFile]:
         if not fs.exists(key):
             return []
         found = {key: fs.info(key)} if fs.isfile(key) else fs.find(key, detail=True)
-        return [RemoteFile(fs.unstrip_protocol(k), fs, k, int(v.get("size") or 0)) for k, v in sorted(found.items())]
+        return [
+            RemoteFile(fs.unstrip_protocol(k), fs, k, int(v.get("size") or 0))
+            for k, v in sorted(found.items())
+        ]
     root = Path(_local(path))
     return [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
 
@@ -220,8 +233,9 @@ def hf_dataset(path: str, subset: str | None = None) -> Any:
     try:
         import datasets
     except ImportError:
-        raise DataError(f"{path}: reading hf:// datasets needs the datasets library ({pip_hint('sources')})"
-                        ) from None
+        raise DataError(
+            f"{path}: reading hf:// datasets needs the datasets library ({pip_hint('sources')})"
+        ) from None
     repo, split = hf_name(path)
     try:
         return datasets.load_dataset(repo, subset, split=split)
@@ -238,6 +252,6 @@ def hf_rows(path: str, subset: str | None, columns: list[str] | None) -> Iterato
     keep = [c for c in columns if c in ds.column_names] if columns is not None else ds.column_names
     row = 0
     for batch in ds.select_columns(keep).iter(batch_size=1024):
-        for values in zip(*(batch[c] for c in keep)):
+        for values in zip(*(batch[c] for c in keep), strict=True):
             row += 1
-            yield f"{HF_PREFIX}{repo}/{split}:row {row}", dict(zip(keep, values))
+            yield f"{HF_PREFIX}{repo}/{split}:row {row}", dict(zip(keep, values, strict=True))
