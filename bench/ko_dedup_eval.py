@@ -1,6 +1,6 @@
 """Recall and false positives of GECKO's MinHash dedup on Korean near-duplicates it did not make.
 
-    .venv/bin/python bench/ko_dedup_eval.py [--per-source 150] [--threshold 0.8] [--json out.json]
+    .venv/bin/python bench/ko_dedup_eval.py [--per-source 150] [--threshold 0.8] [--english] [--json out.json]
 
 Originals are real Korean documents from ../shared/data/corpus/ko (Wikipedia, statutes, court precedents,
 petitions, public-domain novels, Korean Python docs with code blocks, long NSMC reviews and news comments),
@@ -13,6 +13,9 @@ Recall of a kind: copies that end in their original's cluster. A false positive:
 duplicate of a document of another family (two different originals, or their copies); each is listed with
 an independent similarity (difflib ratio of the two texts with whitespace removed after NFKC), so a real
 near-duplicate pair inside the corpus can be told from a dedup error.
+
+`--english`: the same on 300 each of the Python and Debian manuals (../shared/data/corpus/en) with the edits
+that apply to English (ko_neardup_gen.ENGLISH_KINDS), no hard negatives.
 
 Hard negatives, deduplicated on their own with no copies: short real texts (NSMC reviews of ≥ 30
 characters) and statute articles (one `제N조` each: the same legal templates over and over). Every drop
@@ -56,6 +59,13 @@ def _cut(text: str) -> str:
     return head[: head.rfind("\n")] if "\n" in head[MAX_CHARS // 2:] else head
 
 
+def english_sources() -> dict[str, list[str]]:
+    """The Python and Debian manuals of ../shared/data/corpus/en (≥ 300 characters, cut as above)."""
+    en = KO.parent / "en"
+    return {name.split("/")[0]: [_cut(t) for t in _jsonl(en / name) if len(t) >= 300]
+            for name in ("python_docs/python311_docs_rst.jsonl", "debian_docs/debian_docs_en.jsonl")}
+
+
 def sources() -> dict[str, list[str]]:
     """Texts per source, long ones (≥ 300 characters) except the two short-text sources (≥ 100)."""
     with (KO / "nsmc/nsmc_raw_reviews.tsv").open(encoding="utf-8") as f:
@@ -72,11 +82,12 @@ def sources() -> dict[str, list[str]]:
     return out
 
 
-def build(per_source: int, seed: int) -> tuple[list[dict], dict[str, str]]:
+def build(per_source: int, seed: int, english: bool = False) -> tuple[list[dict], dict[str, str]]:
     """Originals and one copy each; returns the records and each copy's kind by id."""
     rng = random.Random(seed)
     originals = []
-    for name, texts in sources().items():
+    kinds_in_turn = ko_neardup_gen.ENGLISH_KINDS if english else ko_neardup_gen.KINDS
+    for name, texts in (english_sources() if english else sources()).items():
         seen: set[str] = set()
         for t in rng.sample(texts, min(per_source * 2, len(texts))):
             if t not in seen and len(seen) < per_source:  # no exact duplicates among the originals
@@ -84,9 +95,9 @@ def build(per_source: int, seed: int) -> tuple[list[dict], dict[str, str]]:
                 originals.append({"id": f"{name}:{len(seen)}", "text": t, "source": name})
     kinds, records = {}, []
     for i, o in enumerate(originals):
-        kind = ko_neardup_gen.KINDS[i % len(ko_neardup_gen.KINDS)]
+        kind = kinds_in_turn[i % len(kinds_in_turn)]
         donor = originals[rng.randrange(len(originals))]["text"]
-        copy = ko_neardup_gen.perturb(o["text"], kind, rng, donor)
+        copy = ko_neardup_gen.perturb(o["text"], kind, rng, donor, kinds_in_turn)
         cid = f"{o['id']}~{kind}"
         kinds[cid] = kind
         records += [o, {"id": cid, "text": copy, "source": o["source"]}]
@@ -163,7 +174,7 @@ def evaluate(records: list[dict], kinds: dict[str, str], cfg: DedupConfig) -> di
     return {
         "threshold": cfg.threshold, "shingle_ko": cfg.shingle_ko, "documents": len(records), "originals": n_orig,
         "seconds": round(seconds, 1),
-        "recall": {k: [found[k], total[k], round(found[k] / total[k], 3)] for k in ko_neardup_gen.KINDS},
+        "recall": {k: [found[k], total[k], round(found[k] / total[k], 3)] for k in total},
         "missed_with_similarity_>=0.9": dict(missed_close),
         "recall_overall": round(sum(found.values()) / sum(total.values()), 4),
         "recall_by_source": {s: round(by_source[(s, True)] / (by_source[(s, True)] + by_source[(s, False)]), 3)
@@ -179,14 +190,16 @@ def main() -> None:
     ap.add_argument("--per-source", type=int, default=150)
     ap.add_argument("--threshold", type=float, default=0.8)
     ap.add_argument("--shingle-ko", type=int, help="default: DedupConfig's")
-    ap.add_argument("--negatives", type=int, default=3000, help="hard negatives of each kind")
+    ap.add_argument("--negatives", type=int, default=3000, help="hard negatives of each kind (Korean only)")
+    ap.add_argument("--english", action="store_true", help="English manuals and the edits that apply to them")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    records, kinds = build(args.per_source, args.seed)
+    records, kinds = build(args.per_source, args.seed, args.english)
     cfg = DedupConfig(threshold=args.threshold, **({"shingle_ko": args.shingle_ko} if args.shingle_ko else {}))
     report = evaluate(records, kinds, cfg)
-    report["hard_negatives"] = hard_negatives(negatives(args.negatives, args.seed), cfg)
+    if not args.english:
+        report["hard_negatives"] = hard_negatives(negatives(args.negatives, args.seed), cfg)
     print(json.dumps(report, ensure_ascii=False, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -15,6 +15,8 @@ Edits (one "kind" per copy, so recall can be reported per kind):
 - rewrap: lines joined into one paragraph, or the text wrapped at 30-60 columns;
 - typo: ~2 % of the syllables replaced by a neighbour syllable (one jamo off);
 - mixed: three of the above at once.
+
+English text gets the edits that mean something there (ENGLISH_KINDS).
 """
 
 from __future__ import annotations
@@ -120,12 +122,15 @@ def typo(text: str, rng: random.Random) -> str:
 EDITS = {"respace": respace, "particle": particle, "punct": punct, "sentence_del": sentence_del,
          "sentence_add": sentence_add, "nfd": nfd, "fullwidth": fullwidth, "rewrap": rewrap, "typo": typo}
 KINDS = (*EDITS, "mixed")
+ENGLISH_KINDS = ("punct", "sentence_del", "sentence_add", "fullwidth", "rewrap", "mixed")
+"""The edits that mean something in English text (no particles, syllables or Korean spacing)."""
 
 
-def perturb(text: str, kind: str, rng: random.Random, donor: str = "") -> str:
-    """`text` with the edit `kind` applied (`donor`: another document, for sentence_add)."""
+def perturb(text: str, kind: str, rng: random.Random, donor: str = "", kinds: tuple[str, ...] = KINDS) -> str:
+    """`text` with the edit `kind` applied (`donor`: another document, for sentence_add); `mixed` draws three
+    of the other `kinds`."""
     if kind == "mixed":
-        for k in rng.sample(sorted(EDITS), 3):
+        for k in rng.sample(sorted(set(kinds) - {"mixed"}), 3):
             text = perturb(text, k, rng, donor)
         return text
     if kind == "sentence_add":

@@ -503,3 +503,10 @@ def test_ngram_buckets_equal_a_direct_hash():
                 h = (h * 1_000_003 + ord(c)) % 2**64
             assert bucket == ((h + n) * 0x9E3779B97F4A7C15 % 2**64) >> (64 - BITS)
     assert [n for n, _ in ngram_buckets(text)] == list(range(1, NGRAMS + 1))
+
+
+def test_full_width_english_is_english():
+    """Korean input methods type full-width Latin; fastText knows only the ASCII forms, so it reads NFKC."""
+    text = "This guide shows how to configure the network interfaces of a Debian system with ifupdown."
+    full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+    assert detect(full_width, 0.15, 0.5)[0] == detect(text, 0.15, 0.5)[0] == "en"

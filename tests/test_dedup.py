@@ -16,7 +16,7 @@ from gecko.config import DedupConfig
 from gecko.data.dedup import minhash
 from gecko.data.dedup.planted import make_planted, score, write_shards
 from gecko.data.dedup.phase import run_dedup, work_dir_for
-from gecko.data.dedup.shingles import ko_units, ngrams, shingle_hashes
+from gecko.data.dedup.shingles import prose_units, ngrams, shingle_hashes
 
 SIZES = {"ko": 5, "en": 5, "code": 5}
 
@@ -38,7 +38,7 @@ def test_shingles_ignore_spacing_and_case_but_not_content():
     a = shingle_hashes("Hello   World\nagain", "ko", SIZES)
     assert np.array_equal(a, shingle_hashes("hello world again", "ko", SIZES))
     assert not np.array_equal(a, shingle_hashes("hello word again", "ko", SIZES))
-    assert len(ngrams(ko_units("짧다"), 5)) == 1  # a text shorter than n is one shingle
+    assert len(ngrams(prose_units("짧다"), 5)) == 1  # a text shorter than n is one shingle
 
 
 def _chains(n_chains: int = 20, length: int = 8) -> list[dict]:
@@ -78,6 +78,16 @@ def test_korean_shingles_ignore_spacing_particles_punctuation_nfd_and_full_width
         assert np.array_equal(shingle_hashes(variant, "ko", SIZES), shingle_hashes(text, "ko", SIZES)), variant
     assert not np.array_equal(shingle_hashes(text.replace("서울", "부산"), "ko", SIZES),
                               shingle_hashes(text, "ko", SIZES))
+
+
+def test_english_shingles_ignore_punctuation_and_full_width():
+    text = "Install the package, then run `make test`. It prints \"ok\" when every test passes!"
+    variants = ["Install the package then run make test. It prints 'ok' when every test passes.",
+                "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)]
+    for variant in variants:
+        assert np.array_equal(shingle_hashes(variant, "en", SIZES), shingle_hashes(text, "en", SIZES)), variant
+    assert not np.array_equal(shingle_hashes(text.replace("passes", "fails"), "en", SIZES),
+                              shingle_hashes(text, "en", SIZES))
 
 
 def test_korean_near_copies_from_a_separate_generator_are_found_without_false_positives():

