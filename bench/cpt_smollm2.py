@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> None:
 
     from gecko.config import TrainStageConfig
     from gecko.model.vocab import resize_vocab
-    from gecko.tokenizer.extend import load_new_tokens
+    from gecko.tokens import load_new_tokens
     from gecko.train.stages import enter_stage, new_row_mask, stage_at, stage_lr, zero_old_row_grads
 
     data, out = Path(args.data), Path(args.out)

@@ -54,9 +54,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "and the benchmark hook into run_train",
     ("gecko.train.trainer", "gecko.eval.harness"):
         "train.eval_tasks runs eval's harness every eval_tasks_every steps (function-local); same fix",
-    ("gecko.train.trainer", "gecko.tokenizer.extend"):
-        "continued pretraining reads which embedding rows `gecko tokenizer extend` added (function-local); "
-        "fix: the extension record's reader moves to gecko.tokens",
 }
 """Back-arrows not fixed yet, each with its reason."""
 

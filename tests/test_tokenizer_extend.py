@@ -18,7 +18,8 @@ from tokenizers.implementations import ByteLevelBPETokenizer, SentencePieceBPETo
 
 from gecko.cli import main
 from gecko.errors import DataError
-from gecko.tokenizer.extend import EXTENSION_FILE, Extension, efficiency, extend, load_base, load_new_tokens
+from gecko.tokenizer.extend import Extension, efficiency, extend, load_base
+from gecko.tokens import EXTENSION_FILE, load_new_tokens
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 LLAMA2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "tokenizers" / "llama2" / "tokenizer.model"

@@ -1,5 +1,6 @@
 """The tokenizer contract every stage shares: GECKO's special tokens (defined once: their order here is
-their id in every tokenizer we train), the chat template, and loading a `tokenizer.json` with its ids checked.
+their id in every tokenizer we train), the chat template, loading a `tokenizer.json` with its ids checked,
+and the record of the ids `gecko tokenizer extend` added.
 
 Owns no training (gecko.tokenizer does that); imports only gecko.errors, so any layer may use it.
 
@@ -11,6 +12,8 @@ PII scrubbing) claim a token without retraining the tokenizer or resizing the em
 from __future__ import annotations
 
 import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Tokenizer
@@ -88,3 +91,27 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+EXTENSION_FILE = "extension.json"
+"""Written beside tokenizer.json by `gecko tokenizer extend`: which ids are new, and the base ids each
+replaces (continued pretraining initializes and trains those embedding rows first)."""
+
+
+@dataclass(frozen=True)
+class NewToken:
+    id: int
+    token: str
+    """The token as the BPE model spells it (byte-level alphabet, or `▁` for a space)."""
+    pieces: list[int]
+    """The base tokenizer's ids for the same string: the rows averaged to initialize its embedding."""
+
+
+def load_new_tokens(tokenizer_dir: Path) -> tuple[int, list[NewToken]]:
+    """(base vocabulary size, new tokens) from an extended tokenizer's extension.json."""
+    path = Path(tokenizer_dir) / EXTENSION_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        return meta["base_vocab_size"], [NewToken(t["id"], t["token"], t["pieces"]) for t in meta["new_tokens"]]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not an extension record ({e})") from None

@@ -35,11 +35,10 @@ from gecko.atomic import write_text
 from gecko.config import LANGS, GeckoConfig
 from gecko.errors import ConfigError, DataError, pip_hint
 from gecko.tokenizer.train import balanced_budgets, corpus_records
-from gecko.tokens import file_sha256, TOKENIZER_FILE
+from gecko.tokens import EXTENSION_FILE, TOKENIZER_FILE, NewToken, file_sha256
 
 log = logging.getLogger(__name__)
 
-EXTENSION_FILE = "extension.json"
 REPORT_FILE = "extension_report.md"
 HELDOUT_EVERY = 20
 """One corpus document in this many (by a hash of its id) is held out from merge training for the report."""
@@ -47,15 +46,6 @@ _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 _SP_WORD = re.compile(r"▁?[^▁]+|▁")
 """SentencePiece-style bases pre-tokenize nothing: a word is a `▁` and what follows, up to the next `▁`."""
 _PUA_RANGES = ((0xF0000, 0xFFFFE), (0x100000, 0x10FFFE), (0xE000, 0xF900))
-
-
-@dataclass(frozen=True)
-class NewToken:
-    id: int
-    token: str
-    """The token as the BPE model spells it (byte-level alphabet, or `▁` for a space)."""
-    pieces: list[int]
-    """The base tokenizer's ids for the same string: the rows averaged to initialize its embedding."""
 
 
 @dataclass(frozen=True)
@@ -322,16 +312,6 @@ def save_extension(ext: Extension, out_dir: Path, base: Path, before: dict[str, 
     write_text(out_dir / EXTENSION_FILE, json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
     write_text(out_dir / REPORT_FILE, report)
     return path
-
-
-def load_new_tokens(tokenizer_dir: Path) -> tuple[int, list[NewToken]]:
-    """(base vocabulary size, new tokens) from an extended tokenizer's extension.json."""
-    path = Path(tokenizer_dir) / EXTENSION_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        return meta["base_vocab_size"], [NewToken(t["id"], t["token"], t["pieces"]) for t in meta["new_tokens"]]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not an extension record ({e})") from None
 
 
 def run_extend(cfg: GeckoConfig, base: Path, corpus: Path, add: int, langs: tuple[str, ...], out_dir: Path,

@@ -322,7 +322,7 @@ def benchmark_hook(cfg: GeckoConfig, tokenizer_dir: Path | None) -> Callable[[Ll
 
 def _extension_rows(tokenizer_dir: Path | None, vocab_size: int) -> torch.Tensor | None:
     """The new-row mask when the run's tokenizer was made by `gecko tokenizer extend`, else None."""
-    from gecko.tokenizer.extend import EXTENSION_FILE, load_new_tokens
+    from gecko.tokens import EXTENSION_FILE, load_new_tokens
 
     if tokenizer_dir is None or not (Path(tokenizer_dir) / EXTENSION_FILE).is_file():
         return None
