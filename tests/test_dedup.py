@@ -80,6 +80,13 @@ def test_korean_shingles_ignore_spacing_particles_punctuation_nfd_and_full_width
                               shingle_hashes(text, "ko", SIZES))
 
 
+def test_texts_without_letters_or_digits_keep_their_own_shingles():
+    """Prose units ignore symbols; a comment of only symbols or emoji must not share every other one's shingles."""
+    for lang in ("ko", "en"):
+        assert not np.array_equal(shingle_hashes("^^;;", lang, SIZES), shingle_hashes("😀😀 !!", lang, SIZES))
+        assert len(shingle_hashes("😀😀 !!", lang, SIZES))
+
+
 def test_english_shingles_ignore_punctuation_and_full_width():
     text = "Install the package, then run `make test`. It prints \"ok\" when every test passes!"
     variants = ["Install the package then run make test. It prints 'ok' when every test passes.",

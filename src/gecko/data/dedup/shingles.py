@@ -65,4 +65,7 @@ def shingle_hashes(text: str, lang: str, sizes: dict[str, int]) -> np.ndarray:
     """MinHash shingles of `text`: token n-grams for code, normalized-unit n-grams for prose (ko: its own n)."""
     if lang == "code":
         return ngrams(code_units(text), sizes["code"])
-    return ngrams(prose_units(text), sizes["ko" if lang == "ko" else "en"])
+    units = prose_units(text)
+    if len(units) == 0:  # only symbols or emoji (`^^;`, `😀😀`): their tokens, or all would share one signature
+        units = code_units(text)
+    return ngrams(units, sizes["ko" if lang == "ko" else "en"])
