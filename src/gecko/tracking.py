@@ -302,6 +302,8 @@ class MlflowSink:
         params = [Param(k, v[:6000]) for k, v in flat_config(config).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=params[i : i + 100])
+        self.pending: list[Any] = []
+        """Asynchronous metric batches (mlflow's RunOperations), awaited before the run is ended."""
 
     def start(self, step: int) -> None:
         pass  # metric histories keep every value with its step; a resumed stage is a new run
@@ -310,9 +312,9 @@ class MlflowSink:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(
-            self.run_id, metrics=[Metric(k.replace("@", "_at_"), v, now, step) for k, v in values.items()]
-        )
+        metrics = [Metric(k.replace("@", "_at_"), v, now, step) for k, v in values.items()]
+        # asynchronous: a SQLite commit per record would cost the training loop tens of ms per logged step
+        self.pending.append(self.client.log_batch(self.run_id, metrics=metrics, synchronous=False))
 
     def table(self, name: str, columns: list[str], rows: list[list[Any]]) -> None:
         data = {c: [str(row[i]) for row in rows] for i, c in enumerate(columns)}
@@ -322,6 +324,8 @@ class MlflowSink:
         self.client.log_artifact(self.run_id, str(path))
 
     def close(self, failed: bool = False) -> None:
+        for operation in self.pending:
+            operation.wait()
         self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
 
