@@ -183,6 +183,20 @@ def test_a_failing_stage_ends_its_runs_as_failed(tmp_path, monkeypatch):
     assert tracking.current().sinks == []  # outside a stage again
 
 
+def test_a_sink_that_cannot_end_its_run_is_a_warning(tmp_path, caplog):
+    """The stage's outputs are complete by then: a tracker server gone must not cost the stage its marker."""
+
+    class Gone:
+        def close(self, failed: bool = False) -> None:
+            raise ConnectionError("server went away")
+
+    cfg = load_config(None, [f"run_dir={tmp_path}", "logging.sinks=[jsonl]"])
+    with tracking.session(cfg, "eval") as tracker:
+        tracker.sinks.insert(0, Gone())
+    assert "Gone could not end its run (ConnectionError: server went away)" in caplog.text
+    assert read_metrics(tmp_path / tracking.EVENT_LOG)[-1]["kind"] == "end"  # the other sinks still end
+
+
 def test_trackio_local(tracked_run):
     trackio = pytest.importorskip("trackio")
     db = sqlite3.connect(trackio.utils.TRACKIO_DIR / f"{tracked_run.logging.project}.db")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any, Protocol, cast
 
 from gecko.config import GeckoConfig, LoggingConfig, missing_package, to_dict
 from gecko.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 EVENT_LOG = "tracking.jsonl"
 
@@ -91,8 +94,15 @@ class Tracker:
                 sink.artifact(path)
 
     def close(self, failed: bool = False) -> None:
+        """End every sink's run. A sink that fails to end (a server gone) is a warning, not a failed stage:
+        the stage's outputs are complete and must keep their marker."""
         for sink in self.sinks:
-            sink.close(failed)
+            try:
+                sink.close(failed)
+            except Exception as e:  # noqa: BLE001 (any backend error)
+                log.warning(
+                    "logging: %s could not end its run (%s: %s)", type(sink).__name__, type(e).__name__, e
+                )
 
 
 _current = Tracker([])
