@@ -92,7 +92,9 @@ def prepare(args: argparse.Namespace) -> None:
     for lang, docs in (("ko", ko), ("en", en_train), ("code", code_train)):
         ids = [i for e in ext.tokenizer.encode_batch_fast(docs, add_special_tokens=False) for i in [0, *e.ids]]
         np.save(out / f"train_ext_{lang}.npy", np.array(ids, dtype=dtype))
-    cut = {lang: [d[:args.doc_chars] for d in docs[:args.heldout_docs]] for lang, docs in heldout.items()}
+    # an empty document (an empty stdlib file) has no bytes to score and no tokens to feed the model
+    cut = {lang: [c for c in (d[:args.doc_chars] for d in docs[:args.heldout_docs]) if c]
+           for lang, docs in heldout.items()}
     (out / "heldout.json").write_text(json.dumps(cut, ensure_ascii=False), encoding="utf-8")
 
 

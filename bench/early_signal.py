@@ -156,7 +156,7 @@ def main() -> None:
     sub.add_parser("prepare", help="CPU: data, tokenizer, shards and eval sets into the pack")
     t = sub.add_parser("train", help="GPU: train the ladder and score the early suite")
     t.add_argument("--out", type=Path, required=True)
-    t.add_argument("--budget-s", type=float, default=420.0, help="wall-clock budget for all variants")
+    t.add_argument("--budget-s", type=float, default=500.0, help="wall-clock budget for all variants")
     one = sub.add_parser("variant", help="one variant's train stage (train starts the three)")
     one.add_argument("--ko", choices=LADDER, required=True)
     for p in (t, one):
