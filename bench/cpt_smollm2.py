@@ -232,7 +232,8 @@ def run(args: argparse.Namespace) -> None:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     tokens = steps * args.batch_size * args.seq_len
-    results["train"] = {"stages": [s.__dict__ for s in stages], "steps_done": steps, "tokens": tokens, "seconds": round(seconds, 1),
+    results["train"] = {"stages": [s.__dict__ for s in stages], "steps_done": steps, "tokens": tokens,
+                        "seconds": round(seconds, 1),
                         "tokens_per_s": round(tokens / seconds), "log": log,
                         "mix": {"ko": 0.6, "en": 0.25, "code": 0.15}, "seq_len": args.seq_len,
                         "batch_size": args.batch_size}

@@ -10,7 +10,8 @@
 
 `train` keeps to a wall-clock budget (--budget-s): the three variants run at once, each in its own process,
 and are stopped at the budget; their metrics are copied to OUT as they grow and the comparison
-(ablate.md/json/png) is written from what finished, so a cut-short call still returns results. Results: docs/evaluation.md and docs/benchmarks.md.
+(ablate.md/json/png) is written from what finished, so a cut-short call still returns results.
+Results: docs/evaluation.md and docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ def train(out: Path, budget_s: float, overrides: list[str]) -> None:
             tar.extractall(".", filter="tar")
     grid_variants = variants(CONFIG, GRID, overrides)
     log = (out / "log.txt").open("a")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["src", *filter(None, [os.environ.get("PYTHONPATH")])]),
-           "PYTHONUNBUFFERED": "1"}
+    pythonpath = os.pathsep.join(["src", *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"}
     sets = [f"--set={o}" for o in overrides]
     procs = {ko: subprocess.Popen([sys.executable, __file__, "variant", "--ko", ko, *sets], stdout=log,
                                   stderr=subprocess.STDOUT, env=env) for ko in LADDER}

@@ -205,7 +205,10 @@ def test_flex_compile_failure_falls_back_to_sdpa_with_the_same_mask(monkeypatch,
     monkeypatch.setattr(llama, "_flex_probed", set())
     monkeypatch.setattr(llama, "_compiled", broken)
     doc_ids = torch.stack([(torch.arange(20) >= c).long() for c in (7, 12)])
-    same_doc_causal = lambda b, h, q, kv: (doc_ids[b, q] == doc_ids[b, kv]) & (kv <= q)
+
+    def same_doc_causal(b, h, q, kv):
+        return (doc_ids[b, q] == doc_ids[b, kv]) & (kv <= q)
+
     block_mask = create_block_mask(same_doc_causal, 2, None, 20, 20, device="cpu")
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, h, 20, 16, generator=g) for h in (4, 2, 2))

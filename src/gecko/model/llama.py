@@ -205,7 +205,8 @@ _flex_error: str | None = None
 
 
 def _is_compile_error(e: BaseException) -> bool:
-    return any(c.__module__.startswith(("torch._dynamo", "torch._inductor", "triton")) for c in type(e).__mro__)
+    modules = ("torch._dynamo", "torch._inductor", "triton")
+    return any(c.__module__.startswith(modules) for c in type(e).__mro__)
 
 
 def _flex_failed(e: RuntimeError) -> None:
@@ -214,7 +215,7 @@ def _flex_failed(e: RuntimeError) -> None:
         raise e
     reason = next((line for line in str(e).splitlines() if line.strip()), "")[:300]
     _flex_error = f"{type(e).__name__}: {reason}"
-    log.warning("flex attention does not compile here (%s); using SDPA with dense masks from now on", _flex_error)
+    log.warning("flex attention does not compile here (%s); SDPA with dense masks from now on", _flex_error)
 
 
 def _flex_compiles(q: Tensor, k: Tensor, v: Tensor, mask: BlockMask) -> bool:
