@@ -43,9 +43,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "task files name their data as data.sources do (globs, fsspec URLs, hf:// datasets); fix: sources and "
         "rawio move to that base I/O module",
     ("gecko.eval.taskfile", "gecko.data.rawio"): "task files open local and remote files through rawio; same fix",
-    ("gecko.export.gguf", "gecko.tokenizer.train"):
-        "the GGUF check compares tokenizer.json with the pipeline GECKO trains (bytelevel_pipeline); "
-        "fix: that pipeline's definition moves to gecko.tokens",
     ("gecko.tokenizer.compare", "gecko.data.normalize"):
         "held-out text is normalized as the corpus is, on purpose; fix: a data-side export of held-out text",
     ("gecko.tokenizer.compare", "gecko.data.readers"): "held-out raw sources are read by the data readers; same",

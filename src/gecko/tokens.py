@@ -1,6 +1,7 @@
 """The tokenizer contract every stage shares: GECKO's special tokens (defined once: their order here is
 their id in every tokenizer we train), the chat template, loading a `tokenizer.json` with its ids checked,
-and the record of the ids `gecko tokenizer extend` added.
+and the record of the ids `gecko tokenizer extend` added; the byte-level pipeline GECKO trains
+(`bytelevel_pipeline`), which GGUF export checks a tokenizer against.
 
 Owns no training (gecko.tokenizer does that); imports only gecko.errors, so any layer may use it.
 
@@ -16,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenizers import Tokenizer
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from gecko.errors import DataError
 
@@ -115,3 +116,19 @@ def load_new_tokens(tokenizer_dir: Path) -> tuple[int, list[NewToken]]:
         return meta["base_vocab_size"], [NewToken(t["id"], t["token"], t["pieces"]) for t in meta["new_tokens"]]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(f"{path}: not an extension record ({e})") from None
+
+
+QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+"""Qwen2's split (llama.cpp's `qwen2` pre-tokenizer): GPT-4's with single digits."""
+
+
+def bytelevel_pipeline(model: models.Model) -> Tokenizer:
+    """Qwen2's pre-tokenizer and byte-level decoder around `model`, serialized exactly as Qwen2's."""
+    tokenizer = Tokenizer(model)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+    ])
+    tokenizer.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    return tokenizer

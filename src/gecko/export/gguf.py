@@ -55,7 +55,7 @@ def check_tokenizer(path: Path) -> None:
     """GGUF export needs GECKO's byte-level BPE with Qwen2's split: the only split llama.cpp then reproduces."""
     from tokenizers import models
 
-    from gecko.tokenizer.train import bytelevel_pipeline
+    from gecko.tokens import bytelevel_pipeline
 
     try:
         tok = json.loads(path.read_text(encoding="utf-8"))

@@ -31,8 +31,8 @@ from tokenizers.trainers import BpeTrainer
 from gecko.atomic import write_text
 from gecko.config import TokenizerConfig, to_dict
 from gecko.errors import ConfigError, DataError
-from gecko.tokens import (BOS, BYTE_TOKENS, N_SPECIAL, SPECIAL_TOKENS, TOKENIZER_FILE, UNK, file_sha256,
-                          special_id)
+from gecko.tokens import (BOS, BYTE_TOKENS, N_SPECIAL, SPECIAL_TOKENS, TOKENIZER_FILE, UNK,
+                          bytelevel_pipeline, file_sha256, special_id)
 
 log = logging.getLogger(__name__)
 
@@ -260,22 +260,6 @@ def _with_byte_tokens(trained: dict[str, int]) -> dict[str, int]:
 
 
 # ── byte-level BPE (llama.cpp-compatible) ─────────────────────────────────────────────────────────────
-
-QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-"""Qwen2's split (llama.cpp's `qwen2` pre-tokenizer): GPT-4's with single digits."""
-
-
-def bytelevel_pipeline(model: models.Model) -> Tokenizer:
-    """Qwen2's pre-tokenizer and byte-level decoder around `model`, serialized exactly as Qwen2's."""
-    tokenizer = Tokenizer(model)
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
-    ])
-    tokenizer.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
-    return tokenizer
-
 
 def train_bytelevel_bpe(texts: list[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
     """Train; then put the special block first and the 256 bytes right after it, whatever their frequency."""
