@@ -1,15 +1,18 @@
-"""Which byte-level BPE recipe generalizes: held-out chars/token for pre-tokenizers and training samples.
+"""Which training recipe generalizes: held-out chars/token of byte-level BPEs (Qwen2's split, 32k unless said).
 
-Every variant is a byte-level BPE that llama.cpp can run (its pre-tokenizer is one llama.cpp implements),
-trained on a per-domain byte budget split evenly across that domain's training sources, and scored on
-whole sources left out of training (`HELDOUT`): Korean petitions, movie reviews, news comments, boddari
-and the Korean side of the Korea Herald parallel news; English Debian/PostgreSQL/Git manuals, LAMBADA
-fiction and the English side of that news; code from site-packages the stdlib lacks, npm packages and a
-C project (the X server) that training never sees.
+Every variant is trained on a byte budget split across ko/en/code by shares and, within a language, evenly
+across its training sources (a source smaller than its part leaves the rest to the others; `weights` tilt
+that), and scored on whole sources left out of training (`heldout_sources`): Korean petitions, movie reviews,
+news comments and boddari; English Debian/PostgreSQL/Git manuals and LAMBADA fiction; code from site-packages
+the stdlib lacks (transformers, pandas, scikit-learn, rich), npm packages and a C project (the X server) that
+training never sees. These are `compare.heldout` of configs/tokenizer.yaml. (The Korea Herald parallel news is
+not held out: its English side is byte-identical to the North Korean news' English side, a training source.)
+Also counts where the vocabulary goes (`gecko.tokenizer.report.vocab_kind`).
 
-    .venv/bin/python bench/tokenizer_generalize.py --out runs/bench/tokenizer_generalize [--only NAME ...]
+    .venv/bin/python bench/tokenizer_generalize.py [--out runs/bench/tokenizer_generalize] [--only NAME ...]
 
-Needs ../shared/data and `bash tools/fetch_code_corpus.sh`. Writes results.json to --out.
+Needs ../shared/data and `bash tools/fetch_code_corpus.sh`. Each source is read once into --out/cache (a
+seeded random sample of at most 3 MB to train on, 0.7 MB held out); writes results.jsonl to --out.
 """
 
 from __future__ import annotations
@@ -19,17 +22,15 @@ import json
 import random
 import sys
 import sysconfig
-import tarfile
 import time
+from collections import Counter
 from pathlib import Path
 
-from tokenizers import Tokenizer
-
-from gecko.config import SourceConfig, TokenizerConfig
+from gecko.config import SourceConfig
 from gecko.data.normalize import normalize_text
 from gecko.data.readers import Quarantine, iter_records
-from gecko.tokenizer.compare import HFEncoder, score
-from gecko.tokenizer.train import HANGUL_ALPHABET, build_alphabet, train_bpe, train_bytelevel_bpe
+from gecko.tokenizer import train as tok_train
+from gecko.tokenizer.report import vocab_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -37,148 +38,163 @@ CODE = ROOT / "runs" / "code_corpus"
 KO, EN, SAFETY, PAR = SHARED / "corpus/ko", SHARED / "corpus/en", SHARED / "safety", SHARED / "parallel"
 SITE = Path(sysconfig.get_paths()["purelib"])  # the venv running this script
 JS = (".js", ".mjs", ".cjs", ".ts")
+TRAIN_CAP, HELD_CAP, MAX_FILES = 3_000_000, 700_000, 30_000
 
 
 def src(name: str, path: Path | str, lang: str, **kw) -> SourceConfig:
     return SourceConfig(name, str(path), lang, **kw)
 
 
-def train_sources() -> dict[str, list[SourceConfig]]:
+def train_sources() -> list[SourceConfig]:
     kosbi, square = SAFETY / "kosbi_square/data/KoSBi", SAFETY / "kosbi_square/data/SQuARe"
     nk = PAR / "korean_parallel_corpora/northkorean-english-news-v1"
     jhe = PAR / "korean_parallel_corpora/korean-english-jhe"
-    return {
-        "ko": [src("kowiki", KO / "kowiki/kowiki.jsonl", "ko"),
-               src("statutes", KO / "statutes/kr_statutes.jsonl", "ko"),
-               src("precedents", KO / "precedents/kr_precedents.jsonl", "ko"),
-               src("novels", KO / "novels/ko_pd_novels.jsonl", "ko"),
-               src("python_docs_ko", KO / "python_docs_ko/python_docs_ko.jsonl", "ko"),
-               src("chatbot_q", KO / "chatbot/ChatbotData.csv", "ko", format="csv", text_field="Q"),
-               src("chatbot_a", KO / "chatbot/ChatbotData.csv", "ko", format="csv", text_field="A"),
-               src("community", SAFETY / "curse_detection/dataset.txt", "ko", format="tsv", delimiter="|",
-                   columns=("text", "label")),
-               src("kosbi_context", kosbi, "ko", format="json", text_field="context"),
-               src("kosbi_sentence", kosbi, "ko", format="json", text_field="sentence"),
-               src("square_question", square, "ko", format="json", text_field="question"),
-               src("news_titles", SAFETY / "kocohub_hate/news_title/train.news_title.txt", "ko", format="tsv",
-                   columns=("text",)),
-               src("libreoffice_ko", PAR / "libreoffice_help/lo_help_ko_en_pairs.jsonl", "ko", text_field="ko"),
-               src("tatoeba_ko", PAR / "tatoeba/kor.txt", "ko", format="tsv", columns=("en", "ko", "by"),
-                   text_field="ko"),
-               src("nk_news_ko", nk / "northkorean-english.test.nk", "ko", format="text"),
-               src("jhe_ko", jhe / "jhe-koen-dev.ko", "ko", format="text")],
-        "en": [src("python_docs", EN / "python_docs/python311_docs_rst.jsonl", "en"),
-               src("libreoffice_en", PAR / "libreoffice_help/lo_help_ko_en_pairs.jsonl", "en", text_field="en"),
-               src("tatoeba_en", PAR / "tatoeba/kor.txt", "en", format="tsv", columns=("en", "ko", "by"),
-                   text_field="en"),
-               src("nk_news_en", nk / "northkorean-english.test.en", "en", format="text"),
-               src("jhe_en", jhe / "jhe-koen-dev.en", "en", format="text")],
-        "code": [src("stdlib", "{stdlib}", "code"),
-                 src("npm", CODE / "train/npm", "code", format="code", extensions=JS),
-                 src("c", CODE / "train/debian/glibc-source", "code", format="code", extensions=(".c", ".h")),
-                 src("shell", CODE / "train/debian", "code", format="code", extensions=(".sh",)),
-                 src("sql", CODE / "train/debian/postgresql-15", "code", format="code", extensions=(".sql",))],
-    }
+    deb = CODE / "train/debian"
+    return [src("kowiki", KO / "kowiki/kowiki.jsonl", "ko"),
+            src("statutes", KO / "statutes/kr_statutes.jsonl", "ko"),
+            src("precedents", KO / "precedents/kr_precedents.jsonl", "ko"),
+            src("novels", KO / "novels/ko_pd_novels.jsonl", "ko"),
+            src("python_docs_ko", KO / "python_docs_ko/python_docs_ko.jsonl", "ko"),
+            src("chatbot_q", KO / "chatbot/ChatbotData.csv", "ko", format="csv", text_field="Q"),
+            src("chatbot_a", KO / "chatbot/ChatbotData.csv", "ko", format="csv", text_field="A"),
+            src("community", SAFETY / "curse_detection/dataset.txt", "ko", format="tsv", delimiter="|",
+                columns=("text", "label")),
+            src("kosbi_context", kosbi, "ko", format="json", text_field="context"),
+            src("kosbi_sentence", kosbi, "ko", format="json", text_field="sentence"),
+            src("square_question", square, "ko", format="json", text_field="question"),
+            src("news_titles", SAFETY / "kocohub_hate/news_title/train.news_title.txt", "ko", format="tsv",
+                columns=("text",)),
+            src("libreoffice_ko", PAR / "libreoffice_help/lo_help_ko_en_pairs.jsonl", "ko", text_field="ko"),
+            src("tatoeba_ko", PAR / "tatoeba/kor.txt", "ko", format="tsv", columns=("en", "ko", "by"),
+                text_field="ko"),
+            src("nk_news_ko", nk / "northkorean-english.test.nk", "ko", format="text"),
+            src("jhe_ko", jhe / "jhe-koen-dev.ko", "ko", format="text"),
+            src("python_docs", EN / "python_docs/python311_docs_rst.jsonl", "en"),
+            src("libreoffice_en", PAR / "libreoffice_help/lo_help_ko_en_pairs.jsonl", "en", text_field="en"),
+            src("tatoeba_en", PAR / "tatoeba/kor.txt", "en", format="tsv", columns=("en", "ko", "by"),
+                text_field="en"),
+            src("nk_news_en", nk / "northkorean-english.test.en", "en", format="text"),
+            src("jhe_en", jhe / "jhe-koen-dev.en", "en", format="text"),
+            src("fortunes", CODE / "train/text/fortunes.txt", "en", format="text"),
+            src("stdlib", sysconfig.get_paths()["stdlib"], "code", format="code"),
+            src("npm", CODE / "train/npm", "code", format="code", extensions=JS),
+            src("c", deb / "glibc-source", "code", format="code", extensions=(".c", ".h")),
+            src("shell", deb, "code", format="code", extensions=(".sh",)),
+            src("sql", deb / "postgresql-15", "code", format="code", extensions=(".sql",)),
+            src("go", deb / "golang-1.19-src", "code", format="code", extensions=(".go",)),
+            src("rust", deb / "rust-src", "code", format="code", extensions=(".rs",))]
 
 
-def heldout_sources(news: Path) -> dict[str, list[SourceConfig]]:
-    site = [src(p, SITE / p, "code", format="code") for p in ("transformers", "pandas", "sklearn", "rich")]
-    return {
-        "ko": [src("petitions", KO / "petitions/petitions_2017-08", "ko", text_field="content"),
-               src("nsmc", KO / "nsmc/nsmc_raw_reviews.tsv", "ko", format="tsv", text_field="review"),
-               src("news_comments", KO / "news_comments", "ko", format="text"),
-               src("boddari", KO / "boddari/txt", "ko", format="text"),
-               src("park_news_ko", news / "korean-english-park.test.ko", "ko", format="text")],
-        "en": [src("debian_docs", EN / "debian_docs/debian_docs_en.jsonl", "en"),
-               src("lambada", SHARED / "eval/lambada_openai/lambada_test.jsonl", "en"),
-               src("park_news_en", news / "korean-english-park.test.en", "en", format="text")],
-        "code": [*site,
-                 src("npm_heldout", CODE / "heldout/npm", "code", format="code", extensions=JS),
-                 src("xorg", CODE / "heldout/debian", "code", format="code", extensions=(".c", ".h"))],
-    }
+def heldout_sources() -> list[SourceConfig]:
+    return [src("petitions", KO / "petitions/petitions_2017-08", "ko", text_field="content"),
+            src("nsmc", KO / "nsmc/nsmc_raw_reviews.tsv", "ko", format="tsv", text_field="review"),
+            src("news_comments", KO / "news_comments", "ko", format="text"),
+            src("boddari", KO / "boddari/txt", "ko", format="text"),
+            src("debian_docs", EN / "debian_docs/debian_docs_en.jsonl", "en"),
+            src("lambada", SHARED / "eval/lambada_openai/lambada_test.jsonl", "en"),
+            *(src(p, SITE / p, "code", format="code") for p in ("transformers", "pandas", "sklearn", "rich")),
+            src("npm_heldout", CODE / "heldout/npm", "code", format="code", extensions=JS),
+            src("xorg", CODE / "heldout/debian", "code", format="code", extensions=(".c", ".h"))]
 
 
-def read_source(source: SourceConfig, budget: int, seed: int) -> list[str]:
-    """`budget` bytes of a source's documents in a seeded random order (not the first files only)."""
+def cached(source: SourceConfig, cap: int, seed: int, cache: Path) -> list[str]:
+    """A seeded random sample of the source's documents (of its first MAX_FILES), at most `cap` bytes."""
+    path = cache / f"{source.lang}__{source.name}__{cap}.jsonl"
+    if path.exists():
+        return [json.loads(line) for line in path.open(encoding="utf-8")]
     docs = []
-    for _, decode in iter_records(source, 10_000_000):
+    for n, (_, decode) in enumerate(iter_records(source, 10_000_000)):
+        if n >= MAX_FILES:
+            break
         try:
             docs.append(normalize_text(decode()[1], is_code=source.lang == "code"))
         except Quarantine:
             continue
     random.Random(seed).shuffle(docs)
-    out, used = [], 0
-    for text in docs:
-        if used >= budget:
-            break
-        data = text.encode()[:budget - used]
-        out.append(data.decode("utf-8", errors="ignore"))
-        used += len(data)
-    return out
+    docs = _take(docs, cap)
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    return docs
 
 
-def read_domain(sources: list[SourceConfig], budget: int, seed: int) -> list[str]:
-    """Equal bytes per source; a source smaller than its share leaves the rest to the others."""
-    texts, left = [], budget
-    by_size = []
-    for s in sources:
-        docs = read_source(s, budget, seed)
-        by_size.append((sum(len(t.encode()) for t in docs), s.name, docs))
-    by_size.sort(key=lambda x: x[0])
-    for i, (size, _, docs) in enumerate(by_size):
-        share = left // (len(by_size) - i)
-        taken = _take(docs, share)
-        used = sum(len(t.encode()) for t in taken)
-        texts.extend(taken)
-        left -= used
-    random.Random(seed).shuffle(texts)  # a prefix of the result keeps the per-source balance
-    return texts
+def sample(pool: dict[SourceConfig, list[str]], variant: dict) -> tuple[list[str], dict[str, int]]:
+    """The variant's training text: per-language budget, split across sources by weight, capped at each size."""
+    texts, used = [], {}
+    for lang, share in variant["shares"].items():
+        docs = {s.name: d for s, d in pool.items() if s.lang == lang and s.name not in variant.get("drop", ())}
+        weights = {name: variant.get("weights", {}).get(name, 1.0) for name in docs}
+        size = {name: sum(len(t.encode()) for t in d) for name, d in docs.items()}
+        left, wsum = int(variant["mb"] * 1e6 * share), sum(weights.values())
+        for name in sorted(docs, key=lambda n: size[n] / weights[n]):  # smallest first: leftovers flow on
+            taken = _take(docs[name], int(left * weights[name] / wsum))
+            wsum -= weights[name]
+            used[f"{lang}/{name}"] = sum(len(t.encode()) for t in taken)
+            left -= used[f"{lang}/{name}"]
+            texts += taken
+    return texts, used
 
 
+BEFORE = {"mb": 18, "shares": {"ko": 0.45, "en": 0.22, "code": 0.33}, "drop": ("fortunes", "go", "rust")}
+COLLOQUIAL = ("chatbot_q", "chatbot_a", "community", "kosbi_context", "kosbi_sentence", "square_question",
+              "news_titles")
 VARIANTS = {
-    # name: (pre-tokenizer, MB ko/en/code)
-    "qwen2_8_4_6": ("qwen2", (8, 4, 6)),
-    "starcoder_8_4_6": ("starcoder", (8, 4, 6)),
-    "qwen2_10_3_6": ("qwen2", (10, 3, 6)),
-    "qwen2_10_4_8": ("qwen2", (10, 4, 8)),
-    "char_custom_8_4_6": ("char", (8, 4, 6)),
-    "qwen2_16_4_8": ("qwen2", (16, 4, 8)),
-    "qwen2_20_6_10": ("qwen2", (20, 6, 10)),
+    # name: recipe (MB in all, shares, sources dropped, per-source weights, pre-tokenizer, vocabulary size)
+    "before_45_22_33": BEFORE,
+    "before_9mb": {**BEFORE, "mb": 9},
+    "before_colloquial_x2": {**BEFORE, "weights": dict.fromkeys(COLLOQUIAL, 2.0)},
+    "before_55_20_25": {**BEFORE, "shares": {"ko": 0.55, "en": 0.2, "code": 0.25}},
+    "before_60_20_20": {**BEFORE, "shares": {"ko": 0.6, "en": 0.2, "code": 0.2}},
+    "before_exaone_moe_split": {**BEFORE, "pre": "exaone_moe"},
+    "plus_fortunes": {**BEFORE, "drop": ("go", "rust")},
+    "plus_fortunes_50_20_30": {**BEFORE, "drop": ("go", "rust"), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}},
+    "plus_fortunes_go_rust_50_20_30": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}},
+    "final_36mb": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}, "mb": 36},
+    "final_48k_vocab": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}, "vocab": 48000},
+    "final_64k_vocab": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}, "vocab": 64000},
 }
+PRE = {  # llama.cpp's `exaone-moe` split: letters joined across single spaces (phrases as one pre-token)
+    "exaone_moe": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}"
+                  r"| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+",
+}
+
+
+def score(tok, held: dict[SourceConfig, list[str]]) -> dict[str, float]:
+    """Chars/token per held-out source and per language (all of its sources' text together)."""
+    row, totals = {}, {}
+    for s, docs in held.items():
+        chars, toks = sum(map(len, docs)), sum(len(e.ids) for e in tok.encode_batch(docs, add_special_tokens=False))
+        row[f"{s.lang}/{s.name}"] = round(chars / toks, 3)
+        c, t = totals.get(s.lang, (0, 0))
+        totals[s.lang] = (c + chars, t + toks)
+    return {**{lang: round(c / t, 3) for lang, (c, t) in totals.items()}, **row}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=ROOT / "runs/bench/tokenizer_generalize")
     ap.add_argument("--only", nargs="*")
-    ap.add_argument("--heldout-mb", type=float, default=2.0)
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    news = args.out / "park_news"
-    if not news.is_dir():
-        with tarfile.open(PAR / "korean_parallel_corpora/korean-english-news-v1/korean-english-park.test.tar.gz") as t:
-            t.extractall(news, filter="data")
-    held = {lang: read_domain(s, int(args.heldout_mb * 1e6), 0) for lang, s in heldout_sources(news).items()}
-    held_by_source = {lang: [(s, read_source(s, int(args.heldout_mb * 1e6 / len(srcs)), 0)) for s in srcs]
-                      for lang, srcs in heldout_sources(news).items()}
-    pool = {lang: read_domain(s, 20_000_000, 1) for lang, s in train_sources().items()}
-    results = []
-    for name, (pre, mb) in VARIANTS.items():
+    cache = args.out / "cache"
+    held = {s: cached(s, HELD_CAP, 0, cache) for s in heldout_sources()}
+    pool = {s: cached(s, TRAIN_CAP, 1, cache) for s in train_sources()}
+    qwen2 = tok_train.QWEN2_PATTERN
+    for name, variant in VARIANTS.items():
         if args.only and name not in args.only:
             continue
-        texts = [t for (lang, docs), m in zip(pool.items(), mb) for t in _take(docs, int(m * 1e6))]
+        texts, used = sample(pool, variant)
+        tok_train.QWEN2_PATTERN = PRE.get(variant.get("pre", ""), qwen2)  # bytelevel_pipeline reads it
         t0 = time.perf_counter()
-        tok = (train_bytelevel_bpe(texts, 32000) if pre == "qwen2" else
-               train_bpe(texts, TokenizerConfig(), build_alphabet(texts, 0.9999, HANGUL_ALPHABET)))
+        tok = tok_train.train_bytelevel_bpe(texts, variant.get("vocab", 32000))
         secs = time.perf_counter() - t0
-        tok.save(str(args.out / f"{name}.json"))
-        row = {"variant": name, "pre": pre, "mb": mb, "seconds": round(secs, 1),
-               **{s.lang: round(s.chars_per_token, 3) for s in score(HFEncoder(name, tok), held)},
-               **{f"{k}/{s.name}": round(v.chars_per_token, 3) for k, srcs in held_by_source.items()
-                  for s, docs in srcs for v in score(HFEncoder(name, tok), {k: docs})}}
-        results.append(row)
-        print(json.dumps(row), flush=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        tok_train.QWEN2_PATTERN = qwen2
+        kinds = Counter(vocab_kind(p) for i in range(tok.get_vocab_size()) if (p := tok.decode([i])))
+        row = {"variant": name, "seconds": round(secs, 1),
+               "mb": {lang: round(sum(n for k, n in used.items() if k.startswith(lang + "/")) / 1e6, 2)
+                      for lang in variant["shares"]},
+               **score(tok, held), "vocab": dict(kinds)}
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+        with (args.out / "results.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _take(docs: list[str], budget: int) -> list[str]:

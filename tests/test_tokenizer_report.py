@@ -12,7 +12,8 @@ from helpers import held_out_sources, tiny_gecko_tokenizer
 from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
 from gecko.tokenizer.compare import HFEncoder, load_encoder, read_texts
-from gecko.tokenizer.report import CARD_JSON, CARD_MD, CARD_PNG, EDGE_CASES, Tokenization, card_for, report
+from gecko.tokenizer.report import (CARD_JSON, CARD_MD, CARD_PNG, EDGE_CASES, Tokenization, card_for, report,
+                                    vocab_kind)
 from gecko.tokens import load_tokenizer
 
 
@@ -39,6 +40,16 @@ def test_card_measures_match_the_tokenizer(setup: tuple[Path, tuple[SourceConfig
     assert card.unused_vocab_share == pytest.approx(1 - len(used) / tok.get_vocab_size())
     assert card.digits_split  # GECKO splits every digit
     assert len(card.longest_tokens) == 8 and len(card.longest_tokens[0]) >= len(card.longest_tokens[-1])
+    pieces = [tok.decode([i], skip_special_tokens=False) for i in range(tok.get_vocab_size())]
+    whole = [p for p in pieces if "\ufffd" not in p]  # pieces with a cut character count as fragments
+    assert card.vocab_by_kind["hangul"] == sum(any("가" <= ch <= "힣" for ch in p) for p in whole) > 0
+    assert sum(card.vocab_by_kind.values()) == sum(map(bool, pieces))
+
+
+def test_vocab_kinds() -> None:
+    kinds = {" 서울": "hangul", "ㅋㅋ": "hangul", " the": "latin_word", "def": "latin_word", "):\n    ": "ascii_other",
+             "42": "ascii_other", "漢字": "other_script", " é": "other_script", "\ufffd": "byte_fragment"}
+    assert {p: vocab_kind(p) for p in kinds} == kinds
 
 
 def test_round_trip_failures_are_reported(setup: tuple[Path, tuple[SourceConfig, ...]], tmp_path: Path) -> None:

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Real code in several languages for the tokenizer's training sample and its held-out set, fetched with the
-# package managers (npm, apt) at pinned versions, unpacked under runs/code_corpus/ (configs/tokenizer.yaml).
+# Real code in several languages for the tokenizer's training sample and its held-out set, and English prose
+# that ../shared/data lacks (fortune cookies: quotes, jokes, literature), fetched with the package managers
+# (npm, apt) at pinned versions, unpacked under runs/code_corpus/ (configs/tokenizer.yaml).
 #
 #   bash tools/fetch_code_corpus.sh [DEST]        # default DEST: runs/code_corpus; skips what is there
 #
 # train/: JavaScript/TypeScript (npm), C (glibc, libxcrypt sources), SQL (PostgreSQL's bundled scripts),
-#         shell (bash-completion). heldout/: other npm packages and another C project (the X server),
-#         whole packages never seen in training.
+#         shell (bash-completion), Go (Go 1.19's standard library), Rust (Rust's standard library);
+#         text/fortunes.txt (Debian's fortunes). heldout/: other npm packages and another C project (the
+#         X server), whole packages never seen in training.
 set -euo pipefail
 dest=${1:-runs/code_corpus}
 npm_train=(typescript@5.4.5 lodash@4.17.21 express@4.19.2 vue@3.4.27 axios@1.7.2 webpack@5.91.0 eslint@8.57.0)
 npm_heldout=(d3@7.9.0 rxjs@7.8.1 jquery@3.7.1 chart.js@4.4.3)
-deb_train=(glibc-source libxcrypt-source postgresql-15 bash-completion)
+deb_train=(glibc-source libxcrypt-source postgresql-15 bash-completion golang-1.19-src rust-src fortunes)
 deb_heldout=(xorg-server-source)
 
 fetch_npm() {  # split, package@version: npm pack → DIR/NAME/
@@ -32,7 +34,9 @@ fetch_deb() {  # split, package: apt-get download → its files, and any source 
   (cd "$tmp" && apt-get download -q "$pkg" >/dev/null)
   mkdir -p "$out"
   dpkg-deb -x "$tmp"/*.deb "$tmp/root"
-  find "$tmp/root" -name '*.tar.*' | while read -r tarball; do tar xf "$tarball" -C "$out"; rm "$tarball"; done
+  if [ -d "$tmp/root/usr/src" ]; then  # source packages ship tarballs there (not the test data of others)
+    find "$tmp/root/usr/src" -name '*.tar.*' | while read -r tarball; do tar xf "$tarball" -C "$out"; rm "$tarball"; done
+  fi
   cp -r "$tmp/root/." "$out/"
   rm -rf "$tmp"
 }
@@ -41,4 +45,13 @@ for spec in "${npm_train[@]}"; do fetch_npm train "$spec"; done
 for spec in "${npm_heldout[@]}"; do fetch_npm heldout "$spec"; done
 for pkg in "${deb_train[@]}"; do fetch_deb train "$pkg"; done
 for pkg in "${deb_heldout[@]}"; do fetch_deb heldout "$pkg"; done
+
+# fortune cookies as plain text (documents separated by blank lines, as the `text` reader wants); the
+# offensive section and the ASCII art are left out
+fortunes=$dest/train/debian/fortunes/usr/share/games/fortunes
+if [ ! -f "$dest/train/text/fortunes.txt" ]; then
+  mkdir -p "$dest/train/text"
+  find "$fortunes" -maxdepth 1 -type f ! -name '*.dat' ! -name '*art*' -print0 | sort -z \
+    | xargs -0 sed 's/^%$//' > "$dest/train/text/fortunes.txt"
+fi
 du -sh "$dest"/*/*/* | sed "s|$dest/||"

@@ -43,7 +43,7 @@ def export_gguf(hf_dir: Path, out: Path, outtype: str = "f32", force: bool = Fal
         part = Path(tmp) / out.name
         env = {**os.environ, "NO_LOCAL_GGUF": "1", "HF_HUB_OFFLINE": "1"}  # PyPI's gguf, not the vendored copy
         run = subprocess.run([sys.executable, "-m", "gecko.export.gguf", str(hf_dir), str(part), outtype],
-                             env=env, capture_output=True, text=True)
+                             check=False, env=env, capture_output=True, text=True)
         if run.returncode != 0:
             raise GeckoError(f"{hf_dir}: llama.cpp's converter failed:\n{run.stderr[-3000:]}")
         check_gguf_vocab(part)
@@ -119,7 +119,7 @@ class LlamaCpp:
             json.dump({"texts": texts, "prompt": prompt or [], "max_tokens": max_tokens}, f, ensure_ascii=False)
         try:
             run = subprocess.run(["node", str(LLAMA_CPP_TOOL / "llama_cpp.mjs"), str(self.model), f.name],
-                                 capture_output=True, text=True)
+                                 check=False, capture_output=True, text=True)
         finally:
             os.unlink(f.name)
         if run.returncode != 0:

@@ -3,7 +3,8 @@
 Per held-out domain and source: characters per token and, for Korean, tokens per eojeol (space-separated
 word); the byte-fallback rate (tokens that are a fragment of a character: a SentencePiece `<0xXX>` piece or
 a byte-level token that is not whole UTF-8); the share of the vocabulary never used on the held-out text;
-the longest tokens; how digits are split; and round-trip exactness, decode(encode(x)) == x, on every held-out
+where the vocabulary goes (tokens holding Hangul, Latin words, other ASCII such as code and punctuation,
+other scripts, byte fragments); the longest tokens; how digits are split; and round-trip exactness, decode(encode(x)) == x, on every held-out
 document and on named edge cases (NFC and NFD Hangul, emoji sequences, CRLF, tabs, runs of spaces). Ours is
 scored beside every reference tokenizer that `gecko tokenizer compare` finds, on the same text.
 """
@@ -11,6 +12,7 @@ scored beside every reference tokenizer that `gecko tokenizer compare` finds, on
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,6 +47,20 @@ EDGE_CASES: dict[str, str] = {
 
 DIGIT_PROBE = "In 2024, 1234567 people paid ₩3,000 (3.14%)."
 
+VOCAB_KINDS = ("hangul", "latin_word", "ascii_other", "other_script", "byte_fragment")
+"""How `vocab_kind` sorts a token: the classes of `Card.vocab_by_kind`, in the card's column order."""
+
+
+def vocab_kind(piece: str) -> str:
+    """Which part of the vocabulary a decoded token belongs to (its first matching class in VOCAB_KINDS)."""
+    if "\ufffd" in piece:
+        return "byte_fragment"
+    if re.search("[\uac00-\ud7a3\u1100-\u11ff\u3131-\u318e]", piece):
+        return "hangul"
+    if re.fullmatch(r"\s?[A-Za-z]+", piece):
+        return "latin_word"
+    return "ascii_other" if piece.isascii() else "other_script"
+
 
 @dataclass
 class Card:
@@ -62,6 +78,7 @@ class Card:
     digits_split: bool = False
     digit_pieces: list[str] = field(default_factory=list)
     longest_tokens: list[str] = field(default_factory=list)
+    vocab_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 class Tokenization:
@@ -120,6 +137,10 @@ def card_for(tk: Tokenization, texts: dict[str, list[str]], by_source: dict[str,
     card.roundtrip_edge_failures = [k for k, text in EDGE_CASES.items() if tk.decode(tk.encode([text])[0]) != text]
     card.digit_pieces = [tk.pieces[i] for i in tk.encode([DIGIT_PROBE])[0]]
     card.digits_split = all(sum(c.isdigit() for c in p) <= 1 for p in card.digit_pieces)
+    card.vocab_by_kind = {kind: 0 for kind in VOCAB_KINDS}
+    for piece in tk.pieces:
+        if piece:
+            card.vocab_by_kind[vocab_kind(piece)] += 1
     card.longest_tokens = sorted((p for p in tk.pieces if "\ufffd" not in p), key=len, reverse=True)[:8]
     return card
 
@@ -181,6 +202,9 @@ def markdown(cards: list[Card], sources: Sequence[SourceConfig], sizes: dict[str
     lines += ["", f"## Digits: `{DIGIT_PROBE}`", "", "| tokenizer | one digit per token | pieces |", "|---|---|---|"]
     lines += [f"| {c.name} | {'yes' if c.digits_split else 'no'} | "
               + " ".join(f"`{_show(p)}`" for p in c.digit_pieces) + " |" for c in cards]
+    lines += ["", "## Where the vocabulary goes (tokens by what they hold)", "",
+              "| tokenizer | " + " | ".join(VOCAB_KINDS) + " |", "|---|" + "---:|" * len(VOCAB_KINDS)]
+    lines += [f"| {c.name} | " + " | ".join(f"{c.vocab_by_kind[k]:,}" for k in VOCAB_KINDS) + " |" for c in cards]
     lines += ["", "## Longest tokens", "", "| tokenizer | longest |", "|---|---|"]
     lines += [f"| {c.name} | " + " ".join(f"`{_show(p)}`" for p in c.longest_tokens) + " |" for c in cards]
     return "\n".join(lines) + "\n\n![report card](report.png)\n"
