@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 
 from gecko.config import load_config
 from gecko.export.gguf import LlamaCpp, export_gguf
-from gecko.export.hf import export_hf
+from gecko.model.hf import export_hf
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokenizer.compare import read_texts
 

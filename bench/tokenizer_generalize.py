@@ -145,6 +145,7 @@ VARIANTS = {
     "before_55_20_25": {**BEFORE, "shares": {"ko": 0.55, "en": 0.2, "code": 0.25}},
     "before_60_20_20": {**BEFORE, "shares": {"ko": 0.6, "en": 0.2, "code": 0.2}},
     "before_exaone_moe_split": {**BEFORE, "pre": "exaone_moe"},
+    "before_starcoder_split": {**BEFORE, "pre": "starcoder"},
     "plus_fortunes": {**BEFORE, "drop": ("go", "rust")},
     "plus_fortunes_50_20_30": {**BEFORE, "drop": ("go", "rust"), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}},
     "plus_fortunes_go_rust_50_20_30": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}},
@@ -152,7 +153,9 @@ VARIANTS = {
     "final_48k_vocab": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}, "vocab": 48000},
     "final_64k_vocab": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}, "vocab": 64000},
 }
-PRE = {  # llama.cpp's `exaone-moe` split: letters joined across single spaces (phrases as one pre-token)
+PRE = {  # llama.cpp's `exaone-moe` split: letters joined across single spaces (phrases as one pre-token);
+    # `starcoder`: GPT-2's split after every digit is cut off alone (one regex here, two passes in llama.cpp)
+    "starcoder": r"\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
     "exaone_moe": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}"
                   r"| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+",
 }
