@@ -48,9 +48,7 @@ KNOWN: dict[tuple[str, str], str] = {
     ("gecko.tokenizer.compare", "gecko.data.readers"): "held-out raw sources are read by the data readers; same",
     ("gecko.train.trainer", "gecko.eval.bpb"):
         "validation during training is eval's bits-per-byte; fix: the stage table passes the validator "
-        "and the benchmark hook into run_train",
-    ("gecko.train.trainer", "gecko.eval.harness"):
-        "train.eval_tasks runs eval's harness every eval_tasks_every steps (function-local); same fix",
+        "into run_train, as it passes the benchmark hook (task_evaluator)",
 }
 """Back-arrows not fixed yet, each with its reason."""
 

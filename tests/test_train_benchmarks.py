@@ -13,13 +13,13 @@ from conftest import TINY_OVERRIDES
 from gecko import tracking
 from gecko.config import GeckoConfig, LoggingConfig, MCSetConfig, load_config
 from gecko.errors import ConfigError
-from gecko.eval.harness import evaluate_tasks
+from gecko.eval.harness import benchmark_hook, evaluate_tasks
 from gecko.eval.lm import GeckoLM
 from gecko.stages import stage_dir
 from gecko.tokens import load_tokenizer
 from gecko.train.checkpoint import load_final_model
 from gecko.train.metrics import read_metrics
-from gecko.train.trainer import benchmark_hook, build_trainer, run_train
+from gecko.train.trainer import build_trainer
 
 QUIZ = [{"q": "대한민국의 수도는?", "a": "서울", "b": "부산", "c": "인천", "gold": "A"},
         {"q": "What is 2 + 2?", "a": "3", "b": "4", "c": "5", "gold": "B"},
@@ -74,4 +74,4 @@ def test_unknown_benchmark_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="train.eval_tasks: unknown task 'bpb'"):
         load_config(None, [*TINY_OVERRIDES, "train.eval_tasks=[bpb]"])
     with pytest.raises(ConfigError, match="needs the run's tokenizer"):
-        run_train(_with_quiz(load_config(None, TINY_OVERRIDES), tmp_path), tmp_path, tmp_path / "run")
+        benchmark_hook(_with_quiz(load_config(None, TINY_OVERRIDES), tmp_path), None)

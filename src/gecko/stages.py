@@ -102,7 +102,12 @@ def _tokenize(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 def _train(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
     from gecko.train.trainer import run_train
 
-    final = run_train(cfg, stage_dir(cfg, "tokenize"), out, stage_dir(cfg, "tokenizer"))
+    tokenizer, hook = stage_dir(cfg, "tokenizer"), None
+    if cfg.train.eval_tasks:
+        from gecko.eval.harness import benchmark_hook  # the eval suite loads only when asked for
+
+        hook = benchmark_hook(cfg, tokenizer)
+    final = run_train(cfg, stage_dir(cfg, "tokenize"), out, tokenizer, hook)
     return {"checkpoint": str(final)}
 
 

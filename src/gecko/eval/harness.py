@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from gecko.atomic import write_text
-from gecko.config import EVAL_TASKS, EvalConfig, MCSetConfig, expand_tasks
-from gecko.errors import DataError
+from gecko.config import EVAL_TASKS, EvalConfig, GeckoConfig, MCSetConfig, expand_tasks
+from gecko.errors import ConfigError, DataError
 from gecko.eval import data, suite
 from gecko.eval.choice import MCFormat, evaluate_choice, evaluate_last_word
 from gecko.eval.lm import GeckoLM, LanguageModel
@@ -142,3 +142,11 @@ def training_evaluator(e: EvalConfig, tasks: tuple[str, ...], limit: int | None,
         return {task: {k: v for k, v in m.items() if not isinstance(v, dict)} for task, m in results.items()}
 
     return evaluate
+
+
+def benchmark_hook(cfg: GeckoConfig, tokenizer_dir: Path | None) -> Callable[[Llama], dict[str, dict[str, Any]]]:
+    """train.eval_tasks through this harness, train.eval_tasks_limit items each (run_train's task_evaluator)."""
+    t = cfg.train
+    if tokenizer_dir is None:
+        raise ConfigError(f"train.eval_tasks={list(t.eval_tasks)} needs the run's tokenizer (tokenizer_dir)")
+    return training_evaluator(cfg.eval, t.eval_tasks, t.eval_tasks_limit or cfg.eval.limit, tokenizer_dir)

@@ -1,6 +1,6 @@
 """The train stage: packed loader, LR schedules, FSDP2/compile/AC, DCP checkpoints, metrics and the loop.
 
-May import gecko.model, gecko.shards, gecko.tokens and the base modules; not another stage (the trainer's
-calls into eval's bits-per-byte and benchmark harness are listed exceptions in tests/test_architecture.py,
-to be injected by the stage table).
+May import gecko.model, gecko.shards, gecko.tokens and the base modules; not another stage. The benchmark
+hook (train.eval_tasks) comes from the stage table; validation through eval's bits-per-byte is still a
+listed exception in tests/test_architecture.py.
 """

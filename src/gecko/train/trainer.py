@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from gecko.config import GeckoConfig, to_dict
-from gecko.errors import ConfigError
 from gecko.eval.bpb import evaluate_bpb
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.model.presets import build_llama_config
@@ -310,16 +309,6 @@ def build_trainer(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, dist: Dist 
     return trainer
 
 
-def benchmark_hook(cfg: GeckoConfig, tokenizer_dir: Path | None) -> Callable[[Llama], dict[str, dict[str, Any]]]:
-    """train.eval_tasks through gecko.eval's harness, train.eval_tasks_limit items each."""
-    t = cfg.train
-    if tokenizer_dir is None:
-        raise ConfigError(f"train.eval_tasks={list(t.eval_tasks)} needs the run's tokenizer (tokenizer_dir)")
-    from gecko.eval.harness import training_evaluator  # the eval suite loads only when asked for
-
-    return training_evaluator(cfg.eval, t.eval_tasks, t.eval_tasks_limit or cfg.eval.limit, tokenizer_dir)
-
-
 def _extension_rows(tokenizer_dir: Path | None, vocab_size: int) -> torch.Tensor | None:
     """The new-row mask when the run's tokenizer was made by `gecko tokenizer extend`, else None."""
     from gecko.tokens import EXTENSION_FILE, load_new_tokens
@@ -329,13 +318,14 @@ def _extension_rows(tokenizer_dir: Path | None, vocab_size: int) -> torch.Tensor
     return new_row_mask(vocab_size, load_new_tokens(tokenizer_dir)[0])
 
 
-def run_train(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, tokenizer_dir: Path | None = None) -> Path:
+def run_train(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, tokenizer_dir: Path | None = None,
+              task_evaluator: Callable[[Llama], dict[str, dict[str, Any]]] | None = None) -> Path:
     """Train (or resume) and return the final checkpoint folder; under torchrun, on every rank.
-    `tokenizer_dir` is needed only by train.eval_tasks (benchmarks are text in, text out)."""
+    `tokenizer_dir` tells continued pretraining which rows are new; `task_evaluator` scores train.eval_tasks
+    (the stage table passes gecko.eval's, so train does not import eval for it)."""
     try:
-        hook = benchmark_hook(cfg, tokenizer_dir) if cfg.train.eval_tasks else None
         trainer = build_trainer(cfg, shards_dir, out_dir)
-        trainer.task_evaluator = hook
+        trainer.task_evaluator = task_evaluator
         trainer.new_rows = _extension_rows(tokenizer_dir, trainer.model_cfg.vocab_size)
         return trainer.train()
     finally:
