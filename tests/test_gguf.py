@@ -2,8 +2,8 @@
 
 llama.cpp's token ids must equal `tokenizers`' on thousands of real ko/en/code lines (text the tokenizer was
 not trained on) and on whitespace runs, tabs, newlines, digits and emoji; greedy decoding of the f32 GGUF
-must equal transformers'. Runs wherever `tools/llama_cpp` is installed (`make install` does it); under CI it
-must be, so a missing install fails instead of skipping.
+must equal transformers'. Runs wherever `tools/llama_cpp` is installed (`make test` does it); under CI it
+must be, so a missing install fails instead of skipping. Marked slow (about 25-50 s on 2 cores).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokenizer.train import train_bytelevel_bpe
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+pytestmark = pytest.mark.slow
 pytest.importorskip("gguf", reason="pip install 'gecko-llm[gguf]'")
 if not (LLAMA_CPP_TOOL / "node_modules" / "node-llama-cpp").is_dir() and not os.environ.get("CI"):
     pytest.skip("llama.cpp not installed: npm ci --omit=optional --prefix tools/llama_cpp", allow_module_level=True)
