@@ -6,7 +6,7 @@
 #   bash tools/fetch_code_corpus.sh [DEST]        # default DEST: runs/code_corpus; skips what is there
 #
 # train/: JavaScript/TypeScript (npm), C (glibc, libxcrypt sources), SQL (PostgreSQL's bundled scripts),
-#         shell (bash-completion), Go (Go 1.19's standard library), Rust (Rust's standard library);
+#         shell (bash-completion), Go (Go 1.19's sources: std and cmd), Rust (rustc 1.63: compiler and std);
 #         text/fortunes.txt (Debian's fortunes). heldout/: other npm packages and another C project (the
 #         X server), whole packages never seen in training.
 set -euo pipefail
