@@ -203,6 +203,19 @@ def test_files_are_written_through_gecko_atomic():
     assert unused == [], f"no longer writes by itself: remove from WRITERS_OF_THEIR_OWN: {unused}"
 
 
+def test_test_modules_do_not_import_each_other():
+    """Shared test code lives in conftest.py (fixtures) and helpers.py; a test module imported by another
+    runs its tests' module-level code twice and ties unrelated files together."""
+    tests = Path(__file__).parent
+    bad = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert bad == []
+
+
 def test_the_checker_sees_function_local_and_relative_imports(tmp_path):
     """The parser is what the rules stand on: a local `from gecko.x import y` and `from . import z` count."""
     path = tmp_path / "gecko" / "a" / "b.py"
