@@ -11,20 +11,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from conftest import CODE, EN, KO, read_shards
 from tokenizers import Tokenizer
 
-from gecko.config import (BenchmarkConfig, CleanConfig, DataConfig, EnQualityConfig, SourceConfig,
-                          TokenizerConfig)
+from conftest import CODE, EN, KO, read_shards
+from gecko.config import (
+    BenchmarkConfig,
+    CleanConfig,
+    DataConfig,
+    EnQualityConfig,
+    SourceConfig,
+    TokenizerConfig,
+)
 from gecko.data.dedup.planted import write_shards
 from gecko.data.readers import Quarantine, iter_records
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokenizer.train import train_tokenizer
 
 # decontamination: one KMMLU and one GSM8K item, and documents that leak them
-KO_ITEM = "수정 전 잔액시산표의 차변 합계액은 백만 원이다 보험료 미경과액과 이자수익 미수액을 계상한 후의 수정 후 잔액시산표 차변 합계액은 얼마인가"
-EN_ITEM = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-           "How many clips did Natalia sell altogether in April and May?")
+KO_ITEM = (
+    "수정 전 잔액시산표의 차변 합계액은 백만 원이다 보험료 미경과액과 이자수익 미수액을 계상한 후의 "
+    "수정 후 잔액시산표 차변 합계액은 얼마인가"
+)
+EN_ITEM = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?"
+)
 FILLER = "The weather was pleasant and the committee met to discuss the annual budget for the library. " * 5
 
 
@@ -35,16 +46,30 @@ def decontam_benchmarks(root: Path) -> tuple[BenchmarkConfig, ...]:
         w.writerow(["question", "answer", "A", "B", "C", "D", "Category", "Human Accuracy"])
         w.writerow([KO_ITEM, 3, "970,000", "990,000", "1,020,000", "1,050,000", "Accounting", 0.5])
         w.writerow(["짧은 문제", 1, "가", "나", "다", "라", "Accounting", 0.5])  # too short to check
-    (root / "gsm.jsonl").write_text(json.dumps({"question": EN_ITEM, "answer": "72"}) + "\n", encoding="utf-8")
-    return (BenchmarkConfig("kmmlu", str(root), "kmmlu"), BenchmarkConfig("gsm8k", str(root / "gsm.jsonl"), "gsm8k"))
+    (root / "gsm.jsonl").write_text(
+        json.dumps({"question": EN_ITEM, "answer": "72"}) + "\n", encoding="utf-8"
+    )
+    return (
+        BenchmarkConfig("kmmlu", str(root), "kmmlu"),
+        BenchmarkConfig("gsm8k", str(root / "gsm.jsonl"), "gsm8k"),
+    )
 
 
 def contaminated_docs() -> list[dict]:
     # The Korean copy uses other particles (잔액시산표가, 합계액이): a Korean-aware unit still matches.
-    ko_copy = "기출 문제 풀이: " + KO_ITEM.replace("잔액시산표의", "잔액시산표가").replace("합계액은", "합계액이") + " 답은 3번."
+    ko_copy = (
+        "기출 문제 풀이: "
+        + KO_ITEM.replace("잔액시산표의", "잔액시산표가").replace("합계액은", "합계액이")
+        + " 답은 3번."
+    )
     return [
         {"id": "clean_en", "text": FILLER, "lang": "en", "source": "s"},
-        {"id": "clean_ko", "text": "오늘은 날씨가 맑고 도서관 운영 위원회가 연간 예산을 논의했다. " * 5, "lang": "ko", "source": "s"},
+        {
+            "id": "clean_ko",
+            "text": "오늘은 날씨가 맑고 도서관 운영 위원회가 연간 예산을 논의했다. " * 5,
+            "lang": "ko",
+            "source": "s",
+        },
         {"id": "leak_en", "text": FILLER + EN_ITEM.lower() + " " + FILLER, "lang": "en", "source": "s"},
         {"id": "leak_ko", "text": ko_copy, "lang": "ko", "source": "s"},
     ]
@@ -55,8 +80,10 @@ def shard_ids(out: Path) -> set[str]:
 
 
 # dedup: random-word English documents with planted exact and near copies
-WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
-         "upsilon phi chi psi omega").split()
+WORDS = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
+    "upsilon phi chi psi omega"
+).split()
 
 
 def random_words(rng: random.Random, n: int = 120) -> str:
@@ -66,13 +93,25 @@ def random_words(rng: random.Random, n: int = 120) -> str:
 def dedup_corpus() -> list[dict]:
     rng = random.Random(0)
     docs = [{"id": f"en{i:02d}", "text": random_words(rng), "lang": "en", "source": "s"} for i in range(30)]
-    ko = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 오천만 명이다. " * 4
+    ko = (
+        "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. "
+        "수도는 서울특별시이며 인구는 약 오천만 명이다. "
+    ) * 4
     docs += [
         {"id": "exact", "text": docs[0]["text"].upper() + "\n\n", "lang": "en", "source": "s"},
-        {"id": "near", "text": docs[1]["text"].replace(docs[1]["text"].split()[60], "X", 1),
-         "lang": "en", "source": "s"},
+        {
+            "id": "near",
+            "text": docs[1]["text"].replace(docs[1]["text"].split()[60], "X", 1),
+            "lang": "en",
+            "source": "s",
+        },
         {"id": "ko_a", "text": ko, "lang": "ko", "source": "k"},
-        {"id": "ko_b", "text": ko.replace("서울특별시", "서울 특별시", 1) + "끝.", "lang": "ko", "source": "k"},
+        {
+            "id": "ko_b",
+            "text": ko.replace("서울특별시", "서울 특별시", 1) + "끝.",
+            "lang": "ko",
+            "source": "k",
+        },
     ]
     return docs
 
@@ -92,18 +131,32 @@ SHORT_EN = CleanConfig(en=EnQualityConfig(min_words=5))
 
 
 def raw_sources_config(root, **kw) -> DataConfig:
-    return DataConfig(sources=(
-        SourceConfig("ko", str(root / "ko.jsonl"), "ko"),
-        SourceConfig("en", str(root / "en.tsv"), "en", format="tsv"),
-        SourceConfig("code", str(root / "code"), "code", format="code"),
-    ), clean=SHORT_EN, **kw)
+    return DataConfig(
+        sources=(
+            SourceConfig("ko", str(root / "ko.jsonl"), "ko"),
+            SourceConfig("en", str(root / "en.tsv"), "en", format="tsv"),
+            SourceConfig("code", str(root / "code"), "code", format="code"),
+        ),
+        clean=SHORT_EN,
+        **kw,
+    )
 
 
 # models and tokenizers
 def make_model(vocab_size: int, max_seq_len: int = 128, init_std: float = 0.1) -> Llama:
     torch.manual_seed(0)
-    model = Llama(LlamaConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64,
-                              max_seq_len=max_seq_len, init_std=init_std))
+    model = Llama(
+        LlamaConfig(
+            vocab_size=vocab_size,
+            dim=32,
+            n_layers=2,
+            n_heads=4,
+            n_kv_heads=2,
+            ffn_dim=64,
+            max_seq_len=max_seq_len,
+            init_std=init_std,
+        )
+    )
     model.init_weights()
     return model.eval()
 
@@ -141,9 +194,12 @@ def prompt(tokenizer_dir: Path) -> list[int]:
 
 def tiny_gecko_tokenizer(root: Path) -> Path:
     """A GECKO tokenizer (600 tokens) trained on conftest's KO/EN/CODE lines, 20 times each; its folder."""
-    records = [{"id": f"{lang}{i}-{r}", "text": text, "lang": lang, "source": lang}
-               for r in range(20) for lang, texts in (("ko", KO), ("en", EN), ("code", CODE))
-               for i, text in enumerate(texts)]
+    records = [
+        {"id": f"{lang}{i}-{r}", "text": text, "lang": lang, "source": lang}
+        for r in range(20)
+        for lang, texts in (("ko", KO), ("en", EN), ("code", CODE))
+        for i, text in enumerate(texts)
+    ]
     corpus = root / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     tok_dir = root / "run" / "tokenizer"
@@ -155,13 +211,16 @@ def held_out_sources(root: Path, ko_suffix: str) -> tuple[SourceConfig, ...]:
     """conftest's lines as held-out ko (JSONL, each line + ko_suffix), en (text) and code (a tree) sources."""
     held = root / "held"
     (held / "code").mkdir(parents=True)
-    (held / "ko.jsonl").write_text("".join(json.dumps({"text": t + ko_suffix}, ensure_ascii=False) + "\n"
-                                           for t in KO), encoding="utf-8")
+    (held / "ko.jsonl").write_text(
+        "".join(json.dumps({"text": t + ko_suffix}, ensure_ascii=False) + "\n" for t in KO), encoding="utf-8"
+    )
     (held / "en.txt").write_text("\n\n".join(EN), encoding="utf-8")
     (held / "code" / "m.py").write_text(CODE[0] * 3, encoding="utf-8")
-    return (SourceConfig("ko_held", str(held / "ko.jsonl"), "ko"),
-            SourceConfig("en_held", str(held), "en", format="text"),
-            SourceConfig("code_held", str(held / "code"), "code", format="code"))
+    return (
+        SourceConfig("ko_held", str(held / "ko.jsonl"), "ko"),
+        SourceConfig("en_held", str(held), "en", format="text"),
+        SourceConfig("code_held", str(held / "code"), "code", format="code"),
+    )
 
 
 # readers

@@ -35,20 +35,34 @@ RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 
 KNOWN: dict[tuple[str, str], str] = {
     # (importing module, imported module): why it is still there, and the fix
-    ("gecko.eval.data", "gecko.data.document"):
-        "benchmark files are read with the data stage's strict JSONL reader (json_records over data.rawio); "
-        "fix: move rawio and json_records to a base I/O module",
+    (
+        "gecko.eval.data",
+        "gecko.data.document",
+    ): "benchmark files are read with the data stage's strict JSONL reader (json_records over data.rawio); "
+    "fix: move rawio and json_records to a base I/O module",
     ("gecko.sft", "gecko.data.document"): "the same json_records, for conversation files; same fix",
-    ("gecko.eval.taskfile", "gecko.data.sources"):
-        "task files name their data as data.sources do (globs, fsspec URLs, hf:// datasets); fix: sources and "
-        "rawio move to that base I/O module",
-    ("gecko.eval.taskfile", "gecko.data.rawio"): "task files open local and remote files through rawio; same fix",
-    ("gecko.tokenizer.compare", "gecko.data.normalize"):
-        "held-out text is normalized as the corpus is, on purpose; fix: a data-side export of held-out text",
-    ("gecko.tokenizer.compare", "gecko.data.readers"): "held-out raw sources are read by the data readers; same",
-    ("gecko.train.trainer", "gecko.eval.bpb"):
-        "validation during training is eval's bits-per-byte; fix: the stage table passes the validator "
-        "into run_train, as it passes the benchmark hook (task_evaluator)",
+    (
+        "gecko.eval.taskfile",
+        "gecko.data.sources",
+    ): "task files name their data as data.sources do (globs, fsspec URLs, hf:// datasets); fix: sources and "
+    "rawio move to that base I/O module",
+    (
+        "gecko.eval.taskfile",
+        "gecko.data.rawio",
+    ): "task files open local and remote files through rawio; same fix",
+    (
+        "gecko.tokenizer.compare",
+        "gecko.data.normalize",
+    ): "held-out text is normalized as the corpus is, on purpose; fix: a data-side export of held-out text",
+    (
+        "gecko.tokenizer.compare",
+        "gecko.data.readers",
+    ): "held-out raw sources are read by the data readers; same",
+    (
+        "gecko.train.trainer",
+        "gecko.eval.bpb",
+    ): "validation during training is eval's bits-per-byte; fix: the stage table passes the validator "
+    "into run_train, as it passes the benchmark hook (task_evaluator)",
 }
 """Back-arrows not fixed yet, each with its reason."""
 
@@ -112,7 +126,11 @@ def test_imports_point_down_the_layers():
         if unit(src) not in RANK:
             continue  # reported by test_every_unit_has_a_layer
         for dst, line in targets.items():
-            if unit(src) != unit(dst) and RANK.get(unit(dst), -1) >= RANK[unit(src)] and (src, dst) not in KNOWN:
+            if (
+                unit(src) != unit(dst)
+                and RANK.get(unit(dst), -1) >= RANK[unit(src)]
+                and (src, dst) not in KNOWN
+            ):
                 kind = "sibling stage" if RANK[unit(dst)] == RANK[unit(src)] else "upward"
                 bad.append(f"{src}:{line} imports {dst} ({kind})")
     assert bad == [], "\n".join(bad)
@@ -127,7 +145,9 @@ def test_known_exceptions_are_still_real():
 def test_no_import_cycles():
     """Modules, not just packages: a cycle inside a package hides the same confusion. Edges in KNOWN are left
     out here too (each is already reported as an exception)."""
-    edges = {a: {b: line for b, line in targets.items() if (a, b) not in KNOWN} for a, targets in graph().items()}
+    edges = {
+        a: {b: line for b, line in targets.items() if (a, b) not in KNOWN} for a, targets in graph().items()
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -186,8 +206,11 @@ def _writes(path: Path) -> list[int]:
         if isinstance(func, ast.Attribute) and name in ("write_text", "write_bytes"):
             lines.append(node.lineno)
         elif name in ("open", "fdopen"):
-            modes = [a.value for a in [*node.args, *(k.value for k in node.keywords if k.arg == "mode")]
-                     if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            modes = [
+                a.value
+                for a in [*node.args, *(k.value for k in node.keywords if k.arg == "mode")]
+                if isinstance(a, ast.Constant) and isinstance(a.value, str)
+            ]
             if any(set(m) & set("wax+") and set(m) <= set("rwabx+t") for m in modes):
                 lines.append(node.lineno)
     return lines
@@ -195,10 +218,15 @@ def _writes(path: Path) -> list[int]:
 
 def test_files_are_written_through_gecko_atomic():
     """One way to leave a file for another stage: gecko.atomic (temporary name, fsync, rename, UTF-8)."""
-    bad = [f"{name}:{line}" for name, path in modules().items() if name not in WRITERS_OF_THEIR_OWN
-           for line in _writes(path)]
-    assert bad == [], "write through gecko.atomic (or add the module to WRITERS_OF_THEIR_OWN with why): " + \
-        ", ".join(bad)
+    bad = [
+        f"{name}:{line}"
+        for name, path in modules().items()
+        if name not in WRITERS_OF_THEIR_OWN
+        for line in _writes(path)
+    ]
+    assert bad == [], (
+        "write through gecko.atomic (or add the module to WRITERS_OF_THEIR_OWN with why): " + ", ".join(bad)
+    )
     unused = [name for name in WRITERS_OF_THEIR_OWN if not _writes(modules()[name])]
     assert unused == [], f"no longer writes by itself: remove from WRITERS_OF_THEIR_OWN: {unused}"
 
@@ -210,9 +238,16 @@ def test_test_modules_do_not_import_each_other():
     bad = []
     for path in sorted(tests.glob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            bad += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            bad += [
+                f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0].startswith("test_")
+            ]
     assert bad == []
 
 

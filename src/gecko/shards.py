@@ -18,9 +18,15 @@ import numpy as np
 from gecko.errors import DataError
 
 SPLITS = ("train", "val")
-INDEX_DTYPE = np.dtype([
-    ("start", np.int64), ("length", np.int64), ("lang", np.uint8), ("source", np.uint16), ("n_bytes", np.int64),
-])
+INDEX_DTYPE = np.dtype(
+    [
+        ("start", np.int64),
+        ("length", np.int64),
+        ("lang", np.uint8),
+        ("source", np.uint16),
+        ("n_bytes", np.int64),
+    ]
+)
 META_FILE = "meta.json"
 
 
@@ -46,8 +52,10 @@ class Shards:
         n_tokens = self.meta["splits"][split]["tokens"]
         size = path.stat().st_size
         if size != n_tokens * self.dtype.itemsize:
-            raise DataError(f"{path}: {size:,} bytes, but {META_FILE} says {n_tokens:,} {self.dtype.name} "
-                            f"tokens ({n_tokens * self.dtype.itemsize:,} bytes)")
+            raise DataError(
+                f"{path}: {size:,} bytes, but {META_FILE} says {n_tokens:,} {self.dtype.name} "
+                f"tokens ({n_tokens * self.dtype.itemsize:,} bytes)"
+            )
         if n_tokens == 0:
             return np.zeros(0, dtype=self.dtype)  # np.memmap cannot map an empty file
         return np.memmap(path, dtype=self.dtype, mode="r")
@@ -66,8 +74,9 @@ class Shards:
             raise DataError(f"{path}: {len(index):,} documents, but {META_FILE} says {expected['docs']:,}")
         end = int(index["start"][-1] + index["length"][-1]) if len(index) else 0
         if end != expected["tokens"]:
-            raise DataError(f"{path}: documents end at token {end:,}, but {META_FILE} says "
-                            f"{expected['tokens']:,} tokens")
+            raise DataError(
+                f"{path}: documents end at token {end:,}, but {META_FILE} says {expected['tokens']:,} tokens"
+            )
         return index
 
     def _file(self, split: str, suffix: str) -> Path:

@@ -61,8 +61,9 @@ CHAT_TEMPLATE = (
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def load_tokenizer(tokenizer_dir: Path, text_only: bool = False,
-                   required: tuple[str, ...] = SPECIAL_TOKENS) -> Tokenizer:
+def load_tokenizer(
+    tokenizer_dir: Path, text_only: bool = False, required: tuple[str, ...] = SPECIAL_TOKENS
+) -> Tokenizer:
     """Load a GECKO tokenizer and check its special-token ids.
 
     text_only: encode special-token strings found in the input as ordinary text. Use it for corpus
@@ -80,8 +81,10 @@ def load_tokenizer(tokenizer_dir: Path, text_only: bool = False,
     for token in required:
         expected = special_id(token)
         if tokenizer.token_to_id(token) != expected:
-            raise DataError(f"{path}: {token} has id {tokenizer.token_to_id(token)}, expected {expected}; "
-                            f"not a GECKO tokenizer or trained with other special tokens")
+            raise DataError(
+                f"{path}: {token} has id {tokenizer.token_to_id(token)}, expected {expected}; "
+                f"not a GECKO tokenizer or trained with other special tokens"
+            )
     tokenizer.encode_special_tokens = text_only
     return tokenizer
 
@@ -113,22 +116,28 @@ def load_new_tokens(tokenizer_dir: Path) -> tuple[int, list[NewToken]]:
     path = Path(tokenizer_dir) / EXTENSION_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-        return meta["base_vocab_size"], [NewToken(t["id"], t["token"], t["pieces"]) for t in meta["new_tokens"]]
+        return meta["base_vocab_size"], [
+            NewToken(t["id"], t["token"], t["pieces"]) for t in meta["new_tokens"]
+        ]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(f"{path}: not an extension record ({e})") from None
 
 
-QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 """Qwen2's split (llama.cpp's `qwen2` pre-tokenizer): GPT-4's with single digits."""
 
 
 def bytelevel_pipeline(model: models.Model) -> Tokenizer:
     """Qwen2's pre-tokenizer and byte-level decoder around `model`, serialized exactly as Qwen2's."""
     tokenizer = Tokenizer(model)
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
-    ])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     return tokenizer
