@@ -36,11 +36,11 @@ test: $(FULL)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
 
 # the fast lane: every test not marked slow (pyproject's markers; under a minute on 2 cores)
-test-fast: $(STAMP)
+test-fast: $(FULL)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests
 
 # lint (pyflakes, isort, bugbear, pyupgrade, simplify), formatting and types; not yet part of .ci/run
-check: $(STAMP)
+check: $(FULL)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
