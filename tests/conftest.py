@@ -183,7 +183,9 @@ SLOW_TESTS = {
     "test_train_benchmarks.py::test_benchmarks_run_on_schedule_through_the_eval_harness",  # 38
 }
 """Slow by measurement, marked here in one list rather than in a dozen files (a renamed test fails
-collection below, so an entry cannot go stale)."""
+collection below, so an entry cannot go stale). With them skipped, `make test-fast` ran 904 tests in 40 s on
+the quiet 2-core VM (2026-12-04, commit 9fb51a7, load average under 2.3); the same selection without this
+list took 156 s."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
