@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GECKO_CACHE_DIR", tempfile.mkdtemp(prefix="gecko-test-cache-"))  # never the user's cache
+os.environ.setdefault(
+    "GECKO_CACHE_DIR", tempfile.mkdtemp(prefix="gecko-test-cache-")
+)  # never the user's cache
 
 KO = [
     "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이다.",
@@ -27,7 +29,7 @@ EN = [
     "Git is a free and open source distributed version control system designed for speed.",
 ]
 CODE = [
-    "def add(a, b):\n    \"\"\"Return the sum.\"\"\"\n    return a + b\n",
+    'def add(a, b):\n    """Return the sum."""\n    return a + b\n',
     "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, x):\n        self.items.append(x)\n",
 ]
 
@@ -40,7 +42,9 @@ def raw_sources(tmp_path: Path) -> Path:
     with (root / "ko.jsonl").open("w", encoding="utf-8") as f:
         for i, text in enumerate(KO * 3):  # exact duplicates on purpose
             f.write(json.dumps({"id": f"k{i}", "text": text}, ensure_ascii=False) + "\n")
-    (root / "en.tsv").write_text("id\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(EN)), encoding="utf-8")
+    (root / "en.tsv").write_text(
+        "id\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(EN)), encoding="utf-8"
+    )
     for i, code in enumerate(CODE):
         (root / "code" / "pkg" / f"m{i}.py").write_text(code, encoding="utf-8")
     return root
@@ -63,11 +67,21 @@ def shared_or_skip(*parts: str) -> Path:
 TINY_OVERRIDES = [
     # small enough for tests: a 1k vocabulary, a 2-layer model, a dozen steps
     "tokenizer.vocab_size=1024",
-    "model.dim=64", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads=2", "model.ffn_dim=128",
-    "train.seq_len=64", "train.batch_size=4", "train.steps=12", "train.warmup_steps=2",
-    "train.eval_every=6", "train.checkpoint_every=6", "train.log_every=1",
+    "model.dim=64",
+    "model.n_layers=2",
+    "model.n_heads=4",
+    "model.n_kv_heads=2",
+    "model.ffn_dim=128",
+    "train.seq_len=64",
+    "train.batch_size=4",
+    "train.steps=12",
+    "train.warmup_steps=2",
+    "train.eval_every=6",
+    "train.checkpoint_every=6",
+    "train.log_every=1",
     "eval.max_tokens_per_lang=2000",
-    "generate.max_new_tokens=8", "generate.prompts=[\"대한민국의 수도는\"]",
+    "generate.max_new_tokens=8",
+    'generate.prompts=["대한민국의 수도는"]',
 ]
 
 
@@ -120,8 +134,11 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(BYTE_BPE_TEXT, trainer)
     folder = tmp_path_factory.mktemp("tokenizer")
     tok.save(str(folder / "tokenizer.json"))
@@ -194,7 +211,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for entry in SLOW_TESTS:
         file, _, test = entry.partition("::")
         if file in modules and not hasattr(modules[file], test):
-            raise pytest.UsageError(f"tests/conftest.py SLOW_TESTS: no test {entry} (renamed? update the list)")
+            raise pytest.UsageError(
+                f"tests/conftest.py SLOW_TESTS: no test {entry} (renamed? update the list)"
+            )
     for item in items:
         if f"{item.path.name}::{getattr(item, 'originalname', item.name)}" in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY_OVERRIDES
 
+from conftest import TINY_OVERRIDES
 from gecko.ablate import parse_vary, shared_stages, variants
 from gecko.config import load_config
 from gecko.errors import ConfigError
@@ -23,7 +23,10 @@ def test_mix_values_rescale_the_other_languages(tiny_config: Path):
     mix = vs[0].cfg.data.mix
     assert mix["ko"] == 0.25 and sum(mix.values()) == pytest.approx(1)
     assert mix["en"] / mix["code"] == pytest.approx(base["en"] / base["code"], rel=1e-5)
-    assert vs[1].cfg.train.lr == 0.001 and vs[1].cfg.run_path == load_config(tiny_config).run_path / "ablate" / vs[1].name
+    assert (
+        vs[1].cfg.train.lr == 0.001
+        and vs[1].cfg.run_path == load_config(tiny_config).run_path / "ablate" / vs[1].name
+    )
     with pytest.raises(ConfigError, match="data.mix.jp: not a language"):
         variants(tiny_config, parse_vary(["data.mix.jp=0.2"]), [])
     with pytest.raises(ConfigError, match="expected key=v1,v2"):
@@ -45,13 +48,26 @@ def test_korean_share_ladder_of_tiny_runs(tiny_config: Path, capsys: pytest.Capt
     from gecko.cli import main
 
     quiz = tiny_config.parent / "quiz.jsonl"
-    quiz.write_text("".join(json.dumps({"question": q, "choices": c, "answer": a}, ensure_ascii=False) + "\n"
-                            for q, c, a in [("대한민국의 수도는?", ["부산", "서울"], 1), ("2 + 2 = ?", ["4", "5"], 0)]))
+    quiz.write_text(
+        "".join(
+            json.dumps({"question": q, "choices": c, "answer": a}, ensure_ascii=False) + "\n"
+            for q, c, a in [("대한민국의 수도는?", ["부산", "서울"], 1), ("2 + 2 = ?", ["4", "5"], 0)]
+        )
+    )
     task = tiny_config.parent / "quiz.yaml"
     task.write_text(f"name: quiz\ndata: {quiz}\n")
-    overrides = [*TINY_OVERRIDES, "train.steps=4", "train.eval_every=2", "train.checkpoint_every=null",
-                 f"eval.task_files=[{task}]", "train.eval_tasks=[quiz]", "eval.tasks=[bpb]"]
-    code = main(["ablate", str(tiny_config), *overrides, "--vary", "data.mix.ko=0.3,0.5", "--share-tokenizer"])
+    overrides = [
+        *TINY_OVERRIDES,
+        "train.steps=4",
+        "train.eval_every=2",
+        "train.checkpoint_every=null",
+        f"eval.task_files=[{task}]",
+        "train.eval_tasks=[quiz]",
+        "eval.tasks=[bpb]",
+    ]
+    code = main(
+        ["ablate", str(tiny_config), *overrides, "--vary", "data.mix.ko=0.3,0.5", "--share-tokenizer"]
+    )
     assert code == 0
     root = load_config(tiny_config).run_path / "ablate"
     ko3, ko5 = root / "data.mix.ko=0.3", root / "data.mix.ko=0.5"
@@ -67,4 +83,7 @@ def test_korean_share_ladder_of_tiny_runs(tiny_config: Path, capsys: pytest.Capt
     assert "| variant | bpb ko |" in md and "### quiz (cloze_acc_per_char" in md
     assert (root / "ablate.png").stat().st_size > 10_000 and "# Ablation" in capsys.readouterr().out
     # a second call finds every stage complete and runs nothing
-    assert main(["ablate", str(tiny_config), *overrides, "--vary", "data.mix.ko=0.3,0.5", "--share-tokenizer"]) == 0
+    assert (
+        main(["ablate", str(tiny_config), *overrides, "--vary", "data.mix.ko=0.3,0.5", "--share-tokenizer"])
+        == 0
+    )

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from gecko.eval.bpb import evaluate_bpb
-from gecko.stages import stage_dir
 from gecko.shards import Shards
+from gecko.stages import stage_dir
 
 
 class Uniform(torch.nn.Module):
@@ -24,8 +24,9 @@ class Uniform(torch.nn.Module):
 def test_uniform_model_scores_log2_vocab_per_text_token(tiny_prepared):
     shards = Shards(stage_dir(tiny_prepared, "tokenize"))
     V = shards.meta["vocab_size"]
-    result = evaluate_bpb(Uniform(V), shards, "val", seq_len=32, batch_size=4, max_tokens=0,
-                          device=torch.device("cpu"))
+    result = evaluate_bpb(
+        Uniform(V), shards, "val", seq_len=32, batch_size=4, max_tokens=0, device=torch.device("cpu")
+    )
     index = shards.index("val")
     for lang_id, lang in enumerate(shards.langs):
         rows = index[index["lang"] == lang_id]

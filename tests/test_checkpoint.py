@@ -46,7 +46,9 @@ class _RunsCode:
 
 
 def _metadata(folder: Path):
-    return pickle.loads((folder / "dcp" / ".metadata").read_bytes())  # the test's own file: plain pickle is fine
+    return pickle.loads(
+        (folder / "dcp" / ".metadata").read_bytes()
+    )  # the test's own file: plain pickle is fine
 
 
 def _rewrite_metadata(folder: Path, metadata) -> None:
@@ -59,12 +61,15 @@ def _rewrite_metadata(folder: Path, metadata) -> None:
 
 
 def _load_outside(train_dir: Path) -> subprocess.CompletedProcess:
-    code = ("import sys; from pathlib import Path; from gecko.train.checkpoint import load_final_model; "
-            "from gecko.errors import GeckoError\n"
-            "try:\n    load_final_model(Path(sys.argv[1]))\n"
-            "except GeckoError as e:\n    print(e); sys.exit(1)\n")
-    return subprocess.run([sys.executable, "-c", code, str(train_dir)], env=ENV, capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import sys; from pathlib import Path; from gecko.train.checkpoint import load_final_model; "
+        "from gecko.errors import GeckoError\n"
+        "try:\n    load_final_model(Path(sys.argv[1]))\n"
+        "except GeckoError as e:\n    print(e); sys.exit(1)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(train_dir)], env=ENV, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_crafted_checkpoints_cannot_run_code(tiny_prepared, tmp_path):
@@ -93,7 +98,8 @@ def test_crafted_checkpoints_cannot_run_code(tiny_prepared, tmp_path):
     original.state_dict_metadata[key] = BytesStorageMetadata()
     original.storage_data = {i: v for i, v in original.storage_data.items() if i.fqn != key}
     original.storage_data[type(index)(key)] = type(original.storage_data[next(iter(original.storage_data))])(
-        data_file.name, offset, len(payload))
+        data_file.name, offset, len(payload)
+    )
     _rewrite_metadata(folder, original)
     manifest = json.loads((folder / COMPLETE).read_text())
     manifest["files"][f"dcp/{data_file.name}"] = data_file.stat().st_size
@@ -104,8 +110,9 @@ def test_crafted_checkpoints_cannot_run_code(tiny_prepared, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate_shard", "garbage_metadata", "no_marker", "bad_trainer_json"])
-def test_damaged_latest_checkpoint_is_reported_moved_aside_and_the_previous_used(tiny_prepared, tmp_path,
-                                                                                   caplog, damage):
+def test_damaged_latest_checkpoint_is_reported_moved_aside_and_the_previous_used(
+    tiny_prepared, tmp_path, caplog, damage
+):
     out = tmp_path / "train"
     saved = _train_and_save(tiny_prepared, out, (2, 4))
     weights_at_4 = {k: v.clone() for k, v in saved.model.state_dict().items()}
@@ -141,7 +148,11 @@ def test_no_usable_checkpoint_is_one_error_naming_what_was_moved(tiny_prepared, 
 def test_keep_last_n_and_export_loads_the_newest(tiny_prepared, tmp_path):
     out = tmp_path / "train"
     trainer = _train_and_save(tiny_prepared, out, (1, 2, 3, 4))
-    assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["step-000002", "step-000003", "step-000004"]
+    assert [p.name for p in list_checkpoints(out / "checkpoints")] == [
+        "step-000002",
+        "step-000003",
+        "step-000004",
+    ]
     model, meta = load_final_model(out)
     assert meta["step"] == 4 and meta["world_size"] == 1 and meta["optimizer"] is True
     for key, value in trainer.model.state_dict().items():
@@ -171,13 +182,17 @@ def test_async_save_is_complete_only_after_wait(tmp_path):
 
 def test_metrics_are_cut_back_to_the_resumed_step(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    lines = [json.dumps({"step": s, "loss": 1.0}) for s in range(1, 8)] + ['{"step": 8, "lo']  # killed mid-line
+    lines = [json.dumps({"step": s, "loss": 1.0}) for s in range(1, 8)] + [
+        '{"step": 8, "lo'
+    ]  # killed mid-line
     path.write_text("\n".join(lines))
     log = MetricsLog(path)
     log.start(5)
     log.write({"step": 6, "loss": 2.0})
     log.close()
-    assert [(r["step"], r["loss"]) for r in read_metrics(path)] == [(s, 1.0) for s in range(1, 6)] + [(6, 2.0)]
+    assert [(r["step"], r["loss"]) for r in read_metrics(path)] == [(s, 1.0) for s in range(1, 6)] + [
+        (6, 2.0)
+    ]
     fresh = MetricsLog(path)
     fresh.start(0)  # a run starting over keeps nothing of an attempt that never checkpointed
     fresh.close()
@@ -233,9 +248,22 @@ KILL_SCRIPT = textwrap.dedent("""
     build_trainer(cfg, stage_dir(cfg, "tokenize"), Path(out)).train()
 """)
 
-KILL_OVERRIDES = ["train.steps=6", "train.checkpoint_every=2", "train.eval_every=null", "train.log_every=1",
-                  "train.device=cpu", "eval.max_tokens_per_lang=300"]
-PHASES = ["state files written", "mid-shard", "before-metadata", "tensors written", "marker written", "renamed"]
+KILL_OVERRIDES = [
+    "train.steps=6",
+    "train.checkpoint_every=2",
+    "train.eval_every=null",
+    "train.log_every=1",
+    "train.device=cpu",
+    "eval.max_tokens_per_lang=300",
+]
+PHASES = [
+    "state files written",
+    "mid-shard",
+    "before-metadata",
+    "tensors written",
+    "marker written",
+    "renamed",
+]
 
 
 def _run(script: Path, config: Path, out: Path, phase: str) -> subprocess.CompletedProcess:
@@ -254,8 +282,9 @@ def uninterrupted(tiny_prepared, tmp_path_factory) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", PHASES)
-def test_kill_9_at_each_phase_of_a_save_resumes_from_the_last_complete_one(tiny_prepared, uninterrupted,
-                                                                           tmp_path, phase):
+def test_kill_9_at_each_phase_of_a_save_resumes_from_the_last_complete_one(
+    tiny_prepared, uninterrupted, tmp_path, phase
+):
     config = Path(tiny_prepared.run_dir).parent / "tiny.yaml"
     script = tmp_path / "kill.py"
     script.write_text(KILL_SCRIPT)

@@ -52,14 +52,28 @@ BAD: list[tuple[str, str, int | None]] = [
     ("data:\n  dedup:\n    threshold: 1.5\n", "data.dedup.threshold=1.5 must be > 0 and ≤ 1", 3),
     ("data:\n  dedup:\n    bands: 0\n", "data.dedup.bands=0 must be ≥ 1", 3),
     ("data:\n  toxicity:\n    threshold: 2\n", "data.toxicity.threshold=2 must be ≥ 0 and ≤ 1", 3),
-    ("data:\n  align:\n    min_len_ratio: 2.0\n", "data.align.min_len_ratio=2.0 must be < data.align.max_len_ratio", 3),
+    (
+        "data:\n  align:\n    min_len_ratio: 2.0\n",
+        "data.align.min_len_ratio=2.0 must be < data.align.max_len_ratio",
+        3,
+    ),
     ("data:\n  mix: {ko: 0.5, en: 0.6, code: 0.0}\n", "data.mix shares must be ≥ 0 and sum to 1", 2),
-    ("data:\n  sources:\n    - {name: a, path: x, lang: jp}\n", "data.sources[0].lang='jp' must be one of", 3),
+    (
+        "data:\n  sources:\n    - {name: a, path: x, lang: jp}\n",
+        "data.sources[0].lang='jp' must be one of",
+        3,
+    ),
     ("data:\n  sources:\n    - {path: x, lang: ko}\n", "missing 1 required positional argument: 'name'", 3),
-    ("data:\n  sources:\n    - {name: a, path: x, lang: ko}\n    - {name: a, path: y, lang: ko}\n",
-     "data.sources: duplicate source name 'a'", 2),
-    ("data:\n  sources:\n    - {name: a, path: x, lang: ko, max_docs: 0}\n",
-     "data.sources[0].max_docs=0 must be ≥ 1 (or null)", 3),
+    (
+        "data:\n  sources:\n    - {name: a, path: x, lang: ko}\n    - {name: a, path: y, lang: ko}\n",
+        "data.sources: duplicate source name 'a'",
+        2,
+    ),
+    (
+        "data:\n  sources:\n    - {name: a, path: x, lang: ko, max_docs: 0}\n",
+        "data.sources[0].max_docs=0 must be ≥ 1 (or null)",
+        3,
+    ),
     ("eval:\n  tasks: [bpb, kmmmlu]\n", "eval.tasks: unknown task 'kmmmlu'", 2),
     ("eval:\n  limit: 0\n", "eval.limit=0 must be ≥ 1 (or null)", 2),
     ("eval:\n  batch_size: 0\n", "eval.batch_size=0 must be ≥ 1", 2),
@@ -97,7 +111,9 @@ def test_yaml_syntax_errors_give_line_and_column(tmp_path, capsys):
     path.write_text("train:\n  steps: 3\n  lr: [1e-3\neval:\n  limit: 2\n", encoding="utf-8")
     assert main(["train", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert f"{path}:4:5: invalid YAML: expected ',' or ']'" in err and "started at line 3, column 7" in err, err
+    assert f"{path}:4:5: invalid YAML: expected ',' or ']'" in err and "started at line 3, column 7" in err, (
+        err
+    )
 
 
 def test_non_utf8_config_names_line_and_column(tmp_path, capsys):
@@ -112,11 +128,19 @@ def test_missing_config_and_bad_overrides_are_one_line(tmp_path, capsys):
     cases = [
         (["train", str(tmp_path / "nope.yaml")], "nope.yaml: cannot read config: No such file or directory"),
         (["train", str(tmp_path)], "cannot read config: Is a directory"),
-        (["train", "--dry-run", str(_empty(tmp_path)), "train.lr=-1"], "override train.lr=-1: train.lr=-1 must be > 0"),
-        (["train", str(_empty(tmp_path)), "train.lr=[1", "--dry-run"], "override 'train.lr=[1': invalid YAML value"),
+        (
+            ["train", "--dry-run", str(_empty(tmp_path)), "train.lr=-1"],
+            "override train.lr=-1: train.lr=-1 must be > 0",
+        ),
+        (
+            ["train", str(_empty(tmp_path)), "train.lr=[1", "--dry-run"],
+            "override 'train.lr=[1': invalid YAML value",
+        ),
         (["train", str(_empty(tmp_path)), "train..lr=1", "--dry-run"], "expected key.path=value"),
-        (["train", str(_empty(tmp_path)), "train.steps=5", "--dry-run"],
-         f"{tmp_path / 'empty.yaml'}: train.warmup_steps=10 must be < train.steps (5)"),
+        (
+            ["train", str(_empty(tmp_path)), "train.steps=5", "--dry-run"],
+            f"{tmp_path / 'empty.yaml'}: train.warmup_steps=10 must be < train.steps (5)",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) != 0, argv

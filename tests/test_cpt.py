@@ -19,8 +19,18 @@ from gecko.train.trainer import build_trainer
 
 def _model(tied: bool) -> Llama:
     torch.manual_seed(0)
-    return Llama(LlamaConfig(vocab_size=50, dim=16, n_layers=2, n_heads=2, n_kv_heads=2, ffn_dim=32,
-                             max_seq_len=32, tie_embeddings=tied))
+    return Llama(
+        LlamaConfig(
+            vocab_size=50,
+            dim=16,
+            n_layers=2,
+            n_heads=2,
+            n_kv_heads=2,
+            ffn_dim=32,
+            max_seq_len=32,
+            tie_embeddings=tied,
+        )
+    )
 
 
 @pytest.mark.parametrize("tied", [False, True])
@@ -49,8 +59,10 @@ def test_resize_rejects_bad_pieces() -> None:
         resize_vocab(_model(False), 52, {60: [1]})
 
 
-STAGES = (TrainStageConfig("new_embeddings", steps=4, lr=1e-2, warmup_steps=1, trainable="new_embeddings"),
-          TrainStageConfig("all", steps=6, lr=1e-3, warmup_steps=2, trainable="all"))
+STAGES = (
+    TrainStageConfig("new_embeddings", steps=4, lr=1e-2, warmup_steps=1, trainable="new_embeddings"),
+    TrainStageConfig("all", steps=6, lr=1e-3, warmup_steps=2, trainable="all"),
+)
 
 
 def test_stage_schedule_is_a_function_of_the_global_step() -> None:
@@ -63,8 +75,10 @@ def test_stage_schedule_is_a_function_of_the_global_step() -> None:
 
 def test_config_stages_must_add_up(tmp_path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("train:\n  steps: 9\n  stages:\n    - {name: a, steps: 4, lr: 0.01, trainable: new_embeddings}\n"
-                    "    - {name: b, steps: 6, lr: 0.001}\n")
+    path.write_text(
+        "train:\n  steps: 9\n  stages:\n    - {name: a, steps: 4, lr: 0.01, trainable: new_embeddings}\n"
+        "    - {name: b, steps: 6, lr: 0.001}\n"
+    )
     with pytest.raises(ConfigError, match="add up to 10"):
         load_config(path)
     with pytest.raises(ConfigError, match="trainable"):
@@ -91,15 +105,16 @@ def test_first_stage_trains_only_new_rows_then_everything(tiny_prepared, tmp_pat
     state = trainer.model.state_dict()
     for name, tensor in state.items():
         if name in ("tok_embeddings.weight", "output.weight"):
-            assert torch.equal(tensor[:vocab - 40], start[name][:vocab - 40]), name  # old rows exact
-            assert not torch.equal(tensor[vocab - 40:], start[name][vocab - 40:]), name
+            assert torch.equal(tensor[: vocab - 40], start[name][: vocab - 40]), name  # old rows exact
+            assert not torch.equal(tensor[vocab - 40 :], start[name][vocab - 40 :]), name
         else:
             assert torch.equal(tensor, start[name]), name  # the body is frozen
     assert [r["lr"] for r in records] == [pytest.approx(stage_lr(STAGES, s, "cosine", 0.1)) for s in range(4)]
     trainer.train_step()
     trainer.step += 1
-    assert not torch.equal(trainer.model.state_dict()["layers.0.attention.wq.weight"],
-                           start["layers.0.attention.wq.weight"])
+    assert not torch.equal(
+        trainer.model.state_dict()["layers.0.attention.wq.weight"], start["layers.0.attention.wq.weight"]
+    )
 
 
 @pytest.mark.slow

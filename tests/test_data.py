@@ -3,13 +3,13 @@ import unicodedata
 
 import pytest
 
-from helpers import raw_sources_config
 from gecko.config import DataConfig, SourceConfig
 from gecko.data.document import json_records, read_jsonl
 from gecko.data.mix import plan_mix
 from gecko.data.normalize import normalize_text
 from gecko.data.pipeline import run_data
 from gecko.errors import DataError
+from helpers import raw_sources_config
 
 
 def test_nfc_and_control_characters():
@@ -57,15 +57,23 @@ def test_mix_is_deterministic(raw_sources, tmp_path):
 
 
 def test_plan_mix_scarcest_language_sets_the_size():
-    plan = plan_mix({"ko": 100, "en": 1000, "code": 1000}, {"ko": 0.5, "en": 0.25, "code": 0.25}, max_repeat=0)
+    plan = plan_mix(
+        {"ko": 100, "en": 1000, "code": 1000}, {"ko": 0.5, "en": 0.25, "code": 0.25}, max_repeat=0
+    )
     assert plan.budget == {"ko": 100, "en": 50, "code": 50}
 
 
 def test_bad_lines_are_quarantined_with_file_and_line(raw_sources, tmp_path):
     bad = raw_sources / "ko.jsonl"
     with bad.open("ab") as f:
-        f.write(b'{"id": "x", "text": "' + "옛 인코딩으로 저장된 문장".encode("cp949") + b'"}\n{not json}\n{"id": "y"}\n')
-        f.write(b'{"id": "z", "text": "' + "한글은 세종대왕이 창제한 문자이다".encode() + b'\xff."}\n')  # mended, kept
+        f.write(
+            b'{"id": "x", "text": "'
+            + "옛 인코딩으로 저장된 문장".encode("cp949")
+            + b'"}\n{not json}\n{"id": "y"}\n'
+        )
+        f.write(
+            b'{"id": "z", "text": "' + "한글은 세종대왕이 창제한 문자이다".encode() + b'\xff."}\n'
+        )  # mended, kept
     run_data(raw_sources_config(raw_sources), tmp_path / "out", seed=1)
     s = json.loads((tmp_path / "out" / "stats.json").read_text())
     reasons = {d["reason"]: d["count"] for d in s["dropped"] if d["step"] == "read"}
@@ -81,17 +89,21 @@ def test_missing_source_is_a_clear_error(tmp_path):
 
 
 def test_missing_column_names_the_file(raw_sources, tmp_path):
-    cfg = DataConfig(sources=(SourceConfig("en", str(raw_sources / "en.tsv"), "en", format="tsv",
-                                           text_field="body"),), mix={"en": 1.0})
+    cfg = DataConfig(
+        sources=(SourceConfig("en", str(raw_sources / "en.tsv"), "en", format="tsv", text_field="body"),),
+        mix={"en": 1.0},
+    )
     with pytest.raises(DataError, match=r"en.tsv:1: no column 'body'"):
         run_data(cfg, tmp_path / "out", seed=1)
 
 
 def test_json_records_name_file_and_line(tmp_path):
     path = tmp_path / "r.jsonl"
-    for body, error in ((b'{"a": 1}\n\n[1]\n', r"r.jsonl:3: expected a JSON object, found list"),
-                        (b'{"a": 1}\n{"a": \n', r"r.jsonl:2: malformed JSON: Expecting value"),
-                        (b'{"a": 1}\n{"a": "\xff"}\n', r"r.jsonl:2: not UTF-8")):
+    for body, error in (
+        (b'{"a": 1}\n\n[1]\n', r"r.jsonl:3: expected a JSON object, found list"),
+        (b'{"a": 1}\n{"a": \n', r"r.jsonl:2: malformed JSON: Expecting value"),
+        (b'{"a": 1}\n{"a": "\xff"}\n', r"r.jsonl:2: not UTF-8"),
+    ):
         path.write_bytes(body)
         with pytest.raises(DataError, match=error):
             list(json_records(path))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CODE, EN, KO, read_shards, shared_or_skip
 from gecko.cli import main
 from gecko.config import CleanConfig, DataConfig, EnQualityConfig, SourceConfig
 from gecko.data.filters.quality import check
@@ -19,8 +20,6 @@ from gecko.data.readers import SourceReader
 from gecko.data.stats import DataStats
 from gecko.data.toxicity import MODEL_PATH, score, score_batch
 from gecko.errors import DataError
-
-from conftest import CODE, EN, KO, read_shards, shared_or_skip
 
 KO_DOC = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 5천만 명이다."
 
@@ -37,6 +36,7 @@ def _jsonl(lines: list[str]) -> bytes:
 
 
 # ---- readers and bad input ------------------------------------------------------------------------------
+
 
 def test_gzip_and_zstd_jsonl(tmp_path):
     zstd = pytest.importorskip("zstandard")
@@ -86,8 +86,10 @@ def test_empty_files_are_counted(tmp_path):
     (tmp_path / "empty.jsonl").write_bytes(b"")
     (tmp_path / "empty.txt").write_bytes(b"")
     for fmt in ("jsonl", "text"):
-        _, stats = _read(tmp_path / fmt, SourceConfig("e", str(tmp_path / f"empty.{'txt' if fmt == 'text' else fmt}"),
-                                                      "ko", format=fmt))
+        _, stats = _read(
+            tmp_path / fmt,
+            SourceConfig("e", str(tmp_path / f"empty.{'txt' if fmt == 'text' else fmt}"), "ko", format=fmt),
+        )
         assert stats.dropped == {("read", "empty_file", "ko"): 1}
 
 
@@ -95,13 +97,16 @@ def test_csv_column_mapping_and_parquet(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     import pyarrow as pa
 
-    (tmp_path / "t.csv").write_text("doc_id,body\n7,\"첫째, 문서\"\n8,둘째 문서\n", encoding="utf-8")
-    docs, _ = _read(tmp_path, SourceConfig("c", str(tmp_path / "t.csv"), "ko", format="csv", text_field="body",
-                                           id_field="doc_id"))
+    (tmp_path / "t.csv").write_text('doc_id,body\n7,"첫째, 문서"\n8,둘째 문서\n', encoding="utf-8")
+    docs, _ = _read(
+        tmp_path,
+        SourceConfig("c", str(tmp_path / "t.csv"), "ko", format="csv", text_field="body", id_field="doc_id"),
+    )
     assert [(d.id, d.text) for d in docs] == [("c/7", "첫째, 문서"), ("c/8", "둘째 문서")]
     pq.write_table(pa.table({"content": ["하나", None, "셋"]}), tmp_path / "t.parquet")
-    docs, stats = _read(tmp_path, SourceConfig("p", str(tmp_path / "t.parquet"), "ko", format="parquet",
-                                               text_field="content"))
+    docs, stats = _read(
+        tmp_path, SourceConfig("p", str(tmp_path / "t.parquet"), "ko", format="parquet", text_field="content")
+    )
     assert [d.text for d in docs] == ["하나", "셋"]
     assert stats.dropped == {("read", "missing_field_content", "ko"): 1}
 
@@ -109,21 +114,30 @@ def test_csv_column_mapping_and_parquet(tmp_path):
 def test_code_tree_skips_vendored_generated_minified_binary(tmp_path):
     root = tmp_path / "repo"
     for rel, data in {
-        "pkg/a.py": CODE[0].encode(), "pkg/b.js": b"function f() {\n  return 1;\n}\n",
-        "node_modules/x/index.js": b"module.exports = 1;\n", "pkg/api_pb2.py": b"x = 1\n",
-        "static/app.min.js": b"var a=1;", "pkg/blob.py": b"\x00\x01binary", "pkg/long.js": b"x" * 5000,
+        "pkg/a.py": CODE[0].encode(),
+        "pkg/b.js": b"function f() {\n  return 1;\n}\n",
+        "node_modules/x/index.js": b"module.exports = 1;\n",
+        "pkg/api_pb2.py": b"x = 1\n",
+        "static/app.min.js": b"var a=1;",
+        "pkg/blob.py": b"\x00\x01binary",
+        "pkg/long.js": b"x" * 5000,
     }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
-    docs, stats = _read(tmp_path, SourceConfig("code", str(root), "code", format="code", extensions=(".py", ".js")))
-    assert {d.metadata["path"]: d.metadata["code_lang"] for d in docs} == {"pkg/a.py": "python",
-                                                                            "pkg/b.js": "javascript"}
+    docs, stats = _read(
+        tmp_path, SourceConfig("code", str(root), "code", format="code", extensions=(".py", ".js"))
+    )
+    assert {d.metadata["path"]: d.metadata["code_lang"] for d in docs} == {
+        "pkg/a.py": "python",
+        "pkg/b.js": "javascript",
+    }
     assert docs[0].text == CODE[0]  # byte-exact
     reasons = {r: n for (_, r, _), n in stats.dropped.items()}
     assert reasons == {"vendored": 1, "generated": 1, "minified": 2, "binary_file": 1}
 
 
 # ---- normalization and language ID ----------------------------------------------------------------------
+
 
 def test_normalize_keeps_markdown_tables_and_latex():
     text = "| 이름 | 값 |\n|---|---:|\n| a  | $\\frac{1}{2}$ |\n\n$$\\sum_{i=1}^{n} x_i$$"
@@ -148,19 +162,34 @@ def test_langid_on_shared_corpus():
 
 # ---- quality rules ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,lang,reason", [
-    ("ㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋ 진짜 웃기다 ㅠㅠㅠㅠㅠㅠ ㅋㅋㅋㅋㅋㅋㅋ", "ko", "ko_jamo_runs"),
-    ("와" + "아" * 30 + " 이 영화 최고다 정말로", "ko", "ko_char_run"),
-    ("\n".join(["오늘의 특가 상품을 확인하세요"] * 6 + [KO_DOC]), "ko", "ko_dup_lines"),
-    ("1234 5678 9012 3456 7890 1234 5678 가나 " * 3, "ko", "ko_hangul_ratio"),
-    ("Lorem ipsum dolor sit amet, " + EN[0] + " " + EN[1] + " " + EN[2], "en", "c4_lorem_ipsum"),
-    ("Cars trucks planes boats trains bikes scooters buses ferries rockets. " * 3, "en", "gopher_stop_words"),
-    ("# Code generated by protoc-gen-go. DO NOT EDIT.\npackage x\n" + CODE[0], "code", "code_autogenerated"),
-    ("DATA = '" + "QUJDRA" * 200 + "'\n", "code", "code_max_line_len"),
-    ("x = 1\n" + "BLOB = (\n" + "\n".join("    '" + "QUJDRA" * 12 + "'" for _ in range(20)) + ")\n", "code",
-     "code_data_blob"),
-    ("가나", "ko", "too_short"),
-])
+
+@pytest.mark.parametrize(
+    "text,lang,reason",
+    [
+        ("ㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋㅋ 진짜 웃기다 ㅠㅠㅠㅠㅠㅠ ㅋㅋㅋㅋㅋㅋㅋ", "ko", "ko_jamo_runs"),
+        ("와" + "아" * 30 + " 이 영화 최고다 정말로", "ko", "ko_char_run"),
+        ("\n".join(["오늘의 특가 상품을 확인하세요"] * 6 + [KO_DOC]), "ko", "ko_dup_lines"),
+        ("1234 5678 9012 3456 7890 1234 5678 가나 " * 3, "ko", "ko_hangul_ratio"),
+        ("Lorem ipsum dolor sit amet, " + EN[0] + " " + EN[1] + " " + EN[2], "en", "c4_lorem_ipsum"),
+        (
+            "Cars trucks planes boats trains bikes scooters buses ferries rockets. " * 3,
+            "en",
+            "gopher_stop_words",
+        ),
+        (
+            "# Code generated by protoc-gen-go. DO NOT EDIT.\npackage x\n" + CODE[0],
+            "code",
+            "code_autogenerated",
+        ),
+        ("DATA = '" + "QUJDRA" * 200 + "'\n", "code", "code_max_line_len"),
+        (
+            "x = 1\n" + "BLOB = (\n" + "\n".join("    '" + "QUJDRA" * 12 + "'" for _ in range(20)) + ")\n",
+            "code",
+            "code_data_blob",
+        ),
+        ("가나", "ko", "too_short"),
+    ],
+)
 def test_each_rule_names_its_reason(text, lang, reason):
     assert check(text, lang, CleanConfig(), 20) == reason
 
@@ -172,6 +201,7 @@ def test_good_text_passes(text, lang):
 
 # ---- toxicity ---------------------------------------------------------------------------------------------
 
+
 def test_toxicity_model_is_shipped_small_and_separates():
     assert MODEL_PATH.stat().st_size < 2_000_000
     toxic = "개소리야 니가 빨갱이를 옹호하고 드루킹을 말못해서 삐진거야 빨갱아 병신"
@@ -181,12 +211,17 @@ def test_toxicity_model_is_shipped_small_and_separates():
 
 # ---- the engine: accounting, 1 vs N workers, resuming, dropped dump ---------------------------------------
 
+
 def _clean_cfg(root: Path, **kw) -> DataConfig:
-    return DataConfig(sources=(
-        SourceConfig("ko", str(root / "ko.jsonl"), "ko"),
-        SourceConfig("en", str(root / "en.tsv"), "en", format="tsv"),
-        SourceConfig("code", str(root / "code"), "code", format="code"),
-    ), clean=CleanConfig(en=EnQualityConfig(min_words=5), dump_dropped=True), **kw)
+    return DataConfig(
+        sources=(
+            SourceConfig("ko", str(root / "ko.jsonl"), "ko"),
+            SourceConfig("en", str(root / "en.tsv"), "en", format="tsv"),
+            SourceConfig("code", str(root / "code"), "code", format="code"),
+        ),
+        clean=CleanConfig(en=EnQualityConfig(min_words=5), dump_dropped=True),
+        **kw,
+    )
 
 
 def _docs(clean_dir: Path) -> list[dict]:
@@ -232,15 +267,36 @@ def test_missing_source_fails_before_running(tmp_path):
 
 # ---- each step alone on a JSONL file ----------------------------------------------------------------------
 
+
 def test_step_commands_on_a_jsonl_file(tmp_path, capsys):
     src = tmp_path / "in.jsonl"
-    src.write_text(json.dumps({"id": 1, "body": "연락처 010-1234-5678, " + KO_DOC}, ensure_ascii=False) + "\n"
-                   + json.dumps({"id": 2, "body": "ㅋㅋㅋ"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    src.write_text(
+        json.dumps({"id": 1, "body": "연락처 010-1234-5678, " + KO_DOC}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"id": 2, "body": "ㅋㅋㅋ"}, ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
     for step in ("langid", "pii", "toxicity", "quality", "normalize"):
-        assert main(["data", step, "--in", str(src), "--out", str(tmp_path / f"{step}.jsonl"),
-                     "--text-field", "body"]) == 0
-    rows = {s: [json.loads(x) for x in (tmp_path / f"{s}.jsonl").open()] for s in ("langid", "pii", "toxicity",
-                                                                                  "quality")}
+        assert (
+            main(
+                [
+                    "data",
+                    step,
+                    "--in",
+                    str(src),
+                    "--out",
+                    str(tmp_path / f"{step}.jsonl"),
+                    "--text-field",
+                    "body",
+                ]
+            )
+            == 0
+        )
+    rows = {
+        s: [json.loads(x) for x in (tmp_path / f"{s}.jsonl").open()]
+        for s in ("langid", "pii", "toxicity", "quality")
+    }
     assert rows["langid"][0]["lang"] == "ko" and rows["langid"][0]["lid_score"] > 0.5
     assert "<PHONE>" in rows["pii"][0]["body"] and rows["pii"][0]["pii"] == {"phone": 1}
     assert all(0 <= r["toxicity"] <= 1 for r in rows["toxicity"])
@@ -268,20 +324,26 @@ def test_html_report_counts_per_step_reason_lang_and_escapes_examples():
     stats.drop("toxicity", "toxic", "ko", "d4: 욕설")
     html = stats.report_html({})
     assert "<script>" not in html and "<b>bold" not in html
-    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; |" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
-    assert "<td>quality</td><td class=\"n\">3</td>" in html and "<td>toxicity</td><td class=\"n\">1</td>" in html
+    assert (
+        "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; |" in html
+        and "&lt;b&gt;bold&lt;/b&gt;" in html
+    )
+    assert '<td>quality</td><td class="n">3</td>' in html and '<td>toxicity</td><td class="n">1</td>' in html
     # per-language columns (en, ko) then the total: the Gopher row has 2 English drops and none in Korean
-    assert ('<td>quality</td><td>gopher_stop_words</td>\n<td class="n">2</td><td class="n">0</td>'
-            '<td class="n">2</td>') in html
+    assert (
+        '<td>quality</td><td>gopher_stop_words</td>\n<td class="n">2</td><td class="n">0</td>'
+        '<td class="n">2</td>'
+    ) in html
     assert "6 documents read: 2 kept,\n4 dropped." in html
     md = stats.report({})
-    assert "`d2: <script>alert(\"x\")</script> & \\| '`" in md  # a | in an example does not split the md table
+    assert '`d2: <script>alert("x")</script> & \\| \'`' in md  # a | in an example does not split the md table
 
 
 def test_top_bigram_bound_never_changes_a_decision():
     import random
 
     from gecko.data.filters.quality import top_bigram_frac
+
     rng = random.Random(0)
     vocab = ["그", "영화", "정말", "재밌다", "the", "a", "of", "ㅋㅋ", "좋아요"]
     for _ in range(2000):
@@ -322,7 +384,11 @@ def test_batched_stats_equal_datatrove_per_document_stats():
 
 # spaces (incl. \x1c, \x85, U+3000), letters, digits (², ٣), _, Hangul syllables and jamo (ㅋ, ᄀ, unassigned
 # U+3130), symbols (☺, ─, 😀), prose punctuation, NUL and a lone surrogate
-_TRICKY = list("aZé_9²٣Ⅳ 　\t\n\x1c\x85\xa0가힣ㅋᄀ\u3130ㆎ☺─😀.,!?-–…「\x00\ud800") + ["한국어", "word", "  "]
+_TRICKY = list("aZé_9²٣Ⅳ 　\t\n\x1c\x85\xa0가힣ㅋᄀ\u3130ㆎ☺─😀.,!?-–…「\x00\ud800") + [
+    "한국어",
+    "word",
+    "  ",
+]
 
 
 def _tricky_texts(n: int, seed: int = 0) -> list[str]:
@@ -335,11 +401,37 @@ def _tricky_texts(n: int, seed: int = 0) -> list[str]:
 def test_char_class_counts_equal_their_regex_definitions():
     import re
 
-    from gecko.data.filters.charclass import (ALNUM, CHAR_RUN, HANGUL, JAMO, JAMO_RUNS, LETTER, SPACE,
-                                              SYLLABLE, SYMBOL, class_counts, letter_words)
+    from gecko.data.filters.charclass import (
+        ALNUM,
+        CHAR_RUN,
+        HANGUL,
+        JAMO,
+        JAMO_RUNS,
+        LETTER,
+        SPACE,
+        SYLLABLE,
+        SYMBOL,
+        class_counts,
+        letter_words,
+    )
+
     symbol_free = re.compile(r"[\w\s.,!?;:'\"()\[\]{}<>\-–—…·~%/&@#*+=^`|“”‘’「」『』《》〈〉]+")
     # runs of one repeated character and of jamo, also across the joins of the batch
-    texts = _tricky_texts(400) + ["ㅋㅋ", "ㅋ", "ㅋㅋ", "가ㅋ", "ㅋ가", "aaa", "aa", "a", "", "a", "aa", "___", "²²²"]
+    texts = _tricky_texts(400) + [
+        "ㅋㅋ",
+        "ㅋ",
+        "ㅋㅋ",
+        "가ㅋ",
+        "ㅋ가",
+        "aaa",
+        "aa",
+        "a",
+        "",
+        "a",
+        "aa",
+        "___",
+        "²²²",
+    ]
     counts = class_counts(texts, char_run=3)
     for text, row in zip(texts, counts.tolist()):
         letters = re.sub(r"[\W\d_]+", "", text)
@@ -355,7 +447,7 @@ def test_char_class_counts_equal_their_regex_definitions():
         assert letter_words(text) == re.subn(r"\S*[^\W\d_]\S*", "", text)[1]
     for n in (1, 2, 20):  # the run column for other lengths; only the requested class columns are counted
         some = class_counts(texts, char_run=n, classes=(SPACE,))
-        run = re.compile(r"([^\W_])\1{%d,}" % (n - 1))
+        run = re.compile(rf"([^\W_])\1{{{n - 1},}}")
         assert some[:, CHAR_RUN].tolist() == [run.search(t) is not None for t in texts]
         assert (some[:, SPACE] == counts[:, SPACE]).all() and not some[:, [LETTER, SYMBOL, ALNUM]].any()
 
@@ -394,7 +486,7 @@ def test_toxicity_window_counts_match_a_direct_count():
     for text, got in zip(texts, score_batch(texts)):
         p = prepare(text)
         sums, counts = np.zeros(-(-len(p) // WINDOW)), np.zeros(-(-len(p) // WINDOW))
-        for n, buckets in ngram_buckets(p):
+        for _n, buckets in ngram_buckets(p):
             for pos, b in enumerate(buckets):
                 sums[pos // WINDOW] += weights[b]
                 counts[pos // WINDOW] += 1
@@ -407,8 +499,28 @@ def _korean_like_texts(n: int, seed: int = 0) -> list[str]:
     import random
 
     rng = random.Random(seed)
-    pieces = ["ㅋㅋ", "ㅠ", "가", "아아아", "영화", "정말", "재밌다", "정말 재밌다", "\n", "\n" + KO_DOC[:20] + "\n",
-              " ", "  ", "aaa", "a", "!!", "☺", "1", "11", "_", "Σ"] + KO_DOC.split()
+    pieces = [
+        "ㅋㅋ",
+        "ㅠ",
+        "가",
+        "아아아",
+        "영화",
+        "정말",
+        "재밌다",
+        "정말 재밌다",
+        "\n",
+        "\n" + KO_DOC[:20] + "\n",
+        " ",
+        "  ",
+        "aaa",
+        "a",
+        "!!",
+        "☺",
+        "1",
+        "11",
+        "_",
+        "Σ",
+    ] + KO_DOC.split()
     return [KO_DOC] + ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(n)]
 
 
@@ -426,10 +538,13 @@ def test_korean_rules_equal_their_regex_definitions():
     def definition(text: str, cfg: KoQualityConfig) -> str | None:
         nonspace = sum(map(len, text.split())) or 1
         rules = [
-            ("ko_jamo_runs", sum(map(len, re.findall("[\u3131-\u318e\u1100-\u11ff]{2,}", text))) / nonspace
-             > cfg.max_jamo_ratio),
+            (
+                "ko_jamo_runs",
+                sum(map(len, re.findall("[\u3131-\u318e\u1100-\u11ff]{2,}", text))) / nonspace
+                > cfg.max_jamo_ratio,
+            ),
             ("ko_hangul_ratio", len(re.findall("[\uac00-\ud7a3]", text)) / nonspace < cfg.min_hangul_ratio),
-            ("ko_char_run", re.search(r"([^\W_])\1{%d,}" % (cfg.max_char_run - 1), text) is not None),
+            ("ko_char_run", re.search(rf"([^\W_])\1{{{cfg.max_char_run - 1},}}", text) is not None),
             ("ko_dup_lines", dup_line_frac(text.split("\n")) > cfg.max_dup_line_frac),
             ("ko_top_ngram", top_bigram_frac(text.split()) > cfg.max_top_ngram_frac),
             ("ko_symbol_ratio", len(symbol_free.sub("", text)) / nonspace > cfg.max_symbol_ratio),
@@ -438,8 +553,16 @@ def test_korean_rules_equal_their_regex_definitions():
 
     texts = _korean_like_texts(600) + _tricky_texts(200, seed=2)
     reasons = set()
-    for cfg in (KoQualityConfig(), KoQualityConfig(max_char_run=3, max_jamo_ratio=0.3, min_hangul_ratio=0.1,
-                                                   max_dup_line_frac=0.1, max_top_ngram_frac=0.15)):
+    for cfg in (
+        KoQualityConfig(),
+        KoQualityConfig(
+            max_char_run=3,
+            max_jamo_ratio=0.3,
+            min_hangul_ratio=0.1,
+            max_dup_line_frac=0.1,
+            max_top_ngram_frac=0.15,
+        ),
+    ):
         expected = [definition(t, cfg) for t in texts]
         reasons.update(expected)
         rows = class_counts(texts, cfg.max_char_run, KO_CLASSES).tolist()
@@ -499,7 +622,7 @@ def test_ngram_buckets_equal_a_direct_hash():
     for n, buckets in ngram_buckets(text):
         for pos, bucket in enumerate(buckets.tolist()):
             h = 0
-            for c in text[pos:pos + n]:
+            for c in text[pos : pos + n]:
                 h = (h * 1_000_003 + ord(c)) % 2**64
             assert bucket == ((h + n) * 0x9E3779B97F4A7C15 % 2**64) >> (64 - BITS)
     assert [n for n, _ in ngram_buckets(text)] == list(range(1, NGRAMS + 1))

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import read_records
 from gecko.config import DataConfig, SourceConfig
 from gecko.data import sources
 from gecko.data.pipeline import run_clean
 from gecko.data.readers import check_source
 from gecko.errors import DataError
 from gecko.eval.taskfile import load_task_file, read_table
+from helpers import read_records
 
 KO_DOC = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 5천만 명이다."
 

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import decontam_benchmarks, raw_sources_config
 
 from gecko.config import DecontamConfig, DedupConfig
 from gecko.data import pipeline
 from gecko.data.dedup.phase import SCRATCH
 from gecko.data.pipeline import run_data
+from helpers import decontam_benchmarks, raw_sources_config
 
 
 def _snapshot(out: Path) -> tuple[bytes, str]:
@@ -28,7 +28,9 @@ def _assert_consumed(out: Path) -> None:
     assert not (out / "clean").exists() and not (out / "decontam").exists()
     assert not any((out / "dedup.work" / name).exists() for name in SCRATCH)
     assert list((out / "dedup").glob("*.jsonl.zst")), "the dedup output is kept, compressed"
-    assert (out / "dedup.work" / "duplicates.jsonl").exists() and list((out / "dedup.work" / "removed").glob("*.zst"))
+    assert (out / "dedup.work" / "duplicates.jsonl").exists() and list(
+        (out / "dedup.work" / "removed").glob("*.zst")
+    )
     assert (out / "dedup.work" / "bands").is_dir() and (out / "dedup.work" / "clusters").is_dir()
 
 
@@ -46,7 +48,15 @@ class Killed(BaseException):
     """Stands for SIGKILL: nothing after the raise runs, no `except Exception` catches it."""
 
 
-KILL_POINTS = ["run_dedup", "_consume#1", "remove_scratch", "run_decontam", "run_mix", "write_text", "_consume#2"]
+KILL_POINTS = [
+    "run_dedup",
+    "_consume#1",
+    "remove_scratch",
+    "run_decontam",
+    "run_mix",
+    "write_text",
+    "_consume#2",
+]
 """Functions of gecko.data.pipeline, killed when called (`#n`: at the n-th call): before each phase, while
 the clean shards are removed, before the stage's DONE marker, and while decontam/ is removed after it."""
 
@@ -54,7 +64,9 @@ the clean shards are removed, before the stage's DONE marker, and while decontam
 @pytest.mark.slow
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_killed_at_any_phase_boundary_resumes_to_the_same_corpus(raw_sources, tmp_path, monkeypatch, point):
-    cfg = raw_sources_config(raw_sources, decontam=DecontamConfig(benchmarks=decontam_benchmarks(tmp_path / "bench")))
+    cfg = raw_sources_config(
+        raw_sources, decontam=DecontamConfig(benchmarks=decontam_benchmarks(tmp_path / "bench"))
+    )
     run_data(cfg, tmp_path / "ref", seed=1)
     name, _, nth = point.partition("#")
     real, calls = getattr(pipeline, name), []
@@ -79,17 +91,26 @@ def test_killed_at_any_phase_boundary_resumes_to_the_same_corpus(raw_sources, tm
 @pytest.mark.slow
 def test_sigkill_at_random_moments_resumes_to_the_same_corpus(raw_sources, tmp_path):
     """A real `kill -9` of `run_data` in a child process, at several moments, then a rerun."""
-    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-              "from pathlib import Path\nfrom helpers import raw_sources_config\nfrom gecko.data.pipeline import run_data\n"
-              f"run_data(raw_sources_config(Path({str(raw_sources)!r})), Path(sys.argv[1]), seed=1)\n")
+    script = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from pathlib import Path\nfrom helpers import raw_sources_config\nfrom gecko.data.pipeline import run_data\n"
+        f"run_data(raw_sources_config(Path({str(raw_sources)!r})), Path(sys.argv[1]), seed=1)\n"
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "ref")], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "ref")], env=env, check=True, capture_output=True
+    )
     full = time.monotonic() - t0
     for k, fraction in enumerate((0.2, 0.45, 0.7, 0.9)):
         out = tmp_path / f"run{k}"
-        child = subprocess.Popen([sys.executable, "-c", script, str(out)], env=env, start_new_session=True,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, str(out)],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(full * fraction)
         os.killpg(child.pid, signal.SIGKILL)  # the run and its datatrove workers
         child.wait()
@@ -105,7 +126,9 @@ def test_a_changed_phase_config_reruns_from_the_right_place(raw_sources, tmp_pat
     out = tmp_path / "out"
     run_data(raw_sources_config(raw_sources), out, seed=1)
     dedup_mtime = min(p.stat().st_mtime_ns for p in (out / "dedup").iterdir())
-    with_bench = raw_sources_config(raw_sources, decontam=DecontamConfig(benchmarks=decontam_benchmarks(tmp_path / "bench")))
+    with_bench = raw_sources_config(
+        raw_sources, decontam=DecontamConfig(benchmarks=decontam_benchmarks(tmp_path / "bench"))
+    )
     run_data(with_bench, out, seed=1)
     assert min(p.stat().st_mtime_ns for p in (out / "dedup").iterdir()) == dedup_mtime
     run_data(with_bench, tmp_path / "fresh", seed=1)

@@ -8,13 +8,14 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import read_shards, shared_or_skip
 
-from helpers import EN_ITEM, FILLER, KO_ITEM, contaminated_docs, decontam_benchmarks, shard_ids
+from conftest import read_shards, shared_or_skip
 from gecko.config import BenchmarkConfig, DecontamConfig
 from gecko.data import overlap
 from gecko.data.decontam import BenchmarkIndex, index_path, load_items, run_decontam
 from gecko.data.dedup.planted import write_shards
+from helpers import EN_ITEM, FILLER, KO_ITEM, contaminated_docs, decontam_benchmarks, shard_ids
+
 
 def test_planted_contamination_is_dropped_and_reported(tmp_path):
     write_shards(contaminated_docs(), tmp_path / "in", 2)
@@ -45,13 +46,19 @@ def test_missing_benchmark_is_a_clear_error(tmp_path):
 def test_real_benchmark_items_are_caught(tmp_path):
     gsm = shared_or_skip("eval", "gsm8k", "grade_school_math", "data", "test.jsonl")
     humaneval = shared_or_skip("eval", "humaneval", "data", "HumanEval.jsonl.gz")
-    cfg = DecontamConfig(benchmarks=(BenchmarkConfig("gsm8k", str(gsm), "gsm8k"),
-                                     BenchmarkConfig("humaneval", str(humaneval), "humaneval")))
+    cfg = DecontamConfig(
+        benchmarks=(
+            BenchmarkConfig("gsm8k", str(gsm), "gsm8k"),
+            BenchmarkConfig("humaneval", str(humaneval), "humaneval"),
+        )
+    )
     q = json.loads(gsm.open().readline())["question"]
     he = load_items(cfg.benchmarks[1])[0].text
-    docs = [{"id": "gsm", "text": FILLER + q, "lang": "en", "source": "s"},
-            {"id": "he", "text": "# utils.py\n" + he, "lang": "code", "source": "s"},
-            {"id": "ok", "text": FILLER, "lang": "en", "source": "s"}]
+    docs = [
+        {"id": "gsm", "text": FILLER + q, "lang": "en", "source": "s"},
+        {"id": "he", "text": "# utils.py\n" + he, "lang": "code", "source": "s"},
+        {"id": "ok", "text": FILLER, "lang": "en", "source": "s"},
+    ]
     write_shards(docs, tmp_path / "in", 1)
     run_decontam(tmp_path / "in", tmp_path / "out", cfg)
     assert shard_ids(tmp_path / "out") == {"ok"}
@@ -71,7 +78,11 @@ def _respace(text: str, rng: random.Random) -> str:
     out = []
     for c in text:
         if c == " ":
-            out.append(rng.choice(["", " ", "  ", "\n", " \t"]) if _is_hangul_near(out) else rng.choice([" ", "  ", "\n"]))
+            out.append(
+                rng.choice(["", " ", "  ", "\n", " \t"])
+                if _is_hangul_near(out)
+                else rng.choice([" ", "  ", "\n"])
+            )
         elif c in ",.?!:;()":
             out.append(f" {c} ")
         else:
@@ -97,7 +108,10 @@ VARIANTS = {
 def test_item_variants_give_the_same_windows(variant):
     rng = random.Random(0)
     for text in (KO_ITEM, EN_ITEM):
-        assert overlap.units([VARIANTS[variant](text, rng)]).hashes.tolist() == overlap.units([text]).hashes.tolist()
+        assert (
+            overlap.units([VARIANTS[variant](text, rng)]).hashes.tolist()
+            == overlap.units([text]).hashes.tolist()
+        )
 
 
 def test_korean_particles_and_spacing_do_not_hide_a_copy():
@@ -108,20 +122,32 @@ def test_korean_particles_and_spacing_do_not_hide_a_copy():
 def test_units_never_span_two_texts():
     both = overlap.units(["alpha beta", "gamma"])
     assert both.text_of.tolist() == [0, 0, 1]
-    assert both.hashes.tolist() == overlap.units(["alpha beta"]).hashes.tolist() + overlap.units(["gamma"]).hashes.tolist()
+    assert (
+        both.hashes.tolist()
+        == overlap.units(["alpha beta"]).hashes.tolist() + overlap.units(["gamma"]).hashes.tolist()
+    )
 
 
 def _real_benchmarks() -> tuple[BenchmarkConfig, ...]:
     e = ("eval",)
-    return (BenchmarkConfig("kmmlu", str(shared_or_skip(*e, "kmmlu", "data")), "kmmlu"),
-            BenchmarkConfig("mmlu", str(shared_or_skip(*e, "mmlu", "data")), "mmlu"),
-            BenchmarkConfig("humaneval", str(shared_or_skip(*e, "humaneval", "data", "HumanEval.jsonl.gz")), "humaneval"),
-            BenchmarkConfig("mbpp", str(shared_or_skip(*e, "mbpp", "mbpp.jsonl")), "mbpp"),
-            BenchmarkConfig("gsm8k", str(shared_or_skip(*e, "gsm8k", "grade_school_math", "data", "test.jsonl")), "gsm8k"))
+    return (
+        BenchmarkConfig("kmmlu", str(shared_or_skip(*e, "kmmlu", "data")), "kmmlu"),
+        BenchmarkConfig("mmlu", str(shared_or_skip(*e, "mmlu", "data")), "mmlu"),
+        BenchmarkConfig(
+            "humaneval", str(shared_or_skip(*e, "humaneval", "data", "HumanEval.jsonl.gz")), "humaneval"
+        ),
+        BenchmarkConfig("mbpp", str(shared_or_skip(*e, "mbpp", "mbpp.jsonl")), "mbpp"),
+        BenchmarkConfig(
+            "gsm8k", str(shared_or_skip(*e, "gsm8k", "grade_school_math", "data", "test.jsonl")), "gsm8k"
+        ),
+    )
 
 
 def _corpus(lang: str, n: int) -> list[str]:
-    path = {"ko": ("corpus", "ko", "kowiki", "kowiki.jsonl"), "en": ("corpus", "en", "debian_docs", "debian_docs_en.jsonl")}
+    path = {
+        "ko": ("corpus", "ko", "kowiki", "kowiki.jsonl"),
+        "en": ("corpus", "en", "debian_docs", "debian_docs_en.jsonl"),
+    }
     with shared_or_skip(*path[lang]).open(encoding="utf-8") as f:
         return [json.loads(line)["text"] for line, _ in zip(f, range(n))]
 
@@ -133,8 +159,14 @@ def test_planted_real_items_are_found_and_clean_text_is_not(tmp_path):
     cfg = DecontamConfig(benchmarks=_real_benchmarks())
     index = BenchmarkIndex(index_path(cfg))
     rng = random.Random(17)
-    hosts = {"ko": _corpus("ko", 300), "en": _corpus("en", 300),
-             "code": [p.read_text(encoding="utf-8") for p in sorted(Path(json.__file__).parent.parent.glob("*.py"))[:300]]}
+    hosts = {
+        "ko": _corpus("ko", 300),
+        "en": _corpus("en", 300),
+        "code": [
+            p.read_text(encoding="utf-8")
+            for p in sorted(Path(json.__file__).parent.parent.glob("*.py"))[:300]
+        ],
+    }
     assert not any(index.match(hosts["ko"] + hosts["en"] + hosts["code"])), "clean hosts flagged"
     planted, expected = [], []
     for bench in cfg.benchmarks:

@@ -38,7 +38,9 @@ def test_gecko_run_end_to_end(tiny_config, tmp_path, capsys):
     # train and what follows) only with --force.
     mtimes = {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
     assert main(["run", str(tiny_config), *TINY_OVERRIDES]) == 0
-    assert mtimes == {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
+    assert mtimes == {
+        p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()
+    }
     assert main(["run", str(tiny_config), *TINY_OVERRIDES, "train.steps=8"]) == 2
     assert main(["run", str(tiny_config), *TINY_OVERRIDES, "train.steps=8", "--force"]) == 0
     after = {p.name: (p / COMPLETE).stat().st_mtime_ns for p in run.iterdir() if (p / COMPLETE).exists()}
@@ -51,7 +53,9 @@ def test_gecko_run_end_to_end(tiny_config, tmp_path, capsys):
 
     fields = gguf.GGUFReader(run / "export" / "model-f32.gguf").fields
     assert bytes(fields["tokenizer.ggml.pre"].parts[-1]).decode() == "qwen2"
-    assert main(["run", str(tiny_config), *TINY_OVERRIDES, "train.steps=8", "export.gguf=f32"]) == 0  # up to date
+    assert (
+        main(["run", str(tiny_config), *TINY_OVERRIDES, "train.steps=8", "export.gguf=f32"]) == 0
+    )  # up to date
     assert (run / "export" / "hf" / "model.safetensors").exists()
 
 

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from conftest import shared_or_skip
-from helpers import make_model, make_tokenizer
 from gecko.config import EvalConfig, MCSetConfig, load_config
 from gecko.errors import ConfigError, DataError
 from gecko.eval import data
@@ -25,7 +24,7 @@ from gecko.eval.report import markdown_report
 from gecko.eval.tasks import GSM8K_COT_EXEMPLARS, GSM8K_STOP, extract_number, pass_at_k
 from gecko.infer.generate import GREEDY, generate_batch
 from gecko.tokens import load_tokenizer
-
+from helpers import make_model, make_tokenizer
 
 # ── a model whose answers are known ─────────────────────────────────────────────────────────────────────
 
@@ -44,8 +43,14 @@ class ScriptedLM:
             out.append(Scored(0.0 if continuation == f" {self.letters[question]}" else -1.0, 1, False))
         return out
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
-                 temperature: float = 0.0, seed: int = 0) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
         return [next(v[seed] for k, v in self.outputs.items() if p.endswith(k)) for p in prompts]
 
 
@@ -69,10 +74,15 @@ def kmmlu_files(root: Path) -> dict[str, str]:
     header = ["question", "answer", "A", "B", "C", "D", "Category", "Human Accuracy"]
     answers = {}
     for subject, n in (("Alpha", 4), ("Beta", 2)):
-        write_csv(root / f"{subject}-dev.csv", [[f"{subject} 예제 {i}?", 1, "가", "나", "다", "라", subject, 0.5]
-                                                for i in range(5)], header)
-        rows = [[f"{subject} 문제 {i}?", i % 4 + 1, "0.10", "None", "True", "1,000", subject, 0.5]
-                for i in range(n)]
+        write_csv(
+            root / f"{subject}-dev.csv",
+            [[f"{subject} 예제 {i}?", 1, "가", "나", "다", "라", subject, 0.5] for i in range(5)],
+            header,
+        )
+        rows = [
+            [f"{subject} 문제 {i}?", i % 4 + 1, "0.10", "None", "True", "1,000", subject, 0.5]
+            for i in range(n)
+        ]
         write_csv(root / f"{subject}-test.csv", rows, header)
         answers.update({r[0]: "ABCD"[r[1] - 1] for r in rows})
     return answers
@@ -84,45 +94,85 @@ def test_scripted_model_scores_exactly_on_every_task(tmp_path: Path):
     wrong = {"Alpha 문제 3?", "Beta 문제 0?", "Beta 문제 1?"}
     letters = {q: ("B" if a == "A" else "A") if q in wrong else a for q, a in gold.items()}
 
-    write_csv(tmp_path / "mmlu/dev/algebra_dev.csv",
-              [[f"dev {i}", "1", "2", "3", "4", "A"] for i in range(5)])
+    write_csv(
+        tmp_path / "mmlu/dev/algebra_dev.csv", [[f"dev {i}", "1", "2", "3", "4", "A"] for i in range(5)]
+    )
     mmlu_rows = [[f"What is {i}?", "0", "1", "2", "3", "ABCD"[i]] for i in range(4)]
     write_csv(tmp_path / "mmlu/test/algebra_test.csv", mmlu_rows)
     letters.update({"What is 0?": "A", "What is 1?": "B", "What is 2?": "A", "What is 3?": "A"})  # 2 of 4
 
-    write_jsonl(tmp_path / "local.jsonl", [{"q": f"local {i}", "o1": "x", "o2": "y", "o3": "z", "gold": i % 3}
-                                          for i in range(3)])
+    write_jsonl(
+        tmp_path / "local.jsonl",
+        [{"q": f"local {i}", "o1": "x", "o2": "y", "o3": "z", "gold": i % 3} for i in range(3)],
+    )
     letters.update({"local 0": "A", "local 1": "B", "local 2": "A"})  # 2 of 3 (answer_base 0: gold 0, 1, 2)
 
     gsm = tmp_path / "gsm8k"  # no train.jsonl: the standard exemplars are built in
-    write_jsonl(gsm / "test.jsonl", [{"question": "q1", "answer": "so\n#### 18"},
-                                     {"question": "q2", "answer": "so\n#### 1000"},
-                                     {"question": "q3", "answer": "so\n#### 6"}])
-    outputs = {"Q: q1\nA:": [" 9 * 2 = 18. The answer is 18."],
-               "Q: q2\nA:": [" They have 1,000 apples"],
-               "Q: q3\nA:": [" The answer is 5. Not 6"]}  # 2 of 3
+    write_jsonl(
+        gsm / "test.jsonl",
+        [
+            {"question": "q1", "answer": "so\n#### 18"},
+            {"question": "q2", "answer": "so\n#### 1000"},
+            {"question": "q3", "answer": "so\n#### 6"},
+        ],
+    )
+    outputs = {
+        "Q: q1\nA:": [" 9 * 2 = 18. The answer is 18."],
+        "Q: q2\nA:": [" They have 1,000 apples"],
+        "Q: q3\nA:": [" The answer is 5. Not 6"],
+    }  # 2 of 3
 
-    he = [{"task_id": f"HumanEval/{i}", "prompt": f"def f{i}(x):\n", "entry_point": f"f{i}",
-           "test": f"def check(fn):\n    assert fn(2) == {i + 5}\n"} for i in range(2)]
+    he = [
+        {
+            "task_id": f"HumanEval/{i}",
+            "prompt": f"def f{i}(x):\n",
+            "entry_point": f"f{i}",
+            "test": f"def check(fn):\n    assert fn(2) == {i + 5}\n",
+        }
+        for i in range(2)
+    ]
     write_jsonl(tmp_path / "HumanEval.jsonl.gz", he, gz=True)
-    outputs["def f0(x):\n"] = ["    return x + 3\n", "    return x\n",
-                               "    return open('/etc/passwd').read()\n"]
+    outputs["def f0(x):\n"] = [
+        "    return x + 3\n",
+        "    return x\n",
+        "    return open('/etc/passwd').read()\n",
+    ]
     outputs["def f1(x):\n"] = ["    return x + 4\n", "    return 6\n", "    while True:\n        pass\n"]
     # c = 1 and 2 of n = 3: pass@1 = (1/3 + 2/3)/2; pass@2 = ((1 - C(2,2)/C(3,2)) + 1)/2 = 5/6
 
-    write_jsonl(tmp_path / "mbpp.jsonl", [
-        {"task_id": 1, "text": "not in the test split", "test_list": ["assert False"], "test_setup_code": ""},
-        {"task_id": 11, "text": "Double a number.", "test_setup_code": "import math",
-         "test_list": ["assert double(2) == 4", "assert double(0) == 0"]},
-    ])
+    write_jsonl(
+        tmp_path / "mbpp.jsonl",
+        [
+            {
+                "task_id": 1,
+                "text": "not in the test split",
+                "test_list": ["assert False"],
+                "test_setup_code": "",
+            },
+            {
+                "task_id": 11,
+                "text": "Double a number.",
+                "test_setup_code": "import math",
+                "test_list": ["assert double(2) == 4", "assert double(0) == 0"],
+            },
+        ],
+    )
     mbpp_prompt = '"""\nDouble a number.\nassert double(2) == 4\n"""\n'
     outputs[mbpp_prompt] = ["def double(x):\n    return 2 * x\n"] * 3
 
     local = MCSetConfig("local", str(tmp_path / "local.jsonl"), "q", ("o1", "o2", "o3"), "gold", 0)
-    e = EvalConfig(kmmlu_dir=str(tmp_path / "kmmlu"), mmlu_dir=str(tmp_path / "mmlu"), gsm8k_dir=str(gsm),
-                   humaneval_file=str(tmp_path / "HumanEval.jsonl.gz"),
-                   mbpp_file=str(tmp_path / "mbpp.jsonl"),
-                   code_samples=3, code_pass_k=(1, 2), sandbox_timeout_s=2.0, mc_sets=(local,), formulation="mc")
+    e = EvalConfig(
+        kmmlu_dir=str(tmp_path / "kmmlu"),
+        mmlu_dir=str(tmp_path / "mmlu"),
+        gsm8k_dir=str(gsm),
+        humaneval_file=str(tmp_path / "HumanEval.jsonl.gz"),
+        mbpp_file=str(tmp_path / "mbpp.jsonl"),
+        code_samples=3,
+        code_pass_k=(1, 2),
+        sandbox_timeout_s=2.0,
+        mc_sets=(local,),
+        formulation="mc",
+    )
     lm = ScriptedLM(letters, outputs)
     tasks = ("kmmlu", "mmlu", "gsm8k", "humaneval", "mbpp", "local")
     r = evaluate_tasks(lm, e, tasks, tmp_path / "out")
@@ -158,8 +208,14 @@ class PromptRecorder:
     def __init__(self) -> None:
         self.prompts: list[str] = []
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
-                 temperature: float = 0.0, seed: int = 0) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
         self.prompts += prompts
         self.stop = tuple(stop)
         return ["The answer is 7."] * len(prompts)
@@ -169,10 +225,18 @@ def test_gsm8k_uses_the_standard_exemplars_of_lm_eval_gsm8k_cot(tmp_path):
     yaml = pytest.importorskip("yaml")
     lm_eval = pytest.importorskip("lm_eval")
     spec = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks/gsm8k/gsm8k-cot.yaml").read_text())
-    assert [(s["question"], s["target"]) for s in spec["fewshot_config"]["samples"]] == list(GSM8K_COT_EXEMPLARS)
-    assert spec["doc_to_text"] == "Q: {{question}}\nA:" and tuple(spec["generation_kwargs"]["until"]) == GSM8K_STOP
+    assert [(s["question"], s["target"]) for s in spec["fewshot_config"]["samples"]] == list(
+        GSM8K_COT_EXEMPLARS
+    )
+    assert (
+        spec["doc_to_text"] == "Q: {{question}}\nA:"
+        and tuple(spec["generation_kwargs"]["until"]) == GSM8K_STOP
+    )
 
-    write_jsonl(tmp_path / "test.jsonl", [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3+4\n#### 7"}])
+    write_jsonl(
+        tmp_path / "test.jsonl",
+        [{"question": "Tom has 3 apples and buys 4. How many?", "answer": "3+4\n#### 7"}],
+    )
     lm = PromptRecorder()
     metrics = evaluate_tasks(lm, EvalConfig(gsm8k_dir=str(tmp_path)), ("gsm8k",))["gsm8k"]
     shots = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in GSM8K_COT_EXEMPLARS)  # lm-eval: " " then a blank line
@@ -183,9 +247,13 @@ def test_gsm8k_uses_the_standard_exemplars_of_lm_eval_gsm8k_cot(tmp_path):
 def test_gsm8k_train_split_exemplars_are_an_option(tmp_path):
     write_jsonl(tmp_path / "test.jsonl", [{"question": "q", "answer": "so\n#### 7"}])
     with pytest.raises(DataError, match="train.jsonl"):
-        evaluate_tasks(PromptRecorder(), EvalConfig(gsm8k_dir=str(tmp_path), gsm8k_fewshot="train"), ("gsm8k",))
-    write_jsonl(tmp_path / "train.jsonl", [{"question": f"t{i}", "answer": "1 + 1 = <<1+1=2>>2\n#### 2"}
-                                           for i in range(3)])
+        evaluate_tasks(
+            PromptRecorder(), EvalConfig(gsm8k_dir=str(tmp_path), gsm8k_fewshot="train"), ("gsm8k",)
+        )
+    write_jsonl(
+        tmp_path / "train.jsonl",
+        [{"question": f"t{i}", "answer": "1 + 1 = <<1+1=2>>2\n#### 2"} for i in range(3)],
+    )
     lm = PromptRecorder()
     e = EvalConfig(gsm8k_dir=str(tmp_path), gsm8k_fewshot="train", gsm8k_shots=2)
     evaluate_tasks(lm, e, ("gsm8k",))
@@ -212,8 +280,13 @@ def gecko_lm(tmp_path_factory: pytest.TempPathFactory) -> GeckoLM:
 
 
 def test_loglikelihood_equals_a_direct_forward(gecko_lm: GeckoLM):
-    requests = [("대한민국의 수도는", " 서울"), ("Answer:", " A"), ("Answer:", " B"), ("x = ", "42"),
-                ("긴 문맥 " * 80, " A")]  # the last is longer than the 128-token window
+    requests = [
+        ("대한민국의 수도는", " 서울"),
+        ("Answer:", " A"),
+        ("Answer:", " B"),
+        ("x = ", "42"),
+        ("긴 문맥 " * 80, " A"),
+    ]  # the last is longer than the 128-token window
     got = gecko_lm.score(requests)
     for (context, continuation), (value, n_tokens, greedy) in zip(requests, got, strict=True):
         ctx, cont = gecko_lm.encode_pair(context, continuation)
@@ -285,15 +358,33 @@ def test_cli_tasks_and_limit_become_overrides(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_report_puts_chance_beside_each_score():
-    results = {"step": 10, "val_bpb": {"ko": 2.0}, "val_bpb_step0": {"ko": 8.0}, "truncated_inputs": 0,
-               "tasks": {"kmmlu": {"mc_acc_macro": 0.3, "mc_acc_macro_ci": [0.25, 0.35], "mc_acc": 0.31,
-                                   "mc_acc_ci": [0.28, 0.34], "cloze_acc_per_char": 0.4,
-                                   "cloze_acc_per_char_ci": [0.36, 0.44], "cloze_acc_per_token": 0.38,
-                                   "cloze_acc_per_token_ci": [0.3, 0.4], "cloze_acc": 0.33, "cloze_acc_ci": [0.3, 0.36],
-                                   "formulations": ["mc", "cloze"], "chance": 0.25, "majority": 0.32, "n": 90,
-                                   "shots": 5},
-                         "humaneval": {"pass@1": 0.0, "chance": 0.0, "n": 2},
-                         "mmlu": {"skipped": "data not found: /x"}}}
+    results = {
+        "step": 10,
+        "val_bpb": {"ko": 2.0},
+        "val_bpb_step0": {"ko": 8.0},
+        "truncated_inputs": 0,
+        "tasks": {
+            "kmmlu": {
+                "mc_acc_macro": 0.3,
+                "mc_acc_macro_ci": [0.25, 0.35],
+                "mc_acc": 0.31,
+                "mc_acc_ci": [0.28, 0.34],
+                "cloze_acc_per_char": 0.4,
+                "cloze_acc_per_char_ci": [0.36, 0.44],
+                "cloze_acc_per_token": 0.38,
+                "cloze_acc_per_token_ci": [0.3, 0.4],
+                "cloze_acc": 0.33,
+                "cloze_acc_ci": [0.3, 0.36],
+                "formulations": ["mc", "cloze"],
+                "chance": 0.25,
+                "majority": 0.32,
+                "n": 90,
+                "shots": 5,
+            },
+            "humaneval": {"pass@1": 0.0, "chance": 0.0, "n": 2},
+            "mmlu": {"skipped": "data not found: /x"},
+        },
+    }
     md = markdown_report(results)
     assert "| ko | 8.000 | 2.000 | -6.000 |" in md
     assert "| kmmlu | mc | acc_macro | 0.300 | 0.250–0.350 | 0.250 | 0.320 | 90 | 5 |" in md
@@ -307,8 +398,13 @@ def test_report_puts_chance_beside_each_score():
 def test_majority_baseline_is_the_best_constant_letter_macro_averaged():
     from gecko.eval.choice import majority_baseline
 
-    records = [{"subject": "a", "answer": 3}, {"subject": "a", "answer": 3}, {"subject": "a", "answer": 0},
-               {"subject": "b", "answer": 1}, {"subject": "b", "answer": 3}]
+    records = [
+        {"subject": "a", "answer": 3},
+        {"subject": "a", "answer": 3},
+        {"subject": "a", "answer": 0},
+        {"subject": "b", "answer": 1},
+        {"subject": "b", "answer": 3},
+    ]
     assert majority_baseline(records) == (2 / 3 + 1 / 2) / 2
 
 

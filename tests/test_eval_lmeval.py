@@ -10,9 +10,9 @@ import pytest
 
 from conftest import shared_or_skip
 from gecko.eval import data
+from gecko.eval.choice import KMMLU_FORMAT, MMLU_FORMAT, evaluate_choice, requests
 from gecko.eval.lm import GeckoLM
 from gecko.eval.lm_eval_tasks import task_name, write_tasks
-from gecko.eval.choice import KMMLU_FORMAT, MMLU_FORMAT, evaluate_choice, requests
 from gecko.model.hf import export_hf, load_hf
 from gecko.tokens import load_tokenizer
 from helpers import make_model, make_tokenizer
@@ -26,9 +26,14 @@ def lm_eval_samples(export: Path, task_dir: Path, tasks: list[str]) -> dict[str,
     from lm_eval.tasks import TaskManager
 
     out = lm_eval.simple_evaluate(
-        model="hf", model_args=f"pretrained={export},add_bos_token=True,dtype=float32", tasks=tasks,
-        task_manager=TaskManager(include_path=str(task_dir), include_defaults=False), limit=LIMIT,
-        log_samples=True, batch_size=8, device="cpu",
+        model="hf",
+        model_args=f"pretrained={export},add_bos_token=True,dtype=float32",
+        tasks=tasks,
+        task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
+        limit=LIMIT,
+        log_samples=True,
+        batch_size=8,
+        device="cpu",
     )
     return {t: sorted(out["samples"][t], key=lambda s: s["doc_id"]) for t in tasks}
 
@@ -65,15 +70,22 @@ def test_per_item_choices_and_accuracy_equal_lm_eval(tmp_path: Path, monkeypatch
             samples = theirs[task_name(bench, subject)]
             assert len(samples) == LIMIT
             for item, sample, ours in zip(test[subject], samples, ours_by_subject[subject], strict=False):
-                context = sample["arguments"][0][0] if isinstance(sample["arguments"][0], list | tuple) \
+                context = (
+                    sample["arguments"][0][0]
+                    if isinstance(sample["arguments"][0], list | tuple)
                     else sample["arguments"]["gen_args_0"]["arg_0"]
-                assert context == requests(item, dev[subject][:5], formats[bench], "mc")[0][0]  # the same prompt
+                )
+                assert (
+                    context == requests(item, dev[subject][:5], formats[bench], "mc")[0][0]
+                )  # the same prompt
                 their_ll = [float(r[0]) for r in sample["filtered_resps"]]
                 assert their_ll == pytest.approx(ours["mc_loglik"], abs=2e-3)
                 their_pred = max(range(4), key=lambda j: (their_ll[j], -j))
                 assert sample["target"] == ours["answer"]
                 agree += their_pred == ours["mc_acc_pred"]
-        assert agree == len(records) and len({r["mc_acc_pred"] for r in records}) > 1  # not one letter throughout
+        assert (
+            agree == len(records) and len({r["mc_acc_pred"] for r in records}) > 1
+        )  # not one letter throughout
         their_samples = [s for subject in subjects for s in theirs[task_name(bench, subject)]]
         their_acc = sum(s["acc"] for s in their_samples) / len(records)
         assert their_acc == metrics["mc_acc"]

@@ -5,14 +5,19 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
-from helpers import hf_model, prompt, seeded_llama
 from gecko.errors import CheckpointError, DataError
 from gecko.infer.generate import GREEDY, Sampling, generate, generate_batch
 from gecko.model.hf import export_hf, load_hf
 from gecko.model.llama import Llama
+from helpers import hf_model, prompt, seeded_llama
 
-LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-          "original_max_position_embeddings": 16}
+LLAMA3 = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +27,12 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{}, {"tie_embeddings": True}, {"rope_scaling": {"rope_type": "linear", "factor": 2.0}},
-     {"rope_scaling": LLAMA3, "rope_theta": 500000.0}],
+    [
+        {},
+        {"tie_embeddings": True},
+        {"rope_scaling": {"rope_type": "linear", "factor": 2.0}},
+        {"rope_scaling": LLAMA3, "rope_theta": 500000.0},
+    ],
     ids=["untied", "tied", "linear-rope", "llama3-rope"],
 )
 def test_export_matches_transformers_and_round_trips(tmp_path, tokenizer_dir, changes):
@@ -68,7 +77,9 @@ def test_export_and_load_reject_mismatches(tmp_path, tokenizer_dir):
     up = "model.layers.0.mlp.up_proj.weight"
     tensors[up] = tensors[up][:10]
     save_file(tensors, folder / "model.safetensors")
-    with pytest.raises(CheckpointError, match=r"up_proj.weight has shape \(10, 64\), config expects \(160, 64\)"):
+    with pytest.raises(
+        CheckpointError, match=r"up_proj.weight has shape \(10, 64\), config expects \(160, 64\)"
+    ):
         load_hf(folder)
     del tensors["model.norm.weight"]
     save_file(tensors, folder / "model.safetensors")
@@ -80,7 +91,7 @@ def greedy_without_cache(model: Llama, ids: list[int], n: int) -> list[int]:
     out = list(ids)
     for _ in range(n):
         out.append(int(model(torch.tensor([out]))[0, -1].argmax()))
-    return out[len(ids):]
+    return out[len(ids) :]
 
 
 def test_greedy_generation_matches_no_cache_and_transformers(tmp_path, tokenizer_dir):
@@ -92,7 +103,7 @@ def test_greedy_generation_matches_no_cache_and_transformers(tmp_path, tokenizer
     hf_out = hf_model(folder).generate(
         torch.tensor([ids]), do_sample=False, max_new_tokens=20, min_new_tokens=20
     )
-    assert cached == hf_out[0, len(ids):].tolist()
+    assert cached == hf_out[0, len(ids) :].tolist()
 
 
 def test_batched_greedy_matches_one_prompt_at_a_time(tokenizer_dir):
@@ -107,8 +118,14 @@ def test_sampling_is_seeded_and_stops_at_eos(tokenizer_dir):
     ids = prompt(tokenizer_dir)
 
     def sample(seed: int, **kw) -> list[int]:
-        return generate(model, ids, 30, Sampling(1.0, top_k=20, top_p=0.9), generator=torch.Generator().manual_seed(seed),
-                        **kw)
+        return generate(
+            model,
+            ids,
+            30,
+            Sampling(1.0, top_k=20, top_p=0.9),
+            generator=torch.Generator().manual_seed(seed),
+            **kw,
+        )
 
     assert sample(0) == sample(0) and sample(0) != sample(1)
     assert generate(model, ids, 15, Sampling(1.0, top_k=1)) == generate(model, ids, 15, GREEDY)
@@ -117,9 +134,12 @@ def test_sampling_is_seeded_and_stops_at_eos(tokenizer_dir):
     assert generate(model, ids, 15, GREEDY, eos_id=stop) == greedy[: greedy.index(stop) + 1]
 
 
-@pytest.mark.parametrize("umask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600),
-                                                           (0o002, 0o775, 0o664)])
-def test_export_folder_is_as_readable_as_the_umask_allows(tmp_path, tokenizer_dir, umask, folder_mode, file_mode):
+@pytest.mark.parametrize(
+    "umask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600), (0o002, 0o775, 0o664)]
+)
+def test_export_folder_is_as_readable_as_the_umask_allows(
+    tmp_path, tokenizer_dir, umask, folder_mode, file_mode
+):
     import os
     import stat
 

@@ -26,22 +26,38 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 pytestmark = pytest.mark.slow
 pytest.importorskip("gguf", reason="pip install 'gecko-llm[gguf]'")
 if not (LLAMA_CPP_TOOL / "node_modules" / "node-llama-cpp").is_dir() and not os.environ.get("CI"):
-    pytest.skip("llama.cpp not installed: npm ci --omit=optional --prefix tools/llama_cpp", allow_module_level=True)
+    pytest.skip(
+        "llama.cpp not installed: npm ci --omit=optional --prefix tools/llama_cpp", allow_module_level=True
+    )
 
 EDGE = [
-    *("-" * n for n in range(1, 41)), *("=" * n + "-" * m for n in range(6) for m in range(6)),
-    *(" " * n + "x" for n in range(1, 25)), *("x" + " " * n for n in range(1, 25)), *(" " * n for n in range(1, 20)),
-    *("\t" * n + "return x\n" for n in range(1, 9)), *("\n" * n for n in range(1, 9)), "a\r\nb\r\n", "\r\r\n\n \t \n",
-    "  \n \n\n   \n\t\n", "if x:\n\tpass\n    \n\t  y = 1", "0 1 12 123 1234 12345 3.14159 1,000,000 -42 1e-3 0x1F",
-    "2024년 12월 4일 오후 3시 45분", "🦎🇰🇷👩‍👩‍👧 emoji ✅ 🙂🙂 ㅋㅋㅋㅋ ㅠㅠ", "NFD 한글: \u1100\u1161\u11a8\u1100\u1161",
-    "full-width ＡＢＣ１２３ and 漢字 龘 𠜎", "<s> literal </s> <|user|> tags and <0x41> in text",
-    "I've been 'told he's there, 'RE you sure? We'Ve a'lL", "''''''```````\"\"\"\"......!!!!!!??????",
+    *("-" * n for n in range(1, 41)),
+    *("=" * n + "-" * m for n in range(6) for m in range(6)),
+    *(" " * n + "x" for n in range(1, 25)),
+    *("x" + " " * n for n in range(1, 25)),
+    *(" " * n for n in range(1, 20)),
+    *("\t" * n + "return x\n" for n in range(1, 9)),
+    *("\n" * n for n in range(1, 9)),
+    "a\r\nb\r\n",
+    "\r\r\n\n \t \n",
+    "  \n \n\n   \n\t\n",
+    "if x:\n\tpass\n    \n\t  y = 1",
+    "0 1 12 123 1234 12345 3.14159 1,000,000 -42 1e-3 0x1F",
+    "2024년 12월 4일 오후 3시 45분",
+    "🦎🇰🇷👩‍👩‍👧 emoji ✅ 🙂🙂 ㅋㅋㅋㅋ ㅠㅠ",
+    "NFD 한글: \u1100\u1161\u11a8\u1100\u1161",
+    "full-width ＡＢＣ１２３ and 漢字 龘 𠜎",
+    "<s> literal </s> <|user|> tags and <0x41> in text",
+    "I've been 'told he's there, 'RE you sure? We'Ve a'lL",
+    "''''''```````\"\"\"\"......!!!!!!??????",
 ]
 
 
 def heldout_lines() -> list[str]:
     """Lines of sample files the tokenizer is not trained on: reviews, news, manuals, sentence pairs, code."""
-    lines = [row.split("\t")[-1] for row in (SAMPLE / "ko/nsmc.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    lines = [
+        row.split("\t")[-1] for row in (SAMPLE / "ko/nsmc.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    ]
     for name in ("ko/wikinews.jsonl", "en/debian_docs.jsonl"):
         for row in (SAMPLE / name).read_text(encoding="utf-8").splitlines():
             lines += json.loads(row)["text"].split("\n")
@@ -54,16 +70,26 @@ def heldout_lines() -> list[str]:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A 4k byte-level BPE on other sample files, a tiny random Llama, its HF folder and its f32 GGUF."""
-    texts = [json.loads(row)["text"] for name in ("ko/kowiki.jsonl", "ko/novels.jsonl", "ko/statutes.jsonl",
-                                                 "en/python_docs.jsonl")
-             for row in (SAMPLE / name).read_text(encoding="utf-8").splitlines()]
+    texts = [
+        json.loads(row)["text"]
+        for name in ("ko/kowiki.jsonl", "ko/novels.jsonl", "ko/statutes.jsonl", "en/python_docs.jsonl")
+        for row in (SAMPLE / name).read_text(encoding="utf-8").splitlines()
+    ]
     texts += [p.read_text(encoding="utf-8") for p in sorted((SAMPLE / "code/python").rglob("*.py"))[::2]]
     root = tmp_path_factory.mktemp("gguf")
     (root / "tok").mkdir()
     tok = train_bytelevel_bpe(texts, 4000)
     tok.save(str(root / "tok" / "tokenizer.json"))
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=160,
-                      max_seq_len=128, init_std=0.1)  # wide init: greedy choices far from ties
+    cfg = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        dim=64,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        ffn_dim=160,
+        max_seq_len=128,
+        init_std=0.1,
+    )  # wide init: greedy choices far from ties
     torch.manual_seed(0)
     hf = export_hf(Llama(cfg).eval(), root / "tok", root / "hf")
     return hf, export_gguf(hf, root / "model-f32.gguf", "f32")
@@ -93,9 +119,10 @@ def test_greedy_generation_matches_transformers(exported):
     prompt = tok.encode("대한민국의 수도는 서울이다. def main():\n\t").ids  # with <s>
     model = AutoModelForCausalLM.from_pretrained(hf_dir).eval()
     with torch.no_grad():
-        out = model.generate(torch.tensor([prompt]), max_new_tokens=32, do_sample=False, eos_token_id=None,
-                             pad_token_id=0)
-    theirs = out[0, len(prompt):].tolist()
+        out = model.generate(
+            torch.tensor([prompt]), max_new_tokens=32, do_sample=False, eos_token_id=None, pad_token_id=0
+        )
+    theirs = out[0, len(prompt) :].tolist()
     got = LlamaCpp(gguf_path).run([], prompt, 32)["generated"]
     assert len(theirs) == 32 and got == theirs
 

@@ -16,11 +16,24 @@ from gecko.errors import DataError
 def _docs(seed: int = 0) -> list[Document]:
     rng = random.Random(seed)
     out = []
-    for lang, source, n, size in [("ko", "kowiki", 400, 900), ("ko", "nsmc", 600, 120), ("en", "docs", 500, 1500),
-                                  ("code", "stdlib", 300, 2500), ("ko", "align/tatoeba", 80, 400)]:
+    for lang, source, n, size in [
+        ("ko", "kowiki", 400, 900),
+        ("ko", "nsmc", 600, 120),
+        ("en", "docs", 500, 1500),
+        ("code", "stdlib", 300, 2500),
+        ("ko", "align/tatoeba", 80, 400),
+    ]:
         for i in range(n):
-            out.append(Document(f"{source}/{i}", "가" * rng.randrange(size // 2, size) if lang == "ko"
-                                else "x" * rng.randrange(size // 2, size), lang, source))
+            out.append(
+                Document(
+                    f"{source}/{i}",
+                    "가" * rng.randrange(size // 2, size)
+                    if lang == "ko"
+                    else "x" * rng.randrange(size // 2, size),
+                    lang,
+                    source,
+                )
+            )
     return out
 
 
@@ -48,7 +61,9 @@ def test_repeats_are_capped_and_weights_shift_sources():
     assert max(plain.epochs.values()) <= 1.5 + 1e-9
     cfg = _cfg(max_repeat=0.5, source_weights={"nsmc": 0.25})
     _, weighted = mix_documents(cfg, docs, DataStats(), seed=1)
-    assert weighted.epochs["nsmc"] < plain.epochs["nsmc"] and weighted.epochs["kowiki"] > plain.epochs["kowiki"]
+    assert (
+        weighted.epochs["nsmc"] < plain.epochs["nsmc"] and weighted.epochs["kowiki"] > plain.epochs["kowiki"]
+    )
     assert abs(weighted.achieved["ko"] - weighted.target["ko"]) < 0.01
 
 
@@ -77,10 +92,18 @@ def test_a_source_in_two_languages_is_mixed_per_language_and_ids_need_not_be_uni
     documents sharing an id (one manual ships two files under one name) are two documents."""
     docs = _docs()
     docs += [Document(f"nsmc/en{i}", "x" * 300, "en", "nsmc") for i in range(50)]
-    docs += [Document("docs/same", "first " * 50, "en", "docs"), Document("docs/same", "second " * 50, "en", "docs")]
+    docs += [
+        Document("docs/same", "first " * 50, "en", "docs"),
+        Document("docs/same", "second " * 50, "en", "docs"),
+    ]
     stats = DataStats()
     mixed, report = mix_documents(_cfg(max_repeat=2.0), docs, stats, seed=1)
-    assert report.epochs["nsmc (en)"] == report.epochs["docs"] > report.epochs["nsmc (ko)"] == report.epochs["kowiki"]
+    assert (
+        report.epochs["nsmc (en)"]
+        == report.epochs["docs"]
+        > report.epochs["nsmc (ko)"]
+        == report.epochs["kowiki"]
+    )
     for group, target in report.target.items():
         assert abs(report.achieved[group] - target) < 0.01, (group, report.achieved)
     assert sum(stats.kept.values()) - sum(stats.repeated.values()) + sum(stats.dropped.values()) == len(docs)

@@ -106,10 +106,16 @@ def test_left_padded_decoding_matches_the_prompt_alone():
     alone = model(x)
     cache = KVCache(CFG, batch_size=1, max_len=12)
     pad = torch.zeros(1, 3, dtype=torch.long)
-    prefill = model(torch.cat([pad, x[:, :6]], 1), torch.cat([pad, torch.arange(6)[None]], 1),
-                    torch.cat([pad, torch.ones(1, 6, dtype=torch.long)], 1), cache)
-    steps = [model(x[:, t : t + 1], torch.tensor([[t]]), torch.ones(1, 1, dtype=torch.long), cache)
-             for t in range(6, 9)]
+    prefill = model(
+        torch.cat([pad, x[:, :6]], 1),
+        torch.cat([pad, torch.arange(6)[None]], 1),
+        torch.cat([pad, torch.ones(1, 6, dtype=torch.long)], 1),
+        cache,
+    )
+    steps = [
+        model(x[:, t : t + 1], torch.tensor([[t]]), torch.ones(1, 1, dtype=torch.long), cache)
+        for t in range(6, 9)
+    ]
     torch.testing.assert_close(torch.cat([prefill[:, 3:], *steps], 1), alone, rtol=0, atol=1e-5)
 
 
@@ -199,6 +205,7 @@ def test_flex_compile_failure_falls_back_to_sdpa_with_the_same_mask(monkeypatch,
         def compiled(*args, **kwargs):
             calls.append(fn)
             raise InductorError(RuntimeError("NoValidChoicesError: No choices to select"), None)
+
         return compiled
 
     monkeypatch.setattr(llama, "_flex_error", None)
@@ -231,6 +238,7 @@ def test_flex_errors_that_are_not_compile_errors_propagate(monkeypatch):
     def broken(fn):
         def compiled(*args, **kwargs):
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
         return compiled
 
     monkeypatch.setattr(llama, "_flex_error", None)

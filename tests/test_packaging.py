@@ -14,9 +14,17 @@ from packaging.utils import canonicalize_name
 from gecko.errors import DIST
 
 DEMO_MODULES = [  # what stages.py's stage functions import for `gecko run configs/demo.yaml`
-    "gecko.cli", "gecko.data.pipeline", "gecko.tokenizer.train", "gecko.tokenizer.pretokenize",
-    "gecko.train.trainer", "gecko.eval.report", "gecko.export.card", "gecko.model.hf", "gecko.train.checkpoint",
-    "gecko.infer.generate", "matplotlib.figure",
+    "gecko.cli",
+    "gecko.data.pipeline",
+    "gecko.tokenizer.train",
+    "gecko.tokenizer.pretokenize",
+    "gecko.train.trainer",
+    "gecko.eval.report",
+    "gecko.export.card",
+    "gecko.model.hf",
+    "gecko.train.checkpoint",
+    "gecko.infer.generate",
+    "matplotlib.figure",
 ]
 
 
@@ -49,9 +57,14 @@ def test_demo_stages_import_with_every_non_core_package_blocked():
     except PackageNotFoundError:
         pytest.skip(f"{DIST} is not installed (pip install -e .)")
     core = core_closure()
-    blocked = sorted(m for m, owners in packages_distributions().items()
-                     if not {canonicalize_name(d) for d in owners} & core)
-    code = (f"import importlib, sys; sys.modules.update(dict.fromkeys({blocked!r})); "
-            f"[importlib.import_module(m) for m in {DEMO_MODULES!r}]")
+    blocked = sorted(
+        m
+        for m, owners in packages_distributions().items()
+        if not {canonicalize_name(d) for d in owners} & core
+    )
+    code = (
+        f"import importlib, sys; sys.modules.update(dict.fromkeys({blocked!r})); "
+        f"[importlib.import_module(m) for m in {DEMO_MODULES!r}]"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr.strip().splitlines()[-1]

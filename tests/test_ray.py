@@ -9,14 +9,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import read_shards
-from helpers import (contaminated_docs, decontam_benchmarks, dedup_corpus, random_words, shard_ids, shard_texts,
-                     write_docs)
 
+from conftest import read_shards
 from gecko.config import DecontamConfig, DedupConfig
 from gecko.data.decontam import run_decontam
 from gecko.data.dedup.phase import run_dedup
 from gecko.data.dedup.planted import write_shards
+from helpers import (
+    contaminated_docs,
+    decontam_benchmarks,
+    dedup_corpus,
+    random_words,
+    shard_ids,
+    shard_texts,
+    write_docs,
+)
 
 pytestmark = pytest.mark.slow
 FOOTER = "Copyright 2024 Example Corp. All rights reserved. Terms of use apply."
@@ -43,20 +50,34 @@ def _completed(work: Path, stage: str) -> int:
 
 def test_full_dedup_on_ray_equals_one_local_worker(tmp_path, ray_cluster):
     rng = random.Random(2)
-    docs = dedup_corpus() + [{"id": f"foot{i}", "text": f"{random_words(rng, 40)}\n{FOOTER}", "lang": "en", "source": "s"}
-                        for i in range(4)] + [{"id": "only", "text": FOOTER, "lang": "en", "source": "s"}]
+    docs = (
+        dedup_corpus()
+        + [
+            {"id": f"foot{i}", "text": f"{random_words(rng, 40)}\n{FOOTER}", "lang": "en", "source": "s"}
+            for i in range(4)
+        ]
+        + [{"id": "only", "text": FOOTER, "lang": "en", "source": "s"}]
+    )
     cfg = DedupConfig(boilerplate_min_docs=3)  # the footer is boilerplate: all six stages have work to do
     src = write_docs(docs, tmp_path / "in", shards=3)
     local = run_dedup(src, tmp_path / "local", cfg, workers=1)
     ray = run_dedup(src, tmp_path / "ray", cfg, workers=2, engine="ray", tasks=4)
     assert shard_texts(tmp_path / "ray") == shard_texts(tmp_path / "local")
-    assert (ray.work_dir / "duplicates.jsonl").read_text() == (local.work_dir / "duplicates.jsonl").read_text()
+    assert (ray.work_dir / "duplicates.jsonl").read_text() == (
+        local.work_dir / "duplicates.jsonl"
+    ).read_text()
     assert _removed(ray.work_dir) == _removed(local.work_dir) and len(_removed(ray.work_dir)) == 4
     assert (ray.kept, ray.dropped) == (local.kept, local.dropped) and ray.read == len(docs)
     assert ray.dropped[("boilerplate", "boilerplate_only", "en")] == 1
     assert not any(FOOTER in text for _, text in shard_texts(tmp_path / "ray"))
-    for stage, ranks in {"lines": 4, "merge": 1, "signatures": 4, "buckets": cfg.bands + 1, "clusters": 1,
-                         "filter": 4}.items():
+    for stage, ranks in {
+        "lines": 4,
+        "merge": 1,
+        "signatures": 4,
+        "buckets": cfg.bands + 1,
+        "clusters": 1,
+        "filter": 4,
+    }.items():
         assert _completed(ray.work_dir, stage) == ranks, stage
 
 

@@ -10,7 +10,6 @@ from html.parser import HTMLParser
 from gecko.data.pipeline import run_data
 from gecko.data.stats import DataStats
 from gecko.train.metrics import loss_figure
-
 from helpers import raw_sources_config
 
 VOID = {"meta", "br", "img", "hr", "input", "link"}
@@ -38,7 +37,9 @@ class StrictHTML(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"line {self.getpos()[0]}: </{tag}> closes <{self.stack[-1] if self.stack else ''}>")
+            self.errors.append(
+                f"line {self.getpos()[0]}: </{tag}> closes <{self.stack[-1] if self.stack else ''}>"
+            )
             return
         self.stack.pop()
         if tag == "table":
@@ -80,7 +81,9 @@ def test_data_report_html_is_well_formed():
 
 def test_report_examples_sit_under_their_own_language():
     stats = _stats()
-    md = {line.split(" | ")[2]: line for line in stats.report({}).splitlines() if line.startswith("| quality |")}
+    md = {
+        line.split(" | ")[2]: line for line in stats.report({}).splitlines() if line.startswith("| quality |")
+    }
     assert "k1: 짧다" in md["ko"] and "e1" not in md["ko"]
     assert "e1: short" in md["en"] and "e2: tiny" in md["en"] and "k1" not in md["en"]
     html = stats.report_html({})
@@ -94,8 +97,12 @@ def test_data_stage_reports_are_well_formed_with_per_language_examples(raw_sourc
     md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     dedup = [line for line in md.splitlines() if line.startswith("| exact_dedup | duplicate |")]
     assert dedup and all(" | ko | " in line for line in dedup)  # the planted copies are all Korean
-    ids = {lang: {e.split(" = ")[0] for e in shown} for key, shown in stats.examples.items()
-           for lang in [key.rsplit("/", 1)[1]] if key.startswith("exact_dedup/")}
+    ids = {
+        lang: {e.split(" = ")[0] for e in shown}
+        for key, shown in stats.examples.items()
+        for lang in [key.rsplit("/", 1)[1]]
+        if key.startswith("exact_dedup/")
+    }
     assert ids and set(ids) == {"ko"}
 
 
@@ -109,8 +116,13 @@ def _no_warnings(records: list[dict]):
 
 def test_loss_plot_has_no_empty_panel():
     train = [{"step": s, "loss": 3.0 - s / 10} for s in (1, 2, 3)]
-    sft = _no_warnings([*train, {"step": 0, "val_loss": {"ko": 2.5, "en": 2.7}},
-                        {"step": 3, "val_loss": {"ko": 2.0, "en": 2.2}}])
+    sft = _no_warnings(
+        [
+            *train,
+            {"step": 0, "val_loss": {"ko": 2.5, "en": 2.7}},
+            {"step": 3, "val_loss": {"ko": 2.0, "en": 2.2}},
+        ]
+    )
     assert [ax.get_title() for ax in sft] == ["Training loss", "Validation loss (SFT)"]
     assert all(ax.lines for ax in sft) and len(sft[1].lines) == 2
     pretrain = _no_warnings([*train, {"step": 3, "val_bpb": {"ko": 1.5, "en": 1.2, "code": 0.9}}])

@@ -32,8 +32,9 @@ def _env() -> dict[str, str]:
 
 
 def _hold(run_dir: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True,
-                            env=_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True, env=_env()
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -46,7 +47,9 @@ def test_second_writer_is_refused_within_a_second_naming_the_holder(tiny_config,
         assert main(["data", "run", str(tiny_config)]) == 2
         assert time.monotonic() - started < 1.0
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"{run_dir} is in use by pid {proc.pid} on {socket.gethostname()}" in err
+        assert (
+            err.count("\n") == 1 and f"{run_dir} is in use by pid {proc.pid} on {socket.gethostname()}" in err
+        )
         assert "'gecko train some.yaml'" in err
         assert not (run_dir / "data").exists()  # refused before any work
         assert holder(run_dir)["pid"] == proc.pid
@@ -58,12 +61,13 @@ def test_second_writer_is_refused_within_a_second_naming_the_holder(tiny_config,
 def test_a_lock_left_by_a_killed_process_never_blocks(tmp_path):
     run_dir = tmp_path / "run"
     proc = _hold(run_dir)
-    with pytest.raises(RunLockedError):
-        with run_lock(run_dir):
-            pass
+    with pytest.raises(RunLockedError), run_lock(run_dir):
+        pass
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert (run_dir / LOCK).exists() and holder(run_dir) is None  # the file names the dead pid; the kernel freed it
+    assert (run_dir / LOCK).exists() and holder(
+        run_dir
+    ) is None  # the file names the dead pid; the kernel freed it
     with run_lock(run_dir, "gecko run next.yaml"):
         assert holder(run_dir)["command"] == "gecko run next.yaml"
     assert holder(run_dir) is None
@@ -84,10 +88,22 @@ def test_kill_9_of_a_training_run_then_a_second_writer(tiny_prepared, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_prepared.run_path, run_dir)
     config = tmp_path / "tiny.yaml"
-    config.write_text((tiny_prepared.run_path.parent / "tiny.yaml").read_text().replace(
-        str(tiny_prepared.run_path), str(run_dir)))
-    argv = [sys.executable, "-m", "gecko", "train", str(config), *TINY_OVERRIDES, "train.steps=100000",
-            "train.eval_every=null", "train.checkpoint_every=null"]
+    config.write_text(
+        (tiny_prepared.run_path.parent / "tiny.yaml")
+        .read_text()
+        .replace(str(tiny_prepared.run_path), str(run_dir))
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "gecko",
+        "train",
+        str(config),
+        *TINY_OVERRIDES,
+        "train.steps=100000",
+        "train.eval_every=null",
+        "train.checkpoint_every=null",
+    ]
     first = subprocess.Popen(argv, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

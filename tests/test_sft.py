@@ -8,24 +8,30 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
+from conftest import shared_or_skip
 from gecko.config import ChatSourceConfig, SFTConfig, TokenizerConfig, load_config
 from gecko.errors import DataError
 from gecko.infer.chat import TextStream, chat_reply, read_chat_template, render, tokenize_conversation
 from gecko.infer.generate import GREEDY
-from gecko.tokens import CHAT_TEMPLATE
 from gecko.model.hf import export_hf, load_hf
-from gecko.sft import SFTLoader, pack, prepare_sft_data, read_conversations
 from gecko.model.llama import Llama, LlamaConfig
+from gecko.sft import SFTLoader, pack, prepare_sft_data, read_conversations
 from gecko.shards import Shards
 from gecko.tokenizer.train import train_tokenizer
+from gecko.tokens import CHAT_TEMPLATE
 
-from conftest import shared_or_skip
-
-TEXTS = ["안녕하세요 반갑습니다. 오늘 날씨가 좋네요.", "Hello, how are you? I am fine, thank you.",
-         "def f(x):\n    return x + 1\n"] * 30
-CONV = [{"role": "system", "content": "You are GECKO."}, {"role": "user", "content": "안녕?"},
-        {"role": "assistant", "content": "안녕하세요!"}, {"role": "user", "content": "How are you?"},
-        {"role": "assistant", "content": "I am fine."}]
+TEXTS = [
+    "안녕하세요 반갑습니다. 오늘 날씨가 좋네요.",
+    "Hello, how are you? I am fine, thank you.",
+    "def f(x):\n    return x + 1\n",
+] * 30
+CONV = [
+    {"role": "system", "content": "You are GECKO."},
+    {"role": "user", "content": "안녕?"},
+    {"role": "assistant", "content": "안녕하세요!"},
+    {"role": "user", "content": "How are you?"},
+    {"role": "assistant", "content": "I am fine."},
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +39,27 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A GECKO tokenizer (with the chat tokens) and a tiny random model, exported."""
     root = tmp_path_factory.mktemp("sft-base")
     corpus = root / "corpus.jsonl"
-    corpus.write_text("".join(json.dumps({"id": str(i), "text": t, "lang": "ko", "source": "t"}, ensure_ascii=False)
-                              + "\n" for i, t in enumerate(TEXTS)))
-    tok = Tokenizer.from_file(str(train_tokenizer(TokenizerConfig(vocab_size=4096, min_frequency=1), corpus,
-                                                  root / "tok")))
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": str(i), "text": t, "lang": "ko", "source": "t"}, ensure_ascii=False) + "\n"
+            for i, t in enumerate(TEXTS)
+        )
+    )
+    tok = Tokenizer.from_file(
+        str(train_tokenizer(TokenizerConfig(vocab_size=4096, min_frequency=1), corpus, root / "tok"))
+    )
     torch.manual_seed(0)
-    model = Llama(LlamaConfig(vocab_size=tok.get_vocab_size(), dim=64, n_layers=2, n_heads=4, n_kv_heads=2,
-                              ffn_dim=128, max_seq_len=96))
+    model = Llama(
+        LlamaConfig(
+            vocab_size=tok.get_vocab_size(),
+            dim=64,
+            n_layers=2,
+            n_heads=4,
+            n_kv_heads=2,
+            ffn_dim=128,
+            max_seq_len=96,
+        )
+    )
     return export_hf(model, root / "tok", root / "hf")
 
 
@@ -56,8 +76,14 @@ def test_template_in_tokenizer_config_matches_transformers(base):
     for gen in (False, True):
         ours = render(CONV[:3], template, bos, add_generation_prompt=gen)
         assert hf.apply_chat_template(CONV[:3], tokenize=False, add_generation_prompt=gen) == ours
-    assert render(CONV[:2], add_generation_prompt=True) == "<s><|system|>\nYou are GECKO.<|end|>\n<|user|>\n안녕?<|end|>\n<|assistant|>\n"
-    assert json.loads((base / "generation_config.json").read_text())["eos_token_id"] == [2, 7]  # </s>, <|end|>
+    assert (
+        render(CONV[:2], add_generation_prompt=True)
+        == "<s><|system|>\nYou are GECKO.<|end|>\n<|user|>\n안녕?<|end|>\n<|assistant|>\n"
+    )
+    assert json.loads((base / "generation_config.json").read_text())["eos_token_id"] == [
+        2,
+        7,
+    ]  # </s>, <|end|>
 
 
 def test_assistant_mask_covers_replies_and_their_end_token(base):
@@ -81,30 +107,55 @@ def test_readers_name_file_and_line(tmp_path):
     qa.write_text("question,reply\nhi,hello\n")
     with pytest.raises(DataError, match=r"qa.csv:1: no column 'Q'"):
         list(read_conversations(ChatSourceConfig("q", str(qa), "en", format="csv"), None))
-    src = ChatSourceConfig("q", str(qa), "en", format="csv", answer="reply", question="question",
-                           prompt="Say: {question}")
+    src = ChatSourceConfig(
+        "q", str(qa), "en", format="csv", answer="reply", question="question", prompt="Say: {question}"
+    )
     [messages] = read_conversations(src, "sys")
-    assert messages == [{"role": "system", "content": "sys"}, {"role": "user", "content": "Say: hi"},
-                                         {"role": "assistant", "content": "hello"}]
+    assert messages == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "Say: hi"},
+        {"role": "assistant", "content": "hello"},
+    ]
 
 
 def write_sources(root: Path) -> tuple[ChatSourceConfig, ...]:
     convs = root / "chat.jsonl"
-    lines = [{"messages": [{"role": "user", "content": f"질문 {i}"}, {"role": "assistant", "content": "안녕하세요 반갑습니다."}]}
-             for i in range(50)]
-    lines.append({"messages": [{"role": "user", "content": "long"}, {"role": "assistant", "content": "안녕 " * 200}]})
+    lines = [
+        {
+            "messages": [
+                {"role": "user", "content": f"질문 {i}"},
+                {"role": "assistant", "content": "안녕하세요 반갑습니다."},
+            ]
+        }
+        for i in range(50)
+    ]
+    lines.append(
+        {"messages": [{"role": "user", "content": "long"}, {"role": "assistant", "content": "안녕 " * 200}]}
+    )
     lines.append({"messages": [{"role": "user", "content": "empty"}, {"role": "assistant", "content": ""}]})
     convs.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
     (root / "qa.tsv").write_text("en\tko\n" + "".join(f"Hello {i}\t안녕 {i}\n" for i in range(30)))
-    return (ChatSourceConfig("chat", str(convs), "ko"),
-            ChatSourceConfig("tr", str(root / "qa.tsv"), "en", format="tsv", question="en", answer="ko",
-                             prompt="Translate into Korean: {question}"))
+    return (
+        ChatSourceConfig("chat", str(convs), "ko"),
+        ChatSourceConfig(
+            "tr",
+            str(root / "qa.tsv"),
+            "en",
+            format="tsv",
+            question="en",
+            answer="ko",
+            prompt="Translate into Korean: {question}",
+        ),
+    )
 
 
 def test_packed_batches_keep_conversations_whole(base, tmp_path):
     cfg = SFTConfig(sources=write_sources(tmp_path), val_fraction=0.2)
     stats = prepare_sft_data(cfg, tokenizer(base), CHAT_TEMPLATE, "<s>", 63, tmp_path / "data", seed=0)
-    assert stats["sources"]["chat"]["dropped_too_long"] == 1 and stats["sources"]["chat"]["dropped_empty_reply"] == 1
+    assert (
+        stats["sources"]["chat"]["dropped_too_long"] == 1
+        and stats["sources"]["chat"]["dropped_empty_reply"] == 1
+    )
     assert sum(stats["sources"]["chat"].values()) == 52 and sum(stats["sources"]["tr"].values()) == 30
     shards = Shards(tmp_path / "data")
     loader = SFTLoader(shards, "train", 63, 4, seed=0)
@@ -142,11 +193,24 @@ def test_sft_stage_lowers_heldout_loss_and_exports_a_chat_model(base, tmp_path):
 
     sources = write_sources(tmp_path)
     cfg_path = tmp_path / "sft.yaml"
-    src_yaml = "\n".join(f"    - {json.dumps({k: v for k, v in s.__dict__.items() if v is not None})}" for s in sources)
-    cfg_path.write_text(f"run_dir: {tmp_path / 'run'}\nsft:\n  init_from: {base}\n  val_fraction: 0.2\n"
-                        f"  sources:\n{src_yaml}\n")
-    cfg = load_config(cfg_path, ["sft.train.seq_len=63", "sft.train.batch_size=4", "sft.train.steps=12",
-                                 "sft.train.lr=3e-3", "sft.train.warmup_steps=2", "sft.train.eval_every=null"])
+    src_yaml = "\n".join(
+        f"    - {json.dumps({k: v for k, v in s.__dict__.items() if v is not None})}" for s in sources
+    )
+    cfg_path.write_text(
+        f"run_dir: {tmp_path / 'run'}\nsft:\n  init_from: {base}\n  val_fraction: 0.2\n"
+        f"  sources:\n{src_yaml}\n"
+    )
+    cfg = load_config(
+        cfg_path,
+        [
+            "sft.train.seq_len=63",
+            "sft.train.batch_size=4",
+            "sft.train.steps=12",
+            "sft.train.lr=3e-3",
+            "sft.train.warmup_steps=2",
+            "sft.train.eval_every=null",
+        ],
+    )
     run_stage(cfg, SFT)
     out = tmp_path / "run" / "sft"
     results = json.loads((out / "eval.json").read_text())
@@ -158,13 +222,19 @@ def test_sft_stage_lowers_heldout_loss_and_exports_a_chat_model(base, tmp_path):
     user = [{"role": "user", "content": "질문 3"}]
     text = hf_tok.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
     prompt = hf_tok(text, add_special_tokens=False)["input_ids"]
-    assert prompt == tokenizer(out / "hf").encode(render(user, add_generation_prompt=True), add_special_tokens=False).ids
+    assert (
+        prompt
+        == tokenizer(out / "hf")
+        .encode(render(user, add_generation_prompt=True), add_special_tokens=False)
+        .ids
+    )
     model, _ = load_hf(out / "hf")
     with torch.no_grad():
         theirs = AutoModelForCausalLM.from_pretrained(out / "hf")(torch.tensor([prompt])).logits
     assert (model(torch.tensor([prompt])) - theirs).abs().max() <= 1e-5
-    reply = "".join(chat_reply(model, tokenizer(out / "hf"), user, CHAT_TEMPLATE,
-                               "<s>", 20, GREEDY, torch.Generator()))
+    reply = "".join(
+        chat_reply(model, tokenizer(out / "hf"), user, CHAT_TEMPLATE, "<s>", 20, GREEDY, torch.Generator())
+    )
     assert reply and "<|" not in reply
 
 
@@ -188,10 +258,25 @@ def test_chat_command_streams_replies_until_exit(base, tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "gecko", "chat", "--model", str(base), "generate.max_new_tokens=5",
-           "generate.temperature=0"]  # the model folder alone: no config
-    done = subprocess.run(cmd, input="안녕? [i] x = [/]\n/reset\nHello\n/exit\n", capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path)
+    cmd = [
+        sys.executable,
+        "-m",
+        "gecko",
+        "chat",
+        "--model",
+        str(base),
+        "generate.max_new_tokens=5",
+        "generate.temperature=0",
+    ]  # the model folder alone: no config
+    done = subprocess.run(
+        cmd,
+        input="안녕? [i] x = [/]\n/reset\nHello\n/exit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("gecko>") == 2 and not list(tmp_path.iterdir())  # and no run folder was made
     missing = subprocess.run([*cmd[:5], str(tmp_path)], input="", capture_output=True, text=True, timeout=120)

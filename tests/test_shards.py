@@ -11,14 +11,17 @@ import pytest
 
 from gecko.config import TokenizeConfig, TokenizerConfig
 from gecko.errors import DataError
+from gecko.shards import INDEX_DTYPE, Shards, unit_hash
 from gecko.tokenizer import pretokenize as shards_module
 from gecko.tokenizer.pretokenize import pretokenize, split_by_unit_hash
-from gecko.shards import INDEX_DTYPE, Shards, unit_hash
 from gecko.tokenizer.train import train_tokenizer
 from gecko.tokens import load_tokenizer
 
 TEXTS = {
-    "ko": ["서울은 대한민국의 수도이다. 인구는 약 940만 명이다.", "한글은 1443년에 창제되었다. <s>태그</s>도 글자다."],
+    "ko": [
+        "서울은 대한민국의 수도이다. 인구는 약 940만 명이다.",
+        "한글은 1443년에 창제되었다. <s>태그</s>도 글자다.",
+    ],
     "en": ["The quick brown fox jumps over the lazy dog 42 times.", "Shards are memory-mapped token arrays."],
     "code": ["def f(x):\n    return x * 2\n", "for i in range(10):\n\tprint(i)\n"],
 }
@@ -67,7 +70,7 @@ def test_index_matches_token_stream(shards_dir: Path, setup: tuple[Path, Path, P
         assert (tokens[index["start"]] == shards.meta["bos_id"]).all()
         assert (tokens[index["start"] + index["length"] - 1] == shards.meta["eos_id"]).all()
         row = index[0]
-        text = tok.decode(tokens[row["start"] + 1: row["start"] + row["length"] - 1].tolist())
+        text = tok.decode(tokens[row["start"] + 1 : row["start"] + row["length"] - 1].tolist())
         assert len(text.encode()) == row["n_bytes"]
         assert shards.meta["splits"][split]["docs"] == len(index)
 
@@ -105,8 +108,9 @@ def test_every_language_gets_a_val_document() -> None:
     assert split_by_unit_hash(unit, lang, val_fraction=1 - 1e-9)[:4].sum() == 2  # train keeps one too
 
 
-def test_resume_reuses_finished_chunks(setup: tuple[Path, Path, Path], shards_dir: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_reuses_finished_chunks(
+    setup: tuple[Path, Path, Path], shards_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, corpus, tok = setup
     out = root / "resumed"
     cfg = TokenizeConfig(val_fraction=0.2, workers=1, chunk_bytes=1500)
@@ -123,8 +127,9 @@ def test_resume_reuses_finished_chunks(setup: tuple[Path, Path, Path], shards_di
     markers[1].unlink()  # this chunk was still being written
     calls = []
     original = shards_module.encode_chunk
-    monkeypatch.setattr(shards_module, "encode_chunk", lambda task, tokenizer: calls.append(task) or
-                        original(task, tokenizer))
+    monkeypatch.setattr(
+        shards_module, "encode_chunk", lambda task, tokenizer: calls.append(task) or original(task, tokenizer)
+    )
     pretokenize(cfg, corpus, tok, out, 7)
     assert [t.chunk.index for t in calls] == [1]
     for name in ("train.bin", "val.bin", "train.idx.npy", "val.idx.npy", "meta.json"):
@@ -155,15 +160,20 @@ def _foreign_tokenizer(out: Path, specials: list[str]) -> Path:
 
     tok = Tokenizer(models.BPE(unk_token=specials[0]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel()
-    tok.train_from_iterator([t for texts in TEXTS.values() for t in texts],
-                            trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        [t for texts in TEXTS.values() for t in texts],
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     out.mkdir()
     tok.save(str(out / "tokenizer.json"))
     return out
 
 
-def test_foreign_tokenizer_with_bos_eos_at_our_ids_can_be_pretokenized(setup: tuple[Path, Path, Path]) -> None:
+def test_foreign_tokenizer_with_bos_eos_at_our_ids_can_be_pretokenized(
+    setup: tuple[Path, Path, Path],
+) -> None:
     """Shards need only <s>=1 and </s>=2 (LLaMA-2's layout), so the tokenizer ablation can use LLaMA-2."""
     root, corpus, _ = setup
     llama_like = _foreign_tokenizer(root / "llama_like", ["<unk>", "<s>", "</s>"])
@@ -194,8 +204,9 @@ def test_a_failing_chunk_stops_the_queued_ones(setup: tuple[Path, Path, Path]) -
 
 @pytest.mark.parametrize("chunk_bytes", [97, 1 << 20])
 @pytest.mark.parametrize("final_newline", [True, False])
-def test_chunking_neither_splits_nor_loses_a_line(setup: tuple[Path, Path, Path], shards_dir: Path,
-                                                  chunk_bytes: int, final_newline: bool) -> None:
+def test_chunking_neither_splits_nor_loses_a_line(
+    setup: tuple[Path, Path, Path], shards_dir: Path, chunk_bytes: int, final_newline: bool
+) -> None:
     """Chunks are byte ranges; each worker takes the lines that begin in its range, whatever the cut."""
     root, corpus, tok = setup
     variant = root / f"corpus_{chunk_bytes}_{final_newline}.jsonl"
@@ -208,8 +219,9 @@ def test_chunking_neither_splits_nor_loses_a_line(setup: tuple[Path, Path, Path]
 
 
 @pytest.mark.parametrize("val_fraction", [1e-9, 1 - 1e-9])
-def test_documents_moved_between_splits_keep_their_tokens(setup: tuple[Path, Path, Path],
-                                                          val_fraction: float) -> None:
+def test_documents_moved_between_splits_keep_their_tokens(
+    setup: tuple[Path, Path, Path], val_fraction: float
+) -> None:
     """With (almost) no val, or no train, each language's extreme document changes split after encoding;
     its part is then regrouped document by document, and every document still decodes to its text."""
     root, corpus, tok = setup
@@ -222,11 +234,15 @@ def test_documents_moved_between_splits_keep_their_tokens(setup: tuple[Path, Pat
     for split in ("train", "val"):
         tokens = shards.tokens(split)
         for row in shards.index(split):
-            assert tokenizer.decode(tokens[row["start"] + 1: row["start"] + row["length"] - 1].tolist()) in texts
+            assert (
+                tokenizer.decode(tokens[row["start"] + 1 : row["start"] + row["length"] - 1].tolist())
+                in texts
+            )
 
 
-def test_spawned_workers_give_the_same_shards(setup: tuple[Path, Path, Path], shards_dir: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spawned_workers_give_the_same_shards(
+    setup: tuple[Path, Path, Path], shards_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Off Linux the workers are spawned and get the tokenizer pickled; "<s>" in a text must stay text."""
     monkeypatch.setattr(shards_module.sys, "platform", "darwin")
     spawned = _run(setup, "spawned", workers=2)
@@ -248,13 +264,16 @@ def test_nfc_pass_is_skipped_only_where_it_changes_nothing(setup: tuple[Path, Pa
     texts = [t for texts in TEXTS.values() for t in texts]
     mixed = texts + [unicodedata.normalize("NFD", t) for t in texts]
     assert encoder.without_nfc is not None
-    assert [e.ids for e in encoder.without_nfc.encode_batch(mixed[-6:])] != \
-        [e.ids for e in tokenizer.encode_batch(mixed[-6:])]  # NFD Hangul: the pass matters there
+    assert [e.ids for e in encoder.without_nfc.encode_batch(mixed[-6:])] != [
+        e.ids for e in tokenizer.encode_batch(mixed[-6:])
+    ]  # NFD Hangul: the pass matters there
     assert encoder.ids(mixed) == [e.ids for e in tokenizer.encode_batch(mixed, add_special_tokens=False)]
     assert encoder.ids(texts) == [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
 
-def test_a_changed_corpus_is_not_resumed(setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_corpus_is_not_resumed(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Parts of an interrupted run are kept only for the same corpus (size and modification time)."""
     root, corpus, tok = setup
     edited = root / "edited.jsonl"

@@ -7,17 +7,27 @@ from pathlib import Path
 
 import pytest
 
-from helpers import read_records
 from gecko.config import SourceConfig, load_config
 from gecko.errors import ConfigError, DataError
+from helpers import read_records
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_json_array_one_document_per_object(tmp_path):
     f = tmp_path / "kosbi.json"
-    f.write_text(json.dumps([{"context": "요즘 취업하기가 너무 힘들다.", "sentence": "a"}, "not an object",
-                             {"sentence": "b"}], ensure_ascii=False, indent=4), encoding="utf-8")
+    f.write_text(
+        json.dumps(
+            [
+                {"context": "요즘 취업하기가 너무 힘들다.", "sentence": "a"},
+                "not an object",
+                {"sentence": "b"},
+            ],
+            ensure_ascii=False,
+            indent=4,
+        ),
+        encoding="utf-8",
+    )
     docs, dropped = read_records(SourceConfig("kosbi", str(f), "ko", format="json", text_field="context"))
     assert docs == [(f"{f}:item 0", "요즘 취업하기가 너무 힘들다.")]
     assert dropped == [(f"{f}:item 1", "not_an_object"), (f"{f}:item 2", "missing_field_context")]
@@ -33,10 +43,15 @@ def test_malformed_json_array_keeps_items_before_the_fault_at_its_line(tmp_path)
 
 def test_headerless_pipe_lines_with_column_names(tmp_path):
     f = tmp_path / "dataset.txt"
-    f.write_text('집에 롱 패딩만 "세 개"다 ㅋㅋ|0\r\n기사 제목 | 신문사|1\n좌배 까는건 ㅇㅂ|1\n', encoding="utf-8")
+    f.write_text(
+        '집에 롱 패딩만 "세 개"다 ㅋㅋ|0\r\n기사 제목 | 신문사|1\n좌배 까는건 ㅇㅂ|1\n', encoding="utf-8"
+    )
     src = SourceConfig("community", str(f), "ko", format="tsv", delimiter="|", columns=("text", "label"))
     docs, dropped = read_records(src)
-    assert [t for _, t in docs] == ['집에 롱 패딩만 "세 개"다 ㅋㅋ', "좌배 까는건 ㅇㅂ"]  # tsv: quotes are text
+    assert [t for _, t in docs] == [
+        '집에 롱 패딩만 "세 개"다 ㅋㅋ',
+        "좌배 까는건 ㅇㅂ",
+    ]  # tsv: quotes are text
     assert dropped == [(f"{f}:2", "extra_columns")]  # the delimiter inside the text: counted, not guessed
 
 
@@ -56,7 +71,9 @@ def test_stdlib_placeholder_resolves_to_this_python():
 def test_unknown_placeholder_names_config_and_key(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data:\n  sources:\n    - {name: s, path: '{stdlibb}/x', lang: code, format: code}\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml:\d+: data\.sources\[0\].*unknown placeholder \{stdlibb\}"):
+    with pytest.raises(
+        ConfigError, match=r"c\.yaml:\d+: data\.sources\[0\].*unknown placeholder \{stdlibb\}"
+    ):
         load_config(cfg)
 
 
@@ -71,8 +88,13 @@ def test_code_tarball_reads_like_the_unpacked_tree_and_a_cut_archive_keeps_what_
     import tarfile
 
     tree = tmp_path / "tree"
-    files = {"a.py": "x = 1\n" * 400, "pkg/b.py": "def f():\n    return 2\n" * 400,
-             "vendor/c.py": "y = 3\n", "notes.txt": "not code\n", "pkg/z.py": "".join(f"z{i} = {i * 7919 % 10007}\n" for i in range(4000))}
+    files = {
+        "a.py": "x = 1\n" * 400,
+        "pkg/b.py": "def f():\n    return 2\n" * 400,
+        "vendor/c.py": "y = 3\n",
+        "notes.txt": "not code\n",
+        "pkg/z.py": "".join(f"z{i} = {i * 7919 % 10007}\n" for i in range(4000)),
+    }
     for name, text in files.items():
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_text(text, encoding="utf-8")

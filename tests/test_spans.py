@@ -6,9 +6,9 @@ import json
 import sysconfig
 from pathlib import Path
 
-from conftest import shared_or_skip
 from datatrove.data import Document
 
+from conftest import shared_or_skip
 from gecko.config import CleanConfig, EnQualityConfig
 from gecko.data.filters.quality import QualityFilter, check
 from gecko.data.langid import LanguageFilter
@@ -17,18 +17,25 @@ from gecko.data.pii import scrub
 from gecko.data.spans import prose, segments
 
 CODE = "def f(x):  \n\tif x:   \n\n\n\n        return {'a': [x, x]}  \n"
-TUTORIAL = ("파이썬에서 함수를 정의하는 방법을 알아봅시다.   \n\n\n\n아래 예제는 인자를 받아 사전을 돌려줍니다.\n"
-            f"```python\n{CODE}```\n"
-            "위 함수는 x가 참일 때만 값을 돌려줍니다. 조건문과 반환문의 관계를 잘 살펴보세요.\n")
+TUTORIAL = (
+    "파이썬에서 함수를 정의하는 방법을 알아봅시다.   \n\n\n\n아래 예제는 인자를 받아 사전을 돌려줍니다.\n"
+    f"```python\n{CODE}```\n"
+    "위 함수는 x가 참일 때만 값을 돌려줍니다. 조건문과 반환문의 관계를 잘 살펴보세요.\n"
+)
 
 
 def test_segments_concatenate_back_and_find_fenced_blocks_only():
-    text = ("앞 문단 ```inline``` 그대로\n~~~\ncode ```\n~~~~\n"  # a tilde block holding backticks
-            "중간\n  ```js\nlet a = 1;\n```\n끝\n```\nnever closed\n")
+    text = (
+        "앞 문단 ```inline``` 그대로\n~~~\ncode ```\n~~~~\n"  # a tilde block holding backticks
+        "중간\n  ```js\nlet a = 1;\n```\n끝\n```\nnever closed\n"
+    )
     parts = segments(text)
     assert "".join(p for _, p in parts) == text
-    assert [p for is_code, p in parts if is_code] == ["~~~\ncode ```\n~~~~", "  ```js\nlet a = 1;\n```",
-                                                      "```\nnever closed\n"]
+    assert [p for is_code, p in parts if is_code] == [
+        "~~~\ncode ```\n~~~~",
+        "  ```js\nlet a = 1;\n```",
+        "```\nnever closed\n",
+    ]
     assert segments("no fence here") == [(False, "no fence here")]
     assert prose("```\nonly code\n```") == "```\nonly code\n```"  # all code: the text itself
 
@@ -52,17 +59,21 @@ def test_korean_tutorial_with_much_code_stays_korean_and_passes_the_korean_rules
 
 def test_english_tutorial_braces_only_in_code_pass_c4():
     cfg = CleanConfig(en=EnQualityConfig(c4_curly_brace=True))  # off by default; on, it reads the prose
-    text = ("This guide shows how a function returns a dictionary of the values that it was given. "
-            "The function below is short, and it is the whole of the example that we discuss here.\n"
-            f"```python\n{CODE}```\nThe function returns the mapping only when the value is true, and "
-            "otherwise it returns nothing at all to the caller of the function.\n")
+    text = (
+        "This guide shows how a function returns a dictionary of the values that it was given. "
+        "The function below is short, and it is the whole of the example that we discuss here.\n"
+        f"```python\n{CODE}```\nThe function returns the mapping only when the value is true, and "
+        "otherwise it returns nothing at all to the caller of the function.\n"
+    )
     assert check(text, "en", cfg, 50) is None
     assert check(text.replace("```python", "").replace("```", ""), "en", cfg, 50) == "c4_curly_brace"
 
 
 def test_pii_is_found_in_the_prose_and_in_the_code_of_one_document():
-    text = ("담당자 연락처는 010-2345-6789 입니다.\n```python\n"
-            "API_KEY = \"sk-proj-9fQ2xLmT7vB3nR8kW1cZ5yH4\"\nowner = \"hong@example.co.kr\"\n```\n")
+    text = (
+        "담당자 연락처는 010-2345-6789 입니다.\n```python\n"
+        'API_KEY = "sk-proj-9fQ2xLmT7vB3nR8kW1cZ5yH4"\nowner = "hong@example.co.kr"\n```\n'
+    )
     out, counts = scrub(text)
     assert "010-2345-6789" not in out and "sk-proj-9fQ2" not in out and "hong@example.co.kr" not in out
     assert sum(counts.values()) == 3
@@ -72,15 +83,21 @@ def test_pii_is_found_in_the_prose_and_in_the_code_of_one_document():
 def test_real_korean_prose_with_real_code_blocks_stays_korean_and_keeps_its_code():
     """Paragraphs of the Korean Python docs around real standard-library functions, as a blog post has them."""
     ko = shared_or_skip("corpus", "ko", "python_docs_ko", "python_docs_ko.jsonl")
-    paragraphs = [p for line in ko.open(encoding="utf-8") for p in json.loads(line)["text"].split("\n")
-                  if len(p) > 80][:300]
+    paragraphs = [
+        p for line in ko.open(encoding="utf-8") for p in json.loads(line)["text"].split("\n") if len(p) > 80
+    ][:300]
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    blocks = [(stdlib / name).read_text(encoding="utf-8")[:4000]
-              for name in ("textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "colorsys.py", "heapq.py")]
+    blocks = [
+        (stdlib / name).read_text(encoding="utf-8")[:4000]
+        for name in ("textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "colorsys.py", "heapq.py")
+    ]
     cfg, kept = CleanConfig(), 0
     for i, block in enumerate(blocks * 5):
-        text = "\n".join(paragraphs[i * 4: i * 4 + 2]) + f"\n```python\n{block}\n```\n" + \
-            "\n".join(paragraphs[i * 4 + 2: i * 4 + 4])
+        text = (
+            "\n".join(paragraphs[i * 4 : i * 4 + 2])
+            + f"\n```python\n{block}\n```\n"
+            + "\n".join(paragraphs[i * 4 + 2 : i * 4 + 4])
+        )
         out = normalize_text(text, is_code=False)
         assert f"```python\n{block}\n```" in out, i
         doc = Document(text=out, id=str(i), metadata={})

@@ -14,8 +14,17 @@ from conftest import TINY_OVERRIDES
 from gecko.cli import main
 from gecko.config import GeckoConfig, load_config
 from gecko.runlock import LOCK
-from gecko.stages import (COMPLETE, NEUTRAL, SFT, STAGES, StaleError, plan_run, run_all, started_marker,
-                          stage_dir)
+from gecko.stages import (
+    COMPLETE,
+    NEUTRAL,
+    SFT,
+    STAGES,
+    StaleError,
+    plan_run,
+    run_all,
+    stage_dir,
+    started_marker,
+)
 
 
 def _finish_on_paper(cfg: GeckoConfig) -> None:
@@ -36,28 +45,44 @@ def finished(tiny_config: Path) -> Path:
     return tiny_config
 
 
-@pytest.mark.parametrize("override", [
-    "train.log_every=3", "train.eval_every=null", "train.checkpoint_every=4", "train.keep_checkpoints=5",
-    "train.eval_tasks=[mmlu]", "train.eval_tasks_limit=3", "logging.sinks=[jsonl]", "train.compile=true",
-    "train.device=cpu", "train.activation_checkpointing=full", "data.workers=2", "tokenize.workers=3",
-    "tokenize.chunk_bytes=1000000", "eval.sandbox_workers=2",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.log_every=3",
+        "train.eval_every=null",
+        "train.checkpoint_every=4",
+        "train.keep_checkpoints=5",
+        "train.eval_tasks=[mmlu]",
+        "train.eval_tasks_limit=3",
+        "logging.sinks=[jsonl]",
+        "train.compile=true",
+        "train.device=cpu",
+        "train.activation_checkpointing=full",
+        "data.workers=2",
+        "tokenize.workers=3",
+        "tokenize.chunk_bytes=1000000",
+        "eval.sandbox_workers=2",
+    ],
+)
 def test_neutral_fields_invalidate_nothing(finished, override):
     assert set(_actions(load_config(finished, [*TINY_OVERRIDES, override])).values()) == {"skip"}
 
 
-@pytest.mark.parametrize("override, redone", [
-    ("eval.tasks=[bpb, mmlu]", {"eval", "export", "generate"}),
-    ("eval.max_tokens_per_lang=100", {"eval", "export", "generate"}),
-    ("export.dtype=bfloat16", {"export", "generate"}),
-    ("generate.top_k=3", {"generate"}),
-    ("train.lr=1e-3", {"train", "eval", "export", "generate"}),
-    ("train.seq_len=32", {"train", "eval", "export", "generate"}),
-    ("model.dim=32", {"train", "eval", "export", "generate"}),
-    ("tokenizer.vocab_size=900", {"tokenizer", "tokenize", "train", "eval", "export", "generate"}),
-    ("data.min_chars=50", {s.name for s in STAGES}),
-    ("seed=7", {s.name for s in STAGES}),
-])
+@pytest.mark.parametrize(
+    "override, redone",
+    [
+        ("eval.tasks=[bpb, mmlu]", {"eval", "export", "generate"}),
+        ("eval.max_tokens_per_lang=100", {"eval", "export", "generate"}),
+        ("export.dtype=bfloat16", {"export", "generate"}),
+        ("generate.top_k=3", {"generate"}),
+        ("train.lr=1e-3", {"train", "eval", "export", "generate"}),
+        ("train.seq_len=32", {"train", "eval", "export", "generate"}),
+        ("model.dim=32", {"train", "eval", "export", "generate"}),
+        ("tokenizer.vocab_size=900", {"tokenizer", "tokenize", "train", "eval", "export", "generate"}),
+        ("data.min_chars=50", {s.name for s in STAGES}),
+        ("seed=7", {s.name for s in STAGES}),
+    ],
+)
 def test_a_field_invalidates_its_stage_and_what_reads_it(finished, override, redone):
     actions = _actions(load_config(finished, [*TINY_OVERRIDES, override]))
     assert {name for name, action in actions.items() if action == "redo"} == redone
@@ -83,10 +108,19 @@ def test_longer_training_continues_and_says_what_the_schedule_does(finished):
     train = plans["train"]
     assert train.action == "extend" and not train.needs_force
     assert train.changes == ("train.steps: 12 → 24",)
-    assert "continues from the step-12 checkpoint" in train.note and "cosine schedule recomputed for 24" in train.note
+    assert (
+        "continues from the step-12 checkpoint" in train.note
+        and "cosine schedule recomputed for 24" in train.note
+    )
     assert "learning rate goes from 0.000" in train.note
     assert {n: p.action for n, p in plans.items() if n != "train"} == {
-        "data": "skip", "tokenizer": "skip", "tokenize": "skip", "eval": "redo", "export": "redo", "generate": "redo"}
+        "data": "skip",
+        "tokenizer": "skip",
+        "tokenize": "skip",
+        "eval": "redo",
+        "export": "redo",
+        "generate": "redo",
+    }
     shorter = {p.stage.name: p for p in plan_run(load_config(finished, [*TINY_OVERRIDES, "train.steps=6"]))}
     assert shorter["train"].needs_force and shorter["train"].changes == ("train.steps: 12 → 6",)
 
@@ -101,7 +135,10 @@ def test_status_lists_stale_stages_with_the_diff(finished, capsys):
     assert 'eval       stale: eval.tasks: ["bpb"] → ["bpb", "mmlu"]' in out
     assert "export     stale: upstream eval is redone first" in out
     assert main(["status", str(finished), *TINY_OVERRIDES, "model.dim=32"]) == 0
-    assert "train      stale (holds work: redone only with --force): model.dim: 64 → 32" in capsys.readouterr().out
+    assert (
+        "train      stale (holds work: redone only with --force): model.dim: 64 → 32"
+        in capsys.readouterr().out
+    )
 
 
 def test_markers_of_an_older_gecko_are_stale_not_silently_reused(finished):
@@ -121,14 +158,19 @@ def test_a_field_added_by_a_newer_gecko_at_its_default_changes_nothing(finished)
     marker_file.write_text(json.dumps(marker))
     assert set(_actions(cfg).values()) == {"skip"}
     plan = {p.stage.name: p for p in plan_run(load_config(finished, [*TINY_OVERRIDES, "generate.top_k=3"]))}
-    assert plan["generate"].action == "redo" and plan["generate"].changes == ('generate.top_k: "(unset)" → 3',)
+    assert plan["generate"].action == "redo" and plan["generate"].changes == (
+        'generate.top_k: "(unset)" → 3',
+    )
 
 
 def test_every_config_section_is_claimed_by_a_stage_or_neutral():
     """A new top-level section must be given to a stage (its prefix) or listed in NEUTRAL."""
     claimed = {f.split(".")[0] for s in (*STAGES, SFT) for f in s.fields} | {"run_dir", "compare"}
-    unclaimed = [f.name for f in dataclasses.fields(GeckoConfig)
-                 if f.name not in claimed and not any(p.split(".")[0] == f.name for p in NEUTRAL)]
+    unclaimed = [
+        f.name
+        for f in dataclasses.fields(GeckoConfig)
+        if f.name not in claimed and not any(p.split(".")[0] == f.name for p in NEUTRAL)
+    ]
     assert not unclaimed
 
 
@@ -139,8 +181,11 @@ def test_a_finished_run_keeps_its_training_when_eval_or_logging_changes(tiny_pre
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_prepared.run_path, run_dir)
     config = tmp_path / "tiny.yaml"
-    config.write_text((tiny_prepared.run_path.parent / "tiny.yaml").read_text().replace(
-        str(tiny_prepared.run_path), str(run_dir)))
+    config.write_text(
+        (tiny_prepared.run_path.parent / "tiny.yaml")
+        .read_text()
+        .replace(str(tiny_prepared.run_path), str(run_dir))
+    )
     base = [*TINY_OVERRIDES, "train.steps=6", "train.eval_every=null", "train.checkpoint_every=null"]
     assert main(["run", str(config), *base]) == 0
     train = run_dir / "train"
@@ -157,8 +202,11 @@ def test_a_finished_run_keeps_its_training_when_eval_or_logging_changes(tiny_pre
     assert snapshot == {p: p.stat().st_mtime_ns for p in train.rglob("*")}
 
     assert main(["train", str(config), *base, "train.steps=8"]) == 0  # continues: step 6 → 8
-    steps = [json.loads(line)["step"] for line in (train / "metrics.jsonl").read_text().splitlines()
-             if "loss" in json.loads(line)]
+    steps = [
+        json.loads(line)["step"]
+        for line in (train / "metrics.jsonl").read_text().splitlines()
+        if "loss" in json.loads(line)
+    ]
     assert steps == list(range(1, 9))
 
     assert main(["run", str(config), *base, "train.lr=1e-3", "--force"]) == 0

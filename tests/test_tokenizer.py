@@ -14,17 +14,22 @@ from tokenizers import Tokenizer
 
 from gecko.config import TokenizerConfig
 from gecko.errors import ConfigError, DataError
-from gecko.tokens import BOS, EOS, N_SPECIAL, PII, SPECIAL_TOKENS, UNK
 from gecko.tokenizer.train import balanced_budgets, train_tokenizer
-from gecko.tokens import load_tokenizer
+from gecko.tokens import BOS, EOS, N_SPECIAL, PII, SPECIAL_TOKENS, UNK, load_tokenizer
 
-KO = ["대한민국의 수도는 서울이다. 서울의 인구는 약 940만 명이며, 한강이 도시를 가로지른다.",
-      "훈민정음(訓民正音)은 1443년 세종대왕이 창제한 문자로, 백성을 가르치는 바른 소리라는 뜻이다.",
-      "오늘 날씨가 정말 좋네요! 공원에 산책하러 갈까요? ㅋㅋㅋ 진짜 재밌었어요 ㅎㅎ"]
-EN = ["The quick brown fox jumps over the lazy dog. It's 2024 and we're training tokenizers.",
-      "Python's standard library provides modules for file I/O, networking, and data formats."]
-CODE = ["def add(a: int, b: int) -> int:\n    \"\"\"Return the sum.\"\"\"\n    return a + b\n",
-        "class Point:\n    def __init__(self, x, y):\n        self.x = x\n\t\tself.y = y  # tabs\n"]
+KO = [
+    "대한민국의 수도는 서울이다. 서울의 인구는 약 940만 명이며, 한강이 도시를 가로지른다.",
+    "훈민정음(訓民正音)은 1443년 세종대왕이 창제한 문자로, 백성을 가르치는 바른 소리라는 뜻이다.",
+    "오늘 날씨가 정말 좋네요! 공원에 산책하러 갈까요? ㅋㅋㅋ 진짜 재밌었어요 ㅎㅎ",
+]
+EN = [
+    "The quick brown fox jumps over the lazy dog. It's 2024 and we're training tokenizers.",
+    "Python's standard library provides modules for file I/O, networking, and data formats.",
+]
+CODE = [
+    'def add(a: int, b: int) -> int:\n    """Return the sum."""\n    return a + b\n',
+    "class Point:\n    def __init__(self, x, y):\n        self.x = x\n\t\tself.y = y  # tabs\n",
+]
 
 SAMPLES = [
     "대한민국 헌법 제1조 ① 대한민국은 민주공화국이다.",
@@ -144,19 +149,29 @@ def test_pre_tokenizer_is_qwen2s(tok: Tokenizer) -> None:
     assert [tok.decoder.decode([p]) for p in pieces] == ["정말", " 좋아요", "...", " ", "1", "2", "개"]
 
 
-
 def test_balanced_budgets_share_leftovers() -> None:
     assert balanced_budgets({"ko": 100, "en": 10, "code": 100}, 90) == {"en": 10, "ko": 40, "code": 40}
     assert balanced_budgets({"ko": 5, "en": 7}, None) == {"ko": 5, "en": 7}
     shares = {"ko": 0.45, "en": 0.2, "code": 0.35}
-    assert balanced_budgets({"ko": 100, "en": 100, "code": 100}, 100, shares) == {"ko": 45, "en": 20, "code": 35}
-    assert balanced_budgets({"ko": 100, "en": 10, "code": 100}, 100, shares) == {"ko": 51, "en": 10, "code": 39}
+    assert balanced_budgets({"ko": 100, "en": 100, "code": 100}, 100, shares) == {
+        "ko": 45,
+        "en": 20,
+        "code": 35,
+    }
+    assert balanced_budgets({"ko": 100, "en": 10, "code": 100}, 100, shares) == {
+        "ko": 51,
+        "en": 10,
+        "code": 39,
+    }
 
 
 def test_lang_shares_must_cover_every_language(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="lang_shares.*'code'"):
-        train_tokenizer(TokenizerConfig(vocab_size=512, max_train_bytes=900, lang_shares={"ko": 0.5, "en": 0.5}),
-                        _corpus(tmp_path / "c.jsonl", repeat=2), tmp_path / "t")
+        train_tokenizer(
+            TokenizerConfig(vocab_size=512, max_train_bytes=900, lang_shares={"ko": 0.5, "en": 0.5}),
+            _corpus(tmp_path / "c.jsonl", repeat=2),
+            tmp_path / "t",
+        )
 
 
 def test_max_train_bytes_is_respected(tmp_path: Path) -> None:

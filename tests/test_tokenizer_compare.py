@@ -9,15 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from helpers import held_out_sources, tiny_gecko_tokenizer
+from conftest import CODE, EN, KO, shared_or_skip
 from gecko.cli import main
 from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
-from gecko.tokenizer.compare import (REPORT_JSON, REPORT_MD, REPORT_PNG, compare, find_references, load_encoder,
-                                     read_texts)
+from gecko.tokenizer.compare import (
+    REPORT_JSON,
+    REPORT_MD,
+    REPORT_PNG,
+    compare,
+    find_references,
+    load_encoder,
+    read_texts,
+)
 from gecko.tokens import load_tokenizer
-
-from conftest import CODE, EN, KO, shared_or_skip
+from helpers import held_out_sources, tiny_gecko_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +44,27 @@ def _train_sentencepiece(path: Path, texts: list[str]) -> None:
 
     path.parent.mkdir(parents=True)
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts * 5), model_writer=model, vocab_size=600,
-                                   model_type="bpe", byte_fallback=True, minloglevel=2,
-                                   character_coverage=0.98)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts * 5),
+        model_writer=model,
+        vocab_size=600,
+        model_type="bpe",
+        byte_fallback=True,
+        minloglevel=2,
+        character_coverage=0.98,
+    )
     path.write_bytes(model.getvalue())
 
 
-def test_scores_match_the_tokenizers(setup: tuple[Path, Path, tuple[SourceConfig, ...]], tmp_path: Path) -> None:
+def test_scores_match_the_tokenizers(
+    setup: tuple[Path, Path, tuple[SourceConfig, ...]], tmp_path: Path
+) -> None:
     import sentencepiece as spm
 
     tok_dir, refs, sources = setup
-    scores = compare(CompareConfig(heldout=sources, references=str(refs), max_bytes_per_lang=10_000), tok_dir,
-                     tmp_path)
+    scores = compare(
+        CompareConfig(heldout=sources, references=str(refs), max_bytes_per_lang=10_000), tok_dir, tmp_path
+    )
     assert sorted({s.tokenizer for s in scores}) == ["a/tokenizer.json", "gecko", "spm/toy.model"]
     texts = read_texts(sources, 10_000)
     ours = load_tokenizer(tok_dir, text_only=True)
@@ -88,13 +103,15 @@ def test_errors_name_the_file(setup: tuple[Path, Path, tuple[SourceConfig, ...]]
         compare(CompareConfig(references=None), tok_dir, tmp_path / "out")
 
 
-def test_cli_writes_the_report(setup: tuple[Path, Path, tuple[SourceConfig, ...]], tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_the_report(
+    setup: tuple[Path, Path, tuple[SourceConfig, ...]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     tok_dir, _, sources = setup
     config = tmp_path / "c.yaml"
     held = [{"name": s.name, "path": s.path, "lang": s.lang, "format": s.format} for s in sources]
-    config.write_text(json.dumps({"run_dir": str(tok_dir.parent),
-                                  "compare": {"heldout": held, "references": None}}))
+    config.write_text(
+        json.dumps({"run_dir": str(tok_dir.parent), "compare": {"heldout": held, "references": None}})
+    )
     assert main(["tokenizer", "compare", str(config), "--out", str(tmp_path / "rep")]) == 0
     assert "| gecko | 600 |" in capsys.readouterr().out
     assert (tmp_path / "rep" / REPORT_PNG).exists()

@@ -8,13 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from helpers import held_out_sources, tiny_gecko_tokenizer
 from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
 from gecko.tokenizer.compare import HFEncoder, load_encoder, read_texts
-from gecko.tokenizer.report import (CARD_JSON, CARD_MD, CARD_PNG, EDGE_CASES, Tokenization, card_for, report,
-                                    vocab_kind)
+from gecko.tokenizer.report import (
+    CARD_JSON,
+    CARD_MD,
+    CARD_PNG,
+    EDGE_CASES,
+    Tokenization,
+    card_for,
+    report,
+    vocab_kind,
+)
 from gecko.tokens import load_tokenizer
+from helpers import held_out_sources, tiny_gecko_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +55,23 @@ def test_card_measures_match_the_tokenizer(setup: tuple[Path, tuple[SourceConfig
 
 
 def test_vocab_kinds() -> None:
-    kinds = {" 서울": "hangul", "ㅋㅋ": "hangul", " the": "latin_word", "def": "latin_word", "):\n    ": "ascii_other",
-             "42": "ascii_other", "漢字": "other_script", " é": "other_script", "\ufffd": "byte_fragment"}
+    kinds = {
+        " 서울": "hangul",
+        "ㅋㅋ": "hangul",
+        " the": "latin_word",
+        "def": "latin_word",
+        "):\n    ": "ascii_other",
+        "42": "ascii_other",
+        "漢字": "other_script",
+        " é": "other_script",
+        "\ufffd": "byte_fragment",
+    }
     assert {p: vocab_kind(p) for p in kinds} == kinds
 
 
-def test_round_trip_failures_are_reported(setup: tuple[Path, tuple[SourceConfig, ...]], tmp_path: Path) -> None:
+def test_round_trip_failures_are_reported(
+    setup: tuple[Path, tuple[SourceConfig, ...]], tmp_path: Path
+) -> None:
     """A tokenizer that normalizes (here: NFC) is caught on the NFD edge case."""
     tok_dir, sources = setup
     nfc = tmp_path / "nfc" / "tokenizer.json"
@@ -65,13 +84,18 @@ def test_round_trip_failures_are_reported(setup: tuple[Path, tuple[SourceConfig,
     assert set(card.roundtrip_edge_failures) <= set(EDGE_CASES)
 
 
-def test_report_writes_card_with_references(setup: tuple[Path, tuple[SourceConfig, ...]], tmp_path: Path) -> None:
+def test_report_writes_card_with_references(
+    setup: tuple[Path, tuple[SourceConfig, ...]], tmp_path: Path
+) -> None:
     tok_dir, sources = setup
     refs = tmp_path / "refs" / "copy"
     refs.mkdir(parents=True)
     shutil.copy(tok_dir / "tokenizer.json", refs / "tokenizer.json")
-    cards = report(CompareConfig(heldout=sources, references=str(refs.parent), max_bytes_per_lang=10_000), tok_dir,
-                   tmp_path / "out")
+    cards = report(
+        CompareConfig(heldout=sources, references=str(refs.parent), max_bytes_per_lang=10_000),
+        tok_dir,
+        tmp_path / "out",
+    )
     assert [c.name for c in cards] == ["gecko", "copy/tokenizer.json"]
     md = (tmp_path / "out" / CARD_MD).read_text()
     assert "ko tokens/eojeol" in md and "| gecko | 600 |" in md and "edge cases failed" in md
@@ -79,7 +103,9 @@ def test_report_writes_card_with_references(setup: tuple[Path, tuple[SourceConfi
     assert (tmp_path / "out" / CARD_PNG).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_report_without_tokenizer_names_the_file(setup: tuple[Path, tuple[SourceConfig, ...]], tmp_path: Path) -> None:
+def test_report_without_tokenizer_names_the_file(
+    setup: tuple[Path, tuple[SourceConfig, ...]], tmp_path: Path
+) -> None:
     _, sources = setup
     with pytest.raises(DataError, match="tokenizer.json: tokenizer not found"):
         report(CompareConfig(heldout=sources, references=None), tmp_path, tmp_path / "out")

@@ -10,11 +10,10 @@ from gecko import tracking
 from gecko.config import load_config
 from gecko.errors import CheckpointError
 from gecko.model.llama import Llama, LlamaConfig
+from gecko.shards import Shards, doc_layout
 from gecko.stages import stage_dir
-from gecko.shards import Shards
 from gecko.train.checkpoint import list_checkpoints
 from gecko.train.loader import PackedLoader
-from gecko.shards import doc_layout
 from gecko.train.metrics import MetricsLog, read_metrics
 from gecko.train.parallelize import parallelize
 from gecko.train.trainer import build_trainer, token_losses
@@ -61,11 +60,17 @@ def test_loader_resumes_exactly_and_refuses_other_shards(tiny_prepared):
 def test_ranks_split_a_global_batch(tiny_prepared):
     whole = next(_loader(tiny_prepared, batch_size=4))
     parts = [next(_loader(tiny_prepared, batch_size=2, rank=r, world_size=2)) for r in range(2)]
-    assert sorted(map(tuple, whole.inputs.tolist())) == sorted(tuple(r) for p in parts for r in p.inputs.tolist())
+    assert sorted(map(tuple, whole.inputs.tolist())) == sorted(
+        tuple(r) for p in parts for r in p.inputs.tolist()
+    )
 
 
 def _losses(out_dir):
-    return [r["loss"] for r in map(json.loads, (out_dir / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    return [
+        r["loss"]
+        for r in map(json.loads, (out_dir / "metrics.jsonl").read_text().splitlines())
+        if "loss" in r
+    ]
 
 
 def test_resume_is_bitwise_exact(tiny_prepared, tmp_path):
@@ -85,7 +90,10 @@ def test_resume_is_bitwise_exact(tiny_prepared, tmp_path):
     assert resumed.step == 6
     resumed.train()
     assert _losses(tmp_path / "straight") == _losses(tmp_path / "resumed")
-    assert [p.name for p in list_checkpoints(tmp_path / "resumed" / "checkpoints")] == ["step-000006", "step-000012"]
+    assert [p.name for p in list_checkpoints(tmp_path / "resumed" / "checkpoints")] == [
+        "step-000006",
+        "step-000012",
+    ]
     assert (tmp_path / "resumed" / "loss.png").stat().st_size > 0
 
 
@@ -134,7 +142,9 @@ def test_token_losses_match_cross_entropy_and_add_z_loss():
 
 
 def test_loss_spike_is_skipped_and_logged(tiny_prepared, tmp_path, caplog):
-    cfg = dataclasses.replace(tiny_prepared, train=dataclasses.replace(tiny_prepared.train, loss_spike_factor=1.5))
+    cfg = dataclasses.replace(
+        tiny_prepared, train=dataclasses.replace(tiny_prepared.train, loss_spike_factor=1.5)
+    )
     trainer = build_trainer(cfg, stage_dir(cfg, "tokenize"), tmp_path)
     trainer.recent_losses = [1.0] * 5  # far below the real loss of an untrained model (~ln 1024)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY_OVERRIDES
 
+from conftest import TINY_OVERRIDES
 from gecko import tracking
 from gecko.config import GeckoConfig, LoggingConfig, MCSetConfig, load_config
 from gecko.errors import ConfigError
@@ -21,10 +21,12 @@ from gecko.train.checkpoint import load_final_model
 from gecko.train.metrics import read_metrics
 from gecko.train.trainer import build_trainer
 
-QUIZ = [{"q": "대한민국의 수도는?", "a": "서울", "b": "부산", "c": "인천", "gold": "A"},
-        {"q": "What is 2 + 2?", "a": "3", "b": "4", "c": "5", "gold": "B"},
-        {"q": "def add(a, b): return a + b — add(1, 2)?", "a": "12", "b": "21", "c": "3", "gold": "C"},
-        {"q": "한글을 만든 왕은?", "a": "세종", "b": "태조", "c": "정조", "gold": "A"}]
+QUIZ = [
+    {"q": "대한민국의 수도는?", "a": "서울", "b": "부산", "c": "인천", "gold": "A"},
+    {"q": "What is 2 + 2?", "a": "3", "b": "4", "c": "5", "gold": "B"},
+    {"q": "def add(a, b): return a + b — add(1, 2)?", "a": "12", "b": "21", "c": "3", "gold": "C"},
+    {"q": "한글을 만든 왕은?", "a": "세종", "b": "태조", "c": "정조", "gold": "A"},
+]
 
 
 def _with_quiz(cfg: GeckoConfig, folder: Path) -> GeckoConfig:
@@ -33,14 +35,18 @@ def _with_quiz(cfg: GeckoConfig, folder: Path) -> GeckoConfig:
     quiz.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in QUIZ), encoding="utf-8")
     mc = MCSetConfig("quiz", str(quiz), "q", ("a", "b", "c"), "gold", None)
     return dataclasses.replace(
-        cfg, eval=dataclasses.replace(cfg.eval, mc_sets=(mc,)),
-        train=dataclasses.replace(cfg.train, eval_tasks=("quiz",), eval_tasks_limit=3))
+        cfg,
+        eval=dataclasses.replace(cfg.eval, mc_sets=(mc,)),
+        train=dataclasses.replace(cfg.train, eval_tasks=("quiz",), eval_tasks_limit=3),
+    )
 
 
 def test_benchmarks_run_on_schedule_through_the_eval_harness(tiny_prepared, tmp_path):
     pytest.importorskip("tensorboard")
     cfg = _with_quiz(tiny_prepared, tmp_path)
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=4, eval_every=2, checkpoint_every=0))
+    cfg = dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, steps=4, eval_every=2, checkpoint_every=0)
+    )
     tokenizer, shards = stage_dir(cfg, "tokenizer"), stage_dir(cfg, "tokenize")
     tracked = dataclasses.replace(cfg, run_dir=str(tmp_path), logging=LoggingConfig(sinks=("tensorboard",)))
     with tracking.session(tracked, "train"):
@@ -56,7 +62,9 @@ def test_benchmarks_run_on_schedule_through_the_eval_harness(tiny_prepared, tmp_
     for r in bench:
         quiz = r["eval_tasks"]["quiz"]
         assert quiz["n"] == 3 and quiz["chance"] == pytest.approx(1 / 3) and "per_subject" not in quiz
-        assert "val_bpb" in records[records.index(r) - 1] and records[records.index(r) - 1]["step"] == r["step"]
+        assert (
+            "val_bpb" in records[records.index(r) - 1] and records[records.index(r) - 1]["step"] == r["step"]
+        )
 
     # the logged score is the final model's, as `gecko eval`'s code computes it afresh
     model, _ = load_final_model(tmp_path / "train")

@@ -49,29 +49,51 @@ SCRIPT = textwrap.dedent("""
     close_distributed()
 """)
 
-OVERRIDES = [*TINY_OVERRIDES, "train.steps=4", "train.batch_size=2", "train.checkpoint_every=2",
-             "train.eval_every=null", "train.device=cpu", "eval.max_tokens_per_lang=500"]
+OVERRIDES = [
+    *TINY_OVERRIDES,
+    "train.steps=4",
+    "train.batch_size=2",
+    "train.checkpoint_every=2",
+    "train.eval_every=null",
+    "train.device=cpu",
+    "eval.max_tokens_per_lang=500",
+]
 
 
 def _torchrun(tmp_path: Path, config: Path, mode: str) -> None:
     script = tmp_path / "fsdp_train.py"
     script.write_text(SCRIPT)
     env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
-           str(config), str(tmp_path), mode, *OVERRIDES]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(script),
+        str(config),
+        str(tmp_path),
+        mode,
+        *OVERRIDES,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 def _losses(out: Path) -> list[float]:
-    return [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    return [
+        r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r
+    ]
 
 
 @pytest.mark.slow
 def test_fsdp_two_processes_train_and_resume_on_two_or_one(tiny_prepared, tmp_path):
     config = Path(tiny_prepared.run_dir).parent / "tiny.yaml"
     _torchrun(tmp_path, config, "straight-and-die")
-    shutil.copytree(tmp_path / "resumed", tmp_path / "on_one")  # the same step-2 checkpoint, written by 2 ranks
+    shutil.copytree(
+        tmp_path / "resumed", tmp_path / "on_one"
+    )  # the same step-2 checkpoint, written by 2 ranks
     _torchrun(tmp_path, config, "resume")  # a fresh launch, as after a crash
     straight = _losses(tmp_path / "straight")
     assert len(straight) == 4 and straight[-1] < straight[0]
@@ -80,7 +102,10 @@ def test_fsdp_two_processes_train_and_resume_on_two_or_one(tiny_prepared, tmp_pa
     assert len(shards) == 2  # one shard file per rank
     model, meta = load_final_model(tmp_path / "straight")  # resharded into one plain CPU model
     assert meta["world_size"] == 2 and meta["step"] == 4
-    assert [p.name for p in list_checkpoints(tmp_path / "straight" / "checkpoints")] == ["step-000002", "step-000004"]
+    assert [p.name for p in list_checkpoints(tmp_path / "straight" / "checkpoints")] == [
+        "step-000002",
+        "step-000004",
+    ]
 
     # one process, the same global batch (4 = 2 ranks × 2): an unsharded reference run from the 2-rank run's
     # initial weights (step 0), and the 2-rank run's step-2 checkpoint resumed
@@ -101,8 +126,20 @@ def test_gecko_train_under_torchrun_keeps_stage_books_on_rank_zero(tiny_prepared
     shutil.copytree(tiny_prepared.run_dir, run_dir, ignore=shutil.ignore_patterns("train"))
     config = Path(tiny_prepared.run_dir).parent / "tiny.yaml"
     env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "gecko",
-           "train", str(config), *OVERRIDES, f"run_dir={run_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "gecko",
+        "train",
+        str(config),
+        *OVERRIDES,
+        f"run_dir={run_dir}",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     marker = json.loads((run_dir / "train" / "_COMPLETE.json").read_text())
@@ -157,15 +194,30 @@ RANK_KILL_OVERRIDES = [*OVERRIDES, "train.steps=6", "train.log_every=1"]
 
 def _launch(script: Path, config: Path, out: Path, phase: str) -> tuple[subprocess.CompletedProcess, float]:
     env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "--max-restarts", "0", str(script), str(config), str(out), phase, *RANK_KILL_OVERRIDES]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "--max-restarts",
+        "0",
+        str(script),
+        str(config),
+        str(out),
+        phase,
+        *RANK_KILL_OVERRIDES,
+    ]
     start = time.monotonic()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     return done, time.monotonic() - start
 
 
 @pytest.mark.slow
-def test_a_rank_killed_mid_step_or_mid_save_fails_the_job_fast_and_a_relaunch_resumes(tiny_prepared, tmp_path):
+def test_a_rank_killed_mid_step_or_mid_save_fails_the_job_fast_and_a_relaunch_resumes(
+    tiny_prepared, tmp_path
+):
     config = Path(tiny_prepared.run_dir).parent / "tiny.yaml"
     script = tmp_path / "rank_kill.py"
     script.write_text(RANK_KILL_SCRIPT)

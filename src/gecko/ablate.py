@@ -107,25 +107,36 @@ def _link(variant: GeckoConfig, owner: GeckoConfig, stage: Stage) -> None:
     if link.is_symlink() and link.resolve() == target.resolve():
         return
     if link.exists() or link.is_symlink():
-        raise ConfigError(f"{link}: exists and is not a link to the shared {stage.name} stage {target} "
-                          "(remove it to share the stage)")
+        raise ConfigError(
+            f"{link}: exists and is not a link to the shared {stage.name} stage {target} "
+            "(remove it to share the stage)"
+        )
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
 
 
-def run_ablation(grid_variants: list[Variant], grid: dict[str, list[str]], stages: tuple[str, ...] = DEFAULT_STAGES,
-                 share_tokenizer: bool = False, force: bool = False) -> None:
+def run_ablation(
+    grid_variants: list[Variant],
+    grid: dict[str, list[str]],
+    stages: tuple[str, ...] = DEFAULT_STAGES,
+    share_tokenizer: bool = False,
+    force: bool = False,
+) -> None:
     """Run `stages` for every variant, sharing what the varied keys allow; complete stages are skipped."""
     unknown = [s for s in stages if s not in DEFAULT_STAGES]
     if unknown:
-        raise ConfigError(f"ablate --stages: unknown stage {unknown[0]!r} (known: {', '.join(DEFAULT_STAGES)})")
+        raise ConfigError(
+            f"ablate --stages: unknown stage {unknown[0]!r} (known: {', '.join(DEFAULT_STAGES)})"
+        )
     chosen = tuple(BY_NAME[s] for s in stages)
     shared = shared_stages(grid, tuple(BY_NAME[s] for s in DEFAULT_STAGES), share_tokenizer)
     owner = grid_variants[0].cfg
     for v in grid_variants:
         v.cfg.run_path.mkdir(parents=True, exist_ok=True)
-        write_text(v.cfg.run_path / "ablate_variant.json", json.dumps(
-            {"values": v.values, "config": to_dict(v.cfg)}, indent=2, ensure_ascii=False) + "\n")
+        write_text(
+            v.cfg.run_path / "ablate_variant.json",
+            json.dumps({"values": v.values, "config": to_dict(v.cfg)}, indent=2, ensure_ascii=False) + "\n",
+        )
         for stage in chosen:
             if stage.name in shared and v.cfg is not owner:
                 _link(v.cfg, owner, stage)
@@ -162,10 +173,13 @@ def collect(v: Variant) -> dict[str, Any]:
     train = stage_dir(v.cfg, "train") / "metrics.jsonl"
     records = read_metrics(train) if train.exists() else []
     results = stage_dir(v.cfg, "eval") / "results.json"
-    return {"name": v.name, "values": v.values,
-            "bpb": {r["step"]: r["val_bpb"] for r in records if "val_bpb" in r},
-            "tasks": {r["step"]: r["eval_tasks"] for r in records if "eval_tasks" in r},
-            "final": json.loads(results.read_text()) if results.exists() else None}
+    return {
+        "name": v.name,
+        "values": v.values,
+        "bpb": {r["step"]: r["val_bpb"] for r in records if "val_bpb" in r},
+        "tasks": {r["step"]: r["eval_tasks"] for r in records if "eval_tasks" in r},
+        "final": json.loads(results.read_text()) if results.exists() else None,
+    }
 
 
 def _final_bpb(c: dict[str, Any]) -> dict[str, float]:
@@ -192,13 +206,26 @@ def markdown(collected: list[dict[str, Any]]) -> str:
     langs = list(dict.fromkeys(lang for c in collected for lang in _final_bpb(c)))
     tasks = list(dict.fromkeys(t for c in collected for t in _final_tasks(c)))
     head = ["variant", *(f"bpb {lang}" for lang in langs), *tasks]
-    lines = ["# Ablation\n", "Bits per byte (lower is better) and each benchmark's headline score with its 95% "
-             "interval, at the end of training; ✓: the interval clears chance and the majority baseline.\n",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        "# Ablation\n",
+        "Bits per byte (lower is better) and each benchmark's headline score with its 95% "
+        "interval, at the end of training; ✓: the interval clears chance and the majority baseline.\n",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for c in collected:
         bpb, final = _final_bpb(c), _final_tasks(c)
-        lines.append("| " + " | ".join([c["name"], *(f"{bpb[lang]:.4f}" if lang in bpb else "–" for lang in langs),
-                                        *(_cell(final.get(t)) for t in tasks)]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    c["name"],
+                    *(f"{bpb[lang]:.4f}" if lang in bpb else "–" for lang in langs),
+                    *(_cell(final.get(t)) for t in tasks),
+                ]
+            )
+            + " |"
+        )
     lines += ["", "## Every validation point", ""]
     for task in tasks:
         steps = sorted({s for c in collected for s in c["tasks"] if task in c["tasks"][s]})
@@ -206,11 +233,17 @@ def markdown(collected: list[dict[str, Any]]) -> str:
             continue
         any_m = next(c["tasks"][s][task] for c in collected for s in steps if task in c["tasks"].get(s, {}))
         key = headline(any_m) or "–"
-        lines += [f"### {task} ({key}; chance {any_m.get('chance', 0):.3f}, majority {any_m.get('majority', 0):.3f}, "
-                  f"n {any_m.get('n')}, {any_m.get('shots', 0)}-shot)", "",
-                  "| variant | " + " | ".join(f"step {s}" for s in steps) + " |", "|" + "---|" * (len(steps) + 1)]
+        lines += [
+            f"### {task} ({key}; chance {any_m.get('chance', 0):.3f}, majority {any_m.get('majority', 0):.3f}, "
+            f"n {any_m.get('n')}, {any_m.get('shots', 0)}-shot)",
+            "",
+            "| variant | " + " | ".join(f"step {s}" for s in steps) + " |",
+            "|" + "---|" * (len(steps) + 1),
+        ]
         for c in collected:
-            lines.append(f"| {c['name']} | " + " | ".join(_cell(c["tasks"].get(s, {}).get(task)) for s in steps) + " |")
+            lines.append(
+                f"| {c['name']} | " + " | ".join(_cell(c["tasks"].get(s, {}).get(task)) for s in steps) + " |"
+            )
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -239,8 +272,10 @@ def plot(collected: list[dict[str, Any]], path: Path) -> None:
         ms = [_final_tasks(c).get(task) for c in collected]
         keys = [headline(m) if m else None for m in ms]
         ys = [m[k] if k else float("nan") for m, k in zip(ms, keys, strict=True)]
-        err = [[y - m[f"{k}_ci"][0] if k else 0 for y, m, k in zip(ys, ms, keys, strict=True)],
-               [m[f"{k}_ci"][1] - y if k else 0 for y, m, k in zip(ys, ms, keys, strict=True)]]
+        err = [
+            [y - m[f"{k}_ci"][0] if k else 0 for y, m, k in zip(ys, ms, keys, strict=True)],
+            [m[f"{k}_ci"][1] - y if k else 0 for y, m, k in zip(ys, ms, keys, strict=True)],
+        ]
         ax.errorbar(x, ys, yerr=err, marker="o", capsize=3)
         chance = next((m["chance"] for m in ms if m and "chance" in m), None)
         if chance is not None:

@@ -40,9 +40,9 @@ def _data_step(args: argparse.Namespace) -> None:
 
 CORPUS_STEP_HELP = {
     "dedup": "exact, MinHash near-duplicate and boilerplate dedup of a folder of JSONL files; writes "
-             "OUT.work/duplicates.jsonl (which document duplicates which)",
+    "OUT.work/duplicates.jsonl (which document duplicates which)",
     "decontam": "drop (or flag) documents sharing a 13-unit n-gram with data.decontam.benchmarks; "
-                "writes OUT.work/report.md",
+    "writes OUT.work/report.md",
     "mix": "mix datatrove JSONL folders to the target token shares into a GECKO corpus.jsonl",
     "align": "ko↔en alignment documents from data.align.sources (--in is not used)",
 }
@@ -59,8 +59,16 @@ def _corpus_step(args: argparse.Namespace) -> None:
         from gecko.data.dedup.phase import run_dedup
 
         r = run_dedup(ins[0], out, data.dedup, workers, data.engine, lang=args.lang)
-        print(json.dumps({"kept": r.kept, "dropped": {"/".join(k): n for k, n in r.dropped.items()},
-                          "duplicates": str(r.work_dir / "duplicates.jsonl")}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "kept": r.kept,
+                    "dropped": {"/".join(k): n for k, n in r.dropped.items()},
+                    "duplicates": str(r.work_dir / "duplicates.jsonl"),
+                },
+                ensure_ascii=False,
+            )
+        )
     elif args.action == "decontam":
         from gecko.data.decontam import run_decontam
 
@@ -79,26 +87,44 @@ def _corpus_step(args: argparse.Namespace) -> None:
 
 
 def _add_lang_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lang", default="auto", choices=("auto", "field", "ko", "en", "code", "other"),
-                   help="each record's language: auto = from its text (default; `code` records stay code), "
-                        "field = its `lang` field where valid, else from the text; or one label for all")
+    p.add_argument(
+        "--lang",
+        default="auto",
+        choices=("auto", "field", "ko", "en", "code", "other"),
+        help="each record's language: auto = from its text (default; `code` records stay code), "
+        "field = its `lang` field where valid, else from the text; or one label for all",
+    )
 
 
 def _add_config_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
-    p.add_argument("config", nargs="?" if optional else None,
-                   help="YAML config, e.g. configs/demo.yaml" + (" (optional with --model)" if optional else ""))
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="override a config key, e.g. train.steps=50")
+    p.add_argument(
+        "config",
+        nargs="?" if optional else None,
+        help="YAML config, e.g. configs/demo.yaml" + (" (optional with --model)" if optional else ""),
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="override a config key, e.g. train.steps=50"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tasks", help="comma-separated, e.g. bpb,kmmlu,mmlu,gsm8k,humaneval,mbpp (sets eval.tasks)")
+    p.add_argument(
+        "--tasks", help="comma-separated, e.g. bpb,kmmlu,mmlu,gsm8k,humaneval,mbpp (sets eval.tasks)"
+    )
     p.add_argument("--limit", type=int, help="items per task, per subject for KMMLU/MMLU (sets eval.limit)")
-    p.add_argument("--unsafe-no-sandbox", action="store_true",
-                   help="run model code even where the kernel sandbox is unavailable (sets eval.unsafe_no_sandbox)")
-    p.add_argument("--task", action="append", metavar="TASK.yaml",
-                   help="a local multiple-choice task file, repeatable (sets eval.task_files; without --tasks, "
-                        "only these run); format in docs/evaluation.md")
+    p.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run model code even where the kernel sandbox is unavailable (sets eval.unsafe_no_sandbox)",
+    )
+    p.add_argument(
+        "--task",
+        action="append",
+        metavar="TASK.yaml",
+        help="a local multiple-choice task file, repeatable (sets eval.task_files; without --tasks, "
+        "only these run); format in docs/evaluation.md",
+    )
 
 
 def _eval_overrides(args: argparse.Namespace) -> list[str]:
@@ -118,12 +144,19 @@ def _eval_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _add_generate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--stream", action="store_true", help="print tokens as they are sampled (sets generate.stream)")
+    p.add_argument(
+        "--stream", action="store_true", help="print tokens as they are sampled (sets generate.stream)"
+    )
     p.add_argument("--prompts-file", metavar="FILE", help="one prompt per line (sets generate.prompts_file)")
-    p.add_argument("--prompt", action="append", metavar="TEXT", help="a prompt, repeatable (sets generate.prompts)")
-    p.add_argument("--model", metavar="DIR",
-                   help="sample from this Hugging Face folder instead of RUN/export/hf; no config needed (the "
-                        "generate section's defaults), and no run folder is touched")
+    p.add_argument(
+        "--prompt", action="append", metavar="TEXT", help="a prompt, repeatable (sets generate.prompts)"
+    )
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="sample from this Hugging Face folder instead of RUN/export/hf; no config needed (the "
+        "generate section's defaults), and no run folder is touched",
+    )
     p.add_argument("--out", metavar="DIR", help="with --model: also write DIR/samples.jsonl")
 
 
@@ -138,8 +171,13 @@ def _generate_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _add_export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gguf", nargs="?", const="f32", choices=("f32", "f16", "bf16", "q8_0"),
-                   help="also write RUN/export/model-TYPE.gguf through llama.cpp's converter (sets export.gguf)")
+    p.add_argument(
+        "--gguf",
+        nargs="?",
+        const="f32",
+        choices=("f32", "f16", "bf16", "q8_0"),
+        help="also write RUN/export/model-TYPE.gguf through llama.cpp's converter (sets export.gguf)",
+    )
 
 
 def _export_overrides(args: argparse.Namespace) -> list[str]:
@@ -158,11 +196,15 @@ def _model_dir(path: str) -> Path:
     """A folder `gecko export` (or `gecko sft`) wrote: config.json, tokenizer.json and safetensors weights."""
     folder = Path(path)
     if not folder.is_dir():
-        raise GeckoError(f"--model {path}: not a folder (give an exported model folder, e.g. runs/demo/export/hf)")
+        raise GeckoError(
+            f"--model {path}: not a folder (give an exported model folder, e.g. runs/demo/export/hf)"
+        )
     missing = [f for f in ("config.json", "tokenizer.json") if not (folder / f).is_file()]
     if missing:
-        raise GeckoError(f"--model {path}: no {missing[0]} (not a Hugging Face model folder written by "
-                         "`gecko export` or `gecko sft`)")
+        raise GeckoError(
+            f"--model {path}: no {missing[0]} (not a Hugging Face model folder written by "
+            "`gecko export` or `gecko sft`)"
+        )
     return folder
 
 
@@ -174,7 +216,13 @@ def _chat(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     g = cfg.generate
     sampling = Sampling.of(g)
     model_dir = _model_dir(args.model) if args.model else stage_dir(cfg, "sft") / "hf"
-    run_chat(model_dir, g.max_new_tokens, sampling, g.seed, args.system if args.system is not None else cfg.sft.system)
+    run_chat(
+        model_dir,
+        g.max_new_tokens,
+        sampling,
+        g.seed,
+        args.system if args.system is not None else cfg.sft.system,
+    )
 
 
 def _compare(cfg: GeckoConfig, args: argparse.Namespace) -> None:
@@ -202,25 +250,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _command(sub: argparse._SubParsersAction, name: str, what: str, reads: str, writes: str,
-             example: str) -> argparse.ArgumentParser:
+def _command(
+    sub: argparse._SubParsersAction, name: str, what: str, reads: str, writes: str, example: str
+) -> argparse.ArgumentParser:
     """A subcommand whose --help says what it does, what it reads and writes, and how to call it."""
-    return sub.add_parser(name, help=what, description=f"{what}.\n\nreads:  {reads}\nwrites: {writes}",
-                          epilog=f"example:\n  {example}")
+    return sub.add_parser(
+        name,
+        help=what,
+        description=f"{what}.\n\nreads:  {reads}\nwrites: {writes}",
+        epilog=f"example:\n  {example}",
+    )
 
 
 def _group(sub: argparse._SubParsersAction, name: str, what: str) -> argparse._SubParsersAction:
     """`gecko data …`, `gecko tokenizer …`, `gecko sandbox …`: a family of subcommands."""
-    return sub.add_parser(name, help=what, description=f"{what}; `gecko {name} COMMAND --help` for each "
-                                                       "command").add_subparsers(dest="action", required=True)
+    return sub.add_parser(
+        name, help=what, description=f"{what}; `gecko {name} COMMAND --help` for each command"
+    ).add_subparsers(dest="action", required=True)
 
 
 class _IntermixedSubParsers(argparse._SubParsersAction):
     """Parses a leaf subcommand with `parse_known_intermixed_args` (argparse refuses it on a parser that has
     subcommands, so the top level and `gecko data`/`gecko tokenizer` keep the ordinary parse)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         setattr(namespace, self.dest, values[0])
         chosen = self._name_parser_map.get(values[0])
         if chosen is None or chosen._subparsers is not None:
@@ -233,10 +292,17 @@ class _IntermixedSubParsers(argparse._SubParsersAction):
 
 
 def _add_extend_parser(tok: argparse._SubParsersAction) -> None:
-    ext = _command(tok, "extend", "add Korean (and code) tokens to an existing BPE tokenizer, ids kept",
-                   "BASE and RUN/data/corpus.jsonl", "RUN/tokenizer/ (or --out): tokenizer.json and a report",
-                   f"gecko tokenizer extend base/tokenizer.json {DEMO} --add 4000")
-    ext.add_argument("base", help="base tokenizer: tokenizer.json, a folder holding one, or a SentencePiece .model")
+    ext = _command(
+        tok,
+        "extend",
+        "add Korean (and code) tokens to an existing BPE tokenizer, ids kept",
+        "BASE and RUN/data/corpus.jsonl",
+        "RUN/tokenizer/ (or --out): tokenizer.json and a report",
+        f"gecko tokenizer extend base/tokenizer.json {DEMO} --add 4000",
+    )
+    ext.add_argument(
+        "base", help="base tokenizer: tokenizer.json, a folder holding one, or a SentencePiece .model"
+    )
     _add_config_args(ext)
     ext.add_argument("--add", type=int, required=True, help="new tokens to add (0: the base as is)")
     ext.add_argument("--langs", default="ko", help="corpus languages the merges learn from (default: ko)")
@@ -250,8 +316,9 @@ def _extend(cfg: GeckoConfig, args: argparse.Namespace) -> None:
 
     langs = tuple(x.strip() for x in args.langs.split(",") if x.strip())
     out = Path(args.out) if args.out else stage_dir(cfg, "tokenizer")
-    report = run_extend(cfg, Path(args.base), stage_dir(cfg, "data") / "corpus.jsonl", args.add, langs, out,
-                        args.force)
+    report = run_extend(
+        cfg, Path(args.base), stage_dir(cfg, "data") / "corpus.jsonl", args.add, langs, out, args.force
+    )
     print(report.read_text(encoding="utf-8"))
 
 
@@ -268,8 +335,10 @@ def _report(cfg: GeckoConfig, args: argparse.Namespace) -> None:
 FORCE_HELP = "redo stale stages even where that deletes their checkpoints or hours of work"
 
 
-STAGE_READS = {"data": "the files named in data.sources (and data.align / data.decontam)",
-               "sft": "RUN/export/hf/ (or sft.init_from) and the conversations in sft.sources"}
+STAGE_READS = {
+    "data": "the files named in data.sources (and data.align / data.decontam)",
+    "sft": "RUN/export/hf/ (or sft.init_from) and the conversations in sft.sources",
+}
 """What a stage reads where its upstream stages' folders do not say it all."""
 
 
@@ -277,10 +346,16 @@ def _stage_doc(stage: Stage) -> tuple[str, str, str]:
     """reads, writes and an example for a stage's --help, from the stage table."""
     reads = STAGE_READS.get(stage.name) or ", ".join(f"RUN/{BY_NAME[u].folder}/" for u in stage.upstream)
     config = "configs/sft-demo.yaml" if stage is SFT else DEMO
-    return reads, f"RUN/{stage.folder}/ (RUN: the config's run_dir)", f"gecko {' '.join(stage.command)} {config}"
+    return (
+        reads,
+        f"RUN/{stage.folder}/ (RUN: the config's run_dir)",
+        f"gecko {' '.join(stage.command)} {config}",
+    )
 
 
-def _add_stage_commands(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+def _add_stage_commands(
+    sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]
+) -> None:
     """One subcommand per entry of the stage table: `gecko train`, `gecko data run`, `gecko sft`, …"""
     extra_args = {"eval": _add_eval_args, "generate": _add_generate_args, "export": _add_export_args}
     for stage in (*STAGES, SFT):
@@ -298,86 +373,175 @@ def _status(args: argparse.Namespace) -> int:
     target = Path(args.target)
     config = target / CONFIG_COPY if target.is_dir() else target
     if target.is_dir() and not config.is_file():
-        raise GeckoError(f"{target}: no {CONFIG_COPY} (not a gecko run folder, or no command has written it yet)")
+        raise GeckoError(
+            f"{target}: no {CONFIG_COPY} (not a gecko run folder, or no command has written it yet)"
+        )
     cfg = load_config(config, args.overrides)
     print("\n".join(status_lines(cfg)))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gecko", description="Build bilingual Korean·English LLMs that code.",
-                     epilog=f"example:\n  gecko run {DEMO}\n`gecko COMMAND --help` says what each command reads "
-                            "and writes.")
+    parser = _Parser(
+        prog="gecko",
+        description="Build bilingual Korean·English LLMs that code.",
+        epilog=f"example:\n  gecko run {DEMO}\n`gecko COMMAND --help` says what each command reads "
+        "and writes.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true", help="debug log lines too")
-    loud.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only: no progress lines")
-    parser.add_argument("--progress-every", type=float, metavar="SECONDS",
-                        help="off a terminal (CI, nohup, Slurm), one progress line per this many seconds "
-                             "(default: 10; $GECKO_PROGRESS_EVERY)")
+    loud.add_argument(
+        "-q", "--quiet", action="store_true", help="warnings and errors only: no progress lines"
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        metavar="SECONDS",
+        help="off a terminal (CI, nohup, Slurm), one progress line per this many seconds "
+        "(default: 10; $GECKO_PROGRESS_EVERY)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = _command(sub, "run", "run every stage of `gecko status` in order, skipping those up to date",
-                   "the config's data sources", "RUN/{data,tokenizer,shards,train,eval,export,generate}/",
-                   f"gecko run {DEMO} train.steps=50")
+    run = _command(
+        sub,
+        "run",
+        "run every stage of `gecko status` in order, skipping those up to date",
+        "the config's data sources",
+        "RUN/{data,tokenizer,shards,train,eval,export,generate}/",
+        f"gecko run {DEMO} train.steps=50",
+    )
     _add_config_args(run)
     run.add_argument("--force", action="store_true", help=FORCE_HELP)
-    status = _command(sub, "status", "each stage's state; stale stages with the field-by-field diff",
-                      "RUN/config.yaml and the stages' markers (never writes, needs no lock)", "nothing (prints)",
-                      "gecko status runs/demo train.steps=600")
-    status.add_argument("target", metavar="RUN|CONFIG",
-                        help="a run folder (compared with RUN/config.yaml, its last config) or a YAML config")
-    status.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.steps=600: what would change")
-    groups = {"data": _group(sub, "data", "corpus commands"), "tokenizer": _group(sub, "tokenizer", "tokenizer commands")}
+    status = _command(
+        sub,
+        "status",
+        "each stage's state; stale stages with the field-by-field diff",
+        "RUN/config.yaml and the stages' markers (never writes, needs no lock)",
+        "nothing (prints)",
+        "gecko status runs/demo train.steps=600",
+    )
+    status.add_argument(
+        "target",
+        metavar="RUN|CONFIG",
+        help="a run folder (compared with RUN/config.yaml, its last config) or a YAML config",
+    )
+    status.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="e.g. train.steps=600: what would change"
+    )
+    groups = {
+        "data": _group(sub, "data", "corpus commands"),
+        "tokenizer": _group(sub, "tokenizer", "tokenizer commands"),
+    }
     _add_stage_commands(sub, groups)
-    imp = _command(sub, "import", "make a Hugging Face LLaMA folder step 0 of RUN/train (continued pretraining)",
-                   "HF_DIR: config.json, safetensors weights, tokenizer.json", "RUN/train/ and RUN/tokenizer/",
-                   f"gecko import ~/models/llama-1b {DEMO}")
+    imp = _command(
+        sub,
+        "import",
+        "make a Hugging Face LLaMA folder step 0 of RUN/train (continued pretraining)",
+        "HF_DIR: config.json, safetensors weights, tokenizer.json",
+        "RUN/train/ and RUN/tokenizer/",
+        f"gecko import ~/models/llama-1b {DEMO}",
+    )
     imp.add_argument("hf_dir", help="folder with config.json, safetensors weights and tokenizer.json")
     _add_config_args(imp)
-    chat = _command(sub, "chat", "chat in the terminal with a model (sampling: the generate section)",
-                    "RUN/sft/hf/, or the folder given with --model (no config needed then)",
-                    "nothing (replies stream to the terminal)", "gecko chat --model runs/demo/sft/hf")
+    chat = _command(
+        sub,
+        "chat",
+        "chat in the terminal with a model (sampling: the generate section)",
+        "RUN/sft/hf/, or the folder given with --model (no config needed then)",
+        "nothing (replies stream to the terminal)",
+        "gecko chat --model runs/demo/sft/hf",
+    )
     _add_config_args(chat, optional=True)
     chat.add_argument("--model", metavar="DIR", help="Hugging Face folder (default: RUN/sft/hf)")
     chat.add_argument("--system", help="system message (default: sft.system)")
     _add_data_commands(groups["data"])
     _add_tokenizer_commands(groups["tokenizer"])
     _add_sandbox_parser(sub)
-    ablate = _command(sub, "ablate", "a grid of small runs varying config keys; table and plot per variant",
-                      "CONFIG and its data sources", "RUN/ablate/: one run folder per variant, a table and a plot",
-                      f"gecko ablate {DEMO} --vary train.lr=1e-3,3e-3 --vary model.preset=tiny")
+    ablate = _command(
+        sub,
+        "ablate",
+        "a grid of small runs varying config keys; table and plot per variant",
+        "CONFIG and its data sources",
+        "RUN/ablate/: one run folder per variant, a table and a plot",
+        f"gecko ablate {DEMO} --vary train.lr=1e-3,3e-3 --vary model.preset=tiny",
+    )
     _add_config_args(ablate)
-    ablate.add_argument("--vary", action="append", required=True, metavar="KEY=V1,V2,…",
-                        help="values of one config key (repeatable: the grid is every combination)")
-    ablate.add_argument("--stages", default="data,tokenizer,tokenize,train,eval",
-                        help="stages to run per variant (default: data,tokenizer,tokenize,train,eval)")
-    ablate.add_argument("--share-tokenizer", action="store_true",
-                        help="every variant uses the first variant's tokenizer, even when the data vary")
+    ablate.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2,…",
+        help="values of one config key (repeatable: the grid is every combination)",
+    )
+    ablate.add_argument(
+        "--stages",
+        default="data,tokenizer,tokenize,train,eval",
+        help="stages to run per variant (default: data,tokenizer,tokenize,train,eval)",
+    )
+    ablate.add_argument(
+        "--share-tokenizer",
+        action="store_true",
+        help="every variant uses the first variant's tokenizer, even when the data vary",
+    )
     ablate.add_argument("--force", action="store_true", help="rerun stages even if complete")
     return parser
 
 
 def _add_data_commands(data: argparse._SubParsersAction) -> None:
     """`gecko data clean` and the single steps, each on files named on the command line."""
-    _add_config_args(_command(data, "clean", "only the clean phase of the data stage", "data.sources",
-                              "RUN/data/clean/ and RUN/data/clean_report.md", f"gecko data clean {DEMO}"))
+    _add_config_args(
+        _command(
+            data,
+            "clean",
+            "only the clean phase of the data stage",
+            "data.sources",
+            "RUN/data/clean/ and RUN/data/clean_report.md",
+            f"gecko data clean {DEMO}",
+        )
+    )
     for step, text in DATA_STEP_HELP.items():
-        p = _command(data, step, text, "IN (--in)", "OUT.jsonl (--out); counts as JSON on stdout",
-                     f"gecko data {step} --in data/sample/ko/kowiki.jsonl --out /tmp/{step}.jsonl")
-        p.add_argument("--in", dest="in_path", required=True, metavar="IN",
-                       help="JSONL, JSON, CSV, TSV, Parquet or text file (also .gz/.zst/.bz2/.xz), or a code folder")
+        p = _command(
+            data,
+            step,
+            text,
+            "IN (--in)",
+            "OUT.jsonl (--out); counts as JSON on stdout",
+            f"gecko data {step} --in data/sample/ko/kowiki.jsonl --out /tmp/{step}.jsonl",
+        )
+        p.add_argument(
+            "--in",
+            dest="in_path",
+            required=True,
+            metavar="IN",
+            help="JSONL, JSON, CSV, TSV, Parquet or text file (also .gz/.zst/.bz2/.xz), or a code folder",
+        )
         p.add_argument("--out", dest="out_path", required=True, metavar="OUT.jsonl")
         p.add_argument("--text-field", default="text", help="field holding the text (default: text)")
-        p.add_argument("--config", help="YAML config whose data section sets the thresholds (default: defaults)")
+        p.add_argument(
+            "--config", help="YAML config whose data section sets the thresholds (default: defaults)"
+        )
         _add_lang_arg(p)
     for step, text in CORPUS_STEP_HELP.items():
-        p = _command(data, step, text, "folders of JSONL files (--in)" if step != "align" else "data.align.sources",
-                     "PATH (--out): a folder, or the corpus.jsonl file for mix",
-                     f"gecko data {step} --in runs/demo/data/clean --out /tmp/{step}" if step != "align"
-                     else f"gecko data align --config {DEMO} --out /tmp/align")
-        p.add_argument("--in", dest="in_path", nargs="+", metavar="DIR", help="input folder(s) of JSONL files")
-        p.add_argument("--out", dest="out_path", required=True, metavar="PATH",
-                       help="output folder (corpus.jsonl file for mix)")
+        p = _command(
+            data,
+            step,
+            text,
+            "folders of JSONL files (--in)" if step != "align" else "data.align.sources",
+            "PATH (--out): a folder, or the corpus.jsonl file for mix",
+            f"gecko data {step} --in runs/demo/data/clean --out /tmp/{step}"
+            if step != "align"
+            else f"gecko data align --config {DEMO} --out /tmp/align",
+        )
+        p.add_argument(
+            "--in", dest="in_path", nargs="+", metavar="DIR", help="input folder(s) of JSONL files"
+        )
+        p.add_argument(
+            "--out",
+            dest="out_path",
+            required=True,
+            metavar="PATH",
+            help="output folder (corpus.jsonl file for mix)",
+        )
         p.add_argument("--config", help="YAML config whose data section is used (default: defaults)")
         p.add_argument("--workers", type=int, help="parallel workers (default: data.workers)")
         if step == "dedup":
@@ -387,16 +551,26 @@ def _add_data_commands(data: argparse._SubParsersAction) -> None:
 
 def _add_tokenizer_commands(tok: argparse._SubParsersAction) -> None:
     """`gecko tokenizer compare|extend|report` (`train` comes from the stage table)."""
-    cmp = _command(tok, "compare", "chars/bytes per token on held-out text: ours vs reference tokenizers",
-                   "RUN/tokenizer/ and the compare section's texts", "RUN/tokenizer/compare/ (or --out): report.md",
-                   f"gecko tokenizer compare {DEMO}")
+    cmp = _command(
+        tok,
+        "compare",
+        "chars/bytes per token on held-out text: ours vs reference tokenizers",
+        "RUN/tokenizer/ and the compare section's texts",
+        "RUN/tokenizer/compare/ (or --out): report.md",
+        f"gecko tokenizer compare {DEMO}",
+    )
     _add_config_args(cmp)
     cmp.add_argument("--out", help="report folder (default: RUN/tokenizer/compare)")
     _add_extend_parser(tok)
-    card = _command(tok, "report", "report card on held-out text: efficiency, byte fallback, unused vocab, "
-                                   "round trip, digits, longest tokens; ours vs references",
-                    "RUN/tokenizer/ and the compare section's texts", "RUN/tokenizer/report/ (or --out)",
-                    f"gecko tokenizer report {DEMO}")
+    card = _command(
+        tok,
+        "report",
+        "report card on held-out text: efficiency, byte fallback, unused vocab, "
+        "round trip, digits, longest tokens; ours vs references",
+        "RUN/tokenizer/ and the compare section's texts",
+        "RUN/tokenizer/report/ (or --out)",
+        f"gecko tokenizer report {DEMO}",
+    )
     _add_config_args(card)
     card.add_argument("--out", help="report folder (default: RUN/tokenizer/report)")
 
@@ -406,23 +580,44 @@ def _ablate(cfg: GeckoConfig, args: argparse.Namespace) -> None:
 
     grid = parse_vary(args.vary)
     grid_variants = variants(args.config, grid, args.overrides)
-    run_ablation(grid_variants, grid, tuple(s.strip() for s in args.stages.split(",")), args.share_tokenizer,
-                 args.force)
+    run_ablation(
+        grid_variants,
+        grid,
+        tuple(s.strip() for s in args.stages.split(",")),
+        args.share_tokenizer,
+        args.force,
+    )
     print(summarize(grid_variants, cfg.run_path / "ablate"))
 
 
 # ── gecko sandbox: the code-evaluation sandbox on its own ─────────────────────────────────────────────
 
+
 def _add_sandbox_parser(sub: argparse._SubParsersAction) -> None:
     box = _group(sub, "sandbox", "the code-evaluation sandbox")
-    _command(box, "check", "which isolation layers this host gives (exit 1 if a required one is missing)",
-             "the kernel's features", "nothing (one line per layer)", "gecko sandbox check")
-    run = _command(box, "run", "run one Python program exactly as code evaluation does", "FILE.py",
-                   "the program's stdout/stderr, then its status line", "gecko sandbox run solution.py --timeout 5")
+    _command(
+        box,
+        "check",
+        "which isolation layers this host gives (exit 1 if a required one is missing)",
+        "the kernel's features",
+        "nothing (one line per layer)",
+        "gecko sandbox check",
+    )
+    run = _command(
+        box,
+        "run",
+        "run one Python program exactly as code evaluation does",
+        "FILE.py",
+        "the program's stdout/stderr, then its status line",
+        "gecko sandbox run solution.py --timeout 5",
+    )
     run.add_argument("file", metavar="FILE.py")
     run.add_argument("--timeout", type=float, default=10.0, help="wall-clock seconds (default: 10)")
-    run.add_argument("--unsafe-no-sandbox", action="store_true",
-                     help="run even where the kernel sandbox is unavailable (rlimits and an audit hook only)")
+    run.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run even where the kernel sandbox is unavailable (rlimits and an audit hook only)",
+    )
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -444,9 +639,15 @@ def _sandbox(args: argparse.Namespace) -> int:
     result = run_sandboxed(program, limits, unsafe_no_sandbox=args.unsafe_no_sandbox)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
-    print(f"gecko sandbox: {result.status} (exit {result.returncode}, {result.seconds:.2f} s, {result.isolation})",
-          file=sys.stderr)
-    return 124 if result.status == "timeout" else (result.returncode if result.returncode > 0 else int(result.status != "passed"))
+    print(
+        f"gecko sandbox: {result.status} (exit {result.returncode}, {result.seconds:.2f} s, {result.isolation})",
+        file=sys.stderr,
+    )
+    return (
+        124
+        if result.status == "timeout"
+        else (result.returncode if result.returncode > 0 else int(result.status != "passed"))
+    )
 
 
 DEVICE_COMMANDS = ("run", "train", "eval", "generate", "sft", "import", "chat")
@@ -464,12 +665,17 @@ def _version() -> str:
 
 def _load(args: argparse.Namespace) -> GeckoConfig | None:
     if getattr(args, "model", None) and args.config and "=" in args.config and not Path(args.config).exists():
-        args.overrides, args.config = [args.config, *args.overrides], None  # `gecko chat --model DIR key=value`
+        args.overrides, args.config = (
+            [args.config, *args.overrides],
+            None,
+        )  # `gecko chat --model DIR key=value`
     if args.config is None and not getattr(args, "model", None):
         raise GeckoError(f"gecko {args.command}: give a config (e.g. {DEMO}) or --model DIR")
-    cfg = load_config(args.config, [*args.overrides, *_eval_overrides(args), *_generate_overrides(args),
-                                    *_export_overrides(args)],
-                      needs_device=args.command in DEVICE_COMMANDS)
+    cfg = load_config(
+        args.config,
+        [*args.overrides, *_eval_overrides(args), *_generate_overrides(args), *_export_overrides(args)],
+        needs_device=args.command in DEVICE_COMMANDS,
+    )
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2, ensure_ascii=False))
         return None

@@ -39,17 +39,31 @@ class Range:
 
     def admits(self, value: float) -> bool:
         """NaN and infinities fail: comparisons with NaN are false, and no field means ±inf."""
-        return (math.isfinite(value) and (self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
-                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+        return (
+            math.isfinite(value)
+            and (self.ge is None or value >= self.ge)
+            and (self.gt is None or value > self.gt)
+            and (self.le is None or value <= self.le)
+            and (self.lt is None or value < self.lt)
+        )
 
     def __str__(self) -> str:
-        bounds = [f"{op} {bound:g}" for op, bound in (("≥", self.ge), (">", self.gt), ("≤", self.le), ("<", self.lt))
-                  if bound is not None]
+        bounds = [
+            f"{op} {bound:g}"
+            for op, bound in (("≥", self.ge), (">", self.gt), ("≤", self.le), ("<", self.lt))
+            if bound is not None
+        ]
         return " and ".join(bounds)
 
 
-def ranged(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-           lt: float | None = None) -> Any:
+def ranged(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
     """A field with a default and the range its values must lie in, checked when a config is loaded."""
     return field(default=default, metadata={"range": Range(ge, gt, le, lt)})
 
@@ -185,8 +199,19 @@ class CleanConfig:
 class PiiConfig:
     enabled: bool = True
     """Replace PII by typed placeholders such as <PHONE>; counts per type go to the document metadata."""
-    types: tuple[str, ...] = ("secret", "email", "rrn", "frn", "card", "brn", "phone", "driver_license",
-                              "bank_account", "passport", "ip")
+    types: tuple[str, ...] = (
+        "secret",
+        "email",
+        "rrn",
+        "frn",
+        "card",
+        "brn",
+        "phone",
+        "driver_license",
+        "bank_account",
+        "passport",
+        "ip",
+    )
     """Types to replace (all by default; docs/cleaning.md lists each one's rule)."""
 
 
@@ -442,18 +467,49 @@ class TrainConfig:
     `steps` at `lr`). When set, `steps` must equal their sum; `lr` and `warmup_steps` are not used."""
 
 
-EVAL_TASKS = ("bpb", "kmmlu", "mmlu", "gsm8k", "humaneval", "mbpp", "kobest_boolq", "kobest_copa",
-              "kobest_hellaswag", "kobest_sentineg", "kobest_wic", "arc_easy", "arc_challenge", "piqa",
-              "winogrande", "lambada")
+EVAL_TASKS = (
+    "bpb",
+    "kmmlu",
+    "mmlu",
+    "gsm8k",
+    "humaneval",
+    "mbpp",
+    "kobest_boolq",
+    "kobest_copa",
+    "kobest_hellaswag",
+    "kobest_sentineg",
+    "kobest_wic",
+    "arc_easy",
+    "arc_challenge",
+    "piqa",
+    "winogrande",
+    "lambada",
+)
 """Built-in eval tasks; a name from eval.mc_sets or a task file is a task too."""
-SUITES = {"early": ("bpb", "kobest_boolq", "kobest_copa", "kobest_hellaswag", "kobest_sentineg", "kobest_wic",
-                    "arc_easy", "arc_challenge", "piqa", "winogrande", "lambada", "kmmlu", "mmlu")}
+SUITES = {
+    "early": (
+        "bpb",
+        "kobest_boolq",
+        "kobest_copa",
+        "kobest_hellaswag",
+        "kobest_sentineg",
+        "kobest_wic",
+        "arc_easy",
+        "arc_challenge",
+        "piqa",
+        "winogrande",
+        "lambada",
+        "kmmlu",
+        "mmlu",
+    )
+}
 """Named task lists (docs/evaluation.md): `early` gives signal at proxy scale (bits per byte, cloze tasks)."""
 
 
 @dataclass(frozen=True)
 class MCSetConfig:
     """A local multiple-choice set (JSONL or CSV) mapped onto question / choices / answer."""
+
     name: str
     path: str
     question: str = "question"
@@ -583,8 +639,11 @@ class SFTConfig:
     """System message for conversations that have none (None: no system turn)."""
     val_fraction: float = ranged(0.05, gt=0, lt=1)
     """Share of conversations (chosen by hashed id) held out for evaluation."""
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        seq_len=256, batch_size=8, steps=200, lr=3e-4, warmup_steps=20, eval_every=100, log_every=10))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            seq_len=256, batch_size=8, steps=200, lr=3e-4, warmup_steps=20, eval_every=100, log_every=10
+        )
+    )
     """The same trainer settings as pretraining; lr is ~10× lower because the model is already trained."""
 
 
@@ -661,8 +720,9 @@ class Origin:
         return self.file
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (), *,
-                needs_device: bool = False) -> GeckoConfig:
+def load_config(
+    path: str | Path | None = None, overrides: typing.Sequence[str] = (), *, needs_device: bool = False
+) -> GeckoConfig:
     """Read YAML (or start from defaults), apply `a.b=value` overrides, validate, freeze. `needs_device`: the
     caller will train or run the model, so train.device must exist here (data stages run on CPU machines)."""
     raw: dict[str, Any] = {}
@@ -689,10 +749,11 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     try:
         text = data.decode("utf-8-sig")  # a byte-order mark, as Windows editors write it, is not an error
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
+        line = data[: e.start].count(b"\n") + 1
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise ConfigError(f"{path}:{line}:{column}: not UTF-8 (byte 0x{data[e.start]:02x}); save the config "
-                          "as UTF-8") from None
+        raise ConfigError(
+            f"{path}:{line}:{column}: not UTF-8 (byte 0x{data[e.start]:02x}); save the config as UTF-8"
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -718,8 +779,9 @@ def _key_lines(node: yaml.Node, prefix: str, path: Path, lines: dict[str, int]) 
         for key_node, value_node in node.value:
             key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
             if key in lines:
-                raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: duplicate key {key} (first on line "
-                                  f"{lines[key]})")
+                raise ConfigError(
+                    f"{path}:{key_node.start_mark.line + 1}: duplicate key {key} (first on line {lines[key]})"
+                )
             lines[key] = key_node.start_mark.line + 1
             _key_lines(value_node, key, path, lines)
     elif isinstance(node, yaml.SequenceNode):
@@ -742,7 +804,9 @@ def _apply_override(raw: dict[str, Any], item: str) -> str:
     try:
         node[leaf] = yaml.safe_load(value)
     except yaml.YAMLError as e:
-        raise ConfigError(f"override {item!r}: invalid YAML value: {getattr(e, 'problem', None) or e}") from None
+        raise ConfigError(
+            f"override {item!r}: invalid YAML value: {getattr(e, 'problem', None) or e}"
+        ) from None
     return key
 
 
@@ -766,8 +830,9 @@ def build(cls: type, raw: Any, where: Origin, prefix: str) -> Any:
         bounds = fields[name].metadata.get("range")
         if bounds is not None and kwargs[name] is not None and not bounds.admits(kwargs[name]):
             nullable = type(None) in typing.get_args(hints[name])
-            raise ConfigError(f"{where.at(key)}: {key}={value!r} must be {bounds}"
-                              + (" (or null)" if nullable else ""))
+            raise ConfigError(
+                f"{where.at(key)}: {key}={value!r} must be {bounds}" + (" (or null)" if nullable else "")
+            )
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:  # a required field is missing, or __post_init__ rejects a value
@@ -801,7 +866,10 @@ def _coerce(tp: Any, value: Any, where: Origin, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where.at(key)}: {key} must be a mapping, found {value!r}")
-        return {_coerce(args[0], k, where, key): _coerce(args[1], v, where, f"{key}.{k}") for k, v in value.items()}
+        return {
+            _coerce(args[0], k, where, key): _coerce(args[1], v, where, f"{key}.{k}")
+            for k, v in value.items()
+        }
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
@@ -823,20 +891,36 @@ def validate(cfg: GeckoConfig, where: Origin) -> None:
     starved = sorted(lang for lang, share in cfg.data.mix.items() if share > 0 and lang not in fed)
     unknown = sorted(set(cfg.data.mix) - set(LANGS))
     t = cfg.train
-    _check(where, [
-        (not dupes, f"data.sources: duplicate source name {dupes[0] if dupes else ''!r}"),
-        (not unknown, f"data.mix.{unknown[0] if unknown else ''}: unknown language (known: {', '.join(LANGS)})"),
-        (abs(total - 1.0) <= 1e-6 and all(v >= 0 for v in cfg.data.mix.values()),
-         f"data.mix shares must be ≥ 0 and sum to 1, found sum {total:.4f}"),
-        (not (cfg.data.sources and starved),
-         f"data.mix.{starved[0] if starved else ''} > 0 but no source has lang {starved[0] if starved else ''}"),
-        (bool(t.stages) or t.warmup_steps < t.steps,  # with stages, each stage has its own warmup
-         f"train.warmup_steps={t.warmup_steps} must be < train.steps ({t.steps})"),
-        (t.loss_spike_factor == 0 or t.loss_spike_factor > 1,
-         f"train.loss_spike_factor={t.loss_spike_factor} must be 0 (off) or > 1"),
-        (cfg.sft.train.warmup_steps < cfg.sft.train.steps,
-         f"sft.train.warmup_steps={cfg.sft.train.warmup_steps} must be < sft.train.steps ({cfg.sft.train.steps})"),
-    ])
+    _check(
+        where,
+        [
+            (not dupes, f"data.sources: duplicate source name {dupes[0] if dupes else ''!r}"),
+            (
+                not unknown,
+                f"data.mix.{unknown[0] if unknown else ''}: unknown language (known: {', '.join(LANGS)})",
+            ),
+            (
+                abs(total - 1.0) <= 1e-6 and all(v >= 0 for v in cfg.data.mix.values()),
+                f"data.mix shares must be ≥ 0 and sum to 1, found sum {total:.4f}",
+            ),
+            (
+                not (cfg.data.sources and starved),
+                f"data.mix.{starved[0] if starved else ''} > 0 but no source has lang {starved[0] if starved else ''}",
+            ),
+            (
+                bool(t.stages) or t.warmup_steps < t.steps,  # with stages, each stage has its own warmup
+                f"train.warmup_steps={t.warmup_steps} must be < train.steps ({t.steps})",
+            ),
+            (
+                t.loss_spike_factor == 0 or t.loss_spike_factor > 1,
+                f"train.loss_spike_factor={t.loss_spike_factor} must be 0 (off) or > 1",
+            ),
+            (
+                cfg.sft.train.warmup_steps < cfg.sft.train.steps,
+                f"sft.train.warmup_steps={cfg.sft.train.warmup_steps} must be < sft.train.steps ({cfg.sft.train.steps})",
+            ),
+        ],
+    )
     _validate_eval(cfg.eval, t.eval_tasks, where)
     _validate_stages(t, where)
     _validate_data_phases(cfg.data, where)
@@ -856,8 +940,15 @@ def _validate_device(device: str, where: Origin) -> None:
     if device == "cuda":
         import torch  # only here: loading a config must not cost a torch import
 
-        _check(where, [(torch.cuda.is_available(),
-                        "train.device='cuda' but no CUDA device is available (use auto or cpu)")])
+        _check(
+            where,
+            [
+                (
+                    torch.cuda.is_available(),
+                    "train.device='cuda' but no CUDA device is available (use auto or cpu)",
+                )
+            ],
+        )
 
 
 def expand_tasks(tasks: tuple[str, ...], suite: str = "none") -> tuple[str, ...]:
@@ -874,28 +965,48 @@ def _validate_eval(e: EvalConfig, train_tasks: tuple[str, ...], where: Origin) -
     bad_train_task = next((t for t in train_tasks if t not in benchmarks and not e.task_files), None)
     clash = sorted({m.name for m in e.mc_sets} & set(EVAL_TASKS))
     too_big = [k for k in e.code_pass_k if not 1 <= k <= e.code_samples]
-    _check(where, [
-        (bad_task is None, f"eval.tasks: unknown task {bad_task!r} (known: {', '.join(known)})"),
-        (bad_train_task is None,
-         f"train.eval_tasks: unknown task {bad_train_task!r} (known: {', '.join(benchmarks)})"),
-        (e.gsm8k_fewshot != "standard" or 0 <= e.gsm8k_shots <= 8,
-         f"eval.gsm8k_shots={e.gsm8k_shots}: the standard exemplars are 8 (set eval.gsm8k_fewshot=train for more)"),
-        (not clash, f"eval.mc_sets: name {clash[0] if clash else ''!r} is a built-in task"),
-        (not too_big, f"eval.code_pass_k contains {too_big[0] if too_big else ''}, but pass@k needs "
-                      f"1 ≤ k ≤ eval.code_samples ({e.code_samples})"),
-    ])
+    _check(
+        where,
+        [
+            (bad_task is None, f"eval.tasks: unknown task {bad_task!r} (known: {', '.join(known)})"),
+            (
+                bad_train_task is None,
+                f"train.eval_tasks: unknown task {bad_train_task!r} (known: {', '.join(benchmarks)})",
+            ),
+            (
+                e.gsm8k_fewshot != "standard" or 0 <= e.gsm8k_shots <= 8,
+                f"eval.gsm8k_shots={e.gsm8k_shots}: the standard exemplars are 8 (set eval.gsm8k_fewshot=train for more)",
+            ),
+            (not clash, f"eval.mc_sets: name {clash[0] if clash else ''!r} is a built-in task"),
+            (
+                not too_big,
+                f"eval.code_pass_k contains {too_big[0] if too_big else ''}, but pass@k needs "
+                f"1 ≤ k ≤ eval.code_samples ({e.code_samples})",
+            ),
+        ],
+    )
 
 
 def _validate_stages(t: TrainConfig, where: Origin) -> None:
     """train.stages must add up to train.steps, so the schedule, checkpoints and resume agree on the end."""
     total = sum(s.steps for s in t.stages)
-    _check(where, [
-        (not t.stages or total == t.steps,
-         f"train.steps={t.steps} but train.stages add up to {total} steps; set train.steps={total}"),
-        *((s.steps >= 1 and s.lr >= 0 and 0 <= s.warmup_steps < s.steps,
-           f"train.stages[{i}] ({s.name}): need steps ≥ 1, lr ≥ 0 and 0 ≤ warmup_steps < steps (found "
-           f"{s.steps}, {s.lr}, {s.warmup_steps})") for i, s in enumerate(t.stages)),
-    ])
+    _check(
+        where,
+        [
+            (
+                not t.stages or total == t.steps,
+                f"train.steps={t.steps} but train.stages add up to {total} steps; set train.steps={total}",
+            ),
+            *(
+                (
+                    s.steps >= 1 and s.lr >= 0 and 0 <= s.warmup_steps < s.steps,
+                    f"train.stages[{i}] ({s.name}): need steps ≥ 1, lr ≥ 0 and 0 ≤ warmup_steps < steps (found "
+                    f"{s.steps}, {s.lr}, {s.warmup_steps})",
+                )
+                for i, s in enumerate(t.stages)
+            ),
+        ],
+    )
 
 
 def _validate_data_phases(data: DataConfig, where: Origin) -> None:
@@ -903,19 +1014,31 @@ def _validate_data_phases(data: DataConfig, where: Origin) -> None:
     names = {s.name for s in data.sources} | {f"align/{a.name}" for a in data.align.sources}
     unknown = sorted(set(data.source_weights) - names)
     a = data.align
-    _check(where, [
-        (not unknown, f"data.source_weights.{unknown[0] if unknown else ''}: no such source "
-                      f"(known: {', '.join(sorted(names))})"),
-        (a.min_len_ratio < a.max_len_ratio,
-         f"data.align.min_len_ratio={a.min_len_ratio} must be < data.align.max_len_ratio ({a.max_len_ratio})"),
-        (all(w >= 0 for w in data.source_weights.values()), "data.source_weights must be ≥ 0"),
-        (all(v > 0 for v in data.bytes_per_token.values()), "data.bytes_per_token must be > 0"),
-    ])
+    _check(
+        where,
+        [
+            (
+                not unknown,
+                f"data.source_weights.{unknown[0] if unknown else ''}: no such source "
+                f"(known: {', '.join(sorted(names))})",
+            ),
+            (
+                a.min_len_ratio < a.max_len_ratio,
+                f"data.align.min_len_ratio={a.min_len_ratio} must be < data.align.max_len_ratio ({a.max_len_ratio})",
+            ),
+            (all(w >= 0 for w in data.source_weights.values()), "data.source_weights must be ≥ 0"),
+            (all(v > 0 for v in data.bytes_per_token.values()), "data.bytes_per_token must be > 0"),
+        ],
+    )
 
 
 SINK_PACKAGES: dict[str, tuple[str, str] | None] = {
-    "tensorboard": ("tensorboard", "train"), "wandb": ("wandb", "trackers"), "mlflow": ("mlflow", "trackers"),
-    "trackio": ("trackio", "trackers"), "jsonl": None}
+    "tensorboard": ("tensorboard", "train"),
+    "wandb": ("wandb", "trackers"),
+    "mlflow": ("mlflow", "trackers"),
+    "trackio": ("trackio", "trackers"),
+    "jsonl": None,
+}
 """logging sink → (the module gecko.tracking imports for it, the extra that installs it); None: no package."""
 
 
@@ -926,8 +1049,10 @@ def missing_package(sinks: tuple[str, ...]) -> str | None:
         package = SINK_PACKAGES[sink]
         if package is not None and importlib.util.find_spec(package[0]) is None:
             module, extra = package
-            return (f"logging.sinks includes {sink} but the {module} package is not installed: "
-                    f"{pip_hint(extra)} (or remove {sink} from logging.sinks)")
+            return (
+                f"logging.sinks includes {sink} but the {module} package is not installed: "
+                f"{pip_hint(extra)} (or remove {sink} from logging.sinks)"
+            )
     return None
 
 
@@ -935,11 +1060,14 @@ def _validate_logging(c: LoggingConfig, where: Origin) -> None:
     """A sink whose package is missing stops the command now, not when the stage that logs starts."""
     repeated = sorted({s for s in c.sinks if c.sinks.count(s) > 1})
     missing = missing_package(c.sinks)
-    _check(where, [
-        (not repeated, f"logging.sinks lists {repeated[0] if repeated else ''} twice"),
-        (bool(c.project.strip()), "logging.project must not be empty"),
-        (missing is None, missing or ""),
-    ])
+    _check(
+        where,
+        [
+            (not repeated, f"logging.sinks lists {repeated[0] if repeated else ''} twice"),
+            (bool(c.project.strip()), "logging.project must not be empty"),
+            (missing is None, missing or ""),
+        ],
+    )
 
 
 def to_dict(obj: Any) -> Any:

@@ -19,8 +19,19 @@ from gecko.model.llama import LlamaConfig
 from gecko.shards import Shards
 from gecko.tokens import file_sha256
 
-_CONFIG_KEY = {name: f"model.{name}" for name in (
-    "dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "max_seq_len", "rope_theta", "tie_embeddings")}
+_CONFIG_KEY = {
+    name: f"model.{name}"
+    for name in (
+        "dim",
+        "n_layers",
+        "n_heads",
+        "n_kv_heads",
+        "ffn_dim",
+        "max_seq_len",
+        "rope_theta",
+        "tie_embeddings",
+    )
+}
 
 
 def shape_mismatch(run: LlamaConfig, hf: LlamaConfig) -> list[str]:
@@ -61,5 +72,7 @@ def _check_tokenizer(hf_dir: Path, shards: Shards) -> None:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; it must be the tokenizer the shards were made with")
     if file_sha256(path) != shards.meta["tokenizer_sha256"]:
-        raise CheckpointError(f"{path} is not the tokenizer of {shards.path} (sha256 differs); tokenize the "
-                              "corpus with the folder's tokenizer first")
+        raise CheckpointError(
+            f"{path} is not the tokenizer of {shards.path} (sha256 differs); tokenize the "
+            "corpus with the folder's tokenizer first"
+        )

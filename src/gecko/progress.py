@@ -20,7 +20,8 @@ import time
 from typing import IO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress as RichProgress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
 
 EVERY_ENV = "GECKO_PROGRESS_EVERY"
 DEFAULT_EVERY_S = 10.0
@@ -60,8 +61,14 @@ class _Live:
 
     def __enter__(self) -> _Live:
         if self.enabled and self.stream.isatty():
-            self._rich = RichProgress(TextColumn("{task.description}", style="bold", markup=False), BarColumn(), *self._columns(),
-                                      TimeRemainingColumn(), console=Console(file=self.stream), transient=False)
+            self._rich = RichProgress(
+                TextColumn("{task.description}", style="bold", markup=False),
+                BarColumn(),
+                *self._columns(),
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+                transient=False,
+            )
             self._rich.start()
             self._task = self._rich.add_task(self.name, total=self._bar_total(), info="")
         return self
@@ -99,8 +106,14 @@ class _Live:
 class Progress(_Live):
     """Documents and bytes done of an optional byte total; `line()` is the plain-text form."""
 
-    def __init__(self, name: str, total_bytes: int | None = None, every_s: float | None = None,
-                 stream: IO[str] | None = None, show: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        total_bytes: int | None = None,
+        every_s: float | None = None,
+        stream: IO[str] | None = None,
+        show: bool = True,
+    ) -> None:
         super().__init__(name, every_s, stream, show)
         self.total = total_bytes
         self.docs = self.nbytes = 0
@@ -136,7 +149,9 @@ class Progress(_Live):
     def _refresh(self) -> None:
         assert self._rich is not None
         docs_s, mb_s = self.rates()
-        self._rich.update(self._task, completed=self.nbytes, info=f"{self.docs:,} docs {docs_s:,.0f}/s {mb_s:.1f} MB/s")
+        self._rich.update(
+            self._task, completed=self.nbytes, info=f"{self.docs:,} docs {docs_s:,.0f}/s {mb_s:.1f} MB/s"
+        )
 
 
 class Steps(_Live):
@@ -145,8 +160,16 @@ class Steps(_Live):
     The rate counts only the steps done in this process, so a resumed run's ETA is not flattered by the steps
     it loaded."""
 
-    def __init__(self, name: str, total: int | None, done: int = 0, unit: str = "steps",
-                 every_s: float | None = None, stream: IO[str] | None = None, show: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        total: int | None,
+        done: int = 0,
+        unit: str = "steps",
+        every_s: float | None = None,
+        stream: IO[str] | None = None,
+        show: bool = True,
+    ) -> None:
         super().__init__(name, every_s, stream, show)
         self.total, self.done, self.first, self.unit = total, done, done, unit
         self.note = ""
@@ -180,7 +203,11 @@ class Steps(_Live):
         if final:
             parts.append(f"done in {elapsed:.0f} s")
         else:
-            left = (self.total - self.done) / rate if self.total and rate > 0 and self.done < self.total else None
+            left = (
+                (self.total - self.done) / rate
+                if self.total and rate > 0 and self.done < self.total
+                else None
+            )
             parts.append(f"ETA {_duration(left) if left is not None else '--'}")
         return f"{self.name}: " + ", ".join(parts)
 
@@ -188,8 +215,10 @@ class Steps(_Live):
         return self.total
 
     def _columns(self) -> list[ProgressColumn]:
-        return [TextColumn("{task.completed:,.0f}" + ("/{task.total:,.0f}" if self.total else "")),
-                TextColumn("{task.fields[info]}")]
+        return [
+            TextColumn("{task.completed:,.0f}" + ("/{task.total:,.0f}" if self.total else "")),
+            TextColumn("{task.fields[info]}"),
+        ]
 
     def _refresh(self) -> None:
         assert self._rich is not None

@@ -59,11 +59,16 @@ def run_lock(run_dir: Path, command: str | None = None) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunLockedError(f"{run_dir} is in use by {describe(_read(path))}; wait for it to finish "
-                                 "or stop it (one writer per run folder)") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "command": command or " ".join(["gecko", *sys.argv[1:]]),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            raise RunLockedError(
+                f"{run_dir} is in use by {describe(_read(path))}; wait for it to finish "
+                "or stop it (one writer per run folder)"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command or " ".join(["gecko", *sys.argv[1:]]),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         yield
@@ -74,7 +79,9 @@ def run_lock(run_dir: Path, command: str | None = None) -> Iterator[None]:
 def describe(info: dict[str, Any] | None) -> str:
     if not info:
         return "another process (its lock record is unreadable)"
-    return f"pid {info.get('pid')} on {info.get('host')} ({info.get('command')!r}, since {info.get('started')})"
+    return (
+        f"pid {info.get('pid')} on {info.get('host')} ({info.get('command')!r}, since {info.get('started')})"
+    )
 
 
 def _read(path: Path) -> dict[str, Any] | None:

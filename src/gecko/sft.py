@@ -26,12 +26,12 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
+from gecko.atomic import write_bytes, write_json, write_npy, write_text
 from gecko.config import ChatSourceConfig, GeckoConfig, SFTConfig
 from gecko.data.document import json_records
 from gecko.errors import CheckpointError, DataError
 from gecko.infer.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
 from gecko.model.llama import Llama
-from gecko.atomic import write_bytes, write_json, write_npy, write_text
 from gecko.shards import INDEX_DTYPE, META_FILE, Shards, unit_hash
 from gecko.train.loader import Batch
 
@@ -79,8 +79,13 @@ def _qa_rows(path: Path, src: ChatSourceConfig) -> Iterator[tuple[str, list[Mess
             question, answer = row[src.question], row[src.answer]
             if not isinstance(question, str) or not isinstance(answer, str):
                 raise DataError(f"{where}: row has fewer columns than the header")
-            yield where, [{"role": "user", "content": src.prompt.format(question=question.strip())},
-                          {"role": "assistant", "content": answer.strip()}]
+            yield (
+                where,
+                [
+                    {"role": "user", "content": src.prompt.format(question=question.strip())},
+                    {"role": "assistant", "content": answer.strip()},
+                ],
+            )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -91,14 +96,16 @@ def split_key(messages: list[Message]) -> str:
     return next((m["content"] for m in messages if m["role"] == "user"), messages[0]["content"])
 
 
-def prepare_sft_data(cfg: SFTConfig, tokenizer: Tokenizer, template: str, bos: str, seq_len: int,
-                     out_dir: Path, seed: int) -> dict[str, Any]:
+def prepare_sft_data(
+    cfg: SFTConfig, tokenizer: Tokenizer, template: str, bos: str, seq_len: int, out_dir: Path, seed: int
+) -> dict[str, Any]:
     """Tokenize every conversation into train/val shards plus assistant masks; a conversation longer
     than seq_len+1 tokens or with an empty reply is counted in stats.json, not trained on."""
     if not cfg.sources:
         raise DataError("sft.sources is empty: list at least one conversation file")
     parts: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[tuple[int, int, int]]]] = {
-        s: ([], [], []) for s in SPLITS}
+        s: ([], [], []) for s in SPLITS
+    }
     stats: dict[str, Counter[str]] = {}
     for src in cfg.sources:
         counts = stats.setdefault(src.name, Counter())
@@ -117,14 +124,18 @@ def prepare_sft_data(cfg: SFTConfig, tokenizer: Tokenizer, template: str, bos: s
             masks.append(np.asarray(mask, dtype=bool))
             rows.append((len(ids), LANGS.index(src.lang), len(render(messages, template, bos).encode())))
     meta = _write_shards(parts, tokenizer, [s.name for s in cfg.sources], out_dir)
-    summary = {"sources": {k: dict(v) for k, v in stats.items()},
-               "splits": meta["splits"], "assistant_tokens": meta["assistant_tokens"]}
+    summary = {
+        "sources": {k: dict(v) for k, v in stats.items()},
+        "splits": meta["splits"],
+        "assistant_tokens": meta["assistant_tokens"],
+    }
     write_json(out_dir / "stats.json", summary)
     return summary
 
 
-def _write_shards(parts: dict[str, Any], tokenizer: Tokenizer, sources: list[str],
-                  out_dir: Path) -> dict[str, Any]:
+def _write_shards(
+    parts: dict[str, Any], tokenizer: Tokenizer, sources: list[str], out_dir: Path
+) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     dtype = np.uint16 if tokenizer.get_vocab_size() <= 1 << 16 else np.uint32
     splits, assistant = {}, {}
@@ -141,11 +152,19 @@ def _write_shards(parts: dict[str, Any], tokenizer: Tokenizer, sources: list[str
         write_npy(out_dir / f"{split}.mask.npy", np.concatenate(masks) if masks else np.zeros(0, bool))
         splits[split] = {"tokens": len(flat), "docs": len(rows)}
         assistant[split] = int(sum(m.sum() for m in masks))
-    meta = {"format": "sft", "dtype": np.dtype(dtype).name, "vocab_size": tokenizer.get_vocab_size(),
-            "bos_id": tokenizer.token_to_id("<s>"), "eos_id": tokenizer.token_to_id("</s>"),
-            "pad_id": tokenizer.token_to_id("<pad>") or 0,
-            "tokenizer_sha256": hashlib.sha256(tokenizer.to_str().encode()).hexdigest(),
-            "langs": list(LANGS), "sources": sources, "splits": splits, "assistant_tokens": assistant}
+    meta = {
+        "format": "sft",
+        "dtype": np.dtype(dtype).name,
+        "vocab_size": tokenizer.get_vocab_size(),
+        "bos_id": tokenizer.token_to_id("<s>"),
+        "eos_id": tokenizer.token_to_id("</s>"),
+        "pad_id": tokenizer.token_to_id("<pad>") or 0,
+        "tokenizer_sha256": hashlib.sha256(tokenizer.to_str().encode()).hexdigest(),
+        "langs": list(LANGS),
+        "sources": sources,
+        "splits": splits,
+        "assistant_tokens": assistant,
+    }
     write_json(out_dir / META_FILE, meta)  # last: its presence means the folder is complete
     return meta
 
@@ -185,8 +204,10 @@ class SFTLoader:
         self.epoch, self.cursor = 0, 0
         self._rows = self._epoch_rows()
         if len(self._rows) < batch_size:
-            raise CheckpointError(f"sft {split} split packs into {len(self._rows)} rows of {seq_len + 1} "
-                                  f"tokens, fewer than batch_size={batch_size}; add data or lower the batch")
+            raise CheckpointError(
+                f"sft {split} split packs into {len(self._rows)} rows of {seq_len + 1} "
+                f"tokens, fewer than batch_size={batch_size}; add data or lower the batch"
+            )
 
     def _epoch_rows(self) -> list[list[int]]:
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.lengths))
@@ -199,7 +220,7 @@ class SFTLoader:
         if self.cursor + self.batch_size > len(self._rows):
             self.epoch, self.cursor = self.epoch + 1, 0
             self._rows = self._epoch_rows()
-        rows = self._rows[self.cursor: self.cursor + self.batch_size]
+        rows = self._rows[self.cursor : self.cursor + self.batch_size]
         self.cursor += self.batch_size
         return self.collate(rows)
 
@@ -212,25 +233,43 @@ class SFTLoader:
             at = 0
             for d, i in enumerate(convs):
                 n, s = int(self.lengths[i]), int(self.starts[i])
-                tokens[r, at: at + n] = self.tokens[s: s + n]
-                mask[r, at: at + n] = self.mask[s: s + n]
-                docs[r, at: at + n], pos[r, at: at + n], langs[r, at: at + n] = d, np.arange(n), self.langs[i]
+                tokens[r, at : at + n] = self.tokens[s : s + n]
+                mask[r, at : at + n] = self.mask[s : s + n]
+                docs[r, at : at + n], pos[r, at : at + n], langs[r, at : at + n] = (
+                    d,
+                    np.arange(n),
+                    self.langs[i],
+                )
                 at += n
             docs[r, at:], pos[r, at:] = len(convs), np.arange(T - at)  # padding: a document of its own
         t = torch.from_numpy
-        return Batch(t(tokens[:, :-1]), t(tokens[:, 1:]), t(docs[:, :-1]), t(pos[:, :-1]), t(langs[:, 1:]),
-                     loss_mask=t(mask[:, 1:]))
+        return Batch(
+            t(tokens[:, :-1]),
+            t(tokens[:, 1:]),
+            t(docs[:, :-1]),
+            t(pos[:, :-1]),
+            t(langs[:, 1:]),
+            loss_mask=t(mask[:, 1:]),
+        )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "cursor": self.cursor, "seed": self.seed,
-                "fingerprint": self.fingerprint, "seq_len": self.seq_len, "batch_size": self.batch_size}
+        return {
+            "epoch": self.epoch,
+            "cursor": self.cursor,
+            "seed": self.seed,
+            "fingerprint": self.fingerprint,
+            "seq_len": self.seq_len,
+            "batch_size": self.batch_size,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mine = self.state_dict()
         for key in ("fingerprint", "seed", "seq_len", "batch_size"):
             if state[key] != mine[key]:
-                raise CheckpointError(f"sft loader: checkpoint has {key}={state[key]!r} but this run has "
-                                      f"{mine[key]!r}; resume with the same conversations and batch layout")
+                raise CheckpointError(
+                    f"sft loader: checkpoint has {key}={state[key]!r} but this run has "
+                    f"{mine[key]!r}; resume with the same conversations and batch layout"
+                )
         self.epoch, self.cursor = state["epoch"], state["cursor"]
         self._rows = self._epoch_rows()
 
@@ -240,8 +279,9 @@ class SFTLoader:
 
 
 @torch.no_grad()
-def evaluate_sft(model: Llama, shards: Shards, seq_len: int, batch_size: int,
-                 device: torch.device) -> dict[str, float]:
+def evaluate_sft(
+    model: Llama, shards: Shards, seq_len: int, batch_size: int, device: torch.device
+) -> dict[str, float]:
     """Mean loss (nats) per assistant token of the held-out conversations, per language and overall."""
     if not shards.meta["splits"]["val"]["docs"]:
         return {}
@@ -251,7 +291,7 @@ def evaluate_sft(model: Llama, shards: Shards, seq_len: int, batch_size: int,
     model.eval()
     total, count = torch.zeros(len(LANGS) + 1), torch.zeros(len(LANGS) + 1)
     for i in range(0, len(rows), batch_size):
-        b = loader.collate(rows[i: i + batch_size])
+        b = loader.collate(rows[i : i + batch_size])
         logits = model(b.inputs.to(device), b.positions.to(device), b.doc_ids.to(device))
         loss = F.cross_entropy(logits.flatten(0, 1), b.targets.to(device).flatten(), reduction="none").cpu()
         keep = b.loss_mask.flatten()
@@ -273,16 +313,18 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Fine-tune the Hugging Face model in init_dir on cfg.sft.sources; write out_dir/{data, train,
     hf, eval.json, report.md}. An interrupted run resumes from its last checkpoint."""
     from gecko.export.card import model_card
+    from gecko.model.device import pick_device
     from gecko.model.hf import export_hf, load_hf
     from gecko.train.metrics import MetricsLog, read_metrics
-    from gecko.model.device import pick_device
     from gecko.train.trainer import Trainer, build_optimizer
 
     t = cfg.sft.train
     model, model_cfg = load_hf(init_dir)
     if model_cfg.max_seq_len < t.seq_len:
-        raise CheckpointError(f"{init_dir}: the model's context is {model_cfg.max_seq_len} tokens; "
-                              f"sft.train.seq_len={t.seq_len} must not exceed it")
+        raise CheckpointError(
+            f"{init_dir}: the model's context is {model_cfg.max_seq_len} tokens; "
+            f"sft.train.seq_len={t.seq_len} must not exceed it"
+        )
     tokenizer = Tokenizer.from_file(str(init_dir / "tokenizer.json"))
     template, bos = read_chat_template(init_dir)
     data_dir = out_dir / "data"
@@ -291,33 +333,50 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
     shards = Shards(data_dir)
     device = pick_device(t.device)
     model.to(device)
-    evaluator = functools.partial(evaluate_sft, shards=shards, seq_len=t.seq_len, batch_size=t.batch_size,
-                                  device=device)
+    evaluator = functools.partial(
+        evaluate_sft, shards=shards, seq_len=t.seq_len, batch_size=t.batch_size, device=device
+    )
     train_cfg = dataclasses.replace(cfg, train=t)
     train_dir = out_dir / "train"
-    trainer = Trainer(train_cfg, train_dir, shards, device, model, model_cfg,
-                      build_optimizer(train_cfg, model, device),
-                      SFTLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed),
-                      MetricsLog(train_dir / "metrics.jsonl"), evaluator=evaluator)
+    trainer = Trainer(
+        train_cfg,
+        train_dir,
+        shards,
+        device,
+        model,
+        model_cfg,
+        build_optimizer(train_cfg, model, device),
+        SFTLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed),
+        MetricsLog(train_dir / "metrics.jsonl"),
+        evaluator=evaluator,
+    )
     trainer.restore()
     trainer.train()  # evaluates at step 0 and at the end
     evals = [r["val_loss"] for r in read_metrics(train_dir / "metrics.jsonl") if "val_loss" in r]
     before, after = evals[0], evals[-1]
     model.cpu()
     samples = _sample_replies(trainer.model, tokenizer, template, bos, shards, cfg.sft)
-    results = {"step": trainer.step, "val_loss_step0": before, "val_loss": after, "samples": samples,
-               "data": json.loads((data_dir / "stats.json").read_text()), "init_from": str(init_dir)}
+    results = {
+        "step": trainer.step,
+        "val_loss_step0": before,
+        "val_loss": after,
+        "samples": samples,
+        "data": json.loads((data_dir / "stats.json").read_text()),
+        "init_from": str(init_dir),
+    }
     write_json(out_dir / "eval.json", results)
     write_text(out_dir / "report.md", report(results))
-    card = model_card(cfg, trainer.model, trainer.step, title="GECKO chat (SFT)",
-                      extra=_card_section(results, cfg.sft))
+    card = model_card(
+        cfg, trainer.model, trainer.step, title="GECKO chat (SFT)", extra=_card_section(results, cfg.sft)
+    )
     export_hf(trainer.model, init_dir, out_dir / "hf", cfg.export.dtype, cfg.export.max_shard_bytes, card)
     log.info("sft: held-out assistant loss %s → %s; chat with `gecko chat CONFIG`", before, after)
     return {"step": trainer.step, "val_loss": after}
 
 
-def _sample_replies(model: Llama, tokenizer: Tokenizer, template: str, bos: str, shards: Shards,
-                    cfg: SFTConfig, n: int = 4) -> list[dict[str, str]]:
+def _sample_replies(
+    model: Llama, tokenizer: Tokenizer, template: str, bos: str, shards: Shards, cfg: SFTConfig, n: int = 4
+) -> list[dict[str, str]]:
     """Greedy replies to the first held-out conversations' opening turns, for the report."""
     from gecko.infer.chat import chat_reply
     from gecko.infer.generate import GREEDY
@@ -326,34 +385,44 @@ def _sample_replies(model: Llama, tokenizer: Tokenizer, template: str, bos: str,
     index = shards.index("val")
     samples = []
     for row in index[:n]:
-        conv = ids[row["start"]: row["start"] + row["length"]].tolist()
+        conv = ids[row["start"] : row["start"] + row["length"]].tolist()
         text = tokenizer.decode(conv, skip_special_tokens=False)
         user = text.split("<|user|>\n", 1)[1].split("<|end|>", 1)[0] if "<|user|>\n" in text else ""
         messages = ([{"role": "system", "content": cfg.system}] if cfg.system else []) + [
-            {"role": "user", "content": user}]
-        reply = "".join(chat_reply(model, tokenizer, messages, template, bos, 48, GREEDY,
-                                   torch.Generator()))
+            {"role": "user", "content": user}
+        ]
+        reply = "".join(chat_reply(model, tokenizer, messages, template, bos, 48, GREEDY, torch.Generator()))
         samples.append({"user": user, "reply": reply})
     return samples
 
 
 def report(results: dict[str, Any]) -> str:
-    rows = "".join(f"| {k} | {results['val_loss_step0'].get(k, float('nan')):.3f} | {v:.3f} |\n"
-                   for k, v in results["val_loss"].items())
-    data = "".join(f"| {name} | {c.get('kept_train', 0)} | {c.get('kept_val', 0)} | "
-                   f"{c.get('dropped_too_long', 0)} | {c.get('dropped_empty_reply', 0)} |\n"
-                   for name, c in results["data"]["sources"].items())
+    rows = "".join(
+        f"| {k} | {results['val_loss_step0'].get(k, float('nan')):.3f} | {v:.3f} |\n"
+        for k, v in results["val_loss"].items()
+    )
+    data = "".join(
+        f"| {name} | {c.get('kept_train', 0)} | {c.get('kept_val', 0)} | "
+        f"{c.get('dropped_too_long', 0)} | {c.get('dropped_empty_reply', 0)} |\n"
+        for name, c in results["data"]["sources"].items()
+    )
     samples = "".join(f"- **user:** {s['user']}\n  **gecko:** {s['reply']}\n" for s in results["samples"])
-    return (f"# SFT report\n\nStarted from `{results['init_from']}`, {results['step']} steps.\n\n"
-            "## Conversations\n\n| source | train | held out | too long | empty reply |\n"
-            f"|---|---:|---:|---:|---:|\n{data}\n## Held-out loss per assistant token (nats)\n\n"
-            f"| lang | step 0 | step {results['step']} |\n"
-            f"|---|---:|---:|\n{rows}\n## Greedy replies to held-out questions\n\n{samples}")
+    return (
+        f"# SFT report\n\nStarted from `{results['init_from']}`, {results['step']} steps.\n\n"
+        "## Conversations\n\n| source | train | held out | too long | empty reply |\n"
+        f"|---|---:|---:|---:|---:|\n{data}\n## Held-out loss per assistant token (nats)\n\n"
+        f"| lang | step 0 | step {results['step']} |\n"
+        f"|---|---:|---:|\n{rows}\n## Greedy replies to held-out questions\n\n{samples}"
+    )
 
 
 def _card_section(results: dict[str, Any], cfg: SFTConfig) -> str:
     names = ", ".join(f"`{s.name}` ({s.lang})" for s in cfg.sources)
-    losses = ", ".join(f"{k} {results['val_loss_step0'].get(k, float('nan')):.3f} → {v:.3f}"
-                       for k, v in results["val_loss"].items())
-    return (f"## Instruction tuning\n\nFine-tuned for {results['step']} steps on {names}, loss on assistant "
-            f"tokens only. Held-out loss per assistant token (nats): {losses}.\n")
+    losses = ", ".join(
+        f"{k} {results['val_loss_step0'].get(k, float('nan')):.3f} → {v:.3f}"
+        for k, v in results["val_loss"].items()
+    )
+    return (
+        f"## Instruction tuning\n\nFine-tuned for {results['step']} steps on {names}, loss on assistant "
+        f"tokens only. Held-out loss per assistant token (nats): {losses}.\n"
+    )

@@ -43,12 +43,23 @@ CONFIG_COPY = "config.yaml"
 """RUN/config.yaml: the resolved config of the last command that wrote RUN (`gecko status RUN` reads it)."""
 
 NEUTRAL: tuple[str, ...] = (
-    "*_every",                       # log/eval/checkpoint cadence
-    "*.workers", "*.sandbox_workers", "tokenize.chunk_bytes", "data.engine",  # parallelism: same output
-    "*train.keep_checkpoints", "*train.peak_tflops",  # bookkeeping and metrics only
-    "*train.device", "*train.compile", "*train.activation_checkpointing",     # where and how fast, not what
-    "*train.eval_tasks", "*train.eval_tasks_limit",  # benchmarks scored during training: metrics only
-    "logging", "logging.*", "*.progress", "*.verbose", "*.verbosity",
+    "*_every",  # log/eval/checkpoint cadence
+    "*.workers",
+    "*.sandbox_workers",
+    "tokenize.chunk_bytes",
+    "data.engine",  # parallelism: same output
+    "*train.keep_checkpoints",
+    "*train.peak_tflops",  # bookkeeping and metrics only
+    "*train.device",
+    "*train.compile",
+    "*train.activation_checkpointing",  # where and how fast, not what
+    "*train.eval_tasks",
+    "*train.eval_tasks_limit",  # benchmarks scored during training: metrics only
+    "logging",
+    "logging.*",
+    "*.progress",
+    "*.verbose",
+    "*.verbosity",
 )
 """Config fields (fnmatch patterns on dotted key paths) that change no stage's output."""
 
@@ -95,8 +106,9 @@ def _tokenizer(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 def _tokenize(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
     from gecko.tokenizer.pretokenize import pretokenize
 
-    return pretokenize(cfg.tokenize, stage_dir(cfg, "data") / "corpus.jsonl", stage_dir(cfg, "tokenizer"), out,
-                       cfg.seed)
+    return pretokenize(
+        cfg.tokenize, stage_dir(cfg, "data") / "corpus.jsonl", stage_dir(cfg, "tokenizer"), out, cfg.seed
+    )
 
 
 def _train(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
@@ -120,7 +132,9 @@ def _eval(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
     model, meta = load_final_model(train)
     evals = [r for r in read_metrics(train / "metrics.jsonl") if "val_bpb" in r]
     step0 = evals[0]["val_bpb"] if evals and evals[0]["step"] == 0 else {}
-    return run_eval(cfg, model, meta["step"], step0, stage_dir(cfg, "tokenize"), stage_dir(cfg, "tokenizer"), out)
+    return run_eval(
+        cfg, model, meta["step"], step0, stage_dir(cfg, "tokenize"), stage_dir(cfg, "tokenizer"), out
+    )
 
 
 def _export(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
@@ -130,8 +144,9 @@ def _export(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 
     model, meta = load_final_model(stage_dir(cfg, "train"))
     card = model_card(cfg, model, meta["step"])
-    hf = export_hf(model, stage_dir(cfg, "tokenizer"), out / "hf", cfg.export.dtype, cfg.export.max_shard_bytes,
-                   card)
+    hf = export_hf(
+        model, stage_dir(cfg, "tokenizer"), out / "hf", cfg.export.dtype, cfg.export.max_shard_bytes, card
+    )
     if cfg.export.gguf:
         from gecko.export.gguf import export_gguf
 
@@ -148,31 +163,96 @@ def _generate(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
 def _sft(cfg: GeckoConfig, out: Path) -> dict[str, Any]:
     from gecko.sft import run_sft
 
-    return run_sft(cfg, Path(cfg.sft.init_from) if cfg.sft.init_from else stage_dir(cfg, "export") / "hf", out)
+    return run_sft(
+        cfg, Path(cfg.sft.init_from) if cfg.sft.init_from else stage_dir(cfg, "export") / "hf", out
+    )
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("data", "data", ("seed", "data"), (), _data, ("data", "run"),
-          "the whole data stage: sources → RUN/data/corpus.jsonl", precious=True,
-          artifacts=("report.md", "report.html", "mix_report.md")),
-    Stage("tokenizer", "tokenizer", ("tokenizer",), ("data",), _tokenizer, ("tokenizer", "train"),
-          "train the BPE tokenizer on the corpus", precious=True),
-    Stage("tokenize", "shards", ("seed", "tokenize"), ("data", "tokenizer"), _tokenize, ("tokenize",),
-          "encode the corpus into packed shards with a train/validation split by document", precious=True),
-    Stage("train", "train", ("seed", "model", "train"), ("tokenize",), _train, ("train",),
-          "pretrain the model on the shards (resumes from the last checkpoint)", precious=True,
-          grows=("train.steps",), artifacts=("loss.png",)),
-    Stage("eval", "eval", ("eval", "train.seq_len"), ("train", "tokenize"), _eval, ("eval",),
-          "score the final checkpoint: bits per byte per language, KMMLU, MMLU, GSM8K, HumanEval, MBPP",
-          artifacts=("results.md", "results.json")),
-    Stage("export", "export", ("export",), ("train", "tokenizer", "eval"), _export, ("export",),  # eval: card
-          "write a Hugging Face LlamaForCausalLM folder"),
-    Stage("generate", "generate", ("generate",), ("export",), _generate, ("generate",),
-          "sample continuations of the configured prompts from the exported model"),
+    Stage(
+        "data",
+        "data",
+        ("seed", "data"),
+        (),
+        _data,
+        ("data", "run"),
+        "the whole data stage: sources → RUN/data/corpus.jsonl",
+        precious=True,
+        artifacts=("report.md", "report.html", "mix_report.md"),
+    ),
+    Stage(
+        "tokenizer",
+        "tokenizer",
+        ("tokenizer",),
+        ("data",),
+        _tokenizer,
+        ("tokenizer", "train"),
+        "train the BPE tokenizer on the corpus",
+        precious=True,
+    ),
+    Stage(
+        "tokenize",
+        "shards",
+        ("seed", "tokenize"),
+        ("data", "tokenizer"),
+        _tokenize,
+        ("tokenize",),
+        "encode the corpus into packed shards with a train/validation split by document",
+        precious=True,
+    ),
+    Stage(
+        "train",
+        "train",
+        ("seed", "model", "train"),
+        ("tokenize",),
+        _train,
+        ("train",),
+        "pretrain the model on the shards (resumes from the last checkpoint)",
+        precious=True,
+        grows=("train.steps",),
+        artifacts=("loss.png",),
+    ),
+    Stage(
+        "eval",
+        "eval",
+        ("eval", "train.seq_len"),
+        ("train", "tokenize"),
+        _eval,
+        ("eval",),
+        "score the final checkpoint: bits per byte per language, KMMLU, MMLU, GSM8K, HumanEval, MBPP",
+        artifacts=("results.md", "results.json"),
+    ),
+    Stage(
+        "export",
+        "export",
+        ("export",),
+        ("train", "tokenizer", "eval"),
+        _export,
+        ("export",),  # eval: card
+        "write a Hugging Face LlamaForCausalLM folder",
+    ),
+    Stage(
+        "generate",
+        "generate",
+        ("generate",),
+        ("export",),
+        _generate,
+        ("generate",),
+        "sample continuations of the configured prompts from the exported model",
+    ),
 )
-SFT = Stage("sft", "sft", ("seed", "sft", "export"), ("export",), _sft, ("sft",),
-            "instruction-tune the exported model on conversations (loss on assistant turns only)",
-            precious=True, grows=("sft.train.steps",), artifacts=("report.md", "eval.json", "train/loss.png"))
+SFT = Stage(
+    "sft",
+    "sft",
+    ("seed", "sft", "export"),
+    ("export",),
+    _sft,
+    ("sft",),
+    "instruction-tune the exported model on conversations (loss on assistant turns only)",
+    precious=True,
+    grows=("sft.train.steps",),
+    artifacts=("report.md", "eval.json", "train/loss.png"),
+)
 """Instruction tuning: run on demand (`gecko sft`), not part of `gecko run`."""
 BY_NAME = {s.name: s for s in (*STAGES, SFT)}
 
@@ -182,7 +262,9 @@ def _input_files(cfg: GeckoConfig) -> dict[str, str]:
     hf:// datasets): editing the raw data invalidates the corpus."""
     from gecko.data import sources
 
-    paths = [(s.path, s.subset) for s in cfg.data.sources] + [(b.path, None) for b in cfg.data.decontam.benchmarks]
+    paths = [(s.path, s.subset) for s in cfg.data.sources] + [
+        (b.path, None) for b in cfg.data.decontam.benchmarks
+    ]
     paths += [(p, None) for a in cfg.data.align.sources for p in (a.path, a.en_path) if p is not None]
     return {f"files under {path}": fingerprint(sources.digest(path, subset)) for path, subset in paths}
 
@@ -242,8 +324,12 @@ def stage_fingerprint(cfg: GeckoConfig, stage: Stage) -> str:
 
 
 def started_marker(cfg: GeckoConfig, stage: Stage) -> dict[str, Any]:
-    return {"stage": stage.name, "fingerprint": stage_fingerprint(cfg, stage), "values": stage_values(cfg, stage),
-            "upstream": _upstream_fingerprints(cfg, stage)}
+    return {
+        "stage": stage.name,
+        "fingerprint": stage_fingerprint(cfg, stage),
+        "values": stage_values(cfg, stage),
+        "upstream": _upstream_fingerprints(cfg, stage),
+    }
 
 
 # ── planning: what each stage needs, and why ─────────────────────────────────────────────────────────────
@@ -266,8 +352,13 @@ class Plan:
         return self.action == "redo" and self.stage.precious
 
     def describe(self) -> str:
-        text = {"skip": "up to date", "run": "not run yet", "resume": "interrupted: resumes",
-                "extend": "continues", "redo": "stale"}[self.action]
+        text = {
+            "skip": "up to date",
+            "run": "not run yet",
+            "resume": "interrupted: resumes",
+            "extend": "continues",
+            "redo": "stale",
+        }[self.action]
         if self.needs_force:
             text += " (holds work: redone only with --force)"
         details = "; ".join(self.changes) + (f". {self.note}" if self.note else "")
@@ -282,8 +373,11 @@ def _short(value: Any) -> str:
 def _diff(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """Changed fields. A field the marker does not record (added by a later GECKO) counts as its default:
     upgrading GECKO must not make a finished stage stale when the new field keeps the old behaviour."""
-    return [(k, old.get(k, "(unset)"), new.get(k, "(unset)")) for k in sorted(set(old) | set(new))
-            if old.get(k, defaults.get(k, "(unset)")) != new.get(k, "(unset)")]
+    return [
+        (k, old.get(k, "(unset)"), new.get(k, "(unset)"))
+        for k in sorted(set(old) | set(new))
+        if old.get(k, defaults.get(k, "(unset)")) != new.get(k, "(unset)")
+    ]
 
 
 def plan_stage(cfg: GeckoConfig, stage: Stage, rerun: frozenset[str] = frozenset()) -> Plan:
@@ -298,7 +392,11 @@ def plan_stage(cfg: GeckoConfig, stage: Stage, rerun: frozenset[str] = frozenset
         return Plan(stage, "redo", ("its markers come from an older gecko and record no field values",))
     values = stage_values(cfg, stage)
     changed = _diff(marker["values"], values, stage_values(GeckoConfig(), stage))
-    grown = [(k, a, b) for k, a, b in changed if k in stage.grows and isinstance(a, int) and isinstance(b, int) and b > a]
+    grown = [
+        (k, a, b)
+        for k, a, b in changed
+        if k in stage.grows and isinstance(a, int) and isinstance(b, int) and b > a
+    ]
     changes = [f"{k}: {_short(a)} → {_short(b)}" for k, a, b in changed if (k, a, b) not in grown]
     now = _upstream_fingerprints(cfg, stage)
     for up in stage.upstream:
@@ -309,8 +407,12 @@ def plan_stage(cfg: GeckoConfig, stage: Stage, rerun: frozenset[str] = frozenset
     if changes:
         return Plan(stage, "redo", tuple(changes))
     if grown:
-        return Plan(stage, "extend", tuple(f"{k}: {a} → {b}" for k, a, b in grown),
-                    _extend_note(cfg, stage, grown, complete))
+        return Plan(
+            stage,
+            "extend",
+            tuple(f"{k}: {a} → {b}" for k, a, b in grown),
+            _extend_note(cfg, stage, grown, complete),
+        )
     return Plan(stage, "skip" if complete else "resume")
 
 
@@ -322,15 +424,19 @@ def _extend_note(cfg: GeckoConfig, stage: Stage, grown: list[tuple[str, Any, Any
     t = cfg.sft.train if stage.name == "sft" else cfg.train
     old_steps = grown[0][1]
     if not complete:
-        return (f"Training continues from its last checkpoint; from there the {t.schedule} schedule follows "
-                f"the new total of {t.steps} steps")
+        return (
+            f"Training continues from its last checkpoint; from there the {t.schedule} schedule follows "
+            f"the new total of {t.steps} steps"
+        )
     before = t.lr * lr_multiplier(old_steps - 1, old_steps, t.warmup_steps, t.schedule, t.min_lr_ratio)
     after = t.lr * lr_multiplier(old_steps, t.steps, t.warmup_steps, t.schedule, t.min_lr_ratio)
-    return (f"Training continues from the step-{old_steps} checkpoint with the {t.schedule} schedule recomputed "
-            f"for {t.steps} steps: the learning rate goes from {before:.3g} (last step of the old run) to "
-            f"{after:.3g} at step {old_steps}, then follows the new schedule to {t.lr * t.min_lr_ratio:.3g}"
-            if t.schedule != "constant" else
-            f"Training continues from the step-{old_steps} checkpoint at the constant learning rate {t.lr:.3g}")
+    return (
+        f"Training continues from the step-{old_steps} checkpoint with the {t.schedule} schedule recomputed "
+        f"for {t.steps} steps: the learning rate goes from {before:.3g} (last step of the old run) to "
+        f"{after:.3g} at step {old_steps}, then follows the new schedule to {t.lr * t.min_lr_ratio:.3g}"
+        if t.schedule != "constant"
+        else f"Training continues from the step-{old_steps} checkpoint at the constant learning rate {t.lr:.3g}"
+    )
 
 
 def plan_run(cfg: GeckoConfig) -> list[Plan]:
@@ -350,9 +456,11 @@ def check_plans(plans: list[Plan], force: bool) -> None:
     blocked = [p for p in plans if p.needs_force]
     if blocked and not force:
         first, also = blocked[0], ", ".join(p.stage.name for p in blocked[1:])
-        raise StaleError(f"stage {first.stage.name} is stale ({'; '.join(first.changes)}) and its outputs in "
-                         f"RUN/{first.stage.folder} would be deleted: rerun with --force to redo it, or restore "
-                         f"the old values" + (f" (also stale: {also})" if also else ""))
+        raise StaleError(
+            f"stage {first.stage.name} is stale ({'; '.join(first.changes)}) and its outputs in "
+            f"RUN/{first.stage.folder} would be deleted: rerun with --force to redo it, or restore "
+            f"the old values" + (f" (also stale: {also})" if also else "")
+        )
 
 
 def stage_dir(cfg: GeckoConfig, name: str) -> Path:
@@ -364,8 +472,11 @@ def record_config(cfg: GeckoConfig) -> None:
     if not _is_main():
         return
     cfg.run_path.mkdir(parents=True, exist_ok=True)
-    write_text(cfg.run_path / CONFIG_COPY, "# written by gecko: the config of the last command that wrote this "
-               "folder\n" + yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False))
+    write_text(
+        cfg.run_path / CONFIG_COPY,
+        "# written by gecko: the config of the last command that wrote this "
+        "folder\n" + yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False),
+    )
 
 
 def _is_main() -> bool:
@@ -379,7 +490,9 @@ def _announce(plan: Plan) -> None:
         log.warning("stage %s continues: %s. %s", plan.stage.name, "; ".join(plan.changes), plan.note)
 
 
-def run_stage(cfg: GeckoConfig, stage: Stage, force: bool = False, plan: Plan | None = None) -> dict[str, Any]:
+def run_stage(
+    cfg: GeckoConfig, stage: Stage, force: bool = False, plan: Plan | None = None
+) -> dict[str, Any]:
     """Run one stage now: resume or extend it where its outputs allow, redo it when stale (precious outputs
     only with `force`)."""
     plan = plan or plan_stage(cfg, stage)
@@ -393,7 +506,9 @@ def run_stage(cfg: GeckoConfig, stage: Stage, force: bool = False, plan: Plan | 
             shutil.rmtree(out)  # stale outputs: never mix them with this config's
         out.mkdir(parents=True, exist_ok=True)
         (out / COMPLETE).unlink(missing_ok=True)
-        write_text(out / STARTED, json.dumps(started_marker(cfg, stage), ensure_ascii=False, default=str) + "\n")
+        write_text(
+            out / STARTED, json.dumps(started_marker(cfg, stage), ensure_ascii=False, default=str) + "\n"
+        )
     if torchrun:
         from gecko.train.distributed import barrier
 
@@ -445,7 +560,9 @@ def status_lines(cfg: GeckoConfig) -> list[str]:
     from gecko.runlock import describe, holder
 
     lock = holder(cfg.run_path)
-    lines = [f"run folder {cfg.run_path}: " + (f"in use by {describe(lock)}" if lock else "no command running")]
+    lines = [
+        f"run folder {cfg.run_path}: " + (f"in use by {describe(lock)}" if lock else "no command running")
+    ]
     for plan in [*plan_run(cfg), plan_stage(cfg, SFT)]:
         complete = _marker(stage_dir(cfg, plan.stage.name) / COMPLETE)
         took = f" [{complete['seconds']:.0f} s]" if complete and "seconds" in complete else ""

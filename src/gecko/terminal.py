@@ -35,17 +35,22 @@ class _LineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
-        return message if record.levelno < logging.WARNING else f"gecko: {record.levelname.lower()}: {message}"
+        return (
+            message if record.levelno < logging.WARNING else f"gecko: {record.levelname.lower()}: {message}"
+        )
 
 
-def setup_output(verbosity: int, progress_every_s: float | None = None, stream: IO[str] | None = None) -> None:
+def setup_output(
+    verbosity: int, progress_every_s: float | None = None, stream: IO[str] | None = None
+) -> None:
     """Logging and progress for one command: QUIET shows warnings and errors only (no progress lines),
     VERBOSE adds debug lines. Progress settings go through the environment so worker processes inherit them."""
     stream = stream or sys.stderr
     level = {QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[verbosity]
     if stream.isatty():
-        handler: logging.Handler = RichHandler(console=Console(file=stream), show_path=False, show_time=False,
-                                               markup=False)
+        handler: logging.Handler = RichHandler(
+            console=Console(file=stream), show_path=False, show_time=False, markup=False
+        )
     else:
         handler = logging.StreamHandler(stream)
         handler.setFormatter(_LineFormatter("%(message)s"))

@@ -28,8 +28,11 @@ from gecko.config import AlignConfig, ParallelSourceConfig
 from gecko.errors import DataError
 
 TEMPLATES = {
-    "en-ko": ("English: {en}\nKorean: {ko}", "Translate into Korean.\n{en}\n→ {ko}",
-              "다음 영어 문장을 한국어로 옮기면?\n{en}\n{ko}"),
+    "en-ko": (
+        "English: {en}\nKorean: {ko}",
+        "Translate into Korean.\n{en}\n→ {ko}",
+        "다음 영어 문장을 한국어로 옮기면?\n{en}\n{ko}",
+    ),
     "ko-en": ("한국어: {ko}\n영어: {en}", "Translate into English.\n{ko}\n→ {en}", "{ko}\n= {en}"),
 }
 _SPACE = re.compile(r"\s+")
@@ -45,8 +48,14 @@ class AlignStats:
     documents: Counter[str] = field(default_factory=Counter)
 
     def to_dict(self) -> dict:
-        return {"pairs_read": dict(self.read), "pairs_kept": dict(self.kept), "documents": dict(self.documents),
-                "pairs_dropped": [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(self.dropped.items())]}
+        return {
+            "pairs_read": dict(self.read),
+            "pairs_kept": dict(self.kept),
+            "documents": dict(self.documents),
+            "pairs_dropped": [
+                {"source": s, "reason": r, "count": n} for (s, r), n in sorted(self.dropped.items())
+            ],
+        }
 
 
 def read_pairs(src: ParallelSourceConfig) -> Iterator[tuple[str, str, str]]:
@@ -74,7 +83,9 @@ def read_pairs(src: ParallelSourceConfig) -> Iterator[tuple[str, str, str]]:
             return
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         first = next(rows, None)
-        en_col, ko_col = (first.index("en"), first.index("ko")) if first and {"en", "ko"} <= set(first) else (0, 1)
+        en_col, ko_col = (
+            (first.index("en"), first.index("ko")) if first and {"en", "ko"} <= set(first) else (0, 1)
+        )
         pending = [] if first is None or (first[en_col] == "en") else [first]
         for lineno, row in enumerate([*pending, *rows], 1 if pending else 2):
             if len(row) <= max(en_col, ko_col):
@@ -97,7 +108,7 @@ def _read_tar(path: Path) -> Iterator[tuple[str, str, str]]:
     """Every NAME.ko member with its NAME.en (korean-parallel-corpora's news releases), streamed from the
     archive: nothing is extracted to disk."""
     try:
-        tar = tarfile.open(path, "r:*")
+        tar = tarfile.open(path, "r:*")  # noqa: SIM115 (closed by the `with tar:` below; the open alone is guarded)
     except tarfile.TarError as e:
         raise DataError(f"{path}: not a readable tar archive ({e})") from None
     with tar:
@@ -109,13 +120,17 @@ def _read_tar(path: Path) -> Iterator[tuple[str, str, str]]:
             en_name = ko_name.removesuffix(".ko") + ".en"
             if en_name not in members:
                 raise DataError(f"{path}: member {ko_name} has no English side {en_name}")
-            ko, en = (io.TextIOWrapper(tar.extractfile(members[n]), encoding="utf-8") for n in (ko_name, en_name))
+            ko, en = (
+                io.TextIOWrapper(tar.extractfile(members[n]), encoding="utf-8") for n in (ko_name, en_name)
+            )
             yield from _read_lines(ko, en, f"{path}:{ko_name}")
 
 
 def _letters(text: str) -> tuple[int, int, int]:
     """(Hangul, Latin, all letters)."""
-    hangul = sum("\uac00" <= c <= "\ud7a3" or "\u1100" <= c <= "\u11ff" or "\u3130" <= c <= "\u318f" for c in text)
+    hangul = sum(
+        "\uac00" <= c <= "\ud7a3" or "\u1100" <= c <= "\u11ff" or "\u3130" <= c <= "\u318f" for c in text
+    )
     latin = sum(c.isascii() and c.isalpha() for c in text)
     return hangul, latin, sum(c.isalpha() for c in text)
 
@@ -172,12 +187,20 @@ def make_documents(name: str, pairs: list[tuple[str, str]], cfg: AlignConfig, se
         by_direction["en-ko" if _hash(seed, "dir", en, ko) % 2 else "ko-en"].append((en, ko))
     for direction, items in by_direction.items():
         for start in range(0, len(items), cfg.pairs_per_doc):
-            chunk = items[start:start + cfg.pairs_per_doc]
+            chunk = items[start : start + cfg.pairs_per_doc]
             k = start // cfg.pairs_per_doc
             template = TEMPLATES[direction][_hash(seed, name, direction, k) % len(TEMPLATES[direction])]
             text = "\n\n".join(template.format(en=en, ko=ko) for en, ko in chunk)
-            yield {"text": text, "id": f"align/{name}/{direction}/{k}",
-                   "metadata": {"lang": "ko", "source": f"align/{name}", "direction": direction, "pairs": len(chunk)}}
+            yield {
+                "text": text,
+                "id": f"align/{name}/{direction}/{k}",
+                "metadata": {
+                    "lang": "ko",
+                    "source": f"align/{name}",
+                    "direction": direction,
+                    "pairs": len(chunk),
+                },
+            }
 
 
 def run_align(cfg: AlignConfig, out_dir: Path, seed: int) -> AlignStats:

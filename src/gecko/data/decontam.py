@@ -30,10 +30,16 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from gecko.atomic import write_text
 from gecko.config import BenchmarkConfig, DecontamConfig, to_dict
-from gecko.data.dedup.engine import Engine, execute, shard_writer
-from gecko.data.dedup.phase import (PhaseResult, collect_counts, input_files, reader, reset_if_changed,
-                                    work_dir_for)
 from gecko.data import overlap
+from gecko.data.dedup.engine import Engine, execute, shard_writer
+from gecko.data.dedup.phase import (
+    PhaseResult,
+    collect_counts,
+    input_files,
+    reader,
+    reset_if_changed,
+    work_dir_for,
+)
 from gecko.data.stats import MAX_EXAMPLES, example_key
 from gecko.errors import DataError
 
@@ -93,7 +99,9 @@ def _tsv_items(name: str, path: Path) -> Iterator[Item]:
         with f.open(encoding="utf-8", newline="") as fh:
             for i, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)):
                 if i:  # the header
-                    yield Item(f"{name}:{f.parent.name}/{f.stem}:{i}", "\n".join(c for c in row if " " in c.strip()))
+                    yield Item(
+                        f"{name}:{f.parent.name}/{f.stem}:{i}", "\n".join(c for c in row if " " in c.strip())
+                    )
 
 
 BENCHMARK_FORMATS: dict[str, Callable[[str, Path], Iterator[Item]]] = {
@@ -118,15 +126,27 @@ def load_items(bench: BenchmarkConfig) -> list[Item]:
     if not path.exists():
         raise DataError(f"data.decontam.benchmarks[{bench.name}].path={bench.path}: not found")
     if bench.format not in BENCHMARK_FORMATS:
-        raise DataError(f"data.decontam.benchmarks[{bench.name}].format={bench.format!r}: unknown "
-                        f"(known: {', '.join(BENCHMARK_FORMATS)})")
+        raise DataError(
+            f"data.decontam.benchmarks[{bench.name}].format={bench.format!r}: unknown "
+            f"(known: {', '.join(BENCHMARK_FORMATS)})"
+        )
     return list(BENCHMARK_FORMATS[bench.format](bench.name, path))
 
 
 def _content_key(cfg: DecontamConfig) -> str:
     """Hash of everything the index depends on: benchmark files' bytes, the window settings, the unit rules."""
-    h = hashlib.sha256(json.dumps([INDEX_VERSION, cfg.ngram, cfg.min_item_units, overlap.PARTICLES,
-                                   overlap.WORD_WEIGHT, overlap.HANGUL_WEIGHT]).encode())
+    h = hashlib.sha256(
+        json.dumps(
+            [
+                INDEX_VERSION,
+                cfg.ngram,
+                cfg.min_item_units,
+                overlap.PARTICLES,
+                overlap.WORD_WEIGHT,
+                overlap.HANGUL_WEIGHT,
+            ]
+        ).encode()
+    )
     for b in cfg.benchmarks:
         path = Path(b.path)
         if not path.exists():
@@ -140,7 +160,10 @@ def _content_key(cfg: DecontamConfig) -> str:
 
 def cache_dir() -> Path:
     """Where built benchmark indexes are kept ($GECKO_CACHE_DIR, else the user's cache folder)."""
-    root = os.environ.get("GECKO_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gecko"
+    root = (
+        os.environ.get("GECKO_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gecko"
+    )
     return Path(root) / "decontam"
 
 
@@ -178,8 +201,10 @@ def build_index(cfg: DecontamConfig) -> dict[str, np.ndarray]:
     short_keys = win.hashes(first[short], short_ends)
     short_order = np.argsort(short_keys, kind="stable")
     return {
-        "hashes": hashes[order], "owners": owners[order].astype(np.uint32),
-        "short_hashes": short_keys[short_order], "short_owners": short.astype(np.uint32)[short_order],
+        "hashes": hashes[order],
+        "owners": owners[order].astype(np.uint32),
+        "short_hashes": short_keys[short_order],
+        "short_owners": short.astype(np.uint32)[short_order],
         "short_weights": weight[short][short_order],
         "short_full": win.hashes(first[short], whole_ends)[short_order],
         "thresholds": np.array([full, least]),
@@ -267,7 +292,9 @@ class DecontamFilter(BaseFilter):
     name = "🧪 decontam"
     BATCH = 512
 
-    def __init__(self, index: Path, work_dir: Path, cfg: DecontamConfig, exclusion_writer: DiskWriter | None = None):
+    def __init__(
+        self, index: Path, work_dir: Path, cfg: DecontamConfig, exclusion_writer: DiskWriter | None = None
+    ):
         super().__init__(exclusion_writer, batch_size=self.BATCH)
         self.index_file, self.work_dir, self.cfg = Path(index), Path(work_dir), cfg
         self.counts: Counter[str] = Counter()
@@ -286,8 +313,9 @@ class DecontamFilter(BaseFilter):
             self.counts[f"kept|kept|{lang}"] += 1
             return True
         named = [i for i, _ in items.most_common(MAX_ITEMS_NAMED)]
-        self.matches.append({"id": doc.id, "lang": lang, "ngrams": sum(items.values()), "items": named,
-                             "n_items": len(items)})
+        self.matches.append(
+            {"id": doc.id, "lang": lang, "ngrams": sum(items.values()), "items": named, "n_items": len(items)}
+        )
         if self.cfg.action == "flag":
             doc.metadata["contamination"] = named
             self.counts[f"kept|kept|{lang}"] += 1
@@ -301,12 +329,20 @@ class DecontamFilter(BaseFilter):
         (self.work_dir / "counts").mkdir(parents=True, exist_ok=True)
         write_text(self.work_dir / "counts" / f"{rank:05d}.json", json.dumps(self.counts))
         (self.work_dir / "matches").mkdir(parents=True, exist_ok=True)
-        write_text(self.work_dir / "matches" / f"{rank:05d}.jsonl",
-                   "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in self.matches))
+        write_text(
+            self.work_dir / "matches" / f"{rank:05d}.jsonl",
+            "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in self.matches),
+        )
 
 
-def run_decontam(in_dir: Path, out_dir: Path, cfg: DecontamConfig, workers: int = 1, engine: Engine = "local",
-                 tasks: int | None = None) -> PhaseResult:
+def run_decontam(
+    in_dir: Path,
+    out_dir: Path,
+    cfg: DecontamConfig,
+    workers: int = 1,
+    engine: Engine = "local",
+    tasks: int | None = None,
+) -> PhaseResult:
     """Filter every document under `in_dir` into `out_dir`; writes `NAME.work/report.md` and `matches.jsonl`."""
     tasks = tasks or len(input_files(in_dir))
     work = work_dir_for(out_dir)
@@ -315,11 +351,23 @@ def run_decontam(in_dir: Path, out_dir: Path, cfg: DecontamConfig, workers: int 
     loaded = BenchmarkIndex(index)
     index_info = {"items": len(loaded), "unchecked_short_items": loaded.unchecked}
     removed = shard_writer(work / "removed")
-    execute([reader(in_dir), DecontamFilter(index, work, cfg, exclusion_writer=removed),
-             shard_writer(out_dir)], tasks, workers, work / "logs", engine, label="decontam",
-            total_bytes=sum(f.stat().st_size for f in input_files(in_dir)))
-    matches = sorted((json.loads(line) for f in sorted((work / "matches").glob("*.jsonl"))
-                      for line in f.open(encoding="utf-8")), key=lambda m: m["id"])
+    execute(
+        [reader(in_dir), DecontamFilter(index, work, cfg, exclusion_writer=removed), shard_writer(out_dir)],
+        tasks,
+        workers,
+        work / "logs",
+        engine,
+        label="decontam",
+        total_bytes=sum(f.stat().st_size for f in input_files(in_dir)),
+    )
+    matches = sorted(
+        (
+            json.loads(line)
+            for f in sorted((work / "matches").glob("*.jsonl"))
+            for line in f.open(encoding="utf-8")
+        ),
+        key=lambda m: m["id"],
+    )
     write_text(work / "matches.jsonl", "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in matches))
     write_text(work / "report.md", _report(cfg, index_info, matches))
     kept, dropped = collect_counts(work)
@@ -332,12 +380,21 @@ def run_decontam(in_dir: Path, out_dir: Path, cfg: DecontamConfig, workers: int 
 
 
 def _report(cfg: DecontamConfig, info: dict[str, int], matches: list[dict]) -> str:
-    lines = ["# Decontamination report", "",
-             f"{info['items']:,} benchmark items from {', '.join(b.name for b in cfg.benchmarks) or 'none'}; "
-             f"{cfg.ngram}-unit overlap; {info['unchecked_short_items']:,} items shorter than "
-             f"{cfg.min_item_units} units not checked. Action: {cfg.action}.", "",
-             f"{len(matches):,} contaminated documents.", "",
-             "| document | lang | n-gram hits | benchmark items |", "|---|---|---:|---|"]
-    lines += [f"| `{m['id']}` | {m['lang']} | {m['ngrams']} | {', '.join(m['items'])}"
-              f"{' …' if m['n_items'] > len(m['items']) else ''} |" for m in matches]
+    lines = [
+        "# Decontamination report",
+        "",
+        f"{info['items']:,} benchmark items from {', '.join(b.name for b in cfg.benchmarks) or 'none'}; "
+        f"{cfg.ngram}-unit overlap; {info['unchecked_short_items']:,} items shorter than "
+        f"{cfg.min_item_units} units not checked. Action: {cfg.action}.",
+        "",
+        f"{len(matches):,} contaminated documents.",
+        "",
+        "| document | lang | n-gram hits | benchmark items |",
+        "|---|---|---:|---|",
+    ]
+    lines += [
+        f"| `{m['id']}` | {m['lang']} | {m['ngrams']} | {', '.join(m['items'])}"
+        f"{' …' if m['n_items'] > len(m['items']) else ''} |"
+        for m in matches
+    ]
     return "\n".join(lines) + "\n"

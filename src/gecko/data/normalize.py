@@ -39,8 +39,9 @@ def normalize_text(text: str, is_code: bool) -> str:
     if is_code:
         return _CONTROL.sub("", text)
     if has_code_blocks(text):  # prose with fenced code: tidy the prose, keep each block as code keeps it
-        return "".join(_CONTROL.sub("", piece) if is_block else _tidy_prose(piece)
-                       for is_block, piece in segments(text)).strip()
+        return "".join(
+            _CONTROL.sub("", piece) if is_block else _tidy_prose(piece) for is_block, piece in segments(text)
+        ).strip()
     return _tidy_prose(text).strip()
 
 

@@ -142,7 +142,9 @@ class Windows:
         self.cum = np.concatenate(([0], np.cumsum(u.weights)))
         _POWERS.need(n + 1)
         with np.errstate(over="ignore"):
-            self.prefix = np.concatenate(([np.uint64(0)], np.cumsum(u.hashes * _POWERS.fwd[:n], dtype=np.uint64)))
+            self.prefix = np.concatenate(
+                ([np.uint64(0)], np.cumsum(u.hashes * _POWERS.fwd[:n], dtype=np.uint64))
+            )
 
     def ends(self, starts: np.ndarray, threshold: int | np.ndarray) -> np.ndarray:
         """End (exclusive) of the shortest window from each start whose weight reaches the threshold, or

@@ -23,8 +23,19 @@ from datatrove.data import Document
 from gecko.data.filters.base import GeckoStep
 from gecko.errors import ConfigError
 
-PII_TYPES = ("secret", "email", "rrn", "frn", "card", "brn", "phone", "driver_license", "bank_account",
-             "passport", "ip")
+PII_TYPES = (
+    "secret",
+    "email",
+    "rrn",
+    "frn",
+    "card",
+    "brn",
+    "phone",
+    "driver_license",
+    "bank_account",
+    "passport",
+    "ip",
+)
 """Also the order of priority: a span taken by an earlier type is never matched again by a later one."""
 
 # ---- validation rules (public specifications) -------------------------------------------------------------
@@ -78,27 +89,126 @@ def card_network_ok(d: str) -> bool:
 # ---- cue words --------------------------------------------------------------------------------------------
 
 CUES: dict[str, tuple[str, ...]] = {
-    "rrn": ("주민등록", "주민번호", "주민 번호", "resident registration", "resident no", "resident_no", "rrn",
-            "jumin"),
+    "rrn": (
+        "주민등록",
+        "주민번호",
+        "주민 번호",
+        "resident registration",
+        "resident no",
+        "resident_no",
+        "rrn",
+        "jumin",
+    ),
     "frn": ("외국인등록", "외국인 등록", "alien registration", "alien reg", "alien_reg", "arc no", "frn"),
     "brn": ("사업자", "business registration", "business no", "business_n", "biz_no", "biz no", "brn"),
     "driver_license": ("운전면허", "면허번호", "면허 번호", "driver", "licence", "license"),
     "passport": ("여권", "passport"),
-    "bank_account": ("계좌", "통장", "입금", "송금", "이체", "예금주", "은행", "뱅크", "농협", "수협",
-                     "신협", "새마을금고", "우체국", "신한", "카카오", "토스", "케이뱅크", "씨티",
-                     "account", "acct", "bank", "deposit", "a/c", "iban", "kb", "nh", "ibk", "sc", "kookmin",
-                     "shinhan", "woori", "nonghyup", "kakao", "hana", "citibank", "toss", "suhyup",
-                     "shinhyup", "korea post", "dgb", "mg"),
-    "phone": ("전화", "연락처", "휴대폰", "핸드폰", "휴대전화", "팩스", "phone", "mobile", "tel", "fax",
-              "call"),
+    "bank_account": (
+        "계좌",
+        "통장",
+        "입금",
+        "송금",
+        "이체",
+        "예금주",
+        "은행",
+        "뱅크",
+        "농협",
+        "수협",
+        "신협",
+        "새마을금고",
+        "우체국",
+        "신한",
+        "카카오",
+        "토스",
+        "케이뱅크",
+        "씨티",
+        "account",
+        "acct",
+        "bank",
+        "deposit",
+        "a/c",
+        "iban",
+        "kb",
+        "nh",
+        "ibk",
+        "sc",
+        "kookmin",
+        "shinhan",
+        "woori",
+        "nonghyup",
+        "kakao",
+        "hana",
+        "citibank",
+        "toss",
+        "suhyup",
+        "shinhyup",
+        "korea post",
+        "dgb",
+        "mg",
+    ),
+    "phone": (
+        "전화",
+        "연락처",
+        "휴대폰",
+        "핸드폰",
+        "휴대전화",
+        "팩스",
+        "phone",
+        "mobile",
+        "tel",
+        "fax",
+        "call",
+    ),
     "card": ("카드", "card"),
-    "secret": ("password", "passwd", "pwd", "secret", "token", "bearer", "authorization", "api key",
-               "api_key", "api-key", "apikey", "passphrase", "access key", "access_key", "private key",
-               "credential", "비밀번호", "패스워드", "토큰", "api 키", "시크릿", "인증키"),
+    "secret": (
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "bearer",
+        "authorization",
+        "api key",
+        "api_key",
+        "api-key",
+        "apikey",
+        "passphrase",
+        "access key",
+        "access_key",
+        "private key",
+        "credential",
+        "비밀번호",
+        "패스워드",
+        "토큰",
+        "api 키",
+        "시크릿",
+        "인증키",
+    ),
     # look-alikes: a number under one of these words is not a person's
-    "other": ("운송장", "송장", "택배", "등기", "tracking", "waybill", "주문", "order", "invoice", "승인번호",
-              "isbn", "우편", "zip", "postal", "모델", "품번", "part no", "sku", "serial", "시리얼", "버전",
-              "version"),
+    "other": (
+        "운송장",
+        "송장",
+        "택배",
+        "등기",
+        "tracking",
+        "waybill",
+        "주문",
+        "order",
+        "invoice",
+        "승인번호",
+        "isbn",
+        "우편",
+        "zip",
+        "postal",
+        "모델",
+        "품번",
+        "part no",
+        "sku",
+        "serial",
+        "시리얼",
+        "버전",
+        "version",
+    ),
 }
 _CUE_KIND = {word: kind for kind, words in CUES.items() for word in words}
 # ASCII cue words must start a word ("tel" not in "hotel"), short ones end one too ("sc" not in "schema");
@@ -106,10 +216,19 @@ _CUE_KIND = {word: kind for kind, words in CUES.items() for word in words}
 # (on lowercased text). Written to lead with a class of the words' first characters, each word checking its
 # own first character behind it: re scans fast for a leading class, but tries every word of an alternation at
 # every position (~20x slower on a 48-character window).
-_CUE_RE = re.compile("[" + re.escape("".join(sorted({w[0] for w in _CUE_KIND}))) + "](?:" + "|".join(
-    f"(?<={re.escape(w[0])})" + (rf"(?<![a-z]{re.escape(w[0])})" if w.isascii() else "") + re.escape(w[1:])
-    + ("(?![a-z])" if w.isascii() and len(w) <= 4 else "")
-    for w in sorted(_CUE_KIND, key=len, reverse=True)) + ")")
+_CUE_RE = re.compile(
+    "["
+    + re.escape("".join(sorted({w[0] for w in _CUE_KIND})))
+    + "](?:"
+    + "|".join(
+        f"(?<={re.escape(w[0])})"
+        + (rf"(?<![a-z]{re.escape(w[0])})" if w.isascii() else "")
+        + re.escape(w[1:])
+        + ("(?![a-z])" if w.isascii() and len(w) <= 4 else "")
+        for w in sorted(_CUE_KIND, key=len, reverse=True)
+    )
+    + ")"
+)
 CUE_BEFORE, CUE_AFTER = 48, 32
 """Characters searched for a cue word before a value (reaching over a table header row or a JSON key), and
 after it when none is before (an HTML comment or a label that follows)."""
@@ -117,10 +236,8 @@ after it when none is before (an HTML comment or a label that follows)."""
 
 def cue_before(text: str, start: int) -> str | None:
     """The type named by the nearest cue word ending within CUE_BEFORE characters before `start`."""
-    last = None
-    for last in _CUE_RE.finditer(text[max(0, start - CUE_BEFORE):start].lower()):
-        pass
-    return _CUE_KIND[last.group(0)] if last else None
+    cues = list(_CUE_RE.finditer(text[max(0, start - CUE_BEFORE) : start].lower()))
+    return _CUE_KIND[cues[-1].group(0)] if cues else None
 
 
 def cue_near(text: str, start: int, end: int) -> str | None:
@@ -128,7 +245,7 @@ def cue_near(text: str, start: int, end: int) -> str | None:
     before = cue_before(text, start)
     if before is not None:
         return before
-    after = _CUE_RE.search(text[end:end + CUE_AFTER].lower())
+    after = _CUE_RE.search(text[end : end + CUE_AFTER].lower())
     return _CUE_KIND[after.group(0)] if after else None
 
 
@@ -199,8 +316,10 @@ def _brn(text: str, m: re.Match) -> str | None:
     return "brn" if m.group(0)[3:4] in "-– " or _cue(text, m) == "brn" else None
 
 
-_PRODUCT_CODE_CUE = re.compile(r"(?i:모델|품번|제품\s?코드|부품\s?번호|part\s?no|p/n|sku|serial|model)"
-                               r"[^\n\d]{0,8}$")
+_PRODUCT_CODE_CUE = re.compile(
+    r"(?i:모델|품번|제품\s?코드|부품\s?번호|part\s?no|p/n|sku|serial|model)"
+    r"[^\n\d]{0,8}$"
+)
 
 
 def _phone(text: str, m: re.Match) -> str | None:
@@ -219,8 +338,19 @@ def _driver(text: str, m: re.Match) -> str | None:
     return "driver_license" if grouped or _cue(text, m) == "driver_license" else None
 
 
-BANK_LAYOUTS = {(6, 2, 6), (3, 2, 4, 3), (3, 3, 6), (3, 2, 6), (4, 3, 6), (3, 4, 4, 2), (4, 2, 7), (3, 6, 5),
-                (3, 6, 2, 3), (3, 6, 3), (3, 2, 6, 1)}
+BANK_LAYOUTS = {
+    (6, 2, 6),
+    (3, 2, 4, 3),
+    (3, 3, 6),
+    (3, 2, 6),
+    (4, 3, 6),
+    (3, 4, 4, 2),
+    (4, 2, 7),
+    (3, 6, 5),
+    (3, 6, 2, 3),
+    (3, 6, 3),
+    (3, 2, 6, 1),
+}
 """Printed layouts of the major banks' accounts (KB 6-2-6 and 3-2-4-3, Shinhan 3-3-6 / 3-2-6, Woori 4-3-6,
 NH 3-4-4-2 / 6-2-6, Kakao and MG 4-2-7, Hana 3-6-5, IBK 3-6-2-3, Citi 3-6-3, DGB 3-2-6-1, …); none is the
 shape of a phone, date, ISBN, card or postcode, so they stand alone. Toss Bank's 4-4-4 does only with its
@@ -234,16 +364,22 @@ def _bank(text: str, m: re.Match) -> str | None:
     layout = tuple(len(g) for g in re.split(r"[- ]", value))
     if _cue(text, m) == "bank_account" and 10 <= sum(layout) <= 14:
         return "bank_account"
-    if "-" in value and cue_before(text, m.start()) != "other" and (
-            layout in BANK_LAYOUTS or (layout == (4, 4, 4) and value.startswith("100"))):
+    if (
+        "-" in value
+        and cue_before(text, m.start()) != "other"
+        and (layout in BANK_LAYOUTS or (layout == (4, 4, 4) and value.startswith("100")))
+    ):
         return "bank_account"
     return None
 
 
 def isbn13_ok(d: str) -> bool:
     """A 978/979 book number with its check digit (weights 1,3,1,3,…)."""
-    return len(d) == 13 and d[:3] in ("978", "979") and sum(int(c) * (3 if i % 2 else 1)
-                                                              for i, c in enumerate(d)) % 10 == 0
+    return (
+        len(d) == 13
+        and d[:3] in ("978", "979")
+        and sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(d)) % 10 == 0
+    )
 
 
 def _bare_account(text: str, m: re.Match) -> str | None:
@@ -279,61 +415,136 @@ def _secret_token(text: str, m: re.Match) -> str | None:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("secret", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*"
-                              r"PRIVATE KEY-----"), needs=("PRIVATE KEY-----",)),
-    Rule("secret", re.compile(
-        r"(?<![A-Za-z0-9])(?:(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|gh[pousr]_[A-Za-z0-9]{36,}"
-        r"|github_pat_[A-Za-z0-9_]{40,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:proj-)?[A-Za-z0-9_-]{32,}"
-        r"|[sr]k_(?:live|test)_[0-9A-Za-z]{24,}|glpat-[0-9A-Za-z_-]{20}|hf_[A-Za-z]{30,}"
-        r"|npm_[A-Za-z0-9]{36}"
-        r"|SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}|ya29\.[A-Za-z0-9_-]{20,}"
-        r"|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),
-         needs=("AKIA", "ASIA", "AIza", "gh", "github_pat_", "xox", "sk-", "k_live_", "k_test_", "glpat-",
-                "hf_", "npm_", "SG.", "ya29.", "eyJ")),
+    Rule(
+        "secret",
+        re.compile(
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*"
+            r"PRIVATE KEY-----"
+        ),
+        needs=("PRIVATE KEY-----",),
+    ),
+    Rule(
+        "secret",
+        re.compile(
+            r"(?<![A-Za-z0-9])(?:(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|gh[pousr]_[A-Za-z0-9]{36,}"
+            r"|github_pat_[A-Za-z0-9_]{40,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:proj-)?[A-Za-z0-9_-]{32,}"
+            r"|[sr]k_(?:live|test)_[0-9A-Za-z]{24,}|glpat-[0-9A-Za-z_-]{20}|hf_[A-Za-z]{30,}"
+            r"|npm_[A-Za-z0-9]{36}"
+            r"|SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}|ya29\.[A-Za-z0-9_-]{20,}"
+            r"|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
+        ),
+        needs=(
+            "AKIA",
+            "ASIA",
+            "AIza",
+            "gh",
+            "github_pat_",
+            "xox",
+            "sk-",
+            "k_live_",
+            "k_test_",
+            "glpat-",
+            "hf_",
+            "npm_",
+            "SG.",
+            "ya29.",
+            "eyJ",
+        ),
+    ),
     # the password of a connection URL (postgres://user:PASSWORD@host)
     Rule("secret", re.compile(r"://[^/\s:@]+:(?P<value>[^@\s/]{3,})@[A-Za-z0-9.-]"), needs=("://",)),
     # any random-looking token shortly after a secret's name: `KEY = value`, `"password": "…"`, a table
     # column headed 토큰, "비밀번호는 …"
-    Rule("secret", re.compile(r"(?<![A-Za-z0-9!#$%&*+\-./?@^_~|])[A-Za-z0-9!#$%&*+\-./?@^_~|]{8,200}=*"
-                              r"(?![A-Za-z0-9!#$%&*+\-./=?@^_~|])"),
-         _secret_token, scope="secret_cue"),
-    Rule("email", re.compile(
-        r"(?<![A-Za-z0-9._%+/-])[A-Za-z0-9가-힣][A-Za-z0-9가-힣._%+-]*@"
-        r"(?:[A-Za-z0-9가-힣](?:[A-Za-z0-9가-힣-]*[A-Za-z0-9가-힣])?\.)+"
-        r"(?:[A-Za-z]{2,24}(?![A-Za-z0-9_-])|한국)"), scope="at"),
-    Rule("rrn", re.compile(_L + r"\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?P<sep>" + _SEP
-                           + r"| )?[1-8]\d{6}" + _R), _resident, scope="digits"),
-    Rule("card", re.compile(_L + r"(?:\d{4}(?P<s>[- ])\d{4}(?P=s)\d{4}(?P=s)\d{4}(?:(?P=s)\d{1,3})?"
-                                 r"|\d{4}(?P<t>[- ])\d{6}(?P=t)\d{4,5}|\d{13,19})" + _R), _card,
-         scope="digits"),
+    Rule(
+        "secret",
+        re.compile(
+            r"(?<![A-Za-z0-9!#$%&*+\-./?@^_~|])[A-Za-z0-9!#$%&*+\-./?@^_~|]{8,200}=*"
+            r"(?![A-Za-z0-9!#$%&*+\-./=?@^_~|])"
+        ),
+        _secret_token,
+        scope="secret_cue",
+    ),
+    Rule(
+        "email",
+        re.compile(
+            r"(?<![A-Za-z0-9._%+/-])[A-Za-z0-9가-힣][A-Za-z0-9가-힣._%+-]*@"
+            r"(?:[A-Za-z0-9가-힣](?:[A-Za-z0-9가-힣-]*[A-Za-z0-9가-힣])?\.)+"
+            r"(?:[A-Za-z]{2,24}(?![A-Za-z0-9_-])|한국)"
+        ),
+        scope="at",
+    ),
+    Rule(
+        "rrn",
+        re.compile(
+            _L + r"\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?P<sep>" + _SEP + r"| )?[1-8]\d{6}" + _R
+        ),
+        _resident,
+        scope="digits",
+    ),
+    Rule(
+        "card",
+        re.compile(
+            _L + r"(?:\d{4}(?P<s>[- ])\d{4}(?P=s)\d{4}(?P=s)\d{4}(?:(?P=s)\d{1,3})?"
+            r"|\d{4}(?P<t>[- ])\d{6}(?P=t)\d{4,5}|\d{13,19})" + _R
+        ),
+        _card,
+        scope="digits",
+    ),
     Rule("brn", re.compile(_L + r"(?:\d{3}[-– ]\d{2}[-– ]\d{5}|\d{10})" + _R), _brn, scope="digits"),
     # +82 with or without the trunk 0; mobile 010 and legacy 011/016-019; landline 02, 031-064, 070, 050x
-    Rule("phone", re.compile(
-        r"(?<![0-9A-Za-z_+])(?<![A-Za-z]-)"
-        r"(?:\+\s?82[-. ]?(?:\(0\)\s?)?0?(?:1[016789]|2|[3-6][1-5]|70)[-. ]?\d{3,4}[-. ]?\d{4}"
-        r"|01[016789][-. ]?\d{3,4}[-. ]?\d{4}"
-        r"|\(0(?:2|[3-6][1-5]|70|50\d)\)\s?\d{3,4}[-. ]\d{4}"
-        r"|0(?:2|[3-6][1-5]|70|50\d)(?:[-. )]\s?)\d{3,4}[-. ]\d{4})" + _R), _phone, scope="digits"),
-    Rule("phone", re.compile(_L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + _R), _needs_cue("phone"),
-         scope="digits"),
-    Rule("driver_license", re.compile(_L + r"(?:1[1-9]|2[0-68])(?:-\d\d-\d{6}-\d\d| \d\d \d{6} \d\d|\d{10})"
-                                      + _R), _driver, scope="digits"),
-    Rule("driver_license", re.compile(r"(?:서울|부산|경기(?:남부|북부)?|강원|충북|충남|전북|전남|"
-                                      r"경북|경남|제주|대구|인천|광주|대전|울산|세종)"
-                                      r"[ -]?\d\d-\d{6}-\d\d" + _R), scope="digits"),
-    Rule("bank_account", re.compile(_L + r"\d{2,6}(?:-\d{2,7}){1,2}(?:-\d{1,7})?" + _R), _bank,
-         scope="digits"),
-    Rule("bank_account", re.compile(_L + r"\d{3,6}(?: \d{2,7}){1,2}(?: \d{1,7})?" + _R), _bank,
-         scope="digits"),
+    Rule(
+        "phone",
+        re.compile(
+            r"(?<![0-9A-Za-z_+])(?<![A-Za-z]-)"
+            r"(?:\+\s?82[-. ]?(?:\(0\)\s?)?0?(?:1[016789]|2|[3-6][1-5]|70)[-. ]?\d{3,4}[-. ]?\d{4}"
+            r"|01[016789][-. ]?\d{3,4}[-. ]?\d{4}"
+            r"|\(0(?:2|[3-6][1-5]|70|50\d)\)\s?\d{3,4}[-. ]\d{4}"
+            r"|0(?:2|[3-6][1-5]|70|50\d)(?:[-. )]\s?)\d{3,4}[-. ]\d{4})" + _R
+        ),
+        _phone,
+        scope="digits",
+    ),
+    Rule("phone", re.compile(_L + r"0(?:2|[3-6][1-5]|70)\d{7,8}" + _R), _needs_cue("phone"), scope="digits"),
+    Rule(
+        "driver_license",
+        re.compile(_L + r"(?:1[1-9]|2[0-68])(?:-\d\d-\d{6}-\d\d| \d\d \d{6} \d\d|\d{10})" + _R),
+        _driver,
+        scope="digits",
+    ),
+    Rule(
+        "driver_license",
+        re.compile(
+            r"(?:서울|부산|경기(?:남부|북부)?|강원|충북|충남|전북|전남|"
+            r"경북|경남|제주|대구|인천|광주|대전|울산|세종)"
+            r"[ -]?\d\d-\d{6}-\d\d" + _R
+        ),
+        scope="digits",
+    ),
+    Rule(
+        "bank_account", re.compile(_L + r"\d{2,6}(?:-\d{2,7}){1,2}(?:-\d{1,7})?" + _R), _bank, scope="digits"
+    ),
+    Rule(
+        "bank_account", re.compile(_L + r"\d{3,6}(?: \d{2,7}){1,2}(?: \d{1,7})?" + _R), _bank, scope="digits"
+    ),
     Rule("bank_account", re.compile(_L + r"\d{10,14}" + _R), _bare_account, scope="digits"),
     # series M (multiple), S (single), R (residence), G (official), D (diplomatic), O; 8 digits, or since
     # Dec 2021 3 digits + a letter + 4 digits
     Rule("passport", re.compile(r"[MSRGDO](?<![0-9A-Za-z][MSRGDO])(?:\d{8}|\d{3}[A-Z]\d{4})(?![0-9A-Za-z])")),
-    Rule("ip", re.compile(r"(?<![0-9A-Za-z.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![0-9A-Za-z]|\.\d)"), _ip,
-         scope="digits"),
-    Rule("ip", re.compile(r"[0-9A-Fa-f:](?<![0-9A-Za-z_:][0-9A-Fa-f:])[0-9A-Fa-f]{0,3}:?"
-                          r"(?:[0-9A-Fa-f]{0,4}:){2,6}[0-9A-Fa-f]{1,4}(?![0-9A-Za-z_:])"), _ip,
-         scope="colons"),
+    Rule(
+        "ip",
+        re.compile(r"(?<![0-9A-Za-z.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![0-9A-Za-z]|\.\d)"),
+        _ip,
+        scope="digits",
+    ),
+    Rule(
+        "ip",
+        re.compile(
+            r"[0-9A-Fa-f:](?<![0-9A-Za-z_:][0-9A-Fa-f:])[0-9A-Fa-f]{0,3}:?"
+            r"(?:[0-9A-Fa-f]{0,4}:){2,6}[0-9A-Fa-f]{1,4}(?![0-9A-Za-z_:])"
+        ),
+        _ip,
+        scope="colons",
+    ),
 )
 
 
@@ -382,8 +593,15 @@ def digit_windows(text: str) -> list[Window]:
 def secret_cue_windows(text: str) -> list[Window]:
     """Around each secret's name: tokens starting within CUE_BEFORE after it or ending within CUE_AFTER before
     it (`value="…"> <!-- password -->`); the scan reaches 200 further so that no token is cut."""
-    return [(max(0, m.start() - CUE_AFTER - 200), min(len(text), m.end() + CUE_BEFORE + 200),
-             m.start() - CUE_AFTER, m.end() + CUE_BEFORE) for m in _SECRET_CUE.finditer(text)]
+    return [
+        (
+            max(0, m.start() - CUE_AFTER - 200),
+            min(len(text), m.end() + CUE_BEFORE + 200),
+            m.start() - CUE_AFTER,
+            m.end() + CUE_BEFORE,
+        )
+        for m in _SECRET_CUE.finditer(text)
+    ]
 
 
 def char_windows(text: str, char: str, before: int, after: int) -> list[Window]:
@@ -415,8 +633,12 @@ def find(text: str, types: tuple[str, ...] = PII_TYPES) -> list[Found]:
     """PII spans in `text`, sorted, never overlapping; an earlier rule's span wins over a later one's."""
     found: list[Found] = []  # sorted by start; never overlapping, so sorted by end too
     starts: list[int] = []
-    windows = {"digits": digit_windows(text), "secret_cue": secret_cue_windows(text),
-               "at": char_windows(text, "@", 64, 256), "colons": colon_windows(text)}
+    windows = {
+        "digits": digit_windows(text),
+        "secret_cue": secret_cue_windows(text),
+        "at": char_windows(text, "@", 64, 256),
+        "colons": colon_windows(text),
+    }
     for rule in RULES:
         if rule.kind not in types and not (rule.kind == "rrn" and "frn" in types):
             continue
@@ -441,7 +663,7 @@ def scrub(text: str, types: tuple[str, ...] = PII_TYPES) -> tuple[str, Counter[s
         return text, Counter()
     parts, pos = [], 0
     for f in spans:
-        parts += [text[pos:f.start], f"<{f.kind.upper()}>"]
+        parts += [text[pos : f.start], f"<{f.kind.upper()}>"]
         pos = f.end
     parts.append(text[pos:])
     return "".join(parts), Counter(f.kind for f in spans)

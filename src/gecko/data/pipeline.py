@@ -37,8 +37,15 @@ from gecko.data.langid import LanguageFilter, initial_lang, label_languages
 from gecko.data.mix import run_mix
 from gecko.data.normalize import Normalize
 from gecko.data.pii import PiiScrubber
-from gecko.data.readers import (CODE_LANGS, Quarantine, QuarantineLog, SeenIds, SourceReader, check_source,
-                                iter_records)
+from gecko.data.readers import (
+    CODE_LANGS,
+    Quarantine,
+    QuarantineLog,
+    SeenIds,
+    SourceReader,
+    check_source,
+    iter_records,
+)
 from gecko.data.stats import DataStats
 from gecko.data.toxicity import ToxicityFilter
 from gecko.errors import DataError
@@ -82,17 +89,27 @@ def clean_steps(cfg: DataConfig, data_dir: Path) -> list[PipelineStep]:
     steps: list[PipelineStep] = [
         SourceReader(cfg.sources, c.max_doc_bytes, ledger, str(data_dir / QUARANTINE)),
         Normalize(),
-        LanguageFilter(c.mixed_hangul_ratio, c.min_en_score, c.keep_other, ledger_dir=ledger,
-                       exclusion_writer=dropped("langid")),
+        LanguageFilter(
+            c.mixed_hangul_ratio,
+            c.min_en_score,
+            c.keep_other,
+            ledger_dir=ledger,
+            exclusion_writer=dropped("langid"),
+        ),
         QualityFilter(c, cfg.min_chars, ledger_dir=ledger, exclusion_writer=dropped("quality")),
     ]
     if cfg.pii.enabled:
         steps.append(PiiScrubber(cfg.pii.types))
     if cfg.toxicity.enabled:
-        steps.append(ToxicityFilter(cfg.toxicity.threshold, cfg.toxicity.langs, ledger_dir=ledger,
-                                    exclusion_writer=dropped("toxicity")))
-    steps += [Tally(str(data_dir / "logs" / "kept")),
-              shard_writer(data_dir / CLEAN)]
+        steps.append(
+            ToxicityFilter(
+                cfg.toxicity.threshold,
+                cfg.toxicity.langs,
+                ledger_dir=ledger,
+                exclusion_writer=dropped("toxicity"),
+            )
+        )
+    steps += [Tally(str(data_dir / "logs" / "kept")), shard_writer(data_dir / CLEAN)]
     return steps
 
 
@@ -120,12 +137,19 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
         check_source(src)
     _reset_if_changed(cfg, data_dir)
     workers = max(cfg.workers, 1)
-    execute(clean_steps(cfg, data_dir), workers, workers, data_dir / "logs" / "clean", label="clean",
-            total_bytes=sum(sources.total_bytes(src.path, src.subset) for src in cfg.sources))
+    execute(
+        clean_steps(cfg, data_dir),
+        workers,
+        workers,
+        data_dir / "logs" / "clean",
+        label="clean",
+        total_bytes=sum(sources.total_bytes(src.path, src.subset) for src in cfg.sources),
+    )
     stats = DataStats.load_ledgers(data_dir / "logs" / "ledger")
     kept = DataStats.load_ledgers(data_dir / "logs" / "kept")
-    report = DataStats(stats.read, stats.dropped, kept.kept, kept.kept_bytes, Counter(), stats.examples,
-                       stats.repaired)
+    report = DataStats(
+        stats.read, stats.dropped, kept.kept, kept.kept_bytes, Counter(), stats.examples, stats.repaired
+    )
     report.check_accounting()
     write_json(data_dir / "clean_stats.json", report.to_dict())
     write_text(data_dir / "clean_report.md", report.report({}, "Clean phase report"))
@@ -149,17 +173,28 @@ def run_data(cfg: DataConfig, out_dir: Path, seed: int) -> DataStats:
         stats = DataStats.from_dict(json.loads((out_dir / "stats.json").read_text(encoding="utf-8")))
         print(stats.summary(), file=sys.stderr)
         return stats
-    if (out_dir / "logs" / CONSUMED).exists() and PhaseResult.load(out_dir / "dedup.work" / DONE, keys["dedup"]) is None:
-        (out_dir / "logs" / "clean.fingerprint").unlink()  # dedup must run again on clean shards already removed
+    if (out_dir / "logs" / CONSUMED).exists() and PhaseResult.load(
+        out_dir / "dedup.work" / DONE, keys["dedup"]
+    ) is None:
+        (
+            out_dir / "logs" / "clean.fingerprint"
+        ).unlink()  # dedup must run again on clean shards already removed
     stats = run_clean(cfg, out_dir)
-    dedup = _phase(out_dir / "dedup.work", out_dir / "dedup", keys["dedup"],
-                   lambda: run_dedup(out_dir / CLEAN, out_dir / "dedup", cfg.dedup, cfg.workers, cfg.engine))
+    dedup = _phase(
+        out_dir / "dedup.work",
+        out_dir / "dedup",
+        keys["dedup"],
+        lambda: run_dedup(out_dir / CLEAN, out_dir / "dedup", cfg.dedup, cfg.workers, cfg.engine),
+    )
     _consume(out_dir / CLEAN, out_dir / "logs" / CONSUMED)
     remove_scratch(out_dir / "dedup.work")
     dedup.add_drops_to(stats)
-    decontam = _phase(out_dir / "decontam.work", out_dir / "decontam", keys["decontam"],
-                      lambda: run_decontam(out_dir / "dedup", out_dir / "decontam", cfg.decontam, cfg.workers,
-                                           cfg.engine))
+    decontam = _phase(
+        out_dir / "decontam.work",
+        out_dir / "decontam",
+        keys["decontam"],
+        lambda: run_decontam(out_dir / "dedup", out_dir / "decontam", cfg.decontam, cfg.workers, cfg.engine),
+    )
     decontam.add_drops_to(stats)
     mix_inputs = [out_dir / "decontam"]
     if cfg.align.sources:
@@ -172,8 +207,12 @@ def run_data(cfg: DataConfig, out_dir: Path, seed: int) -> DataStats:
     write_text(out_dir / DONE, keys["mix"])
     _consume(out_dir / "decontam", out_dir / "decontam.work" / CONSUMED)
     print(stats.summary(), file=sys.stderr)  # plain columns: a log handler would re-wrap them
-    log.info("data: %d documents read, %d in the corpus; token shares %s", sum(stats.read.values()),
-             mix.documents, {g: round(v, 4) for g, v in mix.achieved.items()})
+    log.info(
+        "data: %d documents read, %d in the corpus; token shares %s",
+        sum(stats.read.values()),
+        mix.documents,
+        {g: round(v, 4) for g, v in mix.achieved.items()},
+    )
     return stats
 
 
@@ -191,7 +230,11 @@ def _phase_keys(cfg: DataConfig, seed: int) -> dict[str, str]:
 
 
 def _finished(out_dir: Path, key: str) -> bool:
-    return (out_dir / DONE).exists() and (out_dir / DONE).read_text() == key and (out_dir / "stats.json").exists()
+    return (
+        (out_dir / DONE).exists()
+        and (out_dir / DONE).read_text() == key
+        and (out_dir / "stats.json").exists()
+    )
 
 
 def _phase(work: Path, out: Path, key: str, run: Callable[[], PhaseResult]) -> PhaseResult:
@@ -224,8 +267,15 @@ def _remove_consumed(out_dir: Path) -> None:
 
 
 STANDALONE = ("normalize", "langid", "quality", "pii", "toxicity")
-STEP_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
-                ".parquet": "parquet", ".txt": "text"}
+STEP_FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".txt": "text",
+}
 """What a per-step command reads, by the input's suffix (under any .gz/.zst/.bz2/.xz); a folder is a code tree."""
 
 
@@ -246,7 +296,7 @@ class StepResult:
         out = []
         for kind, first in self.first.items():
             n = self.counts[kind]
-            went = (f"quarantined in {self.quarantine}" if kind.startswith("quarantined_") else "kept")
+            went = f"quarantined in {self.quarantine}" if kind.startswith("quarantined_") else "kept"
             out.append(f"{first} [{kind}: {n} in all, {went}]")
         return out
 
@@ -263,8 +313,10 @@ def step_source(in_path: Path, text_field: str) -> SourceConfig:
         return SourceConfig("in", str(in_path), "code", format="code", extensions=tuple(CODE_LANGS))
     suffix = rawio.base_suffix(in_path)
     if suffix not in STEP_FORMATS:
-        raise DataError(f"{in_path}: cannot tell the format from {suffix or 'no suffix'!r}; known: "
-                        f"{', '.join(STEP_FORMATS)} (also under {', '.join(rawio.COMPRESSED)}), or a code folder")
+        raise DataError(
+            f"{in_path}: cannot tell the format from {suffix or 'no suffix'!r}; known: "
+            f"{', '.join(STEP_FORMATS)} (also under {', '.join(rawio.COMPRESSED)}), or a code folder"
+        )
     return SourceConfig("in", str(in_path), "ko", format=STEP_FORMATS[suffix], text_field=text_field)
 
 
@@ -275,12 +327,15 @@ def _standalone_step(step: str, cfg: DataConfig) -> PipelineStep:
         "langid": lambda: LanguageFilter(c.mixed_hangul_ratio, c.min_en_score, keep_other=True),
         "quality": lambda: QualityFilter(c, cfg.min_chars),
         "pii": lambda: PiiScrubber(cfg.pii.types),
-        "toxicity": lambda: ToxicityFilter(threshold=float("inf"), langs=("ko", "en", "other")),  # scores only
+        "toxicity": lambda: ToxicityFilter(
+            threshold=float("inf"), langs=("ko", "en", "other")
+        ),  # scores only
     }[step]()
 
 
-def _step_documents(src: SourceConfig, max_bytes: int, lang: str, result: StepResult, log: QuarantineLog
-                    ) -> Iterator[DtDocument]:
+def _step_documents(
+    src: SourceConfig, max_bytes: int, lang: str, result: StepResult, log: QuarantineLog
+) -> Iterator[DtDocument]:
     """The input's records as documents carrying the whole record; faults counted in `result`."""
     seen = SeenIds()
     for where, decode in iter_records(src, max_bytes):
@@ -293,8 +348,11 @@ def _step_documents(src: SourceConfig, max_bytes: int, lang: str, result: StepRe
             continue
         for what, n in meta.get("repaired", {}).items():
             result.note(f"repaired_{what}", where, f"{n} invalid byte sequence(s) replaced by U+FFFD", n)
-        record = meta.get("record") or {"id": doc_id, src.text_field: text,
-                                        **{k: meta[k] for k in ("path", "code_lang") if k in meta}}
+        record = meta.get("record") or {
+            "id": doc_id,
+            src.text_field: text,
+            **{k: meta[k] for k in ("path", "code_lang") if k in meta},
+        }
         if "record" in meta and seen.add(doc_id):  # the record is written unchanged, id included
             result.note("duplicate_id", where, f"id {doc_id!r} seen before")
         first = "code" if src.format == "code" else initial_lang(record.get("lang"), lang)
@@ -306,8 +364,9 @@ def quarantine_path(out_path: Path) -> Path:
     return out_path.with_name(out_path.name.removesuffix(".jsonl") + ".quarantine.jsonl")
 
 
-def run_step(step: str, in_path: Path, out_path: Path, text_field: str, cfg: DataConfig, lang: str = "auto"
-             ) -> StepResult:
+def run_step(
+    step: str, in_path: Path, out_path: Path, text_field: str, cfg: DataConfig, lang: str = "auto"
+) -> StepResult:
     """One cleaning step on a file of any schema and reader format (JSONL, JSON, CSV/TSV, Parquet, text, a
     code folder; compressed or not), written as JSONL: the text field is rewritten (normalize, pii), fields
     are added (langid: lang, lid_label, lid_score; pii: pii; toxicity: toxicity), or failing records are left
@@ -329,7 +388,9 @@ def run_step(step: str, in_path: Path, out_path: Path, text_field: str, cfg: Dat
         data = label_languages(data, c.mixed_hangul_ratio, c.min_en_score)
     last = _standalone_step(step, cfg)
     data = last.run(data)
-    added = {"langid": ("lang", "lid_label", "lid_score"), "pii": ("pii",), "toxicity": ("toxicity",)}.get(step, ())
+    added = {"langid": ("lang", "lid_label", "lid_score"), "pii": ("pii",), "toxicity": ("toxicity",)}.get(
+        step, ()
+    )
     with open_atomic(out_path) as f:
         for doc in data:
             record = dict(doc.metadata["record"], **{text_field: doc.text})

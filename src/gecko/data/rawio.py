@@ -49,8 +49,10 @@ class NotUtf8(ValueError):
     """Text that is mostly not UTF-8; the message names the likely encoding and the fix."""
 
     def __init__(self, invalid: int, size: int) -> None:
-        super().__init__(f"not UTF-8 ({invalid} of {size} bytes invalid; CP949/EUC-KR? convert with "
-                         f"`iconv -f cp949 -t utf-8`)")
+        super().__init__(
+            f"not UTF-8 ({invalid} of {size} bytes invalid; CP949/EUC-KR? convert with "
+            f"`iconv -f cp949 -t utf-8`)"
+        )
 
 
 class Readable(Protocol):
@@ -130,6 +132,7 @@ def _decompressed(path: Readable) -> Iterator[bytes]:
 
 def _zstd(path: Readable) -> Iterator[bytes]:
     import zstandard
+
     decoder, in_frame = zstandard.ZstdDecompressor().decompressobj(), False
     with open_raw(path) as raw:
         while data := raw.read(CHUNK):

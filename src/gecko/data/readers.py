@@ -25,16 +25,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import xxhash
 from datatrove.data import Document as DtDocument
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-import xxhash
 
 from gecko.atomic import write_text
 from gecko.config import SourceConfig
 from gecko.data import rawio, sources
-from gecko.data.sources import SourceFile
 from gecko.data.langid import initial_lang, label_languages
+from gecko.data.sources import SourceFile
 from gecko.data.stats import DataStats
 from gecko.errors import DataError, pip_hint
 
@@ -58,13 +58,51 @@ Record = tuple[str, Callable[[], tuple[str, str, dict[str, Any]]]]
 """(where, decode): decode() returns (id, text, metadata) or raises Quarantine. It runs only on its rank.
 metadata["record"] is the whole input record where the format has one (JSON object, table row)."""
 
-CODE_LANGS = {".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".ts": "typescript",
-              ".tsx": "typescript", ".java": "java", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp",
-              ".hpp": "cpp", ".go": "go", ".rs": "rust", ".rb": "ruby", ".php": "php", ".sh": "shell",
-              ".kt": "kotlin", ".swift": "swift", ".scala": "scala", ".sql": "sql", ".cs": "csharp",
-              ".lua": "lua", ".r": "r", ".jl": "julia", ".hs": "haskell", ".md": "markdown"}
-VENDORED_DIRS = {"node_modules", "vendor", "third_party", "thirdparty", "site-packages", "dist-packages",
-                 ".git", ".hg", ".svn", "__pycache__", ".tox", ".venv", "venv", "bower_components"}
+CODE_LANGS = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".ts": "typescript",
+    ".tsx": "typescript",
+    ".java": "java",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".hpp": "cpp",
+    ".go": "go",
+    ".rs": "rust",
+    ".rb": "ruby",
+    ".php": "php",
+    ".sh": "shell",
+    ".kt": "kotlin",
+    ".swift": "swift",
+    ".scala": "scala",
+    ".sql": "sql",
+    ".cs": "csharp",
+    ".lua": "lua",
+    ".r": "r",
+    ".jl": "julia",
+    ".hs": "haskell",
+    ".md": "markdown",
+}
+VENDORED_DIRS = {
+    "node_modules",
+    "vendor",
+    "third_party",
+    "thirdparty",
+    "site-packages",
+    "dist-packages",
+    ".git",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    ".tox",
+    ".venv",
+    "venv",
+    "bower_components",
+}
 _GENERATED_NAME = re.compile(r"(_pb2(_grpc)?\.pyi?|\.pb\.go|\.generated\.\w+|\.g\.dart|-lock\.json|\.lock)$")
 _MINIFIED_NAME = re.compile(r"\.min\.(js|css)$")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -91,13 +129,18 @@ def _guarded(file: SourceFile, records: Iterator[Record]) -> Iterator[Record]:
         return
     except rawio.StreamBroken as e:
         kept = "the records before it were kept" if not empty else "nothing before it was readable"
-        yield f"{file}:{e.line}", _raiser("truncated_file", f"truncated at byte {e.at_byte} ({e.detail}); {kept}")
+        yield (
+            f"{file}:{e.line}",
+            _raiser("truncated_file", f"truncated at byte {e.at_byte} ({e.detail}); {kept}"),
+        )
         return
     if empty:
         yield f"{file}:1", _raiser("empty_file", "no records")
 
 
-def _per_file(files: Sequence[SourceFile], read_file: Callable[[SourceFile], Iterator[Record]]) -> Iterator[Record]:
+def _per_file(
+    files: Sequence[SourceFile], read_file: Callable[[SourceFile], Iterator[Record]]
+) -> Iterator[Record]:
     for file in files:
         yield from _guarded(file, read_file(file))
 
@@ -122,14 +165,22 @@ def _document(record: Any, src: SourceConfig, where: str, max_bytes: int) -> tup
     text = record.get(src.text_field)
     if not isinstance(text, str):
         found = "no such field" if text is None else f"a {type(text).__name__}"
-        raise Quarantine(f"missing_field_{src.text_field}", f"{src.text_field!r}: {found}; fields {list(record)[:8]}")
+        raise Quarantine(
+            f"missing_field_{src.text_field}", f"{src.text_field!r}: {found}; fields {list(record)[:8]}"
+        )
     if len(text) > max_bytes // 4 and len(text.encode("utf-8", "surrogateescape")) > max_bytes:
         raise Quarantine("too_large", f"{len(text):,} characters")
     doc_id = record.get(src.id_field)
-    return str(doc_id if doc_id is not None else where.rsplit("/", 1)[-1]), text, {"where": where, "record": record}
+    return (
+        str(doc_id if doc_id is not None else where.rsplit("/", 1)[-1]),
+        text,
+        {"where": where, "record": record},
+    )
 
 
-def _decode_json(raw: bytes, src: SourceConfig, where: str, max_bytes: int) -> tuple[str, str, dict[str, Any]]:
+def _decode_json(
+    raw: bytes, src: SourceConfig, where: str, max_bytes: int
+) -> tuple[str, str, dict[str, Any]]:
     text, replaced = _text_of(raw)
     try:
         record = json.loads(text, strict=False)  # raw control characters: normalize drops them
@@ -174,8 +225,12 @@ def _parquet_file(src: SourceConfig, file: SourceFile, raw: Any, max_bytes: int)
         yield str(file), _raiser("unreadable_file", f"{type(e).__name__}: {e}")
         return
     if src.text_field not in pf.schema_arrow.names:
-        yield f"{file}:row 1", _raiser(f"missing_field_{src.text_field}",
-                                       f"no column {src.text_field!r} in {pf.schema_arrow.names}")
+        yield (
+            f"{file}:row 1",
+            _raiser(
+                f"missing_field_{src.text_field}", f"no column {src.text_field!r} in {pf.schema_arrow.names}"
+            ),
+        )
         return
     columns = [c for c in (src.text_field, src.id_field) if c in pf.schema_arrow.names]
     row = 0
@@ -195,7 +250,10 @@ def _json(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     def read_file(file: SourceFile) -> Iterator[Record]:
         data, broken = rawio.read_all(file, MAX_JSON_FILE_BYTES)
         if data is None:
-            yield f"{file}:1", _raiser("too_large", f"a .json file over {MAX_JSON_FILE_BYTES:,} bytes: use JSON lines")
+            yield (
+                f"{file}:1",
+                _raiser("too_large", f"a .json file over {MAX_JSON_FILE_BYTES:,} bytes: use JSON lines"),
+            )
             return
         if not data.strip():
             return
@@ -231,7 +289,9 @@ def _json_items(text: str) -> Iterator[tuple[Any, int | None]]:
             if ws.match(text, end).end() != len(text):
                 raise json.JSONDecodeError("extra data after the value", text, ws.match(text, end).end())
             if not isinstance(item, dict):
-                raise Quarantine("not_an_object", f"expected an array of objects, found {type(item).__name__}")
+                raise Quarantine(
+                    "not_an_object", f"expected an array of objects, found {type(item).__name__}"
+                )
             yield item, None
             return
         pos = ws.match(text, pos + 1).end()
@@ -247,7 +307,10 @@ def _json_items(text: str) -> Iterator[tuple[Any, int | None]]:
                 raise json.JSONDecodeError("expected ',' or ']'", text, pos)
             pos = ws.match(text, pos + 1).end()
     except json.JSONDecodeError as e:
-        yield Quarantine("malformed_json", f"{e.msg} at column {e.colno}; the items before it were kept"), e.lineno
+        yield (
+            Quarantine("malformed_json", f"{e.msg} at column {e.colno}; the items before it were kept"),
+            e.lineno,
+        )
     except Quarantine as q:
         yield q, 1
 
@@ -258,17 +321,23 @@ def _table(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     if len(delimiter) != 1:
         raise DataError(f"data.sources[{src.name}]: delimiter must be one character, found {delimiter!r}")
     quoting = csv.QUOTE_NONE if src.format == "tsv" else csv.QUOTE_MINIMAL
-    return _per_file(sources.files(path, (f".{src.format}",)),
-                     lambda file: _table_file(src, file, delimiter, quoting, max_bytes))
+    return _per_file(
+        sources.files(path, (f".{src.format}",)),
+        lambda file: _table_file(src, file, delimiter, quoting, max_bytes),
+    )
 
 
-def _table_file(src: SourceConfig, file: SourceFile, delimiter: str, quoting: int, max_bytes: int) -> Iterator[Record]:
+def _table_file(
+    src: SourceConfig, file: SourceFile, delimiter: str, quoting: int, max_bytes: int
+) -> Iterator[Record]:
     faults: dict[int, Quarantine] = {}
 
     def text_lines() -> Iterator[str]:
         for line in rawio.lines(file, max_bytes):
             if line.raw is None:
-                faults[line.number] = Quarantine("too_large", f"a line of {line.size:,} bytes at byte {line.offset}")
+                faults[line.number] = Quarantine(
+                    "too_large", f"a line of {line.size:,} bytes at byte {line.offset}"
+                )
                 yield _FAULT + "\n"
                 continue
             try:
@@ -288,8 +357,12 @@ def _table_file(src: SourceConfig, file: SourceFile, delimiter: str, quoting: in
     if header is None:
         return
     if src.text_field not in header:
-        yield f"{file}:1", _raiser(f"missing_field_{src.text_field}", f"no column {src.text_field!r} in header "
-                                                                        f"{header[:8]}")
+        yield (
+            f"{file}:1",
+            _raiser(
+                f"missing_field_{src.text_field}", f"no column {src.text_field!r} in header {header[:8]}"
+            ),
+        )
         return
     while True:
         start = rows.line_num + 1
@@ -303,15 +376,23 @@ def _table_file(src: SourceConfig, file: SourceFile, delimiter: str, quoting: in
         yield _table_record(row, src, file, range(start, rows.line_num + 1), faults, max_bytes)
 
 
-def _table_record(row: dict[str, Any], src: SourceConfig, file: SourceFile, line_range: range,
-                  faults: dict[int, Quarantine], max_bytes: int) -> Record:
+def _table_record(
+    row: dict[str, Any],
+    src: SourceConfig,
+    file: SourceFile,
+    line_range: range,
+    faults: dict[int, Quarantine],
+    max_bytes: int,
+) -> Record:
     where = f"{file}:{line_range[0] if line_range else line_range.start}"
     found = [faults.pop(n) for n in line_range if n in faults]
     fatal = [q for q in found if q.reason != "repaired"]
     if fatal:
         return where, _raiser(fatal[0].reason, fatal[0].detail)
     if None in row:  # more fields than columns: the delimiter occurs inside the text
-        return where, _raiser("extra_columns", f"{len(row) - 1 + len(row[None])} fields for {len(row) - 1} columns")
+        return where, _raiser(
+            "extra_columns", f"{len(row) - 1 + len(row[None])} fields for {len(row) - 1} columns"
+        )
     replaced = sum(int(q.detail) for q in found)
 
     def decode() -> tuple[str, str, dict[str, Any]]:
@@ -439,7 +520,14 @@ def _hf(src: SourceConfig, max_bytes: int) -> Iterator[Record]:
 
 
 FORMATS: dict[str, Callable[[SourceConfig, str, int], Iterator[Record]]] = {
-    "jsonl": _jsonl, "json": _json, "parquet": _parquet, "text": _text, "tsv": _table, "csv": _table, "code": _code}
+    "jsonl": _jsonl,
+    "json": _json,
+    "parquet": _parquet,
+    "text": _text,
+    "tsv": _table,
+    "csv": _table,
+    "code": _code,
+}
 """Readers by format; each gets the source's `path` (a file, folder, glob or URL: gecko.data.sources)."""
 
 
@@ -509,8 +597,13 @@ class SourceReader(PipelineStep):
     name = "📖 gecko read"
     type = "📖 - READER"
 
-    def __init__(self, sources: tuple[SourceConfig, ...], max_doc_bytes: int, ledger_dir: str | None,
-                 quarantine_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        sources: tuple[SourceConfig, ...],
+        max_doc_bytes: int,
+        ledger_dir: str | None,
+        quarantine_dir: str | None = None,
+    ) -> None:
         super().__init__()
         self.sources = sources
         self.max_doc_bytes = max_doc_bytes
@@ -519,7 +612,9 @@ class SourceReader(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         stats = DataStats()
-        log = QuarantineLog(Path(self.quarantine_dir) / f"read-{rank:05d}.jsonl" if self.quarantine_dir else None)
+        log = QuarantineLog(
+            Path(self.quarantine_dir) / f"read-{rank:05d}.jsonl" if self.quarantine_dir else None
+        )
         for s_idx, src in enumerate(self.sources):  # progress: the executor's `clean` line (dedup/engine.py)
             seen = SeenIds()
             for n, (where, decode) in enumerate(iter_records(src, self.max_doc_bytes)):
@@ -529,8 +624,16 @@ class SourceReader(PipelineStep):
         if self.ledger_dir:
             stats.save_ledger(Path(self.ledger_dir), "read", rank)
 
-    def _decode(self, src: SourceConfig, order: tuple[int, int], where: str, decode: Callable, stats: DataStats,
-                log: QuarantineLog, seen: SeenIds) -> Iterator[DtDocument]:
+    def _decode(
+        self,
+        src: SourceConfig,
+        order: tuple[int, int],
+        where: str,
+        decode: Callable,
+        stats: DataStats,
+        log: QuarantineLog,
+        seen: SeenIds,
+    ) -> Iterator[DtDocument]:
         stats.read[src.name] += 1
         try:
             doc_id, text, meta = decode()
@@ -559,8 +662,13 @@ class CorpusReader(PipelineStep):
     name = "📖 gecko corpus"
     type = "📖 - READER"
 
-    def __init__(self, files: list[Path], lang: str = "field", counts_dir: str | None = None,
-                 max_doc_bytes: int = 10_000_000) -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        lang: str = "field",
+        counts_dir: str | None = None,
+        max_doc_bytes: int = 10_000_000,
+    ) -> None:
         super().__init__()
         initial_lang(None, lang)  # an unknown mode fails here, before any worker starts
         self.files = [str(f) for f in files]
@@ -570,8 +678,11 @@ class CorpusReader(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         counts: Counter[str] = Counter()
-        log = QuarantineLog(Path(self.counts_dir).parent / "quarantine" / f"read-{rank:05d}.jsonl"
-                            if self.counts_dir else None)
+        log = QuarantineLog(
+            Path(self.counts_dir).parent / "quarantine" / f"read-{rank:05d}.jsonl"
+            if self.counts_dir
+            else None
+        )
         docs = self._documents(self.files[rank::world_size], counts, log)
         yield from label_languages(docs)
         log.save()
@@ -605,8 +716,10 @@ def check_source(src: SourceConfig) -> None:
     if sources.is_hf(src.path):
         names = sources.hf_dataset(src.path, src.subset).column_names
         if src.text_field not in names:
-            raise DataError(f"{src.path}: no column {src.text_field!r} in {names[:8]} "
-                            f"(data.sources[{src.name}].text_field)")
+            raise DataError(
+                f"{src.path}: no column {src.text_field!r} in {names[:8]} "
+                f"(data.sources[{src.name}].text_field)"
+            )
         return
     if not sources.exists(src.path):
         raise DataError(f"data.sources[{src.name}]: {src.path} does not exist")
@@ -617,8 +730,10 @@ def check_source(src: SourceConfig) -> None:
         return
     names = _header(src, files[0])
     if names is not None and src.text_field not in names:
-        raise DataError(f"{files[0]}:1: no column {src.text_field!r} in header {names[:8]} "
-                        f"(data.sources[{src.name}].text_field)")
+        raise DataError(
+            f"{files[0]}:1: no column {src.text_field!r} in header {names[:8]} "
+            f"(data.sources[{src.name}].text_field)"
+        )
 
 
 def _header(src: SourceConfig, file: SourceFile) -> list[str] | None:

@@ -43,7 +43,7 @@ def segments(text: str) -> list[tuple[bool, str]]:
             continue  # inside the previous block, or inline code such as ```x``` on one line
         close = _closing(fence[0], len(fence)).search(text, m.end() + 1)
         end = close.end() if close else len(text)
-        out += [(False, text[pos:m.start()]), (True, text[m.start():end])]
+        out += [(False, text[pos : m.start()]), (True, text[m.start() : end])]
         pos = end
     out.append((False, text[pos:]))
     return [(is_code, piece) for is_code, piece in out if piece]

@@ -98,7 +98,8 @@ class DataStats:
             "read": dict(self.read),
             "read_total": sum(self.read.values()),
             "dropped": [
-                {"step": s, "reason": r, "lang": lang, "count": n} for (s, r, lang), n in sorted(self.dropped.items())
+                {"step": s, "reason": r, "lang": lang, "count": n}
+                for (s, r, lang), n in sorted(self.dropped.items())
             ],
             "dropped_total": sum(self.dropped.values()),
             "kept": dict(self.kept),
@@ -122,8 +123,15 @@ class DataStats:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataStats:
-        stats = cls(Counter(d["read"]), Counter(), Counter(d["kept"]), Counter(d["kept_bytes"]),
-                    Counter(d["repeated"]), d["examples"], Counter(d.get("repaired", {})))
+        stats = cls(
+            Counter(d["read"]),
+            Counter(),
+            Counter(d["kept"]),
+            Counter(d["kept_bytes"]),
+            Counter(d["repeated"]),
+            d["examples"],
+            Counter(d.get("repaired", {})),
+        )
         for row in d["dropped"]:
             stats.dropped[(row["step"], row["reason"], row["lang"])] += row["count"]
         return stats
@@ -143,7 +151,9 @@ class DataStats:
         """Every document read is either kept once or dropped once: a mismatch is a bug, never data loss."""
         kept_unique = sum(self.kept.values()) - sum(self.repeated.values())
         read, dropped = sum(self.read.values()), sum(self.dropped.values())
-        assert read == kept_unique + dropped, f"accounting: read {read} != kept {kept_unique} + dropped {dropped}"
+        assert read == kept_unique + dropped, (
+            f"accounting: read {read} != kept {kept_unique} + dropped {dropped}"
+        )
 
     def write(self, out_dir: Path, mix_targets: dict[str, float]) -> None:
         write_json(out_dir / "stats.json", self.to_dict())
@@ -153,15 +163,29 @@ class DataStats:
     def report(self, mix_targets: dict[str, float], title: str = "Data stage report") -> str:
         total_bytes = sum(self.kept_bytes.values()) or 1
         section = "Mix" if mix_targets else "Kept"
-        lines = [f"# {title}", "", f"## {section} (UTF-8 bytes)", "", "| lang | docs | MB | share | target |",
-                 "|---|---:|---:|---:|---:|"]
+        lines = [
+            f"# {title}",
+            "",
+            f"## {section} (UTF-8 bytes)",
+            "",
+            "| lang | docs | MB | share | target |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for lang in sorted(set(self.kept) | set(mix_targets)):
             b = self.kept_bytes[lang]
-            lines.append(f"| {lang} | {self.kept[lang]:,} | {b / 1e6:.2f} | {b / total_bytes:.1%} | "
-                         f"{mix_targets.get(lang, 0):.1%} |")
+            lines.append(
+                f"| {lang} | {self.kept[lang]:,} | {b / 1e6:.2f} | {b / total_bytes:.1%} | "
+                f"{mix_targets.get(lang, 0):.1%} |"
+            )
         lines += ["", "## Read", "", "| source | docs |", "|---|---:|"]
         lines += [f"| {s} | {n:,} |" for s, n in sorted(self.read.items())]
-        lines += ["", "## Dropped", "", "| step | reason | lang | docs | examples |", "|---|---|---|---:|---|"]
+        lines += [
+            "",
+            "## Dropped",
+            "",
+            "| step | reason | lang | docs | examples |",
+            "|---|---|---|---:|---|",
+        ]
         for (step, reason, lang), n in sorted(self.dropped.items()):
             ex = ", ".join(f"`{_md_cell(e)}`" for e in self.examples.get(example_key(step, reason, lang), []))
             lines.append(f"| {step} | {reason} | {lang} | {n:,} | {ex} |")
@@ -177,7 +201,9 @@ class DataStats:
         stage ends (the full report with examples is report.md)."""
         langs = sorted(set(self.kept) | {lang for _, _, lang in self.dropped})
         rows = [("read", "", sum(self.read.values()), None)]
-        rows += [(step, reason, None, lang_counts) for (step, reason), lang_counts in self._by_reason().items()]
+        rows += [
+            (step, reason, None, lang_counts) for (step, reason), lang_counts in self._by_reason().items()
+        ]
         rows.append(("kept", "", None, dict(self.kept)))
         width = max(len(f"{s} {r}") for s, r, _, _ in rows) + 2
         head = f"{'':<{width}}" + "".join(f"{lang:>9}" for lang in langs) + f"{'total':>9}"
@@ -201,20 +227,44 @@ class DataStats:
         """The report as one self-contained HTML page: counts per step, per reason and language, and a few
         examples per reason (HTML-escaped)."""
         total_bytes = sum(self.kept_bytes.values()) or 1
-        kept = [{"lang": lang, "docs": self.kept[lang], "mb": self.kept_bytes[lang] / 1e6,
-                 "share": self.kept_bytes[lang] / total_bytes, "target": mix_targets.get(lang, 0.0)}
-                for lang in sorted(set(self.kept) | set(mix_targets))]
+        kept = [
+            {
+                "lang": lang,
+                "docs": self.kept[lang],
+                "mb": self.kept_bytes[lang] / 1e6,
+                "share": self.kept_bytes[lang] / total_bytes,
+                "target": mix_targets.get(lang, 0.0),
+            }
+            for lang in sorted(set(self.kept) | set(mix_targets))
+        ]
         steps: Counter[str] = Counter()
         reasons: dict[tuple[str, str], Counter[str]] = {}
         for (step, reason, lang), n in sorted(self.dropped.items()):
             steps[step] += n
             reasons.setdefault((step, reason), Counter())[lang] += n
-        rows = [{"step": step, "reason": reason, "by_lang": by_lang, "total": sum(by_lang.values()),
-                 "examples": [(lang, e) for lang in sorted(by_lang)
-                              for e in self.examples.get(example_key(step, reason, lang), [])]}
-                for (step, reason), by_lang in reasons.items()]
+        rows = [
+            {
+                "step": step,
+                "reason": reason,
+                "by_lang": by_lang,
+                "total": sum(by_lang.values()),
+                "examples": [
+                    (lang, e)
+                    for lang in sorted(by_lang)
+                    for e in self.examples.get(example_key(step, reason, lang), [])
+                ],
+            }
+            for (step, reason), by_lang in reasons.items()
+        ]
         return _HTML.render(
-            title=title, section="Mix" if mix_targets else "Kept", kept=kept, read=sorted(self.read.items()),
-            steps=sorted(steps.items()), reasons=rows, langs=sorted({lang for _, _, lang in self.dropped}),
-            read_total=sum(self.read.values()), dropped_total=sum(self.dropped.values()),
-            kept_total=sum(self.kept.values()) - sum(self.repeated.values()))
+            title=title,
+            section="Mix" if mix_targets else "Kept",
+            kept=kept,
+            read=sorted(self.read.items()),
+            steps=sorted(steps.items()),
+            reasons=rows,
+            langs=sorted({lang for _, _, lang in self.dropped}),
+            read_total=sum(self.read.values()),
+            dropped_total=sum(self.dropped.values()),
+            kept_total=sum(self.kept.values()) - sum(self.repeated.values()),
+        )

@@ -44,7 +44,7 @@ def ngram_buckets(text: str) -> Iterator[tuple[int, np.ndarray]]:
     for n in range(1, min(NGRAMS, len(cp)) + 1):
         h = h[: len(cp) - n + 1]  # in place (uint64 wraps the same way): no temporary arrays
         h *= _PRIME
-        h += cp[n - 1:]
+        h += cp[n - 1 :]
         bucket = h + np.uint64(n)
         bucket *= _MIX
         bucket >>= _SHIFT
@@ -117,5 +117,6 @@ class ToxicityFilter(GeckoFilter):
         scored = [doc for doc in batch if doc.metadata.get("lang") in self.langs]
         for doc, p in zip(scored, score_batch([doc.text for doc in scored]) if scored else []):
             doc.metadata["toxicity"] = round(p, 4)
-        return [(False, "toxic") if doc.metadata.get("toxicity", 0.0) >= self.threshold else True
-                for doc in batch]
+        return [
+            (False, "toxic") if doc.metadata.get("toxicity", 0.0) >= self.threshold else True for doc in batch
+        ]

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from gecko.model.llama import Llama
-from gecko.shards import Shards
-from gecko.shards import doc_layout
+from gecko.shards import Shards, doc_layout
 
 
 def _select_docs(index: np.ndarray, lang_id: int, max_tokens: int) -> np.ndarray:
@@ -30,8 +29,15 @@ def _select_docs(index: np.ndarray, lang_id: int, max_tokens: int) -> np.ndarray
 
 
 @torch.no_grad()
-def evaluate_bpb(model: Llama, shards: Shards, split: str, seq_len: int, batch_size: int, max_tokens: int,
-                 device: torch.device) -> dict[str, float]:
+def evaluate_bpb(
+    model: Llama,
+    shards: Shards,
+    split: str,
+    seq_len: int,
+    batch_size: int,
+    max_tokens: int,
+    device: torch.device,
+) -> dict[str, float]:
     """{lang: bits per byte} on `split`, plus "all" over every scored byte."""
     was_training = model.training
     model.eval()
@@ -42,7 +48,9 @@ def evaluate_bpb(model: Llama, shards: Shards, split: str, seq_len: int, batch_s
         rows = _select_docs(index, lang_id, max_tokens)
         if len(rows) == 0:
             continue
-        stream = np.concatenate([tokens[r["start"]: r["start"] + r["length"]] for r in rows]).astype(np.int64)
+        stream = np.concatenate([tokens[r["start"] : r["start"] + r["length"]] for r in rows]).astype(
+            np.int64
+        )
         starts = np.concatenate([[0], np.cumsum(rows["length"])[:-1]])
         nats = _stream_nll(model, stream, starts, seq_len, batch_size, special, device)
         n_bytes = int(rows["n_bytes"].sum())
@@ -54,19 +62,26 @@ def evaluate_bpb(model: Llama, shards: Shards, split: str, seq_len: int, batch_s
     return results
 
 
-def _stream_nll(model: Llama, stream: np.ndarray, starts: np.ndarray, seq_len: int, batch_size: int,
-                special: torch.Tensor, device: torch.device) -> float:
+def _stream_nll(
+    model: Llama,
+    stream: np.ndarray,
+    starts: np.ndarray,
+    seq_len: int,
+    batch_size: int,
+    special: torch.Tensor,
+    device: torch.device,
+) -> float:
     """Summed NLL (nats) of every non-special target in `stream`, scored window by window."""
     n_targets = len(stream) - 1
     full = [b for b in range(0, n_targets, seq_len) if b + seq_len <= n_targets]
-    groups = [(full[i: i + batch_size], seq_len) for i in range(0, len(full), batch_size)]
+    groups = [(full[i : i + batch_size], seq_len) for i in range(0, len(full), batch_size)]
     tail = len(full) * seq_len
     if tail < n_targets:  # the short last window runs alone
         groups.append(([tail], n_targets - tail))
     total = 0.0
     for begins, T in groups:
-        x = torch.from_numpy(np.stack([stream[b: b + T] for b in begins])).to(device)
-        y = torch.from_numpy(np.stack([stream[b + 1: b + T + 1] for b in begins])).to(device)
+        x = torch.from_numpy(np.stack([stream[b : b + T] for b in begins])).to(device)
+        y = torch.from_numpy(np.stack([stream[b + 1 : b + T + 1] for b in begins])).to(device)
         layouts = [doc_layout(starts, b, b + T) for b in begins]
         doc_ids = torch.from_numpy(np.stack([d for d, _ in layouts])).to(device)
         positions = torch.from_numpy(np.stack([p for _, p in layouts])).to(device)

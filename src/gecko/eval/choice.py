@@ -48,8 +48,9 @@ class MCFormat:
 
 
 KMMLU_FORMAT = MCFormat("정답：")
-MMLU_FORMAT = MCFormat("Answer:",
-                       "The following are multiple choice questions (with answers) about {subject}.\n\n")
+MMLU_FORMAT = MCFormat(
+    "Answer:", "The following are multiple choice questions (with answers) about {subject}.\n\n"
+)
 EN_FORMAT = MCFormat("Answer:", question_label="Question: ")
 KO_FORMAT = MCFormat("답:", question_label="질문: ")
 
@@ -111,12 +112,16 @@ def cloze_predictions(scored: Sequence[Scored], continuations: Sequence[str]) ->
     raw = [s.logprob for s in scored]
     per_token = [s.logprob / max(s.n_tokens, 1) for s in scored]
     per_char = [s.logprob / max(len(c.lstrip(" ")), 1) for s, c in zip(scored, continuations, strict=True)]
-    return {"acc": argmax_first(raw), "acc_per_token": argmax_first(per_token),
-            "acc_per_char": argmax_first(per_char)}
+    return {
+        "acc": argmax_first(raw),
+        "acc_per_token": argmax_first(per_token),
+        "acc_per_char": argmax_first(per_char),
+    }
 
 
-def bootstrap_ci(right: np.ndarray, groups: np.ndarray | None = None, draws: int = BOOTSTRAP_DRAWS,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    right: np.ndarray, groups: np.ndarray | None = None, draws: int = BOOTSTRAP_DRAWS, seed: int = 0
+) -> tuple[float, float]:
     """95% percentile interval of the mean of `right` (0/1 per item) over item resamples; with `groups`,
     of the mean of group means, resampling within each group (the macro average's interval)."""
     rng = np.random.default_rng(seed)
@@ -144,9 +149,15 @@ def _accuracies(right: dict[str, np.ndarray], subjects: np.ndarray) -> dict[str,
     return out
 
 
-def evaluate_choice(lm: LanguageModel, test: dict[str, list[MCItem]], shots: dict[str, list[MCItem]],
-                    n_shots: int, fmt: MCFormat, formulation: Formulation, limit: int | None
-                    ) -> tuple[dict[str, Any], Records]:
+def evaluate_choice(
+    lm: LanguageModel,
+    test: dict[str, list[MCItem]],
+    shots: dict[str, list[MCItem]],
+    n_shots: int,
+    fmt: MCFormat,
+    formulation: Formulation,
+    limit: int | None,
+) -> tuple[dict[str, Any], Records]:
     """Score every item in each formulation; returns (metrics, per-item records).
 
     `shots` maps a subject to its pool (the key "" serves every subject); the first `n_shots` are used.
@@ -159,7 +170,9 @@ def evaluate_choice(lm: LanguageModel, test: dict[str, list[MCItem]], shots: dic
     for k, it in enumerate(items):
         pool = shots.get(it.subject, shots.get("", []))[:n_shots]
         if len(pool) < n_shots:
-            raise ValueError(f"{it.subject or 'task'}: {n_shots}-shot needs {n_shots} examples, found {len(pool)}")
+            raise ValueError(
+                f"{it.subject or 'task'}: {n_shots}-shot needs {n_shots} examples, found {len(pool)}"
+            )
         flat += [(k, f, req) for f in forms for req in requests(it, pool, fmt, f)]
     scores = iter(lm.score([req for _, _, req in flat]))
     grouped: dict[tuple[int, str], list[tuple[Scored, str]]] = defaultdict(list)
@@ -169,8 +182,11 @@ def evaluate_choice(lm: LanguageModel, test: dict[str, list[MCItem]], shots: dic
     for (k, f), pairs in grouped.items():
         rec, scored = records[k], [s for s, _ in pairs]
         rec[f"{f}_loglik"] = [s.logprob for s in scored]
-        preds = ({"acc": argmax_first([s.logprob for s in scored])} if f == "mc"
-                 else cloze_predictions(scored, [c for _, c in pairs]))
+        preds = (
+            {"acc": argmax_first([s.logprob for s in scored])}
+            if f == "mc"
+            else cloze_predictions(scored, [c for _, c in pairs])
+        )
         for metric, pred in preds.items():
             rec[f"{f}_{metric}_pred"] = pred
             right[f"{f}_{metric}"].append(pred == rec["answer"])
@@ -178,12 +194,17 @@ def evaluate_choice(lm: LanguageModel, test: dict[str, list[MCItem]], shots: dic
     n = len(items)
     names = list(dict.fromkeys(it.subject for it in items))
     metrics: dict[str, Any] = {
-        "n": n, "shots": n_shots, "formulations": list(forms), "subjects": len(names),
+        "n": n,
+        "shots": n_shots,
+        "formulations": list(forms),
+        "subjects": len(names),
         "chance": sum(1 / len(it.choices) for it in items) / n if n else math.nan,
         "majority": majority_baseline(records),
         **(_accuracies({m: np.array(v, dtype=float) for m, v in right.items()}, subjects) if n else {}),
-        "per_subject": {s: {m: float(np.array(v, dtype=float)[subjects == s].mean()) for m, v in right.items()}
-                        for s in names},
+        "per_subject": {
+            s: {m: float(np.array(v, dtype=float)[subjects == s].mean()) for m, v in right.items()}
+            for s in names
+        },
     }
     return metrics, records
 
@@ -205,18 +226,26 @@ def majority_baseline(records: Records) -> float:
 # ── LAMBADA: the last word, greedily ────────────────────────────────────────────────────────────────────
 
 
-def evaluate_last_word(lm: LanguageModel, items: Sequence[tuple[str, str, str]], limit: int | None
-                       ) -> tuple[dict[str, Any], Records]:
+def evaluate_last_word(
+    lm: LanguageModel, items: Sequence[tuple[str, str, str]], limit: int | None
+) -> tuple[dict[str, Any], Records]:
     """(where, context, " target") items: accuracy = the target is the model's greedy continuation
     (lm-eval lambada_openai `acc`), and perplexity of the targets. Chance is 0."""
     items = list(items[:limit])
     scored = lm.score([(c, t) for _, c, t in items])
     right = np.array([s.greedy for s in scored], dtype=float)
-    records = [{"where": w, "target": t, "loglik": s.logprob, "greedy": s.greedy}
-               for (w, _, t), s in zip(items, scored, strict=True)]
+    records = [
+        {"where": w, "target": t, "loglik": s.logprob, "greedy": s.greedy}
+        for (w, _, t), s in zip(items, scored, strict=True)
+    ]
     n = len(items)
     metrics: dict[str, Any] = {"n": n, "shots": 0, "formulations": ["cloze"], "chance": 0.0}
     if n:
-        metrics.update({"cloze_acc": float(right.mean()), "cloze_acc_ci": list(bootstrap_ci(right)),
-                        "perplexity": math.exp(-sum(s.logprob for s in scored) / n)})
+        metrics.update(
+            {
+                "cloze_acc": float(right.mean()),
+                "cloze_acc_ci": list(bootstrap_ci(right)),
+                "perplexity": math.exp(-sum(s.logprob for s in scored) / n),
+            }
+        )
     return metrics, records

@@ -39,6 +39,7 @@ class MCItem:
 @dataclass(frozen=True)
 class GenItem:
     """A generation problem: GSM8K (answer is the number) or code (tests run in the sandbox)."""
+
     id: str
     prompt: str
     answer: str
@@ -87,8 +88,15 @@ def parse_answer(value: Any, n_choices: int, base: int | None, where: str) -> in
     return int(text) - base
 
 
-def mc_items(path: Path, question: str, choices: Sequence[str], answer: str, answer_base: int | None,
-             subject: str, columns: Sequence[str] | None = None) -> list[MCItem]:
+def mc_items(
+    path: Path,
+    question: str,
+    choices: Sequence[str],
+    answer: str,
+    answer_base: int | None,
+    subject: str,
+    columns: Sequence[str] | None = None,
+) -> list[MCItem]:
     """Any local multiple-choice table: `choices` names one column per option."""
     items = []
     for where, row in read_rows(path, columns):
@@ -109,8 +117,10 @@ def _subject_files(folder: Path, pattern: str) -> dict[str, Path]:
 
 def kmmlu(folder: Path, split: str) -> dict[str, list[MCItem]]:
     """KMMLU as released: data/{Subject}-{split}.csv, header question,answer(1–4),A,B,C,D,…"""
-    return {s: mc_items(p, "question", "ABCD", "answer", 1, s)
-            for s, p in _subject_files(Path(folder), f"*-{split}.csv").items()}
+    return {
+        s: mc_items(p, "question", "ABCD", "answer", 1, s)
+        for s, p in _subject_files(Path(folder), f"*-{split}.csv").items()
+    }
 
 
 MMLU_COLUMNS = ("question", "A", "B", "C", "D", "answer")
@@ -118,8 +128,10 @@ MMLU_COLUMNS = ("question", "A", "B", "C", "D", "answer")
 
 def mmlu(folder: Path, split: str) -> dict[str, list[MCItem]]:
     """MMLU as released: data/{split}/{subject}_{split}.csv without a header; answer is a letter."""
-    return {s: mc_items(p, "question", "ABCD", "answer", None, s, MMLU_COLUMNS)
-            for s, p in _subject_files(Path(folder) / split, f"*_{split}.csv").items()}
+    return {
+        s: mc_items(p, "question", "ABCD", "answer", None, s, MMLU_COLUMNS)
+        for s, p in _subject_files(Path(folder) / split, f"*_{split}.csv").items()
+    }
 
 
 def gsm8k(path: Path) -> list[GenItem]:

@@ -23,8 +23,17 @@ from gecko.eval.choice import MCFormat, evaluate_choice, evaluate_last_word
 from gecko.eval.lm import GeckoLM, LanguageModel
 from gecko.eval.sandbox import SandboxLimits
 from gecko.eval.taskfile import TaskFile, load_task_file
-from gecko.eval.tasks import (GSM8K_COT_EXEMPLARS, HUMANEVAL_STOP, MBPP_STOP, Records, evaluate_code, evaluate_gsm8k,
-                              humaneval_program, mbpp_program, train_exemplar)
+from gecko.eval.tasks import (
+    GSM8K_COT_EXEMPLARS,
+    HUMANEVAL_STOP,
+    MBPP_STOP,
+    Records,
+    evaluate_code,
+    evaluate_gsm8k,
+    humaneval_program,
+    mbpp_program,
+    train_exemplar,
+)
 from gecko.model.llama import Llama
 from gecko.progress import Steps
 from gecko.tokens import load_tokenizer
@@ -38,7 +47,9 @@ def task_paths(name: str, e: EvalConfig) -> list[Path]:
     if e.gsm8k_fewshot == "train":
         gsm8k.append(Path(e.gsm8k_dir) / "train.jsonl")
     if name in ("gsm8k", "humaneval", "mbpp"):
-        return [Path(p) for p in {"gsm8k": gsm8k, "humaneval": [e.humaneval_file], "mbpp": [e.mbpp_file]}[name]]
+        return [
+            Path(p) for p in {"gsm8k": gsm8k, "humaneval": [e.humaneval_file], "mbpp": [e.mbpp_file]}[name]
+        ]
     sets = {m.name: [Path(m.path)] for m in e.mc_sets}
     return sets[name] if name in sets else suite.task_paths(name, e)
 
@@ -53,21 +64,37 @@ def run_task(name: str, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any
     if name == "gsm8k":
         test = data.gsm8k(Path(e.gsm8k_dir) / "test.jsonl")
         return evaluate_gsm8k(lm, test, gsm8k_exemplars(e), e.limit, e.gen_max_new_tokens)
-    code = {"humaneval": (data.humaneval, e.humaneval_file, HUMANEVAL_STOP, humaneval_program),
-            "mbpp": (data.mbpp, e.mbpp_file, MBPP_STOP, mbpp_program)}
+    code = {
+        "humaneval": (data.humaneval, e.humaneval_file, HUMANEVAL_STOP, humaneval_program),
+        "mbpp": (data.mbpp, e.mbpp_file, MBPP_STOP, mbpp_program),
+    }
     if name in code:
         load, path, stop, program = code[name]
-        return evaluate_code(lm, load(Path(path)), e.limit, e.code_samples, e.code_pass_k, e.code_temperature,
-                             e.gen_max_new_tokens, stop, program, limits,
-                             workers=e.sandbox_workers or os.cpu_count() or 1, unsafe_no_sandbox=e.unsafe_no_sandbox)
+        return evaluate_code(
+            lm,
+            load(Path(path)),
+            e.limit,
+            e.code_samples,
+            e.code_pass_k,
+            e.code_temperature,
+            e.gen_max_new_tokens,
+            stop,
+            program,
+            limits,
+            workers=e.sandbox_workers or os.cpu_count() or 1,
+            unsafe_no_sandbox=e.unsafe_no_sandbox,
+        )
     mc_set = next(m for m in e.mc_sets if m.name == name)
-    return evaluate_choice(lm, {"": _mc_set_items(mc_set)}, {}, 0, MCFormat("Answer:"), e.formulation, e.limit)
+    return evaluate_choice(
+        lm, {"": _mc_set_items(mc_set)}, {}, 0, MCFormat("Answer:"), e.formulation, e.limit
+    )
 
 
 def run_task_file(task: TaskFile, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any], Records]:
     shots = task.shots if task.shots is not None else (e.mc_shots if task.spec.shots[""] else 0)
-    metrics, records = evaluate_choice(lm, task.spec.test, task.spec.shots, shots, task.spec.fmt,
-                                       task.formulation or e.formulation, e.limit)  # type: ignore[arg-type]
+    metrics, records = evaluate_choice(
+        lm, task.spec.test, task.spec.shots, shots, task.spec.fmt, task.formulation or e.formulation, e.limit
+    )  # type: ignore[arg-type]
     return {**metrics, "task_file": task.source}, records
 
 
@@ -88,7 +115,9 @@ def load_task_files(e: EvalConfig) -> dict[str, TaskFile]:
     for path in e.task_files:
         task = load_task_file(path)
         if task.name in files or task.name in EVAL_TASKS or task.name in {m.name for m in e.mc_sets}:
-            raise DataError(f"{path}: task name {task.name!r} is already taken (a built-in task or another file)")
+            raise DataError(
+                f"{path}: task name {task.name!r} is already taken (a built-in task or another file)"
+            )
         files[task.name] = task
     return files
 
@@ -98,8 +127,9 @@ def eval_task_names(e: EvalConfig, files: dict[str, TaskFile]) -> tuple[str, ...
     return expand_tasks(e.tasks, e.suite) + tuple(files)
 
 
-def evaluate_tasks(lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out_dir: Path | None = None
-                   ) -> dict[str, dict[str, Any]]:
+def evaluate_tasks(
+    lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out_dir: Path | None = None
+) -> dict[str, dict[str, Any]]:
     """{task: metrics} for `tasks` (suite names expanded; a task file's name runs that file) except bpb,
     which needs the shards, not a LanguageModel."""
     results: dict[str, dict[str, Any]] = {}
@@ -113,10 +143,14 @@ def evaluate_tasks(lm: LanguageModel, e: EvalConfig, tasks: tuple[str, ...], out
                 log.warning("eval %s: skipped, data not found at %s", name, missing[0])
                 results[name] = {"skipped": f"data not found: {missing[0]}"}
             elif missing:
-                raise DataError(f"eval {name}: data not found at {missing[0]} (set eval.*_dir / *_file, or "
-                                f"eval.missing_data=skip)")
+                raise DataError(
+                    f"eval {name}: data not found at {missing[0]} (set eval.*_dir / *_file, or "
+                    f"eval.missing_data=skip)"
+                )
             else:
-                results[name], records = run_task_file(files[name], lm, e) if name in files else run_task(name, lm, e)
+                results[name], records = (
+                    run_task_file(files[name], lm, e) if name in files else run_task(name, lm, e)
+                )
                 if out_dir is not None:
                     _write_records(out_dir / "samples" / f"{name}.jsonl", records)
             progress.advance()
@@ -128,8 +162,9 @@ def _write_records(path: Path, records: Records) -> None:
     write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def training_evaluator(e: EvalConfig, tasks: tuple[str, ...], limit: int | None, tokenizer_dir: Path
-                       ) -> Callable[[Llama], dict[str, dict[str, Any]]]:
+def training_evaluator(
+    e: EvalConfig, tasks: tuple[str, ...], limit: int | None, tokenizer_dir: Path
+) -> Callable[[Llama], dict[str, dict[str, Any]]]:
     """The trainer's benchmark hook: `tasks` scored on the model as it is at that step (`limit` items per
     task), the same code as `gecko eval`. Per-subject tables stay out of the training log."""
     tokenizer, e = load_tokenizer(tokenizer_dir), dataclasses.replace(e, limit=limit)
@@ -144,7 +179,9 @@ def training_evaluator(e: EvalConfig, tasks: tuple[str, ...], limit: int | None,
     return evaluate
 
 
-def benchmark_hook(cfg: GeckoConfig, tokenizer_dir: Path | None) -> Callable[[Llama], dict[str, dict[str, Any]]]:
+def benchmark_hook(
+    cfg: GeckoConfig, tokenizer_dir: Path | None
+) -> Callable[[Llama], dict[str, dict[str, Any]]]:
     """train.eval_tasks through this harness, train.eval_tasks_limit items each (run_train's task_evaluator)."""
     t = cfg.train
     if tokenizer_dir is None:

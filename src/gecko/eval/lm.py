@@ -24,6 +24,7 @@ from gecko.model.llama import Llama
 
 class Scored(NamedTuple):
     """One continuation scored after its context (lm-eval's `loglikelihood` answer, plus the length)."""
+
     logprob: float
     """log P(continuation | context) in nats."""
     n_tokens: int
@@ -37,8 +38,14 @@ class LanguageModel(Protocol):
         """One `Scored` per (context, continuation)."""
         ...
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
-                 temperature: float = 0.0, seed: int = 0) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
         """One completion per prompt, cut before the first stop string."""
         ...
 
@@ -63,11 +70,14 @@ class GeckoLM:
         moved = []
         for context, continuation in requests:
             n_spaces = len(context) - len(context.rstrip())
-            moved.append((context[:-n_spaces], context[-n_spaces:] + continuation) if n_spaces
-                         else (context, continuation))
+            moved.append(
+                (context[:-n_spaces], context[-n_spaces:] + continuation)
+                if n_spaces
+                else (context, continuation)
+            )
         texts = list(dict.fromkeys([c for c, _ in moved] + [c + x for c, x in moved]))
         ids = dict(zip(texts, (e.ids for e in self.tokenizer.encode_batch(texts)), strict=True))
-        return [(ids[c + x][: len(ids[c])], ids[c + x][len(ids[c]):]) for c, x in moved]
+        return [(ids[c + x][: len(ids[c])], ids[c + x][len(ids[c]) :]) for c, x in moved]
 
     @torch.inference_mode()
     def score(self, requests: Sequence[tuple[str, str]]) -> list[Scored]:
@@ -80,7 +90,7 @@ class GeckoLM:
         inputs = sorted(users, key=len, reverse=True)  # similar lengths share a batch: little padding
         out: list[Scored] = [Scored(0.0, 0, False)] * len(rows)
         for b in range(0, len(inputs), self.batch_size):
-            batch = inputs[b: b + self.batch_size]
+            batch = inputs[b : b + self.batch_size]
             tail = max(len(rows[i][1]) for inp in batch for i in users[inp])
             for inp, logprobs in zip(batch, self._forward(batch, tail), strict=True):
                 for i in users[inp]:  # gathered now: holding (tail, V) per input would not fit in memory
@@ -89,9 +99,9 @@ class GeckoLM:
 
     def _row(self, context: list[int], continuation: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(model input, continuation targets), cut on the left to the window."""
-        seq = (context + continuation)[-(self.max_len + 1):]
+        seq = (context + continuation)[-(self.max_len + 1) :]
         self.truncated += len(context) + len(continuation) > self.max_len + 1
-        return tuple(seq[:-1]), tuple(continuation[-(len(seq) - 1):])
+        return tuple(seq[:-1]), tuple(continuation[-(len(seq) - 1) :])
 
     def _forward(self, inputs: list[tuple[int, ...]], tail: int) -> list[torch.Tensor]:
         """Log-probabilities (tail, V) at the last `tail` positions of each input; one right-padded batch."""
@@ -103,23 +113,31 @@ class GeckoLM:
         out = []
         for i, inp in enumerate(inputs):
             n = min(tail, len(inp))
-            out.append(F.log_softmax(logits[i, len(inp) - n: len(inp)].float(), dim=-1))  # (n, V)
+            out.append(F.log_softmax(logits[i, len(inp) - n : len(inp)].float(), dim=-1))  # (n, V)
         return out
 
     @staticmethod
     def _gather(logprobs: torch.Tensor, targets: tuple[int, ...]) -> Scored:
         """Sum of log P(target) over the continuation, which ends at the input's last position."""
         index = torch.tensor(targets, device=logprobs.device)[:, None]
-        window = logprobs[logprobs.shape[0] - len(targets):]  # (n, V)
+        window = logprobs[logprobs.shape[0] - len(targets) :]  # (n, V)
         greedy = bool((window.argmax(-1) == index[:, 0]).all())
         return Scored(float(window.gather(-1, index).sum()), len(targets), greedy)
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: int, stop: Sequence[str],
-                 temperature: float = 0.0, seed: int = 0) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[str]:
         budget = self.max_len - max_new_tokens
         if budget < 1:
-            raise ConfigError(f"eval.gen_max_new_tokens={max_new_tokens} leaves no room for the prompt in "
-                              f"the model's {self.max_len}-token window")
+            raise ConfigError(
+                f"eval.gen_max_new_tokens={max_new_tokens} leaves no room for the prompt in "
+                f"the model's {self.max_len}-token window"
+            )
         encoded = [self.tokenizer.encode(p).ids for p in prompts]
         self.truncated += sum(len(e) > budget for e in encoded)
         encoded = [e[-budget:] for e in encoded]
@@ -132,7 +150,14 @@ class GeckoLM:
 
         texts = []
         for b in range(0, len(encoded), self.batch_size):
-            rows = generate_batch(self.model, encoded[b: b + self.batch_size], max_new_tokens,
-                                  Sampling(temperature), self.eos_id, generator, stop=done if stops else None)
+            rows = generate_batch(
+                self.model,
+                encoded[b : b + self.batch_size],
+                max_new_tokens,
+                Sampling(temperature),
+                self.eos_id,
+                generator,
+                stop=done if stops else None,
+            )
             texts += [cut_at_stop(self.tokenizer.decode(r), stops) for r in rows]
         return texts

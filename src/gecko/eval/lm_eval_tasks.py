@@ -25,7 +25,7 @@ import yaml
 from gecko.atomic import write_text
 from gecko.eval import data
 
-TEMPLATE = ("{{question.strip()}}\nA. {{A}}\nB. {{B}}\nC. {{C}}\nD. {{D}}\n")
+TEMPLATE = "{{question.strip()}}\nA. {{A}}\nB. {{B}}\nC. {{C}}\nD. {{D}}\n"
 CUES = {"kmmlu": "정답：", "mmlu": "Answer:"}
 MMLU_DESCRIPTION = "The following are multiple choice questions (with answers) about {subject}.\n\n"
 
@@ -51,7 +51,8 @@ class _Function(str):
 yaml.SafeDumper.add_representer(_Function, lambda d, v: d.represent_scalar("!function", str(v)))
 # Prompt templates with newlines read best double-quoted on one line, as lm-eval's own YAML files write them.
 yaml.SafeDumper.add_representer(
-    str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style='"' if "\n" in v else None))
+    str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style='"' if "\n" in v else None)
+)
 
 
 def load_split_files(benchmark: str, dev: Path, test: Path) -> Any:
@@ -59,10 +60,15 @@ def load_split_files(benchmark: str, dev: Path, test: Path) -> Any:
     from datasets import Dataset, DatasetDict
 
     def rows(path: Path) -> list[dict[str, Any]]:
-        items = (data.mc_items(path, "question", "ABCD", "answer", 1, path.stem) if benchmark == "kmmlu" else
-                 data.mc_items(path, "question", "ABCD", "answer", None, path.stem, data.MMLU_COLUMNS))
-        return [{"question": it.question, **dict(zip("ABCD", it.choices, strict=True)), "answer": it.answer}
-                for it in items]
+        items = (
+            data.mc_items(path, "question", "ABCD", "answer", 1, path.stem)
+            if benchmark == "kmmlu"
+            else data.mc_items(path, "question", "ABCD", "answer", None, path.stem, data.MMLU_COLUMNS)
+        )
+        return [
+            {"question": it.question, **dict(zip("ABCD", it.choices, strict=True)), "answer": it.answer}
+            for it in items
+        ]
 
     return DatasetDict({"dev": Dataset.from_list(rows(dev)), "test": Dataset.from_list(rows(test))})
 
@@ -75,19 +81,23 @@ def _split_files(benchmark: str, folder: Path) -> dict[str, tuple[Path, Path]]:
     """{subject: (dev file, test file)} laid out as each benchmark is released."""
     if benchmark == "kmmlu":
         tests = sorted(folder.glob("*-test.csv"))
-        return {p.name[: -len("-test.csv")]: (folder / p.name.replace("-test.csv", "-dev.csv"), p)
-                for p in tests}
+        return {
+            p.name[: -len("-test.csv")]: (folder / p.name.replace("-test.csv", "-dev.csv"), p) for p in tests
+        }
     tests = sorted((folder / "test").glob("*_test.csv"))
-    return {p.name[: -len("_test.csv")]: (folder / "dev" / p.name.replace("_test.csv", "_dev.csv"), p)
-            for p in tests}
+    return {
+        p.name[: -len("_test.csv")]: (folder / "dev" / p.name.replace("_test.csv", "_dev.csv"), p)
+        for p in tests
+    }
 
 
 def _relative(path: Path, start: Path) -> str:
     return os.path.relpath(path.resolve(), start.resolve())
 
 
-def write_tasks(out_dir: Path, benchmark: str, folder: Path, shots: int = 5,
-                subjects: Sequence[str] | None = None) -> list[str]:
+def write_tasks(
+    out_dir: Path, benchmark: str, folder: Path, shots: int = 5, subjects: Sequence[str] | None = None
+) -> list[str]:
     """Write {out_dir}/{benchmark}/*.yaml and utils.py; return the task names (group: gecko_{benchmark})."""
     task_dir = Path(out_dir) / benchmark
     task_dir.mkdir(parents=True, exist_ok=True)
@@ -101,14 +111,18 @@ def write_tasks(out_dir: Path, benchmark: str, folder: Path, shots: int = 5,
         spec = {
             "task": name,
             "custom_dataset": _Function("utils.load"),
-            "dataset_kwargs": {"benchmark": benchmark, "dev": _relative(dev, task_dir),
-                               "test": _relative(test, task_dir)},
+            "dataset_kwargs": {
+                "benchmark": benchmark,
+                "dev": _relative(dev, task_dir),
+                "test": _relative(test, task_dir),
+            },
             "output_type": "multiple_choice",
             "test_split": "test",
             "fewshot_split": "dev",
             "num_fewshot": shots,
             "fewshot_config": {"sampler": "first_n"},
-            "description": MMLU_DESCRIPTION.format(subject=subject.replace("_", " ")) if benchmark == "mmlu"
+            "description": MMLU_DESCRIPTION.format(subject=subject.replace("_", " "))
+            if benchmark == "mmlu"
             else "",
             "doc_to_text": TEMPLATE + CUES[benchmark],
             "doc_to_choice": ["A", "B", "C", "D"],
@@ -118,9 +132,12 @@ def write_tasks(out_dir: Path, benchmark: str, folder: Path, shots: int = 5,
         }
         write_text(task_dir / f"{name}.yaml", yaml.safe_dump(spec, allow_unicode=True, sort_keys=False))
         names.append(name)
-    group = {"group": f"gecko_{benchmark}", "task": names,
-             "aggregate_metric_list": [{"metric": "acc", "aggregation": "mean", "weight_by_size": True}],
-             "metadata": {"version": 1.0}}
+    group = {
+        "group": f"gecko_{benchmark}",
+        "task": names,
+        "aggregate_metric_list": [{"metric": "acc", "aggregation": "mean", "weight_by_size": True}],
+        "metadata": {"version": 1.0},
+    }
     write_text(task_dir / f"_gecko_{benchmark}.yaml", yaml.safe_dump(group, sort_keys=False))
     return names
 

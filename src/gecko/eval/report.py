@@ -14,8 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gecko.atomic import write_json, write_text
 from gecko import tracking
+from gecko.atomic import write_json, write_text
 from gecko.config import GeckoConfig, expand_tasks
 from gecko.eval.bpb import evaluate_bpb
 from gecko.eval.harness import eval_task_names, evaluate_tasks, load_task_files
@@ -30,16 +30,30 @@ GENERATION_HEADLINE = {"gsm8k": "exact_match", "humaneval": "pass@1", "mbpp": "p
 COLUMNS = ("task", "formulation", "metric", "score", "95% CI", "chance", "majority", "n", "shots")
 
 
-def run_eval(cfg: GeckoConfig, model: Llama, step: int, val_bpb_step0: dict[str, float], shards_dir: Path,
-             tokenizer_dir: Path, out_dir: Path) -> dict[str, Any]:
+def run_eval(
+    cfg: GeckoConfig,
+    model: Llama,
+    step: int,
+    val_bpb_step0: dict[str, float],
+    shards_dir: Path,
+    tokenizer_dir: Path,
+    out_dir: Path,
+) -> dict[str, Any]:
     """Score the trained model (the pipeline loads it and the step-0 bits per byte the trainer logged, so
     eval reads no training file itself)."""
     device = pick_device(cfg.train.device)
     model.to(device)
     results: dict[str, Any] = {"step": step, "val_bpb": {}, "val_bpb_step0": {}, "tasks": {}}
     if "bpb" in expand_tasks(cfg.eval.tasks, cfg.eval.suite):
-        results["val_bpb"] = evaluate_bpb(model, Shards(shards_dir), "val", cfg.train.seq_len,
-                                          cfg.eval.batch_size, cfg.eval.max_tokens_per_lang, device)
+        results["val_bpb"] = evaluate_bpb(
+            model,
+            Shards(shards_dir),
+            "val",
+            cfg.train.seq_len,
+            cfg.eval.batch_size,
+            cfg.eval.max_tokens_per_lang,
+            device,
+        )
         results["val_bpb_step0"] = val_bpb_step0
     lm = GeckoLM(model, load_tokenizer(tokenizer_dir), cfg.eval.batch_size)
     tasks = eval_task_names(cfg.eval, load_task_files(cfg.eval))
@@ -56,8 +70,14 @@ def _bpb_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
     for lang, last in results["val_bpb"].items():
         first = results["val_bpb_step0"].get(lang)
-        rows.append((lang, f"{first:.3f}" if first is not None else "–", f"{last:.3f}",
-                     f"{last - first:+.3f}" if first is not None else "–"))
+        rows.append(
+            (
+                lang,
+                f"{first:.3f}" if first is not None else "–",
+                f"{last:.3f}",
+                f"{last - first:+.3f}" if first is not None else "–",
+            )
+        )
     return rows
 
 
@@ -66,7 +86,11 @@ def _headline_metrics(m: dict[str, Any]) -> list[tuple[str, str]]:
     OLMES's headline), macro over subjects before micro where a task has subjects."""
     rows = []
     for form in m.get("formulations", []):
-        metrics = ["acc"] if form == "mc" or "cloze_acc_per_char" not in m else ["acc_per_char", "acc_per_token", "acc"]
+        metrics = (
+            ["acc"]
+            if form == "mc" or "cloze_acc_per_char" not in m
+            else ["acc_per_char", "acc_per_token", "acc"]
+        )
         for metric in metrics:
             key = f"{form}_{metric}"
             rows += [(form, f"{key}_macro")] if f"{key}_macro" in m else []
@@ -88,8 +112,19 @@ def task_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
         keys = _headline_metrics(m) or [("generate", GENERATION_HEADLINE.get(task, "exact_match"))]
         for form, key in keys:
             ci = m.get(f"{key}_ci")
-            rows.append((task, form, key.removeprefix(f"{form}_"), f"{m[key]:.3f}",
-                         f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "–", chance, majority, str(m["n"]), shots))
+            rows.append(
+                (
+                    task,
+                    form,
+                    key.removeprefix(f"{form}_"),
+                    f"{m[key]:.3f}",
+                    f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "–",
+                    chance,
+                    majority,
+                    str(m["n"]),
+                    shots,
+                )
+            )
     return rows
 
 
@@ -97,14 +132,25 @@ def markdown_report(results: dict[str, Any]) -> str:
     parts = []
     if results["val_bpb"]:
         head = f"| lang | step 0 | step {results['step']} | change |\n|---|---:|---:|---:|\n"
-        parts.append("# Validation bits per byte\n\n" + head + "".join(f"| {' | '.join(r)} |\n"
-                                                                     for r in _bpb_rows(results)))
+        parts.append(
+            "# Validation bits per byte\n\n"
+            + head
+            + "".join(f"| {' | '.join(r)} |\n" for r in _bpb_rows(results))
+        )
     if results["tasks"]:
-        head = ("| " + " | ".join(COLUMNS) + " |\n|---|---|---|---:|---|---:|---:|---:|---:|\n")
-        note = (f"\n{results['truncated_inputs']} inputs were longer than the model's window and were cut on "
-                "the left.\n" if results.get("truncated_inputs") else "")
-        parts.append(f"# Benchmarks (step {results['step']})\n\n" + head
-                     + "".join(f"| {' | '.join(r)} |\n" for r in task_rows(results)) + note)
+        head = "| " + " | ".join(COLUMNS) + " |\n|---|---|---|---:|---|---:|---:|---:|---:|\n"
+        note = (
+            f"\n{results['truncated_inputs']} inputs were longer than the model's window and were cut on "
+            "the left.\n"
+            if results.get("truncated_inputs")
+            else ""
+        )
+        parts.append(
+            f"# Benchmarks (step {results['step']})\n\n"
+            + head
+            + "".join(f"| {' | '.join(r)} |\n" for r in task_rows(results))
+            + note
+        )
     return "\n".join(parts)
 
 
@@ -112,8 +158,11 @@ def log_tables(results: dict[str, Any]) -> None:
     """The two tables of the report, to the stage's experiment trackers."""
     tracker = tracking.current()
     if results["val_bpb"]:
-        tracker.table("eval/bpb", ["lang", "step 0", f"step {results['step']}", "change"],
-                      [list(r) for r in _bpb_rows(results)])
+        tracker.table(
+            "eval/bpb",
+            ["lang", "step 0", f"step {results['step']}", "change"],
+            [list(r) for r in _bpb_rows(results)],
+        )
     if results["tasks"]:
         tracker.table("eval/benchmarks", list(COLUMNS), [list(r) for r in task_rows(results)])
 

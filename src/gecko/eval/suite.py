@@ -58,8 +58,10 @@ _NO_YES = ("아니오", "예")
 
 
 def kobest_boolq(path: Path) -> list[MCItem]:
-    return [MCItem(r["Question"], _NO_YES, _bool(r["Answer"], w), "", w, context=r["Text"])
-            for w, r in tsv_rows(path)]
+    return [
+        MCItem(r["Question"], _NO_YES, _bool(r["Answer"], w), "", w, context=r["Text"])
+        for w, r in tsv_rows(path)
+    ]
 
 
 _COPA_ASK = {"원인": ("원인은?", "왜냐하면"), "결과": ("결과는?", "그래서")}
@@ -76,8 +78,16 @@ def kobest_copa(path: Path) -> list[MCItem]:
         ask, connective = _COPA_ASK[kind]
         premise, alternatives = r["sentence"].strip(), (r["1"].strip(), r["2"].strip())
         prefix = f"{premise.removesuffix('.')} {connective}"
-        items.append(MCItem(f"{premise} {ask}", alternatives, _int(r["Answer"], range(1, 3), w) - 1, "", w,
-                            cloze=tuple((prefix, f" {a}") for a in alternatives)))
+        items.append(
+            MCItem(
+                f"{premise} {ask}",
+                alternatives,
+                _int(r["Answer"], range(1, 3), w) - 1,
+                "",
+                w,
+                cloze=tuple((prefix, f" {a}") for a in alternatives),
+            )
+        )
     return items
 
 
@@ -86,20 +96,46 @@ def kobest_hellaswag(path: Path) -> list[MCItem]:
     for w, r in tsv_rows(path):
         endings = tuple(r[f"choice{i}"].strip() for i in range(1, 5))
         context = r["context"].strip()
-        items.append(MCItem(context, endings, _int(r["label"], range(4), w), "", w,
-                            cloze=tuple((context, f" {e}") for e in endings)))
+        items.append(
+            MCItem(
+                context,
+                endings,
+                _int(r["label"], range(4), w),
+                "",
+                w,
+                cloze=tuple((context, f" {e}") for e in endings),
+            )
+        )
     return items
 
 
 def kobest_sentineg(path: Path) -> list[MCItem]:
     """Text and Label by name (their column order differs per split; test's are the negated rewrites)."""
-    return [MCItem("이 문장은 긍정인가요, 부정인가요?", ("부정", "긍정"), _int(r["Label"], range(2), w), "", w,
-                   context=r["Text"]) for w, r in tsv_rows(path)]
+    return [
+        MCItem(
+            "이 문장은 긍정인가요, 부정인가요?",
+            ("부정", "긍정"),
+            _int(r["Label"], range(2), w),
+            "",
+            w,
+            context=r["Text"],
+        )
+        for w, r in tsv_rows(path)
+    ]
 
 
 def kobest_wic(path: Path) -> list[MCItem]:
-    return [MCItem(f"두 문장에서 '{r['Target']}'(이)가 같은 뜻으로 쓰였나요?", _NO_YES, _bool(r["ANSWER"], w), "", w,
-                   context=f"문장1: {r['SENTENCE1']}\n문장2: {r['SENTENCE2']}") for w, r in tsv_rows(path)]
+    return [
+        MCItem(
+            f"두 문장에서 '{r['Target']}'(이)가 같은 뜻으로 쓰였나요?",
+            _NO_YES,
+            _bool(r["ANSWER"], w),
+            "",
+            w,
+            context=f"문장1: {r['SENTENCE1']}\n문장2: {r['SENTENCE2']}",
+        )
+        for w, r in tsv_rows(path)
+    ]
 
 
 def arc(path: Path) -> list[MCItem]:
@@ -129,8 +165,10 @@ def piqa(path: Path) -> list[MCItem]:
     """valid.jsonl with valid-labels.lst beside it (0: sol1, 1: sol2), aligned by line."""
     rows = list(data.read_rows(path))
     labels = _labels(path.with_name(path.stem + "-labels.lst"), len(rows))
-    return [MCItem(str(r["goal"]), (str(r["sol1"]), str(r["sol2"])), _int(y, range(2), w), "", w)
-            for (w, r), y in zip(rows, labels, strict=True)]
+    return [
+        MCItem(str(r["goal"]), (str(r["sol1"]), str(r["sol2"])), _int(y, range(2), w), "", w)
+        for (w, r), y in zip(rows, labels, strict=True)
+    ]
 
 
 def winogrande(path: Path) -> list[MCItem]:
@@ -142,8 +180,16 @@ def winogrande(path: Path) -> list[MCItem]:
         if sentence.count("_") != 1:
             raise DataError(f"{w}: sentence must hold exactly one '_' blank")
         before, after = sentence.split("_")
-        items.append(MCItem(sentence, options, _int(str(r["answer"]), range(1, 3), w) - 1, "", w,
-                            cloze=tuple((before + o, f" {after.strip()}") for o in options)))
+        items.append(
+            MCItem(
+                sentence,
+                options,
+                _int(str(r["answer"]), range(1, 3), w) - 1,
+                "",
+                w,
+                cloze=tuple((before + o, f" {after.strip()}") for o in options),
+            )
+        )
     return items
 
 
@@ -156,9 +202,13 @@ def lambada(path: Path) -> list[tuple[str, str, str]]:
     return out
 
 
-KOBEST = {"kobest_boolq": ("BoolQ", kobest_boolq), "kobest_copa": ("COPA", kobest_copa),
-          "kobest_hellaswag": ("HellaSwag", kobest_hellaswag), "kobest_sentineg": ("SentiNeg", kobest_sentineg),
-          "kobest_wic": ("WiC", kobest_wic)}
+KOBEST = {
+    "kobest_boolq": ("BoolQ", kobest_boolq),
+    "kobest_copa": ("COPA", kobest_copa),
+    "kobest_hellaswag": ("HellaSwag", kobest_hellaswag),
+    "kobest_sentineg": ("SentiNeg", kobest_sentineg),
+    "kobest_wic": ("WiC", kobest_wic),
+}
 ARC = {"arc_easy": "ARC-Easy", "arc_challenge": "ARC-Challenge"}
 
 
@@ -170,9 +220,13 @@ def task_paths(name: str, e: EvalConfig) -> list[Path]:
     if name in ARC:
         folder = Path(e.arc_dir) / ARC[name]
         return [folder / f"{ARC[name]}-Dev.jsonl", folder / f"{ARC[name]}-Train.jsonl"]
-    return {"piqa": [Path(e.piqa_dir) / "valid.jsonl", Path(e.piqa_dir) / "valid-labels.lst"],
-            "winogrande": [Path(e.winogrande_dir) / "dev.jsonl", Path(e.winogrande_dir) / "train_m.jsonl"],
-            "lambada": [Path(e.lambada_file)], "kmmlu": [Path(e.kmmlu_dir)], "mmlu": [Path(e.mmlu_dir)]}[name]
+    return {
+        "piqa": [Path(e.piqa_dir) / "valid.jsonl", Path(e.piqa_dir) / "valid-labels.lst"],
+        "winogrande": [Path(e.winogrande_dir) / "dev.jsonl", Path(e.winogrande_dir) / "train_m.jsonl"],
+        "lambada": [Path(e.lambada_file)],
+        "kmmlu": [Path(e.kmmlu_dir)],
+        "mmlu": [Path(e.mmlu_dir)],
+    }[name]
 
 
 def _split_pair(load: Callable[[Path], list[MCItem]], test: Path, train: Path, fmt: MCFormat) -> ChoiceSpec:
@@ -182,12 +236,16 @@ def _split_pair(load: Callable[[Path], list[MCItem]], test: Path, train: Path, f
 def choice_spec(name: str, e: EvalConfig) -> ChoiceSpec:
     """The scored items and few-shot pools of a built-in multiple-choice task."""
     if name == "kmmlu":
-        return ChoiceSpec(data.kmmlu(Path(e.kmmlu_dir), "test"), data.kmmlu(Path(e.kmmlu_dir), "dev"), KMMLU_FORMAT)
+        return ChoiceSpec(
+            data.kmmlu(Path(e.kmmlu_dir), "test"), data.kmmlu(Path(e.kmmlu_dir), "dev"), KMMLU_FORMAT
+        )
     if name == "mmlu":
-        return ChoiceSpec(data.mmlu(Path(e.mmlu_dir), "test"), data.mmlu(Path(e.mmlu_dir), "dev"), MMLU_FORMAT)
+        return ChoiceSpec(
+            data.mmlu(Path(e.mmlu_dir), "test"), data.mmlu(Path(e.mmlu_dir), "dev"), MMLU_FORMAT
+        )
     if name == "piqa":
         items = piqa(task_paths(name, e)[0])
-        return ChoiceSpec({"": items[e.mc_shots:]}, {"": items[: e.mc_shots]}, EN_FORMAT)
+        return ChoiceSpec({"": items[e.mc_shots :]}, {"": items[: e.mc_shots]}, EN_FORMAT)
     test, train = task_paths(name, e)[:2]
     if name in KOBEST:
         return _split_pair(KOBEST[name][1], test, train, KO_FORMAT)
@@ -196,4 +254,3 @@ def choice_spec(name: str, e: EvalConfig) -> ChoiceSpec:
 
 def is_choice_task(name: str) -> bool:
     return name in KOBEST or name in ARC or name in ("piqa", "winogrande", "kmmlu", "mmlu")
-

@@ -52,8 +52,22 @@ from gecko.eval.suite import ChoiceSpec
 
 log = logging.getLogger(__name__)
 
-KEYS = {"name", "data", "question", "choices", "answer", "answer_base", "context", "subject", "few_shot_data",
-        "shots", "formulation", "question_label", "answer_cue", "description"}
+KEYS = {
+    "name",
+    "data",
+    "question",
+    "choices",
+    "answer",
+    "answer_base",
+    "context",
+    "subject",
+    "few_shot_data",
+    "shots",
+    "formulation",
+    "question_label",
+    "answer_cue",
+    "description",
+}
 QUESTION_FIELDS = ("question", "query", "prompt", "질문", "문제", "goal", "sentence", "text")
 ANSWER_FIELDS = ("answer", "label", "gold", "정답", "answerKey", "answer_idx", "target")
 CHOICE_LIST_FIELDS = ("choices", "options", "선택지", "endings")
@@ -95,8 +109,11 @@ def _decode(path: SourceFile) -> str:
 
 
 def _table_rows(path: SourceFile, delimiter: str) -> list[Row]:
-    reader = csv.DictReader(io.StringIO(_decode(path), newline=""), delimiter=delimiter,
-                            quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+    reader = csv.DictReader(
+        io.StringIO(_decode(path), newline=""),
+        delimiter=delimiter,
+        quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL,
+    )
     try:
         return [(f"{path}:{reader.line_num}", row) for row in reader]
     except csv.Error as e:
@@ -104,7 +121,9 @@ def _table_rows(path: SourceFile, delimiter: str) -> list[Row]:
 
 
 def _json_rows(path: SourceFile) -> list[Row]:
-    text = gzip.decompress(_read_bytes(path)).decode("utf-8-sig") if path.name.endswith(".gz") else _decode(path)
+    text = (
+        gzip.decompress(_read_bytes(path)).decode("utf-8-sig") if path.name.endswith(".gz") else _decode(path)
+    )
     if path.suffix == ".json":
         try:
             doc = json.loads(text)
@@ -112,7 +131,7 @@ def _json_rows(path: SourceFile) -> list[Row]:
             raise DataError(f"{path}:{e.lineno}: malformed JSON: {e.msg}") from None
         records = doc.get("data", doc.get("test")) if isinstance(doc, dict) else doc
         if not isinstance(records, list):
-            raise DataError(f"{path}: expected a list of objects (or {{\"data\": [...]}})")
+            raise DataError(f'{path}: expected a list of objects (or {{"data": [...]}})')
         rows = [(f"{path}:record {i}", r) for i, r in enumerate(records, 1)]
     else:
         rows = []
@@ -184,21 +203,34 @@ def _get(row: dict[str, Any], key: str) -> Any:
     return value
 
 
-def _pick_field(row: dict[str, Any], given: str | None, defaults: Sequence[str], what: str, where: str) -> str:
+def _pick_field(
+    row: dict[str, Any], given: str | None, defaults: Sequence[str], what: str, where: str
+) -> str:
     if given is not None:
         if _get(row, given) is None:
             raise DataError(f"{where}: no {what} field {given!r} (fields: {', '.join(map(str, row))})")
         return given
     found = next((k for k in defaults if _get(row, k) is not None), None)
     if found is None:
-        raise DataError(f"{where}: no {what} field found (tried {', '.join(defaults)}; fields: "
-                        f"{', '.join(map(str, row))}); name it with `{what}:` in the task file")
+        raise DataError(
+            f"{where}: no {what} field found (tried {', '.join(defaults)}; fields: "
+            f"{', '.join(map(str, row))}); name it with `{what}:` in the task file"
+        )
     return found
 
 
 def _choice_columns(row: dict[str, Any]) -> list[str] | None:
     """Columns A, B, C, … (or choice1…, option1…) when the row has at least two of them."""
-    for pattern in ("{L}", "{l}", "choice{i}", "option{i}", "ending{i}", "choice{z}", "option{z}", "ending{z}"):
+    for pattern in (
+        "{L}",
+        "{l}",
+        "choice{i}",
+        "option{i}",
+        "ending{i}",
+        "choice{z}",
+        "option{z}",
+        "ending{z}",
+    ):
         cols = [pattern.format(L=L, l=L.lower(), i=i + 1, z=i) for i, L in enumerate(LETTERS)]
         present = [c for c in cols if c in row]
         if len(present) >= 2 and present == cols[: len(present)]:
@@ -217,13 +249,18 @@ def _choices(row: dict[str, Any], spec: Any, where: str) -> tuple[tuple[str, ...
         # the column names are the labels: an answer "B" or "2" names the column B or 2 (KoBEST COPA)
         values: Any = [{"label": str(c), "text": _get(row, str(c))} for c in spec]
     else:
-        field = spec if spec is not None else next((f for f in CHOICE_LIST_FIELDS if _get(row, f) is not None),
-                                                   None)
+        field = (
+            spec
+            if spec is not None
+            else next((f for f in CHOICE_LIST_FIELDS if _get(row, f) is not None), None)
+        )
         if field is None:
             cols = _choice_columns(row)
             if cols is None:
-                raise DataError(f"{where}: no choices found (tried fields {', '.join(CHOICE_LIST_FIELDS)} and "
-                                f"columns A, B, …); name them with `choices:` in the task file")
+                raise DataError(
+                    f"{where}: no choices found (tried fields {', '.join(CHOICE_LIST_FIELDS)} and "
+                    f"columns A, B, …); name them with `choices:` in the task file"
+                )
             return _choices(row, cols, where)
         values = _get(row, field)
         if values is None:
@@ -233,8 +270,10 @@ def _choices(row: dict[str, Any], spec: Any, where: str) -> tuple[tuple[str, ...
     if isinstance(values, dict):
         values = [{"label": k, "text": v} for k, v in values.items()]
     if not isinstance(values, list | tuple):
-        raise DataError(f"{where}: choices must be a list, a mapping or one column per option, found "
-                        f"{type(values).__name__}")
+        raise DataError(
+            f"{where}: choices must be a list, a mapping or one column per option, found "
+            f"{type(values).__name__}"
+        )
     texts, labels = [], []
     for v in values:
         if isinstance(v, dict):
@@ -335,8 +374,13 @@ def infer_base(raws: Sequence[_Raw], source: str) -> int:
     if not ints or any(v == 0 for v, _ in ints):
         return 0
     if not any(v == n for v, n in ints):
-        log.warning("%s: integer answers (%d…%d) read as 1-based (no answer is 0); set answer_base: 0 in the "
-                    "task file if they count from 0", source, min(v for v, _ in ints), max(v for v, _ in ints))
+        log.warning(
+            "%s: integer answers (%d…%d) read as 1-based (no answer is 0); set answer_base: 0 in the "
+            "task file if they count from 0",
+            source,
+            min(v for v, _ in ints),
+            max(v for v, _ in ints),
+        )
     return 1
 
 
@@ -347,11 +391,15 @@ def resolve_answer(r: _Raw, base: int, indices: bool) -> int:
     if index is not None:
         return index
     if number is None:
-        raise DataError(f"{r.where}: answer {str(r.answer)[:60]!r} is none of the {len(r.texts)} choices, not a "
-                        f"letter A–{LETTERS[len(r.texts) - 1]} and not an index")
+        raise DataError(
+            f"{r.where}: answer {str(r.answer)[:60]!r} is none of the {len(r.texts)} choices, not a "
+            f"letter A–{LETTERS[len(r.texts) - 1]} and not an index"
+        )
     if not 0 <= number - base < len(r.texts):
-        raise DataError(f"{r.where}: answer {number} is out of range for {len(r.texts)} choices counted from "
-                        f"{base} ({base}…{base + len(r.texts) - 1})")
+        raise DataError(
+            f"{r.where}: answer {number} is out of range for {len(r.texts)} choices counted from "
+            f"{base} ({base}…{base + len(r.texts) - 1})"
+        )
     return number - base
 
 
@@ -373,7 +421,17 @@ def _raw_items(rows: list[Row], task: dict[str, Any], source: str) -> list[_Raw]
             raise DataError(f"{where}: answer field {a_field!r} is missing or empty")
         texts, labels = _choices(row, task.get("choices"), where)
         context = _optional(row, task.get("context"), where)
-        raws.append(_Raw(where, str(question), texts, labels, answer, context, _optional(row, task.get("subject"), where)))
+        raws.append(
+            _Raw(
+                where,
+                str(question),
+                texts,
+                labels,
+                answer,
+                context,
+                _optional(row, task.get("subject"), where),
+            )
+        )
     return raws
 
 
@@ -391,8 +449,10 @@ def _items(path: str, task: dict[str, Any]) -> list[MCItem]:
     stated = task.get("answer_base") is not None
     indices = stated or integers_are_indices(raws)
     base = task["answer_base"] if stated else infer_base(raws, str(path)) if indices else 0
-    return [MCItem(r.question, r.texts, resolve_answer(r, base, indices), r.subject, r.where, context=r.context)
-            for r in raws]
+    return [
+        MCItem(r.question, r.texts, resolve_answer(r, base, indices), r.subject, r.where, context=r.context)
+        for r in raws
+    ]
 
 
 def _path(value: Any, key: str, yaml_path: Path) -> str:
@@ -435,8 +495,11 @@ def _format(task: dict[str, Any], items: Sequence[MCItem]) -> MCFormat:
     """Korean labels (질문/답) when the questions are Korean, else English; each can be set in the file."""
     korean = any("\uac00" <= ch <= "\ud7a3" for it in items[:20] for ch in it.question + it.context)
     base = KO_FORMAT if korean else EN_FORMAT
-    return MCFormat(task.get("answer_cue", base.answer_cue), task.get("description", ""),
-                    task.get("question_label", base.question_label))
+    return MCFormat(
+        task.get("answer_cue", base.answer_cue),
+        task.get("description", ""),
+        task.get("question_label", base.question_label),
+    )
 
 
 def load_task_file(path: str | Path) -> TaskFile:
@@ -449,15 +512,26 @@ def load_task_file(path: str | Path) -> TaskFile:
         raise DataError(f"{yaml_path}: not valid YAML ({str(e).splitlines()[0]})") from None
     task = _check_keys(task, yaml_path)
     test = _items(_path(task["data"], "data", yaml_path), task)
-    pool = _items(_path(task["few_shot_data"], "few_shot_data", yaml_path), task) if task.get("few_shot_data") else []
+    pool = (
+        _items(_path(task["few_shot_data"], "few_shot_data", yaml_path), task)
+        if task.get("few_shot_data")
+        else []
+    )
     if task.get("shots") and not pool:
         raise DataError(f"{yaml_path}: shots={task['shots']} needs few_shot_data (a train or dev split)")
     if task.get("shots") and len(pool) < task["shots"]:
-        raise DataError(f"{yaml_path}: shots={task['shots']} needs a few_shot_data file with at least that "
-                        f"many records (found {len(pool)})")
+        raise DataError(
+            f"{yaml_path}: shots={task['shots']} needs a few_shot_data file with at least that "
+            f"many records (found {len(pool)})"
+        )
     by_subject: dict[str, list[MCItem]] = {}
     for it in test:
         by_subject.setdefault(it.subject, []).append(it)
     shots = task.get("shots") if pool else 0
-    return TaskFile(str(task["name"]), ChoiceSpec(by_subject, {"": pool}, _format(task, test)), shots,
-                    task.get("formulation"), str(yaml_path))
+    return TaskFile(
+        str(task["name"]),
+        ChoiceSpec(by_subject, {"": pool}, _format(task, test)),
+        shots,
+        task.get("formulation"),
+        str(yaml_path),
+    )

@@ -41,9 +41,18 @@ def export_gguf(hf_dir: Path, out: Path, outtype: str = "f32", force: bool = Fal
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".gguf-") as tmp:
         part = Path(tmp) / out.name
-        env = {**os.environ, "NO_LOCAL_GGUF": "1", "HF_HUB_OFFLINE": "1"}  # PyPI's gguf, not the vendored copy
-        run = subprocess.run([sys.executable, "-m", "gecko.export.gguf", str(hf_dir), str(part), outtype],
-                             check=False, env=env, capture_output=True, text=True)
+        env = {
+            **os.environ,
+            "NO_LOCAL_GGUF": "1",
+            "HF_HUB_OFFLINE": "1",
+        }  # PyPI's gguf, not the vendored copy
+        run = subprocess.run(
+            [sys.executable, "-m", "gecko.export.gguf", str(hf_dir), str(part), outtype],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if run.returncode != 0:
             raise GeckoError(f"{hf_dir}: llama.cpp's converter failed:\n{run.stderr[-3000:]}")
         check_gguf_vocab(part)
@@ -64,8 +73,10 @@ def check_tokenizer(path: Path) -> None:
     want = json.loads(bytelevel_pipeline(models.BPE()).to_str())
     for key in ("normalizer", "pre_tokenizer", "decoder"):
         if tok.get(key) != want[key]:
-            raise GeckoError(f"{path}: its {key} is not GECKO's byte-level one (Qwen2's split), so llama.cpp "
-                             "would tokenize differently; retrain with `gecko tokenizer train`")
+            raise GeckoError(
+                f"{path}: its {key} is not GECKO's byte-level one (Qwen2's split), so llama.cpp "
+                "would tokenize differently; retrain with `gecko tokenizer train`"
+            )
     if tok.get("model", {}).get("type") != "BPE" or tok["model"].get("byte_fallback"):
         raise GeckoError(f"{path}: GGUF export needs a byte-level BPE without byte fallback")
 
@@ -75,10 +86,14 @@ def check_gguf_vocab(path: Path) -> None:
     import gguf
 
     fields = gguf.GGUFReader(path).fields
-    got = {k: bytes(fields[k].parts[fields[k].data[0]]).decode() if k in fields else None
-           for k in ("tokenizer.ggml.model", "tokenizer.ggml.pre")}
+    got = {
+        k: bytes(fields[k].parts[fields[k].data[0]]).decode() if k in fields else None
+        for k in ("tokenizer.ggml.model", "tokenizer.ggml.pre")
+    }
     if got != {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "qwen2"}:
-        raise GeckoError(f"{path}: the converter wrote vocabulary {got}, expected gpt2 with pre-tokenizer qwen2")
+        raise GeckoError(
+            f"{path}: the converter wrote vocabulary {got}, expected gpt2 with pre-tokenizer qwen2"
+        )
 
 
 def converter_dir() -> Path:
@@ -116,10 +131,16 @@ class LlamaCpp:
     def run(self, texts: list[str], prompt: list[int] | None = None, max_tokens: int = 0) -> dict[str, Any]:
         """ids (special-token text parsed, as `tokenizers` does), ids_literal (not parsed), greedy tokens."""
         with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8", delete=False) as f:
-            json.dump({"texts": texts, "prompt": prompt or [], "max_tokens": max_tokens}, f, ensure_ascii=False)
+            json.dump(
+                {"texts": texts, "prompt": prompt or [], "max_tokens": max_tokens}, f, ensure_ascii=False
+            )
         try:
-            run = subprocess.run(["node", str(LLAMA_CPP_TOOL / "llama_cpp.mjs"), str(self.model), f.name],
-                                 check=False, capture_output=True, text=True)
+            run = subprocess.run(
+                ["node", str(LLAMA_CPP_TOOL / "llama_cpp.mjs"), str(self.model), f.name],
+                check=False,
+                capture_output=True,
+                text=True,
+            )
         finally:
             os.unlink(f.name)
         if run.returncode != 0:

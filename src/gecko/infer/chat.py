@@ -35,10 +35,15 @@ def _compiled(template: str) -> Any:
     return env.from_string(template)
 
 
-def render(messages: list[Message], template: str = CHAT_TEMPLATE, bos_token: str = "<s>",
-           add_generation_prompt: bool = False) -> str:
-    return _compiled(template).render(messages=messages, bos_token=bos_token,
-                                      add_generation_prompt=add_generation_prompt)
+def render(
+    messages: list[Message],
+    template: str = CHAT_TEMPLATE,
+    bos_token: str = "<s>",
+    add_generation_prompt: bool = False,
+) -> str:
+    return _compiled(template).render(
+        messages=messages, bos_token=bos_token, add_generation_prompt=add_generation_prompt
+    )
 
 
 def read_chat_template(folder: Path) -> tuple[str, str]:
@@ -60,15 +65,19 @@ def check_conversation(messages: Any, where: str) -> list[Message]:
         raise DataError(f"{where}: messages must be a non-empty list")
     for i, m in enumerate(messages):
         if not (isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)):
-            raise DataError(f"{where}: messages[{i}] must be {{role: system|user|assistant, content: str}}, "
-                            f"found {m!r}"[:300])
+            raise DataError(
+                f"{where}: messages[{i}] must be {{role: system|user|assistant, content: str}}, found {m!r}"[
+                    :300
+                ]
+            )
     if not any(m["role"] == "assistant" for m in messages):
         raise DataError(f"{where}: no assistant turn to learn from")
     return messages
 
 
-def tokenize_conversation(tokenizer: Tokenizer, messages: list[Message], template: str,
-                          bos_token: str) -> tuple[list[int], list[bool]]:
+def tokenize_conversation(
+    tokenizer: Tokenizer, messages: list[Message], template: str, bos_token: str
+) -> tuple[list[int], list[bool]]:
     """Token ids of the rendered conversation and, per token, whether it belongs to an assistant reply
     (its content and closing `<|end|>`): the tokens SFT learns to produce.
 
@@ -83,8 +92,10 @@ def tokenize_conversation(tokenizer: Tokenizer, messages: list[Message], templat
         before = render(messages[:i], template, bos_token, add_generation_prompt=True)
         upto = render(messages[: i + 1], template, bos_token)
         if not (text.startswith(upto) and upto.startswith(before)):
-            raise DataError("chat template does not render conversations prefix by prefix; "
-                            "cannot locate the assistant replies")
+            raise DataError(
+                "chat template does not render conversations prefix by prefix; "
+                "cannot locate the assistant replies"
+            )
         spans.append((len(before), len(upto)))
     encoding = tokenizer.encode(text, add_special_tokens=False)
     mask = [any(a <= start < b for a, b in spans) for start, _ in encoding.offsets]
@@ -107,19 +118,29 @@ class TextStream:
         text = self.tokenizer.decode(self.ids)
         if text.endswith("\ufffd"):
             return ""
-        piece, self.shown = text[self.shown:], len(text)
+        piece, self.shown = text[self.shown :], len(text)
         return piece
 
 
-def chat_reply(model: Any, tokenizer: Tokenizer, messages: list[Message], template: str, bos_token: str,
-               max_new_tokens: int, sampling: Sampling, generator: torch.Generator) -> Iterator[str]:
+def chat_reply(
+    model: Any,
+    tokenizer: Tokenizer,
+    messages: list[Message],
+    template: str,
+    bos_token: str,
+    max_new_tokens: int,
+    sampling: Sampling,
+    generator: torch.Generator,
+) -> Iterator[str]:
     """Stream the assistant's reply to `messages` as text pieces; stops at <|end|> or </s>."""
     prompt = render(messages, template, bos_token, add_generation_prompt=True)
     ids = tokenizer.encode(prompt, add_special_tokens=False).ids
     room = model.cfg.max_seq_len - len(ids)
     if room <= 0:
-        raise DataError(f"conversation is {len(ids)} tokens, the model's context is {model.cfg.max_seq_len}; "
-                        "start a new chat (/reset)")
+        raise DataError(
+            f"conversation is {len(ids)} tokens, the model's context is {model.cfg.max_seq_len}; "
+            "start a new chat (/reset)"
+        )
     stops = {tokenizer.token_to_id(END), tokenizer.token_to_id("</s>")} - {None}
     text = TextStream(tokenizer)
     for token in stream_tokens(model, ids, min(max_new_tokens, room), sampling, generator):
@@ -128,8 +149,9 @@ def chat_reply(model: Any, tokenizer: Tokenizer, messages: list[Message], templa
         yield text.push(token)
 
 
-def run_chat(model_dir: Path, max_new_tokens: int, sampling: Sampling, seed: int,
-             system: str | None = None) -> None:
+def run_chat(
+    model_dir: Path, max_new_tokens: int, sampling: Sampling, seed: int, system: str | None = None
+) -> None:
     """A terminal chat: each reply streams as it is sampled; /reset starts over, /exit or EOF quits."""
     from gecko.model.hf import load_hf
     from gecko.terminal import styled, text_console

@@ -42,8 +42,14 @@ class Sampling:
 GREEDY = Sampling(temperature=0.0)
 
 
-def generate(model: Llama, prompt_ids: list[int], max_new_tokens: int, sampling: Sampling = Sampling(),
-             eos_id: int | None = None, generator: torch.Generator | None = None) -> list[int]:
+def generate(
+    model: Llama,
+    prompt_ids: list[int],
+    max_new_tokens: int,
+    sampling: Sampling = Sampling(),
+    eos_id: int | None = None,
+    generator: torch.Generator | None = None,
+) -> list[int]:
     """New tokens after prompt_ids (not the prompt), ending with eos_id if it was sampled.
     Deterministic given the generator."""
     return generate_batch(model, [prompt_ids], max_new_tokens, sampling, eos_id, generator)[0]
@@ -74,8 +80,13 @@ def generate_batch(
     return new
 
 
-def stream_tokens(model: Llama, prompt_ids: list[int], max_new_tokens: int, sampling: Sampling = Sampling(),
-                  generator: torch.Generator | None = None) -> Iterator[int]:
+def stream_tokens(
+    model: Llama,
+    prompt_ids: list[int],
+    max_new_tokens: int,
+    sampling: Sampling = Sampling(),
+    generator: torch.Generator | None = None,
+) -> Iterator[int]:
     """One prompt's new tokens, one at a time as they are sampled; the caller stops by breaking out."""
     for tokens in decode_steps(model, [prompt_ids], max_new_tokens, sampling, generator):
         yield int(tokens[0])
@@ -155,9 +166,9 @@ def _left_pad(prompts: list[list[int]], device: torch.device) -> tuple[Tensor, T
     doc_ids = torch.full((len(prompts), P), _PAD_DOC, dtype=torch.long)
     for i, prompt in enumerate(prompts):
         n = len(prompt)
-        tokens[i, P - n:] = torch.tensor(prompt)
-        positions[i, P - n:] = torch.arange(n)
-        doc_ids[i, P - n:] = _TEXT_DOC
+        tokens[i, P - n :] = torch.tensor(prompt)
+        positions[i, P - n :] = torch.arange(n)
+        doc_ids[i, P - n :] = _TEXT_DOC
     return tokens.to(device), positions.to(device), doc_ids.to(device)
 
 
@@ -169,11 +180,15 @@ def _check_args(model: Llama, prompts: list[list[int]], max_new_tokens: int, sam
         (max_new_tokens >= 0, f"generate: max_new_tokens={max_new_tokens} must be ≥ 0"),
         (sampling.temperature >= 0, f"generate: temperature={sampling.temperature} must be ≥ 0"),
         (0 < sampling.top_p <= 1, f"generate: top_p={sampling.top_p} must be in (0, 1]"),
-        (sampling.repetition_penalty > 0,
-         f"generate: repetition_penalty={sampling.repetition_penalty} must be > 0"),
-        (longest + max_new_tokens <= model.cfg.max_seq_len,
-         f"generate: prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
-         f"max_seq_len ({model.cfg.max_seq_len})"),
+        (
+            sampling.repetition_penalty > 0,
+            f"generate: repetition_penalty={sampling.repetition_penalty} must be > 0",
+        ),
+        (
+            longest + max_new_tokens <= model.cfg.max_seq_len,
+            f"generate: prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
+            f"max_seq_len ({model.cfg.max_seq_len})",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -199,22 +214,31 @@ def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path | None) ->
     samples = []
     step = 1 if cfg.stream else cfg.batch_size
     for i in range(0, len(prompts), step):
-        batch = prompts[i: i + step]
+        batch = prompts[i : i + step]
         ids = [tokenizer.encode(p).ids for p in batch]  # the post-processor adds <s>
         if cfg.stream:
             console.print(styled(batch[0], "bold"), end="")
             rows = [_stream_one(model, tokenizer, ids[0], cfg, sampling, eos_id, generator)]
             print("\n")
         else:
-            rows = generate_batch(model, ids, cfg.max_new_tokens, sampling, eos_id, generator,
-                                  stop=_stop_check(tokenizer, cfg.stop))
+            rows = generate_batch(
+                model,
+                ids,
+                cfg.max_new_tokens,
+                sampling,
+                eos_id,
+                generator,
+                stop=_stop_check(tokenizer, cfg.stop),
+            )
         for prompt, row in zip(batch, rows):
             completion = cut_at_stop(tokenizer.decode(row), cfg.stop)  # special tokens (</s>) are skipped
             samples.append({"prompt": prompt, "completion": completion, "new_tokens": len(row)})
             if not cfg.stream:
                 console.print(styled(prompt, "bold"), completion, sep="", end="\n\n")
     if out_dir is not None:
-        write_text(out_dir / "samples.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples))
+        write_text(
+            out_dir / "samples.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
+        )
     return {"samples": len(samples)}
 
 
@@ -245,8 +269,15 @@ def _stop_check(tokenizer: Any, stops: tuple[str, ...]) -> Callable[[list[int]],
     return lambda ids: any(s in tokenizer.decode(ids) for s in stops if s)
 
 
-def _stream_one(model: Llama, tokenizer: Any, ids: list[int], cfg: GenerateConfig, sampling: Sampling,
-                eos_id: int | None, generator: torch.Generator) -> list[int]:
+def _stream_one(
+    model: Llama,
+    tokenizer: Any,
+    ids: list[int],
+    cfg: GenerateConfig,
+    sampling: Sampling,
+    eos_id: int | None,
+    generator: torch.Generator,
+) -> list[int]:
     """Print one completion as it is sampled; stop at </s> or a stop string (which is not printed)."""
     import sys
 
@@ -264,11 +295,11 @@ def _stream_one(model: Llama, tokenizer: Any, ids: list[int], cfg: GenerateConfi
         hold = max((len(s) - 1 for s in cfg.stop), default=0) if visible == full else 0
         safe = visible[: len(visible) - hold]
         if len(safe) > len(shown):
-            sys.stdout.write(safe[len(shown):])
+            sys.stdout.write(safe[len(shown) :])
             sys.stdout.flush()
             shown = safe
         if visible != full:
             break
     final = cut_at_stop(tokenizer.decode(row), cfg.stop)
-    sys.stdout.write(final[len(shown):])
+    sys.stdout.write(final[len(shown) :])
     return row

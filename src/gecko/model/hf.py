@@ -112,8 +112,14 @@ def _special_ids(tokenizer_path: Path, vocab_size: int) -> dict[str, int | None]
     return ids
 
 
-def export_hf(model: Llama, tokenizer_dir: Path, out_dir: Path, dtype: str = "float32",
-              max_shard_bytes: int = 2 << 30, card: str | None = None) -> Path:
+def export_hf(
+    model: Llama,
+    tokenizer_dir: Path,
+    out_dir: Path,
+    dtype: str = "float32",
+    max_shard_bytes: int = 2 << 30,
+    card: str | None = None,
+) -> Path:
     """Write a Hugging Face Llama folder (config, weights, tokenizer with chat template, generation config,
     model card) to out_dir, replacing it atomically. Weights over max_shard_bytes are sharded."""
     if dtype not in DTYPES:
@@ -239,10 +245,14 @@ def llama_config_from_hf(hf: dict[str, Any], where: Path) -> LlamaConfig:
     unsupported = [
         (hf.get("model_type") != "llama", f"model_type={hf.get('model_type')!r}, expected 'llama'"),
         (hf.get("hidden_act", "silu") != "silu", f"hidden_act={hf.get('hidden_act')!r}, expected 'silu'"),
-        (hf.get("attention_bias", False) or hf.get("mlp_bias", False),
-         "attention or MLP biases are not supported"),
-        (hf.get("head_dim") not in (None, hf["hidden_size"] // hf["num_attention_heads"]),
-         f"head_dim={hf.get('head_dim')} differs from hidden_size/num_attention_heads"),
+        (
+            hf.get("attention_bias", False) or hf.get("mlp_bias", False),
+            "attention or MLP biases are not supported",
+        ),
+        (
+            hf.get("head_dim") not in (None, hf["hidden_size"] // hf["num_attention_heads"]),
+            f"head_dim={hf.get('head_dim')} differs from hidden_size/num_attention_heads",
+        ),
     ]
     for bad, message in unsupported:
         if bad:

@@ -57,14 +57,22 @@ class LlamaConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (min(self.vocab_size, self.dim, self.n_layers, self.ffn_dim, self.max_seq_len) >= 1,
-             "vocab_size, dim, n_layers, ffn_dim and max_seq_len must be ≥ 1"),
-            (self.n_heads >= 1 and self.dim % self.n_heads == 0,
-             f"dim={self.dim} must be a multiple of n_heads={self.n_heads}"),
-            (self.n_kv_heads >= 1 and self.n_heads % self.n_kv_heads == 0,
-             f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}"),
-            ((self.dim // max(self.n_heads, 1)) % 2 == 0,
-             f"head_dim={self.dim}/{self.n_heads} must be even for RoPE"),
+            (
+                min(self.vocab_size, self.dim, self.n_layers, self.ffn_dim, self.max_seq_len) >= 1,
+                "vocab_size, dim, n_layers, ffn_dim and max_seq_len must be ≥ 1",
+            ),
+            (
+                self.n_heads >= 1 and self.dim % self.n_heads == 0,
+                f"dim={self.dim} must be a multiple of n_heads={self.n_heads}",
+            ),
+            (
+                self.n_kv_heads >= 1 and self.n_heads % self.n_kv_heads == 0,
+                f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}",
+            ),
+            (
+                (self.dim // max(self.n_heads, 1)) % 2 == 0,
+                f"head_dim={self.dim}/{self.n_heads} must be even for RoPE",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -79,7 +87,11 @@ class LlamaConfig:
 _ROPE_KEYS = {
     "linear": {"rope_type", "factor"},
     "llama3": {
-        "rope_type", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"
+        "rope_type",
+        "factor",
+        "low_freq_factor",
+        "high_freq_factor",
+        "original_max_position_embeddings",
     },
 }
 
@@ -458,7 +470,7 @@ class KVCache:
         end = self.length + T
         if end > self.max_len:
             raise ValueError(f"KVCache holds {self.max_len} tokens; cannot add {T} to {self.length}")
-        self.doc_ids[:, self.length:end] = doc_ids
+        self.doc_ids[:, self.length : end] = doc_ids
         self.one_doc = self.one_doc and bool((doc_ids == self.doc_ids[:, :1]).all())
         if self.one_doc and (self.length == 0 or T == 1):
             return None
@@ -467,6 +479,6 @@ class KVCache:
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store k, v (B, Hkv, T, hd) after the cached tokens; return all keys and values (B, Hkv, S, hd)."""
         end = self.length + k.size(2)
-        self.k[layer, :, :, self.length:end] = k
-        self.v[layer, :, :, self.length:end] = v
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]

@@ -16,9 +16,7 @@ _VOCAB = 32000  # TokenizerConfig.vocab_size default; replaced by the real token
 
 PRESETS: dict[str, LlamaConfig] = {
     # CPU demo: 9.0M params, of which 0.8M in the blocks (the rest is the two 32k vocab tables)
-    "tiny": LlamaConfig(
-        _VOCAB, dim=128, n_layers=4, n_heads=4, n_kv_heads=2, ffn_dim=384, max_seq_len=512
-    ),
+    "tiny": LlamaConfig(_VOCAB, dim=128, n_layers=4, n_heads=4, n_kv_heads=2, ffn_dim=384, max_seq_len=512),
     # 52M params, 19M in the blocks: still trainable on CPU
     "small": LlamaConfig(
         _VOCAB, dim=512, n_layers=6, n_heads=8, n_kv_heads=4, ffn_dim=1536, max_seq_len=1024
@@ -42,7 +40,14 @@ PRESETS: dict[str, LlamaConfig] = {
 }
 
 _OVERRIDES = (
-    "dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "max_seq_len", "rope_theta", "tie_embeddings"
+    "dim",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "ffn_dim",
+    "max_seq_len",
+    "rope_theta",
+    "tie_embeddings",
 )
 
 

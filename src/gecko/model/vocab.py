@@ -24,7 +24,7 @@ def mean_rows(weight: torch.Tensor, vocab_size: int, pieces: Mapping[int, Sequen
     """A (vocab_size, dim) table: `weight`'s rows at their ids, each new id the mean of its pieces' rows."""
     old = weight.shape[0]
     out = weight.new_zeros(vocab_size, weight.shape[1])
-    out[:min(old, vocab_size)] = weight[:vocab_size]
+    out[: min(old, vocab_size)] = weight[:vocab_size]
     for new_id, ids in pieces.items():
         if not ids or max(ids) >= old or min(ids) < 0:
             raise CheckpointError(f"new token id {new_id}: pieces {list(ids)} must be non-empty ids < {old}")

@@ -25,7 +25,7 @@ from gecko.config import LANGS, CompareConfig, SourceConfig
 from gecko.data.normalize import normalize_text
 from gecko.data.readers import Quarantine, iter_records
 from gecko.errors import DataError, pip_hint
-from gecko.tokens import load_tokenizer, TOKENIZER_FILE
+from gecko.tokens import TOKENIZER_FILE, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class HFEncoder:
     def count_tokens(self, texts: Sequence[str]) -> int:
         total = 0
         for i in range(0, len(texts), _BATCH):
-            batch = self.tokenizer.encode_batch_fast(list(texts[i:i + _BATCH]), add_special_tokens=False)
+            batch = self.tokenizer.encode_batch_fast(list(texts[i : i + _BATCH]), add_special_tokens=False)
             total += sum(len(e.ids) for e in batch)
         return total
 
@@ -76,7 +76,9 @@ class SentencePieceEncoder:
         try:
             import sentencepiece as spm
         except ImportError:
-            raise ImportError("comparing against .model files needs sentencepiece: " + pip_hint("bench")) from None
+            raise ImportError(
+                "comparing against .model files needs sentencepiece: " + pip_hint("bench")
+            ) from None
         try:
             self.processor = spm.SentencePieceProcessor(model_file=str(self.path))
         except (OSError, RuntimeError) as e:
@@ -141,7 +143,7 @@ def _take(src: SourceConfig, budget: int) -> list[str]:
             continue
         data = text.encode("utf-8")
         if used + len(data) > budget:
-            text = data[:budget - used].decode("utf-8", errors="ignore")
+            text = data[: budget - used].decode("utf-8", errors="ignore")
         if text:
             out.append(text)
             used += len(text.encode("utf-8"))
@@ -189,23 +191,37 @@ def ours(tokenizer_dir: Path, name: str = "gecko") -> HFEncoder:
 
 
 def score(encoder: Encoder, texts: dict[str, list[str]]) -> list[Score]:
-    return [Score(encoder.name, encoder.vocab_size, lang, sum(len(t) for t in docs),
-                  sum(len(t.encode("utf-8")) for t in docs), encoder.count_tokens(docs))
-            for lang, docs in texts.items()]
+    return [
+        Score(
+            encoder.name,
+            encoder.vocab_size,
+            lang,
+            sum(len(t) for t in docs),
+            sum(len(t.encode("utf-8")) for t in docs),
+            encoder.count_tokens(docs),
+        )
+        for lang, docs in texts.items()
+    ]
 
 
 def markdown_table(scores: list[Score]) -> str:
     """One row per tokenizer: chars/token and bytes/token per language."""
-    langs = [lang for lang in (*LANGS, *sorted({s.lang for s in scores})) if any(s.lang == lang for s in scores)]
+    langs = [
+        lang for lang in (*LANGS, *sorted({s.lang for s in scores})) if any(s.lang == lang for s in scores)
+    ]
     langs = list(dict.fromkeys(langs))
     rows = {}
     for s in scores:
         rows.setdefault((s.tokenizer, s.vocab_size), {})[s.lang] = s
-    head = "| tokenizer | vocab | " + " | ".join(f"{lang} chars/tok | {lang} bytes/tok" for lang in langs) + " |"
+    head = (
+        "| tokenizer | vocab | " + " | ".join(f"{lang} chars/tok | {lang} bytes/tok" for lang in langs) + " |"
+    )
     sep = "|---|---:|" + "---:|---:|" * len(langs)
     lines = [head, sep]
     for (name, vocab), by_lang in rows.items():
-        cells = [f"{by_lang[lang].chars_per_token:.2f} | {by_lang[lang].bytes_per_token:.2f}" for lang in langs]
+        cells = [
+            f"{by_lang[lang].chars_per_token:.2f} | {by_lang[lang].bytes_per_token:.2f}" for lang in langs
+        ]
         lines.append(f"| {name} | {vocab:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -223,8 +239,10 @@ def bar_chart(scores: list[Score], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     for ax, metric in zip(axes, ("chars_per_token", "bytes_per_token")):
         for i, name in enumerate(names):
-            values = [next(getattr(s, metric) for s in scores if s.tokenizer == name and s.lang == lang)
-                      for lang in langs]
+            values = [
+                next(getattr(s, metric) for s in scores if s.tokenizer == name and s.lang == lang)
+                for lang in langs
+            ]
             ax.bar([j + i * width for j in range(len(langs))], values, width, label=name)
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(langs))], langs)
         ax.set_title(metric.replace("_", " ") + " (higher is better)")
@@ -242,22 +260,30 @@ def compare(cfg: CompareConfig, tokenizer_dir: Path | None, out_dir: Path) -> li
     encoders: list[Encoder] = []
     if tokenizer_dir is not None:
         if not (tokenizer_dir / TOKENIZER_FILE).is_file():
-            raise DataError(f"{tokenizer_dir / TOKENIZER_FILE}: tokenizer not found (run `gecko tokenizer train`)")
+            raise DataError(
+                f"{tokenizer_dir / TOKENIZER_FILE}: tokenizer not found (run `gecko tokenizer train`)"
+            )
         encoders.append(ours(tokenizer_dir))
     if cfg.references:
         encoders.extend(find_references(Path(cfg.references)))
     texts = read_texts(cfg.heldout, cfg.max_bytes_per_lang)
     scores = [s for enc in encoders for s in score(enc, texts)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    sizes = {lang: f"{sum(len(t.encode()) for t in docs) / 1e6:.2f} MB, {len(docs):,} docs"
-             for lang, docs in texts.items()}
+    sizes = {
+        lang: f"{sum(len(t.encode()) for t in docs) / 1e6:.2f} MB, {len(docs):,} docs"
+        for lang, docs in texts.items()
+    }
     sources = ", ".join(f"{s.name} ({s.lang})" for s in cfg.heldout)
-    md = (f"# Tokenizer efficiency on held-out text\n\nHeld-out sources: {sources}.\n"
-          f"Text per language: {json.dumps(sizes, ensure_ascii=False)}. Higher is better.\n\n"
-          + markdown_table(scores))
+    md = (
+        f"# Tokenizer efficiency on held-out text\n\nHeld-out sources: {sources}.\n"
+        f"Text per language: {json.dumps(sizes, ensure_ascii=False)}. Higher is better.\n\n"
+        + markdown_table(scores)
+    )
     write_text(out_dir / REPORT_MD, md)
-    records = [{**asdict(s), "chars_per_token": s.chars_per_token, "bytes_per_token": s.bytes_per_token}
-               for s in scores]
+    records = [
+        {**asdict(s), "chars_per_token": s.chars_per_token, "bytes_per_token": s.bytes_per_token}
+        for s in scores
+    ]
     write_text(out_dir / REPORT_JSON, json.dumps(records, indent=2) + "\n")
     bar_chart(scores, out_dir / REPORT_PNG)
     log.info("compare: %d tokenizers × %d languages → %s", len(encoders), len(texts), out_dir / REPORT_MD)

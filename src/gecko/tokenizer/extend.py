@@ -91,7 +91,9 @@ def _convert_sentencepiece(path: Path) -> dict[str, Any]:
     try:
         from transformers import AutoTokenizer  # only for .model bases: the import takes seconds
     except ImportError:
-        raise DataError(f"{path}: converting a SentencePiece model needs transformers ({pip_hint('spm')})") from None
+        raise DataError(
+            f"{path}: converting a SentencePiece model needs transformers ({pip_hint('spm')})"
+        ) from None
 
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(path, Path(tmp) / "tokenizer.model")
@@ -127,8 +129,11 @@ class BaseSegmenter:
 
     def words(self, text: str) -> Iterator[str]:
         normalized = self.base.normalizer.normalize_str(text) if self.base.normalizer else text
-        pieces = ([p for p, _ in self.base.pre_tokenizer.pre_tokenize_str(normalized)]
-                  if self.base.pre_tokenizer else [normalized])
+        pieces = (
+            [p for p, _ in self.base.pre_tokenizer.pre_tokenize_str(normalized)]
+            if self.base.pre_tokenizer
+            else [normalized]
+        )
         for piece in pieces:
             yield from (_SP_WORD.findall(piece) if self.sentencepiece else (piece,))
 
@@ -199,12 +204,18 @@ def extend(spec: dict[str, Any], texts: list[str], add: int, min_frequency: int 
     out = dict(spec, model=dict(spec["model"], vocab=vocab, merges=_merges_like(spec, merges + added_merges)))
     tokenizer = Tokenizer.from_str(json.dumps(out, ensure_ascii=False))
     new_tokens = [NewToken(vocab[t], t, [tok.id for tok in base.model.tokenize(t)]) for t in new]
-    log.info("extension: %d new tokens from %d merges over %d distinct words", len(new), len(added_merges),
-             len(words))
+    log.info(
+        "extension: %d new tokens from %d merges over %d distinct words",
+        len(new),
+        len(added_merges),
+        len(words),
+    )
     return Extension(tokenizer, base_size, new_tokens, len(added_merges))
 
 
-def _to_pua(segmenter: BaseSegmenter, words: Counter[str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
+def _to_pua(
+    segmenter: BaseSegmenter, words: Counter[str]
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """Each distinct unit → one Private-Use-Area character; each word → its string of those characters."""
     to_pua: dict[str, str] = {}
     fresh = pua_chars()
@@ -226,8 +237,13 @@ def _to_pua(segmenter: BaseSegmenter, words: Counter[str]) -> tuple[dict[str, st
 def _train_merges(corpus: list[str], alphabet: int, add: int, min_frequency: int) -> list[tuple[str, str]]:
     """Merges over PUA strings, best first. A merge may yield a string the base already has, or need a
     byte-fallback character as a token, so more merges are learned than tokens wanted."""
-    trainer = BpeTrainer(vocab_size=alphabet + 2 * add + 64, min_frequency=min_frequency, show_progress=False,
-                         initial_alphabet=[], limit_alphabet=alphabet)
+    trainer = BpeTrainer(
+        vocab_size=alphabet + 2 * add + 64,
+        min_frequency=min_frequency,
+        show_progress=False,
+        initial_alphabet=[],
+        limit_alphabet=alphabet,
+    )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # PUA characters are never whitespace
     tokenizer.train_from_iterator(corpus, trainer, length=len(corpus))
@@ -252,8 +268,9 @@ def is_heldout(doc_id: str) -> bool:
     return zlib.crc32(doc_id.encode("utf-8")) % HELDOUT_EVERY == 0
 
 
-def split_corpus(corpus: Path, langs: tuple[str, ...], max_bytes: int | None,
-                 shares: dict[str, float] | None) -> tuple[list[str], dict[str, list[str]]]:
+def split_corpus(
+    corpus: Path, langs: tuple[str, ...], max_bytes: int | None, shares: dict[str, float] | None
+) -> tuple[list[str], dict[str, list[str]]]:
     """Training texts of `langs` (balanced to `max_bytes`), and held-out texts of every language."""
     available: Counter[str] = Counter()
     for _, record in corpus_records(corpus):
@@ -263,7 +280,9 @@ def split_corpus(corpus: Path, langs: tuple[str, ...], max_bytes: int | None,
     if missing:
         raise DataError(f"{corpus}: no {missing[0]!r} documents to learn merges from (--langs)")
     chosen = {lang: available[lang] for lang in langs}
-    budgets = balanced_budgets(chosen, max_bytes, {k: v for k, v in shares.items() if k in langs} if shares else None)
+    budgets = balanced_budgets(
+        chosen, max_bytes, {k: v for k, v in shares.items() if k in langs} if shares else None
+    )
     train: list[str] = []
     heldout: dict[str, list[str]] = {}
     used: Counter[str] = Counter()
@@ -283,39 +302,65 @@ def efficiency(tokenizer: Tokenizer, texts: dict[str, list[str]]) -> dict[str, d
     for lang, docs in texts.items():
         tokens = sum(len(e.ids) for e in tokenizer.encode_batch_fast(docs, add_special_tokens=False))
         chars, size = sum(map(len, docs)), sum(len(d.encode("utf-8")) for d in docs)
-        out[lang] = {"chars_per_token": chars / max(tokens, 1), "bytes_per_token": size / max(tokens, 1),
-                     "tokens": tokens, "chars": chars}
+        out[lang] = {
+            "chars_per_token": chars / max(tokens, 1),
+            "bytes_per_token": size / max(tokens, 1),
+            "tokens": tokens,
+            "chars": chars,
+        }
     return out
 
 
-def report_markdown(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
-                    ext: Extension, source: str) -> str:
-    lines = [f"# Vocabulary extension: {len(ext.new_tokens)} new tokens (ids {ext.base_vocab_size}–"
-             f"{ext.vocab_size - 1})", "", f"Held-out text: {source}.", "",
-             "| language | chars | chars/token before | after | change |", "|---|---|---|---|---|"]
+def report_markdown(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], ext: Extension, source: str
+) -> str:
+    lines = [
+        f"# Vocabulary extension: {len(ext.new_tokens)} new tokens (ids {ext.base_vocab_size}–"
+        f"{ext.vocab_size - 1})",
+        "",
+        f"Held-out text: {source}.",
+        "",
+        "| language | chars | chars/token before | after | change |",
+        "|---|---|---|---|---|",
+    ]
     for lang in before:
         b, a = before[lang]["chars_per_token"], after[lang]["chars_per_token"]
-        lines.append(f"| {lang} | {before[lang]['chars']:,} | {b:.3f} | {a:.3f} | {100 * (a / b - 1) if b else 0:+.1f}% |")
+        lines.append(
+            f"| {lang} | {before[lang]['chars']:,} | {b:.3f} | {a:.3f} | {100 * (a / b - 1) if b else 0:+.1f}% |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def save_extension(ext: Extension, out_dir: Path, base: Path, before: dict[str, Any], after: dict[str, Any],
-                   report: str) -> Path:
+def save_extension(
+    ext: Extension, out_dir: Path, base: Path, before: dict[str, Any], after: dict[str, Any], report: str
+) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / TOKENIZER_FILE
     write_text(path, ext.tokenizer.to_str(pretty=True))
-    meta = {"base": str(base), "base_sha256": file_sha256(base) if base.is_file() else None,
-            "base_vocab_size": ext.base_vocab_size, "vocab_size": ext.vocab_size,
-            "merges_added": ext.merges_added, "tokenizer_sha256": file_sha256(path),
-            "chars_per_token": {"before": before, "after": after},
-            "new_tokens": [{"id": t.id, "token": t.token, "pieces": t.pieces} for t in ext.new_tokens]}
+    meta = {
+        "base": str(base),
+        "base_sha256": file_sha256(base) if base.is_file() else None,
+        "base_vocab_size": ext.base_vocab_size,
+        "vocab_size": ext.vocab_size,
+        "merges_added": ext.merges_added,
+        "tokenizer_sha256": file_sha256(path),
+        "chars_per_token": {"before": before, "after": after},
+        "new_tokens": [{"id": t.id, "token": t.token, "pieces": t.pieces} for t in ext.new_tokens],
+    }
     write_text(out_dir / EXTENSION_FILE, json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
     write_text(out_dir / REPORT_FILE, report)
     return path
 
 
-def run_extend(cfg: GeckoConfig, base: Path, corpus: Path, add: int, langs: tuple[str, ...], out_dir: Path,
-               force: bool = False) -> Path:
+def run_extend(
+    cfg: GeckoConfig,
+    base: Path,
+    corpus: Path,
+    add: int,
+    langs: tuple[str, ...],
+    out_dir: Path,
+    force: bool = False,
+) -> Path:
     """`gecko tokenizer extend`: learn merges on the run's corpus, write the tokenizer and the report."""
     unknown = [lang for lang in langs if lang not in LANGS]
     if unknown or not langs:

@@ -26,7 +26,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -41,9 +41,8 @@ from gecko.config import LANGS, TokenizeConfig
 from gecko.errors import DataError
 from gecko.progress import Steps
 from gecko.shards import INDEX_DTYPE, META_FILE, SPLITS, unit_hash
-from gecko.tokens import BOS, EOS, special_id
 from gecko.tokenizer.train import parse_record
-from gecko.tokens import file_sha256, load_tokenizer, TOKENIZER_FILE
+from gecko.tokens import BOS, EOS, TOKENIZER_FILE, file_sha256, load_tokenizer, special_id
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +92,9 @@ class Part:
     sources: list[str]
 
 
-def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir: Path,
-                seed: int) -> dict[str, Any]:
+def pretokenize(
+    cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir: Path, seed: int
+) -> dict[str, Any]:
     """Encode `corpus` into train/val shards under `out_dir`; returns the stats also saved in meta.json."""
     clock = {"start": time.perf_counter()}
     # text_only: a literal "<s>" in a document (HTML strikethrough) is text, not a boundary.
@@ -107,11 +107,19 @@ def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Resuming needs the same corpus (by size and modification time: hashing it first would be a serial
     # pass over every byte), tokenizer, seed and chunking.
-    parts = _prepare_parts(out_dir / PARTS_DIR, {
-        "format": FORMAT_VERSION, "corpus_bytes": size, "corpus_mtime_ns": mtime_ns,
-        "tokenizer_sha256": tokenizer_sha, "seed": seed, "val_fraction": cfg.val_fraction,
-        "chunk_bytes": cfg.chunk_bytes, "dtype": dtype.name,
-    })
+    parts = _prepare_parts(
+        out_dir / PARTS_DIR,
+        {
+            "format": FORMAT_VERSION,
+            "corpus_bytes": size,
+            "corpus_mtime_ns": mtime_ns,
+            "tokenizer_sha256": tokenizer_sha,
+            "seed": seed,
+            "val_fraction": cfg.val_fraction,
+            "chunk_bytes": cfg.chunk_bytes,
+            "dtype": dtype.name,
+        },
+    )
     clock["planned"] = time.perf_counter()
     (out_dir / META_FILE).unlink(missing_ok=True)  # until the new shards are complete
     tasks = [Task(corpus, chunk, parts, seed, cfg.val_fraction, dtype.name) for chunk in chunks]
@@ -121,8 +129,11 @@ def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir:
     # The pool first: its workers are forked before the hash thread exists. hashlib releases the GIL, so
     # the hash and the merger's copies run while the workers encode.
     encoder = Encoder(tokenizer)
-    with (_worker_pool(encoder, workers) as pool, ThreadPoolExecutor(1) as hasher,
-          TokenMerger(out_dir, parts, cfg.val_fraction, dtype) as merger):
+    with (
+        _worker_pool(encoder, workers) as pool,
+        ThreadPoolExecutor(1) as hasher,
+        TokenMerger(out_dir, parts, cfg.val_fraction, dtype) as merger,
+    ):
         corpus_sha = hasher.submit(file_sha256, corpus)
         for chunk_index, part in sorted(finished.items()):
             merger.add(chunk_index, part)
@@ -135,18 +146,31 @@ def pretokenize(cfg: TokenizeConfig, corpus: Path, tokenizer_dir: Path, out_dir:
         is_val = split_by_unit_hash(index["unit"], index["lang"], cfg.val_fraction)
         stats = _split_stats(index, is_val, names["langs"])
         meta = {
-            "format": FORMAT_VERSION, "dtype": dtype.name, "vocab_size": vocab_size,
-            "bos_id": special_id(BOS), "eos_id": special_id(EOS), "tokenizer_sha256": tokenizer_sha,
-            "corpus_sha256": corpus_sha.result(), "seed": seed, "val_fraction": cfg.val_fraction,
-            "langs": names["langs"], "sources": names["sources"], "splits": stats,
+            "format": FORMAT_VERSION,
+            "dtype": dtype.name,
+            "vocab_size": vocab_size,
+            "bos_id": special_id(BOS),
+            "eos_id": special_id(EOS),
+            "tokenizer_sha256": tokenizer_sha,
+            "corpus_sha256": corpus_sha.result(),
+            "seed": seed,
+            "val_fraction": cfg.val_fraction,
+            "langs": names["langs"],
+            "sources": names["sources"],
+            "splits": stats,
         }
         merger.finish(is_val)
     _publish(out_dir, parts, index, is_val, meta)
     clock["done"] = time.perf_counter()
     timing = _timing(stats, clock, workers)
     write_json(out_dir / TIMING_FILE, timing)
-    log.info("shards: %s train / %s val tokens in %.1fs → %s", f"{stats['train']['tokens']:,}",
-             f"{stats['val']['tokens']:,}", timing["seconds"], out_dir)
+    log.info(
+        "shards: %s train / %s val tokens in %.1fs → %s",
+        f"{stats['train']['tokens']:,}",
+        f"{stats['val']['tokens']:,}",
+        timing["seconds"],
+        out_dir,
+    )
     return {**stats, "timing": timing}
 
 
@@ -333,7 +357,9 @@ def _worker_pool(encoder: Encoder, workers: int) -> Iterator[ProcessPoolExecutor
         return
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with _environ(**{_PARALLELISM: "false"}):  # set before the fork: tokenizers warns about forks otherwise
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(encoder,))
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(encoder,)
+        )
         pool.submit(int).result()  # the first task starts every worker process, now
     try:
         yield pool
@@ -343,15 +369,23 @@ def _worker_pool(encoder: Encoder, workers: int) -> Iterator[ProcessPoolExecutor
 
 def _finished_parts(tasks: list[Task]) -> dict[int, Part]:
     """The parts an interrupted run finished (their index file is written last)."""
-    finished = {task.chunk.index: _load_part_index(path) for task in tasks
-                if (path := _part(task.parts, task.chunk.index, ".npz")).exists()}
+    finished = {
+        task.chunk.index: _load_part_index(path)
+        for task in tasks
+        if (path := _part(task.parts, task.chunk.index, ".npz")).exists()
+    }
     if finished:
         log.info("shards: resuming, %d of %d chunks already encoded", len(finished), len(tasks))
     return finished
 
 
-def _encode_chunks(tasks: list[Task], encoder: Encoder, pool: ProcessPoolExecutor | None, workers: int,
-                   on_part: Callable[[int, Part], None]) -> None:
+def _encode_chunks(
+    tasks: list[Task],
+    encoder: Encoder,
+    pool: ProcessPoolExecutor | None,
+    workers: int,
+    on_part: Callable[[int, Part], None],
+) -> None:
     """Encode the chunks of `tasks`, passing each part to `on_part` as it comes, with a progress bar."""
     with Steps("tokenize: encoding", len(tasks), unit="chunks") as progress:
         for task, part in _run(tasks, encoder, pool, workers):
@@ -359,8 +393,9 @@ def _encode_chunks(tasks: list[Task], encoder: Encoder, pool: ProcessPoolExecuto
             progress.advance()
 
 
-def _run(tasks: list[Task], encoder: Encoder, pool: ProcessPoolExecutor | None,
-         workers: int) -> Iterator[tuple[Task, Part]]:
+def _run(
+    tasks: list[Task], encoder: Encoder, pool: ProcessPoolExecutor | None, workers: int
+) -> Iterator[tuple[Task, Part]]:
     """`encode_chunk` over `tasks`, in this process without a pool.
 
     On the pool, two tasks per worker are in flight, taken in completion order (a slow chunk holds up no
@@ -416,8 +451,12 @@ def _part(parts: Path, chunk_index: int, suffix: str) -> Path:
 
 def _save_part_index(path: Path, part: Part) -> None:
     buffer = io.BytesIO()
-    np.savez(buffer, index=part.index, langs=np.array(part.langs, dtype=str),
-             sources=np.array(part.sources, dtype=str))
+    np.savez(
+        buffer,
+        index=part.index,
+        langs=np.array(part.langs, dtype=str),
+        sources=np.array(part.sources, dtype=str),
+    )
     write_bytes(path, buffer.getvalue())
 
 
@@ -442,12 +481,16 @@ def _prepare_parts(parts: Path, fingerprint: dict[str, Any]) -> Path:
 
 def _gather_index(encoded: list[Part], parts: Path) -> tuple[np.ndarray, dict[str, list[str]]]:
     """Every document's part-index row, with lang and source recoded into corpus-wide sorted name lists."""
-    langs = sorted({x for part in encoded for x in part.langs},
-                   key=lambda x: (LANGS.index(x) if x in LANGS else len(LANGS), x))
+    langs = sorted(
+        {x for part in encoded for x in part.langs},
+        key=lambda x: (LANGS.index(x) if x in LANGS else len(LANGS), x),
+    )
     sources = sorted({x for part in encoded for x in part.sources})
     if len(langs) > 256 or len(sources) > 1 << 16:
-        raise DataError(f"{parts.parent}: {len(langs)} languages / {len(sources)} sources exceed the shard "
-                        f"index (uint8 lang, uint16 source)")
+        raise DataError(
+            f"{parts.parent}: {len(langs)} languages / {len(sources)} sources exceed the shard "
+            f"index (uint8 lang, uint16 source)"
+        )
     lang_code = {x: i for i, x in enumerate(langs)}
     source_code = {x: i for i, x in enumerate(sources)}
     indexes = []
@@ -471,8 +514,9 @@ def _split_stats(index: np.ndarray, is_val: np.ndarray, langs: list[str]) -> dic
             "bytes": np.bincount(lang, weights=index["n_bytes"][rows], minlength=len(langs)),
         }
         stats[split] = {key: int(counts.sum()) for key, counts in per_lang.items()}
-        stats[split]["langs"] = {name: {key: int(counts[i]) for key, counts in per_lang.items()}
-                                 for i, name in enumerate(langs)}
+        stats[split]["langs"] = {
+            name: {key: int(counts[i]) for key, counts in per_lang.items()} for i, name in enumerate(langs)
+        }
     return stats
 
 
@@ -518,7 +562,7 @@ class TokenMerger:
         """Append the remaining parts with the final split, then make both files durable."""
         while self.next in self.encoded:
             part = self.encoded[self.next]
-            self._append(part, is_val[self.first_doc:self.first_doc + len(part.index)])
+            self._append(part, is_val[self.first_doc : self.first_doc + len(part.index)])
         for f in self.files.values():
             os.fsync(f.fileno())
 
@@ -536,7 +580,9 @@ class TokenMerger:
             tokens = np.fromfile(path, dtype=self.dtype)
             for split, docs in (("train", ~final), ("val", final)):
                 starts, lengths = part.index["start"][docs], part.index["length"][docs]
-                self.files[split].write(b"".join(tokens[s:s + n].tobytes() for s, n in zip(starts, lengths)))
+                self.files[split].write(
+                    b"".join(tokens[s : s + n].tobytes() for s, n in zip(starts, lengths))
+                )
         self.next += 1
         self.first_doc += len(part.index)
 
@@ -578,6 +624,9 @@ def _timing(stats: dict[str, Any], clock: dict[str, float], workers: int) -> dic
     seconds = clock["done"] - clock["start"]
     tokens = stats["train"]["tokens"] + stats["val"]["tokens"]
     phases = {"plan": ("start", "planned"), "encode": ("planned", "encoded"), "merge": ("encoded", "done")}
-    return {"seconds": round(seconds, 3), "workers": workers,
-            **{f"{name}_seconds": round(clock[b] - clock[a], 3) for name, (a, b) in phases.items()},
-            "tokens_per_second": round(tokens / max(seconds, 1e-9))}
+    return {
+        "seconds": round(seconds, 3),
+        "workers": workers,
+        **{f"{name}_seconds": round(clock[b] - clock[a], 3) for name, (a, b) in phases.items()},
+        "tokens_per_second": round(tokens / max(seconds, 1e-9)),
+    }

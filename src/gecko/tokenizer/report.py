@@ -88,12 +88,15 @@ class Tokenization:
         self.name, self.vocab_size = encoder.name, encoder.vocab_size
         if isinstance(encoder, HFEncoder):
             tok = encoder.tokenizer
-            self._encode = lambda texts: [e.ids for e in tok.encode_batch_fast(list(texts),
-                                                                               add_special_tokens=False)]
+            self._encode = lambda texts: [
+                e.ids for e in tok.encode_batch_fast(list(texts), add_special_tokens=False)
+            ]
             self._decode = lambda ids: tok.decode(ids, skip_special_tokens=False)
             size = max(tok.get_vocab_size(with_added_tokens=True), max(tok.get_vocab().values()) + 1)
-            pieces = [tok.decode([i], skip_special_tokens=False) if tok.id_to_token(i) is not None else ""
-                      for i in range(size)]
+            pieces = [
+                tok.decode([i], skip_special_tokens=False) if tok.id_to_token(i) is not None else ""
+                for i in range(size)
+            ]
             self.is_byte_piece = np.array(["\ufffd" in p for p in pieces])
         else:
             sp = encoder.processor
@@ -107,15 +110,16 @@ class Tokenization:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         out: list[list[int]] = []
         for i in range(0, len(texts), _BATCH):
-            out.extend(self._encode(texts[i:i + _BATCH]))
+            out.extend(self._encode(texts[i : i + _BATCH]))
         return out
 
     def decode(self, ids: list[int]) -> str:
         return self._decode(ids)
 
 
-def card_for(tk: Tokenization, texts: dict[str, list[str]], by_source: dict[str, list[str]],
-             korean: str = "ko") -> Card:
+def card_for(
+    tk: Tokenization, texts: dict[str, list[str]], by_source: dict[str, list[str]], korean: str = "ko"
+) -> Card:
     """Every measure of the card for one tokenizer on the held-out text."""
     card = Card(tk.name, tk.vocab_size)
     used = np.zeros(len(tk.is_byte_piece), dtype=bool)
@@ -124,7 +128,9 @@ def card_for(tk: Tokenization, texts: dict[str, list[str]], by_source: dict[str,
         ids = np.fromiter((i for e in encoded for i in e), dtype=np.int64)
         used[ids[ids < len(used)]] = True
         card.chars_per_token[lang] = sum(map(len, docs)) / max(len(ids), 1)
-        card.byte_fallback_rate[lang] = float(tk.is_byte_piece[ids[ids < len(used)]].mean()) if len(ids) else 0.0
+        card.byte_fallback_rate[lang] = (
+            float(tk.is_byte_piece[ids[ids < len(used)]].mean()) if len(ids) else 0.0
+        )
         exact = sum(tk.decode(e) == d for e, d in zip(encoded, docs))
         card.roundtrip_docs[lang] = f"{exact}/{len(docs)}"
         if lang == korean:
@@ -134,7 +140,9 @@ def card_for(tk: Tokenization, texts: dict[str, list[str]], by_source: dict[str,
         n = sum(len(e) for e in tk.encode(docs))
         card.per_source[name] = sum(map(len, docs)) / max(n, 1)
     card.unused_vocab_share = 1.0 - used.mean()
-    card.roundtrip_edge_failures = [k for k, text in EDGE_CASES.items() if tk.decode(tk.encode([text])[0]) != text]
+    card.roundtrip_edge_failures = [
+        k for k, text in EDGE_CASES.items() if tk.decode(tk.encode([text])[0]) != text
+    ]
     card.digit_pieces = [tk.pieces[i] for i in tk.encode([DIGIT_PROBE])[0]]
     card.digits_split = all(sum(c.isdigit() for c in p) <= 1 for p in card.digit_pieces)
     card.vocab_by_kind = {kind: 0 for kind in VOCAB_KINDS}
@@ -150,7 +158,9 @@ def report(cfg: CompareConfig, tokenizer_dir: Path, out_dir: Path) -> list[Card]
     if not cfg.heldout:
         raise DataError("compare.heldout lists no held-out sources")
     if not (tokenizer_dir / TOKENIZER_FILE).is_file():
-        raise DataError(f"{tokenizer_dir / TOKENIZER_FILE}: tokenizer not found (run `gecko tokenizer train`)")
+        raise DataError(
+            f"{tokenizer_dir / TOKENIZER_FILE}: tokenizer not found (run `gecko tokenizer train`)"
+        )
     encoders = [ours(tokenizer_dir), *(find_references(Path(cfg.references)) if cfg.references else [])]
     texts = read_texts(cfg.heldout, cfg.max_bytes_per_lang)
     by_source = _split_by_source(cfg.heldout, cfg.max_bytes_per_lang)
@@ -171,40 +181,87 @@ def _split_by_source(sources: Sequence[SourceConfig], max_bytes_per_lang: int) -
     per_lang: dict[str, int] = {}
     for s in sources:
         per_lang[s.lang] = per_lang.get(s.lang, 0) + 1
-    return {f"{s.lang}/{s.name}": read_texts([s], max_bytes_per_lang // per_lang[s.lang])[s.lang] for s in sources}
+    return {
+        f"{s.lang}/{s.name}": read_texts([s], max_bytes_per_lang // per_lang[s.lang])[s.lang] for s in sources
+    }
 
 
 def markdown(cards: list[Card], sources: Sequence[SourceConfig], sizes: dict[str, tuple[int, int]]) -> str:
     langs = list(cards[0].chars_per_token)
-    lines = ["# Tokenizer report card", "",
-             "Held-out sources (never in training): " + ", ".join(f"{s.name} ({s.lang})" for s in sources) + ".",
-             "Text: " + ", ".join(f"{lang} {b / 1e6:.2f} MB in {n:,} documents" for lang, (b, n) in sizes.items())
-             + ".", "",
-             "## Efficiency (higher chars/token is better; lower tokens/eojeol is better)", "",
-             "| tokenizer | vocab | " + " | ".join(f"{lang} chars/tok" for lang in langs)
-             + " | ko tokens/eojeol | byte-fallback " + "/".join(langs) + " | vocab unused |",
-             "|---|---:|" + "---:|" * len(langs) + "---:|---:|---:|"]
+    lines = [
+        "# Tokenizer report card",
+        "",
+        "Held-out sources (never in training): " + ", ".join(f"{s.name} ({s.lang})" for s in sources) + ".",
+        "Text: "
+        + ", ".join(f"{lang} {b / 1e6:.2f} MB in {n:,} documents" for lang, (b, n) in sizes.items())
+        + ".",
+        "",
+        "## Efficiency (higher chars/token is better; lower tokens/eojeol is better)",
+        "",
+        "| tokenizer | vocab | "
+        + " | ".join(f"{lang} chars/tok" for lang in langs)
+        + " | ko tokens/eojeol | byte-fallback "
+        + "/".join(langs)
+        + " | vocab unused |",
+        "|---|---:|" + "---:|" * len(langs) + "---:|---:|---:|",
+    ]
     for c in cards:
         eoj = f"{c.tokens_per_eojeol:.2f}" if c.tokens_per_eojeol is not None else "–"
         fallback = " / ".join(f"{100 * c.byte_fallback_rate[lang]:.2f}%" for lang in langs)
-        lines.append(f"| {c.name} | {c.vocab_size:,} | " + " | ".join(f"{c.chars_per_token[lang]:.3f}" for lang in langs)
-                     + f" | {eoj} | {fallback} | {100 * c.unused_vocab_share:.1f}% |")
+        lines.append(
+            f"| {c.name} | {c.vocab_size:,} | "
+            + " | ".join(f"{c.chars_per_token[lang]:.3f}" for lang in langs)
+            + f" | {eoj} | {fallback} | {100 * c.unused_vocab_share:.1f}% |"
+        )
     srcs = list(cards[0].per_source)
-    lines += ["", "## Chars/token by held-out source", "",
-              "| tokenizer | " + " | ".join(srcs) + " |", "|---|" + "---:|" * len(srcs)]
+    lines += [
+        "",
+        "## Chars/token by held-out source",
+        "",
+        "| tokenizer | " + " | ".join(srcs) + " |",
+        "|---|" + "---:|" * len(srcs),
+    ]
     lines += [f"| {c.name} | " + " | ".join(f"{c.per_source[s]:.2f}" for s in srcs) + " |" for c in cards]
-    lines += ["", "## Round trip: decode(encode(x)) == x", "",
-              "Edge cases: " + ", ".join(f"`{k}`" for k in EDGE_CASES) + ".", "",
-              "| tokenizer | " + " | ".join(f"{lang} documents exact" for lang in langs) + " | edge cases failed |",
-              "|---|" + "---:|" * len(langs) + "---|"]
-    lines += [f"| {c.name} | " + " | ".join(c.roundtrip_docs[lang] for lang in langs) + " | "
-              + (", ".join(c.roundtrip_edge_failures) or "none") + " |" for c in cards]
-    lines += ["", f"## Digits: `{DIGIT_PROBE}`", "", "| tokenizer | one digit per token | pieces |", "|---|---|---|"]
-    lines += [f"| {c.name} | {'yes' if c.digits_split else 'no'} | "
-              + " ".join(f"`{_show(p)}`" for p in c.digit_pieces) + " |" for c in cards]
-    lines += ["", "## Where the vocabulary goes (tokens by what they hold)", "",
-              "| tokenizer | " + " | ".join(VOCAB_KINDS) + " |", "|---|" + "---:|" * len(VOCAB_KINDS)]
-    lines += [f"| {c.name} | " + " | ".join(f"{c.vocab_by_kind[k]:,}" for k in VOCAB_KINDS) + " |" for c in cards]
+    lines += [
+        "",
+        "## Round trip: decode(encode(x)) == x",
+        "",
+        "Edge cases: " + ", ".join(f"`{k}`" for k in EDGE_CASES) + ".",
+        "",
+        "| tokenizer | " + " | ".join(f"{lang} documents exact" for lang in langs) + " | edge cases failed |",
+        "|---|" + "---:|" * len(langs) + "---|",
+    ]
+    lines += [
+        f"| {c.name} | "
+        + " | ".join(c.roundtrip_docs[lang] for lang in langs)
+        + " | "
+        + (", ".join(c.roundtrip_edge_failures) or "none")
+        + " |"
+        for c in cards
+    ]
+    lines += [
+        "",
+        f"## Digits: `{DIGIT_PROBE}`",
+        "",
+        "| tokenizer | one digit per token | pieces |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {c.name} | {'yes' if c.digits_split else 'no'} | "
+        + " ".join(f"`{_show(p)}`" for p in c.digit_pieces)
+        + " |"
+        for c in cards
+    ]
+    lines += [
+        "",
+        "## Where the vocabulary goes (tokens by what they hold)",
+        "",
+        "| tokenizer | " + " | ".join(VOCAB_KINDS) + " |",
+        "|---|" + "---:|" * len(VOCAB_KINDS),
+    ]
+    lines += [
+        f"| {c.name} | " + " | ".join(f"{c.vocab_by_kind[k]:,}" for k in VOCAB_KINDS) + " |" for c in cards
+    ]
     lines += ["", "## Longest tokens", "", "| tokenizer | longest |", "|---|---|"]
     lines += [f"| {c.name} | " + " ".join(f"`{_show(p)}`" for p in c.longest_tokens) + " |" for c in cards]
     return "\n".join(lines) + "\n\n![report card](report.png)\n"
@@ -212,8 +269,14 @@ def markdown(cards: list[Card], sources: Sequence[SourceConfig], sizes: dict[str
 
 def _show(piece: str) -> str:
     """A token as readable markdown: whitespace made visible, pipes and backticks escaped."""
-    return (piece.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t").replace(" ", "␠")
-            .replace("|", "\\|").replace("`", "'"))
+    return (
+        piece.replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+        .replace(" ", "␠")
+        .replace("|", "\\|")
+        .replace("`", "'")
+    )
 
 
 def chart(cards: list[Card], path: Path) -> None:
@@ -233,7 +296,9 @@ def chart(cards: list[Card], path: Path) -> None:
     left.set_xticks([j + 0.4 - width / 2 for j in range(len(langs))], langs)
     left.set_title("held-out characters per token (higher is better)")
     left.grid(axis="y", alpha=0.3)
-    right.set_xticks(range(len(cards)), [c.name.split("/")[0] for c in cards], rotation=45, ha="right", fontsize=8)
+    right.set_xticks(
+        range(len(cards)), [c.name.split("/")[0] for c in cards], rotation=45, ha="right", fontsize=8
+    )
     right.set_title("vocabulary never used on held-out text (%)")
     right.grid(axis="y", alpha=0.3)
     left.legend(fontsize=7, loc="upper left")

@@ -31,8 +31,17 @@ from tokenizers.trainers import BpeTrainer
 from gecko.atomic import write_text
 from gecko.config import TokenizerConfig, to_dict
 from gecko.errors import ConfigError, DataError
-from gecko.tokens import (BOS, BYTE_TOKENS, N_SPECIAL, SPECIAL_TOKENS, TOKENIZER_FILE, UNK,
-                          bytelevel_pipeline, file_sha256, special_id)
+from gecko.tokens import (
+    BOS,
+    BYTE_TOKENS,
+    N_SPECIAL,
+    SPECIAL_TOKENS,
+    TOKENIZER_FILE,
+    UNK,
+    bytelevel_pipeline,
+    file_sha256,
+    special_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +83,11 @@ def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
     if missing:
         raise ConfigError(f"tokenizer.lang_shares has no share for {missing[0]!r}, a language of {corpus}")
     budgets = balanced_budgets(scan.bytes_per_lang, cfg.max_train_bytes, cfg.lang_shares)
-    per_source = {(lang, source): n for lang, sources in scan.bytes_per_source.items()
-                  for source, n in balanced_budgets(sources, budgets[lang]).items()}
+    per_source = {
+        (lang, source): n
+        for lang, sources in scan.bytes_per_source.items()
+        for source, n in balanced_budgets(sources, budgets[lang]).items()
+    }
     texts, used = sample_texts(corpus, per_source)
     if not texts:
         raise DataError(f"{corpus}: no text to train a tokenizer on")
@@ -95,8 +107,13 @@ def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
         "seconds": round(time.perf_counter() - t0, 3),
     }
     write_text(out_dir / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    log.info("tokenizer: %d tokens from %s bytes in %.1fs → %s", meta["vocab_size"], meta["bytes_used"], meta["seconds"],
-             path)
+    log.info(
+        "tokenizer: %d tokens from %s bytes in %.1fs → %s",
+        meta["vocab_size"],
+        meta["bytes_used"],
+        meta["seconds"],
+        path,
+    )
     return path
 
 
@@ -118,8 +135,9 @@ def scan_corpus(corpus: Path) -> CorpusScan:
     return CorpusScan(digest.hexdigest(), dict(size), dict(docs), {k: dict(v) for k, v in per_source.items()})
 
 
-def balanced_budgets(available: dict[str, int], total: int | None,
-                     shares: dict[str, float] | None = None) -> dict[str, int]:
+def balanced_budgets(
+    available: dict[str, int], total: int | None, shares: dict[str, float] | None = None
+) -> dict[str, int]:
     """Byte budgets in proportion to `shares` (default equal); a language with less text than its share gives
     the rest to the others, in proportion to theirs."""
     if total is None:
@@ -135,7 +153,9 @@ def balanced_budgets(available: dict[str, int], total: int | None,
     return budgets
 
 
-def sample_texts(corpus: Path, budgets: dict[tuple[str, str], int]) -> tuple[list[str], dict[tuple[str, str], int]]:
+def sample_texts(
+    corpus: Path, budgets: dict[tuple[str, str], int]
+) -> tuple[list[str], dict[tuple[str, str], int]]:
     """The first documents of each (language, source) up to its budget (the corpus is already shuffled).
 
     The document that crosses the budget is cut at a character boundary, so the sample hits it exactly.
@@ -210,8 +230,9 @@ def build_alphabet(texts: list[str], coverage: float, forced: tuple[str, ...]) -
     return list(chosen)
 
 
-def train_bpe(texts: list[str], cfg: TokenizerConfig, alphabet: list[str],
-              pattern: str = SPLIT_PATTERN) -> Tokenizer:
+def train_bpe(
+    texts: list[str], cfg: TokenizerConfig, alphabet: list[str], pattern: str = SPLIT_PATTERN
+) -> Tokenizer:
     """Train a character BPE, then insert the 256 byte tokens after the special block and enable fallback."""
     tokenizer = _pipeline(models.BPE(), pattern)
     trainer = BpeTrainer(
@@ -261,12 +282,19 @@ def _with_byte_tokens(trained: dict[str, int]) -> dict[str, int]:
 
 # ── byte-level BPE (llama.cpp-compatible) ─────────────────────────────────────────────────────────────
 
+
 def train_bytelevel_bpe(texts: list[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
     """Train; then put the special block first and the 256 bytes right after it, whatever their frequency."""
     tokenizer = bytelevel_pipeline(models.BPE())
     alphabet = pre_tokenizers.ByteLevel.alphabet()
-    trainer = BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
-                         initial_alphabet=alphabet, limit_alphabet=len(alphabet), show_progress=sys.stderr.isatty())
+    trainer = BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=alphabet,
+        limit_alphabet=len(alphabet),
+        show_progress=sys.stderr.isatty(),
+    )
     tokenizer.train_from_iterator(texts, trainer, length=len(texts))
     trained = json.loads(tokenizer.to_str())["model"]
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
@@ -291,7 +319,11 @@ def _ordered_vocab(trained: dict[str, int], alphabet: list[str]) -> dict[str, in
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's printable stand-in for each byte (the ByteLevel alphabet)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars, n = {}, 0
     for b in range(256):
         if b in printable:

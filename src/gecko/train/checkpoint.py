@@ -66,8 +66,15 @@ _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
 _METADATA_CLASSES = {
     "torch.distributed.checkpoint.metadata": {
-        "Metadata", "MetadataIndex", "ChunkStorageMetadata", "TensorStorageMetadata", "BytesStorageMetadata",
-        "TensorProperties", "StorageMeta", "_MEM_FORMAT_ENCODING"},
+        "Metadata",
+        "MetadataIndex",
+        "ChunkStorageMetadata",
+        "TensorStorageMetadata",
+        "BytesStorageMetadata",
+        "TensorProperties",
+        "StorageMeta",
+        "_MEM_FORMAT_ENCODING",
+    },
     "torch.distributed.checkpoint.filesystem": {"_StorageInfo"},
     "torch.serialization": {"_get_layout"},  # looks a layout up by name
     "pathlib": {"Path", "PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath"},
@@ -85,8 +92,10 @@ class _MetadataUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module == "torch" and (name == "Size" or isinstance(getattr(torch, name, None), torch.dtype)):
             return getattr(torch, name)
-        raise CheckpointError(f"DCP metadata refers to {module}.{name}, which is not a checkpoint metadata "
-                              "class; refusing to load it (a crafted checkpoint?)")
+        raise CheckpointError(
+            f"DCP metadata refers to {module}.{name}, which is not a checkpoint metadata "
+            "class; refusing to load it (a crafted checkpoint?)"
+        )
 
 
 class _SafeReader(FileSystemReader):
@@ -108,8 +117,10 @@ class _TensorsOnlyPlanner(DefaultLoadPlanner):
     saves tensors only, so a checkpoint whose metadata declares such a value is refused instead."""
 
     def load_bytes(self, read_item: Any, value: io.BytesIO) -> None:
-        raise CheckpointError(f"{read_item.dest_index.fqn} is a pickled object; GECKO checkpoints hold tensors "
-                              "only (a crafted checkpoint?)")
+        raise CheckpointError(
+            f"{read_item.dest_index.fqn} is a pickled object; GECKO checkpoints hold tensors "
+            "only (a crafted checkpoint?)"
+        )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -126,7 +137,9 @@ def _one_line(exc: BaseException) -> str:
 def _single_process_is_intended() -> Iterator[None]:
     """DCP warns at every call without a process group that it assumes one process; that is the intent."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        warnings.filterwarnings(
+            "ignore", message="torch.distributed is disabled, unavailable or uninitialized"
+        )
         yield
 
 
@@ -148,9 +161,11 @@ def rng_state() -> dict[str, Any]:
     """This process's generator states as JSON-safe lists (resume draws the same numbers)."""
     version, mt, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": [version, list(mt), gauss], "numpy": [name, keys.tolist(), int(pos), int(has_gauss),
-                                                              float(cached)],
-             "torch": torch.get_rng_state().tolist()}
+    state = {
+        "python": [version, list(mt), gauss],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state().tolist(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
     return state
@@ -183,16 +198,19 @@ def verify(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((path / COMPLETE).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: no {COMPLETE} marker (an interrupted save, or not a GECKO DCP "
-                              "checkpoint)") from None
+        raise CheckpointError(
+            f"{path}: no {COMPLETE} marker (an interrupted save, or not a GECKO DCP checkpoint)"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}/{COMPLETE}: unreadable ({e})") from None
     for name, size in manifest.get("files", {}).items():
         file = path / name
         found = file.stat().st_size if file.is_file() else None
         if found != size:
-            raise CheckpointError(f"{file}: {'missing' if found is None else f'{found} bytes'}, "
-                                  f"{COMPLETE} says {size} bytes (truncated or damaged)")
+            raise CheckpointError(
+                f"{file}: {'missing' if found is None else f'{found} bytes'}, "
+                f"{COMPLETE} says {size} bytes (truncated or damaged)"
+            )
     meta = _read_json(path / "meta.json")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}/meta.json: format {meta.get('format')!r}, expected {FORMAT!r}")
@@ -249,11 +267,19 @@ class CheckpointManager:
         # the background writer coordinates ranks over its own gloo group, never the training group
         self._group = dist.new_group(backend="gloo") if async_save and dist.is_initialized() else None
         # reused across saves: on CUDA it keeps pinned host buffers, so staging is one fast copy
-        self._writer = FileSystemWriter(root, cache_staged_state_dict=async_save and torch.cuda.is_available())
+        self._writer = FileSystemWriter(
+            root, cache_staged_state_dict=async_save and torch.cuda.is_available()
+        )
         self._pending: tuple[Future | None, Path, Path] | None = None
 
-    def save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-             trainer_state: dict[str, Any], meta: dict[str, Any]) -> Path:
+    def save(
+        self,
+        step: int,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        trainer_state: dict[str, Any],
+        meta: dict[str, Any],
+    ) -> Path:
         """Start writing `step-{step}`; it counts once `COMPLETE` is in it (now, or after `wait`/`poll` when
         saving asynchronously)."""
         self.wait()
@@ -272,13 +298,19 @@ class CheckpointManager:
             tensors["optim"] = get_optimizer_state_dict(model, optimizer)["state"]
         if self.rank == 0:
             write_json(partial / "trainer.json", trainer_state)
-            write_json(partial / "meta.json", meta | {"format": FORMAT, "optimizer": "optim" in tensors,
-                                                       "torch": torch.__version__})
+            write_json(
+                partial / "meta.json",
+                meta | {"format": FORMAT, "optimizer": "optim" in tensors, "torch": torch.__version__},
+            )
         log.debug("%s: state files written", partial.name)
         if self.async_save:
             with _single_process_is_intended():
-                future = dcp.async_save(tensors, checkpoint_id=partial / "dcp", storage_writer=self._writer,
-                                        process_group=self._group)
+                future = dcp.async_save(
+                    tensors,
+                    checkpoint_id=partial / "dcp",
+                    storage_writer=self._writer,
+                    process_group=self._group,
+                )
             self._pending = (future, partial, final)
         else:
             with _single_process_is_intended():
@@ -310,20 +342,27 @@ class CheckpointManager:
         if self.rank != 0:
             return
         log.debug("%s: tensors written", partial.name)
-        files = {p.relative_to(partial).as_posix(): p.stat().st_size for p in sorted(partial.rglob("*"))
-                 if p.is_file()}
+        files = {
+            p.relative_to(partial).as_posix(): p.stat().st_size
+            for p in sorted(partial.rglob("*"))
+            if p.is_file()
+        }
         _fsync_tree(partial)
         write_json(partial / COMPLETE, {"files": files})
         log.debug("%s: marker written", partial.name)
         partial.rename(final)
         _fsync_dir(self.root)
         log.debug("%s: renamed", final.name)
-        for old in list_checkpoints(self.root)[:-self.keep]:
+        for old in list_checkpoints(self.root)[: -self.keep]:
             shutil.rmtree(old)
         log.info("checkpoint %s saved", final)
 
-    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                prepare: Callable[[dict[str, Any]], None] | None = None) -> tuple[Path, dict[str, Any]] | None:
+    def restore(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        prepare: Callable[[dict[str, Any]], None] | None = None,
+    ) -> tuple[Path, dict[str, Any]] | None:
         """Load the newest usable checkpoint into `model` and `optimizer` (resharded to this run's ranks);
         return its folder and trainer state, or None if there is none. An unusable one is reported in one
         line, moved aside as `step-N.corrupt` (kept for inspection) and the previous one is tried.
@@ -337,12 +376,19 @@ class CheckpointManager:
                 continue
             return path, state
         if moved:
-            raise CheckpointError(f"{self.root}: no usable checkpoint (moved aside: "
-                                  f"{', '.join(p.name for p in moved)}); run again to start from step 0")
+            raise CheckpointError(
+                f"{self.root}: no usable checkpoint (moved aside: "
+                f"{', '.join(p.name for p in moved)}); run again to start from step 0"
+            )
         return None
 
-    def _load(self, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-              prepare: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    def _load(
+        self,
+        path: Path,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        prepare: Callable[[dict[str, Any]], None] | None,
+    ) -> dict[str, Any]:
         meta, trainer, rng, error = {}, {}, None, None
         try:
             meta = verify(path)
@@ -367,8 +413,11 @@ class CheckpointManager:
         if rng is not None:
             set_rng_state(rng)
         else:
-            log.info("rank %d: no saved RNG state (saved by %d ranks); its generators keep their seeded start",
-                     self.rank, meta["world_size"])
+            log.info(
+                "rank %d: no saved RNG state (saved by %d ranks); its generators keep their seeded start",
+                self.rank,
+                meta["world_size"],
+            )
         return trainer
 
     def _move_aside(self, path: Path, reason: str) -> Path:

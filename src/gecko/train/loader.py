@@ -45,8 +45,17 @@ def _fingerprint(meta: dict[str, Any], split: str) -> str:
 
 
 class PackedLoader:
-    def __init__(self, shards: Shards, split: str, seq_len: int, batch_size: int, seed: int,
-                 doc_mask: bool = True, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        shards: Shards,
+        split: str,
+        seq_len: int,
+        batch_size: int,
+        seed: int,
+        doc_mask: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.tokens = shards.tokens(split)
         index = shards.index(split)
         self.starts = np.ascontiguousarray(index["start"])
@@ -58,7 +67,8 @@ class PackedLoader:
         if self.n_windows < batch_size * world_size:
             raise CheckpointError(
                 f"{split} split has {len(self.tokens):,} tokens: fewer than one global batch of "
-                f"{batch_size}×{world_size} windows of {seq_len}+1; lower train.batch_size or seq_len")
+                f"{batch_size}×{world_size} windows of {seq_len}+1; lower train.batch_size or seq_len"
+            )
         self.epoch, self.cursor = 0, 0
         self._order = self._permutation()
 
@@ -73,15 +83,17 @@ class PackedLoader:
         if self.cursor + global_batch > self.n_windows:  # drop the ragged tail, start a new epoch
             self.epoch, self.cursor = self.epoch + 1, 0
             self._order = self._permutation()
-        mine = self._order[self.cursor + self.rank: self.cursor + global_batch: self.world_size]
+        mine = self._order[self.cursor + self.rank : self.cursor + global_batch : self.world_size]
         self.cursor += global_batch
         return self._collate([int(w) * self.seq_len for w in mine])
 
     def _collate(self, begins: list[int]) -> Batch:
         T = self.seq_len
-        windows = np.stack([self.tokens[b: b + T + 1].astype(np.int64) for b in begins])  # (B, T+1)
+        windows = np.stack([self.tokens[b : b + T + 1].astype(np.int64) for b in begins])  # (B, T+1)
         layouts = [doc_layout(self.starts, b, b + T) for b in begins]
-        target_docs = [np.searchsorted(self.starts, np.arange(b + 1, b + T + 1), side="right") - 1 for b in begins]
+        target_docs = [
+            np.searchsorted(self.starts, np.arange(b + 1, b + T + 1), side="right") - 1 for b in begins
+        ]
         langs = torch.from_numpy(np.stack([self.doc_lang[d] for d in target_docs]).astype(np.int64))
         doc_ids = positions = None
         if self.doc_mask:
@@ -93,16 +105,27 @@ class PackedLoader:
     def state_dict(self) -> dict[str, Any]:
         """The position in the global sample order: it does not depend on how many ranks share a batch, so a
         run can resume on another number of GPUs with the same global batch."""
-        return {"epoch": self.epoch, "cursor": self.cursor, "seed": self.seed, "fingerprint": self.fingerprint,
-                "seq_len": self.seq_len, "global_batch": self.batch_size * self.world_size}
+        return {
+            "epoch": self.epoch,
+            "cursor": self.cursor,
+            "seed": self.seed,
+            "fingerprint": self.fingerprint,
+            "seq_len": self.seq_len,
+            "global_batch": self.batch_size * self.world_size,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mine = self.state_dict()
         for key in ("fingerprint", "seed", "seq_len", "global_batch"):
             if state.get(key) != mine[key]:
-                hint = (f"; set train.batch_size so that batch_size × {self.world_size} ranks = {state.get(key)}"
-                        if key == "global_batch" else "; resume with the same shards and batch layout")
-                raise CheckpointError(f"data loader: checkpoint has {key}={state.get(key)!r} but this run has "
-                                      f"{mine[key]!r}{hint}")
+                hint = (
+                    f"; set train.batch_size so that batch_size × {self.world_size} ranks = {state.get(key)}"
+                    if key == "global_batch"
+                    else "; resume with the same shards and batch layout"
+                )
+                raise CheckpointError(
+                    f"data loader: checkpoint has {key}={state.get(key)!r} but this run has "
+                    f"{mine[key]!r}{hint}"
+                )
         self.epoch, self.cursor = state["epoch"], state["cursor"]
         self._order = self._permutation()

@@ -38,7 +38,7 @@ class MetricsLog:
         at step 0 everything goes (the step-0 evaluation runs again too)."""
         if not self.enabled:
             return
-        kept = [r for r in _readable_records(self.path) if 0 < step and r.get("step", 0) <= step]
+        kept = [r for r in _readable_records(self.path) if step > 0 and r.get("step", 0) <= step]
         with open_atomic(self.path) as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
         self._file = self.path.open("a", encoding="utf-8")
@@ -96,8 +96,10 @@ def _readable_records(path: Path) -> list[dict[str, Any]]:
     return [r for r in records if isinstance(r, dict)]
 
 
-VALIDATION = (("val_bpb", "bits per byte", "Validation bits per byte"),
-              ("val_loss", "loss per assistant token (nats)", "Validation loss (SFT)"))
+VALIDATION = (
+    ("val_bpb", "bits per byte", "Validation bits per byte"),
+    ("val_loss", "loss per assistant token (nats)", "Validation loss (SFT)"),
+)
 """The validation metric a run logs, with its axis label and panel title: pretraining and SFT differ."""
 
 

@@ -17,8 +17,11 @@ from gecko.model.llama import Llama
 AcMode = Literal["none", "selective", "full"]
 
 
-_SAVED_OPS = {torch.ops.aten.mm.default, torch.ops.aten._scaled_dot_product_efficient_attention.default,
-              torch.ops.aten._scaled_dot_product_flash_attention.default}
+_SAVED_OPS = {
+    torch.ops.aten.mm.default,
+    torch.ops.aten._scaled_dot_product_efficient_attention.default,
+    torch.ops.aten._scaled_dot_product_flash_attention.default,
+}
 if hasattr(torch.ops.higher_order, "flex_attention"):
     _SAVED_OPS.add(torch.ops.higher_order.flex_attention)
 
@@ -56,8 +59,13 @@ def apply_compile(model: Llama) -> None:
         block.compile(dynamic=False)
 
 
-def apply_fsdp(model: Llama, mesh: object, param_dtype: torch.dtype, reduce_dtype: torch.dtype,
-               reshard_after_forward: bool = True) -> None:
+def apply_fsdp(
+    model: Llama,
+    mesh: object,
+    param_dtype: torch.dtype,
+    reduce_dtype: torch.dtype,
+    reshard_after_forward: bool = True,
+) -> None:
     """FSDP2: shard every block, then the root (embedding, final norm, head). Parameters are gathered
     in param_dtype (bf16 for speed); gradients are reduced in reduce_dtype (fp32 keeps sums exact)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -66,8 +74,12 @@ def apply_fsdp(model: Llama, mesh: object, param_dtype: torch.dtype, reduce_dtyp
     blocks = list(model.layers.values())
     for i, block in enumerate(blocks):
         # the last block's parameters are needed again at once by backward: keep them gathered
-        fully_shard(block, mesh=mesh, mp_policy=mp,
-                    reshard_after_forward=reshard_after_forward and i < len(blocks) - 1)
+        fully_shard(
+            block,
+            mesh=mesh,
+            mp_policy=mp,
+            reshard_after_forward=reshard_after_forward and i < len(blocks) - 1,
+        )
     fully_shard(model, mesh=mesh, mp_policy=mp, reshard_after_forward=reshard_after_forward)
 
 
@@ -77,5 +89,7 @@ def parallelize(model: Llama, ac: AcMode, compile: bool, mesh: object | None, bf
     if compile:
         apply_compile(model)
     if mesh is not None:
-        apply_fsdp(model, mesh, param_dtype=torch.bfloat16 if bf16 else torch.float32, reduce_dtype=torch.float32)
+        apply_fsdp(
+            model, mesh, param_dtype=torch.bfloat16 if bf16 else torch.float32, reduce_dtype=torch.float32
+        )
     return model

@@ -57,13 +57,20 @@ def zero_old_row_grads(model: nn.Module, new_rows: torch.Tensor) -> None:
             p.grad[~new_rows.to(p.grad.device)] = 0
 
 
-def enter_stage(model: Llama, optimizer: torch.optim.Optimizer, stage: TrainStageConfig,
-                new_rows: torch.Tensor | None, weight_decay: float) -> None:
+def enter_stage(
+    model: Llama,
+    optimizer: torch.optim.Optimizer,
+    stage: TrainStageConfig,
+    new_rows: torch.Tensor | None,
+    weight_decay: float,
+) -> None:
     """Freeze what `stage` does not train; no weight decay while only new rows train (decay would move the
     frozen old rows of a decayed output matrix)."""
     if stage.trainable == "new_embeddings" and new_rows is None:
-        raise ConfigError(f"train.stages ({stage.name}): trainable=new_embeddings needs the run's tokenizer to "
-                          "be an extension (tokenizer/extension.json from `gecko tokenizer extend`)")
+        raise ConfigError(
+            f"train.stages ({stage.name}): trainable=new_embeddings needs the run's tokenizer to "
+            "be an extension (tokenizer/extension.json from `gecko tokenizer extend`)"
+        )
     set_trainable(model, stage.trainable)
     # the optimizer was built from model.param_groups(weight_decay), group for group
     for group, planned in zip(optimizer.param_groups, model.param_groups(weight_decay), strict=True):

@@ -35,7 +35,14 @@ from gecko.train.loader import Batch, PackedLoader
 from gecko.train.metrics import MetricsLog, measure_peak_tflops, plot_loss, read_metrics
 from gecko.train.parallelize import parallelize
 from gecko.train.schedule import lr_multiplier
-from gecko.train.stages import enter_stage, new_row_mask, set_trainable, stage_at, stage_lr, zero_old_row_grads
+from gecko.train.stages import (
+    enter_stage,
+    new_row_mask,
+    set_trainable,
+    stage_at,
+    stage_lr,
+    zero_old_row_grads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +70,14 @@ def build_model(cfg: GeckoConfig, vocab_size: int, dist: Dist) -> tuple[Llama, L
 
 def build_optimizer(cfg: GeckoConfig, model: Llama, device: torch.device) -> torch.optim.AdamW:
     t = cfg.train
-    return torch.optim.AdamW(model.param_groups(t.weight_decay), lr=t.lr, betas=(t.beta1, t.beta2),
-                             fused=device.type == "cuda")
+    return torch.optim.AdamW(
+        model.param_groups(t.weight_decay), lr=t.lr, betas=(t.beta1, t.beta2), fused=device.type == "cuda"
+    )
 
 
-def token_losses(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
+def token_losses(
+    logits: torch.Tensor, targets: torch.Tensor, z_loss: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token cross-entropy (B·T,) and the objective: the same plus z_loss·logsumexp² (PaLM's z-loss keeps
     the softmax normalizer near 1, which steadies bf16 training). The float32 upcast happens here, so that
     a compiled loss fuses it into its pass over the logits."""
@@ -111,13 +121,18 @@ class Trainer:
         self.dist = self.dist or Dist(0, 1, self.device, None)
         self.loss_fn = torch.compile(token_losses) if t.compile else token_losses
         # one process: autocast to bf16; FSDP2: its mixed-precision policy gathers bf16 parameters instead
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                       enabled=t.dtype == "bfloat16" and self.dist.mesh is None)
+        self.autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=t.dtype == "bfloat16" and self.dist.mesh is None
+        )
         self.flops_per_token = self.model.flops_per_token(t.seq_len)
         # async on CUDA only: DCP's host copy of CPU tensors may alias them (torch 2.6), and on CPU the copy
         # is most of a save anyway
-        self.checkpoints = CheckpointManager(self.checkpoint_dir, t.keep_checkpoints, self.dist.rank,
-                                             async_save=t.async_checkpoint and self.device.type == "cuda")
+        self.checkpoints = CheckpointManager(
+            self.checkpoint_dir,
+            t.keep_checkpoints,
+            self.dist.rank,
+            async_save=t.async_checkpoint and self.device.type == "cuda",
+        )
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -171,15 +186,17 @@ class Trainer:
                 self.model.set_requires_gradient_sync(micro == t.grad_accum - 1)
             ce, objective = self.forward(batch)
             langs = batch.langs.flatten().to(self.device)
-            if batch.loss_mask is not None:  # SFT: only assistant targets count, in the loss and its statistics
+            if (
+                batch.loss_mask is not None
+            ):  # SFT: only assistant targets count, in the loss and its statistics
                 counted = batch.loss_mask.flatten().to(self.device)
                 ce, objective, langs = ce[counted], objective[counted], langs[counted]
             (objective.mean() / t.grad_accum).backward()
             ce = ce.detach()
             sums[0] += ce.sum()
             sums[1] += ce.numel()
-            sums[2:2 + n_langs].index_add_(0, langs, ce)
-            sums[2 + n_langs:].index_add_(0, langs, torch.ones_like(ce))
+            sums[2 : 2 + n_langs].index_add_(0, langs, ce)
+            sums[2 + n_langs :].index_add_(0, langs, torch.ones_like(ce))
         if t.stages and stage.trainable == "new_embeddings":
             zero_old_row_grads(self.model, self.new_rows)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or math.inf)
@@ -197,9 +214,12 @@ class Trainer:
             record["skipped"] = True
             log.warning("step %d: %s, update skipped", self.step, reason)
         self.optimizer.zero_grad(set_to_none=True)
-        lang_loss, lang_count = sums[2:2 + n_langs], sums[2 + n_langs:]
-        record["loss_by_lang"] = {lang: float(lang_loss[i] / lang_count[i])
-                                  for i, lang in enumerate(self.shards.langs) if lang_count[i] > 0}
+        lang_loss, lang_count = sums[2 : 2 + n_langs], sums[2 + n_langs :]
+        record["loss_by_lang"] = {
+            lang: float(lang_loss[i] / lang_count[i])
+            for i, lang in enumerate(self.shards.langs)
+            if lang_count[i] > 0
+        }
         return record
 
     def _refuse(self, loss: float, grad_norm: float) -> str | None:
@@ -258,8 +278,15 @@ class Trainer:
             log.info("step %d: validation loss %s", self.step, {k: round(v, 3) for k, v in scores.items()})
             return scores
         e = self.cfg.eval
-        bpb = evaluate_bpb(self.model, self.shards, "val", self.cfg.train.seq_len, e.batch_size,
-                           e.max_tokens_per_lang, self.device)
+        bpb = evaluate_bpb(
+            self.model,
+            self.shards,
+            "val",
+            self.cfg.train.seq_len,
+            e.batch_size,
+            e.max_tokens_per_lang,
+            self.device,
+        )
         self.metrics.write({"step": self.step, "val_bpb": bpb})
         log.info("step %d: validation bits per byte %s", self.step, {k: round(v, 3) for k, v in bpb.items()})
         return bpb
@@ -267,10 +294,19 @@ class Trainer:
     def save(self, wait: bool = True) -> Path:
         """Checkpoint the model, optimizer (sharded as they are), counters, loader and RNG states; with
         `wait=False` an asynchronous save goes on in the background while training continues."""
-        trainer_state = {"step": self.step, "skipped_steps": self.skipped_steps,
-                         "recent_losses": self.recent_losses, "loader": self.loader.state_dict()}
-        meta = {"step": self.step, "config": to_dict(self.cfg), "model": to_dict(self.model_cfg),
-                "shards": self.loader.fingerprint, "world_size": self.dist.world_size}
+        trainer_state = {
+            "step": self.step,
+            "skipped_steps": self.skipped_steps,
+            "recent_losses": self.recent_losses,
+            "loader": self.loader.state_dict(),
+        }
+        meta = {
+            "step": self.step,
+            "config": to_dict(self.cfg),
+            "model": to_dict(self.model_cfg),
+            "shards": self.loader.fingerprint,
+            "world_size": self.dist.world_size,
+        }
         final = self.checkpoints.save(self.step, self.model, self.optimizer, trainer_state, meta)
         if wait:
             self.checkpoints.wait()
@@ -299,12 +335,31 @@ def build_trainer(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, dist: Dist 
     dist = dist or init_distributed(t.device)
     shards = Shards(shards_dir)
     model, model_cfg = build_model(cfg, shards.meta["vocab_size"], dist)
-    loader = PackedLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed, t.doc_mask,
-                          rank=dist.rank, world_size=dist.world_size)
+    loader = PackedLoader(
+        shards,
+        "train",
+        t.seq_len,
+        t.batch_size,
+        cfg.seed,
+        t.doc_mask,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
     metrics = MetricsLog(out_dir / "metrics.jsonl", enabled=dist.is_main)
     peak = t.peak_tflops if t.peak_tflops is not None else measure_peak_tflops(dist.device)
-    trainer = Trainer(cfg, out_dir, shards, dist.device, model, model_cfg, build_optimizer(cfg, model, dist.device),
-                      loader, metrics, dist=dist, peak_tflops=peak)
+    trainer = Trainer(
+        cfg,
+        out_dir,
+        shards,
+        dist.device,
+        model,
+        model_cfg,
+        build_optimizer(cfg, model, dist.device),
+        loader,
+        metrics,
+        dist=dist,
+        peak_tflops=peak,
+    )
     trainer.restore()
     return trainer
 
@@ -318,8 +373,13 @@ def _extension_rows(tokenizer_dir: Path | None, vocab_size: int) -> torch.Tensor
     return new_row_mask(vocab_size, load_new_tokens(tokenizer_dir)[0])
 
 
-def run_train(cfg: GeckoConfig, shards_dir: Path, out_dir: Path, tokenizer_dir: Path | None = None,
-              task_evaluator: Callable[[Llama], dict[str, dict[str, Any]]] | None = None) -> Path:
+def run_train(
+    cfg: GeckoConfig,
+    shards_dir: Path,
+    out_dir: Path,
+    tokenizer_dir: Path | None = None,
+    task_evaluator: Callable[[Llama], dict[str, dict[str, Any]]] | None = None,
+) -> Path:
     """Train (or resume) and return the final checkpoint folder; under torchrun, on every rank.
     `tokenizer_dir` tells continued pretraining which rows are new; `task_evaluator` scores train.eval_tasks
     (the stage table passes gecko.eval's, so train does not import eval for it)."""

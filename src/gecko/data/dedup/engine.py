@@ -104,6 +104,7 @@ def _progress(label: str, folder: Path, total_bytes: int | None) -> Iterator[Non
         old.unlink()  # counts of an earlier, interrupted run (its finished ranks are skipped now)
     done = threading.Event()
     with Progress(label, total_bytes) as bar:
+
         def poll() -> None:
             while not done.wait(0.5):
                 bar.set(*_sum_counts(folder))
@@ -136,8 +137,15 @@ def _datatrove_logs_to(path: Path) -> Iterator[None]:
             logger.add(sys.stderr, level="WARNING")
 
 
-def execute(steps: list[PipelineStep], tasks: int, workers: int, logging_dir: Path,
-            engine: Engine = "local", label: str | None = None, total_bytes: int | None = None) -> None:
+def execute(
+    steps: list[PipelineStep],
+    tasks: int,
+    workers: int,
+    logging_dir: Path,
+    engine: Engine = "local",
+    label: str | None = None,
+    total_bytes: int | None = None,
+) -> None:
     """Run `steps` for `tasks` ranks on at most `workers` parallel workers, with one progress line (`label`,
     default the logging folder's name) counting the documents that leave the reader."""
     workers = max(1, min(workers, tasks))
@@ -146,7 +154,10 @@ def execute(steps: list[PipelineStep], tasks: int, workers: int, logging_dir: Pa
         steps = [steps[0], ProgressProbe(str(counts)), *steps[1:]]
     else:
         total_bytes = None  # nothing is read: the line gives the step's time only
-    with _progress(label or logging_dir.name, counts, total_bytes), _datatrove_logs_to(logging_dir / "datatrove.log"):
+    with (
+        _progress(label or logging_dir.name, counts, total_bytes),
+        _datatrove_logs_to(logging_dir / "datatrove.log"),
+    ):
         _run(steps, tasks, workers, logging_dir, engine)
 
 
@@ -155,14 +166,21 @@ def _run(steps: list[PipelineStep], tasks: int, workers: int, logging_dir: Path,
         from datatrove.executor.ray import RayPipelineExecutor
 
         # Several ranks per Ray task: a task costs seconds of scheduling, a rank of small data much less.
-        RayPipelineExecutor([RayForkGuard(), *steps], tasks=tasks, workers=workers, logging_dir=str(logging_dir),
-                            mem_per_cpu_gb=1, tasks_per_job=-(-tasks // workers)).run()
+        RayPipelineExecutor(
+            [RayForkGuard(), *steps],
+            tasks=tasks,
+            workers=workers,
+            logging_dir=str(logging_dir),
+            mem_per_cpu_gb=1,
+            tasks_per_job=-(-tasks // workers),
+        ).run()
         return
     from datatrove.executor.local import LocalPipelineExecutor
 
     # fork: spawn/forkserver re-import datatrove in every worker of every stage (3x slower on small inputs)
-    LocalPipelineExecutor(steps, tasks=tasks, workers=workers, logging_dir=str(logging_dir),
-                          start_method="fork").run()
+    LocalPipelineExecutor(
+        steps, tasks=tasks, workers=workers, logging_dir=str(logging_dir), start_method="fork"
+    ).run()
 
 
 def incomplete_ranks(logging_dir: Path, tasks: int) -> list[int]:

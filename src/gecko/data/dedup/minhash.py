@@ -79,8 +79,14 @@ class MinhashSignatures(PipelineStep):
                 lang = doc_lang(doc)
                 h = shingle_hashes(text, lang, sizes)
                 shingles.append(h if len(h) else np.zeros(1, dtype=np.uint64))
-                meta.append({"id": doc.id, "lang": lang, "len": len(text),
-                             "key": int.from_bytes(text_key(text)[:8], "little")})
+                meta.append(
+                    {
+                        "id": doc.id,
+                        "lang": lang,
+                        "len": len(text),
+                        "key": int.from_bytes(text_key(text)[:8], "little"),
+                    }
+                )
                 if len(shingles) == BATCH:
                     sigs.append(self._signatures(shingles))
                     shingles = []
@@ -95,7 +101,9 @@ class MinhashSignatures(PipelineStep):
     def _write(self, rank: int, matrix: np.ndarray, meta: list[dict]) -> None:
         w = self.work_dir
         write_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
-        write_text(w / "docs" / f"{rank:05d}.jsonl", "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in meta))
+        write_text(
+            w / "docs" / f"{rank:05d}.jsonl", "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in meta)
+        )
         refs = np.zeros(len(meta), dtype=REF)
         refs["rank"], refs["index"] = rank, np.arange(len(meta))
         refs["key"] = [m["key"] for m in meta]
@@ -106,7 +114,7 @@ class MinhashSignatures(PipelineStep):
         rows = self.cfg.rows
         with np.errstate(over="ignore"):
             for b in range(self.cfg.bands):
-                band = matrix[:, b * rows:(b + 1) * rows].astype(np.uint64)
+                band = matrix[:, b * rows : (b + 1) * rows].astype(np.uint64)
                 h = np.zeros(len(meta), dtype=np.uint64)
                 for k in range(rows):
                     h = h * np.uint64(0x100000001B3) + band[:, k]
@@ -125,8 +133,9 @@ class MinhashBuckets(PipelineStep):
         self.work_dir, self.cfg = Path(work_dir), cfg
 
     def bands(self) -> list[str]:
-        return ([f"{b:03d}" for b in range(self.cfg.bands)] if self.cfg.near else []) + \
-            ([EXACT] if self.cfg.exact else [])
+        return ([f"{b:03d}" for b in range(self.cfg.bands)] if self.cfg.near else []) + (
+            [EXACT] if self.cfg.exact else []
+        )
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         band = self.bands()[rank]

@@ -8,21 +8,19 @@ document, `logs/` the completion markers that make a rerun after a kill skip fin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
 from collections import Counter
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from gecko.config import DedupConfig
+from gecko.atomic import write_json, write_text
+from gecko.config import DedupConfig, to_dict
 from gecko.data.dedup.boilerplate import LineCounts, LineMerge
 from gecko.data.dedup.engine import Engine, execute, shard_writer
 from gecko.data.dedup.minhash import DedupFilter, MinhashBuckets, MinhashClusters, MinhashSignatures
-from gecko.config import to_dict
-from gecko.atomic import write_json, write_text
 from gecko.data.readers import CorpusReader
 from gecko.data.stats import MAX_EXAMPLES, DataStats, example_key
 from gecko.errors import DataError
@@ -46,8 +44,15 @@ class PhaseResult:
 
     def save(self, path: Path, key: str) -> None:
         """Mark the phase finished for `key` (the data stage skips it on a rerun with the same key)."""
-        write_json(path, {"key": key, "kept": self.kept, "examples": self.examples,
-                          "dropped": [[*k, n] for k, n in sorted(self.dropped.items())]})
+        write_json(
+            path,
+            {
+                "key": key,
+                "kept": self.kept,
+                "examples": self.examples,
+                "dropped": [[*k, n] for k, n in sorted(self.dropped.items())],
+            },
+        )
 
     @classmethod
     def load(cls, path: Path, key: str) -> PhaseResult | None:
@@ -57,8 +62,12 @@ class PhaseResult:
         d = json.loads(path.read_text(encoding="utf-8"))
         if d["key"] != key:
             return None
-        return cls(Counter(d["kept"]), Counter({(s, r, lang): n for s, r, lang, n in d["dropped"]}), path.parent,
-                   d["examples"])
+        return cls(
+            Counter(d["kept"]),
+            Counter({(s, r, lang): n for s, r, lang, n in d["dropped"]}),
+            path.parent,
+            d["examples"],
+        )
 
     def add_drops_to(self, stats: DataStats) -> None:
         """Merge this phase's drops into the data stage's accounting (kept documents flow on to the mix)."""
@@ -98,8 +107,15 @@ def collect_counts(work: Path) -> tuple[Counter[str], Counter[tuple[str, str, st
     return kept, dropped
 
 
-def run_dedup(in_dir: Path, out_dir: Path, cfg: DedupConfig, workers: int = 1, engine: Engine = "local",
-              tasks: int | None = None, lang: str = "field") -> PhaseResult:
+def run_dedup(
+    in_dir: Path,
+    out_dir: Path,
+    cfg: DedupConfig,
+    workers: int = 1,
+    engine: Engine = "local",
+    tasks: int | None = None,
+    lang: str = "field",
+) -> PhaseResult:
     """Dedup every document under `in_dir` into `out_dir`; `tasks` (default: one per input file) ranks.
     `lang`: where each document's language (hence its shingles) comes from, see langid.LANG_MODES."""
     tasks = tasks or len(input_files(in_dir))
@@ -107,17 +123,27 @@ def run_dedup(in_dir: Path, out_dir: Path, cfg: DedupConfig, workers: int = 1, e
     reset_if_changed(in_dir, out_dir, [to_dict(cfg), tasks, lang])
     logs = work / "logs"
     bands = MinhashBuckets(work, cfg).bands()
-    boilerplate = [
-        ("lines", [reader(in_dir, lang), LineCounts(work, cfg)], tasks),
-        ("merge", [LineMerge(work, cfg)], 1),
-    ] if cfg.boilerplate_min_docs > 0 else []
+    boilerplate = (
+        [
+            ("lines", [reader(in_dir, lang), LineCounts(work, cfg)], tasks),
+            ("merge", [LineMerge(work, cfg)], 1),
+        ]
+        if cfg.boilerplate_min_docs > 0
+        else []
+    )
     stages = boilerplate + [
         ("signatures", [reader(in_dir, lang), MinhashSignatures(work, cfg)], tasks),
         ("buckets", [MinhashBuckets(work, cfg)], len(bands)),
         ("clusters", [MinhashClusters(work, cfg)], 1),
-        ("filter", [reader(in_dir, lang, work / "counts"),
-                    DedupFilter(work, cfg, exclusion_writer=shard_writer(work / "removed")),
-                    shard_writer(out_dir)], tasks),
+        (
+            "filter",
+            [
+                reader(in_dir, lang, work / "counts"),
+                DedupFilter(work, cfg, exclusion_writer=shard_writer(work / "removed")),
+                shard_writer(out_dir),
+            ],
+            tasks,
+        ),
     ]
     in_bytes = sum(f.stat().st_size for f in input_files(in_dir))
     for name, steps, n in stages:
@@ -127,7 +153,9 @@ def run_dedup(in_dir: Path, out_dir: Path, cfg: DedupConfig, workers: int = 1, e
     kept, dropped = collect_counts(work)
     examples: dict[str, list[str]] = {}
     for d in rows:
-        step, reason = ("exact_dedup", "duplicate") if d["kind"] == "exact" else ("minhash_dedup", "near_duplicate")
+        step, reason = (
+            ("exact_dedup", "duplicate") if d["kind"] == "exact" else ("minhash_dedup", "near_duplicate")
+        )
         shown = examples.setdefault(example_key(step, reason, d["lang"]), [])
         if len(shown) < MAX_EXAMPLES:
             shown.append(f"{d['id']} = {d['duplicate_of']}")

@@ -57,8 +57,9 @@ def edit(text: str, strength: float, rng: random.Random, filler: list[str]) -> s
     return "\n".join(out)
 
 
-def make_planted(originals: list[dict], copies_per_doc: int, strengths: list[float], seed: int,
-                 cfg: DedupConfig) -> Planted:
+def make_planted(
+    originals: list[dict], copies_per_doc: int, strengths: list[float], seed: int, cfg: DedupConfig
+) -> Planted:
     rng = random.Random(seed)
     filler = [w for d in originals[:50] for w in d["text"].split()[:200]] or ["x"]
     docs, pairs = list(originals), []
@@ -79,19 +80,35 @@ def write_shards(docs: list[dict], folder: Path, shards: int) -> None:
     for s in range(shards):
         with open_atomic(folder / f"{s:05d}.jsonl") as f:
             for d in docs[s::shards]:
-                f.write(json.dumps({"text": d["text"], "id": d["id"],
-                                    "metadata": {"lang": d["lang"], "source": d["source"]}}, ensure_ascii=False)
-                        + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "text": d["text"],
+                            "id": d["id"],
+                            "metadata": {"lang": d["lang"], "source": d["source"]},
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
 
 
 def score(planted: Planted, duplicates: list[dict], threshold: float, cfg: DedupConfig) -> dict[str, float]:
     """Precision and recall of one dedup run (its duplicates.jsonl rows) against true Jaccard ≥ threshold."""
     text = {d["id"]: d for d in planted.docs}
     survivor = {row["id"]: row["duplicate_of"] for row in duplicates}
-    tp = sum(jaccard(text[r["id"]]["text"], text[r["duplicate_of"]]["text"], text[r["id"]]["lang"], cfg)
-             >= threshold for r in duplicates)
+    tp = sum(
+        jaccard(text[r["id"]]["text"], text[r["duplicate_of"]]["text"], text[r["id"]]["lang"], cfg)
+        >= threshold
+        for r in duplicates
+    )
     positives = [(c, o) for c, o, j in planted.pairs if j >= threshold]
     recalled = sum(survivor.get(c, c) == survivor.get(o, o) for c, o in positives)
-    return {"threshold": threshold, "dropped": len(duplicates), "true_positive": tp,
-            "precision": tp / len(duplicates) if duplicates else 1.0,
-            "positives": len(positives), "recall": recalled / len(positives) if positives else 1.0}
+    return {
+        "threshold": threshold,
+        "dropped": len(duplicates),
+        "true_positive": tp,
+        "precision": tp / len(duplicates) if duplicates else 1.0,
+        "positives": len(positives),
+        "recall": recalled / len(positives) if positives else 1.0,
+    }

@@ -39,7 +39,7 @@ def ngrams(units: np.ndarray, n: int) -> np.ndarray:
     with np.errstate(over="ignore"):
         h = np.zeros(len(units) - n + 1, dtype=np.uint64)
         for k in range(n):  # n vector operations, not a Python loop per n-gram
-            h = h * _BASE + units[k: len(units) - n + 1 + k] * _MIX
+            h = h * _BASE + units[k : len(units) - n + 1 + k] * _MIX
         return _finalize(h)
 
 
@@ -49,8 +49,11 @@ def prose_units(text: str) -> np.ndarray:
 
 
 def hash_tokens(tokens: list[str]) -> np.ndarray:
-    return np.fromiter((xxhash.xxh3_64_intdigest(t.encode("utf-8", "surrogatepass")) for t in tokens),
-                       dtype=np.uint64, count=len(tokens))
+    return np.fromiter(
+        (xxhash.xxh3_64_intdigest(t.encode("utf-8", "surrogatepass")) for t in tokens),
+        dtype=np.uint64,
+        count=len(tokens),
+    )
 
 
 _PUNCT_SPACED = str.maketrans({c: f" {c} " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~"})
@@ -66,6 +69,8 @@ def shingle_hashes(text: str, lang: str, sizes: dict[str, int]) -> np.ndarray:
     if lang == "code":
         return ngrams(code_units(text), sizes["code"])
     units = prose_units(text)
-    if len(units) == 0:  # only symbols or emoji (`^^;`, `😀😀`): their tokens, or all would share one signature
+    if (
+        len(units) == 0
+    ):  # only symbols or emoji (`^^;`, `😀😀`): their tokens, or all would share one signature
         units = code_units(text)
     return ngrams(units, sizes["ko" if lang == "ko" else "en"])

@@ -45,9 +45,14 @@ def _batch_stats(step: PipelineStep, counts: Counter[str], kept: list[Document])
     if kept:
         lengths = [len(doc.text) for doc in kept]
         mean = sum(lengths) / len(lengths)
-        step.stats["doc_len"] += MetricStats(total=sum(lengths), n=len(lengths), mean=mean, min=min(lengths),
-                                             max=max(lengths),
-                                             _running_variance=sum((x - mean) ** 2 for x in lengths))
+        step.stats["doc_len"] += MetricStats(
+            total=sum(lengths),
+            n=len(lengths),
+            mean=mean,
+            min=min(lengths),
+            max=max(lengths),
+            _running_variance=sum((x - mean) ** 2 for x in lengths),
+        )
 
 
 class GeckoFilter(BaseFilter):
@@ -56,8 +61,12 @@ class GeckoFilter(BaseFilter):
     step: str = "filter"
     """Name of the step in stats.json and report.md."""
 
-    def __init__(self, ledger_dir: str | None = None, exclusion_writer: DiskWriter | None = None,
-                 batch_size: int = BATCH) -> None:
+    def __init__(
+        self,
+        ledger_dir: str | None = None,
+        exclusion_writer: DiskWriter | None = None,
+        batch_size: int = BATCH,
+    ) -> None:
         super().__init__(exclusion_writer=exclusion_writer, batch_size=batch_size)
         self.ledger_dir = ledger_dir
         self.ledger = DataStats()

@@ -22,8 +22,10 @@ _DEFINITIONS = {
     LETTER: re.compile(r"[\W\d_]+"),  # removing these leaves letters: `[^\W\d_]`
     SPACE: re.compile(r"\S+"),  # str.split()'s whitespace (str.isspace), as regex `\s` is
     # Neither letter, digit, whitespace nor prose punctuation: emoticon symbols, box drawing, markup junk.
-    SYMBOL: re.compile(r"[\w\s.,!?;:'\"()\[\]{}<>\-–—…·~%/&@#*+=^`|"
-                       r"“”‘’「」『』《》〈〉]+"),
+    SYMBOL: re.compile(
+        r"[\w\s.,!?;:'\"()\[\]{}<>\-–—…·~%/&@#*+=^`|"
+        r"“”‘’「」『』《》〈〉]+"
+    ),
     SYLLABLE: re.compile("[^\uac00-\ud7a3]+"),
     JAMO: re.compile("[^\u3131-\u318e\u1100-\u11ff]+"),  # jamo as in ㅋㅋㅋ, ㅠㅠ
     ALNUM: re.compile(r"[\W_]+"),  # removing these leaves letters and digits: `[^\W_]`
@@ -93,8 +95,9 @@ def _in_runs(member: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return member & (before | after)
 
 
-def _has_run(cp: np.ndarray, member: np.ndarray, starts: np.ndarray, bounds: np.ndarray,
-             n: int) -> np.ndarray:
+def _has_run(
+    cp: np.ndarray, member: np.ndarray, starts: np.ndarray, bounds: np.ndarray, n: int
+) -> np.ndarray:
     """1 for each text holding `n` equal code points in a row that are members, else 0."""
     new_run = np.ones(len(cp), dtype=bool)
     new_run[1:] = cp[1:] != cp[:-1]

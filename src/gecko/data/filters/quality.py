@@ -20,8 +20,15 @@ from datatrove.data import Document
 
 from gecko.config import CleanConfig, CodeQualityConfig, EnQualityConfig, KoQualityConfig
 from gecko.data.filters.base import GeckoFilter
-from gecko.data.filters.charclass import (CHAR_RUN, JAMO_RUNS, SPACE, SYLLABLE, SYMBOL, class_counts,
-                                          letter_words)
+from gecko.data.filters.charclass import (
+    CHAR_RUN,
+    JAMO_RUNS,
+    SPACE,
+    SYLLABLE,
+    SYMBOL,
+    class_counts,
+    letter_words,
+)
 from gecko.data.spans import prose
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
@@ -143,7 +150,10 @@ def en_check(text: str, cfg: EnQualityConfig) -> str | None:
         ("gopher_dup_lines", f["dup_line_frac"] > cfg.max_dup_line_frac),
         ("gopher_top_ngram", f["top_ngram_frac"] > cfg.max_top_ngram_frac),
         ("c4_lorem_ipsum", cfg.c4_lorem_ipsum and "lorem ipsum" in lower),
-        ("c4_javascript", cfg.c4_javascript and "javascript" in lower and _JAVASCRIPT.search(text) is not None),
+        (
+            "c4_javascript",
+            cfg.c4_javascript and "javascript" in lower and _JAVASCRIPT.search(text) is not None,
+        ),
         ("c4_curly_brace", cfg.c4_curly_brace and "{" in text),
     ]
     return next((name for name, failed in rules if failed), None)
@@ -176,8 +186,9 @@ def code_check(text: str, cfg: CodeQualityConfig) -> str | None:
     return next((name for name, failed in rules if failed), None)
 
 
-def check(text: str, lang: str, cfg: CleanConfig, min_chars: int,
-          counts: list[int] | None = None) -> str | None:
+def check(
+    text: str, lang: str, cfg: CleanConfig, min_chars: int, counts: list[int] | None = None
+) -> str | None:
     """The first failing rule for a document of `lang`, or None to keep it (`counts`: see ko_features, of
     the prose). Prose rules read the prose only: a fenced code block is not a Korean or English sentence
     (spans.py), and C4's curly-brace rule is meant for stray code in prose, not for a tutorial's example."""
@@ -209,9 +220,16 @@ class QualityFilter(GeckoFilter):
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         """Korean character classes of the whole batch in one numpy pass, then the rules per document."""
         korean = [doc for doc in batch if doc.metadata["lang"] == "ko"]
-        rows = ([] if not korean else
-                class_counts([prose(doc.text) for doc in korean], self.cfg.ko.max_char_run, KO_CLASSES).tolist())
+        rows = (
+            []
+            if not korean
+            else class_counts(
+                [prose(doc.text) for doc in korean], self.cfg.ko.max_char_run, KO_CLASSES
+            ).tolist()
+        )
         by_doc = dict(zip(map(id, korean), rows))
-        reasons = [check(doc.text, doc.metadata["lang"], self.cfg, self.min_chars, by_doc.get(id(doc)))
-                   for doc in batch]
+        reasons = [
+            check(doc.text, doc.metadata["lang"], self.cfg, self.min_chars, by_doc.get(id(doc)))
+            for doc in batch
+        ]
         return [(False, reason) if reason else True for reason in reasons]
