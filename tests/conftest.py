@@ -52,7 +52,7 @@ def raw_sources(tmp_path: Path) -> Path:
 
 def read_shards(folder: Path) -> list[dict]:
     """Every record of a folder of datatrove shards (`*.jsonl`, `*.jsonl.zst`, …), in file order."""
-    from gecko.data.document import json_records
+    from gecko.io.jsonl import json_records
 
     return [r for f in sorted(Path(folder).glob("*.jsonl*")) for _, r in json_records(f)]
 

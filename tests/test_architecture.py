@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: list[tuple[str, set[str]]] = [
     # name, units (a unit is a top-level module or package of gecko); lower layers first
     ("base", {"gecko.errors"}),
-    ("base", {"gecko.config", "gecko.atomic", "gecko.progress", "gecko.runlock"}),
+    ("base", {"gecko.config", "gecko.atomic", "gecko.io", "gecko.progress", "gecko.runlock"}),
     ("base", {"gecko.tracking", "gecko.terminal"}),  # they use config / progress
     ("formats", {"gecko.tokens", "gecko.shards"}),
     ("model", {"gecko.model"}),
@@ -35,21 +35,6 @@ RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 
 KNOWN: dict[tuple[str, str], str] = {
     # (importing module, imported module): why it is still there, and the fix
-    (
-        "gecko.eval.data",
-        "gecko.data.document",
-    ): "benchmark files are read with the data stage's strict JSONL reader (json_records over data.rawio); "
-    "fix: move rawio and json_records to a base I/O module",
-    ("gecko.sft", "gecko.data.document"): "the same json_records, for conversation files; same fix",
-    (
-        "gecko.eval.taskfile",
-        "gecko.data.sources",
-    ): "task files name their data as data.sources do (globs, fsspec URLs, hf:// datasets); fix: sources and "
-    "rawio move to that base I/O module",
-    (
-        "gecko.eval.taskfile",
-        "gecko.data.rawio",
-    ): "task files open local and remote files through rawio; same fix",
     (
         "gecko.tokenizer.compare",
         "gecko.data.normalize",

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from gecko.config import SourceConfig
-from gecko.data.document import json_records
 from gecko.data.readers import SourceReader
 from gecko.data.stats import DataStats
+from gecko.io.jsonl import json_records
 
 zstd = pytest.importorskip("zstandard")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -1,4 +1,4 @@
-"""Data sources named the way users hold them (gecko.data.sources): local globs, fsspec URLs (memory://,
+"""Data sources named the way users hold them (gecko.io.sources): local globs, fsspec URLs (memory://,
 file://) and `hf://datasets/ORG/NAME[/SPLIT]` read from a locally built Hugging Face cache offline; the
 readers' guarantees hold for all of them: every record accounted for, bad input quarantined under its
 `file:line` (a URL for remote files), problems found before any work are one line."""
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from gecko.config import DataConfig, SourceConfig
-from gecko.data import sources
 from gecko.data.pipeline import run_clean
 from gecko.data.readers import check_source
 from gecko.errors import DataError
 from gecko.eval.taskfile import load_task_file, read_table
+from gecko.io import sources
 from helpers import read_records
 
 KO_DOC = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 5천만 명이다."

@@ -258,9 +258,9 @@ BY_NAME = {s.name: s for s in (*STAGES, SFT)}
 
 
 def _input_files(cfg: GeckoConfig) -> dict[str, str]:
-    """A digest per data input path ((file, size, mtime) locally; gecko.data.sources.digest for URLs and
+    """A digest per data input path ((file, size, mtime) locally; gecko.io.sources.digest for URLs and
     hf:// datasets): editing the raw data invalidates the corpus."""
-    from gecko.data import sources
+    from gecko.io import sources
 
     paths = [(s.path, s.subset) for s in cfg.data.sources] + [
         (b.path, None) for b in cfg.data.decontam.benchmarks

@@ -1,6 +1,6 @@
 """The data stage: raw sources → RUN/data/corpus.jsonl, every document accounted for (docs/cleaning.md).
 
-Owns reading sources (sources, rawio, readers), the clean steps (normalize, langid, filters, pii, toxicity),
+Owns the source readers (readers, over gecko.io), the clean steps (normalize, langid, filters, pii, toxicity),
 dedup, decontamination, ko↔en alignment, the mix and the stats. May import the base modules (config, errors,
-atomic, progress, tracking); no other stage, nor model or infer (layers: docs/architecture.md).
+atomic, io, progress, tracking); no other stage, nor model or infer (layers: docs/architecture.md).
 """

@@ -22,9 +22,10 @@ import xxhash
 
 from gecko.atomic import write_json, write_text
 from gecko.config import DataConfig
-from gecko.data.document import Document, json_records, write_jsonl
+from gecko.data.document import Document, write_jsonl
 from gecko.data.stats import DataStats
 from gecko.errors import DataError
+from gecko.io.jsonl import json_records
 
 DEFAULT_BYTES_PER_TOKEN = 4.0
 ALIGN = "align"

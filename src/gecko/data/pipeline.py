@@ -26,7 +26,6 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from gecko.atomic import open_atomic, write_json, write_text
 from gecko.config import DataConfig, SourceConfig, fingerprint
-from gecko.data import rawio, sources
 from gecko.data.align import run_align
 from gecko.data.decontam import run_decontam
 from gecko.data.dedup.engine import execute, shard_writer
@@ -49,6 +48,7 @@ from gecko.data.readers import (
 from gecko.data.stats import DataStats
 from gecko.data.toxicity import ToxicityFilter
 from gecko.errors import DataError
+from gecko.io import rawio, sources
 
 log = logging.getLogger(__name__)
 

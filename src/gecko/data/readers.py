@@ -32,11 +32,11 @@ from datatrove.pipeline.base import PipelineStep
 
 from gecko.atomic import write_text
 from gecko.config import SourceConfig
-from gecko.data import rawio, sources
 from gecko.data.langid import initial_lang, label_languages
-from gecko.data.sources import SourceFile
 from gecko.data.stats import DataStats
 from gecko.errors import DataError, pip_hint
+from gecko.io import rawio, sources
+from gecko.io.sources import SourceFile
 
 csv.field_size_limit(sys.maxsize)  # long reviews and articles exceed the 128 KB default
 MAX_JSON_FILE_BYTES = 1 << 31
@@ -528,7 +528,7 @@ FORMATS: dict[str, Callable[[SourceConfig, str, int], Iterator[Record]]] = {
     "csv": _table,
     "code": _code,
 }
-"""Readers by format; each gets the source's `path` (a file, folder, glob or URL: gecko.data.sources)."""
+"""Readers by format; each gets the source's `path` (a file, folder, glob or URL: gecko.io.sources)."""
 
 
 def iter_records(src: SourceConfig, max_bytes: int) -> Iterator[Record]:

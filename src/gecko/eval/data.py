@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gecko.data.document import json_records
 from gecko.errors import DataError
+from gecko.io.jsonl import json_records
 
 LETTERS = "ABCDEFGHIJ"
 

@@ -15,7 +15,7 @@
 
 `data` and `few_shot_data` may also be globs (`data/test-*.jsonl`), fsspec URLs (`s3://bucket/task/test.csv`,
 with the `sources` extra) or Hugging Face datasets (`hf://datasets/ORG/NAME/SPLIT`, read through the local
-`datasets` cache; gecko.data.sources). Relative paths are relative to the YAML file's folder. Field names may be dotted for nested JSON
+`datasets` cache; gecko.io.sources). Relative paths are relative to the YAML file's folder. Field names may be dotted for nested JSON
 (`question.stem`). An answer is matched, in order, against the choice texts, the choices' own labels
 (ARC-style `[{label, text}]` or a `{label: text}` mapping), letters (A, (b), C.), circled numbers (①) and
 Korean letter labels (가, 나, …), then read as an integer index. Integer indices without `answer_base` are
@@ -43,12 +43,12 @@ from typing import Any
 
 import yaml
 
-from gecko.data import rawio, sources
-from gecko.data.sources import SourceFile
 from gecko.errors import DataError, pip_hint
 from gecko.eval.choice import EN_FORMAT, KO_FORMAT, MCFormat
 from gecko.eval.data import LETTERS, MCItem
 from gecko.eval.suite import ChoiceSpec
+from gecko.io import rawio, sources
+from gecko.io.sources import SourceFile
 
 log = logging.getLogger(__name__)
 

@@ -56,7 +56,7 @@ class NotUtf8(ValueError):
 
 
 class Readable(Protocol):
-    """A local `Path` or a remote file (gecko.data.sources.RemoteFile): what rawio needs of a file."""
+    """A local `Path` or a remote file (gecko.io.sources.RemoteFile): what rawio needs of a file."""
 
     @property
     def suffix(self) -> str: ...

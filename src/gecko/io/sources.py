@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from gecko.errors import DataError, pip_hint
+from gecko.io.rawio import base_suffix
 
 HF_PREFIX = "hf://datasets/"
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -131,8 +132,6 @@ def is_file(path: str) -> bool:
 def files(path: str, suffixes: tuple[str, ...]) -> Sequence[SourceFile]:
     """The files a path names, sorted: itself, the files below a folder whose format suffix (compression
     aside, `rawio.base_suffix`) is one of `suffixes`, or a glob's matching files (the glob is the filter)."""
-    from gecko.data.rawio import base_suffix
-
     if is_remote(path):
         return _remote_files(path, suffixes)
     local = _local(path)
@@ -145,8 +144,6 @@ def files(path: str, suffixes: tuple[str, ...]) -> Sequence[SourceFile]:
 
 
 def _remote_files(url: str, suffixes: tuple[str, ...]) -> Sequence[SourceFile]:
-    from gecko.data.rawio import base_suffix
-
     fs, key = _filesystem(url)
     try:
         if _GLOB.search(key):

@@ -1,0 +1,7 @@
+"""Reading what users and stages hand over, the same way everywhere (base layer).
+
+Owns where a `path:` points (`sources`: local files, globs, fsspec URLs, hf:// datasets), byte-level reading
+with its faults met as data (`rawio`: BOM, CRLF, UTF-16, invalid UTF-8, compressed streams cut short) and
+strict JSONL (`jsonl.json_records`). The data stage's readers, eval's benchmark and task files and SFT's
+conversations all read through here. May import errors only.
+"""
