@@ -43,11 +43,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "gecko.tokenizer.compare",
         "gecko.data.readers",
     ): "held-out raw sources are read by the data readers; same",
-    (
-        "gecko.train.trainer",
-        "gecko.eval.bpb",
-    ): "validation during training is eval's bits-per-byte; fix: the stage table passes the validator "
-    "into run_train, as it passes the benchmark hook (task_evaluator)",
 }
 """Back-arrows not fixed yet, each with its reason."""
 

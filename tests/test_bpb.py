@@ -5,7 +5,7 @@ import math
 import numpy as np
 import torch
 
-from gecko.eval.bpb import evaluate_bpb
+from gecko.infer.bpb import evaluate_bpb
 from gecko.shards import Shards
 from gecko.stages import stage_dir
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from gecko.config import GeckoConfig, to_dict
-from gecko.eval.bpb import evaluate_bpb
+from gecko.infer.bpb import evaluate_bpb
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.model.presets import build_llama_config
 from gecko.progress import Steps
