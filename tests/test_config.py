@@ -31,7 +31,7 @@ def test_overrides_apply_with_types():
         ("train:\n  schedule: exp\n", "train.schedule='exp' must be one of"),
         ("data:\n  mix: {ko: 0.5, en: 0.6, code: 0.0}\n", "sum to 1"),
         ("data:\n  sources:\n    - {name: a, path: x, lang: jp}\n", "data.sources[0].lang='jp'"),
-        ("data:\n  sources:\n    - {path: x, lang: ko}\n", "missing 1 required positional argument: 'name'"),
+        ("data:\n  sources:\n    - {path: x, lang: ko}\n", "data.sources[0].name is required"),
         ("train:\n  - 1\n", "train must be a mapping"),
     ],
 )

@@ -63,7 +63,12 @@ BAD: list[tuple[str, str, int | None]] = [
         "data.sources[0].lang='jp' must be one of",
         3,
     ),
-    ("data:\n  sources:\n    - {path: x, lang: ko}\n", "missing 1 required positional argument: 'name'", 3),
+    ("data:\n  sources:\n    - {path: x, lang: ko}\n", "data.sources[0].name is required", 3),
+    (
+        "data:\n  sources:\n    - {name: a, path: x}\n",
+        "data.sources[0].lang is required (one of ko, en, code)",
+        3,
+    ),
     (
         "data:\n  sources:\n    - {name: a, path: x, lang: ko}\n    - {name: a, path: y, lang: ko}\n",
         "data.sources: duplicate source name 'a'",

@@ -823,6 +823,16 @@ def build(cls: type, raw: Any, where: Origin, prefix: str) -> Any:
             f"{where.at(f'{prefix}{unknown[0]}')}: unknown key {prefix}{unknown[0]!s} (known keys of "
             f"{prefix or 'the top level'}: {', '.join(sorted(fields))})"
         )
+    missing = [f.name for f in fields.values() if f.name not in raw and _required(f)]
+    if missing:
+        key = f"{prefix}{missing[0]}"
+        choices = typing.get_args(hints[missing[0]])
+        allowed = (
+            f" (one of {', '.join(map(str, choices))})"
+            if typing.get_origin(hints[missing[0]]) is Literal
+            else ""
+        )
+        raise ConfigError(f"{where.at(prefix.rstrip('.') or 'config')}: {key} is required{allowed}")
     kwargs = {}
     for name, value in raw.items():
         key = f"{prefix}{name}"
@@ -838,6 +848,10 @@ def build(cls: type, raw: Any, where: Origin, prefix: str) -> Any:
     except (TypeError, ValueError) as e:  # a required field is missing, or __post_init__ rejects a value
         key = prefix.rstrip(".") or "config"
         raise ConfigError(f"{where.at(key)}: {key}: {e}") from None
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
 
 
 def _coerce(tp: Any, value: Any, where: Origin, key: str) -> Any:
