@@ -23,7 +23,7 @@ from gecko.config import load_config
 from gecko.export.gguf import LlamaCpp, export_gguf
 from gecko.model.hf import export_hf
 from gecko.model.llama import Llama, LlamaConfig
-from gecko.tokenizer.compare import read_texts
+from gecko.data.heldout import read_texts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_gguf import EDGE  # noqa: E402

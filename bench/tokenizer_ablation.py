@@ -31,7 +31,8 @@ from tokenizers import Tokenizer
 
 from gecko.config import LANGS, SourceConfig, TokenizerConfig
 from gecko.data.normalize import normalize_text
-from gecko.tokenizer.compare import HFEncoder, read_texts, score
+from gecko.data.heldout import read_texts
+from gecko.tokenizer.compare import HFEncoder, score
 from gecko.tokens import N_SPECIAL
 from gecko.tokenizer.train import HANGUL_ALPHABET, SPLIT_PATTERN, build_alphabet, train_bpe
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tokenizer_ablation import heldout_sources, stdlib_code, train_sources  # noqa: E402
 
 from gecko.config import TokenizeConfig, TokenizerConfig  # noqa: E402
-from gecko.tokenizer.compare import read_texts  # noqa: E402
+from gecko.data.heldout import read_texts  # noqa: E402
 from gecko.tokens import BYTE_TOKENS, SPECIAL_TOKENS  # noqa: E402
 from gecko.tokenizer.train import HANGUL_ALPHABET, SPLIT_PATTERN, build_alphabet, train_bpe  # noqa: E402
 

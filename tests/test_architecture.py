@@ -35,14 +35,6 @@ RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 
 KNOWN: dict[tuple[str, str], str] = {
     # (importing module, imported module): why it is still there, and the fix
-    (
-        "gecko.tokenizer.compare",
-        "gecko.data.normalize",
-    ): "held-out text is normalized as the corpus is, on purpose; fix: a data-side export of held-out text",
-    (
-        "gecko.tokenizer.compare",
-        "gecko.data.readers",
-    ): "held-out raw sources are read by the data readers; same",
 }
 """Back-arrows not fixed yet, each with its reason."""
 

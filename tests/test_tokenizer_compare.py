@@ -12,6 +12,7 @@ import pytest
 from conftest import CODE, EN, KO, shared_or_skip
 from gecko.cli import main
 from gecko.config import CompareConfig, SourceConfig
+from gecko.data.heldout import read_texts
 from gecko.errors import DataError
 from gecko.tokenizer.compare import (
     REPORT_JSON,
@@ -20,7 +21,6 @@ from gecko.tokenizer.compare import (
     compare,
     find_references,
     load_encoder,
-    read_texts,
 )
 from gecko.tokens import load_tokenizer
 from helpers import held_out_sources, tiny_gecko_tokenizer
@@ -63,7 +63,10 @@ def test_scores_match_the_tokenizers(
 
     tok_dir, refs, sources = setup
     scores = compare(
-        CompareConfig(heldout=sources, references=str(refs), max_bytes_per_lang=10_000), tok_dir, tmp_path
+        CompareConfig(heldout=sources, references=str(refs), max_bytes_per_lang=10_000),
+        tok_dir,
+        tmp_path,
+        read_texts,
     )
     assert sorted({s.tokenizer for s in scores}) == ["a/tokenizer.json", "gecko", "spm/toy.model"]
     texts = read_texts(sources, 10_000)
@@ -98,9 +101,9 @@ def test_errors_name_the_file(setup: tuple[Path, Path, tuple[SourceConfig, ...]]
     with pytest.raises(DataError, match="nowhere"):
         find_references(tmp_path / "nowhere")
     with pytest.raises(DataError, match="tokenizer.json: tokenizer not found"):
-        compare(CompareConfig(heldout=sources, references=None), tmp_path, tmp_path / "out")
+        compare(CompareConfig(heldout=sources, references=None), tmp_path, tmp_path / "out", read_texts)
     with pytest.raises(DataError, match="no held-out sources"):
-        compare(CompareConfig(references=None), tok_dir, tmp_path / "out")
+        compare(CompareConfig(references=None), tok_dir, tmp_path / "out", read_texts)
 
 
 def test_cli_writes_the_report(

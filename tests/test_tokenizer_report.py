@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from gecko.config import CompareConfig, SourceConfig
+from gecko.data.heldout import read_texts
 from gecko.errors import DataError
-from gecko.tokenizer.compare import HFEncoder, load_encoder, read_texts
+from gecko.tokenizer.compare import HFEncoder, load_encoder
 from gecko.tokenizer.report import (
     CARD_JSON,
     CARD_MD,
@@ -95,6 +96,7 @@ def test_report_writes_card_with_references(
         CompareConfig(heldout=sources, references=str(refs.parent), max_bytes_per_lang=10_000),
         tok_dir,
         tmp_path / "out",
+        read_texts,
     )
     assert [c.name for c in cards] == ["gecko", "copy/tokenizer.json"]
     md = (tmp_path / "out" / CARD_MD).read_text()
@@ -108,4 +110,4 @@ def test_report_without_tokenizer_names_the_file(
 ) -> None:
     _, sources = setup
     with pytest.raises(DataError, match="tokenizer.json: tokenizer not found"):
-        report(CompareConfig(heldout=sources, references=None), tmp_path, tmp_path / "out")
+        report(CompareConfig(heldout=sources, references=None), tmp_path, tmp_path / "out", read_texts)

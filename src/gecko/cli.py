@@ -226,12 +226,13 @@ def _chat(cfg: GeckoConfig, args: argparse.Namespace) -> None:
 
 
 def _compare(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    from gecko.data.heldout import read_texts
     from gecko.stages import stage_dir
     from gecko.tokenizer.compare import REPORT_MD, compare
 
     tokenizer_dir = stage_dir(cfg, "tokenizer")
     out = Path(args.out) if args.out else tokenizer_dir / "compare"
-    compare(cfg.compare, tokenizer_dir, out)
+    compare(cfg.compare, tokenizer_dir, out, read_texts)
     print((out / REPORT_MD).read_text(encoding="utf-8"))
 
 
@@ -311,24 +312,25 @@ def _add_extend_parser(tok: argparse._SubParsersAction) -> None:
 
 
 def _extend(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    from gecko.data.heldout import read_texts
     from gecko.stages import stage_dir
     from gecko.tokenizer.extend import run_extend
 
     langs = tuple(x.strip() for x in args.langs.split(",") if x.strip())
     out = Path(args.out) if args.out else stage_dir(cfg, "tokenizer")
-    report = run_extend(
-        cfg, Path(args.base), stage_dir(cfg, "data") / "corpus.jsonl", args.add, langs, out, args.force
-    )
+    corpus = stage_dir(cfg, "data") / "corpus.jsonl"
+    report = run_extend(cfg, Path(args.base), corpus, args.add, langs, out, read_texts, args.force)
     print(report.read_text(encoding="utf-8"))
 
 
 def _report(cfg: GeckoConfig, args: argparse.Namespace) -> None:
+    from gecko.data.heldout import read_texts
     from gecko.stages import stage_dir
     from gecko.tokenizer.report import CARD_MD, report
 
     tokenizer_dir = stage_dir(cfg, "tokenizer")
     out = Path(args.out) if args.out else tokenizer_dir / "report"
-    report(cfg.compare, tokenizer_dir, out)
+    report(cfg.compare, tokenizer_dir, out, read_texts)
     print((out / CARD_MD).read_text(encoding="utf-8"))
 
 

@@ -1,7 +1,7 @@
 """Tokenizer efficiency on held-out text: characters and bytes per token, ours beside reference tokenizers.
 
-Held-out text is read with the data stage's readers and normalization (NFC, code kept byte-exact), so every
-tokenizer sees exactly the text the model would. A reference is any `tokenizer.json` (Hugging Face
+Held-out text comes from a `TextReader` the caller hands in (the CLI: gecko.data.heldout.read_texts, the data
+stage's readers and normalization), so every tokenizer sees exactly the text the model would. A reference is any `tokenizer.json` (Hugging Face
 tokenizers) or SentencePiece `.model` file below the reference folder; files with identical bytes count once.
 Token counts exclude added special tokens (<s>, </s>), so a tokenizer is not charged for its template.
 """
@@ -12,8 +12,7 @@ import hashlib
 import json
 import logging
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,8 +21,6 @@ from tokenizers import Tokenizer
 
 from gecko.atomic import write_text
 from gecko.config import LANGS, CompareConfig, SourceConfig
-from gecko.data.normalize import normalize_text
-from gecko.data.readers import Quarantine, iter_records
 from gecko.errors import DataError, pip_hint
 from gecko.tokens import TOKENIZER_FILE, load_tokenizer
 
@@ -34,7 +31,11 @@ REPORT_JSON = "compare.json"
 REPORT_PNG = "compare.png"
 _SPM_NAME = re.compile(r"\.model(\.v\d+)?$")
 _BATCH = 256
-_MAX_DOC_BYTES = 10_000_000
+
+
+TextReader = Callable[[Sequence[SourceConfig], int], dict[str, list[str]]]
+"""(held-out sources, bytes per language) → normalized documents per language: gecko.data.heldout.read_texts,
+passed in because a stage does not import another."""
 
 
 class Encoder(Protocol):
@@ -111,45 +112,6 @@ class Score:
 
 
 # ── held-out text ─────────────────────────────────────────────────────────────────────────────────────
-
-
-def read_texts(sources: Iterable[SourceConfig], max_bytes_per_lang: int) -> dict[str, list[str]]:
-    """Normalized documents per language; each of a language's sources gives an equal share of its bytes.
-
-    Equal shares keep one large source (say news comments) from standing for the whole language. The
-    document that crosses a source's share is cut at a character boundary; a text file without blank lines
-    is one document, and this cut is what makes it usable.
-    """
-    by_lang: dict[str, list[SourceConfig]] = {}
-    for src in sources:
-        by_lang.setdefault(src.lang, []).append(src)
-    texts: dict[str, list[str]] = {}
-    for lang, group in by_lang.items():
-        texts[lang] = [t for src in group for t in _take(src, max_bytes_per_lang // len(group))]
-        if not texts[lang]:
-            raise DataError(f"sources for {lang} ({', '.join(s.name for s in group)}) yield no text")
-    return texts
-
-
-def _take(src: SourceConfig, budget: int) -> list[str]:
-    out, used, skipped = [], 0, Counter()
-    for _, decode in iter_records(src, _MAX_DOC_BYTES):
-        if used >= budget:
-            break
-        try:
-            text = normalize_text(decode()[1], is_code=src.lang == "code")
-        except Quarantine as q:
-            skipped[q.reason] += 1
-            continue
-        data = text.encode("utf-8")
-        if used + len(data) > budget:
-            text = data[: budget - used].decode("utf-8", errors="ignore")
-        if text:
-            out.append(text)
-            used += len(text.encode("utf-8"))
-    if skipped:
-        log.warning("%s: records skipped (quarantined by the reader): %s", src.name, dict(skipped))
-    return out
 
 
 # ── tokenizers ────────────────────────────────────────────────────────────────────────────────────────
@@ -253,7 +215,9 @@ def bar_chart(scores: list[Score], path: Path) -> None:
     plt.close(fig)
 
 
-def compare(cfg: CompareConfig, tokenizer_dir: Path | None, out_dir: Path) -> list[Score]:
+def compare(
+    cfg: CompareConfig, tokenizer_dir: Path | None, out_dir: Path, read_texts: TextReader
+) -> list[Score]:
     """Score our tokenizer (when given) and every reference on the held-out text; write md, json and png."""
     if not cfg.heldout:
         raise DataError("compare.heldout lists no held-out sources")

@@ -34,6 +34,7 @@ from tokenizers.trainers import BpeTrainer
 from gecko.atomic import write_text
 from gecko.config import LANGS, GeckoConfig
 from gecko.errors import ConfigError, DataError, pip_hint
+from gecko.tokenizer.compare import TextReader
 from gecko.tokenizer.train import balanced_budgets, corpus_records
 from gecko.tokens import EXTENSION_FILE, TOKENIZER_FILE, NewToken, file_sha256
 
@@ -359,9 +360,11 @@ def run_extend(
     add: int,
     langs: tuple[str, ...],
     out_dir: Path,
+    read_texts: TextReader,
     force: bool = False,
 ) -> Path:
-    """`gecko tokenizer extend`: learn merges on the run's corpus, write the tokenizer and the report."""
+    """`gecko tokenizer extend`: learn merges on the run's corpus, write the tokenizer and the report
+    (measured on compare.heldout, read by `read_texts`, when it names sources)."""
     unknown = [lang for lang in langs if lang not in LANGS]
     if unknown or not langs:
         raise ConfigError(f"--langs {','.join(langs)}: name languages of the corpus ({', '.join(LANGS)})")
@@ -371,8 +374,6 @@ def run_extend(
     train, heldout = split_corpus(corpus, langs, cfg.tokenizer.max_train_bytes, cfg.tokenizer.lang_shares)
     source = f"1 in {HELDOUT_EVERY} documents of {corpus} (by id hash), never used for merges"
     if cfg.compare.heldout:
-        from gecko.tokenizer.compare import read_texts
-
         heldout = read_texts(cfg.compare.heldout, cfg.compare.max_bytes_per_lang)
         source = "compare.heldout: " + ", ".join(f"{s.name} ({s.lang})" for s in cfg.compare.heldout)
     ext = extend(spec, train, add, cfg.tokenizer.min_frequency)

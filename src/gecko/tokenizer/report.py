@@ -23,7 +23,7 @@ import numpy as np
 from gecko.atomic import write_json, write_text
 from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
-from gecko.tokenizer.compare import HFEncoder, SentencePieceEncoder, find_references, ours, read_texts
+from gecko.tokenizer.compare import HFEncoder, SentencePieceEncoder, TextReader, find_references, ours
 from gecko.tokens import TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def card_for(
     return card
 
 
-def report(cfg: CompareConfig, tokenizer_dir: Path, out_dir: Path) -> list[Card]:
+def report(cfg: CompareConfig, tokenizer_dir: Path, out_dir: Path, read_texts: TextReader) -> list[Card]:
     """Write the report card (md, json, png) for our tokenizer beside every reference in `cfg.references`."""
     if not cfg.heldout:
         raise DataError("compare.heldout lists no held-out sources")
@@ -163,7 +163,7 @@ def report(cfg: CompareConfig, tokenizer_dir: Path, out_dir: Path) -> list[Card]
         )
     encoders = [ours(tokenizer_dir), *(find_references(Path(cfg.references)) if cfg.references else [])]
     texts = read_texts(cfg.heldout, cfg.max_bytes_per_lang)
-    by_source = _split_by_source(cfg.heldout, cfg.max_bytes_per_lang)
+    by_source = _split_by_source(cfg.heldout, cfg.max_bytes_per_lang, read_texts)
     cards = []
     for enc in encoders:
         log.info("report: scoring %s", enc.name)
@@ -176,7 +176,9 @@ def report(cfg: CompareConfig, tokenizer_dir: Path, out_dir: Path) -> list[Card]
     return cards
 
 
-def _split_by_source(sources: Sequence[SourceConfig], max_bytes_per_lang: int) -> dict[str, list[str]]:
+def _split_by_source(
+    sources: Sequence[SourceConfig], max_bytes_per_lang: int, read_texts: TextReader
+) -> dict[str, list[str]]:
     """Each source's share of its language's held-out text, read the same way as `read_texts`."""
     per_lang: dict[str, int] = {}
     for s in sources:
