@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: list[tuple[str, set[str]]] = [
     # name, units (a unit is a top-level module or package of gecko); lower layers first
     ("base", {"gecko.errors"}),
-    ("base", {"gecko.config", "gecko.atomic", "gecko.io", "gecko.progress", "gecko.runlock"}),
+    ("base", {"gecko.config", "gecko.io", "gecko.progress", "gecko.runlock"}),
     ("base", {"gecko.tracking", "gecko.terminal"}),  # they use config / progress
     ("formats", {"gecko.tokens", "gecko.shards"}),
     ("model", {"gecko.model"}),
@@ -151,8 +151,8 @@ def test_no_import_cycles():
 
 
 WRITERS_OF_THEIR_OWN: dict[str, str] = {
-    # module: why it writes files itself instead of through gecko.atomic
-    "gecko.atomic": "the helper itself",
+    # module: why it writes files itself instead of through gecko.io.atomic
+    "gecko.io.atomic": "the helper itself",
     "gecko.model.hf": "writes into a temporary folder that is renamed into place whole",
     "gecko.train.metrics": "appends one JSON line per step (a cut last line is dropped by the reader)",
     "gecko.tracking": "appends one event line at a time, as metrics does",
@@ -189,7 +189,7 @@ def _writes(path: Path) -> list[int]:
 
 
 def test_files_are_written_through_gecko_atomic():
-    """One way to leave a file for another stage: gecko.atomic (temporary name, fsync, rename, UTF-8)."""
+    """One way to leave a file for another stage: gecko.io.atomic (temporary name, fsync, rename, UTF-8)."""
     bad = [
         f"{name}:{line}"
         for name, path in modules().items()
@@ -197,7 +197,8 @@ def test_files_are_written_through_gecko_atomic():
         for line in _writes(path)
     ]
     assert bad == [], (
-        "write through gecko.atomic (or add the module to WRITERS_OF_THEIR_OWN with why): " + ", ".join(bad)
+        "write through gecko.io.atomic (or add the module to WRITERS_OF_THEIR_OWN with why): "
+        + ", ".join(bad)
     )
     unused = [name for name in WRITERS_OF_THEIR_OWN if not _writes(modules()[name])]
     assert unused == [], f"no longer writes by itself: remove from WRITERS_OF_THEIR_OWN: {unused}"

@@ -25,9 +25,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gecko.atomic import write_json, write_text
 from gecko.config import GeckoConfig, load_config, to_dict
 from gecko.errors import ConfigError
+from gecko.io.atomic import write_json, write_text
 from gecko.stages import BY_NAME, Stage, is_complete, run_stage, stage_dir
 from gecko.train.metrics import read_metrics
 

@@ -11,9 +11,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from gecko.atomic import write_text
 from gecko.config import GeckoConfig
 from gecko.errors import CheckpointError
+from gecko.io.atomic import write_text
 from gecko.model.hf import load_hf
 from gecko.model.llama import LlamaConfig
 from gecko.shards import Shards

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from gecko.atomic import write_bytes, write_json, write_npy, write_text
 from gecko.config import ChatSourceConfig, GeckoConfig, SFTConfig
 from gecko.errors import CheckpointError, DataError
 from gecko.infer.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
+from gecko.io.atomic import write_bytes, write_json, write_npy, write_text
 from gecko.io.jsonl import json_records
 from gecko.model.llama import Llama
 from gecko.shards import INDEX_DTYPE, META_FILE, Shards, unit_hash

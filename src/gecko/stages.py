@@ -29,9 +29,9 @@ from typing import Any, Literal
 import yaml
 
 from gecko import tracking
-from gecko.atomic import write_text
 from gecko.config import GeckoConfig, fingerprint, to_dict
 from gecko.errors import GeckoError
+from gecko.io.atomic import write_text
 
 log = logging.getLogger(__name__)
 

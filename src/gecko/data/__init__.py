@@ -2,6 +2,6 @@
 
 Owns the source readers (readers, over gecko.io), the clean steps (normalize, langid, filters, pii, toxicity),
 dedup, decontamination, ko↔en alignment, the mix and the stats, and held-out text for tokenizer measurements
-(heldout). May import the base modules (config, errors, atomic, io, progress, tracking); no other stage, nor
+(heldout). May import the base modules (config, errors, io, progress, tracking); no other stage, nor
 model or infer (layers: docs/architecture.md).
 """

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import xxhash
 
-from gecko.atomic import open_atomic, write_json
 from gecko.config import AlignConfig, ParallelSourceConfig
 from gecko.errors import DataError
+from gecko.io.atomic import open_atomic, write_json
 
 TEMPLATES = {
     "en-ko": (

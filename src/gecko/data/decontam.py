@@ -28,7 +28,6 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from gecko.atomic import write_text
 from gecko.config import BenchmarkConfig, DecontamConfig, to_dict
 from gecko.data import overlap
 from gecko.data.dedup.engine import Engine, execute, shard_writer
@@ -42,6 +41,7 @@ from gecko.data.dedup.phase import (
 )
 from gecko.data.stats import MAX_EXAMPLES, example_key
 from gecko.errors import DataError
+from gecko.io.atomic import write_text
 
 MAX_ITEMS_NAMED = 5
 GROUP_CHARS = 1 << 18

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gecko.atomic import open_atomic
 from gecko.errors import DataError
+from gecko.io.atomic import open_atomic
 from gecko.io.jsonl import json_records
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import xxhash
 
-from gecko.atomic import write_json, write_text
 from gecko.config import DataConfig
 from gecko.data.document import Document, write_jsonl
 from gecko.data.stats import DataStats
 from gecko.errors import DataError
+from gecko.io.atomic import write_json, write_text
 from gecko.io.jsonl import json_records
 
 DEFAULT_BYTES_PER_TOKEN = 4.0

@@ -24,7 +24,6 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 
-from gecko.atomic import open_atomic, write_json, write_text
 from gecko.config import DataConfig, SourceConfig, fingerprint
 from gecko.data.align import run_align
 from gecko.data.decontam import run_decontam
@@ -49,6 +48,7 @@ from gecko.data.stats import DataStats
 from gecko.data.toxicity import ToxicityFilter
 from gecko.errors import DataError
 from gecko.io import rawio, sources
+from gecko.io.atomic import open_atomic, write_json, write_text
 
 log = logging.getLogger(__name__)
 

@@ -30,12 +30,12 @@ from datatrove.data import Document as DtDocument
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from gecko.atomic import write_text
 from gecko.config import SourceConfig
 from gecko.data.langid import initial_lang, label_languages
 from gecko.data.stats import DataStats
 from gecko.errors import DataError, pip_hint
 from gecko.io import rawio, sources
+from gecko.io.atomic import write_text
 from gecko.io.sources import SourceFile
 
 csv.field_size_limit(sys.maxsize)  # long reviews and articles exceed the 128 KB default

@@ -10,7 +10,7 @@ from typing import Any
 
 import jinja2
 
-from gecko.atomic import write_json, write_text
+from gecko.io.atomic import write_json, write_text
 
 MAX_EXAMPLES = 3
 # Autoescaped: examples are raw text from the corpus (markup, scripts, anything), shown verbatim and inert.

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gecko.atomic import write_text
 from gecko.config import EVAL_TASKS, EvalConfig, GeckoConfig, MCSetConfig, expand_tasks
 from gecko.errors import ConfigError, DataError
 from gecko.eval import data, suite
@@ -34,6 +33,7 @@ from gecko.eval.tasks import (
     mbpp_program,
     train_exemplar,
 )
+from gecko.io.atomic import write_text
 from gecko.model.llama import Llama
 from gecko.progress import Steps
 from gecko.tokens import load_tokenizer

@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from gecko.atomic import write_text
 from gecko.eval import data
+from gecko.io.atomic import write_text
 
 TEMPLATE = "{{question.strip()}}\nA. {{A}}\nB. {{B}}\nC. {{C}}\nD. {{D}}\n"
 CUES = {"kmmlu": "정답：", "mmlu": "Answer:"}

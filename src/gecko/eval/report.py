@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.table import Table
 
 from gecko import tracking
-from gecko.atomic import write_json, write_text
 from gecko.config import GeckoConfig, expand_tasks
 from gecko.eval.harness import eval_task_names, evaluate_tasks, load_task_files
 from gecko.eval.lm import GeckoLM
 from gecko.infer.bpb import evaluate_bpb
+from gecko.io.atomic import write_json, write_text
 from gecko.model.device import pick_device
 from gecko.model.llama import Llama
 from gecko.shards import Shards

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gecko.atomic import write_text
 from gecko.config import GenerateConfig
 from gecko.errors import ConfigError
+from gecko.io.atomic import write_text
 from gecko.model.llama import KVCache, Llama
 
 _PAD_DOC, _TEXT_DOC = 0, 1

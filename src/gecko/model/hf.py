@@ -18,8 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
-from gecko.atomic import share_modes
 from gecko.errors import CheckpointError, DataError
+from gecko.io.atomic import share_modes
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokens import CHAT
 

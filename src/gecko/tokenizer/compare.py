@@ -19,9 +19,9 @@ from typing import Protocol
 
 from tokenizers import Tokenizer
 
-from gecko.atomic import write_text
 from gecko.config import LANGS, CompareConfig, SourceConfig
 from gecko.errors import DataError, pip_hint
+from gecko.io.atomic import write_text
 from gecko.tokens import TOKENIZER_FILE, load_tokenizer
 
 log = logging.getLogger(__name__)

@@ -31,9 +31,9 @@ from typing import Any
 from tokenizers import Tokenizer, models, pre_tokenizers
 from tokenizers.trainers import BpeTrainer
 
-from gecko.atomic import write_text
 from gecko.config import LANGS, GeckoConfig
 from gecko.errors import ConfigError, DataError, pip_hint
+from gecko.io.atomic import write_text
 from gecko.tokenizer.compare import TextReader
 from gecko.tokenizer.train import balanced_budgets, corpus_records
 from gecko.tokens import EXTENSION_FILE, TOKENIZER_FILE, NewToken, file_sha256

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer, normalizers
 
-from gecko.atomic import write_bytes, write_json, write_npy
 from gecko.config import LANGS, TokenizeConfig
 from gecko.errors import DataError
+from gecko.io.atomic import write_bytes, write_json, write_npy
 from gecko.progress import Steps
 from gecko.shards import INDEX_DTYPE, META_FILE, SPLITS, unit_hash
 from gecko.tokenizer.train import parse_record

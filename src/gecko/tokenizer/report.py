@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gecko.atomic import write_json, write_text
 from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
+from gecko.io.atomic import write_json, write_text
 from gecko.tokenizer.compare import HFEncoder, SentencePieceEncoder, TextReader, find_references, ours
 from gecko.tokens import TOKENIZER_FILE
 

@@ -28,9 +28,9 @@ from typing import Any
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
 
-from gecko.atomic import write_text
 from gecko.config import TokenizerConfig, to_dict
 from gecko.errors import ConfigError, DataError
+from gecko.io.atomic import write_text
 from gecko.tokens import (
     BOS,
     BYTE_TOKENS,

@@ -49,8 +49,8 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from gecko.atomic import write_json
 from gecko.errors import CheckpointError
+from gecko.io.atomic import write_json
 from gecko.model.llama import Llama, LlamaConfig
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from gecko import tracking
-from gecko.atomic import open_atomic
+from gecko.io.atomic import open_atomic
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from gecko.atomic import write_npy
 from gecko.config import DedupConfig
+from gecko.io.atomic import write_npy
 
 COUNTS = np.dtype([("hash", "<u8"), ("docs", "<u4")])
 

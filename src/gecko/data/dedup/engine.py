@@ -24,7 +24,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 from loguru import logger
 
-from gecko.atomic import write_text
+from gecko.io.atomic import write_text
 from gecko.progress import Progress
 
 Engine = Literal["local", "ray"]

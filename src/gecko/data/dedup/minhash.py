@@ -30,11 +30,11 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-from gecko.atomic import write_npy, write_text
 from gecko.config import DedupConfig
 from gecko.data.dedup.boilerplate import BoilerplateStripper
 from gecko.data.dedup.exact import text_key
 from gecko.data.dedup.shingles import shingle_hashes
+from gecko.io.atomic import write_npy, write_text
 
 EXACT = "exact"
 REF = np.dtype([("hash", "<u8"), ("key", "<u8"), ("rank", "<u4"), ("index", "<u4")])

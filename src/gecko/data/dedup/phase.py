@@ -16,7 +16,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gecko.atomic import write_json, write_text
 from gecko.config import DedupConfig, to_dict
 from gecko.data.dedup.boilerplate import LineCounts, LineMerge
 from gecko.data.dedup.engine import Engine, execute, shard_writer
@@ -24,6 +23,7 @@ from gecko.data.dedup.minhash import DedupFilter, MinhashBuckets, MinhashCluster
 from gecko.data.readers import CorpusReader
 from gecko.data.stats import MAX_EXAMPLES, DataStats, example_key
 from gecko.errors import DataError
+from gecko.io.atomic import write_json, write_text
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from gecko.atomic import open_atomic
 from gecko.config import DedupConfig
 from gecko.data.dedup.shingles import shingle_hashes
+from gecko.io.atomic import open_atomic
 
 EDITS = ("insert", "delete", "reorder", "whitespace")
 
