@@ -255,6 +255,19 @@ def test_a_task_file_is_scored_end_to_end_in_both_formulations(tmp_path: Path):
     assert len((tmp_path / "out/samples/ko_quiz.jsonl").read_text().splitlines()) == 4
 
 
+def test_a_task_file_limit_overrides_eval_limit(tmp_path: Path):
+    """A bundled sample keeps its 100 items under the demo's eval.limit=1 (meant for the full benchmarks)."""
+    write_jsonl(tmp_path / "test.jsonl", [{"question": q, "choices": c, "answer": a} for q, c, a in KO])
+    tok = load_tokenizer(make_tokenizer(tmp_path / "tok"))
+    lm = GeckoLM(make_model(tok.get_vocab_size()), tok, batch_size=4)
+    for limit_line, n in (("limit: 3\n", 3), ("", 1)):
+        path = task(tmp_path, f"name: ko_quiz\ndata: test.jsonl\nanswer_base: 0\n{limit_line}")
+        e = EvalConfig(task_files=(str(path),), limit=1, formulation="mc")
+        assert evaluate_tasks(lm, e, ("ko_quiz",), tmp_path / "out")["ko_quiz"]["n"] == n
+    with pytest.raises(DataError, match=r"task.yaml: limit 0 must be an integer ≥ 1"):
+        load_task_file(task(tmp_path, "name: t\ndata: test.jsonl\nlimit: 0\n"))
+
+
 def test_cli_task_flag_sets_the_task_files_and_only_runs_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
@@ -276,3 +289,4 @@ def test_shipped_sample_task_files_load():
         len(copa.spec.test[""]) == 100 and len(copa.spec.shots[""]) == 5 and copa.spec.fmt.answer_cue == "답:"
     )
     assert len(arc.spec.test[""]) == 100 and all(0 <= it.answer < len(it.choices) for it in arc.spec.test[""])
+    assert copa.limit == arc.limit == 100  # scored whole under the demo's eval.limit: 1

@@ -93,7 +93,13 @@ def run_task(name: str, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any
 def run_task_file(task: TaskFile, lm: LanguageModel, e: EvalConfig) -> tuple[dict[str, Any], Records]:
     shots = task.shots if task.shots is not None else (e.mc_shots if task.spec.shots[""] else 0)
     metrics, records = evaluate_choice(
-        lm, task.spec.test, task.spec.shots, shots, task.spec.fmt, task.formulation or e.formulation, e.limit
+        lm,
+        task.spec.test,
+        task.spec.shots,
+        shots,
+        task.spec.fmt,
+        task.formulation or e.formulation,
+        task.limit or e.limit,
     )  # type: ignore[arg-type]
     return {**metrics, "task_file": task.source}, records
 

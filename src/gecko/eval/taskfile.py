@@ -12,6 +12,7 @@
     few_shot_data: data/haerae/dev.csv # optional: the few-shot pool (a train or dev split, never the test)
     shots: 5                           # optional (default: eval.mc_shots with few_shot_data, else 0)
     formulation: both                  # mc | cloze | both (default: eval.formulation)
+    limit: 100                         # optional: items scored, per subject (default: eval.limit)
 
 `data` and `few_shot_data` may also be globs (`data/test-*.jsonl`), fsspec URLs (`s3://bucket/task/test.csv`,
 with the `sources` extra) or Hugging Face datasets (`hf://datasets/ORG/NAME/SPLIT`, read through the local
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 KEYS = {
     "name",
+    "limit",
     "data",
     "question",
     "choices",
@@ -87,6 +89,9 @@ class TaskFile:
     formulation: str | None
     """None: eval.formulation."""
     source: str
+    limit: int | None = None
+    """Items scored (per subject); None: eval.limit. A bundled sample sets it so that a run whose eval.limit
+    keeps the full benchmarks short still scores the whole sample."""
 
 
 # ── reading rows ────────────────────────────────────────────────────────────────────────────────────────
@@ -484,6 +489,8 @@ def _check_keys(task: Any, yaml_path: Path) -> dict[str, Any]:
         raise DataError(f"{yaml_path}: formulation {task['formulation']!r} must be mc, cloze or both")
     if task.get("answer_base") not in (None, 0, 1):
         raise DataError(f"{yaml_path}: answer_base {task['answer_base']!r} must be 0 or 1")
+    if task.get("limit") is not None and not (isinstance(task["limit"], int) and task["limit"] >= 1):
+        raise DataError(f"{yaml_path}: limit {task['limit']!r} must be an integer ≥ 1")
     if task.get("shots") is not None and not (isinstance(task["shots"], int) and task["shots"] >= 0):
         raise DataError(f"{yaml_path}: shots {task['shots']!r} must be an integer ≥ 0")
     if isinstance(task.get("choices"), str) and "," in task["choices"]:
@@ -534,4 +541,5 @@ def load_task_file(path: str | Path) -> TaskFile:
         shots,
         task.get("formulation"),
         str(yaml_path),
+        task.get("limit"),
     )
