@@ -60,24 +60,19 @@ OVERRIDES = [
 ]
 
 
+def _two_ranks(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    """`torchrun --standalone --nproc-per-node 2 ARGS…` on CPU (gloo), with its wall time."""
+    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+    start = time.monotonic()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return done, time.monotonic() - start
+
+
 def _torchrun(tmp_path: Path, config: Path, mode: str) -> None:
     script = tmp_path / "fsdp_train.py"
     script.write_text(SCRIPT)
-    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        str(script),
-        str(config),
-        str(tmp_path),
-        mode,
-        *OVERRIDES,
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    done, _ = _two_ranks(str(script), str(config), str(tmp_path), mode, *OVERRIDES)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -125,22 +120,7 @@ def test_gecko_train_under_torchrun_keeps_stage_books_on_rank_zero(tiny_prepared
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_prepared.run_dir, run_dir, ignore=shutil.ignore_patterns("train"))
     config = Path(tiny_prepared.run_dir).parent / "tiny.yaml"
-    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "gecko",
-        "train",
-        str(config),
-        *OVERRIDES,
-        f"run_dir={run_dir}",
-    ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    done, _ = _two_ranks("-m", "gecko", "train", str(config), *OVERRIDES, f"run_dir={run_dir}")
     assert done.returncode == 0, done.stderr[-3000:]
     marker = json.loads((run_dir / "train" / "_COMPLETE.json").read_text())
     assert marker["stage"] == "train" and marker["summary"]["checkpoint"].endswith("step-000004")
@@ -193,25 +173,7 @@ RANK_KILL_OVERRIDES = [*OVERRIDES, "train.steps=6", "train.log_every=1"]
 
 
 def _launch(script: Path, config: Path, out: Path, phase: str) -> tuple[subprocess.CompletedProcess, float]:
-    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "--max-restarts",
-        "0",
-        str(script),
-        str(config),
-        str(out),
-        phase,
-        *RANK_KILL_OVERRIDES,
-    ]
-    start = time.monotonic()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    return done, time.monotonic() - start
+    return _two_ranks("--max-restarts", "0", str(script), str(config), str(out), phase, *RANK_KILL_OVERRIDES)
 
 
 @pytest.mark.slow
