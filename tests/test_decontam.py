@@ -119,6 +119,46 @@ def test_korean_particles_and_spacing_do_not_hide_a_copy():
     assert overlap.units([copy]).hashes.tolist() == overlap.units([KO_ITEM]).hashes.tolist()
 
 
+def test_exam_layouts_of_an_item_are_found(tmp_path, monkeypatch):
+    """Copies on exam sites number the question and label the choices (①–④, A., (B), 3)) between them."""
+    monkeypatch.setenv("GECKO_CACHE_DIR", str(tmp_path / "cache"))
+    ko_q = "피자식물의 소포자 형성에 관한 설명 중 맞는 것은?"
+    ko = [
+        "제2성숙분열기에서 염색체 2n이 n으로 된다.",
+        "화분에는 2개의 정핵과 1개의 영양핵이 있다.",
+        "제2성숙분열기에서 4분자 중 3개는 퇴화하고 1개만이 기능을 갖는다.",
+        "제2성숙분열기에서 4분자는 3회의 동형분열을 하여 8개의 핵을 갖는다.",
+    ]
+    en_q = "Which of the following best describes the role of the mitochondria in a eukaryotic cell?"
+    en = [
+        "It stores the genetic information of the cell",
+        "It produces most of the chemical energy as ATP",
+        "It synthesizes proteins from amino acids",
+        "It packages proteins for export out of the cell",
+    ]
+    (tmp_path / "kmmlu").mkdir()
+    (tmp_path / "mmlu").mkdir()
+    (tmp_path / "kmmlu" / "Biology-test.csv").write_text(
+        "question,answer,A,B,C,D\n" + ",".join([ko_q, "3", *ko]) + "\n", encoding="utf-8"
+    )
+    (tmp_path / "mmlu" / "biology_test.csv").write_text(",".join([en_q, *en, "B"]) + "\n", encoding="utf-8")
+    cfg = DecontamConfig(
+        benchmarks=(
+            BenchmarkConfig("kmmlu", str(tmp_path / "kmmlu"), "kmmlu"),
+            BenchmarkConfig("mmlu", str(tmp_path / "mmlu"), "mmlu"),
+        )
+    )
+    index = BenchmarkIndex(index_path(cfg))
+    layouts = {
+        "circled": f"문제 5. {ko_q}\n① {ko[0]}\n② {ko[1]}\n③ {ko[2]}\n④ {ko[3]}\n정답: ③",
+        "letters": f"Q7) {ko_q}\nA. {ko[0]}\nB. {ko[1]}\nC. {ko[2]}\nD. {ko[3]}\n답: C",
+        "parens": f"Question 12: {en_q}\n(A) {en[0]}\n(B) {en[1]}\n(C) {en[2]}\n(D) {en[3]}\nAnswer: (B)",
+        "numbered": f"12. {en_q} 1) {en[0]} 2) {en[1]} 3) {en[2]} 4) {en[3]}",
+    }
+    found = index.match([FILLER + "\n" + text for text in layouts.values()] + [FILLER])
+    assert [bool(f) for f in found] == [True] * len(layouts) + [False], dict(zip(layouts, found))
+
+
 def test_units_never_span_two_texts():
     both = overlap.units(["alpha beta", "gamma"])
     assert both.text_of.tolist() == [0, 0, 1]

@@ -45,7 +45,7 @@ from gecko.io.atomic import write_text
 
 MAX_ITEMS_NAMED = 5
 GROUP_CHARS = 1 << 18
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 """Bump when the unit or window rules change: cached indexes of another version are not reused."""
 
 
@@ -188,7 +188,7 @@ def build_index(cfg: DecontamConfig) -> dict[str, np.ndarray]:
     the whole item follows; shorter ones are counted as unchecked."""
     items = [it for b in cfg.benchmarks for it in load_items(b)]
     full, least = cfg.ngram * overlap.WORD_WEIGHT, min(cfg.ngram, cfg.min_item_units) * overlap.WORD_WEIGHT
-    u = overlap.units([it.text for it in items])
+    u = overlap.units([it.text for it in items], drop_markers=True)
     win = overlap.Windows(u)
     weight = np.bincount(u.text_of, weights=u.weights, minlength=len(items)).astype(np.int64)
     starts, hashes = win.all(full)
@@ -264,7 +264,7 @@ class BenchmarkIndex:
         return found + self._match_group(group) if group else found
 
     def _match_group(self, texts: list[str]) -> list[Counter[str]]:
-        u = overlap.units(texts)
+        u = overlap.units(texts, drop_markers=True)
         win = overlap.Windows(u)
         found: list[Counter[str]] = [Counter() for _ in texts]
         starts, hashes = win.all(self.full)

@@ -11,7 +11,10 @@ into units that ignore what a copy changes:
   inconsistent in practice (할 수 있다 / 할수있다), and a word unit would break on every difference;
 - the one-syllable particles in `PARTICLES` are dropped wherever they stand, so a quote with other
   particles (서울은 / 서울이) still matches; both sides lose the same syllables, so an exact copy always
-  matches.
+  matches;
+- with `drop_markers` (decontamination), a unit that is one ASCII letter or digit is dropped too: exam copies
+  of an item number it and label its choices (문제 5., ① … ④ which NFKC makes 1 … 4, A., (B), 3)), and a
+  marker between two choices would otherwise break every window across them.
 
 A window is the shortest run of units from a start whose weight reaches a threshold; a word weighs 2.5
 syllables (`WORD_WEIGHT` / `HANGUL_WEIGHT`), so 13 English words and about 13 Korean words (33 syllables)
@@ -107,7 +110,7 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def units(texts: list[str]) -> Units:
+def units(texts: list[str], drop_markers: bool = False) -> Units:
     """Units of every text, concatenated; a unit never spans two texts."""
     joined = "\0".join(normalize(t.replace("\0", " ") if "\0" in t else t) for t in texts)  # NUL ends a text
     cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -130,7 +133,13 @@ def units(texts: list[str]) -> Units:
         hashes = _finalize(np.add.reduceat(values, unit_start) * _MIX)
     first = kept_idx[unit_start]
     weights = np.where(cls[first] == _HANGUL, HANGUL_WEIGHT, WORD_WEIGHT).astype(np.int64)
-    return Units(hashes, weights, text_of_char[first].astype(np.int64))
+    text_of = text_of_char[first].astype(np.int64)
+    if drop_markers:
+        one_char = np.diff(np.append(unit_start, len(kept_idx))) == 1
+        c = cp[first]
+        keep_unit = ~(one_char & (((c >= 0x30) & (c <= 0x39)) | ((c >= 0x61) & (c <= 0x7A))))
+        return Units(hashes[keep_unit], weights[keep_unit], text_of[keep_unit])
+    return Units(hashes, weights, text_of)
 
 
 class Windows:
@@ -167,6 +176,7 @@ class Windows:
 
 
 def text_weights(texts: list[str]) -> np.ndarray:
-    """Total unit weight of each text (a text lighter than a window can only match as a whole)."""
-    u = units(texts)
+    """Total unit weight of each text under decontamination's units (a text lighter than a window can only
+    match as a whole)."""
+    u = units(texts, drop_markers=True)
     return np.bincount(u.text_of, weights=u.weights, minlength=len(texts)).astype(np.int64)
