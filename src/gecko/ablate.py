@@ -195,7 +195,9 @@ def _final_tasks(c: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cell(m: dict[str, Any] | None) -> str:
-    key = headline(m) if m and "skipped" not in m else None
+    if not m or "skipped" in m:
+        return "–"
+    key = headline(m)
     if key is None:
         return "–"
     lo, hi = m[f"{key}_ci"]
@@ -269,7 +271,7 @@ def plot(collected: list[dict[str, Any]], path: Path) -> None:
     ax.legend(fontsize=7)
     for i, task in enumerate(tasks, 1):
         ax = axes[i // cols][i % cols]
-        ms = [_final_tasks(c).get(task) for c in collected]
+        ms = [_final_tasks(c).get(task) or {} for c in collected]  # {}: the task did not run
         keys = [headline(m) if m else None for m in ms]
         ys = [m[k] if k else float("nan") for m, k in zip(ms, keys, strict=True)]
         err = [

@@ -292,6 +292,9 @@ def evaluate_sft(
     total, count = torch.zeros(len(LANGS) + 1), torch.zeros(len(LANGS) + 1)
     for i in range(0, len(rows), batch_size):
         b = loader.collate(rows[i : i + batch_size])
+        assert b.doc_ids is not None and b.positions is not None and b.loss_mask is not None, (
+            "SFT batches are packed"
+        )
         logits = model(b.inputs.to(device), b.positions.to(device), b.doc_ids.to(device))
         loss = F.cross_entropy(logits.flatten(0, 1), b.targets.to(device).flatten(), reduction="none").cpu()
         keep = b.loss_mask.flatten()

@@ -47,9 +47,7 @@ def task_paths(name: str, e: EvalConfig) -> list[Path]:
     if e.gsm8k_fewshot == "train":
         gsm8k.append(Path(e.gsm8k_dir) / "train.jsonl")
     if name in ("gsm8k", "humaneval", "mbpp"):
-        return [
-            Path(p) for p in {"gsm8k": gsm8k, "humaneval": [e.humaneval_file], "mbpp": [e.mbpp_file]}[name]
-        ]
+        return {"gsm8k": gsm8k, "humaneval": [Path(e.humaneval_file)], "mbpp": [Path(e.mbpp_file)]}[name]
     sets = {m.name: [Path(m.path)] for m in e.mc_sets}
     return sets[name] if name in sets else suite.task_paths(name, e)
 
@@ -100,7 +98,7 @@ def run_task_file(task: TaskFile, lm: LanguageModel, e: EvalConfig) -> tuple[dic
         task.spec.fmt,
         task.formulation or e.formulation,
         task.limit or e.limit,
-    )  # type: ignore[arg-type]
+    )
     return {**metrics, "task_file": task.source}, records
 
 

@@ -182,6 +182,6 @@ def print_tables(results: dict[str, Any]) -> None:
         table = Table(title=f"Benchmarks at step {results['step']} (chance level beside each score)")
         for col in COLUMNS:
             table.add_column(col, justify="left" if col in ("task", "formulation", "metric") else "right")
-        for row in task_rows(results):
-            table.add_row(*row)
+        for cells in task_rows(results):
+            table.add_row(*cells)
         console.print(table)

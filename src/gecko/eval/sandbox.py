@@ -407,7 +407,7 @@ def _run_kernel(program: str, limits: SandboxLimits, audit_hook: bool) -> Sandbo
         _memfd("program", program.encode("utf-8", errors="surrogatepass")),
     ]
     try:
-        cmd = [str(host["bwrap"]), *_bwrap_args(_root(), *fds, limits, audit_hook)]
+        cmd = [str(host["bwrap"]), *_bwrap_args(_root(), fds[0], fds[1], fds[2], limits, audit_hook)]
         return _launch(cmd, limits, fds, unshare=host["unshare"], isolation="kernel")
     finally:
         for fd in fds:

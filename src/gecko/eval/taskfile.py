@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 
 from gecko.errors import DataError, pip_hint
-from gecko.eval.choice import EN_FORMAT, KO_FORMAT, MCFormat
+from gecko.eval.choice import EN_FORMAT, KO_FORMAT, Formulation, MCFormat
 from gecko.eval.data import LETTERS, MCItem
 from gecko.eval.suite import ChoiceSpec
 from gecko.io import rawio, sources
@@ -86,7 +86,7 @@ class TaskFile:
     spec: ChoiceSpec
     shots: int | None
     """None: eval.mc_shots when there is a few-shot pool, else 0."""
-    formulation: str | None
+    formulation: Formulation | None
     """None: eval.formulation."""
     source: str
     limit: int | None = None

@@ -111,7 +111,8 @@ class TextStream:
     byte-fallback tokens is held back until it is complete."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
-        self.tokenizer, self.ids, self.shown = tokenizer, [], 0
+        self.tokenizer, self.shown = tokenizer, 0
+        self.ids: list[int] = []
 
     def push(self, token: int) -> str:
         self.ids.append(token)

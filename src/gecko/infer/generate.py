@@ -7,7 +7,7 @@ hides it from the real tokens, and each prompt's positions start at 0 at its fir
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ def decode_steps(
     max_new_tokens: int,
     sampling: Sampling,
     generator: torch.Generator | None,
-) -> Iterator[Tensor]:
+) -> Generator[Tensor, None, None]:
     """Yield the (B,) sampled tokens of each step: one forward over the prompts fills the KV cache, then
     one forward per token. The next forward runs only when the caller asks for the next step."""
     _check_args(model, prompts, max_new_tokens, sampling)

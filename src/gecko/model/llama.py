@@ -131,6 +131,9 @@ class RotaryEmbedding(nn.Module):
     """cos/sin tables for every position up to max_seq_len, looked up per token so that positions can
     restart at each packed document. Buffers are not saved: they are a function of the config."""
 
+    cos: Tensor
+    sin: Tensor
+
     def __init__(self, cfg: LlamaConfig):
         super().__init__()
         self.cfg = cfg
@@ -427,7 +430,8 @@ class Llama(nn.Module):
         The embedding is excluded because a row only gets gradient when its token appears, so decay
         would steadily shrink rare-token rows between updates. A tied table is the embedding too.
         """
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for name, p in self.named_parameters():
             is_matmul = p.dim() == 2 and not name.startswith("tok_embeddings.")
             (decay if is_matmul else no_decay).append(p)

@@ -160,7 +160,9 @@ def load_tensors(path: Path, state: dict[str, Any]) -> None:
 def rng_state() -> dict[str, Any]:
     """This process's generator states as JSON-safe lists (resume draws the same numbers)."""
     version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    np_state = np.random.get_state()
+    assert isinstance(np_state, tuple), "the global RandomState is MT19937: legacy state is a tuple"
+    name, keys, pos, has_gauss, cached = np_state
     state = {
         "python": [version, list(mt), gauss],
         "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
@@ -293,7 +295,7 @@ class CheckpointManager:
             partial.mkdir(parents=True)
         _barrier()
         write_json(partial / "rng" / f"rank-{self.rank:05d}.json", rng_state())
-        tensors = {"model": get_model_state_dict(model)}
+        tensors: dict[str, Any] = {"model": get_model_state_dict(model)}
         if optimizer.state:  # a fresh optimizer (an import at step 0) has no moments to save
             tensors["optim"] = get_optimizer_state_dict(model, optimizer)["state"]
         if self.rank == 0:
@@ -311,6 +313,9 @@ class CheckpointManager:
                     storage_writer=self._writer,
                     process_group=self._group,
                 )
+            assert isinstance(future, Future), (
+                "staging is synchronous (default stager): async_save returns a Future"
+            )
             self._pending = (future, partial, final)
         else:
             with _single_process_is_intended():
@@ -332,6 +337,7 @@ class CheckpointManager:
 
     def _finish(self) -> None:
         """Once every rank's shard is on disk (rank 0's DCP call returns only then): mark, rename, prune."""
+        assert self._pending is not None, "a save is pending"
         future, partial, final = self._pending
         self._pending = None
         if future is not None:
@@ -400,7 +406,7 @@ class CheckpointManager:
         _agree(error)  # every rank takes the same branch, or the next collective would hang
         if prepare is not None:
             prepare(trainer)
-        tensors = {"model": get_model_state_dict(model)}
+        tensors: dict[str, Any] = {"model": get_model_state_dict(model)}
         if meta["optimizer"]:
             optim = get_optimizer_state_dict(model, optimizer)
             tensors["optim"] = optim["state"]

@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from torch.distributed.device_mesh import DeviceMesh
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class Dist:
     rank: int
     world_size: int
     device: torch.device
-    mesh: Any
+    mesh: DeviceMesh | None
     """1-D data-parallel DeviceMesh named "dp" (FSDP2 shards over it); None in a single process."""
 
     @property

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -36,6 +36,18 @@ class Batch:
     """(B, T) language index (into Shards.langs) of each target token."""
     loss_mask: torch.Tensor | None = None
     """(B, T) bool, True where the target counts in the loss (SFT: assistant tokens); None: every target."""
+
+
+class BatchSource(Protocol):
+    """What the trainer needs from a loader: PackedLoader (pretraining) and SFTLoader (conversations)."""
+
+    fingerprint: str
+
+    def __next__(self) -> Batch: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def _fingerprint(meta: dict[str, Any], split: str) -> str:

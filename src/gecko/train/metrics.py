@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 
@@ -29,7 +29,7 @@ class MetricsLog:
 
     def __init__(self, path: Path, enabled: bool = True) -> None:
         self.path, self.enabled = path, enabled
-        self._file = None
+        self._file: TextIO | None = None
         self.tracker = tracking.current()
 
     def start(self, step: int) -> None:

@@ -7,12 +7,15 @@ at a time. Each `apply_*` takes explicit arguments; `parallelize` is the one pla
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
 
 from gecko.model.llama import Llama
+
+if TYPE_CHECKING:
+    from torch.distributed.device_mesh import DeviceMesh
 
 AcMode = Literal["none", "selective", "full"]
 
@@ -47,7 +50,7 @@ def apply_ac(model: Llama, mode: AcMode) -> None:
         return
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 
-    extra = {"context_fn": _selective_contexts} if mode == "selective" else {}
+    extra: dict[str, Any] = {"context_fn": _selective_contexts} if mode == "selective" else {}
     for name, block in list(model.layers.items()):
         model.layers[name] = checkpoint_wrapper(block, preserve_rng_state=False, **extra)
 
@@ -61,7 +64,7 @@ def apply_compile(model: Llama) -> None:
 
 def apply_fsdp(
     model: Llama,
-    mesh: object,
+    mesh: DeviceMesh,
     param_dtype: torch.dtype,
     reduce_dtype: torch.dtype,
     reshard_after_forward: bool = True,
@@ -83,7 +86,7 @@ def apply_fsdp(
     fully_shard(model, mesh=mesh, mp_policy=mp, reshard_after_forward=reshard_after_forward)
 
 
-def parallelize(model: Llama, ac: AcMode, compile: bool, mesh: object | None, bf16: bool) -> nn.Module:
+def parallelize(model: Llama, ac: AcMode, compile: bool, mesh: DeviceMesh | None, bf16: bool) -> nn.Module:
     """The one orchestrator: AC → per-block compile → FSDP2 (when a data-parallel mesh is given)."""
     apply_ac(model, ac)
     if compile:

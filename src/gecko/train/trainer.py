@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from gecko.progress import Steps
 from gecko.shards import Shards
 from gecko.train.checkpoint import CheckpointManager
 from gecko.train.distributed import Dist, all_reduce_sum, close_distributed, init_distributed
-from gecko.train.loader import Batch, PackedLoader
+from gecko.train.loader import Batch, BatchSource, PackedLoader
 from gecko.train.metrics import MetricsLog, measure_peak_tflops, plot_loss, read_metrics
 from gecko.train.parallelize import parallelize
 from gecko.train.schedule import lr_multiplier
@@ -43,6 +43,9 @@ from gecko.train.stages import (
     stage_lr,
     zero_old_row_grads,
 )
+
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import FSDPModule
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ class Trainer:
     model: Llama
     model_cfg: LlamaConfig
     optimizer: torch.optim.Optimizer
-    loader: PackedLoader
+    loader: BatchSource
     metrics: MetricsLog
     step: int = 0
     skipped_steps: int = 0
@@ -135,6 +138,12 @@ class Trainer:
         )
 
     @property
+    def _dist(self) -> Dist:
+        """`dist` as __post_init__ filled it in (never None after construction)."""
+        assert self.dist is not None
+        return self.dist
+
+    @property
     def checkpoint_dir(self) -> Path:
         return self.out_dir / "checkpoints"
 
@@ -146,13 +155,13 @@ class Trainer:
             self.evaluate()
         final = self.save()
         self.metrics.close()
-        if self.dist.is_main:
+        if self._dist.is_main:
             plot_loss(read_metrics(self.metrics.path), self.out_dir / "loss.png")
         return final
 
     def _loop(self) -> None:
         t = self.cfg.train
-        with Steps("train", t.steps, done=self.step, show=self.dist.is_main) as progress:
+        with Steps("train", t.steps, done=self.step, show=self._dist.is_main) as progress:
             while self.step < t.steps:
                 started = time.perf_counter()
                 record = self.train_step()
@@ -182,8 +191,8 @@ class Trainer:
         sums = torch.zeros(2 + 2 * n_langs, device=self.device)
         for micro in range(t.grad_accum):
             batch = next(self.loader)
-            if self.dist.mesh is not None:  # FSDP: reduce-scatter gradients only after the last micro-batch
-                self.model.set_requires_gradient_sync(micro == t.grad_accum - 1)
+            if self._dist.mesh is not None:  # FSDP: reduce-scatter gradients only after the last micro-batch
+                cast("FSDPModule", self.model).set_requires_gradient_sync(micro == t.grad_accum - 1)
             ce, objective = self.forward(batch)
             langs = batch.langs.flatten().to(self.device)
             if (
@@ -198,12 +207,13 @@ class Trainer:
             sums[2 : 2 + n_langs].index_add_(0, langs, ce)
             sums[2 + n_langs :].index_add_(0, langs, torch.ones_like(ce))
         if t.stages and stage.trainable == "new_embeddings":
+            assert self.new_rows is not None, "enter_stage refuses new_embeddings without new_rows"
             zero_old_row_grads(self.model, self.new_rows)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or math.inf)
-        if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the norm over every shard
-            grad_norm = grad_norm.full_tensor()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or math.inf)
+        if hasattr(norm, "full_tensor"):  # a DTensor under FSDP: the norm over every shard
+            norm = norm.full_tensor()
         sums = all_reduce_sum(sums).cpu()
-        loss, grad_norm = float(sums[0] / sums[1]), float(grad_norm)
+        loss, grad_norm = float(sums[0] / sums[1]), float(norm)
         record: dict[str, Any] = {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": int(sums[1])}
         reason = self._refuse(loss, grad_norm)
         if reason is None:
@@ -236,17 +246,20 @@ class Trainer:
         """tokens/s over all ranks; MFU per device against the card's measured bf16 peak."""
         record.update(step=self.step, tokens_per_s=record["tokens"] / seconds)
         if self.peak_tflops:
-            per_device = record["tokens_per_s"] / self.dist.world_size
+            per_device = record["tokens_per_s"] / self._dist.world_size
             record["mfu"] = self.flops_per_token * per_device / (self.peak_tflops * 1e12)
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token cross-entropy and training objective, each (B·T,)."""
-        to = {"device": self.device, "non_blocking": True}
-        doc_ids = batch.doc_ids.to(**to) if batch.doc_ids is not None else None
-        positions = batch.positions.to(**to) if batch.positions is not None else None
+
+        def to(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=self.device, non_blocking=True)
+
+        doc_ids = to(batch.doc_ids) if batch.doc_ids is not None else None
+        positions = to(batch.positions) if batch.positions is not None else None
         with self.autocast:
-            logits = self.model(batch.inputs.to(**to), positions=positions, doc_ids=doc_ids)
-        return self.loss_fn(logits, batch.targets.to(**to), self.cfg.train.z_loss)
+            logits = self.model(to(batch.inputs), positions=positions, doc_ids=doc_ids)
+        return self.loss_fn(logits, to(batch.targets), self.cfg.train.z_loss)
 
     def evaluate(self) -> dict[str, float]:
         """Validation, then the benchmarks if train.eval_tasks names any."""
@@ -258,10 +271,11 @@ class Trainer:
     def run_benchmarks(self) -> None:
         """Score the benchmarks on the main process. Under FSDP a forward needs every rank, so the full
         weights are gathered (a collective) into a plain copy on the main process first."""
-        model = self.model
-        if self.dist.mesh is not None:
+        assert self.task_evaluator is not None, "evaluate() runs benchmarks only when a task_evaluator is set"
+        model: Llama | None = self.model
+        if self._dist.mesh is not None:
             weights = get_model_state_dict(self.model, options=_FULL_STATE)
-            model = Llama(self.model_cfg) if self.dist.is_main else None
+            model = Llama(self.model_cfg) if self._dist.is_main else None
             if model is not None:
                 model.load_state_dict(weights)
                 model.to(self.device)
@@ -305,7 +319,7 @@ class Trainer:
             "config": to_dict(self.cfg),
             "model": to_dict(self.model_cfg),
             "shards": self.loader.fingerprint,
-            "world_size": self.dist.world_size,
+            "world_size": self._dist.world_size,
         }
         final = self.checkpoints.save(self.step, self.model, self.optimizer, trainer_state, meta)
         if wait:
