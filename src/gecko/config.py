@@ -23,6 +23,7 @@ import yaml
 from gecko.errors import ConfigError, pip_hint
 
 Lang = Literal["ko", "en", "code"]
+SourceFormat = Literal["jsonl", "json", "parquet", "text", "tsv", "csv", "code"]
 LANGS: tuple[str, ...] = typing.get_args(Lang)
 Preset = Literal["tiny", "small", "125m", "350m", "1b", "gecko-7b"]
 """Model shapes defined in gecko.model.presets (a test keeps the two lists equal)."""
@@ -81,7 +82,7 @@ class SourceConfig:
     library without hard-coding one machine's install."""
     lang: Lang
     """Language bucket the source feeds in the mix."""
-    format: Literal["jsonl", "json", "parquet", "text", "tsv", "csv", "code"] = "jsonl"
+    format: SourceFormat = "jsonl"
     """jsonl: one JSON object per line (.jsonl, .jsonl.gz, .jsonl.zst); json: a .json file holding an array
     of objects, one document each; parquet: one row per document; text: documents separated by blank
     lines; tsv/csv: one row per document (tsv: no quoting); code: a directory tree of source files, one file
@@ -851,14 +852,14 @@ def build(cls: type, raw: Any, where: Origin, prefix: str) -> Any:
 
 
 def _required(f: dataclasses.Field) -> bool:
-    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def _coerce(tp: Any, value: Any, where: Origin, key: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, where, key + ".")
+        return build(typing.cast(type, tp), value, where, key + ".")  # a field's type, never an instance
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -945,7 +946,9 @@ def _check(where: Origin, checks: list[tuple[bool, str]]) -> None:
     """Raise the first failed check's message, located at the key it starts with."""
     for ok, message in checks:
         if not ok:
-            key = re.match(r"[\w.\[\]]*", message)[0].rstrip(".")
+            match = re.match(r"[\w.\[\]]*", message)
+            assert match is not None  # the pattern matches the empty string
+            key = match[0].rstrip(".")
             raise ConfigError(f"{where.at(key)}: {message}")
 
 

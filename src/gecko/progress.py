@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from typing import IO
+from typing import IO, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeRemainingColumn
@@ -45,6 +45,9 @@ def _eta(done: float, total: float | None, elapsed: float) -> str:
     return _duration(elapsed * (total - done) / done)
 
 
+_LiveT = TypeVar("_LiveT", bound="_Live")
+
+
 class _Live:
     """A rich bar on a terminal, else a plain `line()` every `every_s` seconds and a final one; nothing when
     progress is off. Subclasses say what a line and the bar show."""
@@ -59,7 +62,7 @@ class _Live:
         self._lock = threading.Lock()
         self._rich: RichProgress | None = None
 
-    def __enter__(self) -> _Live:
+    def __enter__(self: _LiveT) -> _LiveT:
         if self.enabled and self.stream.isatty():
             self._rich = RichProgress(
                 TextColumn("{task.description}", style="bold", markup=False),

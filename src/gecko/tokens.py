@@ -139,5 +139,5 @@ def bytelevel_pipeline(model: models.Model) -> Tokenizer:
             pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
         ]
     )
-    tokenizer.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()  # it takes no options: the keywords were ignored
     return tokenizer

@@ -104,6 +104,12 @@ def _read_lines(ko: Iterator[str], en: Iterator[str], where: str) -> Iterator[tu
         raise DataError(f"{where}: Korean and English sides differ in length after line {lineno}") from None
 
 
+def _member_text(tar: tarfile.TarFile, member: tarfile.TarInfo) -> io.TextIOWrapper:
+    file = tar.extractfile(member)
+    assert file is not None  # a regular file (the caller keeps only those) has a body
+    return io.TextIOWrapper(file, encoding="utf-8")
+
+
 def _read_tar(path: Path) -> Iterator[tuple[str, str, str]]:
     """Every NAME.ko member with its NAME.en (korean-parallel-corpora's news releases), streamed from the
     archive: nothing is extracted to disk."""
@@ -120,9 +126,7 @@ def _read_tar(path: Path) -> Iterator[tuple[str, str, str]]:
             en_name = ko_name.removesuffix(".ko") + ".en"
             if en_name not in members:
                 raise DataError(f"{path}: member {ko_name} has no English side {en_name}")
-            ko, en = (
-                io.TextIOWrapper(tar.extractfile(members[n]), encoding="utf-8") for n in (ko_name, en_name)
-            )
+            ko, en = (_member_text(tar, members[n]) for n in (ko_name, en_name))
             yield from _read_lines(ko, en, f"{path}:{ko_name}")
 
 

@@ -175,7 +175,7 @@ def index_path(cfg: DecontamConfig) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         with tmp.open("wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # mypy matches **arrays to allow_pickle; keys are array names
         os.replace(tmp, path)
     return path
 

@@ -24,7 +24,7 @@ class Document:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        record = {"id": self.id, "text": self.text, "lang": self.lang, "source": self.source}
+        record: dict[str, Any] = {"id": self.id, "text": self.text, "lang": self.lang, "source": self.source}
         if self.meta:
             record["meta"] = self.meta
         return json.dumps(record, ensure_ascii=False)

@@ -37,7 +37,9 @@ def read_texts(sources: Iterable[SourceConfig], max_bytes_per_lang: int) -> dict
 
 
 def _take(src: SourceConfig, budget: int) -> list[str]:
-    out, used, skipped = [], 0, Counter()
+    out: list[str] = []
+    used = 0
+    skipped: Counter[str] = Counter()
     for _, decode in iter_records(src, _MAX_DOC_BYTES):
         if used >= budget:
             break

@@ -24,7 +24,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 
-from gecko.config import DataConfig, SourceConfig, fingerprint
+from gecko.config import DataConfig, SourceConfig, SourceFormat, fingerprint
 from gecko.data.align import run_align
 from gecko.data.decontam import run_decontam
 from gecko.data.dedup.engine import execute, shard_writer
@@ -267,7 +267,7 @@ def _remove_consumed(out_dir: Path) -> None:
 
 
 STANDALONE = ("normalize", "langid", "quality", "pii", "toxicity")
-STEP_FORMATS = {
+STEP_FORMATS: dict[str, SourceFormat] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".json": "json",
@@ -379,9 +379,10 @@ def run_step(
     check_source(src)
     if in_path.is_file():
         rawio.open_raw(in_path).close()  # unreadable input: one line naming it, before anything is written
-    result = StepResult(Counter(read=0, written=0), quarantine=quarantine_path(out_path))
-    result.quarantine.unlink(missing_ok=True)  # our own output of an earlier run, never the user's file
-    log = QuarantineLog(result.quarantine)
+    quarantine = quarantine_path(out_path)
+    result = StepResult(Counter(read=0, written=0), quarantine=quarantine)
+    quarantine.unlink(missing_ok=True)  # our own output of an earlier run, never the user's file
+    log = QuarantineLog(quarantine)
     c = cfg.clean
     data: DocumentsPipeline = _step_documents(src, c.max_doc_bytes, lang, result, log)
     if step != "langid":  # langid labels every record itself

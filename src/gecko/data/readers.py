@@ -22,8 +22,9 @@ import tarfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import xxhash
 from datatrove.data import Document as DtDocument
@@ -57,6 +58,8 @@ class Quarantine(Exception):
 Record = tuple[str, Callable[[], tuple[str, str, dict[str, Any]]]]
 """(where, decode): decode() returns (id, text, metadata) or raises Quarantine. It runs only on its rank.
 metadata["record"] is the whole input record where the format has one (JSON object, table row)."""
+
+_SPACE = re.compile(r"\s*")
 
 CODE_LANGS = {
     ".py": "python",
@@ -197,7 +200,7 @@ def _jsonl(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
             if line.raw is None:
                 yield where, _raiser("too_large", f"a line of {line.size:,} bytes at byte {line.offset}")
             elif line.raw.strip():
-                yield where, lambda raw=line.raw, where=where: _decode_json(raw, src, where, max_bytes)
+                yield where, partial(_decode_json, line.raw, src, where, max_bytes)
 
     return _per_file(sources.files(path, (".jsonl", ".ndjson")), read_file)
 
@@ -239,7 +242,7 @@ def _parquet_file(src: SourceConfig, file: SourceFile, raw: Any, max_bytes: int)
             for record in batch.to_pylist():
                 row += 1
                 where = f"{file}:row {row}"
-                yield where, lambda record=record, where=where: _document(record, src, where, max_bytes)
+                yield where, partial(_document, record, src, where, max_bytes)
     except (OSError, pa.ArrowException) as e:  # a corrupt row group: the rows before it were kept
         yield f"{file}:row {row + 1}", _raiser("truncated_file", f"{type(e).__name__}: {e}")
 
@@ -270,42 +273,48 @@ def _json(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
             if isinstance(item, Quarantine):
                 yield where, _raiser(item.reason, item.detail)
             else:
-                yield where, lambda item=item, where=where: _document(item, src, where, max_bytes)
+                yield where, partial(_document, item, src, where, max_bytes)
         if broken is not None:
             raise broken
 
     return _per_file(sources.files(path, (".json",)), read_file)
 
 
+def _skip_space(text: str, pos: int) -> int:
+    """The index of the first non-whitespace character of `text` at or after `pos` (or its length)."""
+    match = _SPACE.match(text, pos)
+    assert match is not None  # \s* matches the empty string anywhere
+    return match.end()
+
+
 def _json_items(text: str) -> Iterator[tuple[Any, int | None]]:
     """(item, None) for each element of a JSON array (or the one object) in `text`, parsed element by element
     so that a cut or broken file keeps the items before the fault, which comes last as (Quarantine, line)."""
     decoder = json.JSONDecoder(strict=False)
-    ws = re.compile(r"\s*")
-    pos = ws.match(text).end()
+    pos = _skip_space(text, 0)
     try:
         if not text.startswith("[", pos):
             item, end = decoder.raw_decode(text, pos)
-            if ws.match(text, end).end() != len(text):
-                raise json.JSONDecodeError("extra data after the value", text, ws.match(text, end).end())
+            if _skip_space(text, end) != len(text):
+                raise json.JSONDecodeError("extra data after the value", text, _skip_space(text, end))
             if not isinstance(item, dict):
                 raise Quarantine(
                     "not_an_object", f"expected an array of objects, found {type(item).__name__}"
                 )
             yield item, None
             return
-        pos = ws.match(text, pos + 1).end()
+        pos = _skip_space(text, pos + 1)
         if text.startswith("]", pos):
             return
         while True:
             item, pos = decoder.raw_decode(text, pos)
             yield item, None
-            pos = ws.match(text, pos).end()
+            pos = _skip_space(text, pos)
             if text.startswith("]", pos):
                 return
             if not text.startswith(",", pos):
                 raise json.JSONDecodeError("expected ',' or ']'", text, pos)
-            pos = ws.match(text, pos + 1).end()
+            pos = _skip_space(text, pos + 1)
     except json.JSONDecodeError as e:
         yield (
             Quarantine("malformed_json", f"{e.msg} at column {e.colno}; the items before it were kept"),
@@ -320,7 +329,7 @@ def _table(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     delimiter = src.delimiter or ("\t" if src.format == "tsv" else ",")
     if len(delimiter) != 1:
         raise DataError(f"data.sources[{src.name}]: delimiter must be one character, found {delimiter!r}")
-    quoting = csv.QUOTE_NONE if src.format == "tsv" else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 3] = csv.QUOTE_NONE if src.format == "tsv" else csv.QUOTE_MINIMAL
     return _per_file(
         sources.files(path, (f".{src.format}",)),
         lambda file: _table_file(src, file, delimiter, quoting, max_bytes),
@@ -328,7 +337,7 @@ def _table(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
 
 
 def _table_file(
-    src: SourceConfig, file: SourceFile, delimiter: str, quoting: int, max_bytes: int
+    src: SourceConfig, file: SourceFile, delimiter: str, quoting: Literal[0, 3], max_bytes: int
 ) -> Iterator[Record]:
     faults: dict[int, Quarantine] = {}
 
@@ -377,7 +386,7 @@ def _table_file(
 
 
 def _table_record(
-    row: dict[str, Any],
+    row: dict[str | None, Any],
     src: SourceConfig,
     file: SourceFile,
     line_range: range,
@@ -415,6 +424,7 @@ def _text(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
                 size += line.size + 1
                 too_long = too_long or line.raw is None or size > max_bytes
                 if not too_long:
+                    assert line.raw is not None  # a missing line (too large) set too_long
                     block.append(line.raw)
             elif block or too_long:
                 yield _text_record(file, start, block, size, too_long)
@@ -456,7 +466,7 @@ def _code(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
         return
     for file in sources.files(path, src.extensions):
         rel = Path(sources.relative(file, path))
-        yield str(file), lambda file=file, rel=rel: _decode_code(file, rel, max_bytes)
+        yield str(file), partial(_decode_code, file, rel, max_bytes)
 
 
 def _tar_code(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]:
@@ -477,7 +487,7 @@ def _tar_code(src: SourceConfig, path: Path, max_bytes: int) -> Iterator[Record]
                     yield where, _raiser("too_large", f"{member.size:,} bytes")
                 else:
                     data = tar.extractfile(member).read()  # type: ignore[union-attr]  # a regular file has a body
-                    yield where, lambda data=data, rel=rel: _code_document(data, rel)
+                    yield where, partial(_code_document, data, rel)
     except (OSError, EOFError, tarfile.TarError, zlib.error) as e:
         raise DataError(f"{path}: damaged tar archive ({e})") from None
 
@@ -516,7 +526,7 @@ def _code_document(data: bytes, rel: Path) -> tuple[str, str, dict[str, Any]]:
 def _hf(src: SourceConfig, max_bytes: int) -> Iterator[Record]:
     """The rows of a Hugging Face dataset split, read like table rows (`text_field`, `id_field`)."""
     for where, row in sources.hf_rows(src.path, src.subset, [src.text_field, src.id_field]):
-        yield where, lambda row=row, where=where: _document(row, src, where, max_bytes)
+        yield where, partial(_document, row, src, where, max_bytes)
 
 
 FORMATS: dict[str, Callable[[SourceConfig, str, int], Iterator[Record]]] = {
@@ -748,8 +758,8 @@ def _header(src: SourceConfig, file: SourceFile) -> list[str] | None:
         except (DataError, OSError, pa.ArrowException):
             return None
     try:
-        first = next((line for line in rawio.lines(file, 1 << 20) if line.raw is not None), None)
-        text = rawio.decode_utf8(first.raw)[0] if first is not None else ""
+        first = next((line.raw for line in rawio.lines(file, 1 << 20) if line.raw is not None), None)
+        text = rawio.decode_utf8(first)[0] if first is not None else ""
     except (DataError, rawio.StreamBroken, rawio.NotUtf8):
         return None
     delimiter = src.delimiter or ("\t" if src.format == "tsv" else ",")

@@ -200,7 +200,9 @@ class DataStats:
         """Documents kept and dropped per reason, one column per language: the table printed when the data
         stage ends (the full report with examples is report.md)."""
         langs = sorted(set(self.kept) | {lang for _, _, lang in self.dropped})
-        rows = [("read", "", sum(self.read.values()), None)]
+        rows: list[tuple[str, str, int | None, dict[str, int] | None]] = [
+            ("read", "", sum(self.read.values()), None)
+        ]
         rows += [
             (step, reason, None, lang_counts) for (step, reason), lang_counts in self._by_reason().items()
         ]

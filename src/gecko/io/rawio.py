@@ -18,8 +18,9 @@ import codecs
 import gzip
 import lzma
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import PurePath
 from typing import Any, BinaryIO, Protocol
 
@@ -111,12 +112,16 @@ def _utf16_to_utf8(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield decoder.decode(b"", final=True).encode("utf-8")
 
 
+_OPENERS: dict[str, Callable[..., BufferedIOBase]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+"""Stream decompressors by suffix (.zst is separate: zstandard is optional)."""
+
+
 def _decompressed(path: Readable) -> Iterator[bytes]:
     suffix = path.suffix.lower()
     if suffix == ".zst":
         yield from _zstd(path)
         return
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(suffix)
+    opener = _OPENERS.get(suffix)
     with open_raw(path) as raw:
         if opener is None:
             while chunk := raw.read(CHUNK):

@@ -40,7 +40,9 @@ passed in because a stage does not import another."""
 
 class Encoder(Protocol):
     name: str
-    vocab_size: int
+
+    @property
+    def vocab_size(self) -> int: ...
 
     def count_tokens(self, texts: Sequence[str]) -> int:
         """Tokens for `texts`, without added special tokens."""
@@ -93,6 +95,10 @@ class SentencePieceEncoder:
         return sum(len(ids) for ids in self.processor.encode(list(texts)))
 
 
+FileEncoder = HFEncoder | SentencePieceEncoder
+"""What a tokenizer file loads as: `tokenizer.json` or a SentencePiece `.model`."""
+
+
 @dataclass(frozen=True)
 class Score:
     tokenizer: str
@@ -117,12 +123,12 @@ class Score:
 # ── tokenizers ────────────────────────────────────────────────────────────────────────────────────────
 
 
-def find_references(root: Path) -> list[Encoder]:
+def find_references(root: Path) -> list[FileEncoder]:
     """Every `*tokenizer.json` and SentencePiece `*.model[.vN]` below `root`, one per distinct file."""
     if not root.is_dir():
         raise DataError(f"{root}: reference tokenizer folder not found")
     seen: set[str] = set()
-    encoders: list[Encoder] = []
+    encoders: list[FileEncoder] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         is_json, is_spm = path.name.endswith("tokenizer.json"), bool(_SPM_NAME.search(path.name))
         if not (is_json or is_spm):
@@ -136,7 +142,7 @@ def find_references(root: Path) -> list[Encoder]:
     return encoders
 
 
-def load_encoder(path: Path, name: str) -> Encoder:
+def load_encoder(path: Path, name: str) -> FileEncoder:
     if _SPM_NAME.search(path.name):
         return SentencePieceEncoder(name, path)
     try:
@@ -172,7 +178,7 @@ def markdown_table(scores: list[Score]) -> str:
         lang for lang in (*LANGS, *sorted({s.lang for s in scores})) if any(s.lang == lang for s in scores)
     ]
     langs = list(dict.fromkeys(langs))
-    rows = {}
+    rows: dict[tuple[str, int], dict[str, Score]] = {}
     for s in scores:
         rows.setdefault((s.tokenizer, s.vocab_size), {})[s.lang] = s
     head = (

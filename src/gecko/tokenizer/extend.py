@@ -35,7 +35,7 @@ from gecko.config import LANGS, GeckoConfig
 from gecko.errors import ConfigError, DataError, pip_hint
 from gecko.io.atomic import write_text
 from gecko.tokenizer.compare import TextReader
-from gecko.tokenizer.train import balanced_budgets, corpus_records
+from gecko.tokenizer.train import balanced_budgets, corpus_records, merge_pairs
 from gecko.tokens import EXTENSION_FILE, TOKENIZER_FILE, NewToken, file_sha256
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def extend(spec: dict[str, Any], texts: list[str], add: int, min_frequency: int 
         words.update(segmenter.words(text))
     to_pua, from_pua, corpus = _to_pua(segmenter, words)
     learned = _train_merges(corpus, len(to_pua), add, min_frequency)
-    vocab, merges = dict(spec["model"]["vocab"]), _merge_pairs(spec["model"]["merges"])
+    vocab, merges = dict(spec["model"]["vocab"]), merge_pairs(spec["model"]["merges"])
     taken = {t["content"] for t in spec.get("added_tokens", [])}
     base_merges = set(merges)
     new: list[str] = []
@@ -248,11 +248,7 @@ def _train_merges(corpus: list[str], alphabet: int, add: int, min_frequency: int
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # PUA characters are never whitespace
     tokenizer.train_from_iterator(corpus, trainer, length=len(corpus))
-    return _merge_pairs(json.loads(tokenizer.to_str())["model"]["merges"])
-
-
-def _merge_pairs(merges: list[Any]) -> list[tuple[str, str]]:
-    return [tuple(m.split(" ", 1)) if isinstance(m, str) else (m[0], m[1]) for m in merges]
+    return merge_pairs(json.loads(tokenizer.to_str())["model"]["merges"])
 
 
 def _merges_like(spec: dict[str, Any], merges: list[tuple[str, str]]) -> list[Any]:

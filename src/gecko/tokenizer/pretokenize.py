@@ -613,6 +613,7 @@ def _append(src: io.FileIO, offset: int, count: int, dst: io.FileIO) -> None:
 def _final_index(index: np.ndarray) -> np.ndarray:
     """INDEX_DTYPE rows of a split's documents, starts in the split's token stream."""
     final = np.zeros(len(index), INDEX_DTYPE)
+    assert INDEX_DTYPE.names is not None  # a structured dtype
     for name in INDEX_DTYPE.names:
         final[name] = index[name]
     final["start"] = np.cumsum(final["length"]) - final["length"]

@@ -23,7 +23,7 @@ import numpy as np
 from gecko.config import CompareConfig, SourceConfig
 from gecko.errors import DataError
 from gecko.io.atomic import write_json, write_text
-from gecko.tokenizer.compare import HFEncoder, SentencePieceEncoder, TextReader, find_references, ours
+from gecko.tokenizer.compare import FileEncoder, HFEncoder, TextReader, find_references, ours
 from gecko.tokens import TOKENIZER_FILE
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class Card:
 class Tokenization:
     """Uniform encode/decode over a Hugging Face or SentencePiece tokenizer, and which ids are byte pieces."""
 
-    def __init__(self, encoder: HFEncoder | SentencePieceEncoder) -> None:
+    def __init__(self, encoder: FileEncoder) -> None:
         self.name, self.vocab_size = encoder.name, encoder.vocab_size
         if isinstance(encoder, HFEncoder):
             tok = encoder.tokenizer
@@ -161,7 +161,10 @@ def report(cfg: CompareConfig, tokenizer_dir: Path, out_dir: Path, read_texts: T
         raise DataError(
             f"{tokenizer_dir / TOKENIZER_FILE}: tokenizer not found (run `gecko tokenizer train`)"
         )
-    encoders = [ours(tokenizer_dir), *(find_references(Path(cfg.references)) if cfg.references else [])]
+    encoders: list[FileEncoder] = [
+        ours(tokenizer_dir),
+        *(find_references(Path(cfg.references)) if cfg.references else []),
+    ]
     texts = read_texts(cfg.heldout, cfg.max_bytes_per_lang)
     by_source = _split_by_source(cfg.heldout, cfg.max_bytes_per_lang, read_texts)
     cards = []

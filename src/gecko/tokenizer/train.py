@@ -135,6 +135,16 @@ def scan_corpus(corpus: Path) -> CorpusScan:
     return CorpusScan(digest.hexdigest(), dict(size), dict(docs), {k: dict(v) for k, v in per_source.items()})
 
 
+def merge_pairs(merges: list[Any]) -> list[tuple[str, str]]:
+    """The merges of a trained BPE model as pairs: tokenizers writes them as "a b" strings or [a, b] lists."""
+    return [_merge_pair(m) for m in merges]
+
+
+def _merge_pair(merge: str | list[str]) -> tuple[str, str]:
+    first, second = merge.split(" ", 1) if isinstance(merge, str) else merge
+    return first, second
+
+
 def balanced_budgets(
     available: dict[str, int], total: int | None, shares: dict[str, float] | None = None
 ) -> dict[str, int]:
@@ -246,7 +256,7 @@ def train_bpe(
     tokenizer.train_from_iterator(texts, trainer, length=len(texts))
     trained = json.loads(tokenizer.to_str())["model"]
     vocab = _with_byte_tokens(trained["vocab"])
-    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    merges = merge_pairs(trained["merges"])
     final = _pipeline(models.BPE(vocab=vocab, merges=merges, unk_token=UNK, byte_fallback=True), pattern)
     final.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     final.post_processor = processors.TemplateProcessing(
@@ -297,7 +307,7 @@ def train_bytelevel_bpe(texts: list[str], vocab_size: int, min_frequency: int = 
     )
     tokenizer.train_from_iterator(texts, trainer, length=len(texts))
     trained = json.loads(tokenizer.to_str())["model"]
-    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    merges = merge_pairs(trained["merges"])
     final = bytelevel_pipeline(models.BPE(vocab=_ordered_vocab(trained["vocab"], alphabet), merges=merges))
     final.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     final.post_processor = processors.TemplateProcessing(

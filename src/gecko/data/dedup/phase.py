@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datatrove.pipeline.base import PipelineStep
+
 from gecko.config import DedupConfig, to_dict
 from gecko.data.dedup.boilerplate import LineCounts, LineMerge
 from gecko.data.dedup.engine import Engine, execute, shard_writer
@@ -123,7 +125,7 @@ def run_dedup(
     reset_if_changed(in_dir, out_dir, [to_dict(cfg), tasks, lang])
     logs = work / "logs"
     bands = MinhashBuckets(work, cfg).bands()
-    boilerplate = (
+    boilerplate: list[tuple[str, list[PipelineStep], int]] = (
         [
             ("lines", [reader(in_dir, lang), LineCounts(work, cfg)], tasks),
             ("merge", [LineMerge(work, cfg)], 1),
