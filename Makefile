@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORE := $(VENV)/.installed-core
 FULL := $(VENV)/.installed-test
 
-.PHONY: demo test test-fast check typecheck install clean
+.PHONY: demo test test-fast check install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,13 +39,10 @@ test: $(FULL)
 test-fast: $(FULL)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" tests
 
-# lint (pyflakes, isort, bugbear, pyupgrade, simplify) and formatting: part of .ci/run
+# lint (pyflakes, isort, bugbear, pyupgrade, simplify), formatting and types: part of .ci/run
 check: $(FULL)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
-
-# the type checker on src/ (not yet clean: run it to see the count; not part of .ci/run)
-typecheck: $(FULL)
 	$(BIN)/mypy
 
 clean:
