@@ -20,23 +20,9 @@ from dataclasses import dataclass
 
 from datatrove.data import Document
 
+from gecko.config import PII_TYPES
 from gecko.data.filters.base import GeckoStep
 from gecko.errors import ConfigError
-
-PII_TYPES = (
-    "secret",
-    "email",
-    "rrn",
-    "frn",
-    "card",
-    "brn",
-    "phone",
-    "driver_license",
-    "bank_account",
-    "passport",
-    "ip",
-)
-"""Also the order of priority: a span taken by an earlier type is never matched again by a later one."""
 
 # ---- validation rules (public specifications) -------------------------------------------------------------
 
