@@ -25,12 +25,12 @@ from datatrove.data import Document
 from datatrove.pipeline.filters import C4QualityFilter, GopherQualityFilter
 
 from gecko.config import CleanConfig, SourceConfig
-from gecko.data.filters.quality import QualityFilter
-from gecko.data.langid import LanguageFilter
-from gecko.data.normalize import Normalize
-from gecko.data.pii import PiiScrubber
-from gecko.data.readers import Quarantine, iter_records
-from gecko.data.toxicity import ToxicityFilter
+from gecko.data.steps.quality import QualityFilter
+from gecko.data.steps.langid import LanguageFilter
+from gecko.data.steps.normalize import Normalize
+from gecko.data.steps.pii import PiiScrubber
+from gecko.data.io.readers import Quarantine, iter_records
+from gecko.data.steps.toxicity import ToxicityFilter
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
 SOURCES = [

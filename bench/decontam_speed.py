@@ -25,8 +25,8 @@ import unicodedata
 from pathlib import Path
 
 from gecko.config import BenchmarkConfig, DecontamConfig
-from gecko.data import overlap
-from gecko.data.decontam import BenchmarkIndex, build_index, index_path, load_items
+from gecko.data.text import overlap
+from gecko.data.steps.decontam import BenchmarkIndex, build_index, index_path, load_items
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 E, C = DATA / "eval", DATA / "corpus"

@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ko_neardup_gen  # the generator lives beside this script, apart from gecko
 
 from gecko.config import DedupConfig
-from gecko.data.dedup.phase import PhaseResult, run_dedup
+from gecko.data.phase import PhaseResult
+from gecko.data.steps.dedup.run import run_dedup
 
 KO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus" / "ko"
 MAX_CHARS = 3000

@@ -26,7 +26,7 @@ SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "src"))
 
 from gecko.config import DedupConfig  # noqa: E402
-from gecko.data.dedup.planted import make_planted, score, write_shards  # noqa: E402
+from gecko.data.steps.dedup.planted import make_planted, score, write_shards  # noqa: E402
 
 
 def _take(path: Path, lang: str, source: str, limit: int, max_chars: int = 20_000) -> list[dict]:
@@ -63,7 +63,7 @@ def corpus(mb: float) -> list[dict]:
 def run_engine(engine: str, src: Path, work: Path) -> None:
     """One engine, in this process (called in a subprocess by `speed`)."""
     if engine == "ours":
-        from gecko.data.dedup.phase import run_dedup
+        from gecko.data.steps.dedup.run import run_dedup
 
         run_dedup(src, work / "out", DedupConfig(boilerplate_min_docs=0), workers=1)
         return
@@ -122,7 +122,7 @@ def speed(mb: float, shards: int) -> list[dict]:
 
 
 def planted(n_docs: int, out: Path) -> list[dict]:
-    from gecko.data.dedup.phase import run_dedup
+    from gecko.data.steps.dedup.run import run_dedup
 
     originals = (_take(SHARED / "corpus/ko/kowiki/kowiki.jsonl", "ko", "kowiki", 10**9, 3000)[:n_docs]
                  + _take(SHARED / "corpus/en/debian_docs/debian_docs_en.jsonl", "en", "debian_docs", 10**9,

@@ -5,7 +5,7 @@
 Each document is two to six real paragraphs of the Korean Python docs (../shared/data/corpus/ko) around one
 to three fenced blocks of real standard-library code (the first 20-120 lines of a module), the shape of a
 Korean blog post or Q&A answer. "Whole text" applies the language share and the Korean rules to the whole
-text and tidies it as prose, as GECKO did before gecko.data.spans; "by span" is what the clean phase does now.
+text and tidies it as prose, as GECKO did before gecko.data.text.spans; "by span" is what the clean phase does now.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import sysconfig
 from pathlib import Path
 
 from gecko.config import CleanConfig
-from gecko.data.filters.charclass import HANGUL, LETTER, class_counts
-from gecko.data.filters.quality import ko_check
-from gecko.data.langid import SAMPLE_CHARS, hangul_shares
-from gecko.data.normalize import _tidy_prose, normalize_text
-from gecko.data.spans import prose
+from gecko.data.text.charclass import HANGUL, LETTER, class_counts
+from gecko.data.steps.quality import ko_check
+from gecko.data.steps.langid import SAMPLE_CHARS, hangul_shares
+from gecko.data.steps.normalize import _tidy_prose, normalize_text
+from gecko.data.text.spans import prose
 
 KO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus" / "ko" / "python_docs_ko"
 

@@ -1,4 +1,4 @@
-"""Precision and recall of gecko.data.pii per type on the planted set of bench/pii_gen.py.
+"""Precision and recall of gecko.data.steps.pii per type on the planted set of bench/pii_gen.py.
 
     python bench/pii_gen.py --out /tmp/pii_cases.jsonl
     python bench/pii_eval.py /tmp/pii_cases.jsonl [--misses 5] [--speed]
@@ -20,7 +20,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from gecko.data.pii import PII_TYPES, find, scrub
+from gecko.data.steps.pii import PII_TYPES, find, scrub
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GEN_TO_RULE = {"driver": "driver_license", "bank": "bank_account"}

@@ -4,7 +4,7 @@ This generator was written *before* the scrubber's rules were read or changed, a
 independent of them: every value below comes from a published format (resident-registration
 check digit, NTS business-number checksum, card IIN ranges and Luhn, KNPA licence region codes,
 MOFA passport series, banks' printed account layouts, KISA numbering plan), never from what
-`gecko.data.pii` happens to match. Look-alikes (dates, ISBNs, tracking numbers, ...) are planted
+`gecko.data.steps.pii` happens to match. Look-alikes (dates, ISBNs, tracking numbers, ...) are planted
 the same way and must survive scrubbing.
 
 Each case is real carrier text from ../shared/data with one to three rendered snippets inserted.

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from gecko.config import CleanConfig, SourceConfig
-from gecko.data.filters import quality
-from gecko.data.normalize import normalize_text
-from gecko.data.readers import Quarantine, iter_records
+from gecko.data.steps import quality
+from gecko.data.steps.normalize import normalize_text
+from gecko.data.io.readers import Quarantine, iter_records
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from gecko.config import LANGS, SourceConfig, TokenizerConfig
-from gecko.data.normalize import normalize_text
+from gecko.data.steps.normalize import normalize_text
 from gecko.data.heldout import read_texts
 from gecko.tokenizer.compare import HFEncoder, score
 from gecko.tokens import N_SPECIAL

@@ -27,8 +27,8 @@ from collections import Counter
 from pathlib import Path
 
 from gecko.config import SourceConfig
-from gecko.data.normalize import normalize_text
-from gecko.data.readers import Quarantine, iter_records
+from gecko.data.steps.normalize import normalize_text
+from gecko.data.io.readers import Quarantine, iter_records
 from gecko.tokenizer import train as tok_train
 from gecko.tokenizer.report import vocab_kind
 

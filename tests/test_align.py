@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO, shared_or_skip
 from gecko.config import AlignConfig, ParallelSourceConfig
-from gecko.data.align import TEMPLATES, AlignStats, check_pair, clean_pairs, read_pairs, run_align
+from gecko.data.steps.align import TEMPLATES, AlignStats, check_pair, clean_pairs, read_pairs, run_align
 from gecko.errors import DataError
 
 

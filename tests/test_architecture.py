@@ -66,7 +66,7 @@ def imports(name: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
         else:
             continue
         for target in targets:
-            while target and target not in known:  # `import gecko.data.readers.x` → the module that exists
+            while target and target not in known:  # `import gecko.data.io.readers.x` → the module that exists
                 target = target.rpartition(".")[0]
             if target.startswith("gecko") and target != name:
                 found.append((target, node.lineno))
@@ -150,15 +150,55 @@ def test_no_import_cycles():
     assert cycles == []
 
 
+DATA_LAYERS: list[set[str]] = [
+    # inside the data stage (gecko/data/__init__.py), lower first; a unit is gecko.data.X, or
+    # gecko.data.steps.X for a step
+    {"gecko.data.stats", "gecko.data.corpus"},
+    {"gecko.data.engine"},  # datatrove and Ray glue: executor, step bases (they fill the stats ledger)
+    {"gecko.data.text"},
+    {"gecko.data.steps.langid"},  # language detection: the readers label what a record leaves unlabeled
+    {"gecko.data.io"},
+    {"gecko.data.phase"},
+    {
+        f"gecko.data.steps.{step}"
+        for step in ("normalize", "quality", "pii", "toxicity", "dedup", "decontam", "align", "mix")
+    },
+    {"gecko.data.pipeline", "gecko.data.heldout"},
+]
+DATA_RANK = {unit: rank for rank, units in enumerate(DATA_LAYERS) for unit in units}
+
+
+def data_unit(module: str) -> str | None:
+    """The unit of a module inside gecko.data (None for a package `__init__` that only holds a docstring)."""
+    parts = module.split(".")
+    depth = 4 if parts[:3] == ["gecko", "data", "steps"] else 3
+    return ".".join(parts[:depth]) if len(parts) >= depth else None
+
+
+def test_data_modules_import_down_their_layers():
+    """Steps do not import each other (one module per step), and nothing low in the data stage reaches up
+    into phases, steps or the pipeline."""
+    data = {m for m in modules() if m.startswith("gecko.data.")}
+    units = {data_unit(m) for m in data} - {None}
+    assert units <= set(DATA_RANK), f"give these a place in DATA_LAYERS: {sorted(units - set(DATA_RANK))}"
+    bad = []
+    for src in sorted(data):
+        for dst, line in graph().get(src, {}).items():
+            a, b = data_unit(src), data_unit(dst) if dst.startswith("gecko.data.") else None
+            if a and b and a != b and DATA_RANK[b] >= DATA_RANK[a]:
+                bad.append(f"{src}:{line} imports {dst}")
+    assert bad == [], "\n".join(bad)
+
+
 WRITERS_OF_THEIR_OWN: dict[str, str] = {
     # module: why it writes files itself instead of through gecko.io.atomic
     "gecko.io.atomic": "the helper itself",
     "gecko.model.hf": "writes into a temporary folder that is renamed into place whole",
     "gecko.train.metrics": "appends one JSON line per step (a cut last line is dropped by the reader)",
     "gecko.tracking": "appends one event line at a time, as metrics does",
-    "gecko.data.dedup.engine": "appends a worker's stderr log",
-    "gecko.data.decontam": "the cached index: a per-process temporary name (two runs may build it at once)",
-    "gecko.data.readers": "the quarantine log streams for a whole read, then is renamed into place",
+    "gecko.data.engine.executor": "appends a worker's stderr log",
+    "gecko.data.steps.decontam": "the cached index: a per-process temporary name (two runs may build it at once)",
+    "gecko.data.io.readers": "the quarantine log streams for a whole read, then is renamed into place",
     "gecko.tokenizer.pretokenize": "shards stream to .tmp files through copy_file_range, then are renamed",
     "gecko.eval.sandbox": "the sandbox's scratch folder and /proc files, not outputs",
     "gecko.eval.sandbox_cgroup": "cgroup control files cannot be created and renamed",

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from gecko.config import SourceConfig
-from gecko.data.readers import SourceReader
+from gecko.data.io.readers import SourceReader
 from gecko.data.stats import DataStats
 from gecko.io.jsonl import json_records
 

@@ -4,10 +4,10 @@ import unicodedata
 import pytest
 
 from gecko.config import DataConfig, SourceConfig
-from gecko.data.document import read_jsonl
-from gecko.data.mix import plan_mix
-from gecko.data.normalize import normalize_text
+from gecko.data.corpus import read_jsonl
 from gecko.data.pipeline import run_data
+from gecko.data.steps.mix import plan_mix
+from gecko.data.steps.normalize import normalize_text
 from gecko.errors import DataError
 from gecko.io.jsonl import json_records
 from helpers import raw_sources_config

@@ -12,13 +12,13 @@ import pytest
 from conftest import CODE, EN, KO, read_shards, shared_or_skip
 from gecko.cli import main
 from gecko.config import CleanConfig, DataConfig, EnQualityConfig, SourceConfig
-from gecko.data.filters.quality import check
-from gecko.data.langid import detect
-from gecko.data.normalize import normalize_text
+from gecko.data.io.readers import SourceReader
 from gecko.data.pipeline import run_clean
-from gecko.data.readers import SourceReader
 from gecko.data.stats import DataStats
-from gecko.data.toxicity import MODEL_PATH, score, score_batch
+from gecko.data.steps.langid import detect
+from gecko.data.steps.normalize import normalize_text
+from gecko.data.steps.quality import check
+from gecko.data.steps.toxicity import MODEL_PATH, score, score_batch
 from gecko.errors import DataError
 
 KO_DOC = "대한민국은 동아시아의 한반도에 위치한 민주공화국이다. 수도는 서울특별시이며 인구는 약 5천만 명이다."
@@ -342,7 +342,7 @@ def test_html_report_counts_per_step_reason_lang_and_escapes_examples():
 def test_top_bigram_bound_never_changes_a_decision():
     import random
 
-    from gecko.data.filters.quality import top_bigram_frac
+    from gecko.data.steps.quality import top_bigram_frac
 
     rng = random.Random(0)
     vocab = ["그", "영화", "정말", "재밌다", "the", "a", "of", "ㅋㅋ", "좋아요"]
@@ -360,7 +360,7 @@ def test_batched_stats_equal_datatrove_per_document_stats():
     from datatrove.data import Document
     from datatrove.pipeline.filters.base_filter import BaseFilter
 
-    from gecko.data.filters.quality import QualityFilter
+    from gecko.data.steps.quality import QualityFilter
 
     cfg = CleanConfig()
 
@@ -401,7 +401,7 @@ def _tricky_texts(n: int, seed: int = 0) -> list[str]:
 def test_char_class_counts_equal_their_regex_definitions():
     import re
 
-    from gecko.data.filters.charclass import (
+    from gecko.data.text.charclass import (
         ALNUM,
         CHAR_RUN,
         HANGUL,
@@ -453,9 +453,9 @@ def test_char_class_counts_equal_their_regex_definitions():
 
 
 def test_batched_langid_and_quality_features_equal_per_document_ones():
-    from gecko.data.filters.charclass import class_counts
-    from gecko.data.filters.quality import KO_CLASSES, dup_line_frac, ko_features
-    from gecko.data.langid import hangul_shares
+    from gecko.data.steps.langid import hangul_shares
+    from gecko.data.steps.quality import KO_CLASSES, dup_line_frac, ko_features
+    from gecko.data.text.charclass import class_counts
 
     texts = _tricky_texts(300, seed=1) + [KO_DOC, "ㅋㅋ 웃겨 ㅠㅠ", "a\n\nb\na\n  \n  \nb"]
     # a batch gives each text the same features as the text alone
@@ -479,7 +479,7 @@ def test_toxicity_window_counts_match_a_direct_count():
     """score_batch derives each window's n-gram count from its bounds; check it against counting n-grams."""
     import numpy as np
 
-    from gecko.data.toxicity import NGRAMS, WINDOW, load_model, ngram_buckets, prepare
+    from gecko.data.steps.toxicity import NGRAMS, WINDOW, load_model, ngram_buckets, prepare
 
     weights, bias = load_model()
     texts = ["", "a", "가나", "욕" * (WINDOW - 3), KO_DOC * 9, "x" * (WINDOW - 2) + " 병신"]
@@ -530,8 +530,8 @@ def test_korean_rules_equal_their_regex_definitions():
     import re
 
     from gecko.config import KoQualityConfig
-    from gecko.data.filters.charclass import class_counts
-    from gecko.data.filters.quality import KO_CLASSES, dup_line_frac, ko_check, top_bigram_frac
+    from gecko.data.steps.quality import KO_CLASSES, dup_line_frac, ko_check, top_bigram_frac
+    from gecko.data.text.charclass import class_counts
 
     symbol_free = re.compile(r"[\w\s.,!?;:'\"()\[\]{}<>\-–—…·~%/&@#*+=^`|“”‘’「」『』《》〈〉]+")
 
@@ -573,8 +573,8 @@ def test_korean_rules_equal_their_regex_definitions():
 
 def test_english_shortcuts_equal_their_definitions():
     """Stop words counted over the distinct words, and the top 2-gram given the word Counter."""
-    from gecko.data.filters.charclass import all_characters
-    from gecko.data.filters.quality import STOP_WORDS, en_features, top_bigram_frac
+    from gecko.data.steps.quality import STOP_WORDS, en_features, top_bigram_frac
+    from gecko.data.text.charclass import all_characters
 
     # lower() never turns whitespace into something else or puts whitespace into a lowered character, so
     # text.lower().split() has the words of text.split(), each lowered
@@ -596,7 +596,7 @@ def test_normalize_shortcuts_equal_every_substitution():
     import random
     import re
 
-    from gecko.data import normalize as nz
+    from gecko.data.steps import normalize as nz
 
     def definition(text: str, is_code: bool) -> str:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -616,7 +616,7 @@ def test_normalize_shortcuts_equal_every_substitution():
 
 
 def test_ngram_buckets_equal_a_direct_hash():
-    from gecko.data.toxicity import BITS, NGRAMS, ngram_buckets
+    from gecko.data.steps.toxicity import BITS, NGRAMS, ngram_buckets
 
     text = " 가나다 abc ㅅㅂ 😀 "
     for n, buckets in ngram_buckets(text):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from gecko.config import DataConfig, SourceConfig
+from gecko.data.io.readers import check_source
 from gecko.data.pipeline import run_clean
-from gecko.data.readers import check_source
 from gecko.errors import DataError
 from gecko.eval.taskfile import load_task_file, read_table
 from gecko.io import sources

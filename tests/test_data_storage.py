@@ -15,8 +15,8 @@ import pytest
 
 from gecko.config import DecontamConfig, DedupConfig
 from gecko.data import pipeline
-from gecko.data.dedup.phase import SCRATCH
 from gecko.data.pipeline import run_data
+from gecko.data.steps.dedup.run import SCRATCH
 from helpers import decontam_benchmarks, raw_sources_config
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import read_shards, shared_or_skip
 from gecko.config import BenchmarkConfig, DecontamConfig
-from gecko.data import overlap
-from gecko.data.decontam import BenchmarkIndex, index_path, load_items, run_decontam
-from gecko.data.dedup.planted import write_shards
+from gecko.data.steps.decontam import BenchmarkIndex, index_path, load_items, run_decontam
+from gecko.data.steps.dedup.planted import write_shards
+from gecko.data.text import overlap
 from helpers import EN_ITEM, FILLER, KO_ITEM, contaminated_docs, decontam_benchmarks, shard_ids
 
 

@@ -12,10 +12,11 @@ import pytest
 from conftest import shared_or_skip
 from gecko.cli import main
 from gecko.config import DedupConfig
-from gecko.data.dedup import minhash
-from gecko.data.dedup.phase import run_dedup, work_dir_for
-from gecko.data.dedup.planted import make_planted, score, write_shards
-from gecko.data.dedup.shingles import ngrams, prose_units, shingle_hashes
+from gecko.data.phase import work_dir_for
+from gecko.data.steps.dedup import minhash
+from gecko.data.steps.dedup.planted import make_planted, score, write_shards
+from gecko.data.steps.dedup.run import run_dedup
+from gecko.data.steps.dedup.shingles import ngrams, prose_units, shingle_hashes
 from helpers import WORDS, dedup_corpus, random_words, shard_texts, write_docs
 
 SIZES = {"ko": 5, "en": 5, "code": 5}

@@ -195,7 +195,7 @@ def test_piqa_shots_are_never_scored():
 @pytest.mark.slow  # indexes 50k released items
 def test_suite_benchmarks_are_decontamination_sources(tmp_path, monkeypatch):
     from gecko.config import BenchmarkConfig, DecontamConfig
-    from gecko.data.decontam import BenchmarkIndex, index_path, load_items
+    from gecko.data.steps.decontam import BenchmarkIndex, index_path, load_items
 
     root = shared_or_skip("eval")
     sets = {

@@ -7,13 +7,13 @@ import random
 import pytest
 
 from gecko.config import AlignConfig, DataConfig, ParallelSourceConfig
-from gecko.data.document import Document
-from gecko.data.mix import estimate_tokens, mix_documents
+from gecko.data.corpus import CorpusRecord
 from gecko.data.stats import DataStats
+from gecko.data.steps.mix import estimate_tokens, mix_documents
 from gecko.errors import DataError
 
 
-def _docs(seed: int = 0) -> list[Document]:
+def _docs(seed: int = 0) -> list[CorpusRecord]:
     rng = random.Random(seed)
     out = []
     for lang, source, n, size in [
@@ -25,7 +25,7 @@ def _docs(seed: int = 0) -> list[Document]:
     ]:
         for i in range(n):
             out.append(
-                Document(
+                CorpusRecord(
                     f"{source}/{i}",
                     "가" * rng.randrange(size // 2, size)
                     if lang == "ko"
@@ -91,10 +91,10 @@ def test_a_source_in_two_languages_is_mixed_per_language_and_ids_need_not_be_uni
     """NSMC holds English reviews too: English being repeated must not repeat its Korean reviews. Two
     documents sharing an id (one manual ships two files under one name) are two documents."""
     docs = _docs()
-    docs += [Document(f"nsmc/en{i}", "x" * 300, "en", "nsmc") for i in range(50)]
+    docs += [CorpusRecord(f"nsmc/en{i}", "x" * 300, "en", "nsmc") for i in range(50)]
     docs += [
-        Document("docs/same", "first " * 50, "en", "docs"),
-        Document("docs/same", "second " * 50, "en", "docs"),
+        CorpusRecord("docs/same", "first " * 50, "en", "docs"),
+        CorpusRecord("docs/same", "second " * 50, "en", "docs"),
     ]
     stats = DataStats()
     mixed, report = mix_documents(_cfg(max_repeat=2.0), docs, stats, seed=1)

@@ -4,7 +4,7 @@ generated planted set are a benchmark (bench/pii_eval.py), not a test."""
 
 import pytest
 
-from gecko.data.pii import (
+from gecko.data.steps.pii import (
     brn_check_ok,
     card_network_ok,
     find,
@@ -173,7 +173,7 @@ def test_types_select_rules_and_batch_equals_single():
 
 
 def test_an_unknown_type_is_a_config_error_naming_the_key():
-    from gecko.data.pii import PiiScrubber
+    from gecko.data.steps.pii import PiiScrubber
     from gecko.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"data.pii.types: unknown \['bank'\]"):

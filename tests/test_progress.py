@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from collections import Counter
 
-from gecko.data.dedup.engine import execute
-from gecko.data.dedup.phase import reader
-from gecko.data.dedup.planted import write_shards
+from gecko.data.engine.executor import execute
+from gecko.data.phase import reader
 from gecko.data.stats import DataStats
+from gecko.data.steps.dedup.planted import write_shards
 from gecko.progress import Progress
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import read_shards
 from gecko.config import DecontamConfig, DedupConfig
-from gecko.data.decontam import run_decontam
-from gecko.data.dedup.phase import run_dedup
-from gecko.data.dedup.planted import write_shards
+from gecko.data.steps.decontam import run_decontam
+from gecko.data.steps.dedup.planted import write_shards
+from gecko.data.steps.dedup.run import run_dedup
 from helpers import (
     contaminated_docs,
     decontam_benchmarks,
@@ -95,7 +95,7 @@ def test_forked_children_of_a_ray_worker_die_on_sigterm():
     the default SIGTERM action back, so the pool's terminate() ends them."""
     code = """
 import os, pickle, signal, time
-from gecko.data.dedup.engine import RayForkGuard
+from gecko.data.engine.executor import RayForkGuard
 signal.signal(signal.SIGTERM, lambda *a: None)  # a handler that does not exit, like the Ray worker's
 pickle.loads(pickle.dumps(RayForkGuard()))
 pid = os.fork()

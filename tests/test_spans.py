@@ -10,11 +10,11 @@ from datatrove.data import Document
 
 from conftest import shared_or_skip
 from gecko.config import CleanConfig, EnQualityConfig
-from gecko.data.filters.quality import QualityFilter, check
-from gecko.data.langid import LanguageFilter
-from gecko.data.normalize import normalize_text
-from gecko.data.pii import scrub
-from gecko.data.spans import prose, segments
+from gecko.data.steps.langid import LanguageFilter
+from gecko.data.steps.normalize import normalize_text
+from gecko.data.steps.pii import scrub
+from gecko.data.steps.quality import QualityFilter, check
+from gecko.data.text.spans import prose, segments
 
 CODE = "def f(x):  \n\tif x:   \n\n\n\n        return {'a': [x, x]}  \n"
 TUTORIAL = (

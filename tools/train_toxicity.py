@@ -1,4 +1,4 @@
-"""Train GECKO's harmful-content classifier and write src/gecko/data/toxicity.npz; evaluate on held-out sets.
+"""Train GECKO's harmful-content classifier and write src/gecko/data/steps/toxicity.npz; evaluate on held-out sets.
 
 Training data (../shared/data/safety, training splits only): kocohub hate train (hate or offensive → 1),
 curse_detection (profane → 1; it has no split, 90% here, the last 10% held out), KoSBi valid (unsafe → 1), in
@@ -9,7 +9,7 @@ of clean English documents (Debian docs, never trained on) that the filter would
 
     .venv/bin/python tools/train_toxicity.py [--epochs 6] [--eval-only]
 
-Prints precision / recall / F1 per held-out set and docs/s of gecko.data.toxicity.score.
+Prints precision / recall / F1 per held-out set and docs/s of gecko.data.steps.toxicity.score.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gecko.data import toxicity
+from gecko.data.steps import toxicity
 
 SAFETY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "safety"
 CORPUS = SAFETY.parent / "corpus"

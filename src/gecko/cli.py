@@ -56,7 +56,7 @@ def _corpus_step(args: argparse.Namespace) -> None:
     if args.action in ("dedup", "decontam", "mix") and not ins:
         raise GeckoError(f"gecko data {args.action}: --in is required")
     if args.action == "dedup":
-        from gecko.data.dedup.phase import run_dedup
+        from gecko.data.steps.dedup.run import run_dedup
 
         r = run_dedup(ins[0], out, data.dedup, workers, data.engine, lang=args.lang)
         print(
@@ -70,18 +70,18 @@ def _corpus_step(args: argparse.Namespace) -> None:
             )
         )
     elif args.action == "decontam":
-        from gecko.data.decontam import run_decontam
+        from gecko.data.steps.decontam import run_decontam
 
         r = run_decontam(ins[0], out, data.decontam, workers, data.engine)
         print((r.work_dir / "report.md").read_text(encoding="utf-8"))
     elif args.action == "mix":
-        from gecko.data.mix import run_mix
         from gecko.data.stats import DataStats
+        from gecko.data.steps.mix import run_mix
 
         run_mix(ins, out, data, cfg.seed, DataStats())
         print((out.parent / "mix_report.md").read_text(encoding="utf-8"))
     else:
-        from gecko.data.align import run_align
+        from gecko.data.steps.align import run_align
 
         print(json.dumps(run_align(data.align, out, cfg.seed).to_dict(), ensure_ascii=False))
 

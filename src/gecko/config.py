@@ -123,7 +123,7 @@ def expand_path(path: str) -> str:
 
 @dataclass(frozen=True)
 class KoQualityConfig:
-    """Korean rules (gecko.data.filters.quality); defaults measured in docs/cleaning.md."""
+    """Korean rules (gecko.data.steps.quality); defaults measured in docs/cleaning.md."""
 
     min_hangul_ratio: float = ranged(0.2, ge=0, le=1)
     """Hangul syllables / non-space characters; below it the text is not really Korean prose."""
@@ -209,7 +209,7 @@ PII_TYPES = (
     "passport",
     "ip",
 )
-"""Every PII type gecko.data.pii finds, in order of priority: a span taken by an earlier type is never
+"""Every PII type gecko.data.steps.pii finds, in order of priority: a span taken by an earlier type is never
 matched again by a later one."""
 
 
@@ -248,7 +248,7 @@ class DedupConfig:
     """MinHash values per band; num_perm = bands × rows."""
     shingle_ko: int = ranged(3, ge=1)
     """Korean shingles: n-grams of this many normalized units (Hangul syllables with spaces, punctuation and
-    one-syllable particles ignored; gecko.data.overlap). 3 recalls more re-typed copies than 4 or 5 with no
+    one-syllable particles ignored; gecko.data.text.overlap). 3 recalls more re-typed copies than 4 or 5 with no
     false positive more on 6,000 real hard negatives (docs/dedup.md, bench/ko_dedup_eval.py)."""
     shingle_en: int = ranged(5, ge=1)
     """English (and other) shingles: n-grams of normalized words (NFKC, case-folded, punctuation ignored)."""
@@ -271,13 +271,13 @@ class BenchmarkConfig:
     path: str
     """File or folder of the benchmark's items."""
     format: str
-    """A key of gecko.data.decontam.BENCHMARK_FORMATS: kmmlu/mmlu: CSV folders; humaneval/mbpp/gsm8k/arc/piqa/
+    """A key of gecko.data.steps.decontam.BENCHMARK_FORMATS: kmmlu/mmlu: CSV folders; humaneval/mbpp/gsm8k/arc/piqa/
     winogrande/lambada: their released JSONL (a file or folder); kobest: the TSV folder; jsonl: `text` per line."""
 
 
 @dataclass(frozen=True)
 class DecontamConfig:
-    """Benchmark decontamination by long n-gram overlap (gecko.data.decontam)."""
+    """Benchmark decontamination by long n-gram overlap (gecko.data.steps.decontam)."""
 
     benchmarks: tuple[BenchmarkConfig, ...] = ()
     """Benchmarks to check against; none: the phase copies its input."""
@@ -304,7 +304,7 @@ class ParallelSourceConfig:
 
 @dataclass(frozen=True)
 class AlignConfig:
-    """ko↔en translation documents built from parallel pairs (gecko.data.align)."""
+    """ko↔en translation documents built from parallel pairs (gecko.data.steps.align)."""
 
     sources: tuple[ParallelSourceConfig, ...] = ()
     share: float = ranged(0.02, ge=0, lt=1)
@@ -1032,7 +1032,7 @@ def _validate_stages(t: TrainConfig, where: Origin) -> None:
 
 
 def _validate_data_phases(data: DataConfig, where: Origin) -> None:
-    """Dedup, decontam, align and mix settings (gecko.data.dedup, decontam, align, mix)."""
+    """Dedup, decontam, align and mix settings (gecko.data.steps.dedup, decontam, align, mix)."""
     names = {s.name for s in data.sources} | {f"align/{a.name}" for a in data.align.sources}
     unknown = sorted(set(data.source_weights) - names)
     a = data.align

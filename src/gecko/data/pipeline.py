@@ -19,23 +19,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datatrove.data import Document as DtDocument
-from datatrove.data import DocumentsPipeline
+from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 
 from gecko.config import DataConfig, SourceConfig, SourceFormat, fingerprint
-from gecko.data.align import run_align
-from gecko.data.decontam import run_decontam
-from gecko.data.dedup.engine import execute, shard_writer
-from gecko.data.dedup.phase import PhaseResult, remove_scratch, run_dedup
-from gecko.data.filters.base import GeckoStep
-from gecko.data.filters.quality import QualityFilter
-from gecko.data.langid import LanguageFilter, initial_lang, label_languages
-from gecko.data.mix import run_mix
-from gecko.data.normalize import Normalize
-from gecko.data.pii import PiiScrubber
-from gecko.data.readers import (
+from gecko.data.engine.executor import execute, shard_writer
+from gecko.data.engine.step import GeckoStep
+from gecko.data.io.readers import (
     CODE_LANGS,
     Quarantine,
     QuarantineLog,
@@ -44,8 +35,17 @@ from gecko.data.readers import (
     check_source,
     iter_records,
 )
+from gecko.data.phase import PhaseResult
 from gecko.data.stats import DataStats
-from gecko.data.toxicity import ToxicityFilter
+from gecko.data.steps.align import run_align
+from gecko.data.steps.decontam import run_decontam
+from gecko.data.steps.dedup.run import remove_scratch, run_dedup
+from gecko.data.steps.langid import LanguageFilter, initial_lang, label_languages
+from gecko.data.steps.mix import run_mix
+from gecko.data.steps.normalize import Normalize
+from gecko.data.steps.pii import PiiScrubber
+from gecko.data.steps.quality import QualityFilter
+from gecko.data.steps.toxicity import ToxicityFilter
 from gecko.errors import DataError
 from gecko.io import rawio, sources
 from gecko.io.atomic import open_atomic, write_json, write_text
@@ -335,7 +335,7 @@ def _standalone_step(step: str, cfg: DataConfig) -> PipelineStep:
 
 def _step_documents(
     src: SourceConfig, max_bytes: int, lang: str, result: StepResult, log: QuarantineLog
-) -> Iterator[DtDocument]:
+) -> Iterator[Document]:
     """The input's records as documents carrying the whole record; faults counted in `result`."""
     seen = SeenIds()
     for where, decode in iter_records(src, max_bytes):
@@ -356,7 +356,7 @@ def _step_documents(
         if "record" in meta and seen.add(doc_id):  # the record is written unchanged, id included
             result.note("duplicate_id", where, f"id {doc_id!r} seen before")
         first = "code" if src.format == "code" else initial_lang(record.get("lang"), lang)
-        yield DtDocument(text, doc_id, metadata={"lang": first, "record": record})
+        yield Document(text, doc_id, metadata={"lang": first, "record": record})
 
 
 def quarantine_path(out_path: Path) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gecko.config import DedupConfig
-from gecko.data.dedup.shingles import shingle_hashes
+from gecko.data.steps.dedup.shingles import shingle_hashes
 from gecko.io.atomic import open_atomic
 
 EDITS = ("insert", "delete", "reorder", "whitespace")

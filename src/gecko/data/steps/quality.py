@@ -19,8 +19,8 @@ from collections import Counter
 from datatrove.data import Document
 
 from gecko.config import CleanConfig, CodeQualityConfig, EnQualityConfig, KoQualityConfig
-from gecko.data.filters.base import GeckoFilter
-from gecko.data.filters.charclass import (
+from gecko.data.engine.step import GeckoFilter
+from gecko.data.text.charclass import (
     CHAR_RUN,
     JAMO_RUNS,
     SPACE,
@@ -29,7 +29,7 @@ from gecko.data.filters.charclass import (
     class_counts,
     letter_words,
 )
-from gecko.data.spans import prose
+from gecko.data.text.spans import prose
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
 _BLOB = re.compile(r"[A-Za-z0-9+/=]{64,}")

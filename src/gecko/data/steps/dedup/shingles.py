@@ -1,7 +1,7 @@
-"""Text → arrays of 64-bit unit and n-gram hashes for MinHash dedup (decontamination has gecko.data.overlap).
+"""Text → arrays of 64-bit unit and n-gram hashes for MinHash dedup (decontamination has gecko.data.text.overlap).
 
 Prose (Korean, English and the rest) is cut into the normalized units of decontamination
-(gecko.data.overlap: NFKC and case folding; a word per run of letters and digits, punctuation and spaces only
+(gecko.data.text.overlap: NFKC and case folding; a word per run of letters and digits, punctuation and spaces only
 separating; one unit per Hangul syllable with spaces ignored and one-syllable particles dropped), so a copy
 that was re-spaced, re-punctuated, decomposed (NFD), typed in full-width forms or (Korean) given other
 particles has the original's units. N-grams are shorter for Korean, whose units are syllables, than for
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import xxhash
 
-from gecko.data import overlap
+from gecko.data.text import overlap
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio multiplier: spreads small codepoints over 64 bits
 _BASE = np.uint64(0x100000001B3)
@@ -44,7 +44,7 @@ def ngrams(units: np.ndarray, n: int) -> np.ndarray:
 
 
 def prose_units(text: str) -> np.ndarray:
-    """Hashes of the normalized units of gecko.data.overlap: the one prose normalization of the project."""
+    """Hashes of the normalized units of gecko.data.text.overlap: the one prose normalization of the project."""
     return overlap.units([text]).hashes
 
 

@@ -31,9 +31,9 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from gecko.config import DedupConfig
-from gecko.data.dedup.boilerplate import BoilerplateStripper
-from gecko.data.dedup.exact import text_key
-from gecko.data.dedup.shingles import shingle_hashes
+from gecko.data.steps.dedup.boilerplate import BoilerplateStripper
+from gecko.data.steps.dedup.exact import text_key
+from gecko.data.steps.dedup.shingles import shingle_hashes
 from gecko.io.atomic import write_npy, write_text
 
 EXACT = "exact"

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from datatrove.data import Document
 
-from gecko.data.filters.base import GeckoFilter
-from gecko.data.filters.charclass import codepoints
+from gecko.data.engine.step import GeckoFilter
+from gecko.data.text.charclass import codepoints
 
 MODEL_PATH = Path(__file__).with_name("toxicity.npz")
 BITS = 18

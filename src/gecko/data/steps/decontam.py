@@ -1,6 +1,6 @@
 """Benchmark decontamination: training documents sharing a long window of units with a benchmark item.
 
-Units and windows are gecko.data.overlap's: NFKC, case-folded words; Hangul syllables with spacing ignored and
+Units and windows are gecko.data.text.overlap's: NFKC, case-folded words; Hangul syllables with spacing ignored and
 one-syllable particles dropped; a window weighs `ngram` words (GPT-3's 13), about as many Korean words.
 Items shorter than that are matched as a whole when they weigh at least `min_item_units` words; shorter ones
 cannot be told apart from common phrases and are counted as unchecked in the report.
@@ -29,9 +29,8 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from gecko.config import BenchmarkConfig, DecontamConfig, to_dict
-from gecko.data import overlap
-from gecko.data.dedup.engine import Engine, execute, shard_writer
-from gecko.data.dedup.phase import (
+from gecko.data.engine.executor import Engine, execute, shard_writer
+from gecko.data.phase import (
     PhaseResult,
     collect_counts,
     input_files,
@@ -40,6 +39,7 @@ from gecko.data.dedup.phase import (
     work_dir_for,
 )
 from gecko.data.stats import MAX_EXAMPLES, example_key
+from gecko.data.text import overlap
 from gecko.errors import DataError
 from gecko.io.atomic import write_text
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datatrove.data import Document
 
 from gecko.config import PII_TYPES
-from gecko.data.filters.base import GeckoStep
+from gecko.data.engine.step import GeckoStep
 from gecko.errors import ConfigError
 
 # ---- validation rules (public specifications) -------------------------------------------------------------

@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import xxhash
-from datatrove.data import Document as DtDocument
-from datatrove.data import DocumentsPipeline
+from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from gecko.config import SourceConfig
-from gecko.data.langid import initial_lang, label_languages
 from gecko.data.stats import DataStats
+from gecko.data.steps.langid import initial_lang, label_languages
 from gecko.errors import DataError, pip_hint
 from gecko.io import rawio, sources
 from gecko.io.atomic import write_text
@@ -625,7 +624,7 @@ class SourceReader(PipelineStep):
         log = QuarantineLog(
             Path(self.quarantine_dir) / f"read-{rank:05d}.jsonl" if self.quarantine_dir else None
         )
-        for s_idx, src in enumerate(self.sources):  # progress: the executor's `clean` line (dedup/engine.py)
+        for s_idx, src in enumerate(self.sources):  # progress: the executor's `clean` line (engine/executor.py)
             seen = SeenIds()
             for n, (where, decode) in enumerate(iter_records(src, self.max_doc_bytes)):
                 if n % world_size == rank:
@@ -643,7 +642,7 @@ class SourceReader(PipelineStep):
         stats: DataStats,
         log: QuarantineLog,
         seen: SeenIds,
-    ) -> Iterator[DtDocument]:
+    ) -> Iterator[Document]:
         stats.read[src.name] += 1
         try:
             doc_id, text, meta = decode()
@@ -660,7 +659,7 @@ class SourceReader(PipelineStep):
         for what, n in meta.get("repaired", {}).items():
             stats.repair("read", what, where, n)
         meta.update(lang=src.lang, source=src.name, order=list(order))
-        yield DtDocument(text=text, id=f"{src.name}/{doc_id}", metadata=meta)
+        yield Document(text=text, id=f"{src.name}/{doc_id}", metadata=meta)
 
 
 class CorpusReader(PipelineStep):
@@ -699,7 +698,7 @@ class CorpusReader(PipelineStep):
         if self.counts_dir:
             write_text(Path(self.counts_dir) / f"read-{rank:05d}.json", json.dumps(counts))
 
-    def _documents(self, files: list[str], counts: Counter[str], log: QuarantineLog) -> Iterator[DtDocument]:
+    def _documents(self, files: list[str], counts: Counter[str], log: QuarantineLog) -> Iterator[Document]:
         for file in files:
             src = SourceConfig(Path(file).name, file, "ko", format="jsonl")
             for where, decode in iter_records(src, self.max_doc_bytes):
@@ -709,7 +708,7 @@ class CorpusReader(PipelineStep):
                     counts[f"read|{q.reason}|unknown"] += 1
                     log.add(where, q, src.name)
                     continue
-                yield DtDocument(text=text, id=doc_id, metadata=self._metadata(meta["record"]))
+                yield Document(text=text, id=doc_id, metadata=self._metadata(meta["record"]))
 
     def _metadata(self, record: dict[str, Any]) -> dict[str, Any]:
         meta = record.get("metadata")

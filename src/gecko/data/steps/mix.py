@@ -21,7 +21,7 @@ from pathlib import Path
 import xxhash
 
 from gecko.config import DataConfig
-from gecko.data.document import Document, write_jsonl
+from gecko.data.corpus import CorpusRecord, write_jsonl
 from gecko.data.stats import DataStats
 from gecko.errors import DataError
 from gecko.io.atomic import write_json, write_text
@@ -80,7 +80,7 @@ def estimate_tokens(text: str, lang: str, bytes_per_token: dict[str, float]) -> 
     return max(1, round(len(text.encode("utf-8")) / bytes_per_token.get(lang, DEFAULT_BYTES_PER_TOKEN)))
 
 
-def group_of(doc: Document) -> str:
+def group_of(doc: CorpusRecord) -> str:
     return ALIGN if doc.source.startswith(ALIGN + "/") else doc.lang
 
 
@@ -92,14 +92,14 @@ def target_shares(cfg: DataConfig, has_align: bool) -> dict[str, float]:
     return shares
 
 
-def read_datatrove_dir(folder: Path) -> list[Document]:
+def read_datatrove_dir(folder: Path) -> list[CorpusRecord]:
     """GECKO documents from datatrove JSONL shards ({"text","id","metadata":{lang, source, …}})."""
     docs = []
     for path in sorted(folder.glob("*.jsonl*")):
         for lineno, r in json_records(path):
             try:
                 meta = dict(r.get("metadata") or {})
-                docs.append(Document(r["id"], r["text"], meta.pop("lang"), meta.pop("source"), meta))
+                docs.append(CorpusRecord(r["id"], r["text"], meta.pop("lang"), meta.pop("source"), meta))
             except (KeyError, TypeError) as e:
                 raise DataError(
                     f"{path}:{lineno}: not a datatrove record with metadata lang/source ({e})"
@@ -124,7 +124,7 @@ def _key(seed: int, doc_id: str) -> int:
     return xxhash.xxh3_64_intdigest(f"{seed}\x1f{doc_id}".encode())
 
 
-Sized = tuple[Document, int]
+Sized = tuple[CorpusRecord, int]
 """A document with its estimated tokens. Documents are handled as objects, never looked up by id: ids come
 from the input and need not be unique (one manual ships two files under the same name)."""
 
@@ -149,8 +149,8 @@ def _slot_name(group: str, source: str, groups_of_source: dict[str, set[str]]) -
 
 
 def mix_documents(
-    cfg: DataConfig, docs: list[Document], stats: DataStats, seed: int
-) -> tuple[list[Document], MixReport]:
+    cfg: DataConfig, docs: list[CorpusRecord], stats: DataStats, seed: int
+) -> tuple[list[CorpusRecord], MixReport]:
     """Choose (and repeat) documents to the target shares; every unchosen document is counted as dropped."""
     slots: dict[tuple[str, str], list[Sized]] = defaultdict(list)  # (group, source) → documents
     for d in docs:

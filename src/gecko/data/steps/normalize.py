@@ -5,7 +5,7 @@ times as many tokens and break exact dedup. Control characters (NUL included) ar
 gets its whitespace tidied: exotic spaces become plain spaces, trailing spaces go, runs of blank lines shrink
 to one; spaces inside a line are left alone, so markdown tables, indented blocks and LaTeX math survive.
 Code keeps indentation, blank lines and trailing spaces exactly (only line endings become `\\n`), and so do
-the fenced code blocks of a prose document (gecko.data.spans).
+the fenced code blocks of a prose document (gecko.data.text.spans).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from datatrove.data import Document as DtDocument
+from datatrove.data import Document
 
-from gecko.data.filters.base import GeckoStep
-from gecko.data.spans import has_code_blocks, segments
+from gecko.data.engine.step import GeckoStep
+from gecko.data.text.spans import has_code_blocks, segments
 
 # C0/C1 controls except tab and newline; also the BOM and zero-width marks that survive NFC.
 _CONTROL_CHARS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u200b\u2060"
@@ -63,6 +63,6 @@ class Normalize(GeckoStep):
     type = "✂️ - FORMAT"
     step = "normalize"
 
-    def apply(self, doc: DtDocument) -> DtDocument:
+    def apply(self, doc: Document) -> Document:
         doc.text = normalize_text(doc.text, is_code=doc.metadata.get("lang") == "code")
         return doc

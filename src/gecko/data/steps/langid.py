@@ -17,9 +17,9 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.utils.batching import batched
 
-from gecko.data.filters.base import BATCH, GeckoFilter
-from gecko.data.filters.charclass import HANGUL, LETTER, class_counts
-from gecko.data.spans import prose
+from gecko.data.engine.step import BATCH, GeckoFilter
+from gecko.data.text.charclass import HANGUL, LETTER, class_counts
+from gecko.data.text.spans import prose
 from gecko.errors import DIST, DataError
 
 SAMPLE_CHARS = 4000

@@ -1,4 +1,5 @@
-"""The unit every data step consumes and yields, and its JSONL form."""
+"""`CorpusRecord`, the unit of the corpus file (RUN/data/corpus.jsonl), and its JSONL form. Named apart from
+datatrove's `Document`, which the clean steps and phases pass along; the mix turns those into records."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from gecko.io.jsonl import json_records
 
 
 @dataclass
-class Document:
+class CorpusRecord:
     id: str
     """Unique within a run: `{source}/{position or path}`."""
     text: str
@@ -30,7 +31,7 @@ class Document:
         return json.dumps(record, ensure_ascii=False)
 
 
-def write_jsonl(docs: Iterable[Document], path: Path) -> int:
+def write_jsonl(docs: Iterable[CorpusRecord], path: Path) -> int:
     """Write atomically (temporary file, then rename) so a killed run never leaves half a corpus."""
     n = 0
     with open_atomic(path) as f:
@@ -40,10 +41,10 @@ def write_jsonl(docs: Iterable[Document], path: Path) -> int:
     return n
 
 
-def read_jsonl(path: Path) -> Iterator[Document]:
+def read_jsonl(path: Path) -> Iterator[CorpusRecord]:
     """Read a GECKO corpus file; a malformed line is an error naming the file and line."""
     for lineno, r in json_records(path):
         try:
-            yield Document(r["id"], r["text"], r["lang"], r["source"], r.get("meta", {}))
+            yield CorpusRecord(r["id"], r["text"], r["lang"], r["source"], r.get("meta", {}))
         except KeyError as e:
             raise DataError(f"{path}:{lineno}: not a GECKO corpus record (no field {e})") from None

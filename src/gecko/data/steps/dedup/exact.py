@@ -1,5 +1,5 @@
 """Exact duplicates: the digest of whitespace- and case-normalized text. It is the `exact` band of the
-MinHash stages (gecko.data.dedup.minhash), so exact and near duplicates share one cluster-and-filter pass."""
+MinHash stages (gecko.data.steps.dedup.minhash), so exact and near duplicates share one cluster-and-filter pass."""
 
 from __future__ import annotations
 

@@ -1,0 +1,103 @@
+"""The dedup phase: boilerplate lines → MinHash signatures → buckets → clusters → filter, on any executor.
+
+`run_dedup(in_dir, out_dir, cfg)` reads datatrove JSONL shards (every `*.jsonl*` below `in_dir`), writes the
+survivors to `out_dir` and keeps its intermediate files in `out_dir/../NAME.work/`:
+`duplicates.jsonl` says which document was dropped as a duplicate of which, `removed/` holds every dropped
+document, `logs/` the completion markers that make a rerun after a kill skip finished ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from gecko.config import DedupConfig, to_dict
+from gecko.data.engine.executor import Engine, execute, shard_writer
+from gecko.data.phase import PhaseResult, collect_counts, input_files, reader, reset_if_changed, work_dir_for
+from gecko.data.stats import MAX_EXAMPLES, example_key
+from gecko.data.steps.dedup.boilerplate import LineCounts, LineMerge
+from gecko.data.steps.dedup.minhash import DedupFilter, MinhashBuckets, MinhashClusters, MinhashSignatures
+from gecko.io.atomic import write_text
+
+log = logging.getLogger(__name__)
+
+
+def run_dedup(
+    in_dir: Path,
+    out_dir: Path,
+    cfg: DedupConfig,
+    workers: int = 1,
+    engine: Engine = "local",
+    tasks: int | None = None,
+    lang: str = "field",
+) -> PhaseResult:
+    """Dedup every document under `in_dir` into `out_dir`; `tasks` (default: one per input file) ranks.
+    `lang`: where each document's language (hence its shingles) comes from, see langid.LANG_MODES."""
+    tasks = tasks or len(input_files(in_dir))
+    work = work_dir_for(out_dir)
+    reset_if_changed(in_dir, out_dir, [to_dict(cfg), tasks, lang])
+    logs = work / "logs"
+    bands = MinhashBuckets(work, cfg).bands()
+    boilerplate: list[tuple[str, list[PipelineStep], int]] = (
+        [
+            ("lines", [reader(in_dir, lang), LineCounts(work, cfg)], tasks),
+            ("merge", [LineMerge(work, cfg)], 1),
+        ]
+        if cfg.boilerplate_min_docs > 0
+        else []
+    )
+    stages = boilerplate + [
+        ("signatures", [reader(in_dir, lang), MinhashSignatures(work, cfg)], tasks),
+        ("buckets", [MinhashBuckets(work, cfg)], len(bands)),
+        ("clusters", [MinhashClusters(work, cfg)], 1),
+        (
+            "filter",
+            [
+                reader(in_dir, lang, work / "counts"),
+                DedupFilter(work, cfg, exclusion_writer=shard_writer(work / "removed")),
+                shard_writer(out_dir),
+            ],
+            tasks,
+        ),
+    ]
+    in_bytes = sum(f.stat().st_size for f in input_files(in_dir))
+    for name, steps, n in stages:
+        log.debug("dedup: %s (%d tasks)", name, n)
+        execute(steps, n, workers, logs / name, engine, label=f"dedup {name}", total_bytes=in_bytes)
+    rows = _write_duplicates(work)
+    kept, dropped = collect_counts(work)
+    examples: dict[str, list[str]] = {}
+    for d in rows:
+        step, reason = (
+            ("exact_dedup", "duplicate") if d["kind"] == "exact" else ("minhash_dedup", "near_duplicate")
+        )
+        shown = examples.setdefault(example_key(step, reason, d["lang"]), [])
+        if len(shown) < MAX_EXAMPLES:
+            shown.append(f"{d['id']} = {d['duplicate_of']}")
+    return PhaseResult(kept, dropped, work, examples)
+
+
+SCRATCH = ("lines", "signatures", "pairs")
+"""dedup.work folders no later step reads: removed once the phase has finished. Kept: `bands/` and `docs/`
+(the LSH index: band hashes → document ids), `clusters/`, `boilerplate.npy`, `duplicates.jsonl`, `removed/`."""
+
+
+def remove_scratch(work: Path) -> None:
+    for name in SCRATCH:
+        shutil.rmtree(work / name, ignore_errors=True)
+
+
+def _write_duplicates(work: Path) -> list[dict]:
+    """One line per dropped duplicate: {"id", "lang", "duplicate_of", "kind"}, sorted by id."""
+    rows = []
+    for r, f in enumerate(sorted((work / "clusters").glob("*.json"))):
+        docs = [json.loads(line) for line in (work / "docs" / f"{r:05d}.jsonl").open(encoding="utf-8")]
+        for index, dup in json.loads(f.read_text(encoding="utf-8")).items():
+            rows.append({"id": docs[int(index)]["id"], "lang": docs[int(index)]["lang"], **dup})
+    rows.sort(key=lambda d: d["id"])
+    write_text(work / "duplicates.jsonl", "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in rows))
+    return rows
