@@ -624,7 +624,8 @@ class SourceReader(PipelineStep):
         log = QuarantineLog(
             Path(self.quarantine_dir) / f"read-{rank:05d}.jsonl" if self.quarantine_dir else None
         )
-        for s_idx, src in enumerate(self.sources):  # progress: the executor's `clean` line (engine/executor.py)
+        # progress: the executor's `clean` line (engine/executor.py)
+        for s_idx, src in enumerate(self.sources):
             seen = SeenIds()
             for n, (where, decode) in enumerate(iter_records(src, self.max_doc_bytes)):
                 if n % world_size == rank:
