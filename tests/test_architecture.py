@@ -244,6 +244,35 @@ def test_files_are_written_through_gecko_atomic():
     assert unused == [], f"no longer writes by itself: remove from WRITERS_OF_THEIR_OWN: {unused}"
 
 
+SHARD_FILE_ENDINGS = (".bin", ".bin.tmp", ".idx.npy", ".mask.npy")
+
+
+def test_only_gecko_shards_names_shard_files():
+    """The shard files are named in one place (gecko.shards.shard_file): a module spelling `{split}.bin` or an
+    `.idx.npy` / `.mask.npy` path itself is a second writer or reader of the format."""
+    bad = []
+    for name, path in modules().items():
+        if name == "gecko.shards":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            literal = (
+                node.values[-1].value
+                if isinstance(node, ast.JoinedStr)
+                and node.values
+                and isinstance(node.values[-1], ast.Constant)
+                else node.value
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 40
+                else None
+            )
+            if (
+                isinstance(literal, str)
+                and literal.endswith(SHARD_FILE_ENDINGS[2:])
+                or (isinstance(node, ast.JoinedStr) and str(literal).endswith(SHARD_FILE_ENDINGS))
+            ):
+                bad.append(f"{name}:{node.lineno}")
+    assert bad == [], "name shard files through gecko.shards.shard_file: " + ", ".join(sorted(set(bad)))
+
+
 def test_test_modules_do_not_import_each_other():
     """Shared test code lives in conftest.py (fixtures) and helpers.py; a test module imported by another
     runs its tests' module-level code twice and ties unrelated files together."""

@@ -15,10 +15,11 @@ from gecko.infer.chat import TextStream, chat_reply, read_chat_template, render,
 from gecko.infer.generate import GREEDY
 from gecko.model.hf import export_hf, load_hf
 from gecko.model.llama import Llama, LlamaConfig
-from gecko.sft import SFTLoader, pack, prepare_sft_data, read_conversations
-from gecko.shards import Shards
+from gecko.sft import prepare_sft_data, read_conversations
+from gecko.shards import SPLITS, Shards, write_shards
 from gecko.tokenizer.train import train_tokenizer
 from gecko.tokens import CHAT_TEMPLATE
+from gecko.train.loader import PackedLoader, pack
 
 TEXTS = [
     "안녕하세요 반갑습니다. 오늘 날씨가 좋네요.",
@@ -158,7 +159,7 @@ def test_packed_batches_keep_conversations_whole(base, tmp_path):
     )
     assert sum(stats["sources"]["chat"].values()) == 52 and sum(stats["sources"]["tr"].values()) == 30
     shards = Shards(tmp_path / "data")
-    loader = SFTLoader(shards, "train", 63, 4, seed=0)
+    loader = PackedLoader(shards, "train", 63, 4, seed=0)
     batch = next(loader)
     assert batch.inputs.shape == batch.loss_mask.shape == (4, 63)
     for r in range(4):
@@ -173,10 +174,37 @@ def test_packed_batches_keep_conversations_whole(base, tmp_path):
     # resuming replays the same batches
     state = loader.state_dict()
     expected = [next(loader) for _ in range(5)]
-    again = SFTLoader(shards, "train", 63, 4, seed=0)
+    again = PackedLoader(shards, "train", 63, 4, seed=0)
     again.load_state_dict(state)
     for a, b in zip(expected, (next(again) for _ in range(5))):
         assert torch.equal(a.inputs, b.inputs) and torch.equal(a.loss_mask, b.loss_mask)
+    # a checkpoint of the SFT loader before it was the pretraining loader (batch_size, not global_batch)
+    legacy = {k: v for k, v in state.items() if k != "global_batch"} | {"batch_size": 4}
+    again = PackedLoader(shards, "train", 63, 4, seed=0)
+    again.load_state_dict(legacy)
+    assert torch.equal(next(again).inputs, expected[0].inputs)
+
+
+def test_sft_shards_are_written_and_read_through_gecko_shards(base, tmp_path):
+    """The SFT data folder is the shard format with a loss mask: `Shards` reads the mask back (checked like the
+    other files), and `write_shards` rewrites the folder byte for byte from what `Shards` reads."""
+    cfg = SFTConfig(sources=write_sources(tmp_path), val_fraction=0.2)
+    prepare_sft_data(cfg, tokenizer(base), CHAT_TEMPLATE, "<s>", 63, tmp_path / "data", seed=0)
+    shards = Shards(tmp_path / "data")
+    arrays = {s: (np.asarray(shards.tokens(s)), shards.index(s), shards.mask(s)) for s in SPLITS}
+    for split, (tokens, _, mask) in arrays.items():
+        assert mask is not None and mask.dtype == bool and len(mask) == len(tokens)
+        assert int(mask.sum()) == shards.meta["assistant_tokens"][split] > 0
+    copy = tmp_path / "copy"
+    write_shards(copy, arrays, shards.meta)
+    written = sorted(f.name for f in copy.iterdir())
+    assert written == sorted(f.name for f in (tmp_path / "data").iterdir() if f.name != "stats.json")
+    assert all((copy / f).read_bytes() == (tmp_path / "data" / f).read_bytes() for f in written)
+    with pytest.raises(AssertionError, match="disagree"):  # a mask missing where the format has one
+        write_shards(tmp_path / "bad", {"train": arrays["train"][:2] + (None,)}, shards.meta)
+    np.save(copy / "val.mask.npy", arrays["val"][2][:-1])  # cut by one token
+    with pytest.raises(DataError, match=r"val\.mask\.npy: loss mask"):
+        Shards(copy).mask("val")
 
 
 def test_pack_never_splits_or_drops():

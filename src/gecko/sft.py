@@ -1,8 +1,9 @@
 """`gecko sft`: instruction tuning on conversations, with the pretraining trainer and checkpoints.
 
 conversations (jsonl / csv / tsv) → chat template (from the model's tokenizer_config.json) → token ids and
-an assistant mask → shards in the usual format plus `{split}.mask.npy` → whole conversations packed into
-rows with document masking → `Trainer` (loss on assistant tokens only) → held-out loss → HF export.
+an assistant mask → shards in the usual format with a loss mask (gecko.shards) → whole conversations packed
+into rows with document masking by the pretraining loader (gecko.train.loader) → `Trainer` (loss on
+assistant tokens only) → held-out loss → HF export.
 
 Conversations are split by a hash of their first user turn, so a question asked twice (with two answers)
 never sits on both sides of the split.
@@ -29,15 +30,23 @@ from tokenizers import Tokenizer
 from gecko.config import ChatSourceConfig, GeckoConfig, SFTConfig
 from gecko.errors import CheckpointError, DataError
 from gecko.infer.chat import Message, check_conversation, read_chat_template, render, tokenize_conversation
-from gecko.io.atomic import write_bytes, write_json, write_npy, write_text
+from gecko.io.atomic import write_json, write_text
 from gecko.io.jsonl import json_records
 from gecko.model.llama import Llama
-from gecko.shards import INDEX_DTYPE, META_FILE, Shards, unit_hash
-from gecko.train.loader import Batch
+from gecko.shards import (
+    INDEX_DTYPE,
+    MASKED_FORMAT,
+    META_FILE,
+    SPLITS,
+    Shards,
+    token_dtype,
+    unit_hash,
+    write_shards,
+)
+from gecko.train.loader import PackedLoader, pack
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val")
 LANGS = ("ko", "en", "code")
 
 
@@ -136,9 +145,9 @@ def prepare_sft_data(
 def _write_shards(
     parts: dict[str, Any], tokenizer: Tokenizer, sources: list[str], out_dir: Path
 ) -> dict[str, Any]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dtype = np.uint16 if tokenizer.get_vocab_size() <= 1 << 16 else np.uint32
-    splits, assistant = {}, {}
+    """The conversations of each split as one token stream, its index and its loss mask (gecko.shards)."""
+    dtype = token_dtype(tokenizer.get_vocab_size())
+    arrays, splits, assistant = {}, {}, {}
     for split, (tokens, masks, rows) in parts.items():
         if split == "train" and not tokens:
             raise DataError(f"{out_dir}: no training conversations left (see stats.json for the reasons)")
@@ -147,14 +156,12 @@ def _write_shards(
             index["length"], index["lang"], index["n_bytes"] = (np.array(c) for c in zip(*rows))
             index["start"] = np.cumsum(index["length"]) - index["length"]
         flat = np.concatenate(tokens).astype(dtype) if tokens else np.zeros(0, dtype)
-        write_bytes(out_dir / f"{split}.bin", flat.tobytes())
-        write_npy(out_dir / f"{split}.idx.npy", index)
-        write_npy(out_dir / f"{split}.mask.npy", np.concatenate(masks) if masks else np.zeros(0, bool))
+        arrays[split] = (flat, index, np.concatenate(masks) if masks else np.zeros(0, bool))
         splits[split] = {"tokens": len(flat), "docs": len(rows)}
         assistant[split] = int(sum(m.sum() for m in masks))
     meta = {
-        "format": "sft",
-        "dtype": np.dtype(dtype).name,
+        "format": MASKED_FORMAT,
+        "dtype": dtype.name,
         "vocab_size": tokenizer.get_vocab_size(),
         "bos_id": tokenizer.token_to_id("<s>"),
         "eos_id": tokenizer.token_to_id("</s>"),
@@ -165,113 +172,8 @@ def _write_shards(
         "splits": splits,
         "assistant_tokens": assistant,
     }
-    write_json(out_dir / META_FILE, meta)  # last: its presence means the folder is complete
+    write_shards(out_dir, arrays, meta)
     return meta
-
-
-# ----------------------------------------------------------------------------------------------------
-# Packing
-
-
-def pack(lengths: np.ndarray, order: np.ndarray, capacity: int) -> list[list[int]]:
-    """Consecutive conversations (in `order`) fill a row until the next one does not fit."""
-    rows: list[list[int]] = [[]]
-    used = 0
-    for i in order.tolist():
-        if used + int(lengths[i]) > capacity and rows[-1]:
-            rows.append([])
-            used = 0
-        rows[-1].append(i)
-        used += int(lengths[i])
-    return rows if rows[-1] else rows[:-1]
-
-
-class SFTLoader:
-    """Rows of seq_len+1 tokens holding whole conversations, padded; each conversation is its own
-    document (attention and RoPE positions restart), and only assistant targets count in the loss.
-    State: (epoch, cursor in rows) plus a fingerprint of the data, like the pretraining loader."""
-
-    def __init__(self, shards: Shards, split: str, seq_len: int, batch_size: int, seed: int) -> None:
-        self.tokens = np.asarray(shards.tokens(split), dtype=np.int64)
-        self.mask = np.load(shards.path / f"{split}.mask.npy")
-        index = shards.index(split)
-        self.starts, self.lengths = index["start"], index["length"]
-        self.langs = index["lang"].astype(np.int64)
-        self.pad_id = int(shards.meta["pad_id"])
-        self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
-        blob = json.dumps([shards.meta, split, "sft"], sort_keys=True).encode()
-        self.fingerprint = hashlib.sha256(blob).hexdigest()[:16]
-        self.epoch, self.cursor = 0, 0
-        self._rows = self._epoch_rows()
-        if len(self._rows) < batch_size:
-            raise CheckpointError(
-                f"sft {split} split packs into {len(self._rows)} rows of {seq_len + 1} "
-                f"tokens, fewer than batch_size={batch_size}; add data or lower the batch"
-            )
-
-    def _epoch_rows(self) -> list[list[int]]:
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.lengths))
-        return pack(self.lengths, order, self.seq_len + 1)
-
-    def __iter__(self) -> SFTLoader:
-        return self
-
-    def __next__(self) -> Batch:
-        if self.cursor + self.batch_size > len(self._rows):
-            self.epoch, self.cursor = self.epoch + 1, 0
-            self._rows = self._epoch_rows()
-        rows = self._rows[self.cursor : self.cursor + self.batch_size]
-        self.cursor += self.batch_size
-        return self.collate(rows)
-
-    def collate(self, rows: list[list[int]]) -> Batch:
-        T = self.seq_len + 1
-        tokens = np.full((len(rows), T), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), T), dtype=bool)
-        docs, pos, langs = (np.zeros((len(rows), T), dtype=np.int64) for _ in range(3))
-        for r, convs in enumerate(rows):
-            at = 0
-            for d, i in enumerate(convs):
-                n, s = int(self.lengths[i]), int(self.starts[i])
-                tokens[r, at : at + n] = self.tokens[s : s + n]
-                mask[r, at : at + n] = self.mask[s : s + n]
-                docs[r, at : at + n], pos[r, at : at + n], langs[r, at : at + n] = (
-                    d,
-                    np.arange(n),
-                    self.langs[i],
-                )
-                at += n
-            docs[r, at:], pos[r, at:] = len(convs), np.arange(T - at)  # padding: a document of its own
-        t = torch.from_numpy
-        return Batch(
-            t(tokens[:, :-1]),
-            t(tokens[:, 1:]),
-            t(docs[:, :-1]),
-            t(pos[:, :-1]),
-            t(langs[:, 1:]),
-            loss_mask=t(mask[:, 1:]),
-        )
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "cursor": self.cursor,
-            "seed": self.seed,
-            "fingerprint": self.fingerprint,
-            "seq_len": self.seq_len,
-            "batch_size": self.batch_size,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        mine = self.state_dict()
-        for key in ("fingerprint", "seed", "seq_len", "batch_size"):
-            if state[key] != mine[key]:
-                raise CheckpointError(
-                    f"sft loader: checkpoint has {key}={state[key]!r} but this run has "
-                    f"{mine[key]!r}; resume with the same conversations and batch layout"
-                )
-        self.epoch, self.cursor = state["epoch"], state["cursor"]
-        self._rows = self._epoch_rows()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -285,7 +187,7 @@ def evaluate_sft(
     """Mean loss (nats) per assistant token of the held-out conversations, per language and overall."""
     if not shards.meta["splits"]["val"]["docs"]:
         return {}
-    loader = SFTLoader(shards, "val", seq_len, 1, 0)
+    loader = PackedLoader(shards, "val", seq_len, 1, 0)
     rows = pack(loader.lengths, np.arange(len(loader.lengths)), seq_len + 1)  # file order: comparable runs
     was_training = model.training
     model.eval()
@@ -349,7 +251,7 @@ def run_sft(cfg: GeckoConfig, init_dir: Path, out_dir: Path) -> dict[str, Any]:
         model,
         model_cfg,
         build_optimizer(train_cfg, model, device),
-        SFTLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed),
+        PackedLoader(shards, "train", t.seq_len, t.batch_size, cfg.seed),
         MetricsLog(train_dir / "metrics.jsonl"),
         evaluator=evaluator,
     )

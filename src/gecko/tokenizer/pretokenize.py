@@ -40,7 +40,7 @@ from gecko.config import LANGS, TokenizeConfig
 from gecko.errors import DataError
 from gecko.io.atomic import write_bytes, write_json, write_npy
 from gecko.progress import Steps
-from gecko.shards import INDEX_DTYPE, META_FILE, SPLITS, unit_hash
+from gecko.shards import INDEX_DTYPE, META_FILE, SPLITS, shard_file, token_dtype, unit_hash
 from gecko.tokenizer.train import parse_record
 from gecko.tokens import BOS, EOS, TOKENIZER_FILE, file_sha256, load_tokenizer, special_id
 
@@ -100,7 +100,7 @@ def pretokenize(
     # text_only: a literal "<s>" in a document (HTML strikethrough) is text, not a boundary.
     tokenizer = load_tokenizer(tokenizer_dir, text_only=True, required=SHARD_TOKENS)
     vocab_size = tokenizer.get_vocab_size()
-    dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+    dtype = token_dtype(vocab_size)
     tokenizer_sha = file_sha256(Path(tokenizer_dir) / TOKENIZER_FILE)
     size, mtime_ns = _corpus_stat(corpus)
     chunks = plan_chunks(size, cfg.chunk_bytes)
@@ -445,6 +445,11 @@ def _environ(**values: str) -> Iterator[None]:
 # ── parts and final files ─────────────────────────────────────────────────────────────────────────────
 
 
+def _tmp(path: Path) -> Path:
+    """Where a split's tokens stream until they are complete."""
+    return path.with_name(path.name + ".tmp")
+
+
 def _part(parts: Path, chunk_index: int, suffix: str) -> Path:
     return parts / f"{chunk_index:06d}{suffix}"
 
@@ -533,7 +538,9 @@ class TokenMerger:
 
     def __init__(self, out_dir: Path, parts: Path, val_fraction: float, dtype: np.dtype) -> None:
         self.parts, self.val_fraction, self.dtype = parts, val_fraction, dtype
-        self.files = {split: (out_dir / f"{split}.bin.tmp").open("wb", buffering=0) for split in SPLITS}
+        self.files = {
+            split: _tmp(shard_file(out_dir, split, "tokens")).open("wb", buffering=0) for split in SPLITS
+        }
         self.encoded: dict[int, Part] = {}
         """Every part added, by chunk index."""
         self.splits_seen: dict[str, set[bool]] = {}
@@ -590,8 +597,9 @@ class TokenMerger:
 def _publish(out_dir: Path, parts: Path, index: np.ndarray, is_val: np.ndarray, meta: dict[str, Any]) -> None:
     """Index files next to the merged tokens, then meta.json last: its presence means the shards are done."""
     for split, rows in (("train", ~is_val), ("val", is_val)):
-        write_npy(out_dir / f"{split}.idx.npy", _final_index(index[rows]))
-        os.replace(out_dir / f"{split}.bin.tmp", out_dir / f"{split}.bin")
+        write_npy(shard_file(out_dir, split, "index"), _final_index(index[rows]))
+        tokens = shard_file(out_dir, split, "tokens")
+        os.replace(_tmp(tokens), tokens)
     write_json(out_dir / META_FILE, meta)
     shutil.rmtree(parts)
 

@@ -1,9 +1,13 @@
-"""Packed, resumable batches from the token shards.
+"""Packed, resumable batches from the token shards: the one loader of pretraining and SFT.
 
-The shard is one stream of `<s> doc </s>` runs. A sample is a window of `seq_len + 1` tokens; windows are
-visited in a seeded permutation per epoch, and each data-parallel rank takes every `world_size`-th
-sample. With document masking each token also carries its window-local document number and its position
-inside that document, so attention never crosses a boundary and RoPE positions restart per document.
+The shard is one stream of documents. A sample is a row of `seq_len + 1` tokens; the rows of an epoch come in
+a seeded order, and each data-parallel rank takes every `world_size`-th one. Two layouts, by the shards:
+- plain shards (pretraining, `<s> doc </s>` runs): a row is a window cut from the stream, windows visited in
+  a seeded permutation; a document may begin before the window and end after it;
+- loss-masked shards (SFT conversations, gecko.shards' mask): a row holds whole documents, consecutive in a
+  seeded permutation until the next does not fit (`pack`), then padding; only masked targets count.
+With document masking each token also carries its row-local document number and its position inside that
+document, so attention never crosses a boundary and RoPE positions restart per document.
 
 The whole state is (epoch, cursor) plus a fingerprint of the shards: resuming replays exactly.
 """
@@ -39,7 +43,7 @@ class Batch:
 
 
 class BatchSource(Protocol):
-    """What the trainer needs from a loader: PackedLoader (pretraining) and SFTLoader (conversations)."""
+    """What the trainer needs from a loader (PackedLoader; the tests' scripted loaders)."""
 
     fingerprint: str
 
@@ -50,10 +54,23 @@ class BatchSource(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def _fingerprint(meta: dict[str, Any], split: str) -> str:
-    """Identifies the shards a loader position belongs to (tokenizer, counts, split)."""
-    blob = json.dumps([meta, split], sort_keys=True, default=str).encode()
+def _fingerprint(meta: dict[str, Any], split: str, *layout: str) -> str:
+    """Identifies the shards a loader position belongs to (tokenizer, counts, split, layout)."""
+    blob = json.dumps([meta, split, *layout], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def pack(lengths: np.ndarray, order: np.ndarray, capacity: int) -> list[list[int]]:
+    """Consecutive documents (in `order`) fill a row until the next one does not fit."""
+    rows: list[list[int]] = [[]]
+    used = 0
+    for i in order.tolist():
+        if used + int(lengths[i]) > capacity and rows[-1]:
+            rows.append([])
+            used = 0
+        rows[-1].append(i)
+        used += int(lengths[i])
+    return rows if rows[-1] else rows[:-1]
 
 
 class PackedLoader:
@@ -71,35 +88,49 @@ class PackedLoader:
         self.tokens = shards.tokens(split)
         index = shards.index(split)
         self.starts = np.ascontiguousarray(index["start"])
+        self.lengths = np.ascontiguousarray(index["length"])
         self.doc_lang = np.ascontiguousarray(index["lang"])
-        self.fingerprint = _fingerprint(shards.meta, split)
+        self.mask = shards.mask(split)
+        self.whole_docs = self.mask is not None
+        self.pad_id = int(shards.meta["pad_id"]) if self.whole_docs else 0
+        # the SFT loader's fingerprint before the loaders were one, so SFT checkpoints keep resuming
+        self.fingerprint = _fingerprint(shards.meta, split, *(["sft"] if self.whole_docs else []))
         self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
         self.doc_mask, self.rank, self.world_size = doc_mask, rank, world_size
         self.n_windows = (len(self.tokens) - 1) // seq_len
-        if self.n_windows < batch_size * world_size:
+        self.epoch, self.cursor = 0, 0
+        self._order = self._epoch_order()
+        if len(self._order) < batch_size * world_size:
             raise CheckpointError(
-                f"{split} split has {len(self.tokens):,} tokens: fewer than one global batch of "
+                f"sft {split} split packs into {len(self._order)} rows of {seq_len + 1} tokens, fewer than "
+                f"batch_size={batch_size}; add data or lower the batch"
+                if self.whole_docs
+                else f"{split} split has {len(self.tokens):,} tokens: fewer than one global batch of "
                 f"{batch_size}×{world_size} windows of {seq_len}+1; lower train.batch_size or seq_len"
             )
-        self.epoch, self.cursor = 0, 0
-        self._order = self._permutation()
 
-    def _permutation(self) -> np.ndarray:
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.n_windows)
+    def _epoch_order(self) -> np.ndarray | list[list[int]]:
+        """This epoch's rows: window numbers, or lists of whole documents."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.whole_docs:
+            return pack(self.lengths, rng.permutation(len(self.lengths)), self.seq_len + 1)
+        return rng.permutation(self.n_windows)
 
     def __iter__(self) -> PackedLoader:
         return self
 
     def __next__(self) -> Batch:
         global_batch = self.batch_size * self.world_size
-        if self.cursor + global_batch > self.n_windows:  # drop the ragged tail, start a new epoch
+        if self.cursor + global_batch > len(self._order):  # drop the ragged tail, start a new epoch
             self.epoch, self.cursor = self.epoch + 1, 0
-            self._order = self._permutation()
+            self._order = self._epoch_order()
         mine = self._order[self.cursor + self.rank : self.cursor + global_batch : self.world_size]
         self.cursor += global_batch
-        return self._collate([int(w) * self.seq_len for w in mine])
+        if self.whole_docs:
+            return self.collate(list(mine))
+        return self._windows([int(w) * self.seq_len for w in np.asarray(mine)])
 
-    def _collate(self, begins: list[int]) -> Batch:
+    def _windows(self, begins: list[int]) -> Batch:
         T = self.seq_len
         windows = np.stack([self.tokens[b : b + T + 1].astype(np.int64) for b in begins])  # (B, T+1)
         layouts = [doc_layout(self.starts, b, b + T) for b in begins]
@@ -113,6 +144,37 @@ class PackedLoader:
             positions = torch.from_numpy(np.stack([p for _, p in layouts]))
         w = torch.from_numpy(windows)
         return Batch(w[:, :-1], w[:, 1:], doc_ids, positions, langs)
+
+    def collate(self, rows: list[list[int]]) -> Batch:
+        """Rows of whole documents (lists of document numbers), padded; the padding is a document of its own
+        and never a target (loss-masked shards only)."""
+        assert self.mask is not None, "whole-document rows need loss-masked shards"
+        T = self.seq_len + 1
+        tokens = np.full((len(rows), T), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), T), dtype=bool)
+        docs, pos, langs = (np.zeros((len(rows), T), dtype=np.int64) for _ in range(3))
+        for r, row in enumerate(rows):
+            at = 0
+            for d, i in enumerate(row):
+                n, s = int(self.lengths[i]), int(self.starts[i])
+                tokens[r, at : at + n] = self.tokens[s : s + n]
+                mask[r, at : at + n] = self.mask[s : s + n]
+                docs[r, at : at + n], pos[r, at : at + n], langs[r, at : at + n] = (
+                    d,
+                    np.arange(n),
+                    self.doc_lang[i],
+                )
+                at += n
+            docs[r, at:], pos[r, at:] = len(row), np.arange(T - at)
+        t = torch.from_numpy
+        return Batch(
+            t(tokens[:, :-1]),
+            t(tokens[:, 1:]),
+            t(docs[:, :-1]),
+            t(pos[:, :-1]),
+            t(langs[:, 1:]),
+            t(mask[:, 1:]),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The position in the global sample order: it does not depend on how many ranks share a batch, so a
@@ -128,6 +190,8 @@ class PackedLoader:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mine = self.state_dict()
+        if "global_batch" not in state and "batch_size" in state:  # SFT checkpoints from before 2026-12-04
+            state = {**state, "global_batch": state["batch_size"]}
         for key in ("fingerprint", "seed", "seq_len", "global_batch"):
             if state.get(key) != mine[key]:
                 hint = (
@@ -140,4 +204,4 @@ class PackedLoader:
                     f"{mine[key]!r}{hint}"
                 )
         self.epoch, self.cursor = state["epoch"], state["cursor"]
-        self._order = self._permutation()
+        self._order = self._epoch_order()
