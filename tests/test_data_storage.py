@@ -139,3 +139,31 @@ def test_a_changed_phase_config_reruns_from_the_right_place(raw_sources, tmp_pat
     run_data(other, tmp_path / "fresh", seed=1)
     assert _snapshot(out) == _snapshot(tmp_path / "fresh")
     _assert_consumed(out)
+
+
+def test_shard_writer_writes_the_json_lines_of_datatrove_writer(tmp_path):
+    """ShardWriter skips asdict and fsspec's zstd level: the decompressed lines must stay datatrove's."""
+    import zstandard
+    from datatrove.data import Document
+    from datatrove.pipeline.writers import JsonlWriter
+
+    from gecko.data.dedup.engine import ShardWriter
+
+    docs = [
+        Document("가나다 text", "a", metadata={"lang": "ko", "pii": [{"type": "email", "span": (1, 4)}]}),
+        Document("", "b"),
+        Document("x\ny", "c", metadata={"lang": "code", "nested": {"k": [1, 2.5, None, True]}}),
+    ]
+    out = {}
+    for name, writer in (
+        ("ours", ShardWriter(tmp_path / "ours")),
+        ("datatrove", JsonlWriter(str(tmp_path / "dt"), output_filename="${rank}.jsonl", compression="zstd")),
+    ):
+        with writer:
+            for doc in docs:
+                writer.write(doc, rank=3)
+        (path,) = (tmp_path / ("ours" if name == "ours" else "dt")).glob("*")
+        assert path.name == "00003.jsonl.zst"
+        out[name] = zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read()
+    assert out["ours"] == out["datatrove"]
+    assert out["ours"].count(b"\n") == 3

@@ -17,8 +17,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
+import zstandard
+from datatrove.data import Document as DtDocument
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
@@ -33,10 +35,44 @@ log = logging.getLogger(__name__)
 _fork_hook_registered = False
 
 
+SHARD_ZSTD_LEVEL = 3
+"""zstd's default level. fsspec's "zstd" writes level 10: 4x the CPU (4.1 against 1.0 CPU-s for a 196 MB
+shard) for a 16 % smaller file that the next phase reads once."""
+
+
+class ShardWriter(JsonlWriter):
+    """datatrove's JsonlWriter, same JSON lines, at a fraction of its CPU: zstd at SHARD_ZSTD_LEVEL, and a
+    document serialized as it is rather than through `dataclasses.asdict`, which deep-copies every metadata
+    value first (a third of the writer's time on the data stage benchmark)."""
+
+    def __init__(self, folder: Path, output_filename: str = "${rank}.jsonl") -> None:
+        super().__init__(str(folder), output_filename=f"{output_filename}.zst", compression=None)
+        self._streams: dict[str, zstandard.ZstdCompressionWriter] = {}
+
+    def _default_adapter(self, document: DtDocument) -> dict:
+        if document.media:  # datatrove's own handling of media bytes
+            return super()._default_adapter(document)
+        data = {"text": document.text, "id": document.id, "metadata": document.metadata}
+        return {key: val for key, val in data.items() if val}  # what asdict gives, empty fields left out
+
+    def _write(self, document: dict, file_handler: IO, _filename: str) -> None:
+        stream = self._streams.get(_filename)
+        if stream is None:
+            compressor = zstandard.ZstdCompressor(level=SHARD_ZSTD_LEVEL)
+            stream = self._streams[_filename] = compressor.stream_writer(file_handler, closefd=False)
+        super()._write(document, stream, _filename)
+
+    def close(self) -> None:
+        for stream in self._streams.values():
+            stream.flush(zstandard.FLUSH_FRAME)
+        self._streams.clear()
+        super().close()
+
+
 def shard_writer(folder: Path, output_filename: str = "${rank}.jsonl") -> JsonlWriter:
     """The writer of every intermediate shard folder (clean/, dedup/, decontam/, drop lists): zstd, since
     JSONL text shrinks ~3.5× and the next phase reads it once (datatrove's readers infer it from `.zst`)."""
-    return JsonlWriter(str(folder), output_filename=output_filename, compression="zstd")
+    return ShardWriter(folder, output_filename)
 
 
 class RayForkGuard(PipelineStep):
