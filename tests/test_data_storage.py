@@ -147,7 +147,7 @@ def test_shard_writer_writes_the_json_lines_of_datatrove_writer(tmp_path):
     from datatrove.data import Document
     from datatrove.pipeline.writers import JsonlWriter
 
-    from gecko.data.dedup.engine import ShardWriter
+    from gecko.data.engine.executor import ShardWriter
 
     docs = [
         Document("가나다 text", "a", metadata={"lang": "ko", "pii": [{"type": "email", "span": (1, 4)}]}),
