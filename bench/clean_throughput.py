@@ -29,7 +29,8 @@ from gecko.data.steps.quality import QualityFilter
 from gecko.data.steps.langid import LanguageFilter
 from gecko.data.steps.normalize import Normalize
 from gecko.data.steps.pii import PiiScrubber
-from gecko.data.io.readers import Quarantine, iter_records
+from gecko.data.io.formats import Quarantine
+from gecko.data.io.readers import iter_records
 from gecko.data.steps.toxicity import ToxicityFilter
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"

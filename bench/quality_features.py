@@ -17,7 +17,8 @@ import numpy as np
 from gecko.config import CleanConfig, SourceConfig
 from gecko.data.steps import quality
 from gecko.data.steps.normalize import normalize_text
-from gecko.data.io.readers import Quarantine, iter_records
+from gecko.data.io.formats import Quarantine
+from gecko.data.io.readers import iter_records
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus"
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from gecko.config import SourceConfig
 from gecko.data.steps.normalize import normalize_text
-from gecko.data.io.readers import Quarantine, iter_records
+from gecko.data.io.formats import Quarantine
+from gecko.data.io.readers import iter_records
 from gecko.tokenizer import train as tok_train
 from gecko.tokenizer.report import vocab_kind
 

@@ -22,7 +22,8 @@ from gecko.config import (
     SourceConfig,
     TokenizerConfig,
 )
-from gecko.data.io.readers import Quarantine, iter_records
+from gecko.data.io.formats import Quarantine
+from gecko.data.io.readers import iter_records
 from gecko.data.steps.dedup.planted import write_shards
 from gecko.model.llama import Llama, LlamaConfig
 from gecko.tokenizer.train import train_tokenizer

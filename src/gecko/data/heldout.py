@@ -9,7 +9,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 from gecko.config import SourceConfig
-from gecko.data.io.readers import Quarantine, iter_records
+from gecko.data.io.formats import Quarantine
+from gecko.data.io.readers import iter_records
 from gecko.data.steps.normalize import normalize_text
 from gecko.errors import DataError
 

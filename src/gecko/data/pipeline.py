@@ -26,9 +26,9 @@ from datatrove.pipeline.writers import JsonlWriter
 from gecko.config import DataConfig, SourceConfig, SourceFormat, fingerprint
 from gecko.data.engine.executor import execute, shard_writer
 from gecko.data.engine.step import GeckoStep
+from gecko.data.io.code import CODE_LANGS
+from gecko.data.io.formats import Quarantine
 from gecko.data.io.readers import (
-    CODE_LANGS,
-    Quarantine,
     QuarantineLog,
     SeenIds,
     SourceReader,
