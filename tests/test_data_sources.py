@@ -17,7 +17,8 @@ from gecko.config import DataConfig, SourceConfig
 from gecko.data.io.readers import check_source
 from gecko.data.pipeline import run_clean
 from gecko.errors import DataError
-from gecko.eval.taskfile import load_task_file, read_table
+from gecko.eval.data import read_table
+from gecko.eval.taskfile import load_task_file
 from gecko.io import sources
 from helpers import read_records
 

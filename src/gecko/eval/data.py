@@ -1,4 +1,6 @@
-"""Readers for the benchmark files, as released (CSV, JSONL, JSONL.gz), with file:line errors.
+"""Readers for the benchmark files, as released (CSV, JSONL, JSONL.gz), with file:line errors; and
+`read_table`, the rows of a task file's data (CSV/TSV in UTF-8 or CP949, JSON, JSONL(.gz), Parquet, folders
+and globs of them, Hugging Face dataset splits).
 
 Everything is read as text with the `csv` module, never through pandas type inference, so a choice such
 as "0.10" or "None" reaches the prompt exactly as written. The lm-eval YAML tasks in eval_tasks/ load
@@ -9,15 +11,23 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gecko.errors import DataError
+from gecko.errors import DataError, pip_hint
+from gecko.io import rawio, sources
 from gecko.io.jsonl import json_records
+from gecko.io.sources import SourceFile
 
 LETTERS = "ABCDEFGHIJ"
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".jsonl.gz")
+"""What `read_table` reads (a folder or glob: every file with one of these endings)."""
+Row = tuple[str, dict[str, Any]]
+"""(file:line, record)."""
 
 
 @dataclass(frozen=True)
@@ -169,3 +179,99 @@ def mbpp(path: Path, first_id: int = 11, last_id: int = 510) -> list[GenItem]:
         tests = "\n" + str(row.get("test_setup_code") or "") + "\n" + "\n".join(asserts) + "\n"
         items.append(GenItem(f"mbpp/{task_id}", prompt, "", tests))
     return items
+
+
+def _read_bytes(path: SourceFile) -> bytes:
+    with rawio.open_raw(path) as f:
+        return f.read()
+
+
+def _decode(path: SourceFile) -> str:
+    """UTF-8 (a BOM dropped), else CP949, the encoding Korean Excel writes."""
+    raw = _read_bytes(path)
+    for encoding in ("utf-8-sig", "cp949"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise DataError(f"{path}: neither UTF-8 nor CP949 text")
+
+
+def _table_rows(path: SourceFile, delimiter: str) -> list[Row]:
+    reader = csv.DictReader(
+        io.StringIO(_decode(path), newline=""),
+        delimiter=delimiter,
+        quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL,
+    )
+    try:
+        return [(f"{path}:{reader.line_num}", row) for row in reader]
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: malformed table: {e}") from None
+
+
+def _json_rows(path: SourceFile) -> list[Row]:
+    text = (
+        gzip.decompress(_read_bytes(path)).decode("utf-8-sig") if path.name.endswith(".gz") else _decode(path)
+    )
+    if path.suffix == ".json":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: malformed JSON: {e.msg}") from None
+        records = doc.get("data", doc.get("test")) if isinstance(doc, dict) else doc
+        if not isinstance(records, list):
+            raise DataError(f'{path}: expected a list of objects (or {{"data": [...]}})')
+        rows = [(f"{path}:record {i}", r) for i, r in enumerate(records, 1)]
+    else:
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((f"{path}:{lineno}", json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
+    for where, r in rows:
+        if not isinstance(r, dict):
+            raise DataError(f"{where}: expected a JSON object, found {type(r).__name__}")
+    return rows
+
+
+def _parquet_rows(path: SourceFile) -> list[Row]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{path}: reading Parquet needs pyarrow ({pip_hint('data')})") from None
+    try:
+        with rawio.open_raw(path) as f:
+            table = pq.read_table(f)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: not a readable Parquet file ({e})") from None
+    return [(f"{path}:row {i}", r) for i, r in enumerate(table.to_pylist(), 1)]
+
+
+def read_table(path: str | Path) -> list[Row]:
+    """(file:line, record) of every record in a file, in every supported file of a folder or glob (sorted),
+    or of a Hugging Face dataset split (`hf://datasets/ORG/NAME/SPLIT:row N`)."""
+    path = str(path)
+    if sources.is_hf(path):
+        return list(sources.hf_rows(path, None, None))
+    if not sources.exists(path):
+        raise DataError(f"{path}: file not found")
+    found = sources.files(path, tuple(s.removesuffix(".gz") for s in SUFFIXES))
+    if sources.is_file(path):
+        return _file_rows(found[0])
+    found = [f for f in found if f.name.lower().endswith(SUFFIXES)]
+    if not found:
+        raise DataError(f"{path}: no {', '.join(SUFFIXES)} files here")
+    return [row for f in found for row in _file_rows(f)]
+
+
+def _file_rows(path: SourceFile) -> list[Row]:
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".json", ".jsonl.gz")):
+        return _json_rows(path)
+    if name.endswith((".csv", ".tsv")):
+        return _table_rows(path, "\t" if name.endswith(".tsv") else ",")
+    if name.endswith(".parquet"):
+        return _parquet_rows(path)
+    raise DataError(f"{path}: unsupported format (expected {', '.join(SUFFIXES)})")

@@ -30,9 +30,6 @@ naming the file and row.
 from __future__ import annotations
 
 import ast
-import csv
-import gzip
-import io
 import json
 import logging
 import re
@@ -44,12 +41,11 @@ from typing import Any
 
 import yaml
 
-from gecko.errors import DataError, pip_hint
+from gecko.errors import DataError
 from gecko.eval.choice import EN_FORMAT, KO_FORMAT, Formulation, MCFormat
-from gecko.eval.data import LETTERS, MCItem
+from gecko.eval.data import LETTERS, MCItem, Row, read_table
 from gecko.eval.suite import ChoiceSpec
-from gecko.io import rawio, sources
-from gecko.io.sources import SourceFile
+from gecko.io import sources
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +69,9 @@ KEYS = {
 QUESTION_FIELDS = ("question", "query", "prompt", "질문", "문제", "goal", "sentence", "text")
 ANSWER_FIELDS = ("answer", "label", "gold", "정답", "answerKey", "answer_idx", "target")
 CHOICE_LIST_FIELDS = ("choices", "options", "선택지", "endings")
-SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".jsonl.gz")
 CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
 HANGUL_LABELS = "가나다라마바사아자차"
 _LETTER = re.compile(r"^\(?([A-Ja-j])[).:]?$")
-Row = tuple[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -92,105 +86,6 @@ class TaskFile:
     limit: int | None = None
     """Items scored (per subject); None: eval.limit. A bundled sample sets it so that a run whose eval.limit
     keeps the full benchmarks short still scores the whole sample."""
-
-
-# ── reading rows ────────────────────────────────────────────────────────────────────────────────────────
-
-
-def _read_bytes(path: SourceFile) -> bytes:
-    with rawio.open_raw(path) as f:
-        return f.read()
-
-
-def _decode(path: SourceFile) -> str:
-    """UTF-8 (a BOM dropped), else CP949, the encoding Korean Excel writes."""
-    raw = _read_bytes(path)
-    for encoding in ("utf-8-sig", "cp949"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise DataError(f"{path}: neither UTF-8 nor CP949 text")
-
-
-def _table_rows(path: SourceFile, delimiter: str) -> list[Row]:
-    reader = csv.DictReader(
-        io.StringIO(_decode(path), newline=""),
-        delimiter=delimiter,
-        quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL,
-    )
-    try:
-        return [(f"{path}:{reader.line_num}", row) for row in reader]
-    except csv.Error as e:
-        raise DataError(f"{path}:{reader.line_num}: malformed table: {e}") from None
-
-
-def _json_rows(path: SourceFile) -> list[Row]:
-    text = (
-        gzip.decompress(_read_bytes(path)).decode("utf-8-sig") if path.name.endswith(".gz") else _decode(path)
-    )
-    if path.suffix == ".json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: malformed JSON: {e.msg}") from None
-        records = doc.get("data", doc.get("test")) if isinstance(doc, dict) else doc
-        if not isinstance(records, list):
-            raise DataError(f'{path}: expected a list of objects (or {{"data": [...]}})')
-        rows = [(f"{path}:record {i}", r) for i, r in enumerate(records, 1)]
-    else:
-        rows = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((f"{path}:{lineno}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})") from None
-    for where, r in rows:
-        if not isinstance(r, dict):
-            raise DataError(f"{where}: expected a JSON object, found {type(r).__name__}")
-    return rows
-
-
-def _parquet_rows(path: SourceFile) -> list[Row]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(f"{path}: reading Parquet needs pyarrow ({pip_hint('data')})") from None
-    try:
-        with rawio.open_raw(path) as f:
-            table = pq.read_table(f)
-    except Exception as e:  # pyarrow raises several types for a damaged file
-        raise DataError(f"{path}: not a readable Parquet file ({e})") from None
-    return [(f"{path}:row {i}", r) for i, r in enumerate(table.to_pylist(), 1)]
-
-
-def read_table(path: str | Path) -> list[Row]:
-    """(file:line, record) of every record in a file, in every supported file of a folder or glob (sorted),
-    or of a Hugging Face dataset split (`hf://datasets/ORG/NAME/SPLIT:row N`)."""
-    path = str(path)
-    if sources.is_hf(path):
-        return list(sources.hf_rows(path, None, None))
-    if not sources.exists(path):
-        raise DataError(f"{path}: file not found")
-    found = sources.files(path, tuple(s.removesuffix(".gz") for s in SUFFIXES))
-    if sources.is_file(path):
-        return _file_rows(found[0])
-    found = [f for f in found if f.name.lower().endswith(SUFFIXES)]
-    if not found:
-        raise DataError(f"{path}: no {', '.join(SUFFIXES)} files here")
-    return [row for f in found for row in _file_rows(f)]
-
-
-def _file_rows(path: SourceFile) -> list[Row]:
-    name = path.name.lower()
-    if name.endswith((".jsonl", ".json", ".jsonl.gz")):
-        return _json_rows(path)
-    if name.endswith((".csv", ".tsv")):
-        return _table_rows(path, "\t" if name.endswith(".tsv") else ",")
-    if name.endswith(".parquet"):
-        return _parquet_rows(path)
-    raise DataError(f"{path}: unsupported format (expected {', '.join(SUFFIXES)})")
 
 
 # ── fields ──────────────────────────────────────────────────────────────────────────────────────────────
