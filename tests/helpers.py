@@ -6,14 +6,18 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import zstandard
 from tokenizers import Tokenizer
 
-from conftest import CODE, EN, KO, read_shards
+from conftest import CODE, EN, KO, REPO, read_shards
 from gecko.config import (
     BenchmarkConfig,
     CleanConfig,
@@ -256,3 +260,89 @@ def read_records(src: SourceConfig) -> tuple[list[tuple[str, str]], list[tuple[s
         except Quarantine as q:
             dropped.append((where, q.reason))
     return docs, dropped
+
+
+def scaleout_config(root: Path, repo: Path) -> Path:
+    """`root/scaleout.yaml`: the whole data stage on a slice of the bundled samples (Korean wiki and reviews,
+    English docs, the stdlib tarball, tatoeba pairs) plus planted work for every phase (a re-spaced copy of a
+    wiki article, two documents leaking benchmark items), 2 workers. Source paths and `run_dir: run` are
+    relative: executors on other nodes must still find them (they run in the driver's folder)."""
+    sample = repo / "data" / "sample"
+    (root / "data").mkdir(parents=True)
+    for name in ("ko/kowiki.jsonl", "ko/nsmc.tsv", "en/python_docs.jsonl", "code/python.tar.gz"):
+        (root / "data" / Path(name).name).symlink_to(sample / name)
+    first = json.loads((sample / "ko" / "kowiki.jsonl").open(encoding="utf-8").readline())
+    planted = [{"id": "respaced", "text": first["text"].replace(" ", ""), "lang": "ko"}, *contaminated_docs()]
+    (root / "data" / "planted.jsonl").write_text(
+        "".join(
+            json.dumps({k: d[k] for k in ("id", "text", "lang")}, ensure_ascii=False) + "\n" for d in planted
+        ),
+        encoding="utf-8",
+    )
+    kmmlu, gsm8k = decontam_benchmarks(root / "bench")
+    (root / "scaleout.yaml").write_text(
+        f"""run_dir: run
+data:
+  workers: 2
+  sources:
+    - {{name: kowiki, path: data/kowiki.jsonl, lang: ko, max_docs: 120}}
+    - {{name: nsmc, path: data/nsmc.tsv, lang: ko, format: tsv, text_field: review, max_docs: 300}}
+    - {{name: planted, path: data/planted.jsonl, lang: ko}}
+    - {{name: python_docs, path: data/python_docs.jsonl, lang: en, max_docs: 120}}
+    - {{name: stdlib, path: data/python.tar.gz, lang: code, format: code, max_docs: 120}}
+  decontam:
+    benchmarks:
+      - {{name: kmmlu, path: {kmmlu.path}, format: kmmlu}}
+      - {{name: gsm8k, path: {gsm8k.path}, format: gsm8k}}
+  align:
+    sources:
+      - {{name: tatoeba, path: {sample / "parallel" / "tatoeba_ko_en.tsv"}}}
+""",
+        encoding="utf-8",
+    )
+    return root / "scaleout.yaml"
+
+
+SCALEOUT_OUTPUTS = (
+    "corpus.jsonl",
+    "stats.json",
+    "dropped",
+    "quarantine",
+    "dedup.work/removed",
+    "dedup.work/duplicates.jsonl",
+    "decontam.work/removed",
+    "decontam.work/matches.jsonl",
+)
+"""What two executors must write byte for byte alike under RUN/data: the corpus, the accounting and every
+drop list with its reasons (zstd shards compared decompressed: the frames may differ, the records must not)."""
+
+
+def scaleout_outputs(data_dir: Path) -> dict[str, bytes]:
+    """Relative path → content of every file of SCALEOUT_OUTPUTS under `data_dir`."""
+    out = {}
+    for name in SCALEOUT_OUTPUTS:
+        top = data_dir / name
+        for f in sorted([top] if top.is_file() else top.rglob("*")):
+            if f.is_file():
+                raw = f.read_bytes()
+                out[str(f.relative_to(data_dir))] = (
+                    zstandard.ZstdDecompressor().stream_reader(raw).read() if f.suffix == ".zst" else raw
+                )
+    return out
+
+
+def gecko_cli(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> str:
+    """Run `python -m gecko.cli ARGS` in `cwd` as its own process (as a user would); its stderr on success,
+    an assertion naming the exit code and the output's tail otherwise."""
+    full = {**os.environ, **(env or {})}
+    full["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), full.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-m", "gecko.cli", *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"gecko {' '.join(args)}: exit {done.returncode}\n{done.stderr[-3000:]}"
+    return done.stderr

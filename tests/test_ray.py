@@ -1,17 +1,27 @@
-"""The data phases on a local Ray cluster (2 CPUs, 2 workers) give the same output as the local executor."""
+"""The data phases on Ray give the same output as the local executor: each dedup and decontam stage on an
+in-process Ray (2 CPUs, 2 workers), and the whole `gecko data run` on a cluster of two `ray start` nodes."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pickle
 import random
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import read_shards
+from conftest import REPO, read_shards
 from gecko.config import DecontamConfig, DedupConfig
+from gecko.data.engine.executor import RayWorkerSetup
 from gecko.data.steps.decontam import run_decontam
 from gecko.data.steps.dedup.planted import write_shards
 from gecko.data.steps.dedup.run import run_dedup
@@ -19,7 +29,10 @@ from helpers import (
     contaminated_docs,
     decontam_benchmarks,
     dedup_corpus,
+    gecko_cli,
     random_words,
+    scaleout_config,
+    scaleout_outputs,
     shard_ids,
     shard_texts,
     write_docs,
@@ -95,9 +108,9 @@ def test_forked_children_of_a_ray_worker_die_on_sigterm():
     the default SIGTERM action back, so the pool's terminate() ends them."""
     code = """
 import os, pickle, signal, time
-from gecko.data.engine.executor import RayForkGuard
+from gecko.data.engine.executor import RayWorkerSetup
 signal.signal(signal.SIGTERM, lambda *a: None)  # a handler that does not exit, like the Ray worker's
-pickle.loads(pickle.dumps(RayForkGuard()))
+pickle.loads(pickle.dumps(RayWorkerSetup()))
 pid = os.fork()
 if pid == 0:
     time.sleep(60)
@@ -109,3 +122,101 @@ print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "True", done.stderr
+
+
+def test_ray_workers_run_in_the_drivers_folder(tmp_path):
+    """Configs name sources and the run folder relative to the driver's folder, but a Ray worker starts in
+    its node's Ray folder: unpickling the setup step moves the worker to where the driver runs."""
+    blob = pickle.dumps(RayWorkerSetup())
+    code = "import os, pickle, sys; pickle.loads(sys.stdin.buffer.read()); print(os.getcwd())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=blob, cwd=tmp_path, capture_output=True, timeout=60, check=True
+    )
+    assert done.stdout.decode().strip() == os.getcwd() != str(tmp_path)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ray_start(temp: Path, name: str, *args: str) -> subprocess.Popen:
+    """`ray start --block` in its own session, so the teardown ends this node's processes and no others
+    (`ray stop` would stop every Ray on the machine, other users' too)."""
+    log = (temp / f"{name}.out").open("w")
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("ray")), "start", "--block", "--num-cpus=1", "--disable-usage-stats",
+         f"--temp-dir={temp / name}", f"--dashboard-agent-listen-port={_free_port()}", *args],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def _stop(node: subprocess.Popen) -> None:
+    """SIGTERM lets `ray start --block` stop its node; whatever is left of the node's session is killed."""
+    node.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        node.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(node.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def two_node_ray(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """A Ray cluster as a real one is started: `ray start --head`, then `ray start --address=HEAD` for a
+    second node, 1 CPU each, each node with its own temp folder (so each has its own worker logs) and free
+    ports (parallel runs do not clash). Token auth off: Ray 2.60 enables it on the head when ~/.ray holds a
+    token but a joining node does not send one. Yields (address, temp folder); both nodes stop after."""
+    ray = pytest.importorskip("ray")
+    temp = Path(tempfile.mkdtemp(prefix="gray", dir="/tmp"))  # Ray's socket paths must stay under 107 bytes
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    address = f"127.0.0.1:{_free_port()}"
+    nodes = [
+        _ray_start(temp, "head", "--head", f"--port={address.split(':')[1]}", "--include-dashboard=false",
+                   f"--ray-client-server-port={_free_port()}"),
+    ]  # fmt: skip
+    try:
+        while not list((temp / "head").glob("session_*/logs/gcs_server.out")):
+            assert nodes[0].poll() is None, (temp / "head.out").read_text()
+            time.sleep(0.5)
+        nodes.append(_ray_start(temp, "node", f"--address={address}"))
+        ray.init(address=address, log_to_driver=False)
+        try:
+            deadline = time.monotonic() + 60
+            while sum(n["Alive"] for n in ray.nodes()) < 2:
+                assert time.monotonic() < deadline, (temp / "node.out").read_text()
+                time.sleep(0.5)
+        finally:
+            ray.shutdown()
+        yield address, temp
+    finally:
+        for node in reversed(nodes):
+            _stop(node)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _rank_workers_on(node_temp: Path) -> int:
+    """How many of datatrove's RankWorker actors (each runs ranks of a stage) Ray placed on this node: each
+    has a worker log in the node's own temp folder."""
+    return sum(
+        ":actor_name:RankWorker" in f.read_text(errors="replace")
+        for f in node_temp.glob("session_*/logs/worker-*.err")
+    )
+
+
+def test_data_run_on_a_two_node_ray_cluster_equals_the_local_executor(tmp_path, two_node_ray):
+    """`gecko data run` with data.engine=ray and RAY_ADDRESS naming a cluster of two `ray start` nodes:
+    the clean, dedup and decontam phases run there, and the corpus and every drop list are byte-identical
+    to the local executor's. Work lands on both nodes."""
+    address, temp = two_node_ray
+    config = scaleout_config(tmp_path, REPO)
+    gecko_cli(["data", "run", str(config), "run_dir=local"], cwd=tmp_path)
+    gecko_cli(["data", "run", str(config), "run_dir=ray", "data.engine=ray"], cwd=tmp_path,
+              env={"RAY_ADDRESS": address})  # fmt: skip
+    local, ray = scaleout_outputs(tmp_path / "local" / "data"), scaleout_outputs(tmp_path / "ray" / "data")
+    assert local.keys() == ray.keys() and "dedup.work/removed/00000.jsonl.zst" in local
+    for name in local:
+        assert ray[name] == local[name], name
+    assert b"contaminated" in local["stats.json"] and b"near_duplicate" in local["stats.json"]
+    assert len(list((tmp_path / "ray" / "data" / "logs" / "clean" / "completions").iterdir())) == 2
+    assert _rank_workers_on(temp / "head") > 0 and _rank_workers_on(temp / "node") > 0

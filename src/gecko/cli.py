@@ -56,9 +56,10 @@ def _corpus_step(args: argparse.Namespace) -> None:
     if args.action in ("dedup", "decontam", "mix") and not ins:
         raise GeckoError(f"gecko data {args.action}: --in is required")
     if args.action == "dedup":
+        from gecko.data.engine.executor import engine_of
         from gecko.data.steps.dedup.run import run_dedup
 
-        r = run_dedup(ins[0], out, data.dedup, workers, data.engine, lang=args.lang)
+        r = run_dedup(ins[0], out, data.dedup, workers, engine_of(data), lang=args.lang)
         print(
             json.dumps(
                 {
@@ -70,9 +71,10 @@ def _corpus_step(args: argparse.Namespace) -> None:
             )
         )
     elif args.action == "decontam":
+        from gecko.data.engine.executor import engine_of
         from gecko.data.steps.decontam import run_decontam
 
-        r = run_decontam(ins[0], out, data.decontam, workers, data.engine)
+        r = run_decontam(ins[0], out, data.decontam, workers, engine_of(data))
         print((r.work_dir / "report.md").read_text(encoding="utf-8"))
     elif args.action == "mix":
         from gecko.data.stats import DataStats

@@ -48,6 +48,8 @@ NEUTRAL: tuple[str, ...] = (
     "*.sandbox_workers",
     "tokenize.chunk_bytes",
     "data.engine",  # parallelism: same output
+    "data.slurm",
+    "data.slurm.*",
     "*train.keep_checkpoints",
     "*train.peak_tflops",  # bookkeeping and metrics only
     "*train.device",

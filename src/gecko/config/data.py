@@ -260,6 +260,25 @@ class AlignConfig:
 
 
 @dataclass(frozen=True)
+class SlurmConfig:
+    """sbatch settings of `data.engine: slurm` (datatrove's SlurmPipelineExecutor): every stage of a phase is
+    one job array, each depending on the one before, and `gecko data run` waits for them (docs/dedup.md)."""
+
+    partition: str = ""
+    """Required with engine slurm (`sinfo` lists the partitions)."""
+    time: str = "24:00:00"
+    """Time limit of each array task: MM, HH:MM:SS or D-HH:MM:SS (quote it in YAML: 24:00:00 bare is a
+    number there)."""
+    cpus_per_task: int = ranged(1, ge=1)
+    mem_per_cpu_gb: int = ranged(2, ge=1)
+    sbatch_args: dict[str, str] = field(default_factory=dict)
+    """More `#SBATCH --KEY=VALUE` lines, e.g. {account: proj, qos: normal, constraint: cpu}."""
+    env_command: str = ""
+    """Shell line each task runs first (e.g. `source /shared/venv/bin/activate`); empty: the bin folder of
+    the Python running gecko goes first on PATH (jobs inherit the rest of the environment)."""
+
+
+@dataclass(frozen=True)
 class DataConfig:
     sources: tuple[SourceConfig, ...] = ()
     mix: dict[str, float] = field(default_factory=lambda: {"ko": 0.35, "en": 0.28, "code": 0.37})
@@ -281,8 +300,10 @@ class DataConfig:
     clean: CleanConfig = field(default_factory=CleanConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
     toxicity: ToxicityConfig = field(default_factory=ToxicityConfig)
-    engine: Literal["local", "ray"] = "local"
-    """datatrove executor for dedup/decontam: local processes, or a Ray cluster (ray.init before)."""
+    engine: Literal["local", "ray", "slurm"] = "local"
+    """datatrove executor of the clean, dedup and decontam phases: local processes, a Ray cluster (the one
+    RAY_ADDRESS names, else a one-machine Ray), or Slurm job arrays (data.slurm). Same output for each."""
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     align: AlignConfig = field(default_factory=AlignConfig)

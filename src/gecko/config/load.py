@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gecko.config.data import DataConfig
+from gecko.config.data import DataConfig, SlurmConfig
 from gecko.config.fields import LANGS
 from gecko.config.sections import EVAL_TASKS, SUITES, EvalConfig, GeckoConfig, LoggingConfig, TrainConfig
 from gecko.errors import ConfigError, pip_hint
@@ -365,6 +365,48 @@ def _validate_data_phases(data: DataConfig, where: Origin) -> None:
             ),
             (all(w >= 0 for w in data.source_weights.values()), "data.source_weights must be ≥ 0"),
             (all(v > 0 for v in data.bytes_per_token.values()), "data.bytes_per_token must be > 0"),
+        ],
+    )
+    if data.engine == "slurm":
+        _validate_slurm(data.slurm, where)
+
+
+SLURM_TIME = re.compile(r"(\d+-)?\d+(:\d\d){0,2}")
+SBATCH_OWN = (
+    "array",
+    "dependency",
+    "output",
+    "error",
+    "job-name",
+    "partition",
+    "time",
+    "cpus-per-task",
+    "mem-per-cpu",
+)
+"""sbatch options gecko sets itself (one job array per stage, its logs under the stage's folder)."""
+
+
+def _validate_slurm(s: SlurmConfig, where: Origin) -> None:
+    bad = sorted(k for k in s.sbatch_args if not re.fullmatch(r"[a-z][a-z0-9-]*", k))
+    own = sorted(k for k in s.sbatch_args if k in SBATCH_OWN)
+    _check(
+        where,
+        [
+            (bool(s.partition), "data.slurm.partition is required with data.engine=slurm (sinfo lists them)"),
+            (
+                bool(SLURM_TIME.fullmatch(s.time)),
+                f"data.slurm.time={s.time!r} must be MM, HH:MM:SS or D-HH:MM:SS (quoted in YAML)",
+            ),
+            (
+                not bad,
+                f"data.slurm.sbatch_args.{bad[0] if bad else ''}: not an sbatch option name "
+                "(long form without dashes, e.g. account)",
+            ),
+            (
+                not own,
+                f"data.slurm.sbatch_args.{own[0] if own else ''}: gecko sets it (partition, time, cpus and "
+                "memory are data.slurm fields; one job array per stage, logs in its folder)",
+            ),
         ],
     )
 

@@ -1,6 +1,6 @@
 """The data stage. Phase 1, clean: read → normalize → language ID → quality → PII → toxicity, as datatrove
-PipelineSteps run by a datatrove executor (N local workers here; its Slurm and Ray executors take the same
-step list), writing RUN/data/clean/NNNNN.jsonl. Then dedup (exact, MinHash, boilerplate; RUN/data/dedup/) →
+PipelineSteps run by the datatrove executor `data.engine` names (local processes, Ray or Slurm; the same
+step list and output on each), writing RUN/data/clean/NNNNN.jsonl. Then dedup (exact, MinHash, boilerplate; RUN/data/dedup/) →
 decontam (RUN/data/decontam/) → mix with alignment documents (RUN/data/align/) → RUN/data/corpus.jsonl.
 
 Accounting: every step writes a per-rank ledger of what it read or dropped as (step, reason, lang), so
@@ -24,7 +24,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 
 from gecko.config import DataConfig, SourceConfig, SourceFormat, fingerprint
-from gecko.data.engine.executor import execute, shard_writer
+from gecko.data.engine.executor import engine_of, execute, shard_writer
 from gecko.data.engine.step import GeckoStep
 from gecko.data.io.code import CODE_LANGS
 from gecko.data.io.formats import Quarantine
@@ -79,7 +79,7 @@ class Tally(GeckoStep):
 
 
 def clean_steps(cfg: DataConfig, data_dir: Path) -> list[PipelineStep]:
-    """The clean phase as a datatrove step list (also what a Slurm or Ray executor would run)."""
+    """The clean phase as a datatrove step list, run by the executor `data.engine` names."""
     ledger = str(data_dir / "logs" / "ledger")
 
     def dropped(step: str) -> JsonlWriter | None:
@@ -142,6 +142,7 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
         workers,
         workers,
         data_dir / "logs" / "clean",
+        engine_of(cfg),
         label="clean",
         total_bytes=sum(sources.total_bytes(src.path, src.subset) for src in cfg.sources),
     )
@@ -184,7 +185,7 @@ def run_data(cfg: DataConfig, out_dir: Path, seed: int) -> DataStats:
         out_dir / "dedup.work",
         out_dir / "dedup",
         keys["dedup"],
-        lambda: run_dedup(out_dir / CLEAN, out_dir / "dedup", cfg.dedup, cfg.workers, cfg.engine),
+        lambda: run_dedup(out_dir / CLEAN, out_dir / "dedup", cfg.dedup, cfg.workers, engine_of(cfg)),
     )
     _consume(out_dir / CLEAN, out_dir / "logs" / CONSUMED)
     remove_scratch(out_dir / "dedup.work")
@@ -193,7 +194,9 @@ def run_data(cfg: DataConfig, out_dir: Path, seed: int) -> DataStats:
         out_dir / "decontam.work",
         out_dir / "decontam",
         keys["decontam"],
-        lambda: run_decontam(out_dir / "dedup", out_dir / "decontam", cfg.decontam, cfg.workers, cfg.engine),
+        lambda: run_decontam(
+            out_dir / "dedup", out_dir / "decontam", cfg.decontam, cfg.workers, engine_of(cfg)
+        ),
     )
     decontam.add_drops_to(stats)
     mix_inputs = [out_dir / "decontam"]

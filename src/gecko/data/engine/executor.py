@@ -1,8 +1,8 @@
-"""Run a list of datatrove steps on a datatrove executor: local processes or a Ray cluster.
+"""Run datatrove step lists on a datatrove executor: local processes, a Ray cluster or Slurm job arrays.
 
-Each call is one executor with its own logging folder, so finished ranks leave completion markers and a
-rerun after a kill redoes only the ranks that had not finished. Slurm users build datatrove's
-SlurmPipelineExecutor from the same step lists.
+Each stage is one executor with its own logging folder, so finished ranks leave completion markers and a
+rerun after a kill redoes only the ranks that had not finished. The stages of a phase run one after the other;
+on Slurm they are submitted at once, each job array depending on the one before, and the driver waits.
 """
 
 from __future__ import annotations
@@ -11,11 +11,15 @@ import contextlib
 import json
 import logging
 import os
+import secrets
+import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -26,10 +30,13 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 from loguru import logger
 
+from gecko.config import DataConfig, SlurmConfig
+from gecko.errors import DataError
 from gecko.io.atomic import write_text
 from gecko.progress import Progress
 
-Engine = Literal["local", "ray"]
+Engine = Literal["local", "ray"] | SlurmConfig
+"""Where stages run: local processes, a Ray cluster, or Slurm with these sbatch settings."""
 
 log = logging.getLogger(__name__)
 _fork_hook_registered = False
@@ -75,20 +82,28 @@ def shard_writer(folder: Path, output_filename: str = "${rank}.jsonl") -> JsonlW
     return ShardWriter(folder, output_filename)
 
 
-class RayForkGuard(PipelineStep):
-    """First step of every pipeline sent to Ray; passes documents through unchanged.
+class RayWorkerSetup(PipelineStep):
+    """First step of every pipeline sent to Ray; passes documents through unchanged. Unpickled in the Ray
+    worker before any rank runs, it sets the worker up as the driver's local processes are:
 
-    datatrove's Ray worker runs its ranks in a forked `multiprocess` Pool and ends the Pool with SIGTERM. A
-    forked child keeps the Ray worker's SIGTERM handler, which does not exit, so a pool process that is still
-    idle at that moment outlives `terminate()` and the stage hangs forever (seen on 2 loaded cores). This step
-    is unpickled in the Ray worker before the Pool forks and gives forked children the default SIGTERM action.
+    - the driver's working folder: configs name sources, benchmarks and the run folder relative to it, and a
+      Ray worker starts in its node's Ray folder (on every node the same path must be mounted).
+    - forked children get the default SIGTERM action: datatrove's Ray worker runs its ranks in a forked
+      `multiprocess` Pool and ends it with SIGTERM, but a child keeps the Ray worker's handler, which does
+      not exit, so a pool process still idle then outlives `terminate()` and the stage hangs (seen on 2
+      loaded cores).
     """
 
-    name = "ray fork guard"
+    name = "ray worker setup"
     type = "🔧 - UTIL"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cwd = os.getcwd()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        os.chdir(self.cwd)
         global _fork_hook_registered
         if not _fork_hook_registered:
             os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
@@ -133,11 +148,30 @@ def _sum_counts(folder: Path) -> tuple[int, int]:
     return docs, nbytes
 
 
+def engine_of(cfg: DataConfig) -> Engine:
+    """The executor `data.engine` names, with its settings."""
+    return cfg.slurm if cfg.engine == "slurm" else cfg.engine
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One executor: `steps` on `tasks` ranks, its logs and completion markers in `logging_dir`."""
+
+    steps: list[PipelineStep]
+    tasks: int
+    logging_dir: Path
+    label: str
+
+
+def _clear_counts(folder: Path) -> None:
+    """Counts of an earlier, interrupted run go (its finished ranks are skipped now)."""
+    for old in folder.glob("*.json"):
+        old.unlink()
+
+
 @contextlib.contextmanager
 def _progress(label: str, folder: Path, total_bytes: int | None) -> Iterator[None]:
-    """A progress line fed by the ranks' count files while the executor runs."""
-    for old in folder.glob("*.json"):
-        old.unlink()  # counts of an earlier, interrupted run (its finished ranks are skipped now)
+    """A progress line fed by the ranks' count files while the stage runs."""
     done = threading.Event()
     with Progress(label, total_bytes) as bar:
 
@@ -173,6 +207,26 @@ def _datatrove_logs_to(path: Path) -> Iterator[None]:
             logger.add(sys.stderr, level="WARNING")
 
 
+def _probed(stage: Stage) -> Stage:
+    """The stage with a ProgressProbe after its reader (a stage that reads nothing shows its time only)."""
+    if "READER" not in stage.steps[0].type:
+        return stage
+    probe = ProgressProbe(str(stage.logging_dir / "progress"))
+    _clear_counts(stage.logging_dir / "progress")
+    return replace(stage, steps=[stage.steps[0], probe, *stage.steps[1:]])
+
+
+@contextlib.contextmanager
+def _watch(stage: Stage, total_bytes: int | None) -> Iterator[None]:
+    """One progress line for the stage, datatrove's output in its datatrove.log."""
+    counted = any(isinstance(step, ProgressProbe) for step in stage.steps)
+    with (
+        _progress(stage.label, stage.logging_dir / "progress", total_bytes if counted else None),
+        _datatrove_logs_to(stage.logging_dir / "datatrove.log"),
+    ):
+        yield
+
+
 def execute(
     steps: list[PipelineStep],
     tasks: int,
@@ -184,29 +238,36 @@ def execute(
 ) -> None:
     """Run `steps` for `tasks` ranks on at most `workers` parallel workers, with one progress line (`label`,
     default the logging folder's name) counting the documents that leave the reader."""
-    workers = max(1, min(workers, tasks))
-    counts = logging_dir / "progress"
-    if "READER" in steps[0].type:
-        steps = [steps[0], ProgressProbe(str(counts)), *steps[1:]]
-    else:
-        total_bytes = None  # nothing is read: the line gives the step's time only
-    with (
-        _progress(label or logging_dir.name, counts, total_bytes),
-        _datatrove_logs_to(logging_dir / "datatrove.log"),
-    ):
-        _run(steps, tasks, workers, logging_dir, engine)
+    execute_stages(
+        [Stage(steps, tasks, logging_dir, label or logging_dir.name)], workers, engine, total_bytes
+    )
 
 
-def _run(steps: list[PipelineStep], tasks: int, workers: int, logging_dir: Path, engine: Engine) -> None:
+def execute_stages(
+    stages: list[Stage], workers: int, engine: Engine = "local", total_bytes: int | None = None
+) -> None:
+    """Run `stages` in order, each on at most `workers` parallel workers, with a progress line each
+    (`total_bytes`: what a stage's reader reads in all, for its MB/s and ETA)."""
+    probed = [_probed(s) for s in stages]
+    if isinstance(engine, SlurmConfig):
+        _run_slurm(probed, workers, engine, total_bytes)
+        return
+    for stage in probed:
+        with _watch(stage, total_bytes):
+            _run(stage, max(1, min(workers, stage.tasks)), engine)
+
+
+def _run(stage: Stage, workers: int, engine: Literal["local", "ray"]) -> None:
+    steps, tasks, logging_dir = stage.steps, stage.tasks, str(stage.logging_dir)
     if engine == "ray":
         from datatrove.executor.ray import RayPipelineExecutor
 
         # Several ranks per Ray task: a task costs seconds of scheduling, a rank of small data much less.
         RayPipelineExecutor(
-            [RayForkGuard(), *steps],
+            [RayWorkerSetup(), *steps],
             tasks=tasks,
             workers=workers,
-            logging_dir=str(logging_dir),
+            logging_dir=logging_dir,
             mem_per_cpu_gb=1,
             tasks_per_job=-(-tasks // workers),
         ).run()
@@ -215,8 +276,93 @@ def _run(steps: list[PipelineStep], tasks: int, workers: int, logging_dir: Path,
 
     # fork: spawn/forkserver re-import datatrove in every worker of every stage (3x slower on small inputs)
     LocalPipelineExecutor(
-        steps, tasks=tasks, workers=workers, logging_dir=str(logging_dir), start_method="fork"
+        steps, tasks=tasks, workers=workers, logging_dir=logging_dir, start_method="fork"
     ).run()
+
+
+def slurm_executors(stages: list[Stage], workers: int, slurm: SlurmConfig) -> list[Any]:
+    """datatrove SlurmPipelineExecutors for `stages`, each depending on the one before; job names share a
+    random run tag (`gecko-TAG-STAGE`), so this run's jobs can be found and cancelled by name."""
+    from datatrove.executor.slurm import SlurmPipelineExecutor
+
+    tag = secrets.token_hex(3)
+    env = slurm.env_command or f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH"
+    executors: list[Any] = []
+    for stage in stages:
+        parallel = max(1, min(workers, stage.tasks))
+        executors.append(
+            SlurmPipelineExecutor(
+                stage.steps,
+                tasks=stage.tasks,
+                # Several ranks per array task, as on Ray: a task pays a Python start (~3 s), a rank less.
+                tasks_per_job=-(-stage.tasks // parallel),
+                workers=parallel,
+                time=slurm.time,
+                partition=slurm.partition,
+                cpus_per_task=slurm.cpus_per_task,
+                mem_per_cpu_gb=slurm.mem_per_cpu_gb,
+                job_name=f"gecko-{tag}-{stage.logging_dir.name}",
+                qos="",  # only when sbatch_args names one: clusters without QOS reject --qos=normal
+                env_command=env,
+                sbatch_args=dict(slurm.sbatch_args),
+                logging_dir=str(stage.logging_dir),
+                depends=executors[-1] if executors else None,
+            )
+        )
+    return executors
+
+
+def _run_slurm(stages: list[Stage], workers: int, slurm: SlurmConfig, total_bytes: int | None) -> None:
+    """Submit every stage at once (job arrays chained by afterok), then wait for each in turn and check that
+    all its ranks finished; on any failure or interrupt, cancel this run's remaining jobs."""
+    executors = slurm_executors(stages, workers, slurm)
+    try:
+        with _datatrove_logs_to(stages[0].logging_dir / "datatrove.log"):
+            executors[-1].launch_job()  # launches the ones it depends on first
+        for stage, executor in zip(stages, executors, strict=True):
+            with _watch(stage, total_bytes):
+                _wait_for_job(executor.job_id)
+            missing = incomplete_ranks(stage.logging_dir, stage.tasks)
+            if missing:
+                raise DataError(
+                    f"{stage.label}: {len(missing)} of {stage.tasks} Slurm tasks did not finish (rank "
+                    f"{missing[0]} first); their logs are in {stage.logging_dir / 'slurm_logs'}"
+                )
+    except BaseException:
+        for executor in executors:
+            subprocess.run(["scancel", f"--name={executor.job_name}"], capture_output=True, check=False)
+        raise
+
+
+SLURM_ENDED = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "BOOT_FAIL",
+    "DEADLINE",
+}
+"""Job states after which a job array task runs no more (PREEMPTED tasks are requeued: datatrove sets --requeue)."""
+SLURM_POLL_S = (1, 15)
+"""squeue polling interval while a job array runs: from 1 s, doubling, up to 15 s."""
+
+
+def _wait_for_job(job_id: Any) -> None:
+    """Return when Slurm job `job_id` (all its array tasks) has left the queue; -1 or None: nothing was
+    submitted, every rank had finished before."""
+    if job_id in (-1, None):
+        return
+    delay = SLURM_POLL_S[0]
+    while True:
+        q = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True)
+        if q.returncode == 0 and set(q.stdout.split()) <= SLURM_ENDED:
+            return
+        if q.returncode != 0 and "Invalid job id" in q.stderr:
+            return  # finished and already purged from the controller's memory
+        time.sleep(delay)
+        delay = min(2 * delay, SLURM_POLL_S[1])
 
 
 def incomplete_ranks(logging_dir: Path, tasks: int) -> list[int]:

@@ -9,21 +9,18 @@ document, `logs/` the completion markers that make a rerun after a kill skip fin
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
 from gecko.config import DedupConfig, to_dict
-from gecko.data.engine.executor import Engine, execute, shard_writer
+from gecko.data.engine.executor import Engine, Stage, execute_stages, shard_writer
 from gecko.data.phase import PhaseResult, collect_counts, input_files, reader, reset_if_changed, work_dir_for
 from gecko.data.stats import MAX_EXAMPLES, example_key
 from gecko.data.steps.dedup.boilerplate import LineCounts, LineMerge
 from gecko.data.steps.dedup.minhash import DedupFilter, MinhashBuckets, MinhashClusters, MinhashSignatures
 from gecko.io.atomic import write_text
-
-log = logging.getLogger(__name__)
 
 
 def run_dedup(
@@ -65,9 +62,12 @@ def run_dedup(
         ),
     ]
     in_bytes = sum(f.stat().st_size for f in input_files(in_dir))
-    for name, steps, n in stages:
-        log.debug("dedup: %s (%d tasks)", name, n)
-        execute(steps, n, workers, logs / name, engine, label=f"dedup {name}", total_bytes=in_bytes)
+    execute_stages(
+        [Stage(steps, n, logs / name, f"dedup {name}") for name, steps, n in stages],
+        workers,
+        engine,
+        in_bytes,
+    )
     rows = _write_duplicates(work)
     kept, dropped = collect_counts(work)
     examples: dict[str, list[str]] = {}
