@@ -16,7 +16,7 @@ from gecko.data.phase import work_dir_for
 from gecko.data.steps.dedup import minhash
 from gecko.data.steps.dedup.planted import make_planted, score, write_shards
 from gecko.data.steps.dedup.run import run_dedup
-from gecko.data.steps.dedup.shingles import ngrams, prose_units, shingle_hashes
+from gecko.data.steps.dedup.shingles import code_units, hash_tokens, ngrams, prose_units, shingle_hashes
 from helpers import WORDS, dedup_corpus, random_words, shard_texts, write_docs
 
 SIZES = {"ko": 5, "en": 5, "code": 5}
@@ -84,6 +84,17 @@ def test_korean_shingles_ignore_spacing_particles_punctuation_nfd_and_full_width
     assert not np.array_equal(
         shingle_hashes(text.replace("서울", "부산"), "ko", SIZES), shingle_hashes(text, "ko", SIZES)
     )
+
+
+def test_code_tokens_are_whitespace_split_words_with_each_punctuation_mark_apart():
+    """Code units: split on every character str.split() splits on, each ASCII punctuation mark its own token
+    (the one regex scan must cut exactly where spacing out punctuation and splitting did)."""
+    spaced = str.maketrans({c: f" {c} " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~"})
+    text = "def f(x):\n\treturn x[0]+1  # 한글_id\x1c\x85\u3000y==z\u2028é!=ｑ" + "".join(
+        map(chr, range(0x2100))
+    )
+    assert code_units(text).tolist() == hash_tokens(text.translate(spaced).split()).tolist()
+    assert len(code_units("a.b(c)")) == 6
 
 
 def test_texts_without_letters_or_digits_keep_their_own_shingles():
