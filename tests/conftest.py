@@ -108,7 +108,8 @@ def tiny_config(tmp_path: Path) -> Path:
 def tiny_prepared(tmp_path_factory: pytest.TempPathFactory):
     """A tiny run's config with its data, tokenizer and shards stages already done (shared, read-only)."""
     from gecko.config import load_config
-    from gecko.stages import BY_NAME, run_stage
+    from gecko.runner import run_stage
+    from gecko.stages import BY_NAME
 
     root = tmp_path_factory.mktemp("prepared")
     path = root / "tiny.yaml"

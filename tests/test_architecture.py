@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("infer", {"gecko.infer"}),
     ("stages", {"gecko.data", "gecko.tokenizer", "gecko.train", "gecko.eval", "gecko.export"}),
     ("composite", {"gecko.sft"}),  # a stage made of two: the trainer on conversations, then an HF export
-    ("pipeline", {"gecko.stages"}),
+    ("pipeline", {"gecko.stages"}),  # the stage table
+    ("pipeline", {"gecko.runner"}),  # plans and runs it
     ("tools", {"gecko.ablate", "gecko.importer"}),  # they drive the stage table
     ("cli", {"gecko.cli"}),
     ("entry", {"gecko.__main__", "gecko"}),

@@ -104,8 +104,9 @@ def test_model_card_reports_what_the_run_recorded(tmp_path):
 
 def test_import_continues_training_from_a_hf_folder(tiny_prepared, tmp_path):
     from gecko.infer.bpb import evaluate_bpb
+    from gecko.runner import run_stage
     from gecko.shards import Shards
-    from gecko.stages import BY_NAME, run_stage, stage_dir
+    from gecko.stages import BY_NAME, stage_dir
     from gecko.train.trainer import build_trainer
 
     shutil.copytree(tiny_prepared.run_path, tmp_path / "run")

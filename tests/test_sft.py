@@ -217,7 +217,8 @@ def test_pack_never_splits_or_drops():
 def test_sft_stage_lowers_heldout_loss_and_exports_a_chat_model(base, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from gecko.stages import SFT, run_stage
+    from gecko.runner import run_stage
+    from gecko.stages import SFT
 
     sources = write_sources(tmp_path)
     cfg_path = tmp_path / "sft.yaml"

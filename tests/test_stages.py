@@ -14,17 +14,8 @@ from conftest import TINY_OVERRIDES
 from gecko.cli import main
 from gecko.config import GeckoConfig, load_config
 from gecko.runlock import LOCK
-from gecko.stages import (
-    COMPLETE,
-    NEUTRAL,
-    SFT,
-    STAGES,
-    StaleError,
-    plan_run,
-    run_all,
-    stage_dir,
-    started_marker,
-)
+from gecko.runner import StaleError, plan_run, run_all
+from gecko.stages import COMPLETE, NEUTRAL, SFT, STAGES, stage_dir, started_marker
 
 
 def _finish_on_paper(cfg: GeckoConfig) -> None:

@@ -18,7 +18,8 @@ from conftest import TINY_OVERRIDES
 from gecko import cli, tracking
 from gecko.config import SINK_PACKAGES, LoggingConfig, load_config
 from gecko.errors import ConfigError
-from gecko.stages import BY_NAME, run_stage
+from gecko.runner import run_stage
+from gecko.stages import BY_NAME
 from gecko.train.metrics import read_metrics
 
 ALL = ("tensorboard", "wandb", "mlflow", "trackio", "jsonl")

@@ -28,7 +28,8 @@ from typing import Any
 from gecko.config import GeckoConfig, load_config, to_dict
 from gecko.errors import ConfigError
 from gecko.io.atomic import write_json, write_text
-from gecko.stages import BY_NAME, Stage, is_complete, run_stage, stage_dir
+from gecko.runner import is_complete, run_stage
+from gecko.stages import BY_NAME, Stage, stage_dir
 from gecko.train.metrics import read_metrics
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from typing import Any
 from gecko.config import GeckoConfig, load_config, to_dict
 from gecko.errors import DIST, GeckoError
 from gecko.runlock import run_lock
-from gecko.stages import BY_NAME, CONFIG_COPY, SFT, STAGES, Stage, run_all, run_stage, status_lines
+from gecko.runner import CONFIG_COPY, run_all, run_stage, status_lines
+from gecko.stages import BY_NAME, SFT, STAGES, Stage
 from gecko.terminal import NORMAL, QUIET, VERBOSE, setup_output
 
 DEMO = "configs/demo.yaml"
