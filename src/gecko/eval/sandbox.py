@@ -30,6 +30,11 @@ Fail closed: `run_sandboxed` verifies the layers once per process by running a p
 and raises `SandboxUnavailable` (saying why) when one is missing, unless the caller passed
 `unsafe_no_sandbox=True` (`--unsafe-no-sandbox`), which runs the program with rlimits and the audit hook
 only.
+
+Size: over 500 lines because it is the security boundary of code evaluation, kept in one file so that a
+review reads every layer that confines the program (namespaces, root, rlimits, the bootstrap that drops
+privileges, the fail-closed probe) together; the seccomp filter and the cgroup limits, which stand alone,
+are already sandbox_seccomp.py and sandbox_cgroup.py.
 """
 
 from __future__ import annotations

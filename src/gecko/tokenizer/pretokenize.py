@@ -12,6 +12,10 @@ do not, and at 16 threads that serial share held a one-process design to 0.58x `
 docs/benchmarks.md). On Linux the workers are forked once the tokenizer is loaded and before this module
 starts any thread: they start in milliseconds and share the tokenizer's memory, where workers from a fork
 server each loaded their own copy, took ~0.5 s to start and encoded 10% less per core on 16 cores.
+
+Size: over 500 lines because it is one resumable pipeline (plan byte ranges → encode in forked workers →
+merge parts in corpus order → publish) whose phases share the part record and the resume rules: the merge
+is correct only together with how parts are written, so the phases stay side by side.
 """
 
 from __future__ import annotations
