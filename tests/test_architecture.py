@@ -13,6 +13,7 @@ never silently grow, and an entry that no longer matches an import fails the tes
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
@@ -304,6 +305,35 @@ def test_long_modules_state_why():
         unstated
     )
     assert stale == [], "no longer over the limit: drop the `Size:` paragraph: " + ", ".join(stale)
+
+
+def _owners_table() -> set[Path]:
+    """Paths (relative to src/) named in the first column of docs/architecture.md's "Who owns what" table: the
+    first item is a path, later bare names are files beside it (or inside it, for a folder)."""
+    doc = SRC.parent / "docs" / "architecture.md"
+    named = set()
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        if line.startswith("| `gecko/"):
+            first, *beside = re.findall(r"`([^`]+)`", line.split("|")[1])
+            named.add(Path(first))
+            named.update((Path(first) if first.endswith("/") else Path(first).parent) / b for b in beside)
+    return named
+
+
+def test_architecture_doc_matches_the_tree():
+    """Each module has an owner row in docs/architecture.md, and each row names files that exist."""
+    named = _owners_table()
+    gone = sorted(str(p) for p in named if not (SRC / p).exists())
+    assert gone == [], f"docs/architecture.md names files that do not exist: {gone}"
+    folders = [p for p in named if (SRC / p).is_dir()]
+    unnamed = sorted(
+        str(rel)
+        for path in (SRC / "gecko").rglob("*.py")
+        if path.name != "__init__.py"  # a package's docstring says what it owns
+        for rel in [path.relative_to(SRC)]
+        if rel not in named and not any(rel.is_relative_to(f) for f in folders)
+    )
+    assert unnamed == [], f"give these a row in docs/architecture.md's 'Who owns what': {unnamed}"
 
 
 def test_test_modules_do_not_import_each_other():
