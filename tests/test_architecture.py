@@ -168,7 +168,7 @@ DATA_LAYERS: list[set[str]] = [
         f"gecko.data.steps.{step}"
         for step in ("normalize", "quality", "pii", "toxicity", "dedup", "decontam", "align", "mix")
     },
-    {"gecko.data.pipeline", "gecko.data.heldout"},
+    {"gecko.data.pipeline", "gecko.data.commands", "gecko.data.heldout"},
 ]
 DATA_RANK = {unit: rank for rank, units in enumerate(DATA_LAYERS) for unit in units}
 

@@ -34,7 +34,7 @@ DATA_STEP_HELP = {
 
 
 def _data_step(args: argparse.Namespace) -> None:
-    from gecko.data.pipeline import run_step
+    from gecko.data.commands import run_step
 
     data = load_config(args.config).data if args.config else load_config().data
     result = run_step(args.action, Path(args.in_path), Path(args.out_path), args.text_field, data, args.lang)
