@@ -2,8 +2,8 @@
 
 Organized by concern, lower first (tests/test_architecture.py checks the order):
 - `stats` (the (step, reason, lang) ledger) and `corpus` (`CorpusRecord`, the corpus file);
-- `engine/`: the datatrove, Ray and Slurm glue, in one place: the executor (local, Ray or Slurm) and the step bases that
-  put every drop in the ledger;
+- `engine/`: the datatrove, Ray and Slurm glue, in one place: the executor (local, Ray or Slurm) and the
+  step bases that put every drop in the ledger;
 - `text/`: text units the steps share: prose/code spans, normalized units, character classes;
 - `steps/langid`: language detection, which the readers also use to label what a record leaves unlabeled;
 - `io/`: the readers (sources and phase shards) over gecko.io's raw bytes;
