@@ -10,8 +10,8 @@ Organized by concern, lower first (tests/test_architecture.py checks the order):
 - `phase`: the phase machinery (work folders, counts, results) the multi-pass steps run on;
 - `steps/`: one module per step (normalize, langid, quality, pii, toxicity, dedup/, decontam, align, mix);
   a step imports no other step;
-- `pipeline` (the stage: phases in order), `commands` (one step on one file) and `heldout` (held-out text for tokenizer
-  measurements, read and normalized as the corpus is).
+- `pipeline` (the stage: phases in order), `commands` (one step on one file) and `heldout` (held-out text for
+  tokenizer measurements, read and normalized as the corpus is).
 May import the base modules (config, errors, io, progress, tracking); no other stage, nor model or infer
 (layers: docs/architecture.md).
 """
