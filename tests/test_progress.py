@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import random
 from collections import Counter
 
-from gecko.data.engine.executor import execute
-from gecko.data.phase import reader
+from gecko.data.engine.executor import execute, shard_writer
+from gecko.data.phase import input_size, reader
 from gecko.data.stats import DataStats
 from gecko.data.steps.dedup.planted import write_shards
 from gecko.progress import Progress
+from helpers import WORDS
 
 
 def test_plain_lines_give_rates_eta_and_a_final_line():
@@ -56,3 +59,25 @@ def test_summary_has_a_row_per_reason_and_a_column_per_language():
     assert lines[0].split() == ["en", "ko", "other", "total"]
     assert lines[-1].split() == ["kept", "1", "3", "0", "4"]
     assert ["quality", "too_short", "0", "2", "0", "2"] in [line.split() for line in lines]
+
+
+def test_a_phase_total_is_its_input_decompressed_as_the_lines_count_text(tmp_path):
+    """The lines count text read; a phase reading zstd shards ~3.5x smaller than that text must not show
+    '3.9/1.3 MB' and lose its ETA after a third of the work (seen on the demo before)."""
+    rng = random.Random(0)
+    docs = [
+        {"id": str(i), "text": " ".join(rng.choice(WORDS) for _ in range(300)), "lang": "en", "source": "s"}
+        for i in range(300)
+    ]
+    write_shards(docs, tmp_path / "plain", 2)
+    for _ in shard_writer(tmp_path / "zst").run(reader(tmp_path / "plain").run(), rank=0):
+        pass
+    plain = sum(f.stat().st_size for f in (tmp_path / "plain").iterdir())
+    zst = next((tmp_path / "zst").iterdir())
+    assert zst.stat().st_size < plain / 2  # compressed well, so the unit matters
+    assert input_size(tmp_path / "plain") == plain  # plain files: their size
+    assert 0.97 < input_size(tmp_path / "zst") / plain < 1.03  # zstd: estimated from its first MB
+    gz = tmp_path / "gz" / "a.jsonl.gz"
+    gz.parent.mkdir()
+    gz.write_bytes(gzip.compress((tmp_path / "plain" / "00000.jsonl").read_bytes()))
+    assert input_size(gz.parent) == (tmp_path / "plain" / "00000.jsonl").stat().st_size

@@ -20,6 +20,7 @@ from gecko.data.io.readers import CorpusReader
 from gecko.data.stats import MAX_EXAMPLES, DataStats
 from gecko.errors import DataError
 from gecko.io.atomic import write_json, write_text
+from gecko.io.rawio import expanded_total
 
 
 @dataclass
@@ -76,6 +77,12 @@ def input_files(in_dir: Path) -> list[Path]:
     if not files:
         raise DataError(f"{in_dir}: no *.jsonl / *.jsonl.gz files to read")
     return files
+
+
+def input_size(in_dir: Path) -> int:
+    """The phase's input once decompressed (estimated, rawio.expanded_total): its progress lines' MB total,
+    in the unit they count (text read, not zstd bytes on disk)."""
+    return expanded_total([(f, f.stat().st_size) for f in input_files(in_dir)])
 
 
 def reader(in_dir: Path, lang: str = "field", counts_dir: Path | None = None) -> CorpusReader:

@@ -92,6 +92,48 @@ def open_raw(path: Readable) -> BinaryIO:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
 
 
+SIZE_SAMPLE = 1 << 20
+"""Compressed bytes decompressed per kind of compression to estimate its ratio (`expanded_total`)."""
+
+
+def expanded_total(files: list[tuple[Readable, int]]) -> int:
+    """About how many bytes `files` ((file, size) pairs) hold once decompressed, for a progress line's total:
+    its lines count the text read, which zstd shards hold ~3.5x smaller. A plain file counts its size; a
+    compressed one its size times the ratio of the first SIZE_SAMPLE bytes of the first readable file
+    compressed the same way (one sample per suffix, so a remote source of many files costs one read). A file
+    that cannot be read or decompressed counts its size here; its reader reports it."""
+    ratios: dict[str, float] = {}
+    total = 0.0
+    for path, size in files:
+        suffix = path.suffix.lower()
+        if suffix in COMPRESSED and size and suffix not in ratios:
+            ratio = _ratio(path, suffix)
+            if ratio is not None:
+                ratios[suffix] = ratio
+            total += size * (ratio or 1.0)
+        else:
+            total += size * ratios.get(suffix, 1.0)
+    return round(total)
+
+
+def _ratio(path: Readable, suffix: str) -> float | None:
+    """Decompressed / compressed bytes over the start of `path`; None when that start cannot be read."""
+    import zstandard
+
+    decompressor: Any = {
+        ".gz": lambda: zlib.decompressobj(wbits=47),  # a gzip or zlib header
+        ".zst": lambda: zstandard.ZstdDecompressor().decompressobj(),
+        ".bz2": bz2.BZ2Decompressor,
+        ".xz": lzma.LZMADecompressor,
+    }[suffix]()
+    try:
+        with path.open("rb") as raw:
+            head = raw.read(SIZE_SAMPLE)
+        return len(decompressor.decompress(head)) / len(head) if head else None
+    except (EOFError, OSError, zlib.error, lzma.LZMAError, zstandard.ZstdError):
+        return None
+
+
 def chunks(path: Readable) -> Iterator[bytes]:
     """Decompressed bytes of `path` (by suffix), UTF-16 transcoded to UTF-8; raises StreamBroken at the end
     if the compressed stream broke, after yielding all that could be read."""

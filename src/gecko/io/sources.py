@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from gecko.errors import DataError, pip_hint
-from gecko.io.rawio import base_suffix
+from gecko.io.rawio import base_suffix, expanded_total
 
 HF_PREFIX = "hf://datasets/"
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -178,10 +178,11 @@ def relative(file: SourceFile, path: str) -> PurePosixPath:
 
 
 def total_bytes(path: str, subset: str | None = None) -> int:
-    """Input size for a progress line's ETA: every file the path names, or a dataset's cache files."""
+    """Input size for a progress line's ETA: every file the path names (decompressed, estimated:
+    rawio.expanded_total), or a dataset's cache files."""
     if is_hf(path):
         return sum(os.path.getsize(f["filename"]) for f in hf_dataset(path, subset).cache_files)
-    return sum(f.stat().st_size for f in _everything(path))
+    return expanded_total([(f, f.stat().st_size) for f in _everything(path)])
 
 
 def digest(path: str, subset: str | None = None) -> list[tuple[Any, ...]]:

@@ -34,6 +34,7 @@ from gecko.data.phase import (
     PhaseResult,
     collect_counts,
     input_files,
+    input_size,
     reader,
     reset_if_changed,
     work_dir_for,
@@ -358,7 +359,7 @@ def run_decontam(
         work / "logs",
         engine,
         label="decontam",
-        total_bytes=sum(f.stat().st_size for f in input_files(in_dir)),
+        total_bytes=input_size(in_dir),
     )
     matches = sorted(
         (

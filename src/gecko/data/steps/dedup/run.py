@@ -16,7 +16,15 @@ from datatrove.pipeline.base import PipelineStep
 
 from gecko.config import DedupConfig, to_dict
 from gecko.data.engine.executor import Engine, Stage, execute_stages, shard_writer
-from gecko.data.phase import PhaseResult, collect_counts, input_files, reader, reset_if_changed, work_dir_for
+from gecko.data.phase import (
+    PhaseResult,
+    collect_counts,
+    input_files,
+    input_size,
+    reader,
+    reset_if_changed,
+    work_dir_for,
+)
 from gecko.data.stats import MAX_EXAMPLES, example_key
 from gecko.data.steps.dedup.boilerplate import LineCounts, LineMerge
 from gecko.data.steps.dedup.minhash import DedupFilter, MinhashBuckets, MinhashClusters, MinhashSignatures
@@ -61,7 +69,7 @@ def run_dedup(
             tasks,
         ),
     ]
-    in_bytes = sum(f.stat().st_size for f in input_files(in_dir))
+    in_bytes = input_size(in_dir)
     execute_stages(
         [Stage(steps, n, logs / name, f"dedup {name}") for name, steps, n in stages],
         workers,
