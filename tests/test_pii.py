@@ -211,3 +211,12 @@ def test_a_fresh_draw_of_the_separate_generator_meets_the_goals():
         for kind in tp.keys() | fn.keys():
             assert tp[kind] / (tp[kind] + fn[kind]) >= 0.95, (split, kind, misses[kind][:5])
         assert sum(look["kept"].values()) / sum(look["n"].values()) >= 0.97, split
+
+
+@pytest.mark.parametrize("prefix", ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"])
+def test_every_github_token_prefix_passes_the_substring_screen(prefix):
+    """The token rule is skipped unless the text holds one of its `needs` substrings: each GitHub prefix the
+    regex knows must be one of them, or its tokens would be left in the corpus."""
+    token = prefix + "A1b2C3d4" * 6
+    text = f"deploy with {token} and go"
+    assert [(text[f.start : f.end], f.kind) for f in find(text)] == [(token, "secret")]

@@ -427,7 +427,11 @@ RULES: tuple[Rule, ...] = (
             "AKIA",
             "ASIA",
             "AIza",
-            "gh",
+            "ghp_",  # gh[pousr]_ spelt out: "gh" alone is in most English text and code ("high", "though")
+            "gho_",
+            "ghu_",
+            "ghs_",
+            "ghr_",
             "github_pat_",
             "xox",
             "sk-",

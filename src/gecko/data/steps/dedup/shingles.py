@@ -38,10 +38,13 @@ def ngrams(units: np.ndarray, n: int) -> np.ndarray:
     if len(units) == 0:
         return units
     n = min(n, len(units))
+    m = len(units) - n + 1
     with np.errstate(over="ignore"):
-        h = np.zeros(len(units) - n + 1, dtype=np.uint64)
-        for k in range(n):  # n vector operations, not a Python loop per n-gram
-            h = h * _BASE + units[k : len(units) - n + 1 + k] * _MIX
+        mixed = units * _MIX
+        h = mixed[:m].copy()
+        for k in range(1, n):  # n vector operations in place, not a Python loop per n-gram
+            h *= _BASE
+            h += mixed[k : m + k]
         return _finalize(h)
 
 
