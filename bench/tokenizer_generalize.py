@@ -3,9 +3,11 @@
 Every variant is trained on a byte budget split across ko/en/code by shares and, within a language, evenly
 across its training sources (a source smaller than its part leaves the rest to the others; `weights` tilt
 that), and scored on whole sources left out of training (`heldout_sources`): Korean petitions, movie reviews,
-news comments and boddari; English Debian/PostgreSQL/Git manuals and LAMBADA fiction; code from site-packages
-the stdlib lacks (transformers, pandas, scikit-learn, rich), npm packages and a C project (the X server) that
-training never sees. These are `compare.heldout` of configs/tokenizer.yaml. (The Korea Herald parallel news is
+news comments, boddari and APEACH comments; English Debian/PostgreSQL/Git manuals and LAMBADA fiction; code
+from site-packages the stdlib lacks (transformers, pandas, scikit-learn, rich), npm packages and a C project
+(the X server) that training never sees. The rows that train on other documents of NSMC and the petitions
+(`in_domain_sources`), as configs/tokenizer.yaml now does, are compared on `ko_untouched` (news comments,
+boddari, APEACH: its `compare.heldout`). (The Korea Herald parallel news is
 not held out: its English side is byte-identical to the North Korean news' English side, a training source.)
 Also counts where the vocabulary goes (`gecko.tokenizer.report.vocab_kind`).
 
@@ -23,9 +25,11 @@ import random
 import sys
 import sysconfig
 import time
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
+from gecko import tokens
 from gecko.config import SourceConfig
 from gecko.data.steps.normalize import normalize_text
 from gecko.data.io.formats import Quarantine
@@ -39,7 +43,9 @@ CODE = ROOT / "runs" / "code_corpus"
 KO, EN, SAFETY, PAR = SHARED / "corpus/ko", SHARED / "corpus/en", SHARED / "safety", SHARED / "parallel"
 SITE = Path(sysconfig.get_paths()["purelib"])  # the venv running this script
 JS = (".js", ".mjs", ".cjs", ".ts")
-TRAIN_CAP, HELD_CAP, MAX_FILES = 3_000_000, 700_000, 30_000
+TRAIN_CAP, HELD_CAP, MAX_FILES, PY_CAP = 3_000_000, 700_000, 30_000, 1_000_000
+PY_PKGS = ("torch", "numpy", "sqlalchemy", "matplotlib", "networkx", "mypy")
+"""Python libraries of the venv, none of them held out: Python beyond the stdlib's own style."""
 
 
 def src(name: str, path: Path | str, lang: str, **kw) -> SourceConfig:
@@ -83,7 +89,18 @@ def train_sources() -> list[SourceConfig]:
             src("shell", deb, "code", format="code", extensions=(".sh",)),
             src("sql", deb / "postgresql-15", "code", format="code", extensions=(".sql",)),
             src("go", deb / "golang-1.19-src", "code", format="code", extensions=(".go",)),
-            src("rust", deb / "rust-src", "code", format="code", extensions=(".rs",))]
+            src("rust", deb / "rust-src", "code", format="code", extensions=(".rs",)),
+            *(src(f"py_{p}", SITE / p, "code", format="code") for p in PY_PKGS),
+            *in_domain_sources()]
+
+
+def in_domain_sources() -> list[SourceConfig]:
+    """Other documents of held-out sources (held-out documents removed): `configs/tokenizer.yaml` trains on
+    NSMC and petitions, which then leave its held-out set; the oracle row trains on all four."""
+    return [src("nsmc_train", KO / "nsmc/nsmc_raw_reviews.tsv", "ko", format="tsv", text_field="review"),
+            src("petitions_train", KO / "petitions/petitions_20*", "ko", text_field="content"),
+            src("news_comments_train", KO / "news_comments", "ko", format="text"),
+            src("boddari_train", KO / "boddari/txt", "ko", format="text")]
 
 
 def heldout_sources() -> list[SourceConfig]:
@@ -95,7 +112,14 @@ def heldout_sources() -> list[SourceConfig]:
             src("lambada", SHARED / "eval/lambada_openai/lambada_test.jsonl", "en"),
             *(src(p, SITE / p, "code", format="code") for p in ("transformers", "pandas", "sklearn", "rich")),
             src("npm_heldout", CODE / "heldout/npm", "code", format="code", extensions=JS),
-            src("xorg", CODE / "heldout/debian", "code", format="code", extensions=(".c", ".h"))]
+            src("xorg", CODE / "heldout/debian", "code", format="code", extensions=(".c", ".h")),
+            src("apeach", SAFETY / "apeach/APEACH/test.csv", "ko", format="csv", text_field="text")]
+
+
+UNTOUCHED_KO = ("news_comments", "boddari", "apeach")
+"""Korean held-out sources that no variant trains on: `ko_untouched` compares rows that train on NSMC and
+petitions with rows that do not. APEACH (crowd-written comments) counts only there, so the `ko` column of
+the earlier rows (petitions, NSMC, news comments, boddari) is unchanged."""
 
 
 def cached(source: SourceConfig, cap: int, seed: int, cache: Path) -> list[str]:
@@ -135,9 +159,12 @@ def sample(pool: dict[SourceConfig, list[str]], variant: dict) -> tuple[list[str
     return texts, used
 
 
-BEFORE = {"mb": 18, "shares": {"ko": 0.45, "en": 0.22, "code": 0.33}, "drop": ("fortunes", "go", "rust")}
+NEW = (*(f"py_{p}" for p in PY_PKGS), *(s.name for s in in_domain_sources()))
+"""Sources added after the rows above `ceiling_*` were measured: those rows drop them."""
+BEFORE = {"mb": 18, "shares": {"ko": 0.45, "en": 0.22, "code": 0.33}, "drop": ("fortunes", "go", "rust", *NEW)}
 COLLOQUIAL = ("chatbot_q", "chatbot_a", "community", "kosbi_context", "kosbi_sentence", "square_question",
               "news_titles")
+FINAL = {**BEFORE, "drop": NEW, "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}}
 VARIANTS = {
     # name: recipe (MB in all, shares, sources dropped, per-source weights, pre-tokenizer, vocabulary size)
     "before_45_22_33": BEFORE,
@@ -147,12 +174,25 @@ VARIANTS = {
     "before_60_20_20": {**BEFORE, "shares": {"ko": 0.6, "en": 0.2, "code": 0.2}},
     "before_exaone_moe_split": {**BEFORE, "pre": "exaone_moe"},
     "before_starcoder_split": {**BEFORE, "pre": "starcoder"},
-    "plus_fortunes": {**BEFORE, "drop": ("go", "rust")},
-    "plus_fortunes_50_20_30": {**BEFORE, "drop": ("go", "rust"), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}},
-    "plus_fortunes_go_rust_50_20_30": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}},
-    "final_36mb": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}, "mb": 36},
-    "final_48k_vocab": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}, "vocab": 48000},
-    "final_64k_vocab": {**BEFORE, "drop": (), "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}, "vocab": 64000},
+    "plus_fortunes": {**BEFORE, "drop": ("go", "rust", *NEW)},
+    "plus_fortunes_50_20_30": {**FINAL, "drop": ("go", "rust", *NEW)},
+    "plus_fortunes_go_rust_50_20_30": FINAL,
+    "final_36mb": {**FINAL, "mb": 36},
+    "final_48k_vocab": {**FINAL, "vocab": 48000},
+    "final_64k_vocab": {**FINAL, "vocab": 64000},
+    # ceilings at 32k: the whole vocabulary for one language, on its part of the recipe or on all its text
+    "ceiling_ko_only": {**FINAL, "mb": 9, "shares": {"ko": 1.0}},
+    "ceiling_ko_only_all": {**FINAL, "mb": 100, "shares": {"ko": 1.0}},
+    "ceiling_code_only": {**FINAL, "mb": 5.4, "shares": {"code": 1.0}},
+    "ceiling_code_only_all": {**FINAL, "drop": NEW[len(PY_PKGS):], "mb": 100, "shares": {"code": 1.0}},
+    "oracle_ko_in_domain": {**FINAL, "mb": 9, "shares": {"ko": 1.0},
+                            "drop": tuple(s.name for s in train_sources() if s.lang == "ko"
+                                          and not s.name.endswith("_train"))},
+    "final_70_15_15": {**FINAL, "shares": {"ko": 0.7, "en": 0.15, "code": 0.15}},
+    # issue 20, second round: more Python, and NSMC reviews + petitions moved from held out to training
+    "py_libraries": {**FINAL, "drop": NEW[len(PY_PKGS):]},
+    "nsmc_petitions": {**FINAL, "drop": (*NEW[:len(PY_PKGS)], "news_comments_train", "boddari_train")},
+    "py_nsmc_petitions": {**FINAL, "drop": ("news_comments_train", "boddari_train")},
 }
 PRE = {  # llama.cpp's `exaone-moe` split: letters joined across single spaces (phrases as one pre-token);
     # `starcoder`: GPT-2's split after every digit is cut off alone (one regex here, two passes in llama.cpp)
@@ -168,8 +208,14 @@ def score(tok, held: dict[SourceConfig, list[str]]) -> dict[str, float]:
     for s, docs in held.items():
         chars, toks = sum(map(len, docs)), sum(len(e.ids) for e in tok.encode_batch(docs, add_special_tokens=False))
         row[f"{s.lang}/{s.name}"] = round(chars / toks, 3)
-        c, t = totals.get(s.lang, (0, 0))
-        totals[s.lang] = (c + chars, t + toks)
+        for group in (s.lang if s.name != "apeach" else None, "ko_untouched" if s.name in UNTOUCHED_KO else None):
+            if group:
+                c, t = totals.get(group, (0, 0))
+                totals[group] = (c + chars, t + toks)
+        if s.name in UNTOUCHED_KO:  # the same text in NFD (the tokenizer has no normalizer), NFC characters
+            nfd = [unicodedata.normalize("NFD", d) for d in docs]
+            c, t = totals.get("ko_untouched_nfd", (0, 0))
+            totals["ko_untouched_nfd"] = (c + chars, t + sum(len(e.ids) for e in tok.encode_batch(nfd, add_special_tokens=False)))
     return {**{lang: round(c / t, 3) for lang, (c, t) in totals.items()}, **row}
 
 
@@ -180,17 +226,19 @@ def main() -> None:
     args = ap.parse_args()
     cache = args.out / "cache"
     held = {s: cached(s, HELD_CAP, 0, cache) for s in heldout_sources()}
-    pool = {s: cached(s, TRAIN_CAP, 1, cache) for s in train_sources()}
-    qwen2 = tok_train.QWEN2_PATTERN
+    pool = {s: cached(s, PY_CAP if s.name.startswith("py_") else TRAIN_CAP, 1, cache) for s in train_sources()}
+    seen = {t for docs in held.values() for t in docs}
+    pool = {s: [t for t in d if t not in seen] if s.name.endswith("_train") else d for s, d in pool.items()}
+    qwen2 = tokens.QWEN2_PATTERN
     for name, variant in VARIANTS.items():
         if args.only and name not in args.only:
             continue
         texts, used = sample(pool, variant)
-        tok_train.QWEN2_PATTERN = PRE.get(variant.get("pre", ""), qwen2)  # bytelevel_pipeline reads it
+        tokens.QWEN2_PATTERN = PRE.get(variant.get("pre", ""), qwen2)  # bytelevel_pipeline reads it
         t0 = time.perf_counter()
         tok = tok_train.train_bytelevel_bpe(texts, variant.get("vocab", 32000))
         secs = time.perf_counter() - t0
-        tok_train.QWEN2_PATTERN = qwen2
+        tokens.QWEN2_PATTERN = qwen2
         kinds = Counter(vocab_kind(p) for i in range(tok.get_vocab_size()) if (p := tok.decode([i])))
         row = {"variant": name, "seconds": round(secs, 1),
                "mb": {lang: round(sum(n for k, n in used.items() if k.startswith(lang + "/")) / 1e6, 2)
