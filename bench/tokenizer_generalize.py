@@ -193,6 +193,9 @@ VARIANTS = {
     "py_libraries": {**FINAL, "drop": NEW[len(PY_PKGS):]},
     "nsmc_petitions": {**FINAL, "drop": (*NEW[:len(PY_PKGS)], "news_comments_train", "boddari_train")},
     "py_nsmc_petitions": {**FINAL, "drop": ("news_comments_train", "boddari_train")},
+    "py_nsmc_petitions_36mb": {**FINAL, "drop": ("news_comments_train", "boddari_train"), "mb": 36},
+    "py_nsmc_petitions_55_17_28": {**FINAL, "drop": ("news_comments_train", "boddari_train"),
+                                   "shares": {"ko": 0.55, "en": 0.17, "code": 0.28}},
 }
 PRE = {  # llama.cpp's `exaone-moe` split: letters joined across single spaces (phrases as one pre-token);
     # `starcoder`: GPT-2's split after every digit is cut off alone (one regex here, two passes in llama.cpp)
