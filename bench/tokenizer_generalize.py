@@ -31,9 +31,9 @@ from pathlib import Path
 
 from gecko import tokens
 from gecko.config import SourceConfig
-from gecko.data.steps.normalize import normalize_text
 from gecko.data.io.formats import Quarantine
 from gecko.data.io.readers import iter_records
+from gecko.data.steps.normalize import normalize_text
 from gecko.tokenizer import train as tok_train
 from gecko.tokenizer.report import vocab_kind
 
