@@ -16,7 +16,7 @@ from gecko.config import SlurmConfig
 from gecko.data.engine.executor import Stage, execute_stages, shard_writer, slurm_executors
 from gecko.data.phase import reader
 from gecko.data.steps.dedup.planted import write_shards
-from gecko.errors import DataError
+from gecko.errors import DataError, GeckoError
 from helpers import gecko_cli, scaleout_config, scaleout_outputs
 
 SLURM = SlurmConfig(
@@ -82,6 +82,22 @@ def test_a_stage_whose_jobs_did_not_finish_stops_the_run_and_cancels_the_rest(tm
     assert len(sbatch) == 4 and "--dependency=afterok:1" in sbatch[2], sbatch
     cancelled = [line for line in lines if line.startswith("scancel")]
     assert len(cancelled) == 2 and all("--name=gecko-" in line for line in cancelled), lines
+
+
+def test_a_refused_submission_or_no_sbatch_is_one_line(tmp_path, monkeypatch):
+    """sbatch refusing a job (an unknown partition, say) or missing: one GeckoError line, not a traceback;
+    jobs of the chain already submitted are cancelled."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    _stand_in(bin_dir, "scancel", f'echo "scancel $*" >> {calls}')
+    monkeypatch.setenv("PATH", str(bin_dir))  # the stand-ins use shell builtins only
+    stages = _stages(tmp_path, 2)
+    with pytest.raises(GeckoError, match="sbatch is not on PATH"):
+        execute_stages(stages, workers=2, engine=SLURM)
+    _stand_in(bin_dir, "sbatch", "echo 'sbatch: error: invalid partition specified: cpu' >&2; exit 1")
+    with pytest.raises(GeckoError, match=r"sbatch refused a job \(exit 1"):
+        execute_stages(stages, workers=2, engine=SLURM)
+    assert calls.read_text().count("scancel --name=gecko-") == 2
 
 
 def _partition_or_skip() -> str:

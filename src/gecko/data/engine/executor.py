@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from datatrove.pipeline.writers import JsonlWriter
 from loguru import logger
 
 from gecko.config import DataConfig, SlurmConfig
-from gecko.errors import DataError
+from gecko.errors import DataError, GeckoError
 from gecko.io.atomic import write_text
 from gecko.progress import Progress
 
@@ -315,10 +316,18 @@ def slurm_executors(stages: list[Stage], workers: int, slurm: SlurmConfig) -> li
 def _run_slurm(stages: list[Stage], workers: int, slurm: SlurmConfig, total_bytes: int | None) -> None:
     """Submit every stage at once (job arrays chained by afterok), then wait for each in turn and check that
     all its ranks finished; on any failure or interrupt, cancel this run's remaining jobs."""
+    if shutil.which("sbatch") is None:
+        raise GeckoError("data.engine=slurm: sbatch is not on PATH (run gecko where jobs can be submitted)")
     executors = slurm_executors(stages, workers, slurm)
     try:
         with _datatrove_logs_to(stages[0].logging_dir / "datatrove.log"):
-            executors[-1].launch_job()  # launches the ones it depends on first
+            try:
+                executors[-1].launch_job()  # launches the ones it depends on first
+            except subprocess.CalledProcessError as e:
+                raise GeckoError(
+                    f"data.engine=slurm: sbatch refused a job (exit {e.returncode}, its message is above); "
+                    f"each stage's script is its logs folder's launch_script.slurm, e.g. {stages[0].logging_dir}"
+                ) from None
         for stage, executor in zip(stages, executors, strict=True):
             with _watch(stage, total_bytes):
                 _wait_for_job(executor.job_id)
