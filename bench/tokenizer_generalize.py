@@ -193,6 +193,7 @@ VARIANTS = {
     "py_libraries": {**FINAL, "drop": NEW[len(PY_PKGS):]},
     "nsmc_petitions": {**FINAL, "drop": (*NEW[:len(PY_PKGS)], "news_comments_train", "boddari_train")},
     "py_nsmc_petitions": {**FINAL, "drop": ("news_comments_train", "boddari_train")},
+    "py_nsmc_petitions_no_legal": {**FINAL, "drop": ("news_comments_train", "boddari_train", "statutes", "precedents")},
     "py_nsmc_petitions_36mb": {**FINAL, "drop": ("news_comments_train", "boddari_train"), "mb": 36},
     "py_nsmc_petitions_55_17_28": {**FINAL, "drop": ("news_comments_train", "boddari_train"),
                                    "shares": {"ko": 0.55, "en": 0.17, "code": 0.28}},
