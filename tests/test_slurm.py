@@ -1,9 +1,11 @@
 """`data.engine: slurm`: the sbatch scripts and job chain gecko submits, the driver's failure handling (a
-stand-in sbatch that never runs anything), and the whole `gecko data run` on a real Slurm when one answers
-(bench/slurm_local.sh starts a one-node Slurm), byte-identical to the local executor."""
+stand-in sbatch that never runs anything; no sbatch, no ray: one line), and the whole `gecko data run` on a
+real Slurm when one answers (bench/slurm_local.sh starts a one-node Slurm), byte-identical to the local
+executor."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -140,3 +142,13 @@ def test_data_run_on_slurm_equals_the_local_executor(tmp_path):
     assert list((logs / "clean" / "slurm_logs").glob("*_0.out"))  # the clean phase ran as a job array
     assert list((tmp_path / "slurm" / "data" / "dedup.work" / "logs" / "filter" / "slurm_logs").glob("*.out"))
     assert list((tmp_path / "slurm" / "data" / "decontam.work" / "logs" / "slurm_logs").glob("*.out"))
+
+
+def test_engine_ray_without_ray_is_one_line(tmp_path, monkeypatch):
+    """Checked when a phase starts, not when the config loads: a training machine need not have Ray."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
+    with pytest.raises(GeckoError, match=r"ray package is not installed: pip install 'gecko-llm\[scale\]'"):
+        execute_stages(_stages(tmp_path, 1), workers=2, engine="ray")

@@ -8,6 +8,7 @@ on Slurm they are submitted at once, each job array depending on the one before,
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from datatrove.pipeline.writers import JsonlWriter
 from loguru import logger
 
 from gecko.config import DataConfig, SlurmConfig
-from gecko.errors import DataError, GeckoError
+from gecko.errors import DataError, GeckoError, pip_hint
 from gecko.io.atomic import write_text
 from gecko.progress import Progress
 
@@ -249,6 +250,8 @@ def execute_stages(
 ) -> None:
     """Run `stages` in order, each on at most `workers` parallel workers, with a progress line each
     (`total_bytes`: what a stage's reader reads in all, for its MB/s and ETA)."""
+    if engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise GeckoError(f"data.engine=ray but the ray package is not installed: {pip_hint('scale')}")
     probed = [_probed(s) for s in stages]
     if isinstance(engine, SlurmConfig):
         _run_slurm(probed, workers, engine, total_bytes)
