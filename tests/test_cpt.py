@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from conftest import REPO, TINY_OVERRIDES, TINY_SOURCES
 from gecko.config import TrainStageConfig, load_config
 from gecko.errors import CheckpointError, ConfigError
 from gecko.model.llama import Llama, LlamaConfig
@@ -144,3 +145,67 @@ def test_new_embeddings_stage_needs_an_extension(tiny_prepared, tmp_path) -> Non
     with pytest.raises(ConfigError, match="extension"):
         trainer.train_step()
     assert json.loads(json.dumps(STAGES[0].__dict__))["trainable"] == "new_embeddings"
+
+
+@pytest.mark.slow
+def test_cli_extend_tokenize_import_grows_a_gpt_style_model(tiny_prepared, tmp_path, capsys) -> None:
+    """The user's path with an open model whose tokenizer is GPT-2-like (byte-level, `<|endoftext|>` only, as
+    SmolLM2): extend → tokenize → import. Old rows come over exactly, each new row is the mean of its pieces,
+    and `gecko run` would not train a tokenizer over the extension."""
+    import shutil
+
+    from tokenizers.implementations import ByteLevelBPETokenizer
+
+    from gecko.cli import main
+    from gecko.model.hf import export_hf
+    from gecko.model.presets import build_llama_config
+    from gecko.runner import plan_run
+    from gecko.tokens import load_new_tokens
+    from gecko.train.checkpoint import load_final_model
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_prepared.run_path / "data", run / "data")
+    config = tmp_path / "cpt.yaml"
+    config.write_text(TINY_SOURCES.format(run_dir=run, repo=REPO), encoding="utf-8")
+    overrides = list(TINY_OVERRIDES)  # the copied data stage stays up to date
+    texts = [json.loads(line)["text"] for line in (run / "data" / "corpus.jsonl").open(encoding="utf-8")]
+    base_tok = ByteLevelBPETokenizer()
+    english = [t for t in texts if t.isascii()]
+    base_tok.train_from_iterator(english, vocab_size=600, special_tokens=["<|endoftext|>", "<|im_start|>"])
+    (tmp_path / "tok").mkdir()
+    base_tok.save(str(tmp_path / "tok" / "tokenizer.json"))
+    cfg = load_config(config, overrides)
+    torch.manual_seed(0)
+    donor = Llama(build_llama_config(cfg.model, base_tok.get_vocab_size()))
+    folder = export_hf(donor, tmp_path / "tok", tmp_path / "donor")  # <|endoftext|> as bos/eos
+    assert json.loads((folder / "tokenizer_config.json").read_text())["eos_token"] == "<|endoftext|>"
+
+    args = [str(config), *overrides]
+    assert main(["tokenizer", "extend", str(folder), *args, "--add", "150", "--langs", "ko"]) == 0
+    assert main(["tokenize", *args]) == 0
+    assert main(["import", str(folder), *args]) == 0
+    capsys.readouterr()
+    base_size, new = load_new_tokens(run / "tokenizer")
+    assert base_size == 600 and len(new) >= 100
+    model, meta = load_final_model(run / "train")
+    assert meta["step"] == 0 and model.cfg.vocab_size == base_size + len(new)
+    for name in ("tok_embeddings.weight", "output.weight"):
+        grown, old = model.state_dict()[name], donor.state_dict()[name]
+        assert torch.equal(grown[:base_size], old)
+        for t in new[:20]:
+            assert torch.allclose(grown[t.id], old[t.pieces].mean(dim=0), atol=1e-6)
+    plans = {p.stage.name: p.action for p in plan_run(load_config(config, overrides))}
+    assert plans["tokenizer"] == "skip" and plans["tokenize"] == "skip" and plans["train"] == "resume"
+
+    # a config edit that would retrain the tokenizer asks for --force before replacing the extension
+    assert main(["tokenizer", "train", *args, "tokenizer.vocab_size=2048"]) == 2
+    assert "gecko tokenizer extend" in capsys.readouterr().err
+    # a model whose tokenizer is not the extension's base is refused, naming both files
+    other = tmp_path / "other_tok"
+    other.mkdir()
+    ByteLevelBPETokenizer().save(str(other / "tokenizer.json"))  # an empty vocabulary: different ids
+    shutil.rmtree(run / "train")
+    stranger = export_hf(donor, tmp_path / "tok", tmp_path / "stranger")
+    shutil.copyfile(other / "tokenizer.json", stranger / "tokenizer.json")
+    assert main(["import", str(stranger), *args]) == 2
+    assert "extends another tokenizer" in capsys.readouterr().err

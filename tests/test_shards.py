@@ -171,20 +171,36 @@ def _foreign_tokenizer(out: Path, specials: list[str]) -> Path:
     return out
 
 
-def test_foreign_tokenizer_with_bos_eos_at_our_ids_can_be_pretokenized(
-    setup: tuple[Path, Path, Path],
+@pytest.mark.parametrize(
+    ("specials", "boundaries"),
+    [
+        (["<unk>", "<s>", "</s>"], (1, 2)),  # LLaMA-2 / Mistral
+        (["<unk>", "</s>", "<s>"], (2, 1)),  # the same tokens elsewhere: the tokenizer's ids, not GECKO's
+        (["<|endoftext|>", "<|im_start|>", "<|im_end|>"], (0, 0)),  # SmolLM2 / Qwen: one separator
+        (["<|begin_of_text|>", "<|end_of_text|>", "<|endoftext|>"], (0, 1)),  # Llama-3 wins over GPT-2's
+    ],
+)
+def test_foreign_tokenizers_pack_documents_with_their_own_boundaries(
+    setup: tuple[Path, Path, Path], specials: list[str], boundaries: tuple[int, int]
 ) -> None:
-    """Shards need only <s>=1 and </s>=2 (LLaMA-2's layout), so the tokenizer ablation can use LLaMA-2."""
+    """Continued pretraining keeps the base model's document boundaries; meta.json names them for bpb."""
     root, corpus, _ = setup
-    llama_like = _foreign_tokenizer(root / "llama_like", ["<unk>", "<s>", "</s>"])
-    pretokenize(TokenizeConfig(val_fraction=0.2, workers=1), corpus, llama_like, root / "foreign", 7)
-    shards = Shards(root / "foreign")
+    name = "-".join(map(str, boundaries)) + specials[0].strip("<|>")
+    foreign = _foreign_tokenizer(root / f"tok-{name}", specials)
+    pretokenize(TokenizeConfig(val_fraction=0.2, workers=1), corpus, foreign, root / f"shards-{name}", 7)
+    shards = Shards(root / f"shards-{name}")
     tokens, index = shards.tokens("train"), shards.index("train")
-    start, length = int(index[0]["start"]), int(index[0]["length"])
-    assert tokens[start] == 1 and tokens[start + length - 1] == 2
-    swapped = _foreign_tokenizer(root / "swapped", ["<unk>", "</s>", "<s>"])
-    with pytest.raises(DataError, match="<s> has id 2, expected 1"):
-        pretokenize(TokenizeConfig(workers=1), corpus, swapped, root / "bad", 7)
+    for row in index[:5]:
+        start, length = int(row["start"]), int(row["length"])
+        assert (tokens[start], tokens[start + length - 1]) == boundaries
+    assert (shards.meta["bos_id"], shards.meta["eos_id"]) == boundaries
+
+
+def test_a_tokenizer_without_boundary_tokens_is_one_error(setup: tuple[Path, Path, Path]) -> None:
+    root, corpus, _ = setup
+    bare = _foreign_tokenizer(root / "bare", ["<unk>", "<pad>", "<mask>"])
+    with pytest.raises(DataError, match=r"tokenizer.json: no document boundary tokens \(<s>/</s>"):
+        pretokenize(TokenizeConfig(workers=1), corpus, bare, root / "bad", 7)
 
 
 def test_a_failing_chunk_stops_the_queued_ones(setup: tuple[Path, Path, Path]) -> None:
@@ -258,9 +274,9 @@ def test_nfc_pass_is_skipped_only_where_it_changes_nothing(setup: tuple[Path, Pa
     from tokenizers import normalizers
 
     tokenizer = load_tokenizer(setup[2], text_only=True)
-    assert tokenizer.normalizer is None and shards_module.Encoder(tokenizer).without_nfc is None
+    assert tokenizer.normalizer is None and shards_module.Encoder(tokenizer, (1, 2)).without_nfc is None
     tokenizer.normalizer = normalizers.NFC()
-    encoder = shards_module.Encoder(tokenizer)
+    encoder = shards_module.Encoder(tokenizer, (1, 2))
     texts = [t for texts in TEXTS.values() for t in texts]
     mixed = texts + [unicodedata.normalize("NFD", t) for t in texts]
     assert encoder.without_nfc is not None

@@ -18,7 +18,7 @@ from typing import Any
 from gecko.config import GeckoConfig, load_config, to_dict
 from gecko.errors import DIST, GeckoError
 from gecko.runlock import run_lock
-from gecko.runner import CONFIG_COPY, run_all, run_stage, status_lines
+from gecko.runner import CONFIG_COPY, record_made_by, run_all, run_stage, status_lines
 from gecko.stages import BY_NAME, SFT, STAGES, Stage
 from gecko.terminal import NORMAL, QUIET, VERBOSE, setup_output
 
@@ -309,7 +309,8 @@ def _add_extend_parser(tok: argparse._SubParsersAction) -> None:
         f"gecko tokenizer extend base/tokenizer.json {DEMO} --add 4000",
     )
     ext.add_argument(
-        "base", help="base tokenizer: tokenizer.json, a folder holding one, or a SentencePiece .model"
+        "base",
+        help="base tokenizer: tokenizer.json, a folder holding one, a SentencePiece .model or a .gguf model",
     )
     _add_config_args(ext)
     ext.add_argument("--add", type=int, required=True, help="new tokens to add (0: the base as is)")
@@ -327,6 +328,9 @@ def _extend(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else stage_dir(cfg, "tokenizer")
     corpus = stage_dir(cfg, "data") / "corpus.jsonl"
     report = run_extend(cfg, Path(args.base), corpus, args.add, langs, out, read_texts, args.force)
+    if out == stage_dir(cfg, "tokenizer"):  # the run's tokenizer now: `gecko run` must not train one over it
+        summary = {"base": args.base, "added": args.add, "langs": list(langs)}
+        record_made_by(cfg, BY_NAME["tokenizer"], "gecko tokenizer extend", summary)
     print(report.read_text(encoding="utf-8"))
 
 
@@ -445,12 +449,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp = _command(
         sub,
         "import",
-        "make a Hugging Face LLaMA folder step 0 of RUN/train (continued pretraining)",
-        "HF_DIR: config.json, safetensors weights, tokenizer.json",
+        "make an open model step 0 of RUN/train (continued pretraining)",
+        "MODEL: a Hugging Face LLaMA folder (config.json, safetensors, tokenizer.json) or a .gguf file",
         "RUN/train/ and RUN/tokenizer/",
         f"gecko import ~/models/llama-1b {DEMO}",
     )
-    imp.add_argument("hf_dir", help="folder with config.json, safetensors weights and tokenizer.json")
+    imp.add_argument(
+        "source",
+        metavar="MODEL",
+        help="folder with config.json, safetensors weights and tokenizer.json, or a LLaMA .gguf file",
+    )
     _add_config_args(imp)
     chat = _command(
         sub,
@@ -702,9 +710,11 @@ def _write_command(cfg: GeckoConfig, args: argparse.Namespace) -> None:
     elif args.command == "run":
         run_all(cfg, force=args.force)
     elif args.command == "import":
-        from gecko.importer import import_hf
+        from gecko.importer import import_model
 
-        print(f"imported as {import_hf(cfg, Path(args.hf_dir))}; continue with `gecko train {args.config}`")
+        print(
+            f"imported as {import_model(cfg, Path(args.source))}; continue with `gecko train {args.config}`"
+        )
     elif args.command == "ablate":
         _ablate(cfg, args)
     elif args.command == "tokenizer" and args.action == "compare":

@@ -62,10 +62,13 @@ class Plan:
     changes: tuple[str, ...] = ()
     """One `key: old → new` per changed field or upstream stage."""
     note: str = ""
+    made_by: str | None = None
+    """The command that made the outputs in place of the stage (`gecko tokenizer extend`); a redo would
+    replace them with the stage's own, so it needs --force like precious work."""
 
     @property
     def needs_force(self) -> bool:
-        return self.action == "redo" and self.stage.precious
+        return self.action == "redo" and (self.stage.precious or self.made_by is not None)
 
     def describe(self) -> str:
         text = {
@@ -121,7 +124,9 @@ def plan_stage(cfg: GeckoConfig, stage: Stage, rerun: frozenset[str] = frozenset
         elif marker.get("upstream", {}).get(up) != now[up]:
             changes.append(f"upstream {up} changed since this stage ran")
     if changes:
-        return Plan(stage, "redo", tuple(changes))
+        made_by = marker.get("made_by")
+        note = f"its outputs were made by `{made_by}`" if made_by else ""
+        return Plan(stage, "redo", tuple(changes), note, made_by)
     if grown:
         return Plan(
             stage,
@@ -174,8 +179,10 @@ def check_plans(plans: list[Plan], force: bool) -> None:
         first, also = blocked[0], ", ".join(p.stage.name for p in blocked[1:])
         raise StaleError(
             f"stage {first.stage.name} is stale ({'; '.join(first.changes)}) and its outputs in "
-            f"RUN/{first.stage.folder} would be deleted: rerun with --force to redo it, or restore "
-            f"the old values" + (f" (also stale: {also})" if also else "")
+            f"RUN/{first.stage.folder}"
+            + (f", made by `{first.made_by}`," if first.made_by else "")
+            + " would be deleted: rerun with --force to redo it, or restore "
+            "the old values" + (f" (also stale: {also})" if also else "")
         )
 
 
@@ -232,6 +239,14 @@ def run_stage(
     if _is_main():
         write_text(out / COMPLETE, json.dumps(marker, indent=2, ensure_ascii=False, default=str) + "\n")
     return marker
+
+
+def record_made_by(cfg: GeckoConfig, stage: Stage, command: str, summary: dict[str, Any]) -> None:
+    """Mark `stage` complete with outputs another command made (`gecko tokenizer extend` writes RUN/tokenizer):
+    `gecko run` then uses them instead of running the stage over them, and a config edit that makes the stage
+    stale asks for --force before they are replaced."""
+    marker = {**started_marker(cfg, stage), "made_by": command, "summary": summary}
+    write_text(stage_dir(cfg, stage.name) / COMPLETE, json.dumps(marker, indent=2, ensure_ascii=False) + "\n")
 
 
 @contextlib.contextmanager

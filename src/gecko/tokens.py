@@ -89,6 +89,30 @@ def load_tokenizer(
     return tokenizer
 
 
+DOCUMENT_BOUNDARIES = (
+    (BOS, EOS),
+    ("<|begin_of_text|>", "<|end_of_text|>"),
+    ("<|endoftext|>", "<|endoftext|>"),
+)
+"""(start, end) tokens packed around each document, first match wins: GECKO's and LLaMA-2/Mistral's, Llama-3's,
+GPT-2's single separator (SmolLM2, Qwen, StarCoder). Continued pretraining keeps the base model's own."""
+
+
+def document_boundary_tokens(tokenizer: Tokenizer, path: Path) -> tuple[str, str]:
+    """The tokens that start and end a document in packed shards (the first of DOCUMENT_BOUNDARIES present)."""
+    for start, end in DOCUMENT_BOUNDARIES:
+        if tokenizer.token_to_id(start) is not None and tokenizer.token_to_id(end) is not None:
+            return start, end
+    names = ", ".join(f"{a}/{b}" if a != b else a for a, b in DOCUMENT_BOUNDARIES)
+    raise DataError(f"{path}: no document boundary tokens ({names}); packed shards need one of them")
+
+
+def document_boundaries(tokenizer: Tokenizer, path: Path) -> tuple[int, int]:
+    """Ids of document_boundary_tokens."""
+    start, end = document_boundary_tokens(tokenizer, path)
+    return tokenizer.token_to_id(start) or 0, tokenizer.token_to_id(end) or 0  # present: checked above
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:

@@ -171,7 +171,7 @@ def training_evaluator(
 ) -> Callable[[Llama], dict[str, dict[str, Any]]]:
     """The trainer's benchmark hook: `tasks` scored on the model as it is at that step (`limit` items per
     task), the same code as `gecko eval`. Per-subject tables stay out of the training log."""
-    tokenizer, e = load_tokenizer(tokenizer_dir), dataclasses.replace(e, limit=limit)
+    tokenizer, e = load_tokenizer(tokenizer_dir, required=()), dataclasses.replace(e, limit=limit)
 
     def evaluate(model: Llama) -> dict[str, dict[str, Any]]:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import torch
@@ -20,6 +21,7 @@ from tokenizers import Tokenizer
 from gecko.errors import ConfigError
 from gecko.infer.generate import Sampling, cut_at_stop, generate_batch
 from gecko.model.llama import Llama
+from gecko.tokens import document_boundaries
 
 
 class Scored(NamedTuple):
@@ -57,7 +59,9 @@ class GeckoLM:
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
         self.device = model.tok_embeddings.weight.device
         self.max_len = model.cfg.max_seq_len
-        self.eos_id = tokenizer.token_to_id("</s>")
+        self.eos_id = document_boundaries(tokenizer, Path("the model's tokenizer"))[1]
+        """Generation stops at the end of a document: GECKO's </s>, or an imported model's own (SmolLM2's
+        <|endoftext|>)."""
         self.truncated = 0
         """Inputs cut on the left to fit the window so far (reported beside the scores)."""
 

@@ -55,7 +55,8 @@ def run_eval(
             device,
         )
         results["val_bpb_step0"] = val_bpb_step0
-    lm = GeckoLM(model, load_tokenizer(tokenizer_dir), cfg.eval.batch_size)
+    # required=(): an imported model's own tokenizer (continued pretraining) is scored as it is
+    lm = GeckoLM(model, load_tokenizer(tokenizer_dir, required=()), cfg.eval.batch_size)
     tasks = eval_task_names(cfg.eval, load_task_files(cfg.eval))
     results["tasks"] = evaluate_tasks(lm, cfg.eval, tasks, out_dir)
     results["truncated_inputs"] = lm.truncated

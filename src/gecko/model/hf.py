@@ -18,10 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
-from gecko.errors import CheckpointError, DataError
+from gecko.errors import CheckpointError, DataError, pip_hint
 from gecko.io.atomic import share_modes
 from gecko.model.llama import Llama, LlamaConfig
-from gecko.tokens import CHAT
+from gecko.tokens import CHAT, document_boundaries, document_boundary_tokens
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -94,16 +94,15 @@ def hf_config(cfg: LlamaConfig, special_ids: dict[str, int | None], dtype: str) 
 
 
 def _special_ids(tokenizer_path: Path, vocab_size: int) -> dict[str, int | None]:
-    """Ids of <s>, </s> (required), <pad> and the chat tokens (optional); every tokenizer id must fit the
-    embedding."""
+    """Ids of the document boundaries (GECKO's <s> and </s>, or a base model's own, e.g. SmolLM2's
+    <|endoftext|>: tokens.document_boundaries), <pad> and the chat tokens (optional); every tokenizer id must
+    fit the embedding."""
     try:
         tok = Tokenizer.from_file(str(tokenizer_path))
     except Exception as e:  # tokenizers raises a bare Exception for missing or malformed files
         raise DataError(f"{tokenizer_path}: cannot load tokenizer: {e}") from None
-    ids = {t: tok.token_to_id(t) for t in (BOS, EOS, PAD, *CHAT)}
-    for token in (BOS, EOS):
-        if ids[token] is None:
-            raise DataError(f"{tokenizer_path}: special token {token!r} not found in the vocabulary")
+    ids = {t: tok.token_to_id(t) for t in (PAD, *CHAT)}
+    ids[BOS], ids[EOS] = document_boundaries(tok, tokenizer_path)
     if tok.get_vocab_size() > vocab_size:
         raise DataError(
             f"{tokenizer_path}: tokenizer has {tok.get_vocab_size()} tokens but the model's vocab_size is "
@@ -138,7 +137,8 @@ def export_hf(
             (tmp / "README.md").write_text(card, encoding="utf-8")
         shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
         _write_json(tmp / "config.json", hf_config(cfg, ids, dtype))
-        _write_json(tmp / "tokenizer_config.json", _tokenizer_config(cfg, ids))
+        boundaries = document_boundary_tokens(Tokenizer.from_file(str(tokenizer_path)), tokenizer_path)
+        _write_json(tmp / "tokenizer_config.json", _tokenizer_config(cfg, ids, boundaries))
         _write_json(tmp / "generation_config.json", _generation_config(ids))
         share_modes(tmp)
         _fsync_dir_files(tmp)
@@ -174,13 +174,15 @@ def save_weights(tensors: dict[str, torch.Tensor], folder: Path, max_shard_bytes
     _write_json(folder / "model.safetensors.index.json", index)
 
 
-def _tokenizer_config(cfg: LlamaConfig, ids: dict[str, int | None]) -> dict[str, Any]:
+def _tokenizer_config(
+    cfg: LlamaConfig, ids: dict[str, int | None], boundaries: tuple[str, str]
+) -> dict[str, Any]:
     from gecko.tokens import CHAT_TEMPLATE
 
     return {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": BOS,
-        "eos_token": EOS,
+        "bos_token": boundaries[0],
+        "eos_token": boundaries[1],
         "pad_token": PAD if ids[PAD] is not None else None,
         "model_max_length": cfg.max_seq_len,
         "clean_up_tokenization_spaces": False,
@@ -192,6 +194,37 @@ def _generation_config(ids: dict[str, int | None]) -> dict[str, Any]:
     end = ids.get(CHAT[-1])
     eos = ids[EOS] if end is None else [ids[EOS], end]
     return {"bos_token_id": ids[BOS], "eos_token_id": eos, "pad_token_id": ids[PAD]}
+
+
+def gguf_to_hf(gguf: Path, out_dir: Path) -> Path:
+    """A Hugging Face LLaMA folder (config.json, model.safetensors, tokenizer.json) from a GGUF file, its
+    weights dequantized to float32 by transformers (`gguf_file=`): open models are often shipped only as GGUF,
+    and `gecko import` / `gecko tokenizer extend` then read them like any folder."""
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        raise CheckpointError(
+            f"{gguf}: reading a GGUF needs transformers and gguf ({pip_hint('gguf')})"
+        ) from None
+    hf_logging.disable_progress_bar()  # a bar line per update off a terminal; gecko import says when it is done
+    gguf = Path(gguf)
+    if not gguf.is_file():
+        raise CheckpointError(f"{gguf}: no such GGUF file")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as e:  # gguf/transformers raise many kinds on a bad or unsupported file
+        raise CheckpointError(f"{gguf}: cannot read this GGUF ({type(e).__name__}: {e})") from None
+    if hf.config.model_type != "llama":
+        raise CheckpointError(f"{gguf}: a {hf.config.model_type} model; GECKO imports the LLaMA architecture")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # tied embeddings share storage, which safetensors refuses: each tensor is written as its own copy
+    tensors = {k: v.detach().clone().contiguous() for k, v in hf.state_dict().items()}
+    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    hf.config.to_json_file(out_dir / "config.json")
+    (out_dir / "tokenizer.json").write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
+    return out_dir
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:

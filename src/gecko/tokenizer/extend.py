@@ -66,8 +66,8 @@ class Extension:
 
 
 def load_base(path: Path) -> dict[str, Any]:
-    """The base's tokenizer.json as a dict: a tokenizer.json file, a folder holding one, or a SentencePiece
-    `.model` (converted by transformers, as `AutoTokenizer` does for a LLaMA folder)."""
+    """The base's tokenizer.json as a dict: a tokenizer.json file, a folder holding one, a SentencePiece
+    `.model` (converted by transformers, as `AutoTokenizer` does for a LLaMA folder) or a GGUF model file."""
     path = Path(path)
     if path.is_dir():
         candidates = [path / TOKENIZER_FILE, path / "tokenizer.model"]
@@ -79,6 +79,8 @@ def load_base(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: base tokenizer not found")
     if path.suffix == ".model":
         return _convert_sentencepiece(path)
+    if path.suffix == ".gguf":
+        return _from_gguf(path)
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
         Tokenizer.from_str(json.dumps(spec))
@@ -102,6 +104,21 @@ def _convert_sentencepiece(path: Path) -> dict[str, Any]:
             backend = AutoTokenizer.from_pretrained(tmp).backend_tokenizer
         except Exception as e:  # sentencepiece/transformers raise many kinds on a bad file
             raise DataError(f"{path}: cannot convert this SentencePiece model ({e})") from None
+    spec = json.loads(backend.to_str())
+    _check_supported(spec, path)
+    return spec
+
+
+def _from_gguf(path: Path) -> dict[str, Any]:
+    """The tokenizer inside a GGUF, as transformers reads it (as `gecko import` of the same file does)."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise DataError(f"{path}: reading a GGUF needs transformers and gguf ({pip_hint('gguf')})") from None
+    try:
+        backend = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).backend_tokenizer
+    except Exception as e:  # gguf/transformers raise many kinds on a bad file
+        raise DataError(f"{path}: cannot read the tokenizer of this GGUF ({e})") from None
     spec = json.loads(backend.to_str())
     _check_supported(spec, path)
     return spec

@@ -46,13 +46,12 @@ from gecko.io.atomic import write_bytes, write_json, write_npy
 from gecko.progress import Steps
 from gecko.shards import INDEX_DTYPE, META_FILE, SPLITS, shard_file, token_dtype, unit_hash
 from gecko.tokenizer.train import parse_record
-from gecko.tokens import BOS, EOS, TOKENIZER_FILE, file_sha256, load_tokenizer, special_id
+from gecko.tokens import TOKENIZER_FILE, document_boundaries, file_sha256, load_tokenizer
 
 log = logging.getLogger(__name__)
 
 PART_DTYPE = np.dtype(INDEX_DTYPE.descr + [("unit", np.float64)])
 """A part's index: lang and source are codes into that part's own name lists; `unit` is the split hash."""
-SHARD_TOKENS = (BOS, EOS)
 """The only special tokens shards use: any tokenizer with them at GECKO's ids can be pretokenized."""
 TIMING_FILE = "timing.json"
 """Wall-clock numbers live apart from meta.json, so that identical shards have an identical meta.json
@@ -102,7 +101,8 @@ def pretokenize(
     """Encode `corpus` into train/val shards under `out_dir`; returns the stats also saved in meta.json."""
     clock = {"start": time.perf_counter()}
     # text_only: a literal "<s>" in a document (HTML strikethrough) is text, not a boundary.
-    tokenizer = load_tokenizer(tokenizer_dir, text_only=True, required=SHARD_TOKENS)
+    tokenizer = load_tokenizer(tokenizer_dir, text_only=True, required=())
+    bos_id, eos_id = document_boundaries(tokenizer, Path(tokenizer_dir) / TOKENIZER_FILE)
     vocab_size = tokenizer.get_vocab_size()
     dtype = token_dtype(vocab_size)
     tokenizer_sha = file_sha256(Path(tokenizer_dir) / TOKENIZER_FILE)
@@ -132,7 +132,7 @@ def pretokenize(
     workers = max(1, min(_cores(cfg.workers), len(todo)))
     # The pool first: its workers are forked before the hash thread exists. hashlib releases the GIL, so
     # the hash and the merger's copies run while the workers encode.
-    encoder = Encoder(tokenizer)
+    encoder = Encoder(tokenizer, (bos_id, eos_id))
     with (
         _worker_pool(encoder, workers) as pool,
         ThreadPoolExecutor(1) as hasher,
@@ -153,8 +153,8 @@ def pretokenize(
             "format": FORMAT_VERSION,
             "dtype": dtype.name,
             "vocab_size": vocab_size,
-            "bos_id": special_id(BOS),
-            "eos_id": special_id(EOS),
+            "bos_id": bos_id,
+            "eos_id": eos_id,
             "tokenizer_sha256": tokenizer_sha,
             "corpus_sha256": corpus_sha.result(),
             "seed": seed,
@@ -225,8 +225,10 @@ class Encoder:
     encoding (3 MB, one thread). Each text is checked (`unicodedata.is_normalized`, ~1 ms a MB); one that is
     not NFC goes through the full tokenizer."""
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, tokenizer: Tokenizer, boundaries: tuple[int, int]) -> None:
         self.tokenizer = tokenizer
+        self.boundaries = boundaries
+        """(start, end) ids packed around each document (tokens.document_boundaries)."""
         self.without_nfc: Tokenizer | None = None
         if isinstance(tokenizer.normalizer, normalizers.NFC):
             self.without_nfc = Tokenizer.from_str(tokenizer.to_str())
@@ -260,7 +262,7 @@ def encode_chunk(task: Task, encoder: Encoder) -> Part:
     texts = [record["text"] for record in records]
     ids = encoder.ids(texts)
     unit = np.array([unit_hash(task.seed, record["id"]) for record in records], dtype=np.float64)
-    tokens, index = _pack(ids, unit < task.val_fraction, np.dtype(task.dtype))
+    tokens, index = _pack(ids, unit < task.val_fraction, np.dtype(task.dtype), encoder.boundaries)
     index["unit"] = unit
     index["n_bytes"] = [len(text.encode("utf-8")) for text in texts]
     langs, index["lang"] = _local_codes(records, "lang")
@@ -312,8 +314,10 @@ def _local_codes(records: list[dict[str, Any]], key: str) -> tuple[list[str], li
     return list(codes), positions
 
 
-def _pack(ids: list[list[int]], is_val: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """`<s> ids </s>` per document in one array, train documents first, then val, each in corpus order;
+def _pack(
+    ids: list[list[int]], is_val: np.ndarray, dtype: np.dtype, boundaries: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`<s> ids </s>` (the tokenizer's boundaries) per document in one array, train documents first, then val, each in corpus order;
     filled by numpy rather than by growing a list."""
     order = np.argsort(is_val, kind="stable")
     index = np.zeros(len(ids), dtype=PART_DTYPE)
@@ -324,7 +328,7 @@ def _pack(ids: list[list[int]], is_val: np.ndarray, dtype: np.dtype) -> tuple[np
     tokens = np.empty(int(lengths.sum()), dtype=dtype)
     body = np.ones(len(tokens), dtype=bool)
     body[starts] = body[starts + lengths - 1] = False
-    tokens[starts], tokens[starts + lengths - 1] = special_id(BOS), special_id(EOS)
+    tokens[starts], tokens[starts + lengths - 1] = boundaries
     tokens[body] = np.fromiter(chain.from_iterable(ids[i] for i in order), dtype, len(tokens) - 2 * len(ids))
     return tokens, index
 
