@@ -42,7 +42,8 @@ EVAL_DIRS = {  # eval config key → folder under ../shared/data/eval (the early
 
 def gecko(*args: str, log: Path | None = None) -> float:
     """Run one gecko command (this checkout's source), echo its output, return its wall seconds."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     print("$ gecko", " ".join(args), flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "gecko.cli", *args], env=env, text=True, capture_output=True)
@@ -80,7 +81,9 @@ def prepare(args: argparse.Namespace) -> None:
     gecko("data", "run", str(config), log=log)
     base_run = out / "runs" / "base"
     shutil.copytree(out / "runs" / "cpt" / "data", base_run / "data", dirs_exist_ok=True)
-    gecko("tokenizer", "extend", args.gguf, str(config), "--add", str(args.add), "--langs", "ko,code", log=log)
+    gecko(
+        "tokenizer", "extend", args.gguf, str(config), "--add", str(args.add), "--langs", "ko,code", log=log
+    )
     gecko("tokenizer", "extend", args.gguf, str(config), f"run_dir={base_run}", "--add", "0", log=log)
 
 
@@ -93,17 +96,22 @@ def run(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     config, log = str(work / "cpt.yaml"), out / "gecko.log"
     base, cpt = work / "runs" / "base", work / "runs" / "cpt"
-    results: dict = {"seconds": {}}
+    results_file = out / "results.json"
+    results: dict = json.loads(results_file.read_text(encoding="utf-8")) if results_file.exists() else {}
+    results.setdefault("seconds", {})
 
     def step(name: str, *command: str) -> None:
         results["seconds"][name] = round(gecko(*command, log=log), 1)
-        (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+        results_file.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
 
-    step("tokenize_base", "tokenize", config, f"run_dir={base}")
+    if "base" in args.runs:
+        step("tokenize_base", "tokenize", config, f"run_dir={base}")
+        step("import_base", "import", args.gguf, config, f"run_dir={base}")
+        step("eval_base", "eval", config, f"run_dir={base}")
+        results["before"] = _eval_json(base)
+    if "cpt" not in args.runs:
+        return
     step("tokenize_cpt", "tokenize", config)
-    step("import_base", "import", args.gguf, config, f"run_dir={base}")
-    step("eval_base", "eval", config, f"run_dir={base}")
-    results["before"] = _eval_json(base)
     step("import_cpt", "import", args.gguf, config)
     step("eval_cpt_init", "eval", config, "eval.suite=none", "--tasks", "bpb")
     results["resized_init"] = _eval_json(cpt)
@@ -111,7 +119,7 @@ def run(args: argparse.Namespace) -> None:
     results["train_metrics"] = (cpt / "train" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-5:]
     step("eval_cpt", "eval", config)
     results["after"] = _eval_json(cpt)
-    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    results_file.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 def main() -> None:
@@ -127,6 +135,9 @@ def main() -> None:
     r.add_argument("--gguf", required=True)
     r.add_argument("--dir", required=True, help="the folder `prepare` wrote")
     r.add_argument("--out", required=True)
+    r.add_argument(
+        "--runs", default="base,cpt", help="base (evaluate SmolLM2 as it is), cpt (extend and train)"
+    )
     args = parser.parse_args()
     prepare(args) if args.cmd == "prepare" else run(args)
 
