@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gecko.data.engine.executor import written_text_bytes
 from gecko.data.io.readers import CorpusReader
 from gecko.data.stats import MAX_EXAMPLES, DataStats
 from gecko.errors import DataError
@@ -80,9 +81,11 @@ def input_files(in_dir: Path) -> list[Path]:
 
 
 def input_size(in_dir: Path) -> int:
-    """The phase's input once decompressed (estimated, rawio.expanded_total): its progress lines' MB total,
-    in the unit they count (text read, not zstd bytes on disk)."""
-    return expanded_total([(f, f.stat().st_size) for f in input_files(in_dir)])
+    """The phase's input in the unit its progress lines count (text read, not zstd bytes on disk): what the
+    previous phase's writer recorded, else estimated (rawio.expanded_total)."""
+    files = input_files(in_dir)
+    recorded = written_text_bytes(files)
+    return recorded if recorded is not None else expanded_total([(f, f.stat().st_size) for f in files])
 
 
 def reader(in_dir: Path, lang: str = "field", counts_dir: Path | None = None) -> CorpusReader:

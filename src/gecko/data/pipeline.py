@@ -104,7 +104,7 @@ def clean_steps(cfg: DataConfig, data_dir: Path) -> list[PipelineStep]:
                 exclusion_writer=dropped("toxicity"),
             )
         )
-    steps += [Tally(str(data_dir / "logs" / "kept")), shard_writer(data_dir / CLEAN)]
+    steps += [Tally(str(data_dir / "logs" / "kept")), shard_writer(data_dir / CLEAN, text_bytes=True)]
     return steps
 
 
@@ -139,7 +139,10 @@ def run_clean(cfg: DataConfig, data_dir: Path) -> DataStats:
         data_dir / "logs" / "clean",
         engine_of(cfg),
         label="clean",
-        total_bytes=sum(sources.total_bytes(src.path, src.subset) for src in cfg.sources),
+        total_bytes=sum(
+            sources.total_bytes(src.path, src.subset, src.extensions if src.format == "code" else None)
+            for src in cfg.sources
+        ),
     )
     stats = DataStats.load_ledgers(data_dir / "logs" / "ledger")
     kept = DataStats.load_ledgers(data_dir / "logs" / "kept")

@@ -177,12 +177,14 @@ def relative(file: SourceFile, path: str) -> PurePosixPath:
     return rel if str(rel) != "." else PurePosixPath(full.name)
 
 
-def total_bytes(path: str, subset: str | None = None) -> int:
-    """Input size for a progress line's ETA: every file the path names (decompressed, estimated:
-    rawio.expanded_total), or a dataset's cache files."""
+def total_bytes(path: str, subset: str | None = None, suffixes: tuple[str, ...] | None = None) -> int:
+    """Input size for a progress line's ETA: every file the path names, or only those with `suffixes` below a
+    folder (a code tree is mostly other files: site-packages/transformers counted 1.35 GB for 0.2 GB of .py),
+    decompressed (estimated: rawio.expanded_total); or a dataset's cache files."""
     if is_hf(path):
         return sum(os.path.getsize(f["filename"]) for f in hf_dataset(path, subset).cache_files)
-    return expanded_total([(f, f.stat().st_size) for f in _everything(path)])
+    found = _everything(path) if suffixes is None else files(path, suffixes)
+    return expanded_total([(f, f.stat().st_size) for f in found])
 
 
 def digest(path: str, subset: str | None = None) -> list[tuple[Any, ...]]:

@@ -353,7 +353,11 @@ def run_decontam(
         index_info = {"items": len(z["item_ids"]), "unchecked_short_items": int(z["unchecked"][0])}
     removed = shard_writer(work / "removed")
     execute(
-        [reader(in_dir), DecontamFilter(index, work, cfg, exclusion_writer=removed), shard_writer(out_dir)],
+        [
+            reader(in_dir),
+            DecontamFilter(index, work, cfg, exclusion_writer=removed),
+            shard_writer(out_dir, text_bytes=True),
+        ],
         tasks,
         workers,
         work / "logs",

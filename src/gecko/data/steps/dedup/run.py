@@ -64,7 +64,7 @@ def run_dedup(
             [
                 reader(in_dir, lang, work / "counts"),
                 DedupFilter(work, cfg, exclusion_writer=shard_writer(work / "removed")),
-                shard_writer(out_dir),
+                shard_writer(out_dir, text_bytes=True),
             ],
             tasks,
         ),
