@@ -46,13 +46,13 @@ def gecko(*args: str, log: Path | None = None) -> float:
     env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     print("$ gecko", " ".join(args), flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "gecko.cli", *args], env=env, text=True, capture_output=True)
-    seconds = time.perf_counter() - t0
-    output = proc.stdout + proc.stderr
-    print(output[-3000:], flush=True)
-    if log is not None:
-        with log.open("a", encoding="utf-8") as f:
-            f.write(f"$ gecko {' '.join(args)}  # {seconds:.1f} s, rc {proc.returncode}\n{output}\n")
+    with (log or Path(os.devnull)).open("a", encoding="utf-8") as f:  # streamed: a cut run keeps its log
+        f.write(f"$ gecko {' '.join(args)}\n")
+        f.flush()
+        proc = subprocess.run([sys.executable, "-m", "gecko.cli", *args], env=env, stdout=f, stderr=f)
+        seconds = time.perf_counter() - t0
+        f.write(f"# {seconds:.1f} s, rc {proc.returncode}\n")
+    print(f"  {seconds:.1f} s, rc {proc.returncode}", flush=True)
     if proc.returncode != 0:
         raise SystemExit(f"gecko {args[0]} failed (rc {proc.returncode})")
     return seconds
