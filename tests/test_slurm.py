@@ -86,6 +86,26 @@ def test_a_stage_whose_jobs_did_not_finish_stops_the_run_and_cancels_the_rest(tm
     assert len(cancelled) == 2 and all("--name=gecko-" in line for line in cancelled), lines
 
 
+def test_jobs_of_a_killed_driver_are_cancelled_before_a_rerun_submits(tmp_path, monkeypatch):
+    """A driver killed outright cannot cancel its jobs; the rerun cancels them (by the name recorded in each
+    stage's logs folder) before submitting, so two jobs never write the same rank."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    _stand_in(bin_dir, "sbatch", f'echo "sbatch $*" >> {calls}; echo "Submitted batch job 7"')
+    _stand_in(bin_dir, "squeue", "exit 0")
+    _stand_in(bin_dir, "scancel", f'echo "scancel $*" >> {calls}')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    stages = _stages(tmp_path, 2)
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s1" / "slurm_job_name").write_text("gecko-dead01-s1")
+    with pytest.raises(DataError):
+        execute_stages(stages, workers=2, engine=SLURM)
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "scancel --name=gecko-dead01-s1" and lines[1].startswith("sbatch"), lines
+    now = (tmp_path / "s1" / "slurm_job_name").read_text()
+    assert now.startswith("gecko-") and now.endswith("-s1") and now != "gecko-dead01-s1"
+
+
 def test_a_refused_submission_or_no_sbatch_is_one_line(tmp_path, monkeypatch):
     """sbatch refusing a job (an unknown partition, say) or missing: one GeckoError line, not a traceback;
     jobs of the chain already submitted are cancelled."""

@@ -353,6 +353,12 @@ def _run_slurm(stages: list[Stage], workers: int, slurm: SlurmConfig, total_byte
     if shutil.which("sbatch") is None:
         raise GeckoError("data.engine=slurm: sbatch is not on PATH (run gecko where jobs can be submitted)")
     executors = slurm_executors(stages, workers, slurm)
+    records = [stage.logging_dir / SLURM_JOB_NAME for stage in stages]
+    # A driver killed outright (a closed login session) leaves its jobs queued or running; they would write
+    # the same ranks as the jobs submitted now, so they go first. The run lock rules out a live driver.
+    _cancel([r.read_text() for r in records if r.exists()])
+    for record, executor in zip(records, executors, strict=True):
+        write_text(record, executor.job_name)
     try:
         with _datatrove_logs_to(stages[0].logging_dir / "datatrove.log"):
             try:
@@ -372,9 +378,17 @@ def _run_slurm(stages: list[Stage], workers: int, slurm: SlurmConfig, total_byte
                     f"{missing[0]} first); their logs are in {stage.logging_dir / 'slurm_logs'}"
                 )
     except BaseException:
-        for executor in executors:
-            subprocess.run(["scancel", f"--name={executor.job_name}"], capture_output=True, check=False)
+        _cancel([executor.job_name for executor in executors])
         raise
+
+
+SLURM_JOB_NAME = "slurm_job_name"
+"""A stage's logs folder's record of the name its Slurm jobs were last submitted under."""
+
+
+def _cancel(job_names: list[str]) -> None:
+    for name in job_names:
+        subprocess.run(["scancel", f"--name={name}"], capture_output=True, check=False)
 
 
 SLURM_ENDED = {
