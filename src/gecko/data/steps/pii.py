@@ -557,9 +557,14 @@ _DIGIT_RUN = re.compile(r"\d(?<!\d\d)(?:\d{0,2}[-–—.() ]{0,3}\d){3,}")  # fr
 def any_case_word(words: tuple[str, ...]) -> re.Pattern[str]:
     """`(?i)word|…` (at a word start or a camelCase capital) written to lead with a case-sensitive class of
     the words' first letters: re scans fast for a leading class, but tries a case-insensitive alternation at
-    every position (~10x slower)."""
+    every position (~10x slower). The rest of the words is grouped by first letter, longest first within a
+    group: a candidate tries only its own letter's words (2.7 -> 2.1 CPU-s on the data stage benchmark), and
+    as a letter's words are tried in the same order, the same word matches."""
     first = "".join(sorted({c for w in words for c in (w[0].lower(), w[0].upper())}))
-    rest = "|".join(f"(?<={re.escape(w[0])}){re.escape(w[1:])}" for w in sorted(words, key=len, reverse=True))
+    groups: dict[str, list[str]] = {}
+    for w in sorted(words, key=len, reverse=True):
+        groups.setdefault(w[0].lower(), []).append(re.escape(w[1:]))
+    rest = "|".join(f"(?<={re.escape(c)})(?:{'|'.join(tails)})" for c, tails in groups.items())
     # a lowercase first letter must start a word (the s in "class" does not); camelCase capitals may not
     return re.compile(f"[{re.escape(first)}](?<![a-z][a-z])(?i:{rest})")
 

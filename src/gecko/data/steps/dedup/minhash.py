@@ -43,6 +43,12 @@ and where the document is (rank, index in the rank)."""
 BATCH = 512  # documents per rensa call: amortizes the Python → Rust crossing
 
 
+def sort_refs(refs: np.ndarray) -> np.ndarray:
+    """`refs` ordered by (hash, key, rank, index): np.sort(refs, order=[...]) with every field, which is
+    a total order (a document is one (rank, index)), at half the cost of numpy's structured-array sort."""
+    return refs[np.lexsort((refs["index"], refs["rank"], refs["key"], refs["hash"]))]
+
+
 def _shingle_sizes(cfg: DedupConfig) -> dict[str, int]:
     return {"ko": cfg.shingle_ko, "en": cfg.shingle_en, "code": cfg.shingle_code}
 
@@ -108,7 +114,7 @@ class MinhashSignatures(PipelineStep):
         refs["rank"], refs["index"] = rank, np.arange(len(meta))
         refs["key"] = [m["key"] for m in meta]
         refs["hash"] = refs["key"]
-        write_npy(w / "bands" / EXACT / f"{rank:05d}.npy", np.sort(refs, order=["hash", "key"]))
+        write_npy(w / "bands" / EXACT / f"{rank:05d}.npy", sort_refs(refs))
         if not self.cfg.near:
             return
         rows = self.cfg.rows
@@ -119,7 +125,7 @@ class MinhashSignatures(PipelineStep):
                 for k in range(rows):
                     h = h * np.uint64(0x100000001B3) + band[:, k]
                 refs["hash"] = h ^ np.uint64(b) << np.uint64(56)
-                write_npy(w / "bands" / f"{b:03d}" / f"{rank:05d}.npy", np.sort(refs, order=["hash", "key"]))
+                write_npy(w / "bands" / f"{b:03d}" / f"{rank:05d}.npy", sort_refs(refs))
 
 
 class MinhashBuckets(PipelineStep):
@@ -145,7 +151,7 @@ class MinhashBuckets(PipelineStep):
         # is checked against the threshold, is then chosen by content. Chosen by position (rank, index), it
         # changed with the sharding, and so did which pairs passed (A~B and B~C pass where A~C does not).
         # Equal digests are equal texts, with equal signatures, so which of them comes first changes nothing.
-        refs = np.sort(refs, order=["hash", "key", "rank", "index"])
+        refs = sort_refs(refs)
         same = refs["hash"][1:] == refs["hash"][:-1]
         # Pair every document with the first of its run of equal hashes: columns rank_a, index_a, rank_b, index_b.
         starts = np.where(np.concatenate([[True], ~same]), np.arange(len(refs)), 0)
@@ -237,14 +243,16 @@ class DedupFilter(BaseFilter):
         self.work_dir, self.cfg = Path(work_dir), cfg
         self.stripper = BoilerplateStripper(work_dir, cfg)
         self.drops: dict[str, dict] = {}
+        self.lengths: list[int] = []
         self.index = 0
         self.counts: Counter[str] = Counter()
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         dup = self.drops.get(str(self.index))
+        if len(doc.text) != self.lengths[self.index]:  # MinhashSignatures stripped lines from it: do it again
+            doc.text = self.stripper.strip(doc)  # (an unchanged length means no line was stripped)
         self.index += 1
         lang = doc_lang(doc)
-        doc.text = self.stripper.strip(doc)
         if dup is not None:
             doc.metadata.update(dup)
             reason = "duplicate" if dup["kind"] == EXACT else "near_duplicate"
@@ -258,6 +266,10 @@ class DedupFilter(BaseFilter):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         self.drops = json.loads((self.work_dir / "clusters" / f"{rank:05d}.json").read_text(encoding="utf-8"))
+        with (self.work_dir / "docs" / f"{rank:05d}.jsonl").open(encoding="utf-8") as f:
+            self.lengths = [
+                json.loads(line)["len"] for line in f
+            ]  # after stripping, as MinhashSignatures saw
         self.index, self.counts = 0, Counter()  # the rank's position in its shard, as in MinhashSignatures
         yield from super().run(data, rank, world_size)
         write_text(self.work_dir / "counts" / f"{rank:05d}.json", json.dumps(self.counts, ensure_ascii=False))
