@@ -167,7 +167,7 @@ def two_node_ray(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
     second node, 1 CPU each, each node with its own temp folder (so each has its own worker logs) and free
     ports (parallel runs do not clash). Token auth off: Ray 2.60 enables it on the head when ~/.ray holds a
     token but a joining node does not send one. Yields (address, temp folder); both nodes stop after."""
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray")
     temp = Path(tempfile.mkdtemp(prefix="gray", dir="/tmp"))  # Ray's socket paths must stay under 107 bytes
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     address = f"127.0.0.1:{_free_port()}"
@@ -180,19 +180,24 @@ def two_node_ray(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
             assert nodes[0].poll() is None, (temp / "head.out").read_text()
             time.sleep(0.5)
         nodes.append(_ray_start(temp, "node", f"--address={address}"))
-        ray.init(address=address, log_to_driver=False)
-        try:
-            deadline = time.monotonic() + 60
-            while sum(n["Alive"] for n in ray.nodes()) < 2:
-                assert time.monotonic() < deadline, (temp / "node.out").read_text()
-                time.sleep(0.5)
-        finally:
-            ray.shutdown()
+        deadline = time.monotonic() + 60
+        while _alive_nodes(address) < 2:  # `ray status`: no ray.init here, the in-process Ray may be up
+            assert time.monotonic() < deadline, (temp / "node.out").read_text()
+            time.sleep(0.5)
         yield address, temp
     finally:
         for node in reversed(nodes):
             _stop(node)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _alive_nodes(address: str) -> int:
+    status = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "status", f"--address={address}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    active = status.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0]
+    return sum(line.strip().startswith("1 node_") for line in active.splitlines())
 
 
 def _rank_workers_on(node_temp: Path) -> int:
