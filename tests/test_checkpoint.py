@@ -300,3 +300,31 @@ def test_kill_9_at_each_phase_of_a_save_resumes_from_the_last_complete_one(
     assert [r["step"] for r in records] == [r["step"] for r in uninterrupted]  # the evaluations too
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert names == ["step-000002", "step-000004", "step-000006"]  # no .partial left behind
+
+
+def test_a_stage_that_unfreezes_parameters_gets_fresh_staging_buffers(tmp_path):
+    """train.stages: the optimizer state grows when a frozen stage ends; cached staging buffers (CUDA async
+    saves) made for the smaller state would fail (CompanionMismatch, seen on an H200), so the writer is new."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 2))
+    model[1].requires_grad_(False)  # stage 1: only the first layer trains
+    optimizer = torch.optim.AdamW(model.parameters())
+    manager = CheckpointManager(tmp_path, keep=3, async_save=True)
+
+    def step_and_save(step: int) -> object:
+        model(torch.randn(2, 8)).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        manager.save(step, model, optimizer, {"step": step}, {"step": step, "world_size": 1})
+        manager.wait()
+        return manager._writer
+
+    first = step_and_save(1)
+    assert step_and_save(2) is first  # same layout: the buffers are reused
+    model[1].requires_grad_(True)  # stage 2: everything trains, the second layer gets moments
+    third = step_and_save(3)
+    assert third is not first and step_and_save(4) is third
+    fresh = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 2))
+    fresh_optimizer = torch.optim.AdamW(fresh.parameters())
+    path, _ = CheckpointManager(tmp_path, keep=3).restore(fresh, fresh_optimizer)
+    assert path.name == "step-000004" and len(fresh_optimizer.state) == 4

@@ -260,6 +260,15 @@ def load_final_model(train_dir: Path) -> tuple[Llama, dict[str, Any]]:
 # Saving and restoring a run
 
 
+def _layout(tree: Any, prefix: str = "") -> tuple[Any, ...]:
+    """(path, shape, dtype) of every tensor in a nested state dict, in order."""
+    if isinstance(tree, dict):
+        return tuple(item for key in sorted(tree, key=str) for item in _layout(tree[key], f"{prefix}/{key}"))
+    if isinstance(tree, torch.Tensor):
+        return ((prefix, tuple(tree.shape), tree.dtype),)
+    return ((prefix, type(tree).__name__),)
+
+
 class CheckpointManager:
     """Saves and restores one run's checkpoints. Every rank makes the same calls; rank 0 alone renames,
     marks and prunes folders."""
@@ -268,11 +277,25 @@ class CheckpointManager:
         self.root, self.keep, self.rank, self.async_save = root, keep, rank, async_save
         # the background writer coordinates ranks over its own gloo group, never the training group
         self._group = dist.new_group(backend="gloo") if async_save and dist.is_initialized() else None
-        # reused across saves: on CUDA it keeps pinned host buffers, so staging is one fast copy
-        self._writer = FileSystemWriter(
-            root, cache_staged_state_dict=async_save and torch.cuda.is_available()
-        )
+        self._writer = self._new_writer()
+        self._layout: tuple[Any, ...] = ()
+        """The names, shapes and dtypes the writer's cached buffers were staged for."""
         self._pending: tuple[Future | None, Path, Path] | None = None
+
+    def _new_writer(self) -> FileSystemWriter:
+        # reused across saves: on CUDA it keeps pinned host buffers, so staging is one fast copy
+        return FileSystemWriter(
+            self.root, cache_staged_state_dict=self.async_save and torch.cuda.is_available()
+        )
+
+    def _writer_for(self, tensors: dict[str, Any]) -> FileSystemWriter:
+        """The writer, new when the state's layout changed since the last save: its cached staging buffers
+        must match the state exactly (torch raises CompanionMismatch), and the optimizer state grows when a
+        train.stages stage unfreezes parameters."""
+        layout = _layout(tensors)
+        if layout != self._layout:
+            self._writer, self._layout = self._new_writer(), layout
+        return self._writer
 
     def save(
         self,
@@ -310,7 +333,7 @@ class CheckpointManager:
                 future = dcp.async_save(
                     tensors,
                     checkpoint_id=partial / "dcp",
-                    storage_writer=self._writer,
+                    storage_writer=self._writer_for(tensors),
                     process_group=self._group,
                 )
             assert isinstance(future, Future), (
@@ -319,7 +342,7 @@ class CheckpointManager:
             self._pending = (future, partial, final)
         else:
             with _single_process_is_intended():
-                dcp.save(tensors, checkpoint_id=partial / "dcp", storage_writer=self._writer)
+                dcp.save(tensors, checkpoint_id=partial / "dcp", storage_writer=self._writer_for(tensors))
             self._pending = (None, partial, final)
             self._finish()
             _barrier()  # every rank sees the complete folder
