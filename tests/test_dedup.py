@@ -13,7 +13,7 @@ from conftest import shared_or_skip
 from gecko.cli import main
 from gecko.config import DedupConfig
 from gecko.data.phase import work_dir_for
-from gecko.data.steps.dedup import minhash
+from gecko.data.steps.dedup import minhash, shingles
 from gecko.data.steps.dedup.planted import make_planted, score, write_shards
 from gecko.data.steps.dedup.run import run_dedup
 from gecko.data.steps.dedup.shingles import code_units, hash_tokens, ngrams, prose_units, shingle_hashes
@@ -95,6 +95,17 @@ def test_code_tokens_are_whitespace_split_words_with_each_punctuation_mark_apart
     )
     assert code_units(text).tolist() == hash_tokens(text.translate(spaced).split()).tolist()
     assert len(code_units("a.b(c)")) == 6
+
+
+def test_shingles_of_a_batch_are_each_texts_own(monkeypatch):
+    """MinhashSignatures cuts prose into units a group of texts at a time: a text's shingles must not depend
+    on its neighbours, on where a group ends, or on a text larger than a group."""
+    texts = ["서울은 크다", "", "a\0b 같은 줄", "^^;;", "x" * 100, "Hello world, hello again " * 5, "짧다"]
+    langs = ["ko", "en", "en", "ko", "en", "en", "code"]
+    alone = [shingle_hashes(t, lang, SIZES).tolist() for t, lang in zip(texts, langs)]
+    for group_chars in (40, 1 << 16):  # groups of one to three texts; all in one group
+        monkeypatch.setattr(shingles, "GROUP_CHARS", group_chars)
+        assert [h.tolist() for h in shingles.shingle_batch(texts, langs, SIZES)] == alone
 
 
 def test_texts_without_letters_or_digits_keep_their_own_shingles():

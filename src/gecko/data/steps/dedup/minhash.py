@@ -33,7 +33,7 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 from gecko.config import DedupConfig
 from gecko.data.steps.dedup.boilerplate import BoilerplateStripper
 from gecko.data.steps.dedup.exact import text_key
-from gecko.data.steps.dedup.shingles import shingle_hashes
+from gecko.data.steps.dedup.shingles import shingle_batch
 from gecko.io.atomic import write_npy, write_text
 
 EXACT = "exact"
@@ -69,6 +69,7 @@ class MinhashSignatures(PipelineStep):
         self.stripper = BoilerplateStripper(work_dir, cfg)
 
     def _signatures(self, shingles: list[np.ndarray]) -> np.ndarray:
+        shingles = [h if len(h) else np.zeros(1, dtype=np.uint64) for h in shingles]  # an empty text: one 0
         offsets = np.zeros(len(shingles) + 1, dtype=np.uint64)
         np.cumsum([len(s) for s in shingles], out=offsets[1:])
         flat = np.concatenate(shingles) if shingles else np.zeros(0, dtype=np.uint64)
@@ -78,13 +79,13 @@ class MinhashSignatures(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         sizes = _shingle_sizes(self.cfg)
-        sigs, meta, shingles = [], [], []
+        sigs, meta, texts, langs = [], [], [], []
         for doc in data:
             with self.track_time():
                 text = self.stripper.strip(doc)
                 lang = doc_lang(doc)
-                h = shingle_hashes(text, lang, sizes)
-                shingles.append(h if len(h) else np.zeros(1, dtype=np.uint64))
+                texts.append(text)
+                langs.append(lang)
                 meta.append(
                     {
                         "id": doc.id,
@@ -93,12 +94,12 @@ class MinhashSignatures(PipelineStep):
                         "key": int.from_bytes(text_key(text)[:8], "little"),
                     }
                 )
-                if len(shingles) == BATCH:
-                    sigs.append(self._signatures(shingles))
-                    shingles = []
+                if len(texts) == BATCH:
+                    sigs.append(self._signatures(shingle_batch(texts, langs, sizes)))
+                    texts, langs = [], []
                 self.stat_update("documents")
-        if shingles:
-            sigs.append(self._signatures(shingles))
+        if texts:
+            sigs.append(self._signatures(shingle_batch(texts, langs, sizes)))
         num_perm = self.cfg.bands * self.cfg.rows
         matrix = np.concatenate(sigs) if sigs else np.zeros((0, num_perm), dtype=np.uint32)
         self._write(rank, matrix, meta)

@@ -48,9 +48,30 @@ def ngrams(units: np.ndarray, n: int) -> np.ndarray:
         return _finalize(h)
 
 
+GROUP_CHARS = 1 << 16
+"""Prose is cut into units this many characters of texts at a time: one numpy pass per group rather than a
+dozen numpy calls per text (4x faster on the benchmark's Korean and English, most of it short comments), in
+arrays small enough to stay in the CPU cache."""
+
+
 def prose_units(text: str) -> np.ndarray:
     """Hashes of the normalized units of gecko.data.text.overlap: the one prose normalization of the project."""
-    return overlap.units([text]).hashes
+    return prose_units_batch([text])[0]
+
+
+def prose_units_batch(texts: list[str]) -> list[np.ndarray]:
+    """prose_units of each text, a group of texts per overlap.units call (a unit never spans two texts)."""
+    out: list[np.ndarray] = []
+    start = 0
+    while start < len(texts):
+        end, size = start + 1, len(texts[start])
+        while end < len(texts) and size + len(texts[end]) <= GROUP_CHARS:
+            size, end = size + len(texts[end]), end + 1
+        u = overlap.units(texts[start:end])
+        cuts = np.searchsorted(u.text_of, np.arange(end - start + 1)).tolist()
+        out += [u.hashes[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+        start = end
+    return out
 
 
 def hash_tokens(tokens: list[str]) -> np.ndarray:
@@ -75,11 +96,21 @@ def code_units(text: str) -> np.ndarray:
 
 def shingle_hashes(text: str, lang: str, sizes: dict[str, int]) -> np.ndarray:
     """MinHash shingles of `text`: token n-grams for code, normalized-unit n-grams for prose (ko: its own n)."""
-    if lang == "code":
-        return ngrams(code_units(text), sizes["code"])
-    units = prose_units(text)
-    if (
-        len(units) == 0
-    ):  # only symbols or emoji (`^^;`, `😀😀`): their tokens, or all would share one signature
-        units = code_units(text)
-    return ngrams(units, sizes["ko" if lang == "ko" else "en"])
+    return shingle_batch([text], [lang], sizes)[0]
+
+
+def shingle_batch(texts: list[str], langs: list[str], sizes: dict[str, int]) -> list[np.ndarray]:
+    """shingle_hashes of each text (of language `langs[i]`), the prose units computed a group at a time."""
+    prose = [i for i, lang in enumerate(langs) if lang != "code"]
+    units = dict(zip(prose, prose_units_batch([texts[i] for i in prose])))
+    out = []
+    for i, (text, lang) in enumerate(zip(texts, langs)):
+        if lang == "code":
+            out.append(ngrams(code_units(text), sizes["code"]))
+            continue
+        u = units[i]
+        # only symbols or emoji (`^^;`, `😀😀`): their tokens, or all would share one signature
+        if len(u) == 0:
+            u = code_units(text)
+        out.append(ngrams(u, sizes["ko" if lang == "ko" else "en"]))
+    return out
