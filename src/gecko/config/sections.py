@@ -137,13 +137,7 @@ class TrainConfig:
     `steps` at `lr`). When set, `steps` must equal their sum; `lr` and `warmup_steps` are not used."""
 
 
-EVAL_TASKS = (
-    "bpb",
-    "kmmlu",
-    "mmlu",
-    "gsm8k",
-    "humaneval",
-    "mbpp",
+EARLY_TASKS = (
     "kobest_boolq",
     "kobest_copa",
     "kobest_hellaswag",
@@ -155,24 +149,10 @@ EVAL_TASKS = (
     "winogrande",
     "lambada",
 )
+"""Zero-/few-shot tasks that separate models at proxy scale (docs/evaluation.md)."""
+EVAL_TASKS = ("bpb", "kmmlu", "mmlu", "gsm8k", "humaneval", "mbpp", *EARLY_TASKS)
 """Built-in eval tasks; a name from eval.mc_sets or a task file is a task too."""
-SUITES = {
-    "early": (
-        "bpb",
-        "kobest_boolq",
-        "kobest_copa",
-        "kobest_hellaswag",
-        "kobest_sentineg",
-        "kobest_wic",
-        "arc_easy",
-        "arc_challenge",
-        "piqa",
-        "winogrande",
-        "lambada",
-        "kmmlu",
-        "mmlu",
-    )
-}
+SUITES = {"early": ("bpb", *EARLY_TASKS, "kmmlu", "mmlu")}
 """Named task lists (docs/evaluation.md): `early` gives signal at proxy scale (bits per byte, cloze tasks)."""
 
 
