@@ -23,23 +23,13 @@ from gecko.errors import CheckpointError
 from gecko.io.atomic import write_text
 from gecko.model.hf import gguf_to_hf, load_hf
 from gecko.model.llama import LlamaConfig
+from gecko.model.presets import OVERRIDES
 from gecko.model.vocab import resize_vocab
 from gecko.shards import Shards
 from gecko.tokens import EXTENSION_FILE, TOKENIZER_FILE, file_sha256, load_new_tokens
 
-_CONFIG_KEY = {
-    name: f"model.{name}"
-    for name in (
-        "dim",
-        "n_layers",
-        "n_heads",
-        "n_kv_heads",
-        "ffn_dim",
-        "max_seq_len",
-        "rope_theta",
-        "tie_embeddings",
-    )
-}
+_CONFIG_KEY = {name: f"model.{name}" for name in OVERRIDES}
+"""The config key that sets each LlamaConfig field a preset lets a config override."""
 
 
 def shape_mismatch(run: LlamaConfig, hf: LlamaConfig) -> list[str]:

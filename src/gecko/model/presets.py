@@ -39,7 +39,7 @@ PRESETS: dict[str, LlamaConfig] = {
     ),
 }
 
-_OVERRIDES = (
+OVERRIDES = (
     "dim",
     "n_layers",
     "n_heads",
@@ -49,6 +49,7 @@ _OVERRIDES = (
     "rope_theta",
     "tie_embeddings",
 )
+"""LlamaConfig fields a config may set over its preset (model.dim, …)."""
 
 
 def build_llama_config(model_cfg: ModelConfig, vocab_size: int) -> LlamaConfig:
@@ -57,5 +58,5 @@ def build_llama_config(model_cfg: ModelConfig, vocab_size: int) -> LlamaConfig:
         raise ConfigError(
             f"model.preset={model_cfg.preset!r} is not a known preset (known: {', '.join(PRESETS)})"
         )
-    overrides = {k: getattr(model_cfg, k) for k in _OVERRIDES if getattr(model_cfg, k) is not None}
+    overrides = {k: getattr(model_cfg, k) for k in OVERRIDES if getattr(model_cfg, k) is not None}
     return dataclasses.replace(PRESETS[model_cfg.preset], vocab_size=vocab_size, **overrides)
