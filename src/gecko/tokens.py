@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-from gecko.errors import DataError
+from gecko.errors import DataError, pip_hint
 
 UNK = "<unk>"
 """Never produced (every byte has a fallback token); kept at id 0 for LLaMA-compatible tooling."""
@@ -111,6 +111,21 @@ def document_boundaries(tokenizer: Tokenizer, path: Path) -> tuple[int, int]:
     """Ids of document_boundary_tokens."""
     start, end = document_boundary_tokens(tokenizer, path)
     return tokenizer.token_to_id(start) or 0, tokenizer.token_to_id(end) or 0  # present: checked above
+
+
+def gguf_tokenizer_json(path: Path) -> str:
+    """The tokenizer inside a GGUF model file, as transformers reads it (`gguf_file=`), in tokenizers' JSON: the
+    one reader behind `gecko tokenizer extend X.gguf` and `gecko import X.gguf`, so both see the same bytes."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise DataError(f"{path}: reading a GGUF needs transformers and gguf ({pip_hint('gguf')})") from None
+    if not path.is_file():
+        raise DataError(f"{path}: no such GGUF file")
+    try:
+        return str(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).backend_tokenizer.to_str())
+    except Exception as e:  # gguf/transformers raise many kinds on a bad or unsupported file
+        raise DataError(f"{path}: cannot read the tokenizer of this GGUF ({type(e).__name__}: {e})") from None
 
 
 def file_sha256(path: Path) -> str:

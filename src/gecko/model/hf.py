@@ -18,10 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
-from gecko.errors import CheckpointError, DataError, pip_hint
+from gecko.errors import CheckpointError, DataError
 from gecko.io.atomic import share_modes
 from gecko.model.llama import Llama, LlamaConfig
-from gecko.tokens import CHAT, document_boundaries, document_boundary_tokens
+from gecko.tokens import CHAT, document_boundary_tokens, gguf_tokenizer_json
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -93,22 +93,23 @@ def hf_config(cfg: LlamaConfig, special_ids: dict[str, int | None], dtype: str) 
     }
 
 
-def _special_ids(tokenizer_path: Path, vocab_size: int) -> dict[str, int | None]:
+def _special_ids(tokenizer_path: Path, vocab_size: int) -> tuple[dict[str, int | None], tuple[str, str]]:
     """Ids of the document boundaries (GECKO's <s> and </s>, or a base model's own, e.g. SmolLM2's
-    <|endoftext|>: tokens.document_boundaries), <pad> and the chat tokens (optional); every tokenizer id must
-    fit the embedding."""
+    <|endoftext|>: tokens.document_boundary_tokens), <pad> and the chat tokens (optional), and the boundary
+    tokens themselves; every tokenizer id must fit the embedding."""
     try:
         tok = Tokenizer.from_file(str(tokenizer_path))
     except Exception as e:  # tokenizers raises a bare Exception for missing or malformed files
         raise DataError(f"{tokenizer_path}: cannot load tokenizer: {e}") from None
+    boundaries = document_boundary_tokens(tok, tokenizer_path)
     ids = {t: tok.token_to_id(t) for t in (PAD, *CHAT)}
-    ids[BOS], ids[EOS] = document_boundaries(tok, tokenizer_path)
+    ids[BOS], ids[EOS] = (tok.token_to_id(t) for t in boundaries)
     if tok.get_vocab_size() > vocab_size:
         raise DataError(
             f"{tokenizer_path}: tokenizer has {tok.get_vocab_size()} tokens but the model's vocab_size is "
             f"{vocab_size}; was the model trained with another tokenizer?"
         )
-    return ids
+    return ids, boundaries
 
 
 def export_hf(
@@ -125,7 +126,7 @@ def export_hf(
         raise CheckpointError(f"export: dtype={dtype!r} must be one of {', '.join(DTYPES)}")
     cfg = model.cfg
     tokenizer_path = Path(tokenizer_dir) / "tokenizer.json"
-    ids = _special_ids(tokenizer_path, cfg.vocab_size)
+    ids, boundaries = _special_ids(tokenizer_path, cfg.vocab_size)
     tensors = to_hf_state_dict(model, DTYPES[dtype])
     _check_hf_tensors(tensors, cfg, "export")
     out_dir = Path(out_dir)
@@ -137,7 +138,6 @@ def export_hf(
             (tmp / "README.md").write_text(card, encoding="utf-8")
         shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
         _write_json(tmp / "config.json", hf_config(cfg, ids, dtype))
-        boundaries = document_boundary_tokens(Tokenizer.from_file(str(tokenizer_path)), tokenizer_path)
         _write_json(tmp / "tokenizer_config.json", _tokenizer_config(cfg, ids, boundaries))
         _write_json(tmp / "generation_config.json", _generation_config(ids))
         share_modes(tmp)
@@ -200,19 +200,13 @@ def gguf_to_hf(gguf: Path, out_dir: Path) -> Path:
     """A Hugging Face LLaMA folder (config.json, model.safetensors, tokenizer.json) from a GGUF file, its
     weights dequantized to float32 by transformers (`gguf_file=`): open models are often shipped only as GGUF,
     and `gecko import` / `gecko tokenizer extend` then read them like any folder."""
-    try:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-    except ImportError:
-        raise CheckpointError(
-            f"{gguf}: reading a GGUF needs transformers and gguf ({pip_hint('gguf')})"
-        ) from None
-    hf_logging.disable_progress_bar()  # a bar line per update off a terminal; gecko import says when it is done
     gguf = Path(gguf)
-    if not gguf.is_file():
-        raise CheckpointError(f"{gguf}: no such GGUF file")
+    tokenizer_json = gguf_tokenizer_json(gguf)  # checks the file and the packages first
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar line per update off a terminal; gecko import says when it is done
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except Exception as e:  # gguf/transformers raise many kinds on a bad or unsupported file
         raise CheckpointError(f"{gguf}: cannot read this GGUF ({type(e).__name__}: {e})") from None
@@ -223,7 +217,7 @@ def gguf_to_hf(gguf: Path, out_dir: Path) -> Path:
     tensors = {k: v.detach().clone().contiguous() for k, v in hf.state_dict().items()}
     save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     hf.config.to_json_file(out_dir / "config.json")
-    (out_dir / "tokenizer.json").write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
+    (out_dir / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
     return out_dir
 
 

@@ -36,7 +36,7 @@ from gecko.errors import ConfigError, DataError, pip_hint
 from gecko.io.atomic import write_text
 from gecko.tokenizer.compare import TextReader
 from gecko.tokenizer.train import balanced_budgets, corpus_records, merge_pairs
-from gecko.tokens import EXTENSION_FILE, TOKENIZER_FILE, NewToken, file_sha256
+from gecko.tokens import EXTENSION_FILE, TOKENIZER_FILE, NewToken, file_sha256, gguf_tokenizer_json
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +110,7 @@ def _convert_sentencepiece(path: Path) -> dict[str, Any]:
 
 
 def _from_gguf(path: Path) -> dict[str, Any]:
-    """The tokenizer inside a GGUF, as transformers reads it (as `gecko import` of the same file does)."""
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise DataError(f"{path}: reading a GGUF needs transformers and gguf ({pip_hint('gguf')})") from None
-    try:
-        backend = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).backend_tokenizer
-    except Exception as e:  # gguf/transformers raise many kinds on a bad file
-        raise DataError(f"{path}: cannot read the tokenizer of this GGUF ({e})") from None
-    spec = json.loads(backend.to_str())
+    spec = json.loads(gguf_tokenizer_json(path))
     _check_supported(spec, path)
     return spec
 
