@@ -277,24 +277,21 @@ class CheckpointManager:
         self.root, self.keep, self.rank, self.async_save = root, keep, rank, async_save
         # the background writer coordinates ranks over its own gloo group, never the training group
         self._group = dist.new_group(backend="gloo") if async_save and dist.is_initialized() else None
-        self._writer = self._new_writer()
+        self._writer: FileSystemWriter | None = None
         self._layout: tuple[Any, ...] = ()
         """The names, shapes and dtypes the writer's cached buffers were staged for."""
         self._pending: tuple[Future | None, Path, Path] | None = None
-
-    def _new_writer(self) -> FileSystemWriter:
-        # reused across saves: on CUDA it keeps pinned host buffers, so staging is one fast copy
-        return FileSystemWriter(
-            self.root, cache_staged_state_dict=self.async_save and torch.cuda.is_available()
-        )
 
     def _writer_for(self, tensors: dict[str, Any]) -> FileSystemWriter:
         """The writer, new when the state's layout changed since the last save: its cached staging buffers
         must match the state exactly (torch raises CompanionMismatch), and the optimizer state grows when a
         train.stages stage unfreezes parameters."""
         layout = _layout(tensors)
-        if layout != self._layout:
-            self._writer, self._layout = self._new_writer(), layout
+        if self._writer is None or layout != self._layout:
+            # reused across saves: on CUDA it keeps pinned host buffers, so staging is one fast copy
+            cache = self.async_save and torch.cuda.is_available()
+            self._writer = FileSystemWriter(self.root, cache_staged_state_dict=cache)
+            self._layout = layout
         return self._writer
 
     def save(
