@@ -237,7 +237,7 @@ def run_stage(
         summary = stage.run(cfg, out) or {}
     marker = {**started_marker(cfg, stage), "seconds": round(time.time() - t0, 2), "summary": summary}
     if _is_main():
-        write_text(out / COMPLETE, json.dumps(marker, indent=2, ensure_ascii=False, default=str) + "\n")
+        _write_complete(cfg, stage, marker)
     return marker
 
 
@@ -245,8 +245,13 @@ def record_made_by(cfg: GeckoConfig, stage: Stage, command: str, summary: dict[s
     """Mark `stage` complete with outputs another command made (`gecko tokenizer extend` writes RUN/tokenizer):
     `gecko run` then uses them instead of running the stage over them, and a config edit that makes the stage
     stale asks for --force before they are replaced."""
-    marker = {**started_marker(cfg, stage), "made_by": command, "summary": summary}
-    write_text(stage_dir(cfg, stage.name) / COMPLETE, json.dumps(marker, indent=2, ensure_ascii=False) + "\n")
+    _write_complete(cfg, stage, {**started_marker(cfg, stage), "made_by": command, "summary": summary})
+
+
+def _write_complete(cfg: GeckoConfig, stage: Stage, marker: dict[str, Any]) -> None:
+    """The marker that says the stage's outputs are whole (plan_stage reads it)."""
+    path = stage_dir(cfg, stage.name) / COMPLETE
+    write_text(path, json.dumps(marker, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 @contextlib.contextmanager
