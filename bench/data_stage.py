@@ -133,6 +133,17 @@ def _peak_rss_mb() -> float:
     return max(resource.getrusage(r).ru_maxrss for r in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
 
 
+def _reset_peak_rss() -> None:
+    """Linux: restart this process's peak-RSS counter (VmHWM), so each phase's own peak can be read."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _phase_peak_rss_mb() -> float:
+    """This process's peak RSS since the last reset; with workers=1 the phases run in this process."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
 def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
@@ -173,8 +184,9 @@ def ours(input_dir: Path, run_dir: Path, workers: int) -> dict:
     def timed(name: str, fn):
         def wrapper(*args, **kwargs):
             t, c = time.monotonic(), _cpu()
+            _reset_peak_rss()
             result = fn(*args, **kwargs)
-            rows[name] = {"wall_s": time.monotonic() - t, "cpu_s": _cpu() - c}
+            rows[name] = {"wall_s": time.monotonic() - t, "cpu_s": _cpu() - c, "peak_rss_mb": _phase_peak_rss_mb()}
             return result
         return wrapper
 
@@ -198,10 +210,19 @@ def datatrove_stock(input_dir: Path, run_dir: Path, mb: float) -> dict:
     import datatrove.utils.hashes.xxhash as dt_xxhash
     import xxhash
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
-                                                  MinhashDedupFilter, MinhashDedupSignature)
-    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
-                                            GopherRepetitionFilter)
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 

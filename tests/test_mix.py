@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import random
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from gecko.config import AlignConfig, DataConfig, ParallelSourceConfig
+from gecko.data import corpus
 from gecko.data.corpus import CorpusRecord
 from gecko.data.stats import DataStats
-from gecko.data.steps.mix import estimate_tokens, mix_documents
+from gecko.data.steps import mix
+from gecko.data.steps.mix import MixReport, estimate_tokens
 from gecko.errors import DataError
 
 
@@ -35,6 +39,15 @@ def _docs(seed: int = 0) -> list[CorpusRecord]:
                 )
             )
     return out
+
+
+def mix_documents(
+    cfg: DataConfig, docs: list[CorpusRecord], stats: DataStats, seed: int, out: Path | None = None
+) -> tuple[list[CorpusRecord], MixReport]:
+    """The mix over an in-memory list, its corpus read back."""
+    out = out or Path(tempfile.mkdtemp()) / "corpus.jsonl"
+    report = mix.mix_documents(cfg, lambda: docs, out, stats, seed)
+    return list(corpus.read_jsonl(out)), report
 
 
 def _cfg(**kw) -> DataConfig:
@@ -108,3 +121,33 @@ def test_a_source_in_two_languages_is_mixed_per_language_and_ids_need_not_be_uni
         assert abs(report.achieved[group] - target) < 0.01, (group, report.achieved)
     assert sum(stats.kept.values()) - sum(stats.repeated.values()) + sum(stats.dropped.values()) == len(docs)
     assert {d.text[:6] for d in mixed if d.id == "docs/same"} == {"first ", "second"}
+
+
+def test_many_scratch_buckets_give_the_same_corpus_and_ledger(tmp_path, monkeypatch):
+    """The external sort: a corpus written through many small buckets (each flushed in several zstd frames)
+    equals the one-bucket corpus, and the scratch folder is gone afterwards."""
+    docs = _docs()
+    docs += [CorpusRecord("docs/same", f"text {i} " * 40, "en", "docs") for i in range(6)]  # one shared key
+    one_stats, many_stats = DataStats(), DataStats()
+    one, one_report = mix_documents(_cfg(max_repeat=1.0), docs, one_stats, seed=3, out=tmp_path / "a.jsonl")
+    monkeypatch.setattr(mix, "BUCKET_BYTES", 20_000)
+    monkeypatch.setattr(mix, "FLUSH_BYTES", 5_000)
+    many, many_report = mix_documents(
+        _cfg(max_repeat=1.0), docs, many_stats, seed=3, out=tmp_path / "b.jsonl"
+    )
+    assert [d.to_json() for d in one] == [d.to_json() for d in many]
+    assert one_report == many_report and one_stats.to_dict() == many_stats.to_dict()
+    assert not (tmp_path / "mix.work").exists()
+
+
+def test_the_mix_reads_its_input_twice_and_holds_no_text(tmp_path):
+    """Two passes over the input, whatever its size: the first keeps arrays, the second writes."""
+    docs = _docs()
+    passes = []
+
+    def documents():
+        passes.append(1)
+        return iter(docs)
+
+    mix.mix_documents(_cfg(), documents, tmp_path / "corpus.jsonl", DataStats(), seed=1)
+    assert len(passes) == 2

@@ -88,10 +88,12 @@ class DataStats:
             shown.append(example)
 
     def drop(self, step: str, reason: str, lang: str, example: str) -> None:
-        self.dropped[(step, reason, lang)] += 1
+        self.drop_many(step, reason, lang, 1, [example])
+
+    def drop_many(self, step: str, reason: str, lang: str, n: int, examples: list[str]) -> None:
+        self.dropped[(step, reason, lang)] += n
         shown = self.examples.setdefault(example_key(step, reason, lang), [])
-        if len(shown) < MAX_EXAMPLES:
-            shown.append(example)
+        shown.extend(examples[: MAX_EXAMPLES - len(shown)])
 
     def to_dict(self) -> dict[str, Any]:
         return {
