@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 
 from conftest import shared_or_skip
 from gecko.cli import main
@@ -16,7 +17,7 @@ from gecko.data.phase import work_dir_for
 from gecko.data.steps.dedup import minhash, shingles
 from gecko.data.steps.dedup.planted import make_planted, score, write_shards
 from gecko.data.steps.dedup.run import run_dedup
-from gecko.data.steps.dedup.shingles import code_units, hash_tokens, ngrams, prose_units, shingle_hashes
+from gecko.data.steps.dedup.shingles import code_units, ngrams, prose_units, shingle_hashes
 from helpers import WORDS, dedup_corpus, random_words, shard_texts, write_docs
 
 SIZES = {"ko": 5, "en": 5, "code": 5}
@@ -86,15 +87,30 @@ def test_korean_shingles_ignore_spacing_particles_punctuation_nfd_and_full_width
     )
 
 
+def _xxh3_of_each(tokens: list[str]) -> list[int]:
+    return [xxhash.xxh3_64_intdigest(t.encode("utf-8", "surrogatepass")) for t in tokens]
+
+
 def test_code_tokens_are_whitespace_split_words_with_each_punctuation_mark_apart():
-    """Code units: split on every character str.split() splits on, each ASCII punctuation mark its own token
-    (the one regex scan must cut exactly where spacing out punctuation and splitting did)."""
+    """Code units: the xxh3 of each token of splitting on every character str.split() splits on, each ASCII
+    punctuation mark its own token (the numpy tokenizer and hash must give exactly these), whatever the
+    token's length or script, and whichever group of texts it is hashed with."""
     spaced = str.maketrans({c: f" {c} " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~"})
-    text = "def f(x):\n\treturn x[0]+1  # 한글_id\x1c\x85\u3000y==z\u2028é!=ｑ" + "".join(
+    text = "def f(x):\n\treturn x[0]+1  # 한글_id\x1c\x85\u3000y==z\u2028é!=ｑ \ud800 😀x " + "".join(
         map(chr, range(0x2100))
     )
-    assert code_units(text).tolist() == hash_tokens(text.translate(spaced).split()).tolist()
+    words = " ".join("abcdefghijklmnopqrstuvwxyz0123456789한글"[:n] for n in range(1, 40))
+    for t in (text, words, "", "a", "a.b(c)"):
+        assert code_units(t).tolist() == _xxh3_of_each(t.translate(spaced).split())
     assert len(code_units("a.b(c)")) == 6
+    batch = shingles.code_units_batch([text, "", words, "x"])
+    assert [u.tolist() for u in batch] == [code_units(t).tolist() for t in (text, "", words, "x")]
+
+
+def test_code_token_whitespace_is_str_split_whitespace_up_to_the_last_one():
+    """The tokenizer's table stops at _LAST_SPACE: no codepoint above it may be whitespace."""
+    assert not any(chr(c).isspace() for c in range(shingles._LAST_SPACE + 1, 0x110000))
+    assert chr(shingles._LAST_SPACE).isspace()
 
 
 def test_shingles_of_a_batch_are_each_texts_own(monkeypatch):
