@@ -39,7 +39,7 @@ HANGUL_WEIGHT = 2
 """A word weighs 2.5 Hangul syllables: a Korean word (eojeol) keeps 2.45 syllables on average once its
 particles are dropped (kowiki; 2.60 in KMMLU law questions), so a window of 13 words is also ~13 Korean words."""
 
-_SEP, _WORD, _HANGUL, _DROP = 0, 1, 2, 3
+_SEP, _WORD, _HANGUL = 0, 1, 2
 _B = np.uint64(0x100000001B3)  # odd, so invertible mod 2**64
 _B_INV = np.uint64(pow(0x100000001B3, -1, 2**64))
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -48,10 +48,12 @@ _WORD_CHAR = re.compile(r"\w")
 
 @lru_cache(maxsize=1)
 def _classes() -> np.ndarray:
-    """Class of every Basic Multilingual Plane codepoint (built once, 64 KiB)."""
-    table = np.array([_WORD if _WORD_CHAR.match(chr(c)) else _SEP for c in range(0x10000)], dtype=np.uint8)
+    """Class of every codepoint (built once, 1.1 MB): a table as long as Unicode, so classifying a text is one
+    lookup per character. Outside the Basic Multilingual Plane every codepoint counts as a word character."""
+    table = np.full(0x110000, _WORD, dtype=np.uint8)
+    table[:0x10000] = [_WORD if _WORD_CHAR.match(chr(c)) else _SEP for c in range(0x10000)]
     table[0xAC00:0xD7A4] = _HANGUL
-    table[[ord(p) for p in PARTICLES]] = _DROP
+    table[[ord(p) for p in PARTICLES]] = _SEP  # dropped wherever they stand: between words they separate
     table[0xD800:0xE000] = _SEP  # lone surrogates
     return table
 
@@ -66,21 +68,6 @@ def _finalize(h: np.ndarray) -> np.ndarray:
         return h ^ (h >> np.uint64(31))
 
 
-class _Powers:
-    """B**k and B**-k mod 2**64 for k < n, grown by doubling as longer batches arrive."""
-
-    def __init__(self) -> None:
-        self.fwd = self.inv = np.ones(1, dtype=np.uint64)
-
-    def need(self, n: int) -> None:
-        if n <= len(self.fwd):
-            return
-        size = max(n, 2 * len(self.fwd))
-        with np.errstate(over="ignore"):
-            self.fwd = _power_table(_B, size)
-            self.inv = _power_table(_B_INV, size)
-
-
 def _power_table(base: np.uint64, size: int) -> np.ndarray:
     """base**k for k < size, wrapping mod 2**64 (cumprod wraps like uint64 multiplication)."""
     with np.errstate(over="ignore"):
@@ -90,7 +77,35 @@ def _power_table(base: np.uint64, size: int) -> np.ndarray:
         return out
 
 
+class _Powers:
+    """B**k and B**-k mod 2**64 for k < n. Tables up to `KEEP` long are kept and grown by doubling; a longer
+    request (one text of megabytes) gets tables of its own, so memory does not stay at its largest text."""
+
+    KEEP = 1 << 21
+
+    def __init__(self) -> None:
+        self.fwd = self.inv = np.ones(1, dtype=np.uint64)
+
+    def __call__(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(B**k, B**-k) for k < n, or longer."""
+        if n > self.KEEP:
+            return _power_table(_B, n), _power_table(_B_INV, n)
+        if n > len(self.fwd):
+            size = min(max(n, 2 * len(self.fwd)), self.KEEP)
+            self.fwd, self.inv = _power_table(_B, size), _power_table(_B_INV, size)
+        return self.fwd, self.inv
+
+
 _POWERS = _Powers()
+
+
+def _prefix_sums(values: np.ndarray, fwd: np.ndarray) -> np.ndarray:
+    """S[k] = sum of values[j] * B**j for j < k, mod 2**64, so that a run i..e of values hashes to
+    (S[e] - S[i]) * B**-i: the same polynomial wherever the run stands."""
+    out = np.zeros(len(values) + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.cumsum(np.multiply(values, fwd[: len(values)], dtype=np.uint64), out=out[1:])
+    return out
 
 
 @dataclass
@@ -111,35 +126,43 @@ def normalize(text: str) -> str:
 
 
 def units(texts: list[str], drop_markers: bool = False) -> Units:
-    """Units of every text, concatenated; a unit never spans two texts."""
-    joined = "\0".join(normalize(t.replace("\0", " ") if "\0" in t else t) for t in texts)  # NUL ends a text
+    """Units of every text, concatenated; a unit never spans two texts.
+
+    A unit's hash is sum((c + 1) * B**j) over its codepoints c at offsets j, mixed by _MIX and _finalize; it
+    is taken from prefix sums over the whole batch's codepoints, so no Python or per-unit loop is needed."""
+    normalized = [normalize(t.replace("\0", " ") if "\0" in t else t) for t in texts]
+    joined = "\0".join(normalized)  # NUL, a separator, ends a text
     cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    cls = _classes()[np.minimum(cp, 0xFFFF)]
-    cls[cp > 0xFFFF] = _WORD
-    text_of_char = np.cumsum(cp == 0)
-    keep = (cls == _WORD) | (cls == _HANGUL)
-    is_word = cls == _WORD
-    starts_char = (cls == _HANGUL) | (is_word & ~np.concatenate(([False], is_word[:-1])))
-    kept_idx = np.flatnonzero(keep)
-    starts = starts_char[kept_idx]
-    unit_start = np.flatnonzero(starts)
-    if len(unit_start) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return Units(np.zeros(0, dtype=np.uint64), empty, empty)
-    pos = np.arange(len(kept_idx)) - unit_start[np.cumsum(starts) - 1]  # position inside its unit
-    _POWERS.need(int(pos.max()) + 1)
-    with np.errstate(over="ignore"):
-        values = (cp[kept_idx].astype(np.uint64) + np.uint64(1)) * _POWERS.fwd[pos]
-        hashes = _finalize(np.add.reduceat(values, unit_start) * _MIX)
-    first = kept_idx[unit_start]
-    weights = np.where(cls[first] == _HANGUL, HANGUL_WEIGHT, WORD_WEIGHT).astype(np.int64)
-    text_of = text_of_char[first].astype(np.int64)
+    start, end, hangul = _unit_bounds(_classes()[cp])
     if drop_markers:
-        one_char = np.diff(np.append(unit_start, len(kept_idx))) == 1
-        c = cp[first]
-        keep_unit = ~(one_char & (((c >= 0x30) & (c <= 0x39)) | ((c >= 0x61) & (c <= 0x7A))))
-        return Units(hashes[keep_unit], weights[keep_unit], text_of[keep_unit])
+        c = cp[start]
+        marker = (end - start == 1) & (((c - 0x30) < 10) | ((c - 0x61) < 26))  # one of 0-9 a-z (uint32 wraps)
+        keep = ~marker
+        start, end, hangul = start[keep], end[keep], hangul[keep]
+    fwd, inv = _POWERS(len(cp) + 1)
+    with np.errstate(over="ignore"):
+        sums = _prefix_sums(cp + np.uint32(1), fwd)
+        hashes = _finalize((sums[end] - sums[start]) * inv[start] * _MIX)
+    weights = np.where(hangul, HANGUL_WEIGHT, WORD_WEIGHT).astype(np.int64)
+    spans = np.array([len(t) + 1 for t in normalized], dtype=np.int64)
+    text_starts = np.cumsum(spans) - spans
+    text_of = np.repeat(
+        np.arange(len(texts)), np.diff(np.searchsorted(start, text_starts), append=len(start))
+    )
     return Units(hashes, weights, text_of)
+
+
+def _unit_bounds(cls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first, last + 1, is Hangul) of every unit, in codepoint offsets: a unit is a run of word characters
+    or one Hangul syllable."""
+    word = cls == _WORD
+    first = cls != _SEP
+    last = first.copy()
+    apart = ~(word[1:] & word[:-1])  # no word continues from codepoint k to k + 1
+    first[1:] &= apart
+    last[:-1] &= apart
+    start = np.flatnonzero(first)
+    return start, np.flatnonzero(last) + 1, cls[start] == _HANGUL
 
 
 class Windows:
@@ -148,30 +171,40 @@ class Windows:
     def __init__(self, u: Units) -> None:
         self.u = u
         n = len(u)
-        self.cum = np.concatenate(([0], np.cumsum(u.weights)))
-        _POWERS.need(n + 1)
-        with np.errstate(over="ignore"):
-            self.prefix = np.concatenate(
-                ([np.uint64(0)], np.cumsum(u.hashes * _POWERS.fwd[:n], dtype=np.uint64))
-            )
+        self.cum = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(u.weights, out=self.cum[1:])
+        self.fwd, self.inv = _POWERS(n + 1)
+        self.prefix = _prefix_sums(u.hashes, self.fwd)
+        self._reaching: np.ndarray | None = None
+
+    def reaching(self) -> np.ndarray:
+        """For every weight w up to the batch's total, the first unit count e with cum[e] >= w: the weights
+        are small integers, so this table replaces a binary search per window (built on first use)."""
+        if self._reaching is None:
+            self._reaching = np.repeat(np.arange(len(self.cum)), np.diff(self.cum, prepend=-1))
+        return self._reaching
 
     def ends(self, starts: np.ndarray, threshold: int | np.ndarray) -> np.ndarray:
         """End (exclusive) of the shortest window from each start whose weight reaches the threshold, or
         -1 where the text ends first."""
-        e = np.searchsorted(self.cum, self.cum[starts] + threshold, side="left")
-        ok = e <= len(self.u)
+        target = self.cum[starts] + threshold
+        ok = target <= self.cum[-1]
+        e = np.full(len(starts), -1, dtype=np.int64)
+        e[ok] = self.reaching()[target[ok]]
         ok[ok] &= self.u.text_of[e[ok] - 1] == self.u.text_of[starts[ok]]
         return np.where(ok, e, -1)
 
     def hashes(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):
-            return _finalize((self.prefix[ends] - self.prefix[starts]) * _POWERS.inv[starts])
+            return _finalize((self.prefix[ends] - self.prefix[starts]) * self.inv[starts])
 
     def all(self, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-        """(start, hash) of every complete window of the given weight."""
-        starts = np.arange(len(self.u))
-        ends = self.ends(starts, threshold)
-        ok = ends >= 0
+        """(start, hash) of every complete window of the given weight. The window ends grow with their
+        starts, so the starts that fit in the batch are a prefix of all units."""
+        fit = int(np.searchsorted(self.cum, self.cum[-1] - threshold, side="right"))
+        starts = np.arange(min(fit, len(self.u)))
+        ends = self.reaching()[self.cum[: len(starts)] + threshold]
+        ok = self.u.text_of[ends - 1] == self.u.text_of[starts]
         return starts[ok], self.hashes(starts[ok], ends[ok])
 
 
