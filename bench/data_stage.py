@@ -138,10 +138,10 @@ def _reset_peak_rss() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _phase_peak_rss_mb() -> float:
-    """This process's peak RSS since the last reset; with workers=1 the phases run in this process."""
+def _status_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process; with workers=1 the phases run here."""
     status = Path("/proc/self/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":"))) / 1024
 
 
 def _du(path: Path) -> int:
@@ -185,8 +185,10 @@ def ours(input_dir: Path, run_dir: Path, workers: int) -> dict:
         def wrapper(*args, **kwargs):
             t, c = time.monotonic(), _cpu()
             _reset_peak_rss()
+            rss = _status_mb("VmRSS")
             result = fn(*args, **kwargs)
-            rows[name] = {"wall_s": time.monotonic() - t, "cpu_s": _cpu() - c, "peak_rss_mb": _phase_peak_rss_mb()}
+            rows[name] = {"wall_s": time.monotonic() - t, "cpu_s": _cpu() - c, "rss_start_mb": rss,
+                          "peak_rss_mb": _status_mb("VmHWM")}
             return result
         return wrapper
 

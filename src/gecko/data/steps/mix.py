@@ -145,7 +145,7 @@ Documents = Callable[[], Iterable[CorpusRecord]]
 never looked up by id: ids come from the input and need not be unique (one manual ships two files under the
 same name)."""
 
-BUCKET_BYTES = 64 << 20
+BUCKET_BYTES = 32 << 20
 """Chosen text per scratch bucket: the most the writing pass holds in memory at once."""
 FLUSH_BYTES = 32 << 20
 """Records buffered before they are appended to their buckets."""
@@ -305,26 +305,28 @@ class _Buckets:
                 records.clear()
         self._pending_bytes = 0
 
-    def take(self, b: int) -> list[str]:
+    def take(self, b: int) -> bytes:
         """A bucket's records, its file removed (the corpus holds them from here on)."""
         if not self.path(b).exists():
-            return []
+            return b""
         with self.path(b).open("rb") as f:
             data = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True).read()
         self.path(b).unlink()
-        return data.decode("utf-8").split("\n")[:-1]
+        return data
 
 
 def _record(order_key: int, copy: int, slot: int, tokens: int, doc: CorpusRecord) -> str:
     return f"{order_key} {copy} {slot} {tokens} {doc.to_json()}\n"
 
 
-def _sorted_records(lines: list[str]) -> list[tuple[int, int, int, int, str]]:
-    """By (order key, id, copy, text): the key first; documents that share it (they share an id) are then
-    ordered by decoding them."""
-    records = [
-        (int(k), int(c), int(s), int(t), line) for k, c, s, t, line in (x.split(" ", 4) for x in lines)
-    ]
+Record = tuple[int, int, int, int, bytes]
+"""(order key, copy, slot, estimated tokens, the corpus line)."""
+
+
+def _sorted_records(data: bytes) -> list[Record]:
+    """A bucket's records by (order key, id, copy, text): the key first; documents that share it (they
+    share an id) are then ordered by decoding them. Lines stay bytes: a bucket is held about twice."""
+    records = [_parse(line) for line in data.split(b"\n")[:-1]]
     records.sort(key=lambda r: r[0])
     start = 0
     while start < len(records):
@@ -337,7 +339,12 @@ def _sorted_records(lines: list[str]) -> list[tuple[int, int, int, int, str]]:
     return records
 
 
-def _id_copy_text(record: tuple[int, int, int, int, str]) -> tuple[str, int, str]:
+def _parse(line: bytes) -> Record:
+    key, copy, slot, tokens, doc = line.split(b" ", 4)
+    return int(key), int(copy), int(slot), int(tokens), doc
+
+
+def _id_copy_text(record: Record) -> tuple[str, int, str]:
     doc = json.loads(record[4])
     return doc["id"], record[1], doc["text"]
 
@@ -366,7 +373,7 @@ def _write_corpus(
         for b in range(buckets.count):
             for _, _, slot, tokens, line in _sorted_records(buckets.take(b)):
                 achieved[scan.slots[slot][0]] += tokens
-                f.write(line + "\n")
+                f.write(line.decode("utf-8") + "\n")
     shutil.rmtree(buckets.folder)
     return achieved
 
