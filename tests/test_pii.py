@@ -2,6 +2,8 @@
 they exist, none where they no longer do), and look-alikes that must survive. Recall and precision on a
 generated planted set are a benchmark (bench/pii_eval.py), not a test."""
 
+import re
+
 import pytest
 
 from gecko.data.steps.pii import (
@@ -220,3 +222,47 @@ def test_every_github_token_prefix_passes_the_substring_screen(prefix):
     token = prefix + "A1b2C3d4" * 6
     text = f"deploy with {token} and go"
     assert [(text[f.start : f.end], f.kind) for f in find(text)] == [(token, "secret")]
+
+
+def test_digit_windows_of_a_batch_equal_one_regex_scan_per_text():
+    """The numpy cluster screen must find the runs a scan of the whole text finds: Unicode digits, runs with
+    3 separators between digits (one cluster) and 4 (two), dotted quads, a run at a text's end next to one at
+    the next text's start, texts without digits."""
+    import re
+
+    from gecko.data.steps.pii import _DIGIT_RUN, digit_windows_batch
+
+    def scan(text):
+        out = []
+        for m in _DIGIT_RUN.finditer(text):
+            run = m.group(0)
+            if sum(c.isdigit() for c in run) >= 9 or run.count(".") >= 3:
+                s, e = max(0, m.start() - 6), min(len(text), m.end() + 2)
+                out.append((s, e, s, e))
+        return out
+
+    texts = [
+        "전화 010-1234-5678, 계좌 123 456 789",
+        "１２３４５６７８９０ and ٠١٢٣٤٥٦٧٨٩ digits",
+        "1234 - 56789 split by three; 1234 -- 56789 by four",
+        "ip 10.0.0.1 and 1.2.3 and 192.168.001.001.",
+        "",
+        "no digits here",
+        "ends with 123456",
+        "789012 starts the next",
+        "x" * 50 + "9" * 30 + "." * 3 + "1",
+    ]
+    assert digit_windows_batch(texts) == [scan(t) for t in texts]
+    assert any(digit_windows_batch(texts)) and re.search(r"\d", "".join(texts))
+
+
+def test_secret_names_match_in_any_case_as_a_case_insensitive_regex_would():
+    """any_case_word's case-sensitive classes must cover every character `(?i)` matches: the long s and the
+    Kelvin sign fold to s and k, and a secret name spelt with them is still found."""
+    from gecko.data.steps.pii import any_case_word
+
+    words = ("askey", "token", "psst")
+    pattern = any_case_word(words)
+    for text in ("my ASKEY is", "a\u017f\u212aey here", "the ToKeN: x", "pſst", "classkey", "tasky"):
+        expected = [m.group(0) for m in re.finditer(r"(?<![A-Za-z])(?i:askey|token|psst)", text)]
+        assert [m.group(0) for m in pattern.finditer(text)] == expected, text
