@@ -1,4 +1,5 @@
-"""Which training recipe generalizes: held-out chars/token of byte-level BPEs (Qwen2's split, 32k unless said).
+"""Which training recipe generalizes: held-out chars/token of byte-level BPEs (Qwen2's split, 32k unless said)
+and of SentencePiece models (`spm` rows: BPE or Unigram, LLaMA-2's vocabulary type in llama.cpp).
 
 Every variant is trained on a byte budget split across ko/en/code by shares and, within a language, evenly
 across its training sources (a source smaller than its part leaves the rest to the others; `weights` tilt
@@ -9,7 +10,8 @@ from site-packages the stdlib lacks (transformers, pandas, scikit-learn, rich), 
 (`in_domain_sources`), as configs/tokenizer.yaml now does, are compared on `ko_untouched` (news comments,
 boddari, APEACH: its `compare.heldout`). (The Korea Herald parallel news is
 not held out: its English side is byte-identical to the North Korean news' English side, a training source.)
-Also counts where the vocabulary goes (`gecko.tokenizer.report.vocab_kind`).
+Also counts where the vocabulary goes (`gecko.tokenizer.report.vocab_kind`), the held-out documents whose
+decode(encode(x)) != x, and the training time in CPU seconds of the process (all its threads).
 
     .venv/bin/python bench/tokenizer_generalize.py [--out runs/bench/tokenizer_generalize] [--only NAME ...]
 
@@ -20,13 +22,17 @@ seeded random sample of at most 3 MB to train on, 0.7 MB held out); writes resul
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
+import resource
 import sys
 import sysconfig
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from gecko import tokens
@@ -165,6 +171,19 @@ BEFORE = {"mb": 18, "shares": {"ko": 0.45, "en": 0.22, "code": 0.33}, "drop": ("
 COLLOQUIAL = ("chatbot_q", "chatbot_a", "community", "kosbi_context", "kosbi_sentence", "square_question",
               "news_titles")
 FINAL = {**BEFORE, "drop": NEW, "shares": {"ko": 0.5, "en": 0.2, "code": 0.3}}
+SHIPPED = {**FINAL, "drop": ("news_comments_train", "boddari_train")}
+"""`configs/tokenizer.yaml`'s recipe (the `py_nsmc_petitions` row)."""
+SPM = {"model_type": "bpe", "split_digits": True, "byte_fallback": True, "allow_whitespace_only_pieces": True,
+       "remove_extra_whitespaces": False, "normalization_rule_name": "identity", "character_coverage": 0.9995}
+"""SentencePiece options for an exact round trip (no normalization, spaces kept as they are, any character
+through byte pieces) with single digits as in Qwen2's split; the vocabulary counts its 3 control pieces
+(`<unk> <s> </s>`) and 256 byte pieces, as the byte-level rows count their special and byte tokens."""
+SPM_FREE = {**SPM, "split_by_unicode_script": False, "split_by_whitespace": False}
+"""Pieces may cross spaces and scripts (`수▁있다`, `):\n▁▁▁▁`): llama.cpp's SentencePiece encoder has no
+pre-split, so it runs such pieces as SentencePiece does."""
+SPM_CHUNK = 16_384
+"""Training sentences are documents cut at line ends to at most this many bytes: SentencePiece skips longer
+ones (`max_sentence_length`), and most of the sample's bytes are in longer documents (code files, articles)."""
 VARIANTS = {
     # name: recipe (MB in all, shares, sources dropped, per-source weights, pre-tokenizer, vocabulary size)
     "before_45_22_33": BEFORE,
@@ -197,6 +216,30 @@ VARIANTS = {
     "py_nsmc_petitions_36mb": {**FINAL, "drop": ("news_comments_train", "boddari_train"), "mb": 36},
     "py_nsmc_petitions_55_17_28": {**FINAL, "drop": ("news_comments_train", "boddari_train"),
                                    "shares": {"ko": 0.55, "en": 0.17, "code": 0.28}},
+    # issue 20, third round: SentencePiece models on the shipped recipe's sample (`py_nsmc_petitions`)
+    "spm_bpe": {**SHIPPED, "spm": SPM},
+    "spm_bpe_no_script_split": {**SHIPPED, "spm": {**SPM, "split_by_unicode_script": False}},
+    "spm_bpe_across_spaces": {**SHIPPED, "spm": {**SPM, "split_by_whitespace": False}},
+    "spm_bpe_coverage_1": {**SHIPPED, "spm": {**SPM, "character_coverage": 1.0}},
+    "spm_unigram": {**SHIPPED, "spm": {**SPM, "model_type": "unigram"}},
+    "spm_unigram_across_spaces": {**SHIPPED, "spm": {**SPM, "model_type": "unigram", "split_by_whitespace": False}},
+    "spm_bpe_no_splits": {**SHIPPED, "spm": SPM_FREE},
+    "spm_bpe_no_splits_len_32": {**SHIPPED, "spm": {**SPM_FREE, "max_sentencepiece_length": 32}},
+    "spm_bpe_no_splits_len_8": {**SHIPPED, "spm": {**SPM_FREE, "max_sentencepiece_length": 8}},
+    "spm_bpe_no_splits_coverage_1": {**SHIPPED, "spm": {**SPM_FREE, "character_coverage": 1.0}},
+    "spm_bpe_no_splits_60_15_25": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.6, "en": 0.15, "code": 0.25}},
+    "spm_bpe_no_splits_len_12": {**SHIPPED, "spm": {**SPM_FREE, "max_sentencepiece_length": 12}},
+    "spm_bpe_no_splits_70_10_20": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.7, "en": 0.1, "code": 0.2}},
+    "spm_bpe_no_splits_70_15_15": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.7, "en": 0.15, "code": 0.15}},
+    "spm_bpe_no_splits_75_10_15": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.75, "en": 0.1, "code": 0.15}},
+    "spm_bpe_no_splits_80_8_12": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.8, "en": 0.08, "code": 0.12}},
+    "spm_bpe_no_splits_70_10_20_coverage_1": {**SHIPPED, "spm": {**SPM_FREE, "character_coverage": 1.0},
+                                             "shares": {"ko": 0.7, "en": 0.1, "code": 0.2}},
+    "spm_bpe_no_splits_70_10_20_36mb": {**SHIPPED, "spm": SPM_FREE, "mb": 36,
+                                        "shares": {"ko": 0.7, "en": 0.1, "code": 0.2}},
+    "spm_ceiling_ko_only": {**FINAL, "mb": 9, "shares": {"ko": 1.0}, "spm": SPM_FREE},
+    "spm_ceiling_ko_only_nsmc_petitions": {**SHIPPED, "mb": 9, "shares": {"ko": 1.0}, "spm": SPM_FREE},
+    "spm_ceiling_code_only": {**FINAL, "mb": 5.4, "shares": {"code": 1.0}, "spm": SPM_FREE},
 }
 PRE = {  # llama.cpp's `exaone-moe` split: letters joined across single spaces (phrases as one pre-token);
     # `starcoder`: GPT-2's split after every digit is cut off alone (one regex here, two passes in llama.cpp)
@@ -206,11 +249,77 @@ PRE = {  # llama.cpp's `exaone-moe` split: letters joined across single spaces (
 }
 
 
-def score(tok, held: dict[SourceConfig, list[str]]) -> dict[str, float]:
-    """Chars/token per held-out source and per language (all of its sources' text together)."""
-    row, totals = {}, {}
+@dataclass
+class Trained:
+    """A trained tokenizer as this benchmark sees it: batch encode and decode, and the text of every id."""
+
+    encode: Callable[[list[str]], list[list[int]]]
+    decode: Callable[[list[list[int]]], list[str]]
+    pieces: list[str]
+    """What each id stands for, as `vocab_kind` reads it ("" for control ids)."""
+    model: bytes = b""
+    """The SentencePiece model file (`spm` rows), for bench/tokenizer_spm_gguf.py."""
+
+
+def train_bytelevel(texts: list[str], variant: dict) -> Trained:
+    """A byte-level BPE (gecko's trainer) under the variant's pre-tokenizer (Qwen2's unless `pre`)."""
+    qwen2 = tokens.QWEN2_PATTERN
+    tokens.QWEN2_PATTERN = PRE.get(variant.get("pre", ""), qwen2)  # bytelevel_pipeline reads it
+    try:
+        tok = tok_train.train_bytelevel_bpe(texts, variant.get("vocab", 32000))
+    finally:
+        tokens.QWEN2_PATTERN = qwen2
+    return Trained(lambda docs: [e.ids for e in tok.encode_batch(docs, add_special_tokens=False)],
+                   tok.decode_batch, [tok.decode([i]) for i in range(tok.get_vocab_size())])
+
+
+def train_spm(texts: list[str], variant: dict) -> Trained:
+    """A SentencePiece model with the variant's `spm` options; its dummy-prefix `▁` counts, as in compare."""
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=_chunks(texts, SPM_CHUNK), model_writer=model, vocab_size=variant.get("vocab", 32000),
+        max_sentence_length=SPM_CHUNK, num_threads=2, minloglevel=2, **variant["spm"])
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    return Trained(sp.encode, sp.decode, [_spm_piece(sp, i) for i in range(sp.get_piece_size())], model.getvalue())
+
+
+def _spm_piece(sp, i: int) -> str:
+    """A SentencePiece id's text: byte pieces as the byte (U+FFFD unless ASCII), `▁` as a space."""
+    if sp.is_control(i) or sp.is_unknown(i):
+        return ""
+    if sp.is_byte(i):
+        return bytes([int(sp.id_to_piece(i)[3:5], 16)]).decode("utf-8", "replace")
+    return sp.id_to_piece(i).replace("\u2581", " ")
+
+
+def _chunks(texts: list[str], limit: int):
+    """Each text cut at line ends into pieces of at most `limit` UTF-8 bytes (a longer line by characters)."""
+    for text in texts:
+        chunk, size = "", 0
+        for line in text.splitlines(keepends=True):
+            n = len(line.encode())
+            if chunk and size + n > limit:
+                yield chunk
+                chunk, size = "", 0
+            if n > limit:
+                step = limit // 4  # 4 bytes at most per character
+                yield from (line[i:i + step] for i in range(0, len(line), step))
+                continue
+            chunk, size = chunk + line, size + n
+        if chunk:
+            yield chunk
+
+
+def score(tok: Trained, held: dict[SourceConfig, list[str]]) -> dict[str, float]:
+    """Chars/token per held-out source and per language (all of its sources' text together), and how many
+    held-out documents do not come back from decode(encode(x))."""
+    row, totals, failures = {}, {}, 0
     for s, docs in held.items():
-        chars, toks = sum(map(len, docs)), sum(len(e.ids) for e in tok.encode_batch(docs, add_special_tokens=False))
+        ids = tok.encode(docs)
+        chars, toks = sum(map(len, docs)), sum(map(len, ids))
+        failures += sum(d != back for d, back in zip(docs, tok.decode(ids), strict=True))
         row[f"{s.lang}/{s.name}"] = round(chars / toks, 3)
         for group in (s.lang if s.name != "apeach" else None, "ko_untouched" if s.name in UNTOUCHED_KO else None):
             if group:
@@ -219,8 +328,21 @@ def score(tok, held: dict[SourceConfig, list[str]]) -> dict[str, float]:
         if s.name in UNTOUCHED_KO:  # the same text in NFD (the tokenizer has no normalizer), NFC characters
             nfd = [unicodedata.normalize("NFD", d) for d in docs]
             c, t = totals.get("ko_untouched_nfd", (0, 0))
-            totals["ko_untouched_nfd"] = (c + chars, t + sum(len(e.ids) for e in tok.encode_batch(nfd, add_special_tokens=False)))
-    return {**{lang: round(c / t, 3) for lang, (c, t) in totals.items()}, **row}
+            totals["ko_untouched_nfd"] = (c + chars, t + sum(map(len, tok.encode(nfd))))
+    return {**{lang: round(c / t, 3) for lang, (c, t) in totals.items()}, **row, "roundtrip_failures": failures}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load(cache: Path) -> tuple[dict[SourceConfig, list[str]], dict[SourceConfig, list[str]]]:
+    """The held-out samples and the training pool (held-out documents removed from the `_train` sources)."""
+    held = {s: cached(s, HELD_CAP, 0, cache) for s in heldout_sources()}
+    pool = {s: cached(s, PY_CAP if s.name.startswith("py_") else TRAIN_CAP, 1, cache) for s in train_sources()}
+    seen = {t for docs in held.values() for t in docs}
+    return held, {s: [t for t in d if t not in seen] if s.name.endswith("_train") else d for s, d in pool.items()}
 
 
 def main() -> None:
@@ -228,23 +350,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "runs/bench/tokenizer_generalize")
     ap.add_argument("--only", nargs="*")
     args = ap.parse_args()
-    cache = args.out / "cache"
-    held = {s: cached(s, HELD_CAP, 0, cache) for s in heldout_sources()}
-    pool = {s: cached(s, PY_CAP if s.name.startswith("py_") else TRAIN_CAP, 1, cache) for s in train_sources()}
-    seen = {t for docs in held.values() for t in docs}
-    pool = {s: [t for t in d if t not in seen] if s.name.endswith("_train") else d for s, d in pool.items()}
-    qwen2 = tokens.QWEN2_PATTERN
+    held, pool = load(args.out / "cache")
     for name, variant in VARIANTS.items():
         if args.only and name not in args.only:
             continue
         texts, used = sample(pool, variant)
-        tokens.QWEN2_PATTERN = PRE.get(variant.get("pre", ""), qwen2)  # bytelevel_pipeline reads it
-        t0 = time.perf_counter()
-        tok = tok_train.train_bytelevel_bpe(texts, variant.get("vocab", 32000))
-        secs = time.perf_counter() - t0
-        tokens.QWEN2_PATTERN = qwen2
-        kinds = Counter(vocab_kind(p) for i in range(tok.get_vocab_size()) if (p := tok.decode([i])))
-        row = {"variant": name, "seconds": round(secs, 1),
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
+        tok = (train_spm if "spm" in variant else train_bytelevel)(texts, variant)
+        secs, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+        kinds = Counter(vocab_kind(p) for p in tok.pieces if p)
+        row = {"variant": name, "seconds": round(secs, 1), "cpu_seconds": round(cpu, 1),
                "mb": {lang: round(sum(n for k, n in used.items() if k.startswith(lang + "/")) / 1e6, 2)
                       for lang in variant["shares"]},
                **score(tok, held), "vocab": dict(kinds)}
