@@ -633,3 +633,24 @@ def test_full_width_english_is_english():
     text = "This guide shows how to configure the network interfaces of a Debian system with ifupdown."
     full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
     assert detect(full_width, 0.15, 0.5)[0] == detect(text, 0.15, 0.5)[0] == "en"
+
+
+def test_code_counts_of_a_batch_equal_the_regex_definitions():
+    """Blob characters are those of `[A-Za-z0-9+/=]{64,}` matches (runs of 63, 64 and 65, a run cut by a
+    text's end, full-width look-alikes that are not blob characters) and the letter-digit count `[^\\W_]`."""
+    import re
+
+    from gecko.data.steps.quality import code_counts
+
+    texts = _tricky_texts(200, seed=2) + [
+        "x = '" + "A" * 63 + "'",
+        "b" * 64,
+        "",
+        "c" * 65 + "\n" + "Ａ" * 70 + "+/=" * 30,
+        "d" * 40,  # with the next text's 40 it would make a run of 80
+        "e" * 40,
+    ]
+    blob = re.compile(r"[A-Za-z0-9+/=]{64,}")
+    expected = [[len(re.findall(r"[^\W_]", t)), sum(map(len, blob.findall(t)))] for t in texts]
+    assert code_counts(texts) == expected
+    assert [code_counts([t])[0] for t in texts] == expected
