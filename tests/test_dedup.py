@@ -14,7 +14,8 @@ from conftest import shared_or_skip
 from gecko.cli import main
 from gecko.config import DedupConfig
 from gecko.data.phase import work_dir_for
-from gecko.data.steps.dedup import minhash, shingles
+from gecko.data.steps.dedup import filter as dedup_filter
+from gecko.data.steps.dedup import shingles
 from gecko.data.steps.dedup.planted import make_planted, score, write_shards
 from gecko.data.steps.dedup.run import run_dedup
 from gecko.data.steps.dedup.shingles import code_units, ngrams, prose_units, shingle_hashes
@@ -217,21 +218,22 @@ def test_output_is_identical_whatever_the_sharding(tmp_path):
 def test_rerun_after_a_failed_rank_resumes(tmp_path, monkeypatch):
     docs = dedup_corpus()
     src = write_docs(docs, tmp_path / "in")
-    original = minhash.DedupFilter.filter
+    original = dedup_filter.documents_again
 
-    def crash_on_rank_1(self, doc):
-        if doc.id in {d["id"] for d in docs[1::3]}:
-            raise KeyboardInterrupt("killed")  # as if the worker died mid-rank
-        return original(self, doc)
+    def crash_in_rank_1(reader, rank, world_size, records):
+        for n, item in enumerate(original(reader, rank, world_size, records)):
+            if rank == 1 and n == 2:
+                raise KeyboardInterrupt("killed")  # as if the worker died mid-rank
+            yield item
 
-    monkeypatch.setattr(minhash.DedupFilter, "filter", crash_on_rank_1)
+    monkeypatch.setattr(dedup_filter, "documents_again", crash_in_rank_1)
     with pytest.raises(KeyboardInterrupt):
         run_dedup(src, tmp_path / "out", DedupConfig())
     work = work_dir_for(tmp_path / "out")
     done = sorted(p.name for p in (work / "logs" / "filter" / "completions").iterdir())
     assert "00001" not in done and "00000" in done
     sig_mtime = (work / "signatures" / "00000.npy").stat().st_mtime_ns
-    monkeypatch.setattr(minhash.DedupFilter, "filter", original)
+    monkeypatch.setattr(dedup_filter, "documents_again", original)
     run_dedup(src, tmp_path / "out", DedupConfig())
     assert (work / "signatures" / "00000.npy").stat().st_mtime_ns == sig_mtime  # finished stages not redone
     fresh = run_dedup(write_docs(docs, tmp_path / "in2"), tmp_path / "fresh", DedupConfig())

@@ -84,9 +84,9 @@ def test_full_dedup_on_ray_equals_one_local_worker(tmp_path, ray_cluster):
     assert ray.dropped[("boilerplate", "boilerplate_only", "en")] == 1
     assert not any(FOOTER in text for _, text in shard_texts(tmp_path / "ray"))
     for stage, ranks in {
-        "lines": 4,
-        "merge": 1,
         "signatures": 4,
+        "merge": 1,
+        "index": 4,
         "buckets": cfg.bands + 1,
         "clusters": 1,
         "filter": 4,

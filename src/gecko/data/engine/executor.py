@@ -25,11 +25,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import orjson
 import zstandard
 from datatrove.data import Document as DtDocument
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
+from datatrove.pipeline.writers.jsonl import _json_default
+from datatrove.utils.typeshelper import StatHints
 from loguru import logger
 
 from gecko.config import DataConfig, SlurmConfig
@@ -71,18 +74,30 @@ class ShardWriter(JsonlWriter):
     def _default_adapter(self, document: DtDocument) -> dict:
         if document.media:  # datatrove's own handling of media bytes
             return super()._default_adapter(document)
-        data = {"text": document.text, "id": document.id, "metadata": document.metadata}
-        return {key: val for key, val in data.items() if val}  # what asdict gives, empty fields left out
+        return _record(document)
 
     def _write(self, document: dict, file_handler: IO, _filename: str) -> None:
-        stream = self._streams.get(_filename)
+        super()._write(document, self._stream(file_handler, _filename), _filename)
+        self._count(_filename, len(document.get("text", "").encode("utf-8", "surrogatepass")))
+
+    def write_line(self, line: bytes, text_bytes: int, rank: int = 0) -> None:
+        """Append `line`, a document exactly as `shard_line` gives it, holding `text_bytes` bytes of text: a
+        step that has the line already (read from a shard and unchanged) need not decode and encode it."""
+        name = self.output_filename.substitute({"rank": str(rank).zfill(5)})
+        self._stream(self._get_output_file_with_retry(name), name).write(line)
+        self._count(name, text_bytes)
+        self.stat_update(StatHints.total)
+
+    def _stream(self, file_handler: IO, filename: str) -> zstandard.ZstdCompressionWriter:
+        stream = self._streams.get(filename)
         if stream is None:
             compressor = zstandard.ZstdCompressor(level=SHARD_ZSTD_LEVEL)
-            stream = self._streams[_filename] = compressor.stream_writer(file_handler, closefd=False)
-        super()._write(document, stream, _filename)
+            stream = self._streams[filename] = compressor.stream_writer(file_handler, closefd=False)
+        return stream
+
+    def _count(self, filename: str, text_bytes: int) -> None:
         if self._text_bytes is not None:
-            n = len(document.get("text", "").encode("utf-8", "surrogatepass"))
-            self._text_bytes[_filename] = self._text_bytes.get(_filename, 0) + n
+            self._text_bytes[filename] = self._text_bytes.get(filename, 0) + text_bytes
 
     def close(self) -> None:
         for stream in self._streams.values():
@@ -94,9 +109,19 @@ class ShardWriter(JsonlWriter):
                 f.write(str(n))
 
 
+def _record(document: DtDocument) -> dict:
+    data = {"text": document.text, "id": document.id, "metadata": document.metadata}
+    return {key: val for key, val in data.items() if val}  # what asdict gives, empty fields left out
+
+
+def shard_line(document: DtDocument) -> bytes:
+    """The line ShardWriter writes for `document` (one without media), newline included."""
+    return orjson.dumps(_record(document), option=orjson.OPT_APPEND_NEWLINE, default=_json_default)
+
+
 def shard_writer(
     folder: Path, output_filename: str = "${rank}.jsonl", text_bytes: bool = False
-) -> JsonlWriter:
+) -> ShardWriter:
     """The writer of every intermediate shard folder (clean/, dedup/, decontam/, drop lists): zstd, since
     JSONL text shrinks ~3.5× and the next phase reads it once (datatrove's readers infer it from `.zst`).
     `text_bytes` for a phase's output: the next phase's progress total (TEXT_BYTES)."""

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
@@ -128,6 +129,20 @@ def _decode_json(
     return doc_id, text, with_repairs(meta, replaced)
 
 
+@dataclass(frozen=True)
+class JsonLine:
+    """The decode() of one JSON line, with the line's bytes (`raw`): a reader that has seen the line before
+    (gecko.data.steps.dedup's later passes) can recognize it and use it as it is, without decoding."""
+
+    raw: bytes
+    src: SourceConfig
+    where: str
+    max_bytes: int
+
+    def __call__(self) -> tuple[str, str, dict[str, Any]]:
+        return _decode_json(self.raw, self.src, self.where, self.max_bytes)
+
+
 def from_jsonl(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     def read_file(file: SourceFile) -> Iterator[Record]:
         for line in rawio.lines(file, max_bytes):
@@ -135,7 +150,7 @@ def from_jsonl(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]
             if line.raw is None:
                 yield where, raiser("too_large", f"a line of {line.size:,} bytes at byte {line.offset}")
             elif line.raw.strip():
-                yield where, partial(_decode_json, line.raw, src, where, max_bytes)
+                yield where, JsonLine(line.raw, src, where, max_bytes)
 
     return _per_file(sources.files(path, (".jsonl", ".ndjson")), read_file)
 

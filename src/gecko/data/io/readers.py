@@ -19,6 +19,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -212,12 +213,31 @@ class CorpusReader(PipelineStep):
             src = SourceConfig(Path(file).name, file, "ko", format="jsonl")
             for where, decode in iter_records(src, self.max_doc_bytes):
                 try:
-                    doc_id, text, meta = decode()
+                    doc = self._unlabelled(decode)
                 except Quarantine as q:
                     counts[f"read|{q.reason}|unknown"] += 1
                     log.add(where, q, src.name)
                     continue
-                yield Document(text=text, id=doc_id, metadata=self._metadata(meta["record"]))
+                yield doc
+
+    def records(
+        self, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[bytes | None, Callable[[], Document]]]:
+        """The rank's records undecoded, as `run` reads them: each one's line (None where the format has no
+        lines) and a function giving the Document `run` yields for it, or raising Quarantine where `run`
+        skips it. Quarantined records are neither counted nor logged here: `run` does that."""
+        for file in self.files[rank::world_size]:
+            src = SourceConfig(Path(file).name, file, "ko", format="jsonl")
+            for _, decode in iter_records(src, self.max_doc_bytes):
+                raw = decode.raw if isinstance(decode, formats.JsonLine) else None
+                yield raw, partial(self._labelled, decode)
+
+    def _unlabelled(self, decode: Callable[[], tuple[str, str, dict[str, Any]]]) -> Document:
+        doc_id, text, meta = decode()
+        return Document(text=text, id=doc_id, metadata=self._metadata(meta["record"]))
+
+    def _labelled(self, decode: Callable[[], tuple[str, str, dict[str, Any]]]) -> Document:
+        return next(label_languages([self._unlabelled(decode)]))
 
     def _metadata(self, record: dict[str, Any]) -> dict[str, Any]:
         meta = record.get("metadata")

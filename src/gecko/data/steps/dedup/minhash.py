@@ -1,38 +1,40 @@
-"""Exact and near-duplicate (MinHash-LSH) dedup as datatrove steps: signatures → buckets → clusters → filter.
+"""Exact and near-duplicate (MinHash-LSH) dedup as datatrove steps: signatures → (boilerplate merge) →
+index → buckets → clusters, then the filter (gecko.data.steps.dedup.filter).
 
 Each stage reads only what the previous one left on disk under a work folder, so every stage shards across
-workers and machines (signatures and filter by input file, buckets by LSH band, clusters in one task over
-small integer pairs):
+workers and machines (signatures, index and filter by input file, buckets by LSH band, clusters in one task
+over small integer pairs):
 
     signatures/{rank}.npy   one MinHash row (num_perm uint32, from rensa) per document of the rank
     docs/{rank}.jsonl       id, lang, length and exact-text digest of each document, in reading order
+    records/{rank}.npy      what later passes need to use the shard's lines undecoded (reread.RECORD)
+    lines/, doclines/       the boilerplate line tally (boilerplate.LineTally)
     bands/{band}/{rank}.npy (band hash, text digest, rank, index) sorted; band "exact" hashes text digests
     pairs/{band}.npy        candidate pairs found in a band (near pairs checked against the threshold)
     clusters/{rank}.json    documents of the rank to drop, with the survivor each duplicates
 
-Clusters are connected components of the pairs (union-find). The pairs depend on the documents only (a
-bucket is ordered by text digest, see MinhashBuckets.run), and so does the survivor of a cluster is the longest
-document, ties broken by the smallest id: the choice depends on the documents only, never on worker count
-or reading order, so the output is the same whatever the sharding.
+Signatures, lengths and digests are of the text after boilerplate stripping. Clusters are connected
+components of the pairs (union-find). The pairs depend on the documents only (a bucket is ordered by text
+digest, see MinhashBuckets.run), and so does the survivor of a cluster is the longest document, ties broken
+by the smallest id: the choice depends on the documents only, never on worker count or reading order, so
+the output is the same whatever the sharding.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import rensa
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from datatrove.pipeline.filters.base_filter import BaseFilter
-from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from gecko.config import DedupConfig
-from gecko.data.steps.dedup.boilerplate import BoilerplateStripper
+from gecko.data.io.readers import CorpusReader
+from gecko.data.steps.dedup.boilerplate import BoilerplateStripper, LineTally, stripped_docs
 from gecko.data.steps.dedup.exact import text_key
+from gecko.data.steps.dedup.reread import RECORD, documents_again, line_hash
 from gecko.data.steps.dedup.shingles import shingle_batch
 from gecko.io.atomic import write_npy, write_text
 
@@ -58,7 +60,10 @@ def doc_lang(doc: Document) -> str:
 
 
 class MinhashSignatures(PipelineStep):
-    """Stage 1: a MinHash signature, band hashes and an exact-text digest per document."""
+    """Stage 1, the one pass that decodes every document: a MinHash signature and meta (id, lang, length,
+    exact-text digest) per document of its whole text, the boilerplate line tally (LineTally) and what later
+    passes need to use the shard's lines without decoding them (reread.RECORD). The few documents with
+    boilerplate lines get their signature and meta again in stage 2, once LineMerge knows those lines."""
 
     name = "🎯 minhash signatures"
     type = "🫂 - DEDUP"
@@ -66,51 +71,112 @@ class MinhashSignatures(PipelineStep):
     def __init__(self, work_dir: Path, cfg: DedupConfig):
         super().__init__()
         self.work_dir, self.cfg = Path(work_dir), cfg
-        self.stripper = BoilerplateStripper(work_dir, cfg)
-
-    def _signatures(self, shingles: list[np.ndarray]) -> np.ndarray:
-        shingles = [h if len(h) else np.zeros(1, dtype=np.uint64) for h in shingles]  # an empty text: one 0
-        offsets = np.zeros(len(shingles) + 1, dtype=np.uint64)
-        np.cumsum([len(s) for s in shingles], out=offsets[1:])
-        flat = np.concatenate(shingles) if shingles else np.zeros(0, dtype=np.uint64)
-        num_perm = self.cfg.bands * self.cfg.rows
-        matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, self.cfg.seed)
-        return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(len(shingles), num_perm)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        sizes = _shingle_sizes(self.cfg)
-        sigs, meta, texts, langs = [], [], [], []
+        tally = LineTally(self.cfg)
+        sigs: list[np.ndarray] = []
+        meta: list[dict] = []
+        records: list[tuple[tuple[int, int], int, bool]] = []
+        texts: list[str] = []
+        langs: list[str] = []
         for doc in data:
             with self.track_time():
-                text = self.stripper.strip(doc)
                 lang = doc_lang(doc)
-                texts.append(text)
+                tally.add(len(meta), doc.text, lang)
+                meta.append(doc_meta(doc, doc.text))
+                records.append(self._record(doc))
+                texts.append(doc.text)
                 langs.append(lang)
-                meta.append(
-                    {
-                        "id": doc.id,
-                        "lang": lang,
-                        "len": len(text),
-                        "key": int.from_bytes(text_key(text)[:8], "little"),
-                    }
-                )
                 if len(texts) == BATCH:
-                    sigs.append(self._signatures(shingle_batch(texts, langs, sizes)))
+                    sigs.append(signatures(shingle_batch(texts, langs, _shingle_sizes(self.cfg)), self.cfg))
                     texts, langs = [], []
                 self.stat_update("documents")
         if texts:
-            sigs.append(self._signatures(shingle_batch(texts, langs, sizes)))
+            sigs.append(signatures(shingle_batch(texts, langs, _shingle_sizes(self.cfg)), self.cfg))
         num_perm = self.cfg.bands * self.cfg.rows
         matrix = np.concatenate(sigs) if sigs else np.zeros((0, num_perm), dtype=np.uint32)
-        self._write(rank, matrix, meta)
+        w = self.work_dir
+        if self.cfg.boilerplate_min_docs > 0:
+            tally.write(w, rank)
+        write_npy(w / "records" / f"{rank:05d}.npy", np.array(records, dtype=RECORD))
+        write_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
+        write_docs(w, rank, meta)
         return iter(())
 
-    def _write(self, rank: int, matrix: np.ndarray, meta: list[dict]) -> None:
+    def _record(self, doc: Document) -> tuple[tuple[int, int], int, bool]:
+        blank = len(doc.text.strip()) < self.cfg.min_chars_after_strip
+        return line_hash(doc), len(doc.text.encode("utf-8", "surrogatepass")), blank
+
+
+def doc_meta(doc: Document, text: str) -> dict:
+    """A document's row in docs/RANK.jsonl; `text`: its text after boilerplate stripping."""
+    key = int.from_bytes(text_key(text)[:8], "little")
+    return {"id": doc.id, "lang": doc_lang(doc), "len": len(text), "key": key}
+
+
+def signatures(shingles: list[np.ndarray], cfg: DedupConfig) -> np.ndarray:
+    """MinHash rows (num_perm uint32) of each shingle set, in one rensa call."""
+    shingles = [h if len(h) else np.zeros(1, dtype=np.uint64) for h in shingles]  # an empty text: one 0
+    offsets = np.zeros(len(shingles) + 1, dtype=np.uint64)
+    np.cumsum([len(s) for s in shingles], out=offsets[1:])
+    flat = np.concatenate(shingles) if shingles else np.zeros(0, dtype=np.uint64)
+    num_perm = cfg.bands * cfg.rows
+    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, cfg.seed)
+    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(len(shingles), num_perm)
+
+
+def write_docs(work_dir: Path, rank: int, meta: list[dict]) -> None:
+    text = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in meta)
+    write_text(work_dir / "docs" / f"{rank:05d}.jsonl", text)
+
+
+def read_docs(work_dir: Path, rank: int) -> list[dict]:
+    with (work_dir / "docs" / f"{rank:05d}.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+class MinhashIndex(PipelineStep):
+    """Stage 2: the documents with boilerplate lines get the signature and meta of their stripped text (read
+    again, only they decoded: reread.documents_again), then every document goes into the LSH bands.
+
+    Rewriting signatures/ and docs/ in place is safe against a kill: a rerun recomputes the same documents
+    from their text, whichever of the two files had been replaced."""
+
+    name = "🎯 minhash index"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, work_dir: Path, cfg: DedupConfig, reader: CorpusReader):
+        super().__init__()
+        self.work_dir, self.cfg, self.reader = Path(work_dir), cfg, reader
+        self.stripper = BoilerplateStripper(work_dir, cfg)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         w = self.work_dir
-        write_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
-        write_text(
-            w / "docs" / f"{rank:05d}.jsonl", "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in meta)
-        )
+        matrix, meta = np.load(w / "signatures" / f"{rank:05d}.npy"), read_docs(w, rank)
+        stripped = stripped_docs(w, rank)
+        if len(stripped):
+            matrix = matrix.copy()
+            matrix[stripped] = self._restrip(rank, world_size, set(stripped.tolist()), meta)
+            write_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
+            write_docs(w, rank, meta)
+        self.stat_update("stripped", value=len(stripped))
+        self._write_bands(rank, matrix, meta)
+        return iter(())
+
+    def _restrip(self, rank: int, world_size: int, wanted: set[int], meta: list[dict]) -> np.ndarray:
+        """Signatures of the `wanted` documents' stripped texts, in index order; their meta rows replaced."""
+        records = np.load(self.work_dir / "records" / f"{rank:05d}.npy")
+        texts, langs = [], []
+        for index, _, document in documents_again(self.reader, rank, world_size, records):
+            if index in wanted:
+                doc = document()
+                texts.append(self.stripper.strip(doc))
+                langs.append(doc_lang(doc))
+                meta[index] = doc_meta(doc, texts[-1])
+        return signatures(shingle_batch(texts, langs, _shingle_sizes(self.cfg)), self.cfg)
+
+    def _write_bands(self, rank: int, matrix: np.ndarray, meta: list[dict]) -> None:
+        w = self.work_dir
         refs = np.zeros(len(meta), dtype=REF)
         refs["rank"], refs["index"] = rank, np.arange(len(meta))
         refs["key"] = [m["key"] for m in meta]
@@ -232,45 +298,3 @@ class MinhashClusters(PipelineStep):
             write_text(w / "clusters" / f"{r:05d}.json", json.dumps(d, ensure_ascii=False))
         self.stat_update("documents", value=len(flat))
         return iter(())
-
-
-class DedupFilter(BaseFilter):
-    """Stage 4: strip boilerplate lines, drop every non-survivor, and count each drop by reason and language."""
-
-    name = "🎯 dedup filter"
-
-    def __init__(self, work_dir: Path, cfg: DedupConfig, exclusion_writer: DiskWriter | None = None):
-        super().__init__(exclusion_writer)
-        self.work_dir, self.cfg = Path(work_dir), cfg
-        self.stripper = BoilerplateStripper(work_dir, cfg)
-        self.drops: dict[str, dict] = {}
-        self.lengths: list[int] = []
-        self.index = 0
-        self.counts: Counter[str] = Counter()
-
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        dup = self.drops.get(str(self.index))
-        if len(doc.text) != self.lengths[self.index]:  # MinhashSignatures stripped lines from it: do it again
-            doc.text = self.stripper.strip(doc)  # (an unchanged length means no line was stripped)
-        self.index += 1
-        lang = doc_lang(doc)
-        if dup is not None:
-            doc.metadata.update(dup)
-            reason = "duplicate" if dup["kind"] == EXACT else "near_duplicate"
-            self.counts[f"{'exact_dedup' if dup['kind'] == EXACT else 'minhash_dedup'}|{reason}|{lang}"] += 1
-            return False, reason
-        if len(doc.text.strip()) < self.cfg.min_chars_after_strip:
-            self.counts[f"boilerplate|boilerplate_only|{lang}"] += 1
-            return False, "boilerplate_only"
-        self.counts[f"kept|kept|{lang}"] += 1
-        return True
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
-        self.drops = json.loads((self.work_dir / "clusters" / f"{rank:05d}.json").read_text(encoding="utf-8"))
-        with (self.work_dir / "docs" / f"{rank:05d}.jsonl").open(encoding="utf-8") as f:
-            self.lengths = [
-                json.loads(line)["len"] for line in f
-            ]  # after stripping, as MinhashSignatures saw
-        self.index, self.counts = 0, Counter()  # the rank's position in its shard, as in MinhashSignatures
-        yield from super().run(data, rank, world_size)
-        write_text(self.work_dir / "counts" / f"{rank:05d}.json", json.dumps(self.counts, ensure_ascii=False))

@@ -1,4 +1,5 @@
-"""The dedup phase: boilerplate lines → MinHash signatures → buckets → clusters → filter, on any executor.
+"""The dedup phase: MinHash signatures and boilerplate lines → boilerplate merge → index → buckets → clusters →
+filter, on any executor.
 
 `run_dedup(in_dir, out_dir, cfg)` reads datatrove JSONL shards (every `*.jsonl*` below `in_dir`), writes the
 survivors to `out_dir` and keeps its intermediate files in `out_dir/../NAME.work/`:
@@ -26,9 +27,13 @@ from gecko.data.phase import (
     work_dir_for,
 )
 from gecko.data.stats import MAX_EXAMPLES, example_key
-from gecko.data.steps.dedup.boilerplate import LineCounts, LineMerge
-from gecko.data.steps.dedup.minhash import DedupFilter, MinhashBuckets, MinhashClusters, MinhashSignatures
+from gecko.data.steps.dedup.boilerplate import LineMerge
+from gecko.data.steps.dedup.filter import DedupFilter
+from gecko.data.steps.dedup.minhash import MinhashBuckets, MinhashClusters, MinhashIndex, MinhashSignatures
 from gecko.io.atomic import write_text
+
+WORK_LAYOUT = 2
+"""The layout of dedup.work's files; a work folder of another layout (older code) is cleared, not resumed."""
 
 
 def run_dedup(
@@ -44,28 +49,22 @@ def run_dedup(
     `lang`: where each document's language (hence its shingles) comes from, see langid.LANG_MODES."""
     tasks = tasks or len(input_files(in_dir))
     work = work_dir_for(out_dir)
-    reset_if_changed(in_dir, out_dir, [to_dict(cfg), tasks, lang])
+    reset_if_changed(in_dir, out_dir, [to_dict(cfg), tasks, lang, WORK_LAYOUT])
     logs = work / "logs"
     bands = MinhashBuckets(work, cfg).bands()
-    boilerplate: list[tuple[str, list[PipelineStep], int]] = (
-        [
-            ("lines", [reader(in_dir, lang), LineCounts(work, cfg)], tasks),
-            ("merge", [LineMerge(work, cfg)], 1),
-        ]
-        if cfg.boilerplate_min_docs > 0
-        else []
+    merge: list[tuple[str, list[PipelineStep], int]] = (
+        [("merge", [LineMerge(work, cfg)], 1)] if cfg.boilerplate_min_docs > 0 else []
     )
-    stages = boilerplate + [
-        ("signatures", [reader(in_dir, lang), MinhashSignatures(work, cfg)], tasks),
+    output = shard_writer(out_dir, text_bytes=True)
+    stages = [
+        ("signatures", [reader(in_dir, lang, work / "counts"), MinhashSignatures(work, cfg)], tasks),
+        *merge,
+        ("index", [MinhashIndex(work, cfg, reader(in_dir, lang))], tasks),
         ("buckets", [MinhashBuckets(work, cfg)], len(bands)),
         ("clusters", [MinhashClusters(work, cfg)], 1),
         (
             "filter",
-            [
-                reader(in_dir, lang, work / "counts"),
-                DedupFilter(work, cfg, exclusion_writer=shard_writer(work / "removed")),
-                shard_writer(out_dir, text_bytes=True),
-            ],
+            [DedupFilter(work, cfg, reader(in_dir, lang), output, shard_writer(work / "removed"))],
             tasks,
         ),
     ]
@@ -89,7 +88,7 @@ def run_dedup(
     return PhaseResult(kept, dropped, work, examples)
 
 
-SCRATCH = ("lines", "signatures", "pairs")
+SCRATCH = ("lines", "doclines", "records", "signatures", "pairs")
 """dedup.work folders no later step reads: removed once the phase has finished. Kept: `bands/` and `docs/`
 (the LSH index: band hashes → document ids), `clusters/`, `boilerplate.npy`, `duplicates.jsonl`, `removed/`."""
 

@@ -37,7 +37,11 @@ def ngrams(units: np.ndarray, n: int) -> np.ndarray:
     units = units.astype(np.uint64, copy=False)
     if len(units) == 0:
         return units
-    n = min(n, len(units))
+    return _windows(units, min(n, len(units)))
+
+
+def _windows(units: np.ndarray, n: int) -> np.ndarray:
+    """The n-gram hash at every start of `units` (uint64, at least `n` of them) that has n units after it."""
     m = len(units) - n + 1
     with np.errstate(over="ignore"):
         mixed = units * _MIX
@@ -46,6 +50,31 @@ def ngrams(units: np.ndarray, n: int) -> np.ndarray:
             h *= _BASE
             h += mixed[k : m + k]
         return _finalize(h)
+
+
+def ngrams_batch(units: list[np.ndarray], ns: list[int]) -> list[np.ndarray]:
+    """`ngrams(units[i], ns[i])` of each text: one numpy pass over the texts of each n that have at least
+    n units (a dozen numpy calls per text cost more than the hashing on the benchmark's short texts)."""
+    out: list[np.ndarray | None] = [None] * len(units)
+    for n in set(ns):
+        full = [i for i, (u, k) in enumerate(zip(units, ns)) if k == n and len(u) >= n]
+        for i, h in zip(full, _windows_of_texts([units[i] for i in full], n)):
+            out[i] = h
+    return [ngrams(u, n) if h is None else h for u, n, h in zip(units, ns, out)]
+
+
+def _windows_of_texts(units: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """The n-grams of each text (each with at least n units), hashed over their concatenation and the
+    windows that span two texts left out."""
+    if not units:
+        return []
+    lengths = np.array([len(u) for u in units])
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    counts = lengths - n + 1
+    ends = np.cumsum(counts)
+    hashes = _windows(np.concatenate(units).astype(np.uint64, copy=False), n)
+    inside = np.arange(ends[-1]) + np.repeat(starts - (ends - counts), counts)
+    return np.split(hashes[inside], ends[:-1])
 
 
 GROUP_CHARS = 1 << 16
@@ -153,14 +182,10 @@ def shingle_batch(texts: list[str], langs: list[str], sizes: dict[str, int]) -> 
     code = [i for i, lang in enumerate(langs) if lang == "code"]
     units = dict(zip(prose, prose_units_batch([texts[i] for i in prose])))
     units.update(zip(code, code_units_batch([texts[i] for i in code])))
-    out = []
+    ns = []
     for i, (text, lang) in enumerate(zip(texts, langs)):
-        u = units[i]
-        if lang == "code":
-            out.append(ngrams(u, sizes["code"]))
-            continue
+        ns.append(sizes["code" if lang == "code" else "ko" if lang == "ko" else "en"])
         # only symbols or emoji (`^^;`, `😀😀`): their tokens, or all would share one signature
-        if len(u) == 0:
-            u = code_units(text)
-        out.append(ngrams(u, sizes["ko" if lang == "ko" else "en"]))
-    return out
+        if lang != "code" and len(units[i]) == 0:
+            units[i] = code_units(text)
+    return ngrams_batch([units[i] for i in range(len(texts))], ns)
