@@ -240,6 +240,19 @@ def test_rerun_after_a_failed_rank_resumes(tmp_path, monkeypatch):
     assert shard_texts(tmp_path / "out") == shard_texts(tmp_path / "fresh") and fresh.read == len(docs)
 
 
+def test_the_reading_stages_count_their_progress(tmp_path):
+    """Progress lines: the signature pass (after its reader) and the filter (which reads its shard itself)
+    count every document and its text bytes."""
+    docs = dedup_corpus()
+    result = run_dedup(write_docs(docs, tmp_path / "in", shards=2), tmp_path / "out", DedupConfig())
+    text_bytes = sum(len(d["text"].encode()) for d in docs)
+    for stage in ("signatures", "filter"):
+        counts = [
+            json.loads(f.read_text()) for f in (result.work_dir / "logs" / stage / "progress").iterdir()
+        ]
+        assert [sum(c[0] for c in counts), sum(c[1] for c in counts)] == [len(docs), text_bytes], stage
+
+
 def test_cli_dedup_writes_the_duplicate_map(tmp_path, capsys):
     src = write_docs(dedup_corpus(), tmp_path / "in")
     # the records carry lang; random words would be "other" to --lang auto (the default)

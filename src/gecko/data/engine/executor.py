@@ -172,9 +172,28 @@ class RayWorkerSetup(PipelineStep):
             yield from data
 
 
+class ProgressFile:
+    """A rank's documents and text bytes so far, written to `folder/RANK.json` about once a second: ranks
+    run in other processes (or on other Ray nodes), and the driver sums the files."""
+
+    def __init__(self, folder: str, rank: int) -> None:
+        self.path = Path(folder) / f"{rank:05d}.json"
+        self.docs = self.nbytes = 0
+        self.last = time.monotonic()
+
+    def add(self, nbytes: int) -> None:
+        self.docs += 1
+        self.nbytes += nbytes
+        if time.monotonic() - self.last > 1.0:
+            self.save()
+
+    def save(self) -> None:
+        write_text(self.path, json.dumps([self.docs, self.nbytes]))
+        self.last = time.monotonic()
+
+
 class ProgressProbe(PipelineStep):
-    """Passes documents through, writing this rank's documents and text bytes to `folder/RANK.json` about
-    once a second: ranks run in other processes (or on other Ray nodes), and the driver sums the files."""
+    """Passes documents through, counting them and their text bytes in a ProgressFile."""
 
     name = "📈 progress"
     type = "🔧 - UTIL"
@@ -184,17 +203,21 @@ class ProgressProbe(PipelineStep):
         self.folder = folder
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        path = Path(self.folder) / f"{rank:05d}.json"
-        docs = nbytes = 0
-        last = time.monotonic()
+        progress = ProgressFile(self.folder, rank)
         for doc in data:
-            docs += 1
-            nbytes += len(doc.text.encode("utf-8", "surrogatepass"))
-            if time.monotonic() - last > 1.0:
-                write_text(path, json.dumps([docs, nbytes]))
-                last = time.monotonic()
+            progress.add(len(doc.text.encode("utf-8", "surrogatepass")))
             yield doc
-        write_text(path, json.dumps([docs, nbytes]))
+        progress.save()
+
+
+class ReadingStep(PipelineStep):
+    """A step that reads its rank's documents itself, without a reader step before it to put a ProgressProbe
+    after: it counts each document it reads in a ProgressFile in `progress_dir`, which the executor sets."""
+
+    progress_dir: str | None = None
+
+    def progress(self, rank: int) -> ProgressFile | None:
+        return ProgressFile(self.progress_dir, rank) if self.progress_dir else None
 
 
 def _sum_counts(folder: Path) -> tuple[int, int]:
@@ -266,18 +289,23 @@ def _datatrove_logs_to(path: Path) -> Iterator[None]:
 
 
 def _probed(stage: Stage) -> Stage:
-    """The stage with a ProgressProbe after its reader (a stage that reads nothing shows its time only)."""
+    """The stage with a ProgressProbe after its reader, or its ReadingStep counting (a stage that reads
+    nothing shows its time only)."""
+    folder = stage.logging_dir / "progress"
+    if isinstance(stage.steps[0], ReadingStep):
+        stage.steps[0].progress_dir = str(folder)
+        _clear_counts(folder)
+        return stage
     if "READER" not in stage.steps[0].type:
         return stage
-    probe = ProgressProbe(str(stage.logging_dir / "progress"))
-    _clear_counts(stage.logging_dir / "progress")
-    return replace(stage, steps=[stage.steps[0], probe, *stage.steps[1:]])
+    _clear_counts(folder)
+    return replace(stage, steps=[stage.steps[0], ProgressProbe(str(folder)), *stage.steps[1:]])
 
 
 @contextlib.contextmanager
 def _watch(stage: Stage, total_bytes: int | None) -> Iterator[None]:
     """One progress line for the stage, datatrove's output in its datatrove.log."""
-    counted = any(isinstance(step, ProgressProbe) for step in stage.steps)
+    counted = any(isinstance(step, (ProgressProbe, ReadingStep)) for step in stage.steps)
     with (
         _progress(stage.label, stage.logging_dir / "progress", total_bytes if counted else None),
         _datatrove_logs_to(stage.logging_dir / "datatrove.log"),

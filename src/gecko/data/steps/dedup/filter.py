@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from datatrove.data import Document, DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
 
 from gecko.config import DedupConfig
-from gecko.data.engine.executor import ShardWriter
+from gecko.data.engine.executor import ReadingStep, ShardWriter
 from gecko.data.io.readers import CorpusReader
 from gecko.data.steps.dedup.boilerplate import BoilerplateStripper, stripped_docs
 from gecko.data.steps.dedup.minhash import EXACT, read_docs
@@ -27,7 +26,7 @@ from gecko.data.steps.dedup.reread import documents_again
 from gecko.io.atomic import write_text
 
 
-class DedupFilter(PipelineStep):
+class DedupFilter(ReadingStep):
     """Stage 5, one rank per input file: read, strip, drop, count and write (kept to `writer`, dropped to
     `exclusion_writer` with `duplicate_of`, `kind` and `filter_reason` in their metadata)."""
 
@@ -52,16 +51,22 @@ class DedupFilter(PipelineStep):
         drops = json.loads((w / "clusters" / f"{rank:05d}.json").read_text(encoding="utf-8"))
         langs = [m["lang"] for m in read_docs(w, rank)]
         records = np.load(w / "records" / f"{rank:05d}.npy")
+        text_bytes, blank = records["text_bytes"].tolist(), records["blank"].tolist()
         stripped = set(stripped_docs(w, rank).tolist())
         counts: Counter[str] = Counter()
+        progress = self.progress(rank)
         with self.writer, self.exclusion_writer:
             for index, line, document in documents_again(self.reader, rank, world_size, records):
+                if progress:
+                    progress.add(text_bytes[index])
                 dup = drops.get(str(index))
-                if line is not None and dup is None and index not in stripped and not records["blank"][index]:
+                if line is not None and dup is None and index not in stripped and not blank[index]:
                     counts[f"kept|kept|{langs[index]}"] += 1
-                    self.writer.write_line(line + b"\n", int(records["text_bytes"][index]), rank)
+                    self.writer.write_line(line + b"\n", text_bytes[index], rank)
                     continue
                 self._decoded(document, index in stripped, dup, langs[index], counts, rank)
+        if progress:
+            progress.save()
         write_text(w / "counts" / f"{rank:05d}.json", json.dumps(counts, ensure_ascii=False))
         return iter(())
 
