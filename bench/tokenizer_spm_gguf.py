@@ -10,7 +10,8 @@ documents of the held-out samples (capped per source) and on whitespace, digit, 
     .venv/bin/python bench/tokenizer_spm_gguf.py [--variant spm_bpe_no_splits] [--out runs/bench/tokenizer_spm_gguf]
 
 Needs what bench/tokenizer_generalize.py needs, `npm ci --prefix tools/llama_cpp` and the `gguf` extra;
-writes the model, the GGUF and results.json (counts and the first differing lines) to --out.
+writes the model, the GGUF and results.json (counts, the first differing lines, and the CPU seconds to
+encode all held-out text with SentencePiece, its tokenizer.json and the shipped byte-level BPE) to --out.
 """
 
 from __future__ import annotations
@@ -84,6 +85,25 @@ def to_gguf(hf_dir: Path, out: Path) -> dict[str, str | None]:
     return {k: str(fields[k].contents()) if k in fields else None for k in keys}
 
 
+def encode_cpu_seconds(encode, docs: list[str]) -> float:
+    """CPU seconds of the process (all threads) to encode the documents in batches of 256."""
+    t0 = tg._cpu_seconds()
+    for i in range(0, len(docs), 256):
+        encode(docs[i:i + 256])
+    return round(tg._cpu_seconds() - t0, 1)
+
+
+def speeds(sp, tok: Tokenizer, held: dict, pool: dict) -> dict[str, float]:
+    """Encoding time of all held-out text: SentencePiece, its tokenizer.json, and the shipped recipe's
+    byte-level BPE (trained here) for comparison."""
+    docs = [d for ds in held.values() for d in ds]
+    bytelevel = tg.train_bytelevel(tg.sample(pool, tg.SHIPPED)[0], tg.SHIPPED)
+    return {"MB": round(sum(len(d.encode()) for d in docs) / 1e6, 1),
+            "sentencepiece": encode_cpu_seconds(sp.encode, docs),
+            "tokenizers, converted": encode_cpu_seconds(lambda b: tok.encode_batch(b, add_special_tokens=False), docs),
+            "tokenizers, shipped byte-level BPE": encode_cpu_seconds(bytelevel.encode, docs)}
+
+
 def differ(texts: list[str], want: list[list[int]], got: list[list[int]]) -> dict:
     wrong = [(t, a, b) for t, a, b in zip(texts, want, got, strict=True) if a != b]
     return {"lines": len(texts), "differ": len(wrong), "first": [repr(t)[:120] for t, _, _ in wrong[:5]]}
@@ -115,7 +135,8 @@ def main() -> None:
     result = {"variant": args.variant, "gguf": vocab, "llama_cpp": got.get("llama_cpp"),
               "tokenizers_vs_sentencepiece": differ(sample, want, ours),
               "llama_cpp_vs_sentencepiece": differ(sample, want, got["ids_literal"]),
-              "sentencepiece_roundtrip_failures": sum(sp.decode(i) != t for i, t in zip(want, sample))}
+              "sentencepiece_roundtrip_failures": sum(sp.decode(i) != t for i, t in zip(want, sample)),
+              "encode_cpu_seconds": speeds(sp, tok, held, pool)}
     print(json.dumps(result, ensure_ascii=False, indent=1))
     (args.out / "results.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
 
