@@ -232,6 +232,7 @@ VARIANTS = {
     "spm_bpe_no_splits_70_10_20": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.7, "en": 0.1, "code": 0.2}},
     "spm_bpe_no_splits_70_15_15": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.7, "en": 0.15, "code": 0.15}},
     "spm_bpe_no_splits_75_10_15": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.75, "en": 0.1, "code": 0.15}},
+    "spm_bpe_no_splits_75_8_17": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.75, "en": 0.08, "code": 0.17}},
     "spm_bpe_no_splits_80_8_12": {**SHIPPED, "spm": SPM_FREE, "shares": {"ko": 0.8, "en": 0.08, "code": 0.12}},
     "py_nsmc_petitions_70_10_20": {**SHIPPED, "shares": {"ko": 0.7, "en": 0.1, "code": 0.2}},  # byte-level
     "spm_bpe_no_splits_70_10_20_coverage_1": {**SHIPPED, "spm": {**SPM_FREE, "character_coverage": 1.0},

@@ -7,10 +7,13 @@ Llama, to a GGUF through llama.cpp's own `convert_hf_to_gguf.py` (which writes a
 `tokenizers` and llama.cpp (node-llama-cpp's prebuilt binaries, as tests/test_gguf.py) on lines and whole
 documents of the held-out samples (capped per source) and on whitespace, digit, emoji and NFD edge cases.
 
-    .venv/bin/python bench/tokenizer_spm_gguf.py [--variant spm_bpe_no_splits] [--out runs/bench/tokenizer_spm_gguf]
+    .venv/bin/python bench/tokenizer_spm_gguf.py [--variant spm_bpe_no_splits] [--specials] [--out DIR]
+
+`--specials` trains with GECKO's special block as ids 0-31 and also checks llama.cpp with special-token text
+parsed (`<|user|>` as one token) against `tokenizers` (without it only `<unk> <s> </s>` are special).
 
 Needs what bench/tokenizer_generalize.py needs, `npm ci --prefix tools/llama_cpp` and the `gguf` extra;
-writes the model, the GGUF and results.json (counts, the first differing lines, and the CPU seconds to
+writes the model, the GGUF and VARIANT.json (counts, the first differing lines, and the CPU seconds to
 encode all held-out text with SentencePiece, its tokenizer.json and the shipped byte-level BPE) to --out.
 """
 
@@ -27,6 +30,7 @@ import sentencepiece as spm
 import tokenizer_generalize as tg
 from tokenizers import Tokenizer
 
+from gecko import tokens
 from gecko.export import gguf as gecko_gguf
 
 EDGE = [
@@ -46,7 +50,13 @@ EDGE = [
     "<s> literal </s> <0x41> in text",
     "''''''```````\"\"\"\"......!!!!!!??????",
     "할 수 있다 그럴 수 있었다 하는 것이 좋을 것 같아요",
+    "<|system|>\n당신은 도움이 되는 조수입니다.<|end|>\n<|user|>\n질문 <|end|>\n<|assistant|>\n답</s>",
+    "a <|end|> b<|user|>x",
 ]
+SPECIALS = {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": 3,
+            "control_symbols": [t for t in tokens.SPECIAL_TOKENS if t not in (tokens.UNK, tokens.BOS, tokens.EOS, tokens.PAD)]}
+"""GECKO's id layout in SentencePiece: the special block at 0-31 (the chat roles, fill-in-the-middle and PII
+placeholders as control symbols, which text may name only where special tokens are parsed), bytes from 32."""
 LINES_PER_SOURCE, DOCS_PER_SOURCE, DOC_CHARS = 400, 30, 8000
 
 
@@ -113,32 +123,39 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--variant", default="spm_bpe_no_splits")
     ap.add_argument("--out", type=Path, default=tg.ROOT / "runs/bench/tokenizer_spm_gguf")
+    ap.add_argument("--specials", action="store_true", help="GECKO's 32 special tokens as ids 0-31 (SPECIALS)")
     args = ap.parse_args()
     held, pool = tg.load(tg.ROOT / "runs/bench/tokenizer_generalize/cache")
-    texts, _ = tg.sample(pool, tg.VARIANTS[args.variant])
-    hf_dir = args.out / args.variant
+    variant = tg.VARIANTS[args.variant]
+    if args.specials:
+        variant = {**variant, "spm": {**variant["spm"], **SPECIALS}}
+    texts, _ = tg.sample(pool, variant)
+    name = args.variant + ("_specials" if args.specials else "")
+    hf_dir = args.out / name
     hf_dir.mkdir(parents=True, exist_ok=True)
-    (hf_dir / "tokenizer.model").write_bytes(tg.train_spm(texts, tg.VARIANTS[args.variant]).model)
+    (hf_dir / "tokenizer.model").write_bytes(tg.train_spm(texts, variant).model)
     sp = spm.SentencePieceProcessor(model_file=str(hf_dir / "tokenizer.model"))
     from transformers import AutoTokenizer
 
     AutoTokenizer.from_pretrained(hf_dir).save_pretrained(hf_dir)  # tokenizer.json by transformers' converter
     tiny_llama(hf_dir, sp.get_piece_size())
-    vocab = to_gguf(hf_dir, args.out / f"{args.variant}.gguf")
+    vocab = to_gguf(hf_dir, args.out / f"{name}.gguf")
     sample = lines(held)
     want = sp.encode(sample)
     tok = Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
+    parsed = [e.ids for e in tok.encode_batch(sample, add_special_tokens=False)]
     tok.encode_special_tokens = True  # `<s>` in text as characters, as SentencePiece and llama.cpp read it
     ours = [e.ids for e in tok.encode_batch(sample, add_special_tokens=False)]
     gecko_gguf.LLAMA_CPP_TOOL = Path(os.environ.get("LLAMA_CPP_TOOL", gecko_gguf.LLAMA_CPP_TOOL))
-    got = gecko_gguf.LlamaCpp(args.out / f"{args.variant}.gguf").run(sample)
-    result = {"variant": args.variant, "gguf": vocab, "llama_cpp": got.get("llama_cpp"),
+    got = gecko_gguf.LlamaCpp(args.out / f"{name}.gguf").run(sample)
+    result = {"variant": name, "gguf": vocab, "llama_cpp": got.get("llama_cpp"),
               "tokenizers_vs_sentencepiece": differ(sample, want, ours),
               "llama_cpp_vs_sentencepiece": differ(sample, want, got["ids_literal"]),
+              "llama_cpp_vs_tokenizers_special_text_parsed": differ(sample, parsed, got["ids"]),
               "sentencepiece_roundtrip_failures": sum(sp.decode(i) != t for i, t in zip(want, sample)),
               "encode_cpu_seconds": speeds(sp, tok, held, pool)}
     print(json.dumps(result, ensure_ascii=False, indent=1))
-    (args.out / "results.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    (args.out / f"{name}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
