@@ -46,7 +46,8 @@ import threading
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(os.environ.get("GECKO_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+"""../shared/data, or where GECKO_SHARED_DATA says (a machine where the repository has no ../shared)."""
 SHARES = {"ko": 0.4, "en": 0.2, "code": 0.4}
 
 
@@ -272,13 +273,25 @@ def _child(kind: str, input_dir: Path, run_dir: Path, arg: float) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run(input_dir: Path, work: Path, datatrove_mb: float) -> None:
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run(input_dir: Path, work: Path, datatrove_mb: float, workers: list[int]) -> None:
     manifest = json.loads((input_dir / "manifest.json").read_text())
     in_mb = sum(m["text_mb"] for m in manifest.values())
     print(f"# data stage benchmark, {platform.node()}, {os.cpu_count()} CPUs, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; input {in_mb:.1f} MB of text {manifest}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1"}
-    for kind, arg in (("ours", 1), ("ours", 2), ("datatrove", datatrove_mb)):
+    runs = [("ours", n) for n in workers] + ([("datatrove", datatrove_mb)] if datatrove_mb > 0 else [])
+    corpora: dict[str, list[int]] = {}
+    for kind, arg in runs:
         run_dir = work / f"{kind}-{arg}"
         t = time.monotonic()
         out = subprocess.run([sys.executable, __file__, "child", kind, str(input_dir), str(run_dir), str(arg)],
@@ -296,11 +309,17 @@ def run(input_dir: Path, work: Path, datatrove_mb: float) -> None:
               f"{cpu:.0f} CPU-s → **{mb / cpu:.2f} MB/s/core** end to end, {mb / wall:.2f} MB/s wall; "
               f"peak RSS {r['peak_rss_mb']:.0f} MB; disk at end {r['disk_end_mb']:.0f} MB "
               f"({r['disk_end_mb'] / mb:.2f}× input), peak {r['disk_peak_mb']:.0f} MB")
-        print("| phase | wall s | CPU s | MB/s/core |\n|---|---:|---:|---:|")
+        print("| phase | wall s | CPU s | MB/s/core | RSS at start / peak MB (1 worker: this process) |")
+        print("|---|---:|---:|---:|---:|")
         for name, p in r["phases"].items():
-            print(f"| {name} | {p['wall_s']:.1f} | {p['cpu_s']:.1f} | {mb / max(p['cpu_s'], 1e-9):.1f} |")
+            rss = f"{p['rss_start_mb']:.0f} / {p['peak_rss_mb']:.0f}" if "peak_rss_mb" in p else ""
+            print(f"| {name} | {p['wall_s']:.1f} | {p['cpu_s']:.1f} | {mb / max(p['cpu_s'], 1e-9):.1f} | {rss} |")
+        if kind == "ours":
+            corpora.setdefault(_sha256(run_dir / "data" / "corpus.jsonl"), []).append(int(arg))
         if "dropped" in r:
             print("dropped:", json.dumps(r["dropped"], ensure_ascii=False))
+    for digest, counts in corpora.items():
+        print(f"corpus.jsonl sha256 {digest[:16]}… with workers {counts}")
 
 
 def main() -> None:
@@ -314,7 +333,8 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--input", type=Path, required=True)
     r.add_argument("--work", type=Path, default=Path("/tmp/gecko-data-stage-bench"))
-    r.add_argument("--datatrove-mb", type=float, default=100)
+    r.add_argument("--datatrove-mb", type=float, default=100, help="0: leave datatrove out")
+    r.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
     c = sub.add_parser("child")
     c.add_argument("kind")
     c.add_argument("input", type=Path)
@@ -326,7 +346,7 @@ def main() -> None:
     elif args.cmd == "run":
         if args.work.exists() and any(args.work.iterdir()):
             sys.exit(f"{args.work} is not empty: pass another --work (nothing is overwritten)")
-        run(args.input, args.work, args.datatrove_mb)
+        run(args.input, args.work, args.datatrove_mb, [int(n) for n in args.workers.split(",")])
     else:
         _child(args.kind, args.input, args.run_dir, args.arg)
 
