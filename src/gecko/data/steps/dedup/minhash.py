@@ -76,7 +76,7 @@ class MinhashSignatures(PipelineStep):
         tally = LineTally(self.cfg)
         sigs: list[np.ndarray] = []
         meta: list[dict] = []
-        records: list[tuple[tuple[int, int], int, bool]] = []
+        records: list[tuple[tuple[int, int], int, int, bool]] = []
         texts: list[str] = []
         langs: list[str] = []
         for doc in data:
@@ -84,7 +84,7 @@ class MinhashSignatures(PipelineStep):
                 lang = doc_lang(doc)
                 tally.add(len(meta), doc.text, lang)
                 meta.append(doc_meta(doc, doc.text))
-                records.append(self._record(doc))
+                records.append(self._record(doc, meta[-1]["key"]))
                 texts.append(doc.text)
                 langs.append(lang)
                 if len(texts) == BATCH:
@@ -100,18 +100,25 @@ class MinhashSignatures(PipelineStep):
             tally.write(w, rank)
         write_npy(w / "records" / f"{rank:05d}.npy", np.array(records, dtype=RECORD))
         write_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
-        write_docs(w, rank, meta)
+        write_text(w / "docs" / f"{rank:05d}.jsonl", "".join(map(doc_line, meta)))
         return iter(())
 
-    def _record(self, doc: Document) -> tuple[tuple[int, int], int, bool]:
+    def _record(self, doc: Document, key: int) -> tuple[tuple[int, int], int, int, bool]:
         blank = len(doc.text.strip()) < self.cfg.min_chars_after_strip
-        return line_hash(doc), len(doc.text.encode("utf-8", "surrogatepass")), blank
+        return line_hash(doc), len(doc.text.encode("utf-8", "surrogatepass")), key, blank
 
 
 def doc_meta(doc: Document, text: str) -> dict:
     """A document's row in docs/RANK.jsonl; `text`: its text after boilerplate stripping."""
     key = int.from_bytes(text_key(text)[:8], "little")
     return {"id": doc.id, "lang": doc_lang(doc), "len": len(text), "key": key}
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def doc_line(meta: dict) -> str:
+    return _ENCODE(meta) + "\n"
 
 
 def signatures(shingles: list[np.ndarray], cfg: DedupConfig) -> np.ndarray:
@@ -123,11 +130,6 @@ def signatures(shingles: list[np.ndarray], cfg: DedupConfig) -> np.ndarray:
     num_perm = cfg.bands * cfg.rows
     matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, cfg.seed)
     return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(len(shingles), num_perm)
-
-
-def write_docs(work_dir: Path, rank: int, meta: list[dict]) -> None:
-    text = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in meta)
-    write_text(work_dir / "docs" / f"{rank:05d}.jsonl", text)
 
 
 def read_docs(work_dir: Path, rank: int) -> list[dict]:
@@ -152,47 +154,65 @@ class MinhashIndex(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         w = self.work_dir
-        matrix, meta = np.load(w / "signatures" / f"{rank:05d}.npy"), read_docs(w, rank)
+        matrix = np.load(w / "signatures" / f"{rank:05d}.npy")
+        records = np.load(w / "records" / f"{rank:05d}.npy")
+        keys = records["key"].copy()
         stripped = stripped_docs(w, rank)
         if len(stripped):
+            metas = self._restrip(rank, world_size, records, set(stripped.tolist()))
             matrix = matrix.copy()
-            matrix[stripped] = self._restrip(rank, world_size, set(stripped.tolist()), meta)
+            matrix[stripped] = signatures([shingles for _, shingles in metas], self.cfg)
+            keys[stripped] = [meta["key"] for meta, _ in metas]
             write_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
-            write_docs(w, rank, meta)
+            self._patch_docs(rank, stripped.tolist(), [meta for meta, _ in metas])
         self.stat_update("stripped", value=len(stripped))
-        self._write_bands(rank, matrix, meta)
+        self._write_bands(rank, matrix, keys)
         return iter(())
 
-    def _restrip(self, rank: int, world_size: int, wanted: set[int], meta: list[dict]) -> np.ndarray:
-        """Signatures of the `wanted` documents' stripped texts, in index order; their meta rows replaced."""
-        records = np.load(self.work_dir / "records" / f"{rank:05d}.npy")
-        texts, langs = [], []
+    def _restrip(
+        self, rank: int, world_size: int, records: np.ndarray, wanted: set[int]
+    ) -> list[tuple[dict, np.ndarray]]:
+        """Meta and shingles of the `wanted` documents' stripped texts, in index order."""
+        docs, texts = [], []
         for index, _, document in documents_again(self.reader, rank, world_size, records):
             if index in wanted:
-                doc = document()
-                texts.append(self.stripper.strip(doc))
-                langs.append(doc_lang(doc))
-                meta[index] = doc_meta(doc, texts[-1])
-        return signatures(shingle_batch(texts, langs, _shingle_sizes(self.cfg)), self.cfg)
+                docs.append(document())
+                texts.append(self.stripper.strip(docs[-1]))
+        shingles = shingle_batch(texts, [doc_lang(doc) for doc in docs], _shingle_sizes(self.cfg))
+        return [(doc_meta(doc, text), sh) for doc, text, sh in zip(docs, texts, shingles)]
 
-    def _write_bands(self, rank: int, matrix: np.ndarray, meta: list[dict]) -> None:
+    def _patch_docs(self, rank: int, indices: list[int], metas: list[dict]) -> None:
+        """Replace the rows of docs/RANK.jsonl at `indices`, the others copied as they are."""
+        path = self.work_dir / "docs" / f"{rank:05d}.jsonl"
+        rows = path.read_text(encoding="utf-8").split("\n")  # not splitlines: an id may hold U+2028
+        for index, meta in zip(indices, metas):
+            rows[index] = doc_line(meta)[:-1]
+        write_text(path, "\n".join(rows))
+
+    def _write_bands(self, rank: int, matrix: np.ndarray, keys: np.ndarray) -> None:
+        """The rank's refs in each band, sorted as sort_refs sorts them: by (key, index) once, then by each
+        band's hash with a stable sort (one sort a band instead of four)."""
         w = self.work_dir
-        refs = np.zeros(len(meta), dtype=REF)
-        refs["rank"], refs["index"] = rank, np.arange(len(meta))
-        refs["key"] = [m["key"] for m in meta]
+        refs = np.zeros(len(keys), dtype=REF)
+        refs["rank"], refs["index"], refs["key"] = rank, np.arange(len(keys)), keys
+        refs = refs[np.lexsort((refs["index"], refs["key"]))]
         refs["hash"] = refs["key"]
-        write_npy(w / "bands" / EXACT / f"{rank:05d}.npy", sort_refs(refs))
+        write_npy(w / "bands" / EXACT / f"{rank:05d}.npy", refs)
         if not self.cfg.near:
             return
         rows = self.cfg.rows
+        matrix = matrix[refs["index"]]
         with np.errstate(over="ignore"):
             for b in range(self.cfg.bands):
                 band = matrix[:, b * rows : (b + 1) * rows].astype(np.uint64)
-                h = np.zeros(len(meta), dtype=np.uint64)
+                h = np.zeros(len(keys), dtype=np.uint64)
                 for k in range(rows):
                     h = h * np.uint64(0x100000001B3) + band[:, k]
                 refs["hash"] = h ^ np.uint64(b) << np.uint64(56)
-                write_npy(w / "bands" / f"{b:03d}" / f"{rank:05d}.npy", sort_refs(refs))
+                write_npy(
+                    w / "bands" / f"{b:03d}" / f"{rank:05d}.npy",
+                    refs[np.argsort(refs["hash"], kind="stable")],
+                )
 
 
 class MinhashBuckets(PipelineStep):
