@@ -51,6 +51,12 @@ def sort_refs(refs: np.ndarray) -> np.ndarray:
     return refs[np.lexsort((refs["index"], refs["rank"], refs["key"], refs["hash"]))]
 
 
+def sort_rank_runs(refs: np.ndarray) -> np.ndarray:
+    """sort_refs of the rank files' refs concatenated in rank order, each sorted by sort_refs: a stable sort
+    by (hash, key) keeps each tie in (rank, index) order already, at half the cost of sorting by all four."""
+    return refs[np.lexsort((refs["key"], refs["hash"]))]
+
+
 def _shingle_sizes(cfg: DedupConfig) -> dict[str, int]:
     return {"ko": cfg.shingle_ko, "en": cfg.shingle_en, "code": cfg.shingle_code}
 
@@ -238,7 +244,7 @@ class MinhashBuckets(PipelineStep):
         # is checked against the threshold, is then chosen by content. Chosen by position (rank, index), it
         # changed with the sharding, and so did which pairs passed (A~B and B~C pass where A~C does not).
         # Equal digests are equal texts, with equal signatures, so which of them comes first changes nothing.
-        refs = sort_refs(refs)
+        refs = sort_rank_runs(refs)
         same = refs["hash"][1:] == refs["hash"][:-1]
         # Pair every document with the first of its run of equal hashes: columns rank_a, index_a, rank_b, index_b.
         starts = np.where(np.concatenate([[True], ~same]), np.arange(len(refs)), 0)
@@ -256,9 +262,18 @@ class MinhashBuckets(PipelineStep):
         """Keep candidate pairs whose estimated Jaccard (share of equal MinHash values) reaches the threshold."""
         sig_dir = self.work_dir / "signatures"
         sigs = {int(r): np.load(sig_dir / f"{r:05d}.npy", mmap_mode="r") for r in np.unique(pairs[:, [0, 2]])}
-        a = np.stack([sigs[r][i] for r, i in pairs[:, :2].tolist()])
-        b = np.stack([sigs[r][i] for r, i in pairs[:, 2:].tolist()])
+        a, b = _rows(sigs, pairs[:, 0], pairs[:, 1]), _rows(sigs, pairs[:, 2], pairs[:, 3])
         return (a == b).mean(axis=1) >= self.cfg.threshold
+
+
+def _rows(sigs: dict[int, np.ndarray], ranks: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Signature rows of the documents (ranks[i], indices[i]): one fancy index per rank, not per document."""
+    num_perm = next(iter(sigs.values())).shape[1]
+    out = np.empty((len(ranks), num_perm), dtype=np.uint32)
+    for r, sig in sigs.items():
+        mine = ranks == r
+        out[mine] = sig[indices[mine]]
+    return out
 
 
 class _UnionFind:
