@@ -167,3 +167,37 @@ def test_shard_writer_writes_the_json_lines_of_datatrove_writer(tmp_path):
         out[name] = zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read()
     assert out["ours"] == out["datatrove"]
     assert out["ours"].count(b"\n") == 3
+
+
+@pytest.mark.parametrize("template", ["${rank}.jsonl", "${lang}/${rank}.jsonl"])
+def test_shard_writer_run_gives_datatrove_writers_files_and_counters(tmp_path, template):
+    """ShardWriter names a rank-only shard once per rank and times batches; the files and the counters
+    (documents per file, total, doc_len) must stay those of datatrove's writer, and a template naming
+    metadata must still route each document by it."""
+    import zstandard
+    from datatrove.data import Document
+    from datatrove.pipeline.writers import JsonlWriter
+
+    from gecko.data.engine.executor import ShardWriter
+
+    def docs():
+        return [Document(f"text {i}", str(i), metadata={"lang": ("ko", "en")[i % 2]}) for i in range(600)]
+
+    ours = ShardWriter(tmp_path / "ours", output_filename=template)
+    theirs = JsonlWriter(str(tmp_path / "dt"), output_filename=template, compression="zstd")
+    assert [d.id for d in ours.run(docs(), rank=2)] == [d.id for d in theirs.run(docs(), rank=2)]
+    files = {}
+    for name in ("ours", "dt"):
+        found = sorted((tmp_path / name).rglob("*.zst"))
+        files[name] = {
+            str(p.relative_to(tmp_path / name)): zstandard.ZstdDecompressor()
+            .stream_reader(p.open("rb"))
+            .read()
+            for p in found
+        }
+    assert files["ours"] == files["dt"] and len(files["ours"]) == (1 if template == "${rank}.jsonl" else 2)
+
+    def counters(step):
+        return {k: (v.total, v.n, v.min, v.max) for k, v in step.stats.stats.items()}
+
+    assert counters(ours) == counters(theirs)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from string import Template
 from typing import IO, Any, Literal
 
 import orjson
@@ -32,10 +33,12 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.pipeline.writers.jsonl import _json_default
+from datatrove.utils.batching import batched
 from datatrove.utils.typeshelper import StatHints
 from loguru import logger
 
 from gecko.config import DataConfig, SlurmConfig
+from gecko.data.engine.step import BATCH
 from gecko.errors import DataError, GeckoError, pip_hint
 from gecko.io.atomic import write_text
 from gecko.progress import Progress
@@ -70,11 +73,42 @@ class ShardWriter(JsonlWriter):
         super().__init__(str(folder), output_filename=f"{output_filename}.zst", compression=None)
         self._streams: dict[str, zstandard.ZstdCompressionWriter] = {}
         self._text_bytes: dict[str, int] | None = {} if text_bytes else None
+        self._names: dict[int, str] = {}
+        self._stat_label = self.output_filename.safe_substitute(rank="XXXXX")
+        self._rank_only = _names_only_rank(self.output_filename)
 
     def _default_adapter(self, document: DtDocument) -> dict:
         if document.media:  # datatrove's own handling of media bytes
             return super()._default_adapter(document)
         return _record(document)
+
+    def write(self, document: DtDocument, rank: int = 0, **kwargs: Any) -> None:
+        """DiskWriter.write, with the same output and counters, for a filename template naming only the rank
+        (every shard folder's): the name is worked out once per rank, where DiskWriter substitutes the
+        template over a copy of the metadata twice per document (a fifth of the writer's CPU)."""
+        if kwargs or self.max_file_size > 0 or not self._rank_only:
+            super().write(document, rank, **kwargs)
+            return
+        name = self._rank_name(rank)
+        self._write(self.adapter(document), self._get_output_file_with_retry(name), name)
+        self.stat_update(self._stat_label, StatHints.total)
+        self.update_doc_stats(document)
+
+    def _rank_name(self, rank: int) -> str:
+        """The shard of `rank` under a rank-only template (write_line's too), worked out once."""
+        name = self._names.get(rank)
+        if name is None:
+            name = self._names[rank] = self.output_filename.substitute(rank=str(rank).zfill(5))
+        return name
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """DiskWriter.run timed per batch of BATCH documents instead of per document."""
+        with self:
+            for batch in batched(data, BATCH):
+                with self.track_time("batch"):
+                    for document in batch:
+                        self.write(document, rank)
+                yield from batch
 
     def _write(self, document: dict, file_handler: IO, _filename: str) -> None:
         super()._write(document, self._stream(file_handler, _filename), _filename)
@@ -83,7 +117,7 @@ class ShardWriter(JsonlWriter):
     def write_line(self, line: bytes, text_bytes: int, rank: int = 0) -> None:
         """Append `line`, a document exactly as `shard_line` gives it, holding `text_bytes` bytes of text: a
         step that has the line already (read from a shard and unchanged) need not decode and encode it."""
-        name = self.output_filename.substitute({"rank": str(rank).zfill(5)})
+        name = self._rank_name(rank)
         self._stream(self._get_output_file_with_retry(name), name).write(line)
         self._count(name, text_bytes)
         self.stat_update(StatHints.total)
@@ -117,6 +151,15 @@ def _record(document: DtDocument) -> dict:
 def shard_line(document: DtDocument) -> bytes:
     """The line ShardWriter writes for `document` (one without media), newline included."""
     return orjson.dumps(_record(document), option=orjson.OPT_APPEND_NEWLINE, default=_json_default)
+
+
+def _names_only_rank(template: Template) -> bool:
+    """Whether a filename template holds no placeholder but the rank (substitution fails on any other)."""
+    try:
+        template.substitute(rank="00000")
+    except KeyError:
+        return False
+    return True
 
 
 def shard_writer(
