@@ -272,6 +272,27 @@ class Rule:
     secret's name); "at" windows (around each @); "colons" (texts with an IPv6-like colon pair)."""
 
 
+GATES = "_-."
+"""Characters that many `needs` substrings hold and much prose lacks (most Korean text has no `_`)."""
+
+
+@cache
+def gated(needs: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`needs` as (gate, substrings) pairs: the substrings holding the same first GATES character under it,
+    each other substring under itself. One memchr-speed test of an absent gate skips its whole group: 6 to
+    10 scans of a Korean document instead of the token rule's 19."""
+    groups: dict[str, list[str]] = {}
+    for word in needs:
+        gate = next((c for c in GATES if c in word), word)
+        groups.setdefault(gate, []).append(word)
+    return tuple((gate, tuple(words)) for gate, words in groups.items())
+
+
+def holds_any(text: str, needs: tuple[str, ...]) -> bool:
+    """Whether `text` holds one of the `needs` substrings."""
+    return any(gate in text and any(word in text for word in words) for gate, words in gated(needs))
+
+
 def _digits(m: re.Match) -> str:
     return re.sub(r"\D", "", m.group(0))
 
@@ -709,7 +730,7 @@ def find(text: str, types: tuple[str, ...] = PII_TYPES, digits: list[Window] | N
             continue
         if rule.scope != "text" and not windows[rule.scope]:
             continue  # most documents have no window of most scopes: no generator set up for nothing
-        if rule.needs and not any(word in text for word in rule.needs):
+        if rule.needs and not holds_any(text, rule.needs):
             continue
         for m in _matches(rule, text, windows):
             start, end = m.span("value") if "value" in rule.pattern.groupindex else m.span()
