@@ -96,20 +96,49 @@ class LineMerge(PipelineStep):
 
 
 class BoilerplateStripper:
-    """Removes the frequent lines found by LineMerge (loaded lazily, once per worker process)."""
+    """Finds the frequent lines found by LineMerge in a document (loaded lazily, once per worker process)."""
 
     def __init__(self, work_dir: Path, cfg: DedupConfig):
         self.path, self.cfg = Path(work_dir) / "boilerplate.npy", cfg
         self._frequent: set[int] | None = None
 
-    def strip(self, doc: Document) -> str:
+    def cut_lines(self, doc: Document) -> list[int]:
+        """Indices of the document's boilerplate lines (in `text.splitlines(keepends=True)`)."""
         if self.cfg.boilerplate_min_docs <= 0 or doc.metadata.get("lang") not in self.cfg.boilerplate_langs:
-            return doc.text
+            return []
         if self._frequent is None:
             self._frequent = set(np.load(self.path).tolist())
-        if not self._frequent:
-            return doc.text
         min_chars = self.cfg.boilerplate_min_line_chars
-        lines = doc.text.splitlines(keepends=True)
-        kept = [ln for ln in lines if len(ln.strip()) < min_chars or line_key(ln) not in self._frequent]
-        return doc.text if len(kept) == len(lines) else "".join(kept)
+        return [
+            i
+            for i, line in enumerate(doc.text.splitlines(keepends=True))
+            if len(line.strip()) >= min_chars and line_key(line) in self._frequent
+        ]
+
+
+def without_lines(text: str, cut: list[int]) -> str:
+    """`text` without the lines at `cut` (BoilerplateStripper.cut_lines)."""
+    if not cut:
+        return text
+    drop = set(cut)
+    return "".join(line for i, line in enumerate(text.splitlines(keepends=True)) if i not in drop)
+
+
+CUT = np.dtype([("doc", "<u4"), ("line", "<u4")])
+"""A boilerplate line cut from a document: the document's index in its rank, the line's in the document."""
+
+
+def write_cuts(work_dir: Path, rank: int, cuts: dict[int, list[int]]) -> None:
+    """`cuts/RANK.npy`: the lines the index stage cut from each stripped document, so the filter cuts the
+    same lines without finding them again."""
+    rows = [(doc, line) for doc, lines in cuts.items() for line in lines]
+    write_npy(work_dir / "cuts" / f"{rank:05d}.npy", np.array(rows, dtype=CUT))
+
+
+def read_cuts(work_dir: Path, rank: int) -> dict[int, list[int]]:
+    """write_cuts' record; empty where the index stage stripped nothing (or boilerplate removal is off)."""
+    path = work_dir / "cuts" / f"{rank:05d}.npy"
+    cuts: dict[int, list[int]] = {}
+    for doc, line in np.load(path).tolist() if path.exists() else []:
+        cuts.setdefault(doc, []).append(line)
+    return cuts

@@ -20,7 +20,7 @@ from datatrove.data import Document, DocumentsPipeline
 from gecko.config import DedupConfig
 from gecko.data.engine.executor import ReadingStep, ShardWriter
 from gecko.data.io.readers import CorpusReader
-from gecko.data.steps.dedup.boilerplate import BoilerplateStripper, stripped_docs
+from gecko.data.steps.dedup.boilerplate import read_cuts, without_lines
 from gecko.data.steps.dedup.minhash import EXACT, read_docs
 from gecko.data.steps.dedup.reread import documents_again
 from gecko.io.atomic import write_text
@@ -44,7 +44,6 @@ class DedupFilter(ReadingStep):
         super().__init__()
         self.work_dir, self.cfg, self.reader = Path(work_dir), cfg, reader
         self.writer, self.exclusion_writer = writer, exclusion_writer
-        self.stripper = BoilerplateStripper(work_dir, cfg)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         w = self.work_dir
@@ -52,7 +51,7 @@ class DedupFilter(ReadingStep):
         langs = [m["lang"] for m in read_docs(w, rank)]
         records = np.load(w / "records" / f"{rank:05d}.npy")
         text_bytes, blank = records["text_bytes"].tolist(), records["blank"].tolist()
-        stripped = set(stripped_docs(w, rank).tolist())
+        cuts = read_cuts(w, rank)
         counts: Counter[str] = Counter()
         progress = self.progress(rank)
         with self.writer, self.exclusion_writer:
@@ -60,11 +59,11 @@ class DedupFilter(ReadingStep):
                 if progress:
                     progress.add(text_bytes[index])
                 dup = drops.get(str(index))
-                if line is not None and dup is None and index not in stripped and not blank[index]:
+                if line is not None and dup is None and index not in cuts and not blank[index]:
                     counts[f"kept|kept|{langs[index]}"] += 1
                     self.writer.write_line(line + b"\n", text_bytes[index], rank)
                     continue
-                self._decoded(document, index in stripped, dup, langs[index], counts, rank)
+                self._decoded(document, cuts.get(index, []), dup, langs[index], counts, rank)
         if progress:
             progress.save()
         write_text(w / "counts" / f"{rank:05d}.json", json.dumps(counts, ensure_ascii=False))
@@ -73,7 +72,7 @@ class DedupFilter(ReadingStep):
     def _decoded(
         self,
         document: Callable[[], Document],
-        strip: bool,
+        cut: list[int],
         dup: dict | None,
         lang: str,
         counts: Counter[str],
@@ -81,8 +80,7 @@ class DedupFilter(ReadingStep):
     ) -> None:
         """A document the fast path cannot copy: stripped if it has boilerplate, then dropped or written."""
         doc = document()
-        if strip:
-            doc.text = self.stripper.strip(doc)
+        doc.text = without_lines(doc.text, cut)
         reason = self._drop_reason(doc, dup, lang, counts)
         if reason is None:
             counts[f"kept|kept|{lang}"] += 1

@@ -9,6 +9,7 @@ over small integer pairs):
     docs/{rank}.jsonl       id, lang, length and exact-text digest of each document, in reading order
     records/{rank}.npy      what later passes need to use the shard's lines undecoded (reread.RECORD)
     lines/, doclines/       the boilerplate line tally (boilerplate.LineTally)
+    cuts/{rank}.npy         the lines cut from each stripped document (boilerplate.write_cuts)
     bands/{band}/{rank}.npy (band hash, text digest, rank, index) sorted; band "exact" hashes text digests
     pairs/{band}.npy        candidate pairs found in a band (near pairs checked against the threshold)
     clusters/{rank}.json    documents of the rank to drop, with the survivor each duplicates
@@ -32,7 +33,13 @@ from datatrove.pipeline.base import PipelineStep
 
 from gecko.config import DedupConfig
 from gecko.data.io.readers import CorpusReader
-from gecko.data.steps.dedup.boilerplate import BoilerplateStripper, LineTally, stripped_docs
+from gecko.data.steps.dedup.boilerplate import (
+    BoilerplateStripper,
+    LineTally,
+    stripped_docs,
+    without_lines,
+    write_cuts,
+)
 from gecko.data.steps.dedup.exact import text_key
 from gecko.data.steps.dedup.reread import RECORD, documents_again, line_hash
 from gecko.data.steps.dedup.shingles import shingle_batch
@@ -178,12 +185,15 @@ class MinhashIndex(PipelineStep):
     def _restrip(
         self, rank: int, world_size: int, records: np.ndarray, wanted: set[int]
     ) -> list[tuple[dict, np.ndarray]]:
-        """Meta and shingles of the `wanted` documents' stripped texts, in index order."""
-        docs, texts = [], []
+        """Meta and shingles of the `wanted` documents' stripped texts, in index order; the lines cut from
+        each written to cuts/ for the filter."""
+        docs, texts, cuts = [], [], {}
         for index, _, document in documents_again(self.reader, rank, world_size, records):
             if index in wanted:
                 docs.append(document())
-                texts.append(self.stripper.strip(docs[-1]))
+                cuts[index] = self.stripper.cut_lines(docs[-1])
+                texts.append(without_lines(docs[-1].text, cuts[index]))
+        write_cuts(self.work_dir, rank, cuts)
         shingles = shingle_batch(texts, [doc_lang(doc) for doc in docs], _shingle_sizes(self.cfg))
         return [(doc_meta(doc, text), sh) for doc, text, sh in zip(docs, texts, shingles)]
 

@@ -88,7 +88,7 @@ def run_dedup(
     return PhaseResult(kept, dropped, work, examples)
 
 
-SCRATCH = ("lines", "doclines", "records", "signatures", "pairs")
+SCRATCH = ("lines", "doclines", "records", "cuts", "signatures", "pairs")
 """dedup.work folders no later step reads: removed once the phase has finished. Kept: `bands/` and `docs/`
 (the LSH index: band hashes → document ids), `clusters/`, `boilerplate.npy`, `duplicates.jsonl`, `removed/`."""
 
