@@ -225,12 +225,11 @@ def test_every_github_token_prefix_passes_the_substring_screen(prefix):
 
 
 def test_digit_windows_of_a_batch_equal_one_regex_scan_per_text():
-    """The numpy cluster screen must find the runs a scan of the whole text finds: Unicode digits, runs with
-    3 separators between digits (one cluster) and 4 (two), dotted quads, a run at a text's end next to one at
-    the next text's start, texts without digits."""
-    import re
+    """The numpy cluster screen must find the runs (and passport numbers) a scan of the whole text finds:
+    Unicode digits, runs with 3 separators between digits (one cluster) and 4 (two), dotted quads, a run at
+    a text's end next to one at the next text's start, texts without digits."""
 
-    from gecko.data.steps.pii import _DIGIT_RUN, digit_windows_batch
+    from gecko.data.steps.pii import _DIGIT_RUN, RULES, digit_windows_batch
 
     def scan(text):
         out = []
@@ -252,8 +251,26 @@ def test_digit_windows_of_a_batch_equal_one_regex_scan_per_text():
         "789012 starts the next",
         "x" * 50 + "9" * 30 + "." * 3 + "1",
     ]
-    assert digit_windows_batch(texts) == [scan(t) for t in texts]
-    assert any(digit_windows_batch(texts)) and re.search(r"\d", "".join(texts))
+    texts += [
+        "M12345678 and S123A4567",
+        "12 M12345678",
+        "x1234567M1234567",
+        "SM 12345678",
+        "M１２３４５６７８",
+    ]
+    windows = digit_windows_batch(texts)
+    assert [w["digits"] for w in windows] == [scan(t) for t in texts]
+    assert any(w["digits"] for w in windows)
+    # the passport rule scans only the clusters of 7+ digits, and finds what a scan of the whole text finds
+    (passport,) = [rule for rule in RULES if rule.kind == "passport"]
+    for text, w in zip(texts, windows):
+        found = [
+            m.span()
+            for pos, end, _, _ in w["digit_clusters"]
+            for m in passport.pattern.finditer(text, pos, end)
+        ]
+        assert found == [m.span() for m in passport.pattern.finditer(text)], text
+    assert any(w["digit_clusters"] for w in windows)
 
 
 def test_secret_names_match_in_any_case_as_a_case_insensitive_regex_would():

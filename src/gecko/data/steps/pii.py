@@ -268,8 +268,9 @@ class Rule:
     (`in` is a memchr-speed scan; a regex that cannot lead with a literal scans ~10x slower)."""
     scope: str = "text"
     """Where the regex runs: the whole "text"; "digits" windows (around runs holding 9+ digits or a dotted
-    quad: one scan finds them, so prose costs one pass instead of one per rule); "secret_cue" windows (near a
-    secret's name); "at" windows (around each @); "colons" (texts with an IPv6-like colon pair)."""
+    quad: one scan finds them, so prose costs one pass instead of one per rule); "digit_clusters" (around
+    clusters of 7+ digits); "secret_cue" windows (near a secret's name); "at" windows (around each @);
+    "colons" (texts with an IPv6-like colon pair)."""
 
 
 GATES = "_-."
@@ -547,7 +548,11 @@ RULES: tuple[Rule, ...] = (
     Rule("bank_account", re.compile(_L + r"\d{10,14}" + _R), _bare_account, scope="digits"),
     # series M (multiple), S (single), R (residence), G (official), D (diplomatic), O; 8 digits, or since
     # Dec 2021 3 digits + a letter + 4 digits
-    Rule("passport", re.compile(r"[MSRGDO](?<![0-9A-Za-z][MSRGDO])(?:\d{8}|\d{3}[A-Z]\d{4})(?![0-9A-Za-z])")),
+    Rule(
+        "passport",
+        re.compile(r"[MSRGDO](?<![0-9A-Za-z][MSRGDO])(?:\d{8}|\d{3}[A-Z]\d{4})(?![0-9A-Za-z])"),
+        scope="digit_clusters",
+    ),
     Rule(
         "ip",
         re.compile(r"(?<![0-9A-Za-z.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![0-9A-Za-z]|\.\d)"),
@@ -626,25 +631,26 @@ def _digit_table() -> np.ndarray:
     return table
 
 
-def digit_windows(text: str) -> list[Window]:
+def digit_windows(text: str) -> dict[str, list[Window]]:
     return digit_windows_batch([text])[0]
 
 
-def digit_windows_batch(texts: list[str]) -> list[list[Window]]:
-    """digit_windows of each text: around each digit run that can hold PII, with room for a region name or
-    `+`/`(` before it (서울 19-…) and the two characters the boundary checks read after it.
+def digit_windows_batch(texts: list[str]) -> list[dict[str, list[Window]]]:
+    """The windows of the digit scopes of each text: "digits", around each digit run that can hold PII, with
+    room for a region name or `+`/`(` before it (서울 19-…) and the two characters the boundary checks read
+    after it; "digit_clusters", each cluster of 7+ digits with the character before and after it (a
+    passport number, 8 digits or 3 + a letter + 4, lies in one).
 
-    A regex scan that opens on `\\d` costs ~10 ns a character; numpy finds the digits of the whole batch at
-    a fraction of that, and _DIGIT_RUN runs only on their clusters (digits at most 4 apart): two digits of
-    one run are never further apart, so a cluster holds every run that starts in it, and the scan finds the
-    same runs as one over the whole text. Only clusters with 9+ digits, or 4+ digits and 3+ dots, can
-    hold a run that counts (below)."""
+    A regex scan that opens on `\\d` or on a letter before digits costs ~10 ns a character; numpy finds the
+    digits of the whole batch at a fraction of that, and the regexes run only on their clusters (digits at
+    most 4 apart): two digits of one match are never further apart, so a cluster holds every match that
+    starts in it, and the scan finds the same matches as one over the whole text."""
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     cp = codepoints("".join(texts))
     table = _digit_table()
     digits = np.flatnonzero(table[np.minimum(cp, len(table) - 1)])
-    windows: list[list[Window]] = [[] for _ in texts]
+    windows: list[dict[str, list[Window]]] = [{"digits": [], "digit_clusters": []} for _ in texts]
     if not len(digits):
         return windows
     doc = np.searchsorted(bounds, digits, side="right") - 1
@@ -655,11 +661,21 @@ def digit_windows_batch(texts: list[str]) -> list[list[Window]]:
     dots = np.flatnonzero(cp == ord("."))
     n_dots = np.searchsorted(dots, digits[last]) - np.searchsorted(dots, digits[first])
     n_digits = last - first + 1
-    keep = (n_digits >= 9) | ((n_digits >= 4) & (n_dots >= 3))
-    starts = (digits[first] - bounds[doc[first]])[keep].tolist()
-    ends = (digits[last] - bounds[doc[first]] + 1)[keep].tolist()
-    for i, start, end in zip(doc[first][keep].tolist(), starts, ends):
-        windows[i] += _run_windows(texts[i], start, end)
+    runs = (n_digits >= 9) | ((n_digits >= 4) & (n_dots >= 3))  # only these hold a run that counts (below)
+    keep = runs | (n_digits >= 7)
+    cluster = zip(
+        doc[first][keep].tolist(),
+        (digits[first] - bounds[doc[first]])[keep].tolist(),
+        (digits[last] - bounds[doc[first]] + 1)[keep].tolist(),
+        runs[keep].tolist(),
+        (n_digits >= 7)[keep].tolist(),
+    )
+    for i, start, end, has_runs, seven in cluster:
+        if has_runs:
+            windows[i]["digits"] += _run_windows(texts[i], start, end)
+        if seven:
+            pos, endpos = max(0, start - 1), min(len(texts[i]), end + 1)
+            windows[i]["digit_clusters"].append((pos, endpos, pos, endpos))
     return windows
 
 
@@ -714,13 +730,15 @@ def _matches(rule: Rule, text: str, windows: dict[str, list[Window]]):
                 yield m
 
 
-def find(text: str, types: tuple[str, ...] = PII_TYPES, digits: list[Window] | None = None) -> list[Found]:
+def find(
+    text: str, types: tuple[str, ...] = PII_TYPES, digits: dict[str, list[Window]] | None = None
+) -> list[Found]:
     """PII spans in `text`, sorted, never overlapping; an earlier rule's span wins over a later one's.
-    `digits`: the text's digit_windows, when a batch has them."""
+    `digits`: the text's digit_windows (its digit scopes), when a batch has them."""
     found: list[Found] = []  # sorted by start; never overlapping, so sorted by end too
     starts: list[int] = []
     windows = {
-        "digits": digit_windows(text) if digits is None else digits,
+        **(digit_windows(text) if digits is None else digits),
         "secret_cue": secret_cue_windows(text),
         "at": char_windows(text, "@", 64, 256),
         "colons": colon_windows(text),
@@ -745,7 +763,7 @@ def find(text: str, types: tuple[str, ...] = PII_TYPES, digits: list[Window] | N
 
 
 def scrub(
-    text: str, types: tuple[str, ...] = PII_TYPES, digits: list[Window] | None = None
+    text: str, types: tuple[str, ...] = PII_TYPES, digits: dict[str, list[Window]] | None = None
 ) -> tuple[str, Counter[str]]:
     """Text with each PII span replaced by `<TYPE>`, and the number replaced per type (`digits`: see find)."""
     spans = find(text, types, digits)
