@@ -240,6 +240,21 @@ def test_rerun_after_a_failed_rank_resumes(tmp_path, monkeypatch):
     assert shard_texts(tmp_path / "out") == shard_texts(tmp_path / "fresh") and fresh.read == len(docs)
 
 
+def test_boilerplate_lines_keyed_from_the_folded_text_are_keyed_as_line_by_line():
+    """The tally keys lines of the whole text case-folded at once; where folding changes a length (ß → ss,
+    İ → i̇) it must fall back to folding line by line, or a line's length test would change."""
+    from gecko.data.steps.dedup.boilerplate import _candidate_lines, line_key
+
+    for text in (
+        "Copyright (C) the authors, all rights reserved\nshort\n  Indented   LINE with   spaces, long enough  ",
+        "Die Straße ist lang, sehr lang und noch länger\nSTRASSE" + " x" * 12 + "\nİstanbul" + " y" * 11 + "\nßßßßßß",
+        "한국어 문장은 이렇게 길게 이어지는 한 줄입니다 서른 글자 이상\r\n\u2028다음 줄",
+    ):
+        for min_chars in (5, 10, 25, 30):  # "ßßßßßß": 6 characters, 12 folded
+            expected = {line_key(ln) for ln in text.splitlines() if len(ln.strip()) >= min_chars}
+            assert _candidate_lines(text, text.casefold(), min_chars) == expected, (text, min_chars)
+
+
 def test_the_reading_stages_count_their_progress(tmp_path):
     """Progress lines: the signature pass (after its reader) and the filter (which reads its shard itself)
     count every document and its text bytes."""

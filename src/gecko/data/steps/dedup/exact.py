@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 
 
-def text_key(text: str) -> bytes:
-    """Whitespace- and case-insensitive digest, so re-wrapped or re-cased copies count as the same text."""
-    norm = " ".join(text.casefold().split())  # str.split is several times faster than a \s+ regex
+def folded_key(folded: str) -> bytes:
+    """Whitespace- and case-insensitive digest of a text, given case-folded (`text.casefold()`, which the
+    boilerplate tally shares), so re-wrapped or re-cased copies count as the same text."""
+    norm = " ".join(folded.split())  # str.split is several times faster than a \s+ regex
     return hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -40,7 +40,7 @@ from gecko.data.steps.dedup.boilerplate import (
     without_lines,
     write_cuts,
 )
-from gecko.data.steps.dedup.exact import text_key
+from gecko.data.steps.dedup.exact import folded_key
 from gecko.data.steps.dedup.reread import RECORD, documents_again, line_hash
 from gecko.data.steps.dedup.shingles import shingle_batch
 from gecko.io.atomic import write_npy, write_text
@@ -94,9 +94,9 @@ class MinhashSignatures(PipelineStep):
         langs: list[str] = []
         for doc in data:
             with self.track_time():
-                lang = doc_lang(doc)
-                tally.add(len(meta), doc.text, lang)
-                meta.append(doc_meta(doc, doc.text))
+                lang, folded = doc_lang(doc), doc.text.casefold()
+                tally.add(len(meta), doc.text, folded, lang)
+                meta.append(doc_meta(doc, doc.text, folded))
                 records.append(self._record(doc, meta[-1]["key"]))
                 texts.append(doc.text)
                 langs.append(lang)
@@ -121,9 +121,10 @@ class MinhashSignatures(PipelineStep):
         return line_hash(doc), len(doc.text.encode("utf-8", "surrogatepass")), key, blank
 
 
-def doc_meta(doc: Document, text: str) -> dict:
-    """A document's row in docs/RANK.jsonl; `text`: its text after boilerplate stripping."""
-    key = int.from_bytes(text_key(text)[:8], "little")
+def doc_meta(doc: Document, text: str, folded: str | None = None) -> dict:
+    """A document's row in docs/RANK.jsonl; `text`: its text after boilerplate stripping (`folded`: that
+    text case-folded, where the caller has it)."""
+    key = int.from_bytes(folded_key(text.casefold() if folded is None else folded)[:8], "little")
     return {"id": doc.id, "lang": doc_lang(doc), "len": len(text), "key": key}
 
 
