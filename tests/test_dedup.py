@@ -247,7 +247,11 @@ def test_boilerplate_lines_keyed_from_the_folded_text_are_keyed_as_line_by_line(
 
     for text in (
         "Copyright (C) the authors, all rights reserved\nshort\n  Indented   LINE with   spaces, long enough  ",
-        "Die Straße ist lang, sehr lang und noch länger\nSTRASSE" + " x" * 12 + "\nİstanbul" + " y" * 11 + "\nßßßßßß",
+        "Die Straße ist lang, sehr lang und noch länger\nSTRASSE"
+        + " x" * 12
+        + "\nİstanbul"
+        + " y" * 11
+        + "\nßßßßßß",
         "한국어 문장은 이렇게 길게 이어지는 한 줄입니다 서른 글자 이상\r\n\u2028다음 줄",
     ):
         for min_chars in (5, 10, 25, 30):  # "ßßßßßß": 6 characters, 12 folded

@@ -30,6 +30,7 @@ import numpy as np
 import rensa
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.batching import batched
 
 from gecko.config import DedupConfig
 from gecko.data.io.readers import CorpusReader
@@ -90,22 +91,17 @@ class MinhashSignatures(PipelineStep):
         sigs: list[np.ndarray] = []
         meta: list[dict] = []
         records: list[tuple[tuple[int, int], int, int, bool]] = []
-        texts: list[str] = []
-        langs: list[str] = []
-        for doc in data:
-            with self.track_time():
-                lang, folded = doc_lang(doc), doc.text.casefold()
-                tally.add(len(meta), doc.text, folded, lang)
-                meta.append(doc_meta(doc, doc.text, folded))
-                records.append(self._record(doc, meta[-1]["key"]))
-                texts.append(doc.text)
-                langs.append(lang)
-                if len(texts) == BATCH:
-                    sigs.append(signatures(shingle_batch(texts, langs, _shingle_sizes(self.cfg)), self.cfg))
-                    texts, langs = [], []
-                self.stat_update("documents")
-        if texts:
-            sigs.append(signatures(shingle_batch(texts, langs, _shingle_sizes(self.cfg)), self.cfg))
+        for batch in batched(data, BATCH):
+            with self.track_time("batch"):  # datatrove's timer and counter once a batch, not once a document
+                langs = [doc_lang(doc) for doc in batch]
+                for doc, lang in zip(batch, langs):
+                    folded = doc.text.casefold()
+                    tally.add(len(meta), doc.text, folded, lang)
+                    meta.append(doc_meta(doc, doc.text, folded))
+                    records.append(self._record(doc, meta[-1]["key"]))
+                shingles = shingle_batch([doc.text for doc in batch], langs, _shingle_sizes(self.cfg))
+                sigs.append(signatures(shingles, self.cfg))
+            self.stat_update("documents", value=len(batch))
         num_perm = self.cfg.bands * self.cfg.rows
         matrix = np.concatenate(sigs) if sigs else np.zeros((0, num_perm), dtype=np.uint32)
         w = self.work_dir
