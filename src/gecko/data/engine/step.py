@@ -36,7 +36,7 @@ def example(doc: Document) -> str:
     return f"{doc.id}: {snippet}"
 
 
-def _batch_stats(step: PipelineStep, counts: Counter[str], kept: list[Document]) -> None:
+def batch_stats(step: PipelineStep, counts: Counter[str], kept: list[Document]) -> None:
     """Add `counts[label]` unit updates per label and one `doc_len` update per kept document, as datatrove's
     per-document stat_update calls would (MetricStats merge exactly: total, n, mean, min, max, variance)."""
     for label, n in counts.items():
@@ -102,7 +102,7 @@ class GeckoFilter(BaseFilter):
                             doc.metadata["filter_reason"] = reason
                         writer.write(doc, rank)
                 counts[StatHints.forwarded] = len(kept)
-                _batch_stats(self, counts, kept)
+                batch_stats(self, counts, kept)
                 yield from kept
         if self.ledger_dir:
             self.ledger.save_ledger(Path(self.ledger_dir), self.step, rank)
@@ -123,5 +123,5 @@ class GeckoStep(PipelineStep):
         for batch in batched(data, BATCH):
             with self.track_time("batch"):
                 out = self.apply_batch(batch)
-            _batch_stats(self, Counter(documents=len(out)), [])
+            batch_stats(self, Counter(documents=len(out)), [])
             yield from out

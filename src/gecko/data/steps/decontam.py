@@ -13,6 +13,7 @@ report names both sides.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -27,9 +28,12 @@ import numpy as np
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
+from datatrove.utils.batching import batched
+from datatrove.utils.typeshelper import StatHints
 
 from gecko.config import BenchmarkConfig, DecontamConfig, to_dict
 from gecko.data.engine.executor import Engine, execute, shard_writer
+from gecko.data.engine.step import batch_stats
 from gecko.data.phase import (
     PhaseResult,
     collect_counts,
@@ -261,10 +265,11 @@ class BenchmarkIndex:
     def __len__(self) -> int:
         return len(self.item_ids)
 
-    def match(self, texts: list[str]) -> list[Counter[str]]:
-        """For each text, the items it overlaps and how many of its windows hit each. Texts are taken in
-        groups of about `GROUP_CHARS`: arrays that stay in the CPU cache are several times faster."""
-        found: list[Counter[str]] = []
+    def match(self, texts: list[str]) -> list[dict[str, int]]:
+        """For each text, the items it overlaps and how many of its windows hit each (insertion order: the
+        order hits were found). Texts are taken in groups of about `GROUP_CHARS`: arrays that stay in the CPU
+        cache are several times faster."""
+        found: list[dict[str, int]] = []
         group: list[str] = []
         size = 0
         for text in texts:
@@ -275,10 +280,10 @@ class BenchmarkIndex:
             size += len(text)
         return found + self._match_group(group) if group else found
 
-    def _match_group(self, texts: list[str]) -> list[Counter[str]]:
+    def _match_group(self, texts: list[str]) -> list[dict[str, int]]:
         u = overlap.units(texts, drop_markers=True)
         win = overlap.Windows(u)
-        found: list[Counter[str]] = [Counter() for _ in texts]
+        found: list[dict[str, int]] = [{} for _ in texts]  # not Counter(): 1.5 µs each, for every document
         starts, hashes = win.all(self.full)
         probe, key = self.long.find(hashes)
         self._count(found, u.text_of[starts[probe]], self.owners[key])
@@ -292,9 +297,10 @@ class BenchmarkIndex:
             self._count(found, u.text_of[s[ok]], self.short_owners[key[ok]])
         return found
 
-    def _count(self, found: list[Counter[str]], texts: np.ndarray, owners: np.ndarray) -> None:
+    def _count(self, found: list[dict[str, int]], texts: np.ndarray, owners: np.ndarray) -> None:
         for t, o in zip(texts.tolist(), owners.tolist()):
-            found[t][self.item_ids[o]] += 1
+            item = self.item_ids[o]
+            found[t][item] = found[t].get(item, 0) + 1
 
 
 class DecontamFilter(BaseFilter):
@@ -316,15 +322,15 @@ class DecontamFilter(BaseFilter):
         return self.filter_batch([doc])[0]
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
-        found = self.index.match([d.text for d in batch]) if len(self.index) else [Counter() for _ in batch]
+        found = self.index.match([d.text for d in batch]) if len(self.index) else [{} for _ in batch]
         return [self._decide(doc, items) for doc, items in zip(batch, found)]
 
-    def _decide(self, doc: Document, items: Counter[str]) -> bool | tuple[bool, str]:
+    def _decide(self, doc: Document, items: dict[str, int]) -> bool | tuple[bool, str]:
         lang = doc.metadata.get("lang") or "other"
         if not items:
             self.counts[f"kept|kept|{lang}"] += 1
             return True
-        named = [i for i, _ in items.most_common(MAX_ITEMS_NAMED)]
+        named = [i for i, _ in Counter(items).most_common(MAX_ITEMS_NAMED)]
         self.matches.append(
             {"id": doc.id, "lang": lang, "ngrams": sum(items.values()), "items": named, "n_items": len(items)}
         )
@@ -337,7 +343,7 @@ class DecontamFilter(BaseFilter):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
         self.index = BenchmarkIndex(self.index_file)
-        yield from super().run(data, rank, world_size)
+        yield from self._filtered(data, rank)
         (self.work_dir / "counts").mkdir(parents=True, exist_ok=True)
         write_text(self.work_dir / "counts" / f"{rank:05d}.json", json.dumps(self.counts))
         (self.work_dir / "matches").mkdir(parents=True, exist_ok=True)
@@ -345,6 +351,26 @@ class DecontamFilter(BaseFilter):
             self.work_dir / "matches" / f"{rank:05d}.jsonl",
             "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in self.matches),
         )
+
+    def _filtered(self, data: DocumentsPipeline, rank: int) -> Iterator[Document]:
+        """BaseFilter.run with datatrove's counters updated once per batch (batch_stats: the same totals);
+        one update per document cost a fifth of the phase."""
+        with self.exclusion_writer or contextlib.nullcontext() as writer:
+            for batch in batched(data, self.BATCH):
+                with self.track_time("batch"):
+                    results = self.filter_batch(batch)
+                kept = [doc for doc, keep in zip(batch, results) if keep is True]
+                for doc, result in zip(batch, results):
+                    if result is not True and writer:
+                        doc.metadata["filter_reason"] = "contaminated"
+                        writer.write(doc, rank)
+                dropped = len(batch) - len(kept)
+                counts = Counter(batches=1, dropped_contaminated=dropped)
+                counts.update(
+                    {StatHints.total: len(batch), StatHints.forwarded: len(kept), StatHints.dropped: dropped}
+                )
+                batch_stats(self, counts, kept)
+                yield from kept
 
 
 def run_decontam(
