@@ -2,8 +2,8 @@
 
 A copied benchmark item rarely comes back byte-exact: it is re-spaced, set in full-width punctuation,
 upper-cased, or (Korean) written with other spacing and particles. So text is first NFKC-normalized and
-case-folded (full-width letters and punctuation, ligatures, compatibility forms fold to one form), then cut
-into units that ignore what a copy changes:
+case-folded (full-width letters and punctuation, ligatures, compatibility forms fold to one form; by table,
+gecko.data.text.fold), then cut into units that ignore what a copy changes:
 
 - a run of letters, digits or `_` outside Hangul is one *word* unit (punctuation and spaces separate
   words and are otherwise ignored, so re-spacing around punctuation does not matter);
@@ -26,11 +26,12 @@ batch is a few vector operations, never a Python loop over words or windows.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+from gecko.data.text import fold
 
 PARTICLES = "은는이가을를에의도와과로"
 """One-syllable Korean particles (josa), dropped from the unit stream."""
@@ -56,6 +57,12 @@ def _classes() -> np.ndarray:
     table[[ord(p) for p in PARTICLES]] = _SEP  # dropped wherever they stand: between words they separate
     table[0xD800:0xE000] = _SEP  # lone surrogates
     return table
+
+
+@lru_cache(maxsize=1)
+def _folding() -> np.ndarray:
+    """fold.table for these unit rules (built once)."""
+    return fold.table(_classes() == _SEP)
 
 
 def _finalize(h: np.ndarray) -> np.ndarray:
@@ -120,19 +127,12 @@ class Units:
         return len(self.hashes)
 
 
-def normalize(text: str) -> str:
-    """NFKC then case folding: full-width forms, compatibility characters and case become one form."""
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
 def units(texts: list[str], drop_markers: bool = False) -> Units:
     """Units of every text, concatenated; a unit never spans two texts.
 
     A unit's hash is sum((c + 1) * B**j) over its codepoints c at offsets j, mixed by _MIX and _finalize; it
     is taken from prefix sums over the whole batch's codepoints, so no Python or per-unit loop is needed."""
-    normalized = [normalize(t.replace("\0", " ") if "\0" in t else t) for t in texts]
-    joined = "\0".join(normalized)  # NUL, a separator, ends a text
-    cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    cp, lengths = fold.codepoints(texts, _folding())  # NFKC, case-folded; NUL, a separator, ends a text
     start, end, hangul = _unit_bounds(_classes()[cp])
     if drop_markers:
         c = cp[start]
@@ -144,8 +144,7 @@ def units(texts: list[str], drop_markers: bool = False) -> Units:
         sums = _prefix_sums(cp + np.uint32(1), fwd)
         hashes = _finalize((sums[end] - sums[start]) * inv[start] * _MIX)
     weights = np.where(hangul, HANGUL_WEIGHT, WORD_WEIGHT).astype(np.int64)
-    spans = np.array([len(t) + 1 for t in normalized], dtype=np.int64)
-    text_starts = np.cumsum(spans) - spans
+    text_starts = np.cumsum(lengths + 1) - (lengths + 1)
     text_of = np.repeat(
         np.arange(len(texts)), np.diff(np.searchsorted(start, text_starts), append=len(start))
     )
