@@ -15,7 +15,7 @@ from gecko.cli import main
 from gecko.config import DedupConfig
 from gecko.data.phase import work_dir_for
 from gecko.data.steps.dedup import filter as dedup_filter
-from gecko.data.steps.dedup import shingles
+from gecko.data.steps.dedup import minhash, shingles
 from gecko.data.steps.dedup.planted import make_planted, score, write_shards
 from gecko.data.steps.dedup.run import run_dedup
 from gecko.data.steps.dedup.shingles import code_units, ngrams, prose_units, shingle_hashes
@@ -201,6 +201,34 @@ def test_boilerplate_lines_are_removed(tmp_path):
     out = dict(shard_texts(tmp_path / "out"))
     assert len(out) == 25 and all(footer not in t for t in out.values())
     assert result.dropped[("boilerplate", "boilerplate_only", "en")] == 1
+
+
+def _footer_docs() -> list[dict]:
+    """Near-duplicate chains where every document also ends with one boilerplate footer."""
+    footer = "Copyright 2024 Example Corp. All rights reserved. Terms of use apply."
+    return [{**d, "text": f"{d['text']}\n{footer}"} for d in dedup_corpus()]
+
+
+def test_a_kill_inside_the_index_stage_resumes_to_the_same_output(tmp_path, monkeypatch):
+    """The index stage rewrites signatures/ and docs/ in place for stripped documents: killed after the
+    first rewrite, a rerun must redo the rank to the same files as an uninterrupted run."""
+    docs = _footer_docs()
+    fresh = run_dedup(write_docs(docs, tmp_path / "in1", shards=2), tmp_path / "fresh", DedupConfig())
+    src = write_docs(docs, tmp_path / "in2", shards=2)
+
+    def killed(self, rank, indices, metas):
+        raise KeyboardInterrupt("killed")  # signatures/RANK.npy is rewritten already, docs/RANK.jsonl not yet
+
+    monkeypatch.setattr(minhash.MinhashIndex, "_patch_docs", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_dedup(src, tmp_path / "out", DedupConfig())
+    monkeypatch.undo()
+    again = run_dedup(src, tmp_path / "out", DedupConfig())
+    assert shard_texts(tmp_path / "out") == shard_texts(tmp_path / "fresh")
+    for name in ("duplicates.jsonl", "docs/00000.jsonl", "docs/00001.jsonl", "bands/exact/00000.npy"):
+        assert (again.work_dir / name).read_bytes() == (fresh.work_dir / name).read_bytes(), name
+    assert (again.kept, again.dropped) == (fresh.kept, fresh.dropped) and sum(fresh.dropped.values()) > 0
+    assert len(np.load(fresh.work_dir / "cuts" / "00000.npy")) > 0  # documents were stripped
 
 
 def test_output_is_identical_whatever_the_sharding(tmp_path):
