@@ -197,14 +197,26 @@ class Windows:
         with np.errstate(over="ignore"):
             return _finalize((self.prefix[ends] - self.prefix[starts]) * self.inv[starts])
 
+    def unchecked(self, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+        """(end, hash) of the window of the given weight from every start, in order, as far as the batch has
+        room: a window may run into the next text (`within_text` tells), which a caller that looks the hashes
+        up need check only for the few it finds, sparing two lookups and two compactions per window. The
+        ends grow with the starts, so the starts that fit in the batch are a prefix of all units."""
+        fit = min(int(np.searchsorted(self.cum, self.cum[-1] - threshold, side="right")), len(self.u))
+        ends = self.reaching()[self.cum[:fit] + threshold]
+        with np.errstate(over="ignore"):
+            return ends, _finalize((self.prefix[ends] - self.prefix[:fit]) * self.inv[:fit])
+
+    def within_text(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Whether each window starts and ends in one text."""
+        return self.u.text_of[ends - 1] == self.u.text_of[starts]
+
     def all(self, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-        """(start, hash) of every complete window of the given weight. The window ends grow with their
-        starts, so the starts that fit in the batch are a prefix of all units."""
-        fit = int(np.searchsorted(self.cum, self.cum[-1] - threshold, side="right"))
-        starts = np.arange(min(fit, len(self.u)))
-        ends = self.reaching()[self.cum[: len(starts)] + threshold]
-        ok = self.u.text_of[ends - 1] == self.u.text_of[starts]
-        return starts[ok], self.hashes(starts[ok], ends[ok])
+        """(start, hash) of every complete window of the given weight."""
+        ends, hashes = self.unchecked(threshold)
+        starts = np.arange(len(ends))
+        ok = self.within_text(starts, ends)
+        return starts[ok], hashes[ok]
 
 
 def text_weights(texts: list[str]) -> np.ndarray:
