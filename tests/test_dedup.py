@@ -287,6 +287,22 @@ def test_boilerplate_lines_keyed_from_the_folded_text_are_keyed_as_line_by_line(
             assert _candidate_lines(text, text.casefold(), min_chars) == expected, (text, min_chars)
 
 
+def test_languages_outside_the_record_codes_come_from_the_docs_rows(tmp_path):
+    """The filter counts kept documents per language from reread.RECORD codes; a language without a code
+    (a label langid may add one day) must come from docs/RANK.jsonl, not be miscounted."""
+    from gecko.data.steps.dedup.reread import RECORD, lang_code
+
+    langs = ["ko", "ja", "code", "other", "en"]
+    records = np.zeros(len(langs), dtype=RECORD)
+    records["lang"] = [lang_code(lang) for lang in langs]
+    rows = [
+        minhash.doc_line({"id": f"d{i}", "lang": lang, "len": 1, "key": 0}) for i, lang in enumerate(langs)
+    ]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "00000.jsonl").write_text("".join(rows), encoding="utf-8")
+    assert minhash.doc_langs(tmp_path, 0, records) == langs
+
+
 def test_the_reading_stages_count_their_progress(tmp_path):
     """Progress lines: the signature pass (after its reader) and the filter (which reads its shard itself)
     count every document and its text bytes."""

@@ -21,7 +21,7 @@ from gecko.config import DedupConfig
 from gecko.data.engine.executor import ReadingStep, ShardWriter
 from gecko.data.io.readers import CorpusReader
 from gecko.data.steps.dedup.boilerplate import read_cuts, without_lines
-from gecko.data.steps.dedup.minhash import EXACT, read_docs
+from gecko.data.steps.dedup.minhash import EXACT, doc_langs
 from gecko.data.steps.dedup.reread import documents_again
 from gecko.io.atomic import write_text
 
@@ -48,8 +48,8 @@ class DedupFilter(ReadingStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         w = self.work_dir
         drops = json.loads((w / "clusters" / f"{rank:05d}.json").read_text(encoding="utf-8"))
-        langs = [m["lang"] for m in read_docs(w, rank)]
         records = np.load(w / "records" / f"{rank:05d}.npy")
+        langs = doc_langs(w, rank, records)
         text_bytes, blank = records["text_bytes"].tolist(), records["blank"].tolist()
         cuts = read_cuts(w, rank)
         counts: Counter[str] = Counter()

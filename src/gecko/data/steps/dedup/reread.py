@@ -21,11 +21,20 @@ from gecko.data.engine.executor import shard_line
 from gecko.data.io.formats import Quarantine
 from gecko.data.io.readers import CorpusReader
 
-RECORD = np.dtype([("line", "<u8", (2,)), ("text_bytes", "<u8"), ("key", "<u8"), ("blank", "?")])
+RECORD = np.dtype(
+    [("line", "<u8", (2,)), ("text_bytes", "<u8"), ("key", "<u8"), ("lang", "u1"), ("blank", "?")]
+)
 """What the signature pass records of each document: its line's hash (`line_hash`, low and high 64 bits),
-the UTF-8 bytes of its text (for ShardWriter.write_line), its exact-text digest (docs/RANK.jsonl's `key`,
-for the bands without parsing that file) and whether its text is too short to keep even with nothing
-stripped (DedupConfig.min_chars_after_strip)."""
+the UTF-8 bytes of its text (for ShardWriter.write_line), its exact-text digest and language (docs/RANK.jsonl's
+`key`, and `lang` as `lang_code` gives it, so later stages need not parse that file) and whether its text is
+too short to keep even with nothing stripped (DedupConfig.min_chars_after_strip)."""
+LANGS = ("ko", "en", "code", "other")
+OTHER_LANG = 255
+"""The `lang` code of a language not in LANGS (docs/RANK.jsonl has its name)."""
+
+
+def lang_code(lang: str) -> int:
+    return LANGS.index(lang) if lang in LANGS else OTHER_LANG
 
 
 def line_hash(doc: Document) -> tuple[int, int]:

@@ -29,10 +29,16 @@ from gecko.data.phase import (
 from gecko.data.stats import MAX_EXAMPLES, example_key
 from gecko.data.steps.dedup.boilerplate import LineMerge
 from gecko.data.steps.dedup.filter import DedupFilter
-from gecko.data.steps.dedup.minhash import MinhashBuckets, MinhashClusters, MinhashIndex, MinhashSignatures
+from gecko.data.steps.dedup.minhash import (
+    MinhashBuckets,
+    MinhashClusters,
+    MinhashIndex,
+    MinhashSignatures,
+    doc_rows,
+)
 from gecko.io.atomic import write_text
 
-WORK_LAYOUT = 2
+WORK_LAYOUT = 3
 """The layout of dedup.work's files; a work folder of another layout (older code) is cleared, not resumed."""
 
 
@@ -102,9 +108,10 @@ def _write_duplicates(work: Path) -> list[dict]:
     """One line per dropped duplicate: {"id", "lang", "duplicate_of", "kind"}, sorted by id."""
     rows = []
     for r, f in enumerate(sorted((work / "clusters").glob("*.json"))):
-        docs = [json.loads(line) for line in (work / "docs" / f"{r:05d}.jsonl").open(encoding="utf-8")]
+        docs = doc_rows(work, r)
         for index, dup in json.loads(f.read_text(encoding="utf-8")).items():
-            rows.append({"id": docs[int(index)]["id"], "lang": docs[int(index)]["lang"], **dup})
+            doc = json.loads(docs[int(index)])
+            rows.append({"id": doc["id"], "lang": doc["lang"], **dup})
     rows.sort(key=lambda d: d["id"])
     write_text(work / "duplicates.jsonl", "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in rows))
     return rows
