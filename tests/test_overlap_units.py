@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gecko.data.steps.decontam import _SortedSet
+from gecko.data.steps.decontam import _Bitmap, _SortedSet
 from gecko.data.text import fold, overlap
 
 M = 2**64
@@ -120,6 +120,29 @@ def test_windows_match_a_loop_over_units():
             h = sum(int(u.hashes[j]) * pow(B, j - i, M) for j in range(i, e)) % M
             expected.append((i, _finalize(h)))
     assert list(zip(starts.tolist(), hashes.tolist())) == expected
+
+
+def test_heads_are_the_first_units_of_each_window():
+    """A window's head (its first min_units(weight) units) is what the index's head bitmap holds."""
+    texts = ["가나다라마바사아자차카타파하 " * 3, "one two three four five six seven eight nine ten", "x"]
+    u = overlap.units(texts, drop_markers=True)
+    win = overlap.Windows(u)
+    k = overlap.min_units(40)
+    heads = win.heads(k).tolist()
+    assert len(heads) == len(u) - k + 1
+    for i, h in enumerate(heads):
+        assert h == sum(int(u.hashes[j]) * pow(B, j - i, M) for j in range(i, i + k)) % M
+    starts, _ = win.all(40)
+    assert all(win.ends(starts, 40) - starts >= k)  # every window spans its head
+
+
+def test_bitmap_holds_every_key():
+    rng = np.random.default_rng(1)
+    keys = np.unique(rng.integers(0, 2**64 - 1, 20000, dtype=np.uint64))
+    probes = np.concatenate([keys, rng.integers(0, 2**64 - 1, 20000, dtype=np.uint64)])
+    maybe = _Bitmap.of(keys).may_hold(probes)
+    assert maybe[: len(keys)].tolist() == list(range(len(keys)))
+    assert len(maybe) - len(keys) < 20000 * 0.05  # 64 slots a key: a few percent pass by chance
 
 
 def test_sorted_set_finds_every_equal_key_in_order():

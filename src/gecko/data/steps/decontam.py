@@ -50,7 +50,7 @@ from gecko.io.atomic import write_text
 
 MAX_ITEMS_NAMED = 5
 GROUP_CHARS = 1 << 18
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 """Bump when the unit or window rules change: cached indexes of another version are not reused."""
 
 
@@ -206,6 +206,8 @@ def build_index(cfg: DecontamConfig) -> dict[str, np.ndarray]:
     short_keys = win.hashes(first[short], short_ends)
     short_order = np.argsort(short_keys, kind="stable")
     return {
+        "head_bits": _Bitmap.of(np.unique(win.heads(overlap.min_units(full))[starts])).bits,
+        "short_head_bits": _Bitmap.of(np.unique(win.heads(overlap.min_units(least))[first[short]])).bits,
         "hashes": hashes[order],
         "owners": owners[order].astype(np.uint32),
         "short_hashes": short_keys[short_order],
@@ -218,24 +220,29 @@ def build_index(cfg: DecontamConfig) -> dict[str, np.ndarray]:
     }
 
 
-class _SortedSet:
-    """Sorted 64-bit keys behind a bitmap: most probes miss, and a bit test is far cheaper than a binary
-    search over millions of keys. The bitmap is packed 8 bits a byte (32 MB for the five benchmark sets, not
-    256 MB of bools, which every decontam rank took ~1 CPU-s of page faults to fill); probing costs the same.
-    A probe that passes the bitmap is looked up in its bucket (the keys sharing its top bits, two on average)
-    rather than by a binary search over all keys, whose ~22 dependent cache misses cost more than the bitmap."""
+class _Bitmap:
+    """Which 64-bit values may be in a set, as one bit per slot of their top bits: most probes miss, and a
+    bit test is far cheaper than any search over millions of keys. Packed 8 bits a byte (32 MB for the five
+    benchmark sets, not 256 MB of bools, which every decontam rank took ~1 CPU-s of page faults to fill).
+    Built with the index and stored in it: setting 2.4 M bits cost each rank 0.1 CPU-s, reading them less."""
 
-    def __init__(self, keys: np.ndarray) -> None:
-        self.keys = keys  # sorted, so the slots and buckets are too
-        self.shift = np.uint64(64 - max(16, min(30, int(np.ceil(np.log2(max(len(keys), 1) * 64))))))
-        self.bits = np.zeros(1 << (64 - int(self.shift) - 3), dtype=np.uint8)
-        byte, bit = self._slot(keys)
+    def __init__(self, bits: np.ndarray) -> None:
+        self.bits = bits
+        self.shift = np.uint64(64 - 3 - int(np.log2(len(bits))))
+
+    @classmethod
+    def of(cls, keys: np.ndarray) -> _Bitmap:
+        """The bitmap of sorted `keys` (so the bytes of their slots are sorted too): 64 slots a key."""
+        bitmap = cls(np.zeros(1 << max(13, min(27, int(np.ceil(np.log2(max(len(keys), 1) * 8))))), np.uint8))
+        byte, bit = bitmap._slot(keys)
         first = np.flatnonzero(np.concatenate(([True], byte[1:] != byte[:-1]))) if len(keys) else byte
-        self.bits[byte[first]] = np.bitwise_or.reduceat(bit, first) if len(keys) else bit
-        bucket_bits = max(1, int(np.log2(max(len(keys), 1))))
-        self.bucket_shift = np.uint64(64 - bucket_bits)
-        self.bucket_start = np.zeros((1 << bucket_bits) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(self._bucket(keys), minlength=1 << bucket_bits), out=self.bucket_start[1:])
+        bitmap.bits[byte[first]] = np.bitwise_or.reduceat(bit, first) if len(keys) else bit
+        return bitmap
+
+    def may_hold(self, values: np.ndarray) -> np.ndarray:
+        """Indices of the values that may be in the set (all that are, a few that are not)."""
+        byte, bit = self._slot(values)
+        return np.flatnonzero(self.bits[byte] & bit)
 
     def _slot(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Byte of the bitmap and bit mask in it of each value."""
@@ -244,29 +251,39 @@ class _SortedSet:
             np.uint8
         )
 
+
+class _SortedSet:
+    """Sorted 64-bit keys, found by bucket (the keys sharing a value's top bits, two on average) rather than
+    by a binary search over all keys, whose ~22 dependent cache misses cost more than a bitmap test."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys  # sorted, so the buckets are too
+        bucket_bits = max(1, int(np.log2(max(len(keys), 1))))
+        self.bucket_shift = np.uint64(64 - bucket_bits)
+        self.bucket_start = np.zeros((1 << bucket_bits) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self._bucket(keys), minlength=1 << bucket_bits), out=self.bucket_start[1:])
+
     def _bucket(self, values: np.ndarray) -> np.ndarray:
         return (values >> self.bucket_shift).astype(np.intp)
 
     def find(self, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probe index, key index) of every probe equal to a key, by probe then key; a probe equal to k keys
         appears k times."""
-        byte, bit = self._slot(probes)
-        maybe = np.flatnonzero(self.bits[byte] & bit)
-        values, buckets = probes[maybe], self._bucket(probes[maybe])
+        buckets = self._bucket(probes)
         at, end = self.bucket_start[buckets], self.bucket_start[buckets + 1]
         hits: list[np.ndarray] = [np.zeros(0, dtype=np.intp)]
         keys: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
         active = np.flatnonzero(at < end)
         while len(active):  # the k-th key of every bucket at once; a bucket holds a few keys
             key = self.keys[at[active]]
-            equal = key == values[active]
+            equal = key == probes[active]
             hits.append(active[equal])
             keys.append(at[active[equal]])
             at[active] += 1
-            active = active[(key <= values[active]) & (at[active] < end[active])]
+            active = active[(key <= probes[active]) & (at[active] < end[active])]
         hit, key_index = np.concatenate(hits), np.concatenate(keys)
         order = np.argsort(hit, kind="stable")
-        return maybe[hit[order]], key_index[order]
+        return hit[order], key_index[order]
 
 
 class BenchmarkIndex:
@@ -280,6 +297,7 @@ class BenchmarkIndex:
         self.item_ids = z["item_ids"].tolist()
         self.unchecked = int(z["unchecked"][0])
         self.long, self.short = _SortedSet(z["hashes"]), _SortedSet(z["short_hashes"])
+        self.heads, self.short_heads = _Bitmap(z["head_bits"]), _Bitmap(z["short_head_bits"])
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -303,12 +321,10 @@ class BenchmarkIndex:
         u = overlap.units(texts, drop_markers=True)
         win = overlap.Windows(u)
         found: list[dict[str, int]] = [{} for _ in texts]  # not Counter(): 1.5 µs each, for every document
-        ends, hashes = win.unchecked(self.full)
-        start, key = self._found(self.long, win, ends, hashes)
+        start, key = self._found(win, self.heads, self.long, self.full)
         self._count(found, u.text_of[start], self.owners[key])
         if len(self.short.keys):
-            ends, hashes = win.unchecked(self.least)
-            s, key = self._found(self.short, win, ends, hashes)
+            s, key = self._found(win, self.short_heads, self.short, self.least)
             ends = win.ends(s, self.short_weights[key])
             ok = ends >= 0
             ok[ok] &= win.hashes(s[ok], ends[ok]) == self.short_full[key[ok]]
@@ -317,12 +333,16 @@ class BenchmarkIndex:
 
     @staticmethod
     def _found(
-        keys: _SortedSet, win: overlap.Windows, ends: np.ndarray, hashes: np.ndarray
+        win: overlap.Windows, heads: _Bitmap, keys: _SortedSet, threshold: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(window start, key index) of every window equal to a key and within one text."""
-        start, key = keys.find(hashes)
-        ok = win.within_text(start, ends[start])
-        return start[ok], key[ok]
+        """(window start, key index) of every window of weight `threshold` equal to a key, by start then key.
+        Only the starts whose first units may begin a benchmark window (about one in a hundred) get a window
+        hash: the head test costs two vector operations and a bit test a start, the window hash a dozen."""
+        starts = heads.may_hold(win.heads(overlap.min_units(threshold)))
+        ends = win.ends(starts, threshold)
+        starts, ends = starts[ends >= 0], ends[ends >= 0]
+        probe, key = keys.find(win.hashes(starts, ends))
+        return starts[probe], key
 
     def _count(self, found: list[dict[str, int]], texts: np.ndarray, owners: np.ndarray) -> None:
         for t, o in zip(texts.tolist(), owners.tolist()):
