@@ -42,6 +42,7 @@ from gecko.data.io.readers import iter_records
 from gecko.data.steps.normalize import normalize_text
 from gecko.tokenizer import train as tok_train
 from gecko.tokenizer.report import vocab_kind
+from gecko.tokenizer.sentencepiece import chunks
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -281,7 +282,7 @@ def train_spm(texts: list[str], variant: dict) -> Trained:
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=_chunks(texts, SPM_CHUNK), model_writer=model, vocab_size=variant.get("vocab", 32000),
+        sentence_iterator=chunks(texts, SPM_CHUNK), model_writer=model, vocab_size=variant.get("vocab", 32000),
         max_sentence_length=SPM_CHUNK, num_threads=2, minloglevel=2, **variant["spm"])
     sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
     return Trained(sp.encode, sp.decode, [_spm_piece(sp, i) for i in range(sp.get_piece_size())], model.getvalue())
@@ -294,24 +295,6 @@ def _spm_piece(sp, i: int) -> str:
     if sp.is_byte(i):
         return bytes([int(sp.id_to_piece(i)[3:5], 16)]).decode("utf-8", "replace")
     return sp.id_to_piece(i).replace("\u2581", " ")
-
-
-def _chunks(texts: list[str], limit: int):
-    """Each text cut at line ends into pieces of at most `limit` UTF-8 bytes (a longer line by characters)."""
-    for text in texts:
-        chunk, size = "", 0
-        for line in text.splitlines(keepends=True):
-            n = len(line.encode())
-            if chunk and size + n > limit:
-                yield chunk
-                chunk, size = "", 0
-            if n > limit:
-                step = limit // 4  # 4 bytes at most per character
-                yield from (line[i:i + step] for i in range(0, len(line), step))
-                continue
-            chunk, size = chunk + line, size + n
-        if chunk:
-            yield chunk
 
 
 def score(tok: Trained, held: dict[SourceConfig, list[str]]) -> dict[str, float]:

@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
@@ -87,6 +88,36 @@ def load_tokenizer(
             )
     tokenizer.encode_special_tokens = text_only
     return tokenizer
+
+
+def for_continuations(tokenizer: Tokenizer) -> Tokenizer:
+    """A copy of `tokenizer` whose decode keeps a leading space: for text that continues a prompt.
+
+    SentencePiece-style decoders (GECKO's `sentencepiece` kind, LLaMA-2) drop the space of the first piece,
+    since encode added it as a dummy prefix; a generated continuation's first piece `▁Paris` is a real space
+    and must print as " Paris". Byte-level decoders are returned unchanged in effect.
+    """
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.encode_special_tokens = tokenizer.encode_special_tokens
+    if tokenizer.decoder is not None:
+        spec = _keep_leading_space(json.loads(tokenizer.decoder.__getstate__()))
+        decoder = decoders.Fuse()  # any decoder object: its state is replaced by the edited spec
+        decoder.__setstate__(json.dumps(spec).encode())
+        copy.decoder = decoder
+    return copy
+
+
+def _keep_leading_space(spec: dict[str, Any]) -> dict[str, Any]:
+    """The decoder spec without `Strip` of leading characters and with Metaspace's prefix kept."""
+    if spec.get("type") == "Sequence":
+        steps = [_keep_leading_space(d) for d in spec["decoders"]]
+        return {
+            **spec,
+            "decoders": [d for d in steps if not (d["type"] == "Strip" and d.get("start", 0) > 0)],
+        }
+    if spec.get("type") == "Metaspace":
+        return {**spec, "prepend_scheme": "never"}
+    return spec
 
 
 DOCUMENT_BOUNDARIES = (

@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 from gecko.errors import ConfigError
 from gecko.infer.generate import Sampling, cut_at_stop, generate_batch
 from gecko.model.llama import Llama
-from gecko.tokens import document_boundaries
+from gecko.tokens import document_boundaries, for_continuations
 
 
 class Scored(NamedTuple):
@@ -56,7 +56,8 @@ class GeckoLM:
     """A GECKO Llama and its tokenizer behind the `LanguageModel` interface."""
 
     def __init__(self, model: Llama, tokenizer: Tokenizer, batch_size: int = 8):
-        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+        self.model, self.batch_size = model.eval(), batch_size
+        self.tokenizer = for_continuations(tokenizer)  # it decodes only generated continuations
         self.device = model.tok_embeddings.weight.device
         self.max_len = model.cfg.max_seq_len
         self.eos_id = document_boundaries(tokenizer, Path("the model's tokenizer"))[1]

@@ -5,8 +5,10 @@ wheel) and the `gguf` package from PyPI: no GGUF writer of our own. One thing is
 pre-tokenizer's name. The converter recognizes a pre-tokenizer by hashing the token ids a known text gets,
 and those ids depend on the vocabulary, so no newly trained vocabulary is ever recognized; instead we check
 that `tokenizer.json` is GECKO's byte-level BPE with exactly Qwen2's split (`bytelevel_pipeline`) and name
-it `qwen2`, which llama.cpp implements. The written file is then read back: a vocabulary type other than
-`gpt2` or another pre-tokenizer (the silent SentencePiece fallback of the earlier tokenizer) is an error.
+it `qwen2`, which llama.cpp implements. A `sentencepiece`-kind tokenizer ships its `tokenizer.model`, which the
+converter writes as a SentencePiece vocabulary (`llama`, pre-tokenizer `default`); we check that the
+tokenizer.json is the one converted from it. The written file is then read back: a vocabulary type or
+pre-tokenizer other than the one expected for the kind is an error.
 
 `LlamaCpp` runs llama.cpp itself (node-llama-cpp's prebuilt binaries, `tools/llama_cpp/`) on a GGUF: its
 token ids and greedy continuations are what tests/test_gguf.py compares with `tokenizers` and transformers.
@@ -37,7 +39,7 @@ def export_gguf(hf_dir: Path, out: Path, outtype: str = "f32", force: bool = Fal
         raise ConfigError(f"GGUF type {outtype!r} must be one of {', '.join(OUTTYPES)}")
     if out.exists() and not force:
         raise GeckoError(f"{out} exists; pass --force to overwrite it")
-    check_tokenizer(hf_dir / "tokenizer.json")
+    vocab = check_tokenizer(hf_dir / "tokenizer.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".gguf-") as tmp:
         part = Path(tmp) / out.name
@@ -55,21 +57,52 @@ def export_gguf(hf_dir: Path, out: Path, outtype: str = "f32", force: bool = Fal
         )
         if run.returncode != 0:
             raise GeckoError(f"{hf_dir}: llama.cpp's converter failed:\n{run.stderr[-3000:]}")
-        check_gguf_vocab(part)
+        check_gguf_vocab(part, vocab)
         os.replace(part, out)
     return out
 
 
-def check_tokenizer(path: Path) -> None:
-    """GGUF export needs GECKO's byte-level BPE with Qwen2's split: the only split llama.cpp then reproduces."""
-    from tokenizers import models
+BYTE_LEVEL = ("gpt2", "qwen2")
+SENTENCEPIECE = ("llama", "default")
+"""(tokenizer.ggml.model, tokenizer.ggml.pre) the converter must write for each GECKO tokenizer kind."""
 
-    from gecko.tokens import bytelevel_pipeline
 
+def check_tokenizer(path: Path) -> tuple[str, str]:
+    """The GGUF vocabulary a GECKO tokenizer must become, after checking that llama.cpp will reproduce it.
+
+    A `tokenizer.model` beside it (the `sentencepiece` kind): llama.cpp's converter reads that model, so the
+    tokenizer.json must be exactly what transformers converts from it. Otherwise: GECKO's byte-level BPE with
+    Qwen2's split, the only split llama.cpp then reproduces.
+    """
     try:
         tok = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise GeckoError(f"{path}: cannot read the tokenizer ({e})") from None
+    if (path.parent / "tokenizer.model").is_file():
+        _check_sentencepiece(path, tok)
+        return SENTENCEPIECE
+    _check_bytelevel(path, tok)
+    return BYTE_LEVEL
+
+
+def _check_sentencepiece(path: Path, tok: dict[str, Any]) -> None:
+    from gecko.tokenizer.sentencepiece import require, to_tokenizers
+
+    require()
+    want = json.loads(to_tokenizers(path.parent / "tokenizer.model").to_str())
+    for key in ("normalizer", "pre_tokenizer", "decoder", "model"):
+        if tok.get(key) != want[key]:
+            raise GeckoError(
+                f"{path}: its {key} is not the one converted from tokenizer.model beside it, so llama.cpp "
+                "(which reads tokenizer.model) would tokenize differently; retrain with `gecko tokenizer train`"
+            )
+
+
+def _check_bytelevel(path: Path, tok: dict[str, Any]) -> None:
+    from tokenizers import models
+
+    from gecko.tokens import bytelevel_pipeline
+
     want = json.loads(bytelevel_pipeline(models.BPE()).to_str())
     for key in ("normalizer", "pre_tokenizer", "decoder"):
         if tok.get(key) != want[key]:
@@ -81,18 +114,19 @@ def check_tokenizer(path: Path) -> None:
         raise GeckoError(f"{path}: GGUF export needs a byte-level BPE without byte fallback")
 
 
-def check_gguf_vocab(path: Path) -> None:
-    """The converter must have written a GPT-2-style vocabulary with the qwen2 pre-tokenizer, nothing else."""
+def check_gguf_vocab(path: Path, want: tuple[str, str] = BYTE_LEVEL) -> None:
+    """The converter must have written the vocabulary type and pre-tokenizer `check_tokenizer` named."""
     import gguf
 
     fields = gguf.GGUFReader(path).fields
-    got = {
-        k: bytes(fields[k].parts[fields[k].data[0]]).decode() if k in fields else None
+    got = tuple(
+        bytes(fields[k].parts[fields[k].data[0]]).decode() if k in fields else None
         for k in ("tokenizer.ggml.model", "tokenizer.ggml.pre")
-    }
-    if got != {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "qwen2"}:
+    )
+    if got != want:
         raise GeckoError(
-            f"{path}: the converter wrote vocabulary {got}, expected gpt2 with pre-tokenizer qwen2"
+            f"{path}: the converter wrote vocabulary {got[0]} with pre-tokenizer {got[1]}, "
+            f"expected {want[0]} with {want[1]}"
         )
 
 

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer
 
 from gecko.errors import DataError
 from gecko.infer.generate import Sampling, stream_tokens
-from gecko.tokens import CHAT, CHAT_TEMPLATE
+from gecko.tokens import CHAT, CHAT_TEMPLATE, for_continuations
 
 SYSTEM, USER, ASSISTANT, END = CHAT
 ROLES = ("system", "user", "assistant")
@@ -158,7 +158,9 @@ def run_chat(
     from gecko.terminal import styled, text_console
 
     model, _ = load_hf(model_dir)
-    tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    tokenizer = for_continuations(
+        Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    )  # decodes replies
     template, bos = read_chat_template(model_dir)
     console, generator = text_console(), torch.Generator().manual_seed(seed)
     start: list[Message] = [{"role": "system", "content": system}] if system else []

@@ -203,9 +203,12 @@ def run_generate(cfg: GenerateConfig, export_dir: Path, out_dir: Path | None) ->
 
     from gecko.model.hf import load_hf
     from gecko.terminal import styled, text_console
+    from gecko.tokens import for_continuations
 
     model, _ = load_hf(export_dir)
-    tokenizer = Tokenizer.from_file(str(export_dir / "tokenizer.json"))
+    tokenizer = for_continuations(
+        Tokenizer.from_file(str(export_dir / "tokenizer.json"))
+    )  # decodes completions
     eos_id = tokenizer.token_to_id("</s>")
     generator = torch.Generator().manual_seed(cfg.seed)
     sampling = Sampling.of(cfg)

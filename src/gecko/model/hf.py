@@ -137,6 +137,10 @@ def export_hf(
         if card is not None:
             (tmp / "README.md").write_text(card, encoding="utf-8")
         shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
+        if (
+            tokenizer_path.parent / "tokenizer.model"
+        ).is_file():  # SentencePiece kind: llama.cpp's converter reads it
+            shutil.copyfile(tokenizer_path.parent / "tokenizer.model", tmp / "tokenizer.model")
         _write_json(tmp / "config.json", hf_config(cfg, ids, dtype))
         _write_json(tmp / "tokenizer_config.json", _tokenizer_config(cfg, ids, boundaries))
         _write_json(tmp / "generation_config.json", _generation_config(ids))

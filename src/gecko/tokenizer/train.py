@@ -31,6 +31,8 @@ from tokenizers.trainers import BpeTrainer
 from gecko.config import TokenizerConfig, to_dict
 from gecko.errors import ConfigError, DataError
 from gecko.io.atomic import write_text
+from gecko.tokenizer.sentencepiece import MODEL_FILE, train_sentencepiece
+from gecko.tokenizer.sentencepiece import require as require_sentencepiece
 from gecko.tokens import (
     BOS,
     BYTE_TOKENS,
@@ -71,12 +73,15 @@ class CorpusScan:
 
 
 def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
-    """Train on a language- and source-balanced sample of `corpus`; write tokenizer.json and train_meta.json.
+    """Train a tokenizer of `cfg.kind` on a language- and source-balanced sample of `corpus`; write
+    tokenizer.json (and, for SentencePiece, tokenizer.model: gecko.tokenizer.sentencepiece) and train_meta.json.
 
     Each language gets its `lang_shares` part of `max_train_bytes`, split evenly across the language's
     sources (a source smaller than its part leaves the rest to the others): one large source, such as
     Wikipedia or the stdlib, must not stand for a whole language, or the vocabulary fits its domain only.
     """
+    if cfg.kind == "sentencepiece":
+        require_sentencepiece()
     t0 = time.perf_counter()
     scan = scan_corpus(corpus)
     missing = sorted(set(scan.bytes_per_lang) - set(cfg.lang_shares or scan.bytes_per_lang))
@@ -91,15 +96,20 @@ def train_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> Path:
     texts, used = sample_texts(corpus, per_source)
     if not texts:
         raise DataError(f"{corpus}: no text to train a tokenizer on")
-    tokenizer = train_bytelevel_bpe(texts, cfg.vocab_size, cfg.min_frequency)
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / TOKENIZER_FILE
-    write_text(path, tokenizer.to_str(pretty=True))
+    if cfg.kind == "sentencepiece":
+        tokenizer = train_sentencepiece(texts, cfg, out_dir)
+    else:
+        tokenizer = train_bytelevel_bpe(texts, cfg.vocab_size, cfg.min_frequency)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / MODEL_FILE).unlink(missing_ok=True)  # a sentencepiece model of an earlier run is stale now
+        write_text(path, tokenizer.to_str(pretty=True))
     meta = {
         "config": to_dict(cfg),
         "corpus": str(corpus),
         "corpus_sha256": scan.sha256,
         "tokenizer_sha256": file_sha256(path),
+        **({"model_sha256": file_sha256(out_dir / MODEL_FILE)} if cfg.kind == "sentencepiece" else {}),
         "vocab_size": tokenizer.get_vocab_size(),
         "bytes_available": scan.bytes_per_lang,
         "bytes_used": {lang: sum(n for (lg, _), n in used.items() if lg == lang) for lang in budgets},
