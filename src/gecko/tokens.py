@@ -1,7 +1,8 @@
 """The tokenizer contract every stage shares: GECKO's special tokens (defined once: their order here is
 their id in every tokenizer we train), the chat template, loading a `tokenizer.json` with its ids checked,
 and the record of the ids `gecko tokenizer extend` added; the byte-level pipeline GECKO trains
-(`bytelevel_pipeline`), which GGUF export checks a tokenizer against.
+(`bytelevel_pipeline`) and the tokenizer.json form of a SentencePiece model (`sentencepiece_tokenizer`), which
+GGUF export checks a tokenizer against; decoding continuations (`for_continuations`).
 
 Owns no training (gecko.tokenizer does that); imports only gecko.errors, so any layer may use it.
 
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
 from gecko.errors import DataError, pip_hint
 
@@ -87,6 +90,36 @@ def load_tokenizer(
                 f"not a GECKO tokenizer or trained with other special tokens"
             )
     tokenizer.encode_special_tokens = text_only
+    return tokenizer
+
+
+SENTENCEPIECE_MODEL_FILE = "tokenizer.model"
+"""Beside tokenizer.json in a `sentencepiece`-kind tokenizer (and an export of it): llama.cpp's converter reads it."""
+
+
+def sentencepiece_tokenizer(model_file: Path) -> Tokenizer:
+    """The tokenizer.json form of a GECKO SentencePiece model: transformers' converter (what `AutoTokenizer`
+    runs on a `.model`; llama.cpp's ids equal its ids), `<s>` prepended on `encode` as in the byte-level kind.
+    Training writes it and GGUF export compares against it; GECKO's id layout is checked."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise DataError(
+            f"{model_file}: reading a SentencePiece model needs transformers ({pip_hint('spm')})"
+        ) from None
+    with tempfile.TemporaryDirectory() as tmp:  # the model alone: a tokenizer.json beside it would be loaded
+        shutil.copyfile(model_file, Path(tmp) / SENTENCEPIECE_MODEL_FILE)
+        tokenizer: Tokenizer = AutoTokenizer.from_pretrained(tmp).backend_tokenizer
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, special_id(BOS))]
+    )
+    layout = [*SPECIAL_TOKENS, *BYTE_TOKENS]
+    wrong = [(i, t) for i, t in enumerate(layout) if tokenizer.token_to_id(t) != i]
+    if wrong:
+        i, t = wrong[0]
+        raise DataError(
+            f"{model_file}: {t} has id {tokenizer.token_to_id(t)}, expected {i}; not a GECKO model"
+        )
     return tokenizer
 
 

@@ -86,10 +86,9 @@ def check_tokenizer(path: Path) -> tuple[str, str]:
 
 
 def _check_sentencepiece(path: Path, tok: dict[str, Any]) -> None:
-    from gecko.tokenizer.sentencepiece import require, to_tokenizers
+    from gecko.tokens import sentencepiece_tokenizer
 
-    require()
-    want = json.loads(to_tokenizers(path.parent / "tokenizer.model").to_str())
+    want = json.loads(sentencepiece_tokenizer(path.parent / "tokenizer.model").to_str())
     for key in ("normalizer", "pre_tokenizer", "decoder", "model"):
         if tok.get(key) != want[key]:
             raise GeckoError(

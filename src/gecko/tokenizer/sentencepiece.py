@@ -21,30 +21,28 @@ from __future__ import annotations
 
 import importlib
 import io
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer, processors
+from tokenizers import Tokenizer
 
 from gecko.config import TokenizerConfig
 from gecko.errors import ConfigError, pip_hint
-from gecko.io.atomic import write_text
+from gecko.io.atomic import write_bytes, write_text
 from gecko.tokens import (
     BOS,
-    BYTE_TOKENS,
     EOS,
-    FIRST_BYTE_ID,
     PAD,
+    SENTENCEPIECE_MODEL_FILE,
     SPECIAL_TOKENS,
     TOKENIZER_FILE,
     UNK,
+    sentencepiece_tokenizer,
     special_id,
 )
 
-MODEL_FILE = "tokenizer.model"
+MODEL_FILE = SENTENCEPIECE_MODEL_FILE
 CHUNK_BYTES = 16_384
 OPTIONS: dict[str, Any] = {
     "model_type": "bpe",
@@ -86,38 +84,10 @@ def train_sentencepiece(texts: list[str], cfg: TokenizerConfig, out_dir: Path) -
             raise
         raise ConfigError(f"tokenizer: {str(e).split('] ', 1)[-1]}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MODEL_FILE).write_bytes(model.getvalue())
-    tokenizer = to_tokenizers(out_dir / MODEL_FILE)
+    write_bytes(out_dir / MODEL_FILE, model.getvalue())
+    tokenizer = sentencepiece_tokenizer(out_dir / MODEL_FILE)
     write_text(out_dir / TOKENIZER_FILE, tokenizer.to_str(pretty=True))
     return tokenizer
-
-
-def to_tokenizers(model_file: Path) -> Tokenizer:
-    """transformers' converter (the one `AutoTokenizer` runs on a `.model`, whose ids llama.cpp's match), with
-    `<s>` prepended on `encode` as the byte-level tokenizer does; checks GECKO's id layout."""
-    from transformers import AutoTokenizer
-
-    with tempfile.TemporaryDirectory() as tmp:  # the model alone: a tokenizer.json beside it would be loaded
-        shutil.copyfile(model_file, Path(tmp) / MODEL_FILE)
-        tokenizer: Tokenizer = AutoTokenizer.from_pretrained(tmp).backend_tokenizer
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, special_id(BOS))]
-    )
-    _check_layout(tokenizer, model_file)
-    return tokenizer
-
-
-def _check_layout(tokenizer: Tokenizer, model_file: Path) -> None:
-    """Special tokens at 0-31 and `<0x00>`…`<0xFF>` right after them, as every stage expects."""
-    want = {
-        **{t: i for i, t in enumerate(SPECIAL_TOKENS)},
-        **{t: FIRST_BYTE_ID + b for b, t in enumerate(BYTE_TOKENS)},
-    }
-    wrong = [t for t, i in want.items() if tokenizer.token_to_id(t) != i]
-    if wrong:
-        raise RuntimeError(
-            f"{model_file}: {wrong[0]} has id {tokenizer.token_to_id(wrong[0])}, expected {want[wrong[0]]}"
-        )
 
 
 def chunks(texts: list[str], limit: int) -> Iterator[str]:
