@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import logging
 import os
 import secrets
@@ -18,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -38,10 +36,10 @@ from datatrove.utils.typeshelper import StatHints
 from loguru import logger
 
 from gecko.config import DataConfig, SlurmConfig
+from gecko.data.engine.progress import ProgressProbe, ReadingStep, clear_counts, progress_line
 from gecko.data.engine.step import BATCH
 from gecko.errors import DataError, GeckoError, pip_hint
 from gecko.io.atomic import write_text
-from gecko.progress import Progress
 
 Engine = Literal["local", "ray"] | SlurmConfig
 """Where stages run: local processes, a Ray cluster, or Slurm with these sbatch settings."""
@@ -241,63 +239,6 @@ class RayWorkerSetup(PipelineStep):
             yield from data
 
 
-class ProgressFile:
-    """A rank's documents and text bytes so far, written to `folder/RANK.json` about once a second: ranks
-    run in other processes (or on other Ray nodes), and the driver sums the files."""
-
-    def __init__(self, folder: str, rank: int) -> None:
-        self.path = Path(folder) / f"{rank:05d}.json"
-        self.docs = self.nbytes = 0
-        self.last = time.monotonic()
-
-    def add(self, nbytes: int) -> None:
-        self.docs += 1
-        self.nbytes += nbytes
-        if time.monotonic() - self.last > 1.0:
-            self.save()
-
-    def save(self) -> None:
-        write_text(self.path, json.dumps([self.docs, self.nbytes]))
-        self.last = time.monotonic()
-
-
-class ProgressProbe(PipelineStep):
-    """Passes documents through, counting them and their text bytes in a ProgressFile."""
-
-    name = "📈 progress"
-    type = "🔧 - UTIL"
-
-    def __init__(self, folder: str) -> None:
-        super().__init__()
-        self.folder = folder
-
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        progress = ProgressFile(self.folder, rank)
-        for doc in data:
-            progress.add(len(doc.text.encode("utf-8", "surrogatepass")))
-            yield doc
-        progress.save()
-
-
-class ReadingStep(PipelineStep):
-    """A step that reads its rank's documents itself, without a reader step before it to put a ProgressProbe
-    after: it counts each document it reads in a ProgressFile in `progress_dir`, which the executor sets."""
-
-    progress_dir: str | None = None
-
-    def progress(self, rank: int) -> ProgressFile | None:
-        return ProgressFile(self.progress_dir, rank) if self.progress_dir else None
-
-
-def _sum_counts(folder: Path) -> tuple[int, int]:
-    docs = nbytes = 0
-    for f in folder.glob("*.json"):
-        with contextlib.suppress(OSError, ValueError):
-            d, b = json.loads(f.read_text())
-            docs, nbytes = docs + d, nbytes + b
-    return docs, nbytes
-
-
 def engine_of(cfg: DataConfig) -> Engine:
     """The executor `data.engine` names, with its settings."""
     return cfg.slurm if cfg.engine == "slurm" else cfg.engine
@@ -311,32 +252,6 @@ class Stage:
     tasks: int
     logging_dir: Path
     label: str
-
-
-def _clear_counts(folder: Path) -> None:
-    """Counts of an earlier, interrupted run go (its finished ranks are skipped now)."""
-    for old in folder.glob("*.json"):
-        old.unlink()
-
-
-@contextlib.contextmanager
-def _progress(label: str, folder: Path, total_bytes: int | None) -> Iterator[None]:
-    """A progress line fed by the ranks' count files while the stage runs."""
-    done = threading.Event()
-    with Progress(label, total_bytes) as bar:
-
-        def poll() -> None:
-            while not done.wait(0.5):
-                bar.set(*_sum_counts(folder))
-
-        thread = threading.Thread(target=poll, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
-            bar.set(*_sum_counts(folder))
 
 
 @contextlib.contextmanager
@@ -363,11 +278,11 @@ def _probed(stage: Stage) -> Stage:
     folder = stage.logging_dir / "progress"
     if isinstance(stage.steps[0], ReadingStep):
         stage.steps[0].progress_dir = str(folder)
-        _clear_counts(folder)
+        clear_counts(folder)
         return stage
     if "READER" not in stage.steps[0].type:
         return stage
-    _clear_counts(folder)
+    clear_counts(folder)
     return replace(stage, steps=[stage.steps[0], ProgressProbe(str(folder)), *stage.steps[1:]])
 
 
@@ -376,7 +291,7 @@ def _watch(stage: Stage, total_bytes: int | None) -> Iterator[None]:
     """One progress line for the stage, datatrove's output in its datatrove.log."""
     counted = any(isinstance(step, (ProgressProbe, ReadingStep)) for step in stage.steps)
     with (
-        _progress(stage.label, stage.logging_dir / "progress", total_bytes if counted else None),
+        progress_line(stage.label, stage.logging_dir / "progress", total_bytes if counted else None),
         _datatrove_logs_to(stage.logging_dir / "datatrove.log"),
     ):
         yield

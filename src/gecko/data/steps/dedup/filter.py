@@ -18,7 +18,8 @@ import numpy as np
 from datatrove.data import Document, DocumentsPipeline
 
 from gecko.config import DedupConfig
-from gecko.data.engine.executor import ReadingStep, ShardWriter
+from gecko.data.engine.executor import ShardWriter
+from gecko.data.engine.progress import ReadingStep
 from gecko.data.io.readers import CorpusReader
 from gecko.data.steps.dedup.boilerplate import read_cuts, without_lines
 from gecko.data.steps.dedup.minhash import EXACT, doc_langs
