@@ -321,32 +321,63 @@ class MinhashClusters(PipelineStep):
         self.work_dir, self.cfg = Path(work_dir), cfg
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Memory is per paired document, not per document: the union-find runs over the documents that
+        appear in a pair, and only their docs rows are parsed (one rank's rows read at a time)."""
         w = self.work_dir
         ranks = len(list((w / "docs").glob("[0-9]*[0-9].jsonl")))
-        rows = [doc_rows(w, r) for r in range(ranks)]
-        offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-        flat = [row for rs in rows for row in rs]
-        uf = _UnionFind(len(flat))
-        for f in sorted((w / "pairs").glob("*.npy")):
-            pairs = np.load(f)
-            ga, gb = offsets[pairs[:, 0]] + pairs[:, 1], offsets[pairs[:, 2]] + pairs[:, 3]
-            for a, b in zip(ga.tolist(), gb.tolist()):
-                uf.union(a, b)
+        sizes = [_count_rows(w / "docs" / f"{r:05d}.jsonl") for r in range(ranks)]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        ga, gb = _global_pairs(w, offsets)
+        nodes = np.unique(np.concatenate([ga, gb]))  # ascending, so clusters come out in document order
+        uf = _UnionFind(len(nodes))
+        for a, b in zip(np.searchsorted(nodes, ga).tolist(), np.searchsorted(nodes, gb).tolist()):
+            uf.union(a, b)
         clusters: dict[int, list[int]] = {}
-        for g in range(len(flat)):
-            clusters.setdefault(uf.find(g), []).append(g)
-        drops: list[dict[str, dict]] = [{} for _ in rows]
+        for c in range(len(nodes)):
+            clusters.setdefault(uf.find(c), []).append(c)
+        meta = _paired_rows(w, offsets, nodes)
+        drops: list[dict[str, dict]] = [{} for _ in range(ranks)]
         for members in clusters.values():
             if len(members) == 1:
                 continue
-            meta = {g: json.loads(flat[g]) for g in members}  # only clustered documents' rows are parsed
-            members = sorted(members, key=lambda g: (-meta[g]["len"], meta[g]["id"]))
+            members = sorted(members, key=lambda c: (-meta[c]["len"], meta[c]["id"]))
             keep = meta[members[0]]
-            for g in members[1:]:
+            for c in members[1:]:
+                g = int(nodes[c])
                 r = int(np.searchsorted(offsets, g, side="right") - 1)
-                kind = EXACT if meta[g]["key"] == keep["key"] else "near"
+                kind = EXACT if meta[c]["key"] == keep["key"] else "near"
                 drops[r][str(g - offsets[r])] = {"duplicate_of": keep["id"], "kind": kind}
         for r, d in enumerate(drops):
             write_text(w / "clusters" / f"{r:05d}.json", json.dumps(d, ensure_ascii=False))
-        self.stat_update("documents", value=len(flat))
+        self.stat_update("documents", value=int(offsets[-1]))
         return iter(())
+
+
+def _count_rows(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+
+
+def _global_pairs(work_dir: Path, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every band's pairs as global document numbers (rank offset + index)."""
+    ga, gb = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for f in sorted((work_dir / "pairs").glob("*.npy")):
+        pairs = np.load(f)
+        ga.append(offsets[pairs[:, 0]] + pairs[:, 1])
+        gb.append(offsets[pairs[:, 2]] + pairs[:, 3])
+    return np.concatenate(ga), np.concatenate(gb)
+
+
+def _paired_rows(work_dir: Path, offsets: np.ndarray, nodes: np.ndarray) -> dict[int, dict]:
+    """Node number → its parsed docs row, for the paired documents only."""
+    meta: dict[int, dict] = {}
+    for r in range(len(offsets) - 1):
+        mine = np.flatnonzero((nodes >= offsets[r]) & (nodes < offsets[r + 1]))
+        if not len(mine):
+            continue
+        wanted = dict(zip((nodes[mine] - offsets[r]).tolist(), mine.tolist()))
+        with (work_dir / "docs" / f"{r:05d}.jsonl").open(encoding="utf-8") as f:  # streamed: rows not kept
+            for i, row in enumerate(f):
+                if i in wanted:
+                    meta[wanted[i]] = json.loads(row)
+    return meta
