@@ -188,6 +188,7 @@ SLOW_TESTS = {
     "test_tokenizer_extend.py::test_byte_level_base",  # 9
     "test_tokenizer_extend.py::test_cli_extend_writes_tokenizer_record_and_report",  # 4
     "test_tokenizer_extend.py::test_sentencepiece_style_base",  # 11
+    "test_tokenizer_sentencepiece.py::test_transformers_loads_the_export_with_identical_ids",  # 3 (alone)
     "test_tracking.py::test_jsonl_event_log",  # 48: these six share the module's tracked_run (a tiny pipeline)
     "test_tracking.py::test_declared_artifacts_are_what_the_stages_write",
     "test_tracking.py::test_tensorboard",
