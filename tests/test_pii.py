@@ -283,3 +283,28 @@ def test_secret_names_match_in_any_case_as_a_case_insensitive_regex_would():
     for text in ("my ASKEY is", "a\u017f\u212aey here", "the ToKeN: x", "pſst", "classkey", "tasky"):
         expected = [m.group(0) for m in re.finditer(r"(?<![A-Za-z])(?i:askey|token|psst)", text)]
         assert [m.group(0) for m in pattern.finditer(text)] == expected, text
+
+
+def test_ipv6_windows_find_what_a_scan_of_the_whole_text_finds():
+    """The IPv6 rule scans only the colon windows: they must hold every match of a whole-text scan, once,
+    including the longest address, `::` forms, addresses next to `std::` paths or in a run too long to be
+    one, at a text's start and end, and runs a letter or another colon ends (no match)."""
+    from gecko.data.steps.pii import IPV6_MAX, RULES, colon_windows
+
+    (ipv6,) = [rule for rule in RULES if rule.kind == "ip" and rule.scope == "colons"]
+    texts = [
+        "2404:6800:4004:081b:0000:0000:0000:200e",
+        "std::vector<int> v; // from fe80::1 and ::1, at 2a00:1450:4001:82a::200e.",
+        "a::b::c, 1:2:3, 1:2:3:4 and 1:2:3:4:5:6:7:8:9:a:b:c:d",
+        "deadbeef:cafe::1 then ab::cd::ef:12 then 12::34g and 12::34:",
+        "x:" + "ab:" * 20 + "1 and " + ":" * 50 + "1",
+        "no colons here",
+    ]
+    assert len(texts[0]) == IPV6_MAX
+    for text in texts:
+        found = [
+            m.span() for pos, end, _, _ in colon_windows(text) for m in ipv6.pattern.finditer(text, pos, end)
+        ]
+        assert found == [m.span() for m in ipv6.pattern.finditer(text)], text
+    found_ips = [text[f.start : f.end] for text in texts[:2] for f in find(text) if f.kind == "ip"]
+    assert found_ips == [texts[0], "2a00:1450:4001:82a::200e"]

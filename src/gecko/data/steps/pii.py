@@ -270,7 +270,7 @@ class Rule:
     """Where the regex runs: the whole "text"; "digits" windows (around runs holding 9+ digits or a dotted
     quad: one scan finds them, so prose costs one pass instead of one per rule); "digit_clusters" (around
     clusters of 7+ digits); "secret_cue" windows (near a secret's name); "at" windows (around each @);
-    "colons" (texts with an IPv6-like colon pair)."""
+    "colons" (around runs of hex digits and colons that end like an IPv6 address)."""
 
 
 GATES = "_-."
@@ -615,7 +615,11 @@ def secret_cue() -> re.Pattern[str]:
     return any_case_word(SECRET_WORDS)
 
 
-_IPV6_SCREEN = re.compile(r":[0-9A-Fa-f]{0,4}:")
+IPV6_MAX = 39
+"""The longest text the IPv6 rule matches (eight groups of four hex digits and seven colons)."""
+_IPV6_TAIL = re.compile(r":(?:[0-9A-Fa-f]{0,4}:){1,5}[0-9A-Fa-f]{1,4}(?![0-9A-Za-z_:])")
+"""What every IPv6 rule match ends with: from its first group's colon, the further groups and the last one,
+up to the end of the run of hex digits and colons (`std::vector`, `a::b` end none: a letter follows)."""
 
 Window = tuple[int, int, int, int]
 """(pos, endpos) scanned, and (lo, hi): a match must end after lo and start before hi."""
@@ -715,8 +719,16 @@ def char_windows(text: str, char: str, before: int, after: int) -> list[Window]:
 
 
 def colon_windows(text: str) -> list[Window]:
-    """The whole text when it holds two colons with only hex digits between (every IPv6 address does)."""
-    return [(0, len(text), 0, len(text))] if _IPV6_SCREEN.search(text) else []
+    """Around each run of hex digits and colons that ends like an IPv6 address (_IPV6_TAIL). The rule's
+    boundaries make each of its matches a whole such run, at most IPV6_MAX characters long, so a window
+    reaching IPV6_MAX back from the run's end (the lookbehind still sees the character before `pos`) finds
+    the same matches as a scan of the whole text, without scanning every line of a code file with a `::`."""
+    windows: list[Window] = []
+    end = 0
+    for tail in _IPV6_TAIL.finditer(text):
+        pos, end = max(end, tail.end() - IPV6_MAX), tail.end()  # not back into the last run: found once
+        windows.append((pos, end, pos, end))
+    return windows
 
 
 def _matches(rule: Rule, text: str, windows: dict[str, list[Window]]):
