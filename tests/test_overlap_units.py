@@ -96,6 +96,16 @@ def test_real_text_in_one_batch_as_one_by_one():
     assert _units_each(texts, False) == [reference_units(t, False) for t in texts]
 
 
+def test_an_ascii_batch_takes_the_same_units():
+    """All-ASCII batches skip the folding table (lower() and bytes.translate)."""
+    rng = random.Random(4)
+    ascii_chars = [c for c in TRICKY if c.isascii()] + list("AQ_()[]{}#=+-*/'\"")
+    texts = ["".join(rng.choice(ascii_chars) for _ in range(rng.randrange(60))) for _ in range(200)]
+    texts.append("def Parse_URL(x, y2):\n    return X1 + y_2  # A. B) 3.")
+    assert _units_each(texts, True) == [reference_units(t, True) for t in texts]
+    assert _units_each(texts, False) == [reference_units(t, False) for t in texts]
+
+
 def test_compositions_outside_the_basic_plane_leave_the_table_alone():
     """fold.table looks for characters that compose with the one before them among the BMP's compositions."""
     astral = fold.second_halves(range(0x10000, 0x110000)) - fold.second_halves(range(0))  # less Hangul's

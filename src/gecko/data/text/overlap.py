@@ -132,8 +132,8 @@ def units(texts: list[str], drop_markers: bool = False) -> Units:
 
     A unit's hash is sum((c + 1) * B**j) over its codepoints c at offsets j, mixed by _MIX and _finalize; it
     is taken from prefix sums over the whole batch's codepoints, so no Python or per-unit loop is needed."""
-    cp, lengths = fold.codepoints(texts, _folding())  # NFKC, case-folded; NUL, a separator, ends a text
-    start, end, hangul = _unit_bounds(_classes()[cp])
+    cp, classes, lengths = _normalized(texts)
+    start, end, hangul = _unit_bounds(classes)
     if drop_markers:
         c = cp[start]
         marker = (end - start == 1) & (((c - 0x30) < 10) | ((c - 0x61) < 26))  # one of 0-9 a-z (uint32 wraps)
@@ -149,6 +149,29 @@ def units(texts: list[str], drop_markers: bool = False) -> Units:
         np.arange(len(texts)), np.diff(np.searchsorted(start, text_starts), append=len(start))
     )
     return Units(hashes, weights, text_of)
+
+
+def _normalized(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codepoints, their classes, each text's length) of the NFKC-normalized, case-folded texts joined by
+    NUL, a separator. An all-ASCII batch (most code) takes a shortcut: NFKC leaves ASCII as it is and case
+    folding is lower(), and bytes.translate classifies: C loops over bytes instead of two table lookups a
+    character (a third of the per-character cost)."""
+    if all(t.isascii() for t in texts):
+        data = "\0".join(texts).lower().encode("ascii")
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        return (
+            np.frombuffer(data, np.uint8),
+            np.frombuffer(data.translate(_ascii_classes()), np.uint8),
+            lengths,
+        )
+    cp, lengths = fold.codepoints(texts, _folding())
+    return cp, _classes()[cp], lengths
+
+
+@lru_cache(maxsize=1)
+def _ascii_classes() -> bytes:
+    """_classes of the first 256 codepoints as a bytes.translate table."""
+    return _classes()[:256].tobytes()
 
 
 def _unit_bounds(cls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
