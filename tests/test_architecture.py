@@ -204,6 +204,7 @@ WRITERS_OF_THEIR_OWN: dict[str, str] = {
     "gecko.data.engine.executor": "appends a worker's stderr log",
     "gecko.data.steps.decontam": "the cached index: a per-process temporary name (two runs may build it at once)",
     "gecko.data.io.readers": "the quarantine log streams for a whole read, then is renamed into place",
+    "gecko.data.steps.mix": "appends zstd frames to its scratch buckets (mix.work/), cleared on a rerun, removed at the end",
     "gecko.tokenizer.pretokenize": "shards stream to .tmp files through copy_file_range, then are renamed",
     "gecko.eval.sandbox": "the sandbox's scratch folder and /proc files, not outputs",
     "gecko.eval.sandbox_cgroup": "cgroup control files cannot be created and renamed",
