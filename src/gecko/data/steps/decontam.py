@@ -206,8 +206,8 @@ def build_index(cfg: DecontamConfig) -> dict[str, np.ndarray]:
     short_keys = win.hashes(first[short], short_ends)
     short_order = np.argsort(short_keys, kind="stable")
     return {
-        "head_bits": _Bitmap.of(np.unique(win.heads(overlap.min_units(full))[starts])).bits,
-        "short_head_bits": _Bitmap.of(np.unique(win.heads(overlap.min_units(least))[first[short]])).bits,
+        "head_bits": _Bitmap.of(_sorted_unique(win.heads(overlap.min_units(full))[starts])).bits,
+        "short_head_bits": _Bitmap.of(_sorted_unique(win.heads(overlap.min_units(least))[first[short]])).bits,
         "hashes": hashes[order],
         "owners": owners[order].astype(np.uint32),
         "short_hashes": short_keys[short_order],
@@ -218,6 +218,13 @@ def build_index(cfg: DecontamConfig) -> dict[str, np.ndarray]:
         "item_ids": np.array([it.id for it in items], dtype=np.str_),
         "unchecked": np.array([int((weight < least).sum())]),
     }
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique by sorting: numpy 2.4's np.unique hashes 64-bit keys first and took 2.4 CPU-s for the
+    index's 2.4 M heads, against 0.15 s for a sort (the index is built on a user's first run)."""
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
 
 
 class _Bitmap:
