@@ -355,6 +355,22 @@ def test_top_bigram_bound_never_changes_a_decision():
             assert bounded == exact or bounded <= limit
 
 
+def test_top_bigram_frac_is_exact_on_either_side_of_the_unique_word_check():
+    """Texts up to UNIQUE_CHECK_MAX words are screened by a set, longer ones go straight to the Counter: both
+    paths give 0 without a repeated word and the top 2-gram's exact share with one."""
+    from collections import Counter
+
+    from gecko.data.steps.quality import UNIQUE_CHECK_MAX, top_bigram_frac
+
+    for n in (UNIQUE_CHECK_MAX - 1, UNIQUE_CHECK_MAX, UNIQUE_CHECK_MAX + 1, 3 * UNIQUE_CHECK_MAX):
+        unique = [f"단어{i}" for i in range(n)]
+        assert top_bigram_frac(unique) == 0.0 and top_bigram_frac(unique, 0.2) == 0.0
+        repeated = unique[: n - 2] + unique[:2]  # the 2-gram (단어0, 단어1) twice
+        (a, b), count = Counter(zip(repeated, repeated[1:])).most_common(1)[0]
+        assert count == 2
+        assert top_bigram_frac(repeated) == 2 * (len(a) + len(b)) / sum(map(len, repeated))
+
+
 def test_batched_stats_equal_datatrove_per_document_stats():
     """GeckoFilter updates datatrove's counters once per batch; totals must equal BaseFilter's per-doc run."""
     from datatrove.data import Document

@@ -55,6 +55,10 @@ def dup_line_frac(lines: list[str]) -> float:
     return sum(len(line) * (n - 1) for line, n in Counter(lines).items() if n > 1 and line.strip()) / total
 
 
+UNIQUE_CHECK_MAX = 64
+"""Texts of more words go straight to the word Counter in top_bigram_frac (its result is the same)."""
+
+
 def top_bigram_frac(words: list[str], limit: float = -1.0, counts: Counter[str] | None = None) -> float:
     """Characters covered by the most frequent word 2-gram / all word characters (Gopher's top n-gram rule).
 
@@ -65,8 +69,10 @@ def top_bigram_frac(words: list[str], limit: float = -1.0, counts: Counter[str] 
     if len(words) < 3:
         return 0.0
     if counts is None:
-        if len(set(words)) == len(words):  # no repeated word, no repeated 2-gram (a set is ~2x cheaper than
-            return 0.0  # the Counter, and most short comments repeat no word)
+        # no repeated word, no repeated 2-gram: a set is ~2x cheaper than the Counter and most short comments
+        # repeat no word, but nearly every longer text does (17 of 8,559 Korean ones over 64 words)
+        if len(words) <= UNIQUE_CHECK_MAX and len(set(words)) == len(words):
+            return 0.0
         counts = Counter(words)
     total = sum(map(len, words))
     bound = 2 * max((n * len(w) for w, n in counts.items() if n > 1), default=0) / total
