@@ -27,7 +27,8 @@ import numpy as np
 UNSAFE = np.uint32(0xFFFFFFFF)
 """The table's mark for a codepoint that is not context-free."""
 TABLE_RANGES = ((0, 0x10000), (0x1F000, 0x1FB00))
-"""Codepoints the table maps (the Basic Multilingual Plane and the emoji blocks); others are UNSAFE."""
+"""Codepoints the table maps (the Basic Multilingual Plane and the emoji blocks: `in_table`); others are
+UNSAFE."""
 _HANGUL_JAMO_SECOND = (*range(0x1161, 0x1176), *range(0x11A8, 0x11C3))
 """Vowel and final jamo: composed with what precedes them by the Hangul algorithm, not by a decomposition
 listed in the Unicode data."""
@@ -39,7 +40,7 @@ def normalize(text: str) -> str:
 
 
 def in_table(c: int) -> bool:
-    return any(lo <= c < hi for lo, hi in TABLE_RANGES)
+    return c < 0x10000 or 0x1F000 <= c < 0x1FB00
 
 
 def second_halves(composites: range = range(0x10000)) -> set[int]:
@@ -60,19 +61,23 @@ def second_halves(composites: range = range(0x10000)) -> set[int]:
 
 def table(is_separator: np.ndarray) -> np.ndarray:
     """NFKC(c).casefold() of every context-free codepoint c (a space for only separators), else UNSAFE;
-    `is_separator`: True at the separators of the unit rules, for every codepoint (4.4 MB, ~0.1 CPU-s)."""
+    `is_separator`: True at the separators of the unit rules, for every codepoint (4.4 MB, ~0.05 CPU-s).
+    Each character is normalized alone, all in one call: NUL, context-free, keeps them apart."""
     seconds = second_halves()
+    codes = [c for lo, hi in TABLE_RANGES for c in range(lo, hi) if c]  # NUL, context-free, is itself
+    joined = "\0".join(map(chr, codes))
+    decomposed = unicodedata.normalize("NFKD", joined).split("\0")
+    folded = normalize(joined).split("\0")
     out = np.full(0x110000, UNSAFE, dtype=np.uint32)
-    for lo, hi in TABLE_RANGES:
-        for c in range(lo, hi):
-            first = unicodedata.normalize("NFKD", chr(c))[0]
-            if unicodedata.combining(first) or ord(first) in seconds or not in_table(ord(first)):
-                continue
-            folded = normalize(chr(c))
-            if len(folded) == 1:
-                out[c] = ord(folded)
-            elif all(is_separator[ord(f)] for f in folded):
-                out[c] = ord(" ")
+    safe, mapped = [0], [0]
+    for c, d, f in zip(codes, decomposed, folded):
+        first = ord(d[0])
+        if unicodedata.combining(d[0]) or first in seconds or not in_table(first):
+            continue
+        if len(f) == 1 or all(is_separator[ord(x)] for x in f):
+            safe.append(c)
+            mapped.append(ord(f) if len(f) == 1 else ord(" "))
+    out[safe] = mapped
     return out
 
 
