@@ -588,7 +588,8 @@ def test_korean_rules_equal_their_regex_definitions():
 
 
 def test_english_shortcuts_equal_their_definitions():
-    """Stop words counted over the distinct words, and the top 2-gram given the word Counter."""
+    """Stop words counted over the distinct words, and the top 2-gram given the word Counter and the words'
+    characters."""
     from gecko.data.steps.quality import STOP_WORDS, en_features, top_bigram_frac
     from gecko.data.text.charclass import all_characters
 
@@ -600,8 +601,10 @@ def test_english_shortcuts_equal_their_definitions():
     texts += _tricky_texts(200)
     texts += [t.replace("한국어", "The").replace("word", "AND") for t in _tricky_texts(200, seed=3)]
     for text in texts:
-        assert en_features(text)["stop_words"] == sum(map(STOP_WORDS.__contains__, text.lower().split()))
-        words = text.split()
+        features, words = en_features(text), text.split()
+        assert features["stop_words"] == sum(map(STOP_WORDS.__contains__, text.lower().split()))
+        assert features["mean_word_len"] == sum(map(len, words)) / (len(words) or 1)
+        assert features["top_ngram_frac"] == top_bigram_frac(words)
         for limit in (-1.0, 0.1, 0.5):
             assert top_bigram_frac(words, limit, Counter(words)) == top_bigram_frac(words, limit)
 
