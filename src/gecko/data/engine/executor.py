@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +38,7 @@ from loguru import logger
 
 from gecko.config import DataConfig, SlurmConfig
 from gecko.data.engine.progress import ProgressProbe, ReadingStep, clear_counts, progress_line
-from gecko.data.engine.step import BATCH
+from gecko.data.engine.step import BATCH, batch_stats
 from gecko.errors import DataError, GeckoError, pip_hint
 from gecko.io.atomic import write_text
 
@@ -126,13 +127,25 @@ class ShardWriter(JsonlWriter):
         return name
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """DiskWriter.run timed per batch of BATCH documents instead of per document."""
+        """DiskWriter.run timed per batch of BATCH documents instead of per document; under a rank-only
+        template the counters too are updated once per batch (step.batch_stats: the same totals, counts and
+        lengths as write's per document, which cost a sixth of the writer)."""
         with self:
             for batch in batched(data, BATCH):
                 with self.track_time("batch"):
-                    for document in batch:
-                        self.write(document, rank)
+                    if self._rank_only and self.max_file_size <= 0:
+                        self._write_batch(batch, rank)
+                    else:
+                        for document in batch:
+                            self.write(document, rank)
                 yield from batch
+
+    def _write_batch(self, batch: list[DtDocument], rank: int) -> None:
+        name = self._rank_name(rank)
+        file = self._get_output_file_with_retry(name)
+        for document in batch:
+            self._write(self.adapter(document), file, name)
+        batch_stats(self, Counter({self._stat_label: len(batch), StatHints.total: len(batch)}), batch)
 
     def _write(self, document: dict, file_handler: IO, _filename: str) -> None:
         super()._write(document, self._stream(file_handler, _filename), _filename)
