@@ -32,13 +32,12 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.pipeline.writers.jsonl import _json_default
-from datatrove.utils.batching import batched
 from datatrove.utils.typeshelper import StatHints
 from loguru import logger
 
 from gecko.config import DataConfig, SlurmConfig
 from gecko.data.engine.progress import ProgressProbe, ReadingStep, clear_counts, progress_line
-from gecko.data.engine.step import BATCH, batch_stats
+from gecko.data.engine.step import BATCH, batch_stats, batched
 from gecko.errors import DataError, GeckoError, pip_hint
 from gecko.io.atomic import write_text
 

@@ -28,12 +28,11 @@ import numpy as np
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
-from datatrove.utils.batching import batched
 from datatrove.utils.typeshelper import StatHints
 
 from gecko.config import BenchmarkConfig, DecontamConfig, to_dict
 from gecko.data.engine.executor import Engine, execute, shard_writer
-from gecko.data.engine.step import batch_stats
+from gecko.data.engine.step import batch_stats, batched
 from gecko.data.phase import (
     PhaseResult,
     collect_counts,

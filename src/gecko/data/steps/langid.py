@@ -15,9 +15,8 @@ from functools import cache
 from pathlib import Path
 
 from datatrove.data import Document
-from datatrove.utils.batching import batched
 
-from gecko.data.engine.step import BATCH, GeckoFilter
+from gecko.data.engine.step import BATCH, GeckoFilter, batched
 from gecko.data.text.charclass import HANGUL, LETTER, class_counts
 from gecko.data.text.spans import prose
 from gecko.errors import DIST, DataError

@@ -30,9 +30,9 @@ import numpy as np
 import rensa
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from datatrove.utils.batching import batched
 
 from gecko.config import DedupConfig
+from gecko.data.engine.step import batched
 from gecko.data.io.readers import CorpusReader
 from gecko.data.steps.dedup.boilerplate import (
     BoilerplateStripper,
