@@ -33,26 +33,16 @@ from tokenizers import Tokenizer
 from gecko import tokens
 from gecko.export import gguf as gecko_gguf
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_gguf import EDGE as GGUF_EDGE  # noqa: E402  (the GGUF test's edge cases, as bench/gguf_roundtrip.py)
+
 EDGE = [
-    *(" " * n + "x" for n in range(1, 25)),
-    *("x" + " " * n for n in range(1, 25)),
-    *(" " * n for n in range(1, 20)),
-    *("\t" * n + "return x\n" for n in range(1, 9)),
-    *("\n" * n for n in range(1, 9)),
-    "a\r\nb\r\n",
-    "\r\r\n\n \t \n",
-    "if x:\n\tpass\n    \n\t  y = 1",
-    "0 1 12 123 1234 12345 3.14159 1,000,000 -42 1e-3 0x1F",
-    "2024년 12월 4일 오후 3시 45분",
-    "🦎🇰🇷👩‍👩‍👧 emoji ✅ 🙂🙂 ㅋㅋㅋㅋ ㅠㅠ",
-    "NFD 한글: \u1100\u1161\u11a8\u1100\u1161",
-    "full-width ＡＢＣ１２３ and 漢字 龘 𠜎",
-    "<s> literal </s> <0x41> in text",
-    "''''''```````\"\"\"\"......!!!!!!??????",
-    "할 수 있다 그럴 수 있었다 하는 것이 좋을 것 같아요",
+    *GGUF_EDGE,
+    "할 수 있다 그럴 수 있었다 하는 것이 좋을 것 같아요",  # pieces across spaces, which this tokenizer has
     "<|system|>\n당신은 도움이 되는 조수입니다.<|end|>\n<|user|>\n질문 <|end|>\n<|assistant|>\n답</s>",
     "a <|end|> b<|user|>x",
 ]
+"""tests/test_gguf.py's edge cases, plus multi-word Korean and chat-template text for `--specials`."""
 SPECIALS = {"unk_id": 0, "bos_id": 1, "eos_id": 2, "pad_id": 3,
             "control_symbols": [t for t in tokens.SPECIAL_TOKENS if t not in (tokens.UNK, tokens.BOS, tokens.EOS, tokens.PAD)]}
 """GECKO's id layout in SentencePiece: the special block at 0-31 (the chat roles, fill-in-the-middle and PII
