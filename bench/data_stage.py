@@ -231,10 +231,10 @@ def datatrove_stock(input_dir: Path, run_dir: Path, mb: float) -> dict:
         GopherRepetitionFilter,
         LanguageFilter,
     )
-    from datatrove.utils.lid import FT176LID
-    from fasttext.FastText import _FastText
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.lid import FT176LID
+    from fasttext.FastText import _FastText
 
     # datatrove 0.10 passes str to xxhash, which xxhash ≥ 4 refuses: encode first (as xxhash 3 did inside).
     dt_xxhash.xxhash64 = lambda data: xxhash.xxh64_intdigest(data.encode() if isinstance(data, str) else data)
