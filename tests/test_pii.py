@@ -285,6 +285,33 @@ def test_secret_names_match_in_any_case_as_a_case_insensitive_regex_would():
         assert [m.group(0) for m in pattern.finditer(text)] == expected, text
 
 
+def test_secret_names_in_ascii_text_are_the_matches_of_a_whole_text_scan():
+    """secret_cue_matches tries the pattern only where str.find sees a name in ASCII text: it must yield the
+    spans of a finditer over the whole text, with names in any case, glued to words (lookbehind), sharing a
+    prefix (passwd, password), overlapping (tokentoken, apikeyapi_key) or back to back; non-ASCII text
+    (Korean names, the Kelvin sign) takes the scan itself."""
+    from gecko.data.steps.pii import SECRET_WORDS, secret_cue, secret_cue_matches
+
+    texts = [
+        "PASSWORD=x passwd: y PassPhrase pwd",
+        "mypassword classToken xxsecret aSecret tokentoken secretsecret",
+        "API_KEY apikeyapi_key Api-Key api keyAPI KEY access_key ACCESS KEY private keys",
+        "Authorization: Bearer abc; credentials; bearerbearer; pass word; api  key",
+        "passwor paswd toke secre bear autho credentia ap_key",
+        "no secrets here",
+        "",
+        "비밀번호: abc123xyz, api 키 = X, \u212aey and pa\u017fsword, TOKEN",
+        " ".join(SECRET_WORDS).upper(),
+    ]
+    texts.append(texts[-1].lower())
+    found = 0
+    for text in texts:
+        expected = [m.span() for m in secret_cue().finditer(text)]
+        assert [m.span() for m in secret_cue_matches(text)] == expected, text
+        found += len(expected)
+    assert found > 40
+
+
 def test_ipv6_windows_find_what_a_scan_of_the_whole_text_finds():
     """The IPv6 rule scans only the colon windows: they must hold every match of a whole-text scan, once,
     including the longest address, `::` forms, addresses next to `std::` paths or in a run too long to be

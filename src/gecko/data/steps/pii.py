@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -695,6 +696,45 @@ def _run_windows(text: str, pos: int, endpos: int) -> list[Window]:
     return windows
 
 
+@cache
+def _ascii_secret_words() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The ASCII secret names as (gate, words): the words sharing their first three letters under their
+    common prefix (`pass` for password, passwd, passphrase), so that one scan of text without it skips them."""
+    groups: dict[str, list[str]] = {}
+    for word in SECRET_WORDS:
+        if word.isascii():
+            groups.setdefault(word[:3], []).append(word)
+    return tuple((os.path.commonprefix(words), tuple(words)) for words in groups.values())
+
+
+def _ascii_cue_starts(lowered: str) -> list[int]:
+    """Every position where an ASCII secret name occurs in `lowered` (a lowercased ASCII text), sorted."""
+    starts: set[int] = set()
+    for gate, words in _ascii_secret_words():
+        i = lowered.find(gate)
+        while i >= 0:
+            starts.update(i for word in words if lowered.startswith(word, i))
+            i = lowered.find(gate, i + 1)
+    return sorted(starts)
+
+
+def secret_cue_matches(text: str) -> list[re.Match[str]]:
+    """What `secret_cue().finditer(text)` yields. In ASCII text, which is most code and English, a match of a
+    name is that name in `text.lower()` (an ASCII letter matches `(?i)` exactly its two cases; the Korean
+    names hold Hangul), so the pattern is tried only where `str.find` sees a name, in the order and from the
+    end of the last match as finditer would: ~0.1 s instead of ~1.2 s of scanning on the data stage
+    benchmark, where the names' first letters (a, b, c, p, s, t) open an attempt at every fifth character."""
+    if not text.isascii():
+        return list(secret_cue().finditer(text))
+    matches: list[re.Match[str]] = []
+    end = 0
+    for start in _ascii_cue_starts(text.lower()):
+        if start >= end and (m := secret_cue().match(text, start)):
+            matches.append(m)
+            end = m.end()
+    return matches
+
+
 def secret_cue_windows(text: str) -> list[Window]:
     """Around each secret's name: tokens starting within CUE_BEFORE after it or ending within CUE_AFTER before
     it (`value="…"> <!-- password -->`); the scan reaches 200 further so that no token is cut."""
@@ -705,7 +745,7 @@ def secret_cue_windows(text: str) -> list[Window]:
             m.start() - CUE_AFTER,
             m.end() + CUE_BEFORE,
         )
-        for m in secret_cue().finditer(text)
+        for m in secret_cue_matches(text)
     ]
 
 
