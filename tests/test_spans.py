@@ -104,3 +104,45 @@ def test_real_korean_prose_with_real_code_blocks_stays_korean_and_keeps_its_code
         assert LanguageFilter().filter(doc) is True and doc.metadata["lang"] == "ko", i
         kept += check(out, "ko", cfg, 50) is None
     assert kept >= 28  # of 30; before span handling most failed ko_hangul_ratio
+
+
+def _segments_by_scan(text: str) -> list[tuple[bool, str]]:
+    """segments() as the fence regexes scanning the whole text find them (the reference for fence_lines)."""
+    from gecko.data.text.spans import _OPEN, _closing, has_code_blocks
+
+    if not has_code_blocks(text):
+        return [(False, text)]
+    out, pos = [], 0
+    for m in _OPEN.finditer(text):
+        fence = m.group(1)
+        if m.start() < pos or (fence[0] == "`" and "`" in m.group(2)):
+            continue
+        close = _closing(fence[0], len(fence)).search(text, m.end() + 1)
+        end = close.end() if close else len(text)
+        out += [(False, text[pos : m.start()]), (True, text[m.start() : end])]
+        pos = end
+    out.append((False, text[pos:]))
+    return [(is_code, piece) for is_code, piece in out if piece]
+
+
+def test_segments_jump_to_fence_lines_and_find_what_a_whole_text_scan_finds():
+    """segments() tries the fence regexes only on lines str.find shows a fence on: indented 0-4 spaces,
+    longer closing fences, several fences on a line, fences at the very start and end, CRLF and U+2028
+    (not line breaks to `^`), and random mixes of them must split exactly as a scan of the whole text."""
+    import random
+
+    texts = [
+        "```\na\n```",
+        "   ```py\nx\n    ```\n   ````\n",
+        "\n~~~~\n~~~\n ~~~~~ \t\nafter",
+        "a ``` b ```\n```` ```\n``` x\n```\r\n```\u2028```\n```",
+        "````\n```\n`````",
+        "~~~",
+        "text\n```",
+    ]
+    rnd = random.Random(7)
+    pieces = ["```", "~~~", "`", "~", " ", "  ", "    ", "\n", "\n", "x", "\t", "````", "\r\n", "\u2028"]
+    texts += ["".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 14))) for _ in range(20000)]
+    for text in texts:
+        assert segments(text) == _segments_by_scan(text), repr(text)
+    assert sum(any(is_code for is_code, _ in segments(text)) for text in texts) > 1000
