@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -283,8 +284,25 @@ def test_boilerplate_lines_keyed_from_the_folded_text_are_keyed_as_line_by_line(
         "한국어 문장은 이렇게 길게 이어지는 한 줄입니다 서른 글자 이상\r\n\u2028다음 줄",
     ):
         for min_chars in (5, 10, 25, 30):  # "ßßßßßß": 6 characters, 12 folded
-            expected = {line_key(ln) for ln in text.splitlines() if len(ln.strip()) >= min_chars}
-            assert _candidate_lines(text, text.casefold(), min_chars) == expected, (text, min_chars)
+            lines = text.splitlines()
+            at = [i for i, ln in enumerate(lines) if len(ln.strip()) >= min_chars]
+            got_at, keys, normalized = _candidate_lines(text, text.casefold(), min_chars)
+            assert (got_at, keys) == (at, [line_key(lines[i]) for i in at]), (text, min_chars)
+            assert normalized in (None, " ".join(text.casefold().split())), text
+
+
+def test_the_tally_normalizes_a_text_as_the_exact_key_does():
+    """The exact key's normalization comes from the tally's per-line normalization joined (instead of a
+    second split of the whole text): equal to `" ".join(folded.split())` with every whitespace character,
+    line breaks included, anywhere in a line or between lines."""
+    from gecko.data.steps.dedup.boilerplate import _candidate_lines
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    for c in spaces:
+        for text in (f"{c}Ab{c}{c}cd{c}", f"x{c}\r\n{c}y z\n\n{c}", f"{c}{c}", f"한국{c}어\u2028{c}END {c}"):
+            _, _, normalized = _candidate_lines(text, text.casefold(), 3)
+            assert normalized == " ".join(text.casefold().split()), repr(text)
+    assert _candidate_lines("Straße", "strasse", 3)[2] is None  # folded line by line: no normalization
 
 
 def test_languages_outside_the_record_codes_come_from_the_docs_rows(tmp_path):

@@ -1,10 +1,10 @@
 """Boilerplate removal: lines repeated across many documents (navigation, licence headers, sign-offs).
 
 `LineTally`, inside the MinHash signature pass (which reads each document once), counts per rank in how many
-documents each normalized line occurs and notes which document has which; `LineMerge` (one datatrove task)
-sums the ranks and keeps the hashes seen in at least `boilerplate_min_docs` documents. `BoilerplateStripper`
-then removes those lines from the few documents that have one (`stripped_docs`), for their MinHash
-signatures and in the dedup output, so repeated frames neither inflate similarity nor reach the corpus. Code
+documents each normalized line occurs and notes which line of which document has which; `LineMerge` (one
+datatrove task) sums the ranks and keeps the hashes seen in at least `boilerplate_min_docs` documents. Those
+lines are then removed from the few documents that have one (`boilerplate_cuts`, `without_lines`), for their
+MinHash signatures and in the dedup output, so repeated frames neither inflate similarity nor reach the corpus. Code
 is left alone by default: `return None` in a thousand files is syntax, not boilerplate.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import xxhash
-from datatrove.data import Document, DocumentsPipeline
+from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from gecko.config import DedupConfig
@@ -30,41 +30,51 @@ def line_key(line: str) -> int:
     return xxhash.xxh3_64_intdigest(" ".join(line.casefold().split()).encode("utf-8", "surrogatepass"))
 
 
-def _candidate_lines(text: str, folded: str, min_chars: int) -> set[int]:
-    """Keys of the lines of at least `min_chars` characters besides surrounding whitespace; `folded`:
-    `text.casefold()`. Where folding kept every character one character, its lines are the folded lines
-    of `text` with the same lengths, so they are keyed without folding each line again (0.5 CPU-s of the
-    benchmark's 3)."""
+def _candidate_lines(text: str, folded: str, min_chars: int) -> tuple[list[int], list[int], str | None]:
+    """Indices (in `text.splitlines()`) and keys of the lines of at least `min_chars` characters besides
+    surrounding whitespace, and `" ".join(folded.split())` (the exact-text key's normalization: the lines
+    normalized for their keys give it for a join, 0.2 CPU-s of the benchmark's 2.5 instead of a second split
+    of the whole text) or None; `folded`: `text.casefold()`. Where folding kept every character one
+    character, its lines are the folded lines of `text` with the same lengths, so they are keyed without
+    folding each line again (0.5 CPU-s)."""
     if len(folded) != len(text):  # a character folded to several (ß → ss): fold line by line
-        return {line_key(line) for line in text.splitlines() if len(line.strip()) >= min_chars}
+        lines = text.splitlines()
+        at = [i for i, line in enumerate(lines) if len(line.strip()) >= min_chars]
+        return at, [line_key(lines[i]) for i in at], None
+    lines = folded.splitlines()
+    norms = [" ".join(line.split()) for line in lines]  # every line break is whitespace to str.split
+    at = [i for i, line in enumerate(lines) if len(line) >= min_chars and len(line.strip()) >= min_chars]
     h = xxhash.xxh3_64_intdigest
-    return {
-        h(" ".join(line.split()).encode("utf-8", "surrogatepass"))
-        for line in folded.splitlines()
-        if len(line) >= min_chars and len(line.strip()) >= min_chars
-    }
+    return at, [h(norms[i].encode("utf-8", "surrogatepass")) for i in at], " ".join(filter(None, norms))
 
 
-DOC_LINE = np.dtype([("doc", "<u4"), ("hash", "<u8")])
-"""A candidate line of a document: the document's index in its rank, the line's key."""
+DOC_LINE = np.dtype([("doc", "<u4"), ("line", "<u4"), ("hash", "<u8")])
+"""A candidate line of a document: the document's index in its rank, the line's index in the document
+(`text.splitlines()`) and its key."""
 
 
 class LineTally:
     """The candidate lines of a rank's documents: how many documents have each (`lines/RANK.npy`, summed by
-    LineMerge) and which document has which (`doclines/RANK.npy`, for `stripped_docs`)."""
+    LineMerge) and which line of which document has which key (`doclines/RANK.npy`, for `boilerplate_cuts`:
+    the index stage then cuts lines without keying them again)."""
 
     def __init__(self, cfg: DedupConfig):
         self.cfg = cfg
         self.counts: Counter[int] = Counter()
-        self.docs, self.hashes = array("I"), array("Q")  # 12 bytes a line, not a Python tuple's ~100
+        self.docs, self.lines = array("I"), array("I")  # 16 bytes a line, not a Python tuple's ~100
+        self.hashes = array("Q")
 
-    def add(self, index: int, text: str, folded: str, lang: str) -> None:
-        """Tally document `index`'s lines; `folded`: `text.casefold()`."""
-        if lang in self.cfg.boilerplate_langs:
-            keys = _candidate_lines(text, folded, self.cfg.boilerplate_min_line_chars)
-            self.counts.update(keys)
-            self.docs.extend(repeat(index, len(keys)))
-            self.hashes.extend(keys)
+    def add(self, index: int, text: str, folded: str, lang: str) -> str | None:
+        """Tally document `index`'s lines; `folded`: `text.casefold()`. Returns `" ".join(folded.split())`
+        where tallying made it on the way (see _candidate_lines), else None."""
+        if lang not in self.cfg.boilerplate_langs:
+            return None
+        at, keys, normalized = _candidate_lines(text, folded, self.cfg.boilerplate_min_line_chars)
+        self.counts.update(set(keys))  # documents, not lines: a line repeated in one counts once
+        self.docs.extend(repeat(index, len(keys)))
+        self.lines.extend(at)
+        self.hashes.extend(keys)
+        return normalized
 
     def write(self, work_dir: Path, rank: int) -> None:
         out = np.zeros(len(self.counts), dtype=COUNTS)
@@ -73,18 +83,23 @@ class LineTally:
         out = out[np.argsort(out["hash"])]  # by hash (sorting the Python pairs took 20x longer)
         write_npy(work_dir / "lines" / f"{rank:05d}.npy", out)
         rows = np.zeros(len(self.docs), dtype=DOC_LINE)
-        rows["doc"], rows["hash"] = np.frombuffer(self.docs, np.uint32), np.frombuffer(self.hashes, np.uint64)
+        rows["doc"], rows["line"] = np.frombuffer(self.docs, np.uint32), np.frombuffer(self.lines, np.uint32)
+        rows["hash"] = np.frombuffer(self.hashes, np.uint64)
         write_npy(work_dir / "doclines" / f"{rank:05d}.npy", rows)
 
 
-def stripped_docs(work_dir: Path, rank: int) -> np.ndarray:
-    """Indices (sorted) of the rank's documents that have a boilerplate line: the only ones whose text the
-    stripper changes; none without a LineMerge result (boilerplate removal off)."""
+def boilerplate_cuts(work_dir: Path, rank: int) -> dict[int, list[int]]:
+    """The boilerplate lines of each of the rank's documents that has one (the only ones whose text
+    stripping changes), by document index in ascending order: the indices (in `text.splitlines(keepends=True)`)
+    of its lines that LineMerge found frequent; empty without a LineMerge result (boilerplate removal off)."""
     frequent = work_dir / "boilerplate.npy"
     if not frequent.exists():
-        return np.zeros(0, dtype=np.int64)
+        return {}
     rows = np.load(work_dir / "doclines" / f"{rank:05d}.npy")
-    return np.unique(rows["doc"][np.isin(rows["hash"], np.load(frequent))]).astype(np.int64)
+    cuts: dict[int, list[int]] = {}
+    for doc, line in rows[np.isin(rows["hash"], np.load(frequent))][["doc", "line"]].tolist():
+        cuts.setdefault(doc, []).append(line)
+    return cuts
 
 
 class LineMerge(PipelineStep):
@@ -107,29 +122,8 @@ class LineMerge(PipelineStep):
         return iter(())
 
 
-class BoilerplateStripper:
-    """Finds the frequent lines found by LineMerge in a document (loaded lazily, once per worker process)."""
-
-    def __init__(self, work_dir: Path, cfg: DedupConfig):
-        self.path, self.cfg = Path(work_dir) / "boilerplate.npy", cfg
-        self._frequent: set[int] | None = None
-
-    def cut_lines(self, doc: Document) -> list[int]:
-        """Indices of the document's boilerplate lines (in `text.splitlines(keepends=True)`)."""
-        if self.cfg.boilerplate_min_docs <= 0 or doc.metadata.get("lang") not in self.cfg.boilerplate_langs:
-            return []
-        if self._frequent is None:
-            self._frequent = set(np.load(self.path).tolist())
-        min_chars = self.cfg.boilerplate_min_line_chars
-        return [
-            i
-            for i, line in enumerate(doc.text.splitlines(keepends=True))
-            if len(line.strip()) >= min_chars and line_key(line) in self._frequent
-        ]
-
-
 def without_lines(text: str, cut: list[int]) -> str:
-    """`text` without the lines at `cut` (BoilerplateStripper.cut_lines)."""
+    """`text` without the lines at `cut` (indices in `text.splitlines(keepends=True)`, see boilerplate_cuts)."""
     if not cut:
         return text
     drop = set(cut)

@@ -34,14 +34,8 @@ from datatrove.pipeline.base import PipelineStep
 from gecko.config import DedupConfig
 from gecko.data.engine.step import batched
 from gecko.data.io.readers import CorpusReader
-from gecko.data.steps.dedup.boilerplate import (
-    BoilerplateStripper,
-    LineTally,
-    stripped_docs,
-    without_lines,
-    write_cuts,
-)
-from gecko.data.steps.dedup.exact import folded_key
+from gecko.data.steps.dedup.boilerplate import LineTally, boilerplate_cuts, without_lines, write_cuts
+from gecko.data.steps.dedup.exact import folded_key, normalized_key
 from gecko.data.steps.dedup.reread import LANGS, OTHER_LANG, RECORD, documents_again, lang_code, line_hash
 from gecko.data.steps.dedup.shingles import shingle_batch
 from gecko.io.atomic import write_npy, write_text
@@ -96,8 +90,8 @@ class MinhashSignatures(PipelineStep):
                 langs = [doc_lang(doc) for doc in batch]
                 for doc, lang in zip(batch, langs):
                     folded = doc.text.casefold()
-                    tally.add(len(meta), doc.text, folded, lang)
-                    meta.append(doc_meta(doc, doc.text, folded))
+                    normalized = tally.add(len(meta), doc.text, folded, lang)
+                    meta.append(doc_meta(doc, doc.text, folded, normalized))
                     records.append(self._record(doc, meta[-1]["key"], lang))
                 shingles = shingle_batch([doc.text for doc in batch], langs, _shingle_sizes(self.cfg))
                 sigs.append(signatures(shingles, self.cfg))
@@ -117,10 +111,14 @@ class MinhashSignatures(PipelineStep):
         return line_hash(doc), len(doc.text.encode("utf-8", "surrogatepass")), key, lang_code(lang), blank
 
 
-def doc_meta(doc: Document, text: str, folded: str | None = None) -> dict:
+def doc_meta(doc: Document, text: str, folded: str | None = None, normalized: str | None = None) -> dict:
     """A document's row in docs/RANK.jsonl; `text`: its text after boilerplate stripping (`folded`: that
-    text case-folded, where the caller has it)."""
-    key = int.from_bytes(folded_key(text.casefold() if folded is None else folded)[:8], "little")
+    text case-folded, `normalized`: `" ".join(folded.split())`, where the caller has them)."""
+    if normalized is not None:
+        digest = normalized_key(normalized)
+    else:
+        digest = folded_key(text.casefold() if folded is None else folded)
+    key = int.from_bytes(digest[:8], "little")
     return {"id": doc.id, "lang": doc_lang(doc), "len": len(text), "key": key}
 
 
@@ -169,16 +167,16 @@ class MinhashIndex(PipelineStep):
     def __init__(self, work_dir: Path, cfg: DedupConfig, reader: CorpusReader):
         super().__init__()
         self.work_dir, self.cfg, self.reader = Path(work_dir), cfg, reader
-        self.stripper = BoilerplateStripper(work_dir, cfg)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         w = self.work_dir
         matrix = np.load(w / "signatures" / f"{rank:05d}.npy")
         records = np.load(w / "records" / f"{rank:05d}.npy")
         keys = records["key"].copy()
-        stripped = stripped_docs(w, rank)
+        cuts = boilerplate_cuts(w, rank)
+        stripped = np.array(list(cuts), dtype=np.int64)
         if len(stripped):
-            metas = self._restrip(rank, world_size, records, set(stripped.tolist()))
+            metas = self._restrip(rank, world_size, records, cuts)
             matrix = matrix.copy()
             matrix[stripped] = signatures([shingles for _, shingles in metas], self.cfg)
             keys[stripped] = [meta["key"] for meta, _ in metas]
@@ -189,15 +187,14 @@ class MinhashIndex(PipelineStep):
         return iter(())
 
     def _restrip(
-        self, rank: int, world_size: int, records: np.ndarray, wanted: set[int]
+        self, rank: int, world_size: int, records: np.ndarray, cuts: dict[int, list[int]]
     ) -> list[tuple[dict, np.ndarray]]:
-        """Meta and shingles of the `wanted` documents' stripped texts, in index order; the lines cut from
-        each written to cuts/ for the filter."""
-        docs, texts, cuts = [], [], {}
+        """Meta and shingles of the stripped texts of the documents in `cuts` (boilerplate_cuts), in index
+        order; the cuts written to cuts/ for the filter."""
+        docs, texts = [], []
         for index, _, document in documents_again(self.reader, rank, world_size, records):
-            if index in wanted:
+            if index in cuts:
                 docs.append(document())
-                cuts[index] = self.stripper.cut_lines(docs[-1])
                 texts.append(without_lines(docs[-1].text, cuts[index]))
         write_cuts(self.work_dir, rank, cuts)
         shingles = shingle_batch(texts, [doc_lang(doc) for doc in docs], _shingle_sizes(self.cfg))

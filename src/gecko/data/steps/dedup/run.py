@@ -38,7 +38,7 @@ from gecko.data.steps.dedup.minhash import (
 )
 from gecko.io.atomic import write_text
 
-WORK_LAYOUT = 3
+WORK_LAYOUT = 4
 """The layout of dedup.work's files; a work folder of another layout (older code) is cleared, not resumed."""
 
 
