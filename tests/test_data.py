@@ -9,6 +9,7 @@ from gecko.data.pipeline import run_data
 from gecko.data.steps.mix import plan_mix
 from gecko.data.steps.normalize import normalize_text
 from gecko.errors import DataError
+from gecko.io import jsonl
 from gecko.io.jsonl import json_records
 from helpers import raw_sources_config
 
@@ -114,3 +115,62 @@ def test_json_records_name_file_and_line(tmp_path):
         list(read_jsonl(path))
     with pytest.raises(DataError, match="nope.jsonl: cannot read"):
         list(json_records(tmp_path / "nope.jsonl"))
+
+
+JSON_EDGES = [
+    b'{"a": 1, "b": 2, "a": 3}',  # duplicate key: the last value, at the first key's place
+    b'{"n": 123456789012345678901234567890, "m": -9223372036854775809, "u": 18446744073709551616}',
+    b'{"n": 18446744073709551615, "m": -9223372036854775808, "z": -0, "f": -0.0}',
+    b'{"f": [0.1, 1e-400, 2.5e-324, 1.7976931348623157e-308, 9.2e18, -9.2e18, 1E2, 0.8922]}',
+    b'{"f": 9.3e18}',  # a float as large as a 64-bit integer's: left to json
+    b'{"x": NaN, "y": -Infinity}',
+    b'{"x": 1e400}',  # json: inf; orjson refuses
+    b'{"s": "\\ud800 lone surrogate", "t": "\\ud83d\\ude00"}',
+    b'{"s": "raw\tcontrol"}',
+    b'\xef\xbb\xbf{"bom": 1}',
+    b'{"a": 1} \r',
+    b"[1, 2]",
+    b'"just a string"',
+    b"null",
+    b'{"deep": ' + b"[" * 100 + b"]" * 100 + b"}",
+    b'{"a": 1,}',
+    b'{"a": "\xff"}',
+    b"   ",
+]
+
+
+def _json_reading(raw: bytes) -> object:
+    """What json.loads gives for `raw`, or its error's type and message."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return type(e).__name__, str(e)
+
+
+@pytest.mark.parametrize("raw", JSON_EDGES)
+def test_fast_json_reads_as_json_or_refuses(raw):
+    """jsonl.loads (orjson) either gives json's value, with json's types (a big int stays an int), or raises
+    ValueError so that the caller falls back to json."""
+    expected = _json_reading(raw)
+    try:
+        value = jsonl.loads(raw)
+    except ValueError:
+        return
+    assert repr(value) == repr(expected)
+    assert json.dumps(value) == json.dumps(expected)
+
+
+def test_fast_json_leaves_numbers_beyond_64_bits_and_deep_nesting_to_json():
+    for raw in JSON_EDGES[1], JSON_EDGES[4], JSON_EDGES[14]:
+        with pytest.raises(ValueError):
+            jsonl.loads(raw)
+    assert jsonl.loads(JSON_EDGES[2]) == json.loads(JSON_EDGES[2])  # 64-bit limits are orjson's
+    assert jsonl.loads(JSON_EDGES[3]) == json.loads(JSON_EDGES[3])
+
+
+def test_json_records_reads_edge_lines_as_json_does(tmp_path):
+    path = tmp_path / "e.jsonl"
+    objects = [raw for raw in JSON_EDGES if isinstance(_json_reading(raw), dict)]
+    path.write_bytes(b"\n".join(objects) + b"\n")
+    records = [r for _, r in json_records(path)]
+    assert repr(records) == repr([json.loads(raw) for raw in objects])

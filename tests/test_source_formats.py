@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from gecko.config import SourceConfig, load_config
+from gecko.data.io.formats import Quarantine
+from gecko.data.io.readers import iter_records
 from gecko.errors import ConfigError, DataError
 from helpers import read_records
 
@@ -31,6 +33,38 @@ def test_json_array_one_document_per_object(tmp_path):
     docs, dropped = read_records(SourceConfig("kosbi", str(f), "ko", format="json", text_field="context"))
     assert docs == [(f"{f}:item 0", "요즘 취업하기가 너무 힘들다.")]
     assert dropped == [(f"{f}:item 1", "not_an_object"), (f"{f}:item 2", "missing_field_context")]
+
+
+def test_jsonl_lines_read_as_json_reads_them(tmp_path):
+    """Lines orjson refuses or could read otherwise (an id beyond 64 bits, NaN, a lone surrogate escape, raw
+    control characters, invalid bytes) come out as json gives them, mended and quarantined the same way."""
+    f = tmp_path / "edge.jsonl"
+    f.write_bytes(
+        b'{"id": 123456789012345678901234567890, "text": "big"}\n'
+        b'{"id": 7, "text": "nan", "score": NaN}\n'
+        b'{"id": "s", "text": "lone \\ud800"}\n'
+        b'{"id": 1.5, "text": "raw\tcontrol"}\n'
+        b'{"id": "r", "text": "bad \xff byte"}\n'
+        b'{"id": "m", "text": }\n'
+        b'{"id": "t", "text": 1e400}\n'
+    )
+    src = SourceConfig("edge", str(f), "ko")
+    decoded = []
+    for where, decode in iter_records(src, 1 << 20):
+        try:
+            doc_id, text, meta = decode()
+            decoded.append((doc_id, text, meta.get("repaired")))
+        except Quarantine as q:
+            decoded.append((where, q.reason, q.detail))
+    assert decoded == [
+        ("123456789012345678901234567890", "big", None),
+        ("7", "nan", None),
+        ("s", "lone \ud800", None),
+        ("1.5", "raw\tcontrol", None),
+        ("r", "bad \ufffd byte", {"invalid_utf8": 1}),
+        (f"{f}:6", "malformed_json", "Expecting value at column 21"),
+        (f"{f}:7", "missing_field_text", "'text': a float; fields ['id', 'text']"),
+    ]
 
 
 def test_malformed_json_array_keeps_items_before_the_fault_at_its_line(tmp_path):

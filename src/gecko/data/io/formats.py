@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from gecko.config import SourceConfig
 from gecko.errors import DataError, pip_hint
-from gecko.io import rawio, sources
+from gecko.io import jsonl, rawio, sources
 from gecko.io.sources import SourceFile
 
 csv.field_size_limit(sys.maxsize)  # long reviews and articles exceed the 128 KB default
@@ -118,6 +118,16 @@ def document(record: Any, src: SourceConfig, where: str, max_bytes: int) -> tupl
 def _decode_json(
     raw: bytes, src: SourceConfig, where: str, max_bytes: int
 ) -> tuple[str, str, dict[str, Any]]:
+    try:
+        record, replaced = jsonl.loads(raw), 0  # orjson accepted it: valid UTF-8, nothing to repair
+    except ValueError:  # refused by orjson or not surely read as json reads it: json's reading and messages
+        record, replaced = _json_record(raw)
+    doc_id, text, meta = document(record, src, where, max_bytes)
+    return doc_id, text, with_repairs(meta, replaced)
+
+
+def _json_record(raw: bytes) -> tuple[Any, int]:
+    """(json's reading of `raw` after invalid bytes are replaced, how many were)."""
     text, replaced = text_of(raw)
     try:
         # raw control characters: normalize drops them. json.loads(text, strict=False) builds a decoder per
@@ -125,8 +135,7 @@ def _decode_json(
         record = json.loads(text, strict=False) if text.startswith("\ufeff") else _JSON.decode(text)
     except json.JSONDecodeError as e:
         raise Quarantine("malformed_json", f"{e.msg} at column {e.colno}") from None
-    doc_id, text, meta = document(record, src, where, max_bytes)
-    return doc_id, text, with_repairs(meta, replaced)
+    return record, replaced
 
 
 @dataclass(frozen=True)
