@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
+import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+import zstandard
 
 from gecko.config import AlignConfig, DataConfig, ParallelSourceConfig
 from gecko.data import corpus
@@ -15,6 +19,7 @@ from gecko.data.stats import DataStats
 from gecko.data.steps import mix
 from gecko.data.steps.mix import MixReport, estimate_tokens
 from gecko.errors import DataError
+from gecko.io.jsonl import json_records
 
 
 def _docs(seed: int = 0) -> list[CorpusRecord]:
@@ -46,7 +51,7 @@ def mix_documents(
 ) -> tuple[list[CorpusRecord], MixReport]:
     """The mix over an in-memory list, its corpus read back."""
     out = out or Path(tempfile.mkdtemp()) / "corpus.jsonl"
-    report = mix.mix_documents(cfg, lambda: docs, out, stats, seed)
+    report = mix.mix_documents(cfg, lambda wanted: docs, out, stats, seed)
     return list(corpus.read_jsonl(out)), report
 
 
@@ -145,9 +150,84 @@ def test_the_mix_reads_its_input_twice_and_holds_no_text(tmp_path):
     docs = _docs()
     passes = []
 
-    def documents():
-        passes.append(1)
+    def documents(wanted):
+        passes.append(wanted)
         return iter(docs)
 
     mix.mix_documents(_cfg(), documents, tmp_path / "corpus.jsonl", DataStats(), seed=1)
-    assert len(passes) == 2
+    assert len(passes) == 2 and passes[0] is None and len(passes[1]) == len(docs)
+
+
+def test_token_counts_are_the_per_document_estimate():
+    """The scan's vectorized estimate rounds as estimate_tokens does, halves to even included."""
+    cfg = DataConfig()
+    nbytes = np.array([1, 2, 6, 10, 14, 300, 1_000_003, 7])
+    lang = np.array([0, 2, 2, 2, 2, 0, 1, 1])
+    langs = ["ko", "en", "other"]
+    expected = [mix._tokens(int(n), langs[g], cfg.bytes_per_token) for n, g in zip(nbytes, lang)]
+    assert mix._token_counts(nbytes, lang, langs, cfg.bytes_per_token).tolist() == expected
+
+
+def test_corpus_lines_as_bytes_are_json_dumps_for_every_character():
+    """to_json_bytes (orjson's strings) is json.dumps(ensure_ascii=False): all of Unicode but surrogates,
+    meta with floats and nesting, no meta, and a record whose fields are not strings."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000]
+    texts = ["".join(chars[i : i + 4096]) for i in range(0, len(chars), 4096)]
+    meta = {"where": 'a"b', "order": [0, 12], "score": 0.1 + 0.2, "big": 1e300, "n": None, "ok": True}
+    records = [CorpusRecord(f"id{i}", t, "ko", "src\n", meta if i % 2 else {}) for i, t in enumerate(texts)]
+    records.append(CorpusRecord(7, "text", "en", "src", {"x": [1.5, {"y": "é"}]}))  # type: ignore[arg-type]
+    for r in records:
+        record = {"id": r.id, "text": r.text, "lang": r.lang, "source": r.source} | (
+            {"meta": r.meta} if r.meta else {}
+        )
+        assert r.to_json_bytes() == json.dumps(record, ensure_ascii=False).encode("utf-8")
+
+
+def _shard(path: Path, lines: list[bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(zstandard.ZstdCompressor().compress(b"\n".join(lines) + b"\n"))
+    return path
+
+
+def _line(i: int, **meta: object) -> bytes:
+    record = {"text": f'text {i}\n"q"', "id": f"d/{i}", "metadata": {"lang": "en", "source": "d", **meta}}
+    return json.dumps(record).encode()
+
+
+def test_datatrove_reading_is_json_records_and_skips_what_is_not_wanted(tmp_path):
+    """orjson where it agrees with json; json_records from the first line it cannot vouch for (an integer
+    past 64 bits, NaN, a blank line), so those read as before; unwanted documents come as None."""
+    plain = [_line(i, score=0.5, order=[0, i]) for i in range(6)]
+    _shard(tmp_path / "a" / "00000.jsonl.zst", plain)
+    _shard(
+        tmp_path / "a" / "00001.jsonl.zst",
+        [*plain[:2], _line(9, big=2**70), b"", plain[3], _line(10, x=float("nan"))],
+    )
+    _shard(tmp_path / "b" / "00000.jsonl.zst", [_line(11, neg=-(2**64)), *plain[:2]])
+    folders = [tmp_path / "a", tmp_path / "b"]
+    expected = [
+        CorpusRecord(
+            r["id"], r["text"], r["metadata"].pop("lang"), r["metadata"].pop("source"), r["metadata"]
+        )
+        for folder in folders
+        for path in sorted(folder.glob("*.jsonl*"))
+        for _, r in json_records(path)
+    ]
+    got = list(mix.read_datatrove_dirs(folders))
+    assert [d.to_json() for d in got] == [d.to_json() for d in expected]  # type: ignore[union-attr]
+    assert got[8].meta["big"] == 2**70 and type(got[11].meta["neg"]) is int  # type: ignore[union-attr]
+    wanted = np.arange(len(expected)) % 3 == 0
+    some = list(mix.read_datatrove_dirs(folders, wanted))
+    assert len(some) == len(expected) and some[1] is None  # a shard read by orjson skips what is not wanted
+    for want, doc, full in zip(wanted, some, got):
+        assert (doc is None and not want) or doc.to_json() == full.to_json()  # type: ignore[union-attr]
+
+
+def test_a_broken_shard_fails_as_json_records_does(tmp_path):
+    path = _shard(tmp_path / "a" / "00000.jsonl.zst", [_line(i) for i in range(50)])
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(DataError) as expected:
+        list(json_records(path))
+    with pytest.raises(DataError) as got:
+        list(mix.read_datatrove_dirs([tmp_path / "a"]))
+    assert str(got.value) == str(expected.value)
