@@ -213,11 +213,11 @@ def test_datatrove_reading_is_json_records_and_skips_what_is_not_wanted(tmp_path
         for path in sorted(folder.glob("*.jsonl*"))
         for _, r in json_records(path)
     ]
-    got = list(mix.read_datatrove_dirs(folders))
+    got = list(corpus.read_datatrove_dirs(folders))
     assert [d.to_json() for d in got] == [d.to_json() for d in expected]  # type: ignore[union-attr]
     assert got[8].meta["big"] == 2**70 and type(got[11].meta["neg"]) is int  # type: ignore[union-attr]
     wanted = np.arange(len(expected)) % 3 == 0
-    some = list(mix.read_datatrove_dirs(folders, wanted))
+    some = list(corpus.read_datatrove_dirs(folders, wanted))
     assert len(some) == len(expected) and some[1] is None  # a shard read by orjson skips what is not wanted
     for want, doc, full in zip(wanted, some, got):
         assert (doc is None and not want) or doc.to_json() == full.to_json()  # type: ignore[union-attr]
@@ -229,5 +229,5 @@ def test_a_broken_shard_fails_as_json_records_does(tmp_path):
     with pytest.raises(DataError) as expected:
         list(json_records(path))
     with pytest.raises(DataError) as got:
-        list(mix.read_datatrove_dirs([tmp_path / "a"]))
+        list(corpus.read_datatrove_dirs([tmp_path / "a"]))
     assert str(got.value) == str(expected.value)
