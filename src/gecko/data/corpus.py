@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from gecko.errors import DataError
-from gecko.io import rawio
+from gecko.io import jsonl, rawio
 from gecko.io.atomic import open_atomic
 from gecko.io.jsonl import json_records
 
@@ -103,26 +103,28 @@ def read_datatrove_dirs(
                     ) from None
 
 
-def _json_records(
-    path: Path, wanted: np.ndarray | None = None
-) -> Iterator[tuple[int, dict[str, Any] | None]]:
-    """gecko.io.jsonl.json_records(path), parsed by orjson: 2-3x faster than its json.loads on str, which
-    was most of the mix's reading. orjson gives json's result for every line it takes (_same_as_json); at
-    the first line it rejects or cannot vouch for (blank, NaN, an integer past 64 bits) or a broken
-    stream, json_records takes over from that line, so what is yielded or raised stays json_records'.
-
-    `wanted`: whether each record of the file, from the first, is wanted; one that is not is yielded as None
-    unparsed where its line starts with `{` (a record: the first pass parsed every such line or failed)."""
+def _json_records(path: Path, wanted: np.ndarray | None) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """json_records(path), except that with `wanted` (whether each record of the file, from the first, is
+    wanted) one not wanted comes as None, unparsed, where its line starts with `{` (a record: the first pass
+    parsed every such line or failed). Parsing is most of reading a line, and the mix's second pass wants
+    about half. A line jsonl.loads leaves to json, or a broken stream, hands the rest of the file to
+    json_records, so what is yielded or raised stays json_records'."""
+    if wanted is None:
+        yield from json_records(path, MAX_LINE_BYTES)
+        return
     resume, k = None, 0
     try:
         for line in rawio.lines(path, MAX_LINE_BYTES):
             raw = line.raw
-            if wanted is not None and raw is not None and raw[:1] == b"{" and not wanted[k]:
+            if raw is not None and raw[:1] == b"{" and not wanted[k]:
                 k += 1
                 yield line.number, None
                 continue
-            record = _orjson_record(raw)
-            if record is None:
+            try:
+                record = jsonl.loads(raw) if raw is not None else None
+            except ValueError:
+                record = None
+            if type(record) is not dict:
                 resume = line.number
                 break
             k += 1
@@ -131,28 +133,3 @@ def _json_records(
         resume = e.line
     if resume is not None:
         yield from ((n, r) for n, r in json_records(path, MAX_LINE_BYTES) if n >= resume)
-
-
-def _orjson_record(raw: bytes | None) -> dict[str, Any] | None:
-    """The object on a line, or None where orjson's parse may differ from json.loads'."""
-    try:
-        record = orjson.loads(raw)  # type: ignore[arg-type]  # None (an over-long line) raises TypeError
-    except (orjson.JSONDecodeError, TypeError):
-        return None
-    return record if type(record) is dict and _same_as_json(record) else None
-
-
-def _same_as_json(value: Any) -> bool:
-    """Whether orjson's parse of `value` is json.loads': they differ only on integers past 64 bits, which
-    orjson reads as floats (json: ints), so a float that large sends the line to json. A loop, not a
-    generator: this runs on every document of both passes."""
-    for v in value.values() if type(value) is dict else value:
-        kind = type(v)
-        if kind is str or kind is int:
-            continue
-        if kind is float:
-            if not -(2.0**63) < v < 2.0**63:
-                return False
-        elif (kind is dict or kind is list) and not _same_as_json(v):
-            return False
-    return True
