@@ -305,6 +305,44 @@ def test_the_tally_normalizes_a_text_as_the_exact_key_does():
     assert _candidate_lines("Straße", "strasse", 3)[2] is None  # folded line by line: no normalization
 
 
+def test_line_counts_count_documents_not_lines():
+    """LineMerge's input: per key, the documents that have it, a line repeated in a document once."""
+    from collections import Counter
+
+    from gecko.data.steps.dedup.boilerplate import DOC_LINE, line_counts
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 50, 5000):
+        rows = np.zeros(n, dtype=DOC_LINE)
+        rows["doc"] = np.sort(rng.integers(0, max(n // 5, 1), n))
+        rows["line"] = rng.integers(0, 9, n)
+        rows["hash"] = rng.integers(0, 40, n).astype(np.uint64) << np.uint64(58)  # few keys, high bits set
+        expected = Counter(h for h, _ in set(zip(rows["hash"].tolist(), rows["doc"].tolist())))
+        got = line_counts(rows)
+        assert got["hash"].tolist() == sorted(expected)
+        assert got["docs"].tolist() == [expected[h] for h in sorted(expected)]
+
+
+def test_doc_lines_are_what_json_dumps_writes():
+    """docs/RANK.jsonl rows are formatted directly, as json.dumps(ensure_ascii=False) writes them: quotes,
+    backslashes, control characters, lone surrogates and line separators in an id; a non-string id or
+    language goes through json itself."""
+    rng = random.Random(0)
+    chars = [chr(c) for c in [*range(0x250), 0x2028, 0x2029, 0xD800, 0xDFFF, 0xFEFF, 0x1F600]]
+    for _ in range(3000):
+        meta = {
+            "id": "".join(rng.choices(chars, k=rng.randint(0, 12))),
+            "lang": rng.choice(["ko", "en", 'x"\\y', None]),
+            "len": rng.randint(0, 10**9),
+            "key": rng.getrandbits(64),
+        }
+        assert minhash.doc_line(meta) == json.dumps(meta, ensure_ascii=False) + "\n", meta
+    assert (
+        minhash.doc_line({"id": 7, "lang": "ko", "len": 1, "key": 2})
+        == '{"id": 7, "lang": "ko", "len": 1, "key": 2}\n'
+    )
+
+
 def test_languages_outside_the_record_codes_come_from_the_docs_rows(tmp_path):
     """The filter counts kept documents per language from reread.RECORD codes; a language without a code
     (a label langid may add one day) must come from docs/RANK.jsonl, not be miscounted."""

@@ -24,6 +24,7 @@ the output is the same whatever the sharding.
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,13 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def doc_line(meta: dict) -> str:
-    return _ENCODE(meta) + "\n"
+    """`meta` (doc_meta's row) as json.dumps(meta, ensure_ascii=False) writes it, formatted directly: the
+    encoder's escaping of the two strings (encode_basestring, what it calls) and int's repr, without its
+    per-dict machinery (0.25 CPU-s of the benchmark's 110 k rows)."""
+    if type(meta["id"]) is not str or type(meta["lang"]) is not str or len(meta) != 4:
+        return _ENCODE(meta) + "\n"
+    id_, lang = encode_basestring(meta["id"]), encode_basestring(meta["lang"])
+    return f'{{"id": {id_}, "lang": {lang}, "len": {meta["len"]}, "key": {meta["key"]}}}\n'
 
 
 def signatures(shingles: list[np.ndarray], cfg: DedupConfig) -> np.ndarray:
