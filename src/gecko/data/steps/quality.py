@@ -202,8 +202,8 @@ def code_counts(texts: list[str]) -> list[list[int]]:
     cp = codepoints("".join(texts))
     if not len(cp):
         return [[0, 0] for _ in texts]
-    alnum = class_counts(texts, classes=(ALNUM,))[:, ALNUM]
-    member = _BLOB_CHAR[np.minimum(cp, len(_BLOB_CHAR) - 1)]
+    alnum = class_counts(texts, classes=(ALNUM,), cp=cp)[:, ALNUM]
+    member = _BLOB_CHAR.take(cp.astype(np.intp), mode="clip")  # above 127: the last entry; ~1.6x np.minimum
     edge = np.ones(len(cp) + 1, dtype=bool)  # where a run may start or end: a change, or a text's bounds
     edge[1:-1] = member[1:] != member[:-1]
     edge[bounds] = True
