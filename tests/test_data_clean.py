@@ -595,9 +595,13 @@ def test_english_shortcuts_equal_their_definitions():
 
     # lower() never turns whitespace into something else or puts whitespace into a lowered character, so
     # text.lower().split() has the words of text.split(), each lowered
+    # and only ASCII letters lower to a stop word's letters (STOP_WORD_CASES holds their two cases)
+    stop_letters = set("".join(STOP_WORDS))
     for c in all_characters():
         assert c.lower() == c if c.isspace() else not any(x.isspace() for x in c.lower())
+        assert c.isascii() or c.lower() not in stop_letters
     texts = [" ".join(EN), "The THE tHe ΣTHE THEΣ the\u2028and ΣΣ σ ς Σ. İ the\x1cwith \u212a ANDΣ"]
+    texts.append("wItH HAVE tO oF Be bE aNd THAT tHaT thatt hav wİth \u212aand")
     texts += _tricky_texts(200)
     texts += [t.replace("한국어", "The").replace("word", "AND") for t in _tricky_texts(200, seed=3)]
     for text in texts:
