@@ -232,9 +232,15 @@ class _Bitmap:
     benchmark sets, not 256 MB of bools, which every decontam rank took ~1 CPU-s of page faults to fill).
     Built with the index and stored in it: setting 2.4 M bits cost each rank 0.1 CPU-s, reading them less."""
 
+    UNPACKED_BYTES = 1 << 18
+    """A bitmap this small (the short items': 32 KB) is also kept as one bool a slot (2 MB at most, within
+    the L2 cache), so its test is a single lookup a value."""
+
     def __init__(self, bits: np.ndarray) -> None:
         self.bits = bits
         self.shift = np.uint64(64 - 3 - int(np.log2(len(bits))))
+        small = len(bits) <= self.UNPACKED_BYTES
+        self.flags = np.unpackbits(bits, bitorder="little").view(np.bool_) if small else None
 
     @classmethod
     def of(cls, keys: np.ndarray) -> _Bitmap:
@@ -243,12 +249,17 @@ class _Bitmap:
         byte, bit = bitmap._slot(keys)
         first = np.flatnonzero(np.concatenate(([True], byte[1:] != byte[:-1]))) if len(keys) else byte
         bitmap.bits[byte[first]] = np.bitwise_or.reduceat(bit, first) if len(keys) else bit
-        return bitmap
+        return cls(bitmap.bits)  # its flags from the bits set
 
     def may_hold(self, values: np.ndarray) -> np.ndarray:
-        """Indices of the values that may be in the set (all that are, a few that are not)."""
-        byte, bit = self._slot(values)
-        return np.flatnonzero(self.bits[byte] & bit)
+        """Indices of the values that may be in the set (all that are, a few that are not). The byte shifted
+        by the bit's place, not masked by a mask made per value: a third fewer passes over the values."""
+        slots = (values >> self.shift).view(np.int64)  # below 2**61
+        if self.flags is not None:
+            return np.flatnonzero(self.flags[slots])
+        return np.flatnonzero(
+            np.right_shift(self.bits[slots >> 3], (slots & 7).astype(np.uint8)) & np.uint8(1)
+        )
 
     def _slot(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Byte of the bitmap and bit mask in it of each value."""
