@@ -219,12 +219,15 @@ def lines(path: Readable, max_line_bytes: int) -> Iterator[Line]:
         while (end := buf.find(b"\n", start)) >= 0:
             number += 1
             size = skipping + end - start
-            raw = None if skipping else _strip_cr(buf[start:end])
-            if raw is not None and len(raw) > max_line_bytes:
-                raw = None
+            if skipping:
+                raw, skipping = None, 0
+            else:  # _strip_cr inlined: this loop runs for every line of every phase's read
+                raw = buf[start : end - 1 if end > start and buf[end - 1] == 13 else end]
+                if len(raw) > max_line_bytes:
+                    raw = None
             yield Line(number, offset, raw, size)
             offset += size + 1
-            start, skipping = end + 1, 0
+            start = end + 1
         buf = buf[start:]
         if len(buf) > max_line_bytes:  # too long already: keep counting, stop keeping
             skipping += len(buf)

@@ -138,10 +138,11 @@ def _json_record(raw: bytes) -> tuple[Any, int]:
     return record, replaced
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class JsonLine:
     """The decode() of one JSON line, with the line's bytes (`raw`): a reader that has seen the line before
-    (gecko.data.steps.dedup's later passes) can recognize it and use it as it is, without decoding."""
+    (gecko.data.steps.dedup's later passes) can recognize it and use it as it is, without decoding. Not
+    frozen: one is made for every line of every phase's read, and a frozen dataclass takes twice as long."""
 
     raw: bytes
     src: SourceConfig
@@ -154,8 +155,9 @@ class JsonLine:
 
 def from_jsonl(src: SourceConfig, path: str, max_bytes: int) -> Iterator[Record]:
     def read_file(file: SourceFile) -> Iterator[Record]:
+        name = str(file)  # once, not per line
         for line in rawio.lines(file, max_bytes):
-            where = f"{file}:{line.number}"
+            where = f"{name}:{line.number}"
             if line.raw is None:
                 yield where, raiser("too_large", f"a line of {line.size:,} bytes at byte {line.offset}")
             elif line.raw.strip():

@@ -28,6 +28,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from gecko.config import SourceConfig
+from gecko.data.engine.step import batch_stats
 from gecko.data.io import code, formats
 from gecko.data.io.formats import Quarantine, Record
 from gecko.data.stats import DataStats
@@ -75,12 +76,14 @@ class SeenIds:
     def add(self, key: str) -> bool:
         """Record `key`; True when it was (almost surely) seen before."""
         h = xxhash.xxh3_128_intdigest(key.encode("utf-8", "surrogatepass"))
-        seen = True
-        for k in range(3):
-            bit = (h >> (40 * k)) & (self.BITS - 1)
-            byte, mask = bit >> 3, 1 << (bit & 7)
-            seen = seen and bool(self.bits[byte] & mask)
-            self.bits[byte] |= mask
+        bits, top = self.bits, self.BITS - 1
+        i, j, k = h & top, (h >> 40) & top, (h >> 80) & top  # three bits: 40-bit slices of the hash
+        mi, mj, mk = 1 << (i & 7), 1 << (j & 7), 1 << (k & 7)
+        i, j, k = i >> 3, j >> 3, k >> 3
+        seen = bool(bits[i] & mi and bits[j] & mj and bits[k] & mk)  # all three set before this key
+        bits[i] |= mi
+        bits[j] |= mj
+        bits[k] |= mk
         return seen
 
 
@@ -133,12 +136,16 @@ class SourceReader(PipelineStep):
         log = QuarantineLog(
             Path(self.quarantine_dir) / f"read-{rank:05d}.jsonl" if self.quarantine_dir else None
         )
+        counts: Counter[str] = Counter()  # datatrove's counters, updated once at the end (step.batch_stats)
         # progress: the executor's `clean` line (engine/executor.py)
         for s_idx, src in enumerate(self.sources):
             seen = SeenIds()
             for n, (where, decode) in enumerate(iter_records(src, self.max_doc_bytes)):
                 if n % world_size == rank:
-                    yield from self._decode(src, (s_idx, n), where, decode, stats, log, seen)
+                    doc = self._decode(src, (s_idx, n), where, decode, stats, log, seen, counts)
+                    if doc is not None:
+                        yield doc
+        batch_stats(self, counts, [])
         log.save()
         if self.ledger_dir:
             stats.save_ledger(Path(self.ledger_dir), "read", rank)
@@ -152,24 +159,32 @@ class SourceReader(PipelineStep):
         stats: DataStats,
         log: QuarantineLog,
         seen: SeenIds,
-    ) -> Iterator[Document]:
+        counts: Counter[str],
+    ) -> Document | None:
+        """The record's Document, or None where it is quarantined (counted and logged here)."""
         stats.read[src.name] += 1
         try:
             doc_id, text, meta = decode()
         except Quarantine as q:
             stats.drop("read", q.reason, src.lang, where)
             log.add(where, q, src.name)
-            self.stat_update(f"quarantined_{q.reason}")
-            return
-        self.stat_update("documents")
+            counts[f"quarantined_{q.reason}"] += 1
+            return None
+        counts["documents"] += 1
         meta.pop("record", None)
         if seen.add(doc_id):  # a second document under one id: kept, under an id naming where it was read
             stats.repair("read", "duplicate_id", where)
             doc_id = f"{doc_id}@{Path(where).name}"
-        for what, n in meta.get("repaired", {}).items():
-            stats.repair("read", what, where, n)
+        repaired = meta.get("repaired")
+        if repaired:
+            for what, n in repaired.items():
+                stats.repair("read", what, where, n)
         meta.update(lang=src.lang, source=src.name, order=list(order))
-        yield Document(text=text, id=f"{src.name}/{doc_id}", metadata=meta)
+        return Document(text=text, id=f"{src.name}/{doc_id}", metadata=meta)
+
+
+_DOCUMENT_FIELDS = frozenset(("text", "id", "metadata", "media"))
+"""A record's fields that are not metadata."""
 
 
 class CorpusReader(PipelineStep):
@@ -242,7 +257,10 @@ class CorpusReader(PipelineStep):
     def _metadata(self, record: dict[str, Any]) -> dict[str, Any]:
         meta = record.get("metadata")
         meta = dict(meta) if isinstance(meta, dict) else {}
-        meta.update((k, v) for k, v in record.items() if k not in ("text", "id", "metadata", "media"))
+        if (
+            not record.keys() <= _DOCUMENT_FIELDS
+        ):  # other fields join the metadata (a phase's shards have none)
+            meta.update((k, v) for k, v in record.items() if k not in _DOCUMENT_FIELDS)
         meta["lang"] = initial_lang(meta.get("lang"), self.lang)
         return meta
 
