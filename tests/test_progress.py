@@ -8,6 +8,7 @@ import random
 from collections import Counter
 
 from gecko.data.engine.executor import execute, shard_writer
+from gecko.data.engine.progress import utf8_len
 from gecko.data.phase import input_size, reader
 from gecko.data.stats import DataStats
 from gecko.data.steps.dedup.planted import write_shards
@@ -97,3 +98,8 @@ def test_a_code_trees_total_counts_the_files_read(tmp_path):
     (tmp_path / "pkg" / "lib.so").write_bytes(b"\0" * 100_000)
     assert sources.total_bytes(str(tmp_path / "pkg"), suffixes=(".py",)) == 600
     assert sources.total_bytes(str(tmp_path / "pkg")) == 100_600  # a path of another format: all it names
+
+
+def test_utf8_len_counts_bytes_as_encoding_does():
+    for text in ("", "ascii only", "한국어 text", "lone \ud800 surrogate", "emoji 😀", "é"):
+        assert utf8_len(text) == len(text.encode("utf-8", "surrogatepass"))

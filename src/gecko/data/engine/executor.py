@@ -36,7 +36,7 @@ from datatrove.utils.typeshelper import StatHints
 from loguru import logger
 
 from gecko.config import DataConfig, SlurmConfig
-from gecko.data.engine.progress import ProgressProbe, ReadingStep, clear_counts, progress_line
+from gecko.data.engine.progress import ProgressProbe, ReadingStep, clear_counts, progress_line, utf8_len
 from gecko.data.engine.step import BATCH, batch_stats, batched
 from gecko.errors import DataError, GeckoError, pip_hint
 from gecko.io.atomic import write_text
@@ -142,15 +142,23 @@ class ShardWriter(JsonlWriter):
                 yield from batch
 
     def _write_batch(self, batch: list[DtDocument], rank: int) -> None:
+        """write() for each document, in one loop: a document without media is its `shard_line` (what the
+        adapter and JsonlWriter._write give), appended to the stream directly."""
         name = self._rank_name(rank)
         file = self._get_output_file_with_retry(name)
+        stream, text_bytes = self._stream(file, name), 0
         for document in batch:
-            self._write(self.adapter(document), file, name)
+            if document.media:
+                self._write(self.adapter(document), file, name)
+                continue
+            stream.write(shard_line(document))
+            text_bytes += utf8_len(document.text)
+        self._count(name, text_bytes)
         batch_stats(self, Counter({self._stat_label: len(batch), StatHints.total: len(batch)}), batch)
 
     def _write(self, document: dict, file_handler: IO, _filename: str) -> None:
         super()._write(document, self._stream(file_handler, _filename), _filename)
-        self._count(_filename, len(document.get("text", "").encode("utf-8", "surrogatepass")))
+        self._count(_filename, utf8_len(document.get("text", "")))
 
     def write_line(self, line: bytes, text_bytes: int, rank: int = 0) -> None:
         """Append `line`, a document exactly as `shard_line` gives it, holding `text_bytes` bytes of text: a

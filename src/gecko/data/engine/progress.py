@@ -19,6 +19,11 @@ from gecko.io.atomic import write_text
 from gecko.progress import Progress
 
 
+def utf8_len(text: str) -> int:
+    """Bytes of `text` in UTF-8 (a lone surrogate: 3), without encoding an ASCII text (isascii is a flag)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 class ProgressFile:
     """A rank's documents and text bytes so far, written to `folder/RANK.json` about once a second: ranks
     run in other processes (or on other Ray nodes), and the driver sums the files."""
@@ -52,7 +57,7 @@ class ProgressProbe(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         progress = ProgressFile(self.folder, rank)
         for doc in data:
-            progress.add(len(doc.text.encode("utf-8", "surrogatepass")))
+            progress.add(utf8_len(doc.text))
             yield doc
         progress.save()
 
