@@ -199,11 +199,9 @@ def build_index(cfg: DecontamConfig) -> dict[str, np.ndarray]:
     owners = u.text_of[starts]
     first = np.searchsorted(u.text_of, np.arange(len(items)))
     short = np.flatnonzero((weight >= least) & (weight < full))
-    short_ends = win.ends(first[short], least)
     whole_ends = win.ends(first[short], weight[short])
-    order, short_order = np.argsort(hashes, kind="stable"), None
-    short_keys = win.hashes(first[short], short_ends)
-    short_order = np.argsort(short_keys, kind="stable")
+    short_keys = win.hashes(first[short], win.ends(first[short], least))
+    order, short_order = np.argsort(hashes, kind="stable"), np.argsort(short_keys, kind="stable")
     return {
         "head_bits": _Bitmap.of(_sorted_unique(win.heads(overlap.min_units(full))[starts])).bits,
         "short_head_bits": _Bitmap.of(_sorted_unique(win.heads(overlap.min_units(least))[first[short]])).bits,
@@ -230,15 +228,14 @@ class _Bitmap:
     """Which 64-bit values may be in a set, as one bit per slot of their top bits: most probes miss, and a
     bit test is far cheaper than any search over millions of keys. Packed 8 bits a byte (32 MB for the five
     benchmark sets, not 256 MB of bools, which every decontam rank took ~1 CPU-s of page faults to fill).
-    Built with the index and stored in it: setting 2.4 M bits cost each rank 0.1 CPU-s, reading them less."""
+    Built with the index and stored in it: setting 2.4 M bits cost each rank 0.1 CPU-s, reading them less.
+    One of UNPACKED_BYTES or less (the short items': 32 KB) is also kept as a bool a slot, within the L2
+    cache: its test is then one lookup a value."""
 
     UNPACKED_BYTES = 1 << 18
-    """A bitmap this small (the short items': 32 KB) is also kept as one bool a slot (2 MB at most, within
-    the L2 cache), so its test is a single lookup a value."""
 
     def __init__(self, bits: np.ndarray) -> None:
-        self.bits = bits
-        self.shift = np.uint64(64 - 3 - int(np.log2(len(bits))))
+        self.bits, self.shift = bits, np.uint64(64 - 3 - int(np.log2(len(bits))))
         small = len(bits) <= self.UNPACKED_BYTES
         self.flags = np.unpackbits(bits, bitorder="little").view(np.bool_) if small else None
 
@@ -246,7 +243,11 @@ class _Bitmap:
     def of(cls, keys: np.ndarray) -> _Bitmap:
         """The bitmap of sorted `keys` (so the bytes of their slots are sorted too): 64 slots a key."""
         bitmap = cls(np.zeros(1 << max(13, min(27, int(np.ceil(np.log2(max(len(keys), 1) * 8))))), np.uint8))
-        byte, bit = bitmap._slot(keys)
+        slots = keys >> bitmap.shift  # byte of the bitmap, and bit mask in it, of each key
+        byte, bit = (
+            (slots >> np.uint64(3)).astype(np.intp),
+            np.left_shift(1, slots & np.uint64(7)).astype(np.uint8),
+        )
         first = np.flatnonzero(np.concatenate(([True], byte[1:] != byte[:-1]))) if len(keys) else byte
         bitmap.bits[byte[first]] = np.bitwise_or.reduceat(bit, first) if len(keys) else bit
         return cls(bitmap.bits)  # its flags from the bits set
@@ -257,16 +258,7 @@ class _Bitmap:
         slots = (values >> self.shift).view(np.int64)  # below 2**61
         if self.flags is not None:
             return np.flatnonzero(self.flags[slots])
-        return np.flatnonzero(
-            np.right_shift(self.bits[slots >> 3], (slots & 7).astype(np.uint8)) & np.uint8(1)
-        )
-
-    def _slot(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Byte of the bitmap and bit mask in it of each value."""
-        slots = values >> self.shift
-        return (slots >> np.uint64(3)).astype(np.intp), np.left_shift(1, slots & np.uint64(7)).astype(
-            np.uint8
-        )
+        return np.flatnonzero(np.right_shift(self.bits[slots >> 3], (slots & 7).astype(np.uint8)) & 1)
 
 
 class _SortedSet:
