@@ -123,7 +123,42 @@ def test_shingles_of_a_batch_are_each_texts_own(monkeypatch):
     alone = [shingle_hashes(t, lang, SIZES).tolist() for t, lang in zip(texts, langs)]
     for group_chars in (40, 1 << 16):  # groups of one to three texts; all in one group
         monkeypatch.setattr(shingles, "GROUP_CHARS", group_chars)
-        assert [h.tolist() for h in shingles.shingle_batch(texts, langs, SIZES)] == alone
+        flat, offsets = shingles.shingle_flat(texts, langs, SIZES)
+        bounds = offsets.tolist()
+        assert [flat[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])] == alone
+
+
+def test_ngrams_of_a_batch_are_each_texts_windows():
+    """ngrams_flat hashes every text of a window size in one pass and puts each text's windows at its own
+    offsets: the same as each text's windows alone (a text shorter than n: one window of all its units;
+    an empty one: none), whatever the mix of sizes and lengths."""
+    rng = np.random.default_rng(1)
+    units = [rng.integers(0, 1 << 63, int(k), dtype=np.uint64) for k in rng.integers(0, 12, 300)]
+    ns = rng.choice([3, 5], len(units)).tolist()
+    flat, offsets = shingles.ngrams_flat(units, ns)
+    for i, (u, n) in enumerate(zip(units, ns)):
+        alone = shingles._windows(u, min(n, len(u))) if len(u) else u
+        assert flat[offsets[i] : offsets[i + 1]].tolist() == alone.tolist(), i
+
+
+def test_signatures_of_flat_shingles_are_rensas_rows_and_an_empty_text_is_the_shingle_0():
+    """signatures pads the empty sets of a batch with a 0 in one pass: each row is rensa's of that set
+    alone (the set {0} where it is empty)."""
+    import rensa
+
+    cfg = DedupConfig()
+    rng = np.random.default_rng(2)
+    sets = [rng.integers(0, 1 << 63, int(k), dtype=np.uint64) for k in [0, 3, 0, 0, 7, 1, 0]]
+    offsets = np.concatenate(([0], np.cumsum([len(h) for h in sets])))
+    got = minhash.signatures((np.concatenate(sets), offsets), cfg)
+    for h, row in zip(sets, got):
+        alone = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+            h if len(h) else np.zeros(1, dtype=np.uint64),
+            np.array([0, max(len(h), 1)], dtype=np.uint64),
+            cfg.bands * cfg.rows,
+            cfg.seed,
+        ).to_rows()[0]
+        assert row.tolist() == alone
 
 
 def test_texts_without_letters_or_digits_keep_their_own_shingles():

@@ -24,6 +24,7 @@ the output is the same whatever the sharding.
 from __future__ import annotations
 
 import json
+from array import array
 from json.encoder import encode_basestring
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from gecko.data.io.readers import CorpusReader
 from gecko.data.steps.dedup.boilerplate import LineTally, boilerplate_cuts, without_lines, write_cuts
 from gecko.data.steps.dedup.exact import folded_key, normalized_key
 from gecko.data.steps.dedup.reread import LANGS, OTHER_LANG, RECORD, documents_again, lang_code, line_hash
-from gecko.data.steps.dedup.shingles import shingle_batch
+from gecko.data.steps.dedup.shingles import shingle_flat
 from gecko.io.atomic import write_npy, write_text
 
 EXACT = "exact"
@@ -94,7 +95,7 @@ class MinhashSignatures(PipelineStep):
                     normalized = tally.add(len(meta), doc.text, folded, lang)
                     meta.append(doc_meta(doc, doc.text, folded, normalized))
                     records.append(self._record(doc, meta[-1]["key"], lang))
-                shingles = shingle_batch([doc.text for doc in batch], langs, _shingle_sizes(self.cfg))
+                shingles = shingle_flat([doc.text for doc in batch], langs, _shingle_sizes(self.cfg))
                 sigs.append(signatures(shingles, self.cfg))
             self.stat_update("documents", value=len(batch))
         num_perm = self.cfg.bands * self.cfg.rows
@@ -136,15 +137,25 @@ def doc_line(meta: dict) -> str:
     return f'{{"id": {id_}, "lang": {lang}, "len": {meta["len"]}, "key": {meta["key"]}}}\n'
 
 
-def signatures(shingles: list[np.ndarray], cfg: DedupConfig) -> np.ndarray:
-    """MinHash rows (num_perm uint32) of each shingle set, in one rensa call."""
-    shingles = [h if len(h) else np.zeros(1, dtype=np.uint64) for h in shingles]  # an empty text: one 0
-    offsets = np.zeros(len(shingles) + 1, dtype=np.uint64)
-    np.cumsum([len(s) for s in shingles], out=offsets[1:])
-    flat = np.concatenate(shingles) if shingles else np.zeros(0, dtype=np.uint64)
+def signatures(shingles: tuple[np.ndarray, np.ndarray], cfg: DedupConfig) -> np.ndarray:
+    """MinHash rows (num_perm uint32) of each shingle set (shingle_flat's hashes and offsets), in one rensa
+    call; an empty set (an empty text) is the one shingle 0."""
+    flat, offsets = shingles
+    counts = np.diff(offsets)
+    if not counts.all():  # give each empty set its 0
+        sizes = np.maximum(counts, 1)
+        starts = np.cumsum(sizes) - sizes
+        padded = np.zeros(int(sizes.sum()), dtype=np.uint64)
+        padded[np.repeat(starts - offsets[:-1], counts) + np.arange(len(flat))] = flat
+        flat, offsets = padded, np.append(starts, len(padded))
     num_perm = cfg.bands * cfg.rows
-    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, cfg.seed)
-    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(len(shingles), num_perm)
+    matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+        flat, offsets.astype(np.uint64), num_perm, cfg.seed
+    )
+    out = array("I")  # rensa gives Python lists: extending an array is twice as fast as np.asarray
+    for row in matrix.to_rows():
+        out.extend(row)
+    return np.frombuffer(out, dtype=np.uint32).reshape(len(counts), num_perm)
 
 
 def doc_rows(work_dir: Path, rank: int) -> list[str]:
@@ -183,20 +194,20 @@ class MinhashIndex(PipelineStep):
         cuts = boilerplate_cuts(w, rank)
         stripped = np.array(list(cuts), dtype=np.int64)
         if len(stripped):
-            metas = self._restrip(rank, world_size, records, cuts)
+            metas, restripped = self._restrip(rank, world_size, records, cuts)
             matrix = matrix.copy()
-            matrix[stripped] = signatures([shingles for _, shingles in metas], self.cfg)
-            keys[stripped] = [meta["key"] for meta, _ in metas]
+            matrix[stripped] = restripped
+            keys[stripped] = [meta["key"] for meta in metas]
             write_npy(w / "signatures" / f"{rank:05d}.npy", matrix)
-            self._patch_docs(rank, stripped.tolist(), [meta for meta, _ in metas])
+            self._patch_docs(rank, stripped.tolist(), metas)
         self.stat_update("stripped", value=len(stripped))
         self._write_bands(rank, matrix, keys)
         return iter(())
 
     def _restrip(
         self, rank: int, world_size: int, records: np.ndarray, cuts: dict[int, list[int]]
-    ) -> list[tuple[dict, np.ndarray]]:
-        """Meta and shingles of the stripped texts of the documents in `cuts` (boilerplate_cuts), in index
+    ) -> tuple[list[dict], np.ndarray]:
+        """Meta and signatures of the stripped texts of the documents in `cuts` (boilerplate_cuts), in index
         order; the cuts written to cuts/ for the filter."""
         docs, texts = [], []
         for index, _, document in documents_again(self.reader, rank, world_size, records):
@@ -204,8 +215,8 @@ class MinhashIndex(PipelineStep):
                 docs.append(document())
                 texts.append(without_lines(docs[-1].text, cuts[index]))
         write_cuts(self.work_dir, rank, cuts)
-        shingles = shingle_batch(texts, [doc_lang(doc) for doc in docs], _shingle_sizes(self.cfg))
-        return [(doc_meta(doc, text), sh) for doc, text, sh in zip(docs, texts, shingles)]
+        shingles = shingle_flat(texts, [doc_lang(doc) for doc in docs], _shingle_sizes(self.cfg))
+        return [doc_meta(doc, text) for doc, text in zip(docs, texts)], signatures(shingles, self.cfg)
 
     def _patch_docs(self, rank: int, indices: list[int], metas: list[dict]) -> None:
         """Replace the rows of docs/RANK.jsonl at `indices`, the others copied as they are."""

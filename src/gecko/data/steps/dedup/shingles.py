@@ -34,10 +34,7 @@ def _finalize(h: np.ndarray) -> np.ndarray:
 
 def ngrams(units: np.ndarray, n: int) -> np.ndarray:
     """Hashes of every run of `n` consecutive unit hashes; a text shorter than `n` units is one n-gram."""
-    units = units.astype(np.uint64, copy=False)
-    if len(units) == 0:
-        return units
-    return _windows(units, min(n, len(units)))
+    return ngrams_flat([units.astype(np.uint64, copy=False)], [n])[0]
 
 
 def _windows(units: np.ndarray, n: int) -> np.ndarray:
@@ -52,29 +49,31 @@ def _windows(units: np.ndarray, n: int) -> np.ndarray:
         return _finalize(h)
 
 
-def ngrams_batch(units: list[np.ndarray], ns: list[int]) -> list[np.ndarray]:
-    """`ngrams(units[i], ns[i])` of each text: one numpy pass over the texts of each n that have at least
-    n units (a dozen numpy calls per text cost more than the hashing on the benchmark's short texts)."""
-    out: list[np.ndarray | None] = [None] * len(units)
-    for n in set(ns):
-        full = [i for i, (u, k) in enumerate(zip(units, ns)) if k == n and len(u) >= n]
-        for i, h in zip(full, _windows_of_texts([units[i] for i in full], n)):
-            out[i] = h
-    return [ngrams(u, n) if h is None else h for u, n, h in zip(units, ns, out)]
-
-
-def _windows_of_texts(units: list[np.ndarray], n: int) -> list[np.ndarray]:
-    """The n-grams of each text (each with at least n units), hashed over their concatenation and the
-    windows that span two texts left out."""
-    if not units:
-        return []
-    lengths = np.array([len(u) for u in units])
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    counts = lengths - n + 1
-    ends = np.cumsum(counts)
-    hashes = _windows(np.concatenate(units).astype(np.uint64, copy=False), n)
-    inside = np.arange(ends[-1]) + np.repeat(starts - (ends - counts), counts)
-    return np.split(hashes[inside], ends[:-1])
+def ngrams_flat(units: list[np.ndarray], ns: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """`ngrams(units[i], ns[i])` of each text (uint64 units), concatenated in text order, and the offsets
+    that bound each text's (`flat[offsets[i]:offsets[i + 1]]`, what rensa takes): one numpy pass over the
+    texts of each window size, a text shorter than its n being one window of all its units. Neither a
+    numpy call per text nor an array per text (splitting the flat hashes per text, to be joined again for
+    rensa, cost a fifth of the shingling)."""
+    lengths = np.fromiter(map(len, units), dtype=np.int64, count=len(units))
+    sizes = np.minimum(np.asarray(ns, dtype=np.int64), lengths)
+    counts = np.where(lengths > 0, lengths - sizes + 1, 0)
+    offsets = np.zeros(len(units) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    flat = np.empty(int(offsets[-1]), dtype=np.uint64)
+    for n in np.unique(sizes[lengths > 0]).tolist():
+        mine = (sizes == n) & (lengths > 0)
+        texts = np.flatnonzero(mine).tolist()
+        hashes = _windows(np.concatenate([units[i] for i in texts]), n)
+        inside = np.ones(len(hashes) + n - 1, dtype=bool)  # windows that start and end in one text
+        ends = np.cumsum(lengths[mine])
+        for k in range(1, n):
+            inside[ends - k] = False
+        hashes = hashes[inside[: len(hashes)]]
+        if len(texts) == np.count_nonzero(lengths):  # one size for every text: the windows are all of them
+            return hashes, offsets
+        flat[np.repeat(mine, counts)] = hashes
+    return flat, offsets
 
 
 GROUP_CHARS = 1 << 16
@@ -173,11 +172,12 @@ def _code_units_group(texts: list[str]) -> list[np.ndarray]:
 
 def shingle_hashes(text: str, lang: str, sizes: dict[str, int]) -> np.ndarray:
     """MinHash shingles of `text`: token n-grams for code, normalized-unit n-grams for prose (ko: its own n)."""
-    return shingle_batch([text], [lang], sizes)[0]
+    return shingle_flat([text], [lang], sizes)[0]
 
 
-def shingle_batch(texts: list[str], langs: list[str], sizes: dict[str, int]) -> list[np.ndarray]:
-    """shingle_hashes of each text (of language `langs[i]`), the prose units computed a group at a time."""
+def shingle_flat(texts: list[str], langs: list[str], sizes: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """shingle_hashes of each text (of language `langs[i]`), concatenated, and the offsets that bound each
+    text's (ngrams_flat); the prose units computed a group of texts at a time."""
     prose = [i for i, lang in enumerate(langs) if lang != "code"]
     code = [i for i, lang in enumerate(langs) if lang == "code"]
     units = dict(zip(prose, prose_units_batch([texts[i] for i in prose])))
@@ -188,4 +188,4 @@ def shingle_batch(texts: list[str], langs: list[str], sizes: dict[str, int]) -> 
         # only symbols or emoji (`^^;`, `😀😀`): their tokens, or all would share one signature
         if lang != "code" and len(units[i]) == 0:
             units[i] = code_units(text)
-    return ngrams_batch([units[i] for i in range(len(texts))], ns)
+    return ngrams_flat([units[i].astype(np.uint64, copy=False) for i in range(len(texts))], ns)
