@@ -164,7 +164,10 @@ class ShardWriter(JsonlWriter):
         """Append `line`, a document exactly as `shard_line` gives it, holding `text_bytes` bytes of text: a
         step that has the line already (read from a shard and unchanged) need not decode and encode it."""
         name = self._rank_name(rank)
-        self._stream(self._get_output_file_with_retry(name), name).write(line)
+        stream = self._streams.get(name)  # the file is looked up (through datatrove's retry) once
+        if stream is None:
+            stream = self._stream(self._get_output_file_with_retry(name), name)
+        stream.write(line)
         self._count(name, text_bytes)
         self.stat_update(StatHints.total)
 

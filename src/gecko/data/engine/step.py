@@ -39,11 +39,12 @@ def batched(docs: Iterable[Document], n: int) -> Iterator[list[Document]]:
     batch: list[Document] = []
     chars = 0
     for doc in docs:
-        if batch and (len(batch) == n or chars + len(doc.text) > BATCH_CHARS):
+        size = len(doc.text)
+        if batch and (len(batch) == n or chars + size > BATCH_CHARS):
             yield batch
             batch, chars = [], 0
         batch.append(doc)
-        chars += len(doc.text)
+        chars += size
     if batch:
         yield batch
 
