@@ -102,11 +102,16 @@ def test_code_tokens_are_whitespace_split_words_with_each_punctuation_mark_apart
         map(chr, range(0x2100))
     )
     words = " ".join("abcdefghijklmnopqrstuvwxyz0123456789한글"[:n] for n in range(1, 40))
-    for t in (text, words, "", "a", "a.b(c)"):
+    ascii_only = "".join(map(chr, range(128))) * 2 + " ".join(
+        "abcdefghijklmnopqrstuvwxyz0123456789_"[:n] for n in range(1, 38)
+    )
+    for t in (text, words, ascii_only, "", "a", "a.b(c)"):
         assert code_units(t).tolist() == _xxh3_of_each(t.translate(spaced).split())
     assert len(code_units("a.b(c)")) == 6
-    batch = shingles.code_units_batch([text, "", words, "x"])
-    assert [u.tolist() for u in batch] == [code_units(t).tolist() for t in (text, "", words, "x")]
+    for batch in ([text, "", words, "x"], [ascii_only, "", "x", ascii_only[::-1]]):  # ASCII only: bytes
+        assert [u.tolist() for u in shingles.code_units_batch(batch)] == [
+            code_units(t).tolist() for t in batch
+        ]
 
 
 def test_code_token_whitespace_is_str_split_whitespace_up_to_the_last_one():
