@@ -292,7 +292,18 @@ def gated(needs: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 def holds_any(text: str, needs: tuple[str, ...]) -> bool:
     """Whether `text` holds one of the `needs` substrings."""
-    return any(gate in text and any(word in text for word in words) for gate, words in gated(needs))
+    return holds_gated(text, gated(needs))
+
+
+def holds_gated(text: str, gates: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
+    """holds_any with the needs already gated: plain loops, ~2x cheaper than `any` over generators on the
+    short comments that are most documents."""
+    for gate, words in gates:
+        if gate in text:
+            for word in words:
+                if word in text:
+                    return True
+    return False
 
 
 def _digits(m: re.Match) -> str:
@@ -689,7 +700,7 @@ def _run_windows(text: str, pos: int, endpos: int) -> list[Window]:
     windows = []
     for m in _DIGIT_RUN.finditer(text, pos, endpos):
         run = m.group(0)
-        if sum(c.isdigit() for c in run) < 9 and run.count(".") < 3:
+        if sum(map(str.isdigit, run)) < 9 and run.count(".") < 3:
             continue
         start, end = max(0, m.start() - 6), min(len(text), m.end() + 2)
         windows.append((start, end, start, end))
@@ -782,6 +793,17 @@ def _matches(rule: Rule, text: str, windows: dict[str, list[Window]]):
                 yield m
 
 
+@cache
+def active_rules(types: tuple[str, ...]) -> tuple[tuple[Rule, tuple[tuple[str, tuple[str, ...]], ...]], ...]:
+    """The rules that may produce one of `types` (the rrn rule also finds frn), in priority order, each with
+    its gated needs: worked out once, not per document."""
+    return tuple(
+        (rule, gated(rule.needs))
+        for rule in RULES
+        if rule.kind in types or (rule.kind == "rrn" and "frn" in types)
+    )
+
+
 def find(
     text: str, types: tuple[str, ...] = PII_TYPES, digits: dict[str, list[Window]] | None = None
 ) -> list[Found]:
@@ -795,12 +817,10 @@ def find(
         "at": char_windows(text, "@", 64, 256),
         "colons": colon_windows(text),
     }
-    for rule in RULES:
-        if rule.kind not in types and not (rule.kind == "rrn" and "frn" in types):
-            continue
+    for rule, gates in active_rules(types):
         if rule.scope != "text" and not windows[rule.scope]:
             continue  # most documents have no window of most scopes: no generator set up for nothing
-        if rule.needs and not holds_any(text, rule.needs):
+        if gates and not holds_gated(text, gates):
             continue
         for m in _matches(rule, text, windows):
             start, end = m.span("value") if "value" in rule.pattern.groupindex else m.span()
