@@ -274,15 +274,17 @@ class Rule:
     "colons" (around runs of hex digits and colons that end like an IPv6 address)."""
 
 
-GATES = "_-."
-"""Characters that many `needs` substrings hold and much prose lacks (most Korean text has no `_`)."""
+GATES = "_-.AJx"
+"""Characters that many `needs` substrings hold and much prose lacks (most Korean text has no `_`), then
+those of the token rule's other prefixes (AKIA, ASIA, AIza; eyJ; xox): a Korean comment rarely holds one."""
 
 
 @cache
 def gated(needs: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """`needs` as (gate, substrings) pairs: the substrings holding the same first GATES character under it,
-    each other substring under itself. One memchr-speed test of an absent gate skips its whole group: 6 to
-    10 scans of a Korean document instead of the token rule's 19."""
+    each other substring under itself. One memchr-speed test of an absent gate skips its whole group: 5 to
+    8 one-character scans of a Korean document instead of the token rule's 19 (~0.08 CPU-s less than
+    gating on `_-.` alone over the benchmark's 106,051 Korean documents)."""
     groups: dict[str, list[str]] = {}
     for word in needs:
         gate = next((c for c in GATES if c in word), word)
