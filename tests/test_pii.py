@@ -312,6 +312,61 @@ def test_secret_names_in_ascii_text_are_the_matches_of_a_whole_text_scan():
     assert found > 40
 
 
+def test_at_windows_drop_only_windows_where_no_address_holds_the_at():
+    """at_windows skips an @ that cannot sit inside an address; the e-mail rule must find the same spans as
+    with every @'s window: decorators, @ at a text's ends, doubled @, Hangul addresses, quotes, markup."""
+    import random
+
+    from gecko.data.steps.pii import RULES, at_windows, char_windows
+
+    (email,) = [rule for rule in RULES if rule.kind == "email"]
+
+    def spans(text: str, windows: list) -> list[tuple[int, int]]:
+        return [
+            m.span()
+            for pos, end, lo, hi in windows
+            for m in email.pattern.finditer(text, pos, end)
+            if m.start() < hi and m.end() > lo
+        ]
+
+    rng = random.Random(11)
+    pieces = [
+        "a",
+        "b.c",
+        "@",
+        "@@",
+        " ",
+        "\n",
+        "kim",
+        "홍길동",
+        ".com",
+        ".한국",
+        "-",
+        "_",
+        '"',
+        "<",
+        "x1",
+        "%",
+        "@ex.com",
+    ]
+    texts = [
+        "@property\ndef f(): mail kim@example.com",
+        "@",
+        "a@",
+        "@b.co",
+        "e@x.kr@y.io",
+        "메일: 홍길동@회사.한국",
+    ]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 10))) for _ in range(20000)]
+    found = 0
+    for text in texts:
+        expected = spans(text, char_windows(text, "@", 64, 256))
+        assert spans(text, at_windows(text)) == expected, text
+        found += len(expected)
+    assert found > 1000
+    assert len(at_windows(texts[0])) == 1
+
+
 def test_ipv6_windows_find_what_a_scan_of_the_whole_text_finds():
     """The IPv6 rule scans only the colon windows: they must hold every match of a whole-text scan, once,
     including the longest address, `::` forms, addresses next to `std::` paths or in a run too long to be
