@@ -383,6 +383,32 @@ def test_doc_lines_are_what_json_dumps_writes():
     )
 
 
+def test_lines_not_in_shard_writer_form_and_bad_lines_keep_the_filter_aligned(tmp_path):
+    """The filter copies a line whose hash is the one the signature pass recorded; a line in another form is
+    decoded, and one that does not decode is skipped in every pass: the documents after them must get
+    their own decisions (the exact duplicate dropped, the others kept)."""
+    from datatrove.data import Document
+
+    from gecko.data.engine.executor import shard_line
+
+    text = "a document long enough to be kept after stripping, twice in the shard"
+    lines = [
+        shard_line(Document(text=text, id="a", metadata={"lang": "en"})),
+        b'{"text": "another one, written by another tool in another key order", "id": "b", "lang": "en"}\n',
+        b"{not json\n",
+        shard_line(Document(text=text, id="c", metadata={"lang": "en"})),
+        shard_line(
+            Document(text="a third document with its own words in it", id="d", metadata={"lang": "en"})
+        ),
+    ]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "00000.jsonl").write_bytes(b"".join(lines))
+    result = run_dedup(tmp_path / "in", tmp_path / "out", DedupConfig())
+    assert [i for i, _ in shard_texts(tmp_path / "out")] == ["a", "b", "d"]
+    duplicates = (result.work_dir / "duplicates.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line)["id"] for line in duplicates.splitlines()] == ["c"]
+
+
 def test_languages_outside_the_record_codes_come_from_the_docs_rows(tmp_path):
     """The filter counts kept documents per language from reread.RECORD codes; a language without a code
     (a label langid may add one day) must come from docs/RANK.jsonl, not be miscounted."""

@@ -57,10 +57,11 @@ def documents_again(
     """(index, line, document) for each document of the rank, in order: `line` is the document's line where
     it is the line ShardWriter writes for it (None otherwise), `document()` decodes it (already decoded when
     `line` is None). `records`: the RECORD rows of the rank's documents."""
-    expected = [tuple(pair) for pair in records["line"].tolist()]
+    expected = [lo | hi << 64 for lo, hi in records["line"].tolist()]  # xxh3_128_intdigest's values
+    digest = xxhash.xxh3_128_intdigest
     index = 0
     for raw, decode in reader.records(rank, world_size):
-        if raw is not None and index < len(expected) and _hash(raw) == expected[index]:
+        if raw is not None and index < len(expected) and digest(raw) == expected[index]:
             yield index, raw, decode
         else:
             try:
