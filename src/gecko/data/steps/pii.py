@@ -788,6 +788,8 @@ def colon_windows(text: str) -> list[Window]:
     reaching IPV6_MAX back from the run's end (the lookbehind still sees the character before `pos`) finds
     the same matches as a scan of the whole text, without scanning every line of a code file with a `::`."""
     windows: list[Window] = []
+    if ":" not in text:  # every tail opens with one; memchr is ~10x cheaper than the scan on Korean text
+        return windows
     end = 0
     for tail in _IPV6_TAIL.finditer(text):
         pos, end = max(end, tail.end() - IPV6_MAX), tail.end()  # not back into the last run: found once
