@@ -511,6 +511,44 @@ def test_toxicity_window_counts_match_a_direct_count():
         assert got == pytest.approx(float((probs * counts).sum() / counts.sum()), rel=1e-9)
 
 
+def test_toxicity_scores_equal_a_bincount_per_ngram_length():
+    """score_batch adds the n-grams' weights per position and sums windows with reduceat; the sums are exact,
+    so it must give bit for bit what a weighted bincount per n-gram length (the earlier code) gives."""
+    import numpy as np
+
+    from gecko.data.steps.toxicity import WINDOW, load_model, ngram_buckets, prepare
+
+    def reference(texts: list[str]) -> list[float]:
+        weights, bias = load_model()
+        prepared = [prepare(t) for t in texts]
+        lengths = np.array([len(t) for t in prepared])
+        ends = np.cumsum(lengths)
+        per_doc = (lengths + WINDOW - 1) // WINDOW
+        window_doc = np.repeat(np.arange(len(texts)), per_doc)
+        first = np.concatenate([[0], np.cumsum(per_doc)[:-1]])
+        start = (np.arange(len(window_doc)) - np.repeat(first, per_doc)) * WINDOW
+        opens = np.zeros(ends[-1], dtype=np.int64)
+        opens[(ends - lengths)[window_doc] + start] = 1
+        window = np.cumsum(opens) - 1
+        end = np.minimum(start + WINDOW, lengths[window_doc])
+        sums, counts = np.zeros(len(window_doc)), np.zeros(len(window_doc))
+        for n, buckets in ngram_buckets("".join(prepared)):
+            w = weights[buckets]
+            cross = (ends[:, None] - np.arange(1, n)[None, :]).ravel()
+            w[cross[(cross >= 0) & (cross < len(buckets))]] = 0.0
+            sums += np.bincount(window[: len(buckets)], weights=w, minlength=len(sums))
+            counts += np.maximum(np.minimum(end, lengths[window_doc] - n + 1) - start, 0)
+        probs = 1.0 / (1.0 + np.exp(-(bias + sums / np.sqrt(np.maximum(counts, 1)))))
+        num = np.bincount(window_doc, weights=probs * counts, minlength=len(texts))
+        den = np.bincount(window_doc, weights=counts, minlength=len(texts))
+        return [float(x) for x in np.where(den > 0, num / np.maximum(den, 1), 0.0)]
+
+    texts = ["", "a", "가", "욕" * (WINDOW - 2), "x" * (WINDOW - 2) + " 병신", KO_DOC * 9, *EN, *CODE]
+    texts += _korean_like_texts(300)
+    for batch in (texts, texts[::-1], texts[:1], texts[3:5]):
+        assert score_batch(batch) == reference(batch)
+
+
 def _korean_like_texts(n: int, seed: int = 0) -> list[str]:
     import random
 

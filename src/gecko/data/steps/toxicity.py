@@ -20,6 +20,7 @@ from datatrove.data import Document
 
 from gecko.data.engine.step import GeckoFilter
 from gecko.data.text.charclass import codepoints
+from gecko.errors import DataError
 
 MODEL_PATH = Path(__file__).with_name("toxicity.npz")
 BITS = 18
@@ -53,8 +54,11 @@ def ngram_buckets(text: str) -> Iterator[tuple[int, np.ndarray]]:
 
 @cache
 def load_model(path: Path = MODEL_PATH) -> tuple[np.ndarray, float]:
-    """float64 weights (stored as float16; exact in float64), so scoring gathers them without a cast."""
+    """float64 weights (stored as float16; exact in float64), so scoring gathers them without a cast. Only
+    float16 weights make a window's sum exact in any order (_window_sums), so other weights are refused."""
     with np.load(path) as z:
+        if z["weights"].dtype != np.float16:
+            raise DataError(f"{path}: toxicity weights must be float16 (tools/train_toxicity.py writes them)")
         return z["weights"].astype(np.float64), float(z["bias"])
 
 
@@ -69,7 +73,9 @@ def score_batch(texts: list[str]) -> list[float]:
     The texts are joined; every n-gram adds its weight to the window its first character is in, except
     the n-grams that would run into the next text (the last n-1 positions of each). A window's n-gram
     count follows from its bounds: positions start..end-1 of a text of length L hold min(end, L-n+1) - start
-    n-gram starts."""
+    n-gram starts. The weights of the n-grams starting at each position are added up first and each window
+    is then one contiguous np.add.reduceat, ~4x cheaper than a weighted bincount per n; the order of the
+    additions cannot change a sum, which is exact (see _window_sums)."""
     if not texts:
         return []
     weights, bias = load_model()
@@ -80,23 +86,33 @@ def score_batch(texts: list[str]) -> list[float]:
     first_window = np.concatenate([[0], np.cumsum(windows_per_doc)[:-1]])
     window_doc = np.repeat(np.arange(len(texts)), windows_per_doc)
     start = (np.arange(len(window_doc)) - np.repeat(first_window, windows_per_doc)) * WINDOW  # in its text
-    # prepare() leaves no text empty, so every window opens on a position of the joined texts
-    opens = np.zeros(ends[-1], dtype=np.int64)
-    opens[(ends - lengths)[window_doc] + start] = 1
-    window = np.cumsum(opens) - 1  # window of each position of the joined texts
     end = np.minimum(start + WINDOW, lengths[window_doc])
-    sums = np.zeros(len(window_doc))
-    counts = np.zeros_like(sums)
-    for n, buckets in ngram_buckets("".join(prepared)):
-        w = weights[buckets]
-        cross = (ends[:, None] - np.arange(1, n)[None, :]).ravel()  # starts of n-grams that cross a text end
-        w[cross[(cross >= 0) & (cross < len(buckets))]] = 0.0
-        sums += np.bincount(window[: len(buckets)], weights=w, minlength=len(sums))
+    # prepare() leaves no text empty, so every window opens on a position of the joined texts, in order
+    opens = (ends - lengths)[window_doc] + start
+    sums = _window_sums("".join(prepared), ends, opens, weights)
+    counts = np.zeros(len(window_doc))
+    for n in range(1, NGRAMS + 1):
         counts += np.maximum(np.minimum(end, lengths[window_doc] - n + 1) - start, 0)
     probs = 1.0 / (1.0 + np.exp(-(bias + sums / np.sqrt(np.maximum(counts, 1)))))
     num = np.bincount(window_doc, weights=probs * counts, minlength=len(texts))
     den = np.bincount(window_doc, weights=counts, minlength=len(texts))
     return [float(x) for x in np.where(den > 0, num / np.maximum(den, 1), 0.0)]
+
+
+def _window_sums(joined: str, ends: np.ndarray, opens: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Sum of the weights of the n-grams starting in each window (`opens`: the windows' first positions in
+    `joined`, increasing from 0), those that cross a text end (`ends`) left out.
+
+    Exact, so equal to the sum in any order: the weights are float16 values (load_model), each an integer
+    multiple of 2^-24 below 2^16, and a window holds at most NGRAMS * WINDOW = 1024 n-grams, so every partial
+    sum is a multiple of 2^-24 below 2^26, which float64's 53-bit mantissa holds exactly."""
+    per_position = np.zeros(len(joined))
+    for n, buckets in ngram_buckets(joined):
+        w = weights.take(buckets)
+        cross = (ends[:, None] - np.arange(1, n)[None, :]).ravel()  # starts of n-grams that cross a text end
+        w[cross[(cross >= 0) & (cross < len(buckets))]] = 0.0
+        per_position[: len(w)] += w
+    return np.add.reduceat(per_position, opens)
 
 
 class ToxicityFilter(GeckoFilter):
