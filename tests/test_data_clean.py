@@ -668,7 +668,7 @@ def test_normalize_shortcuts_equal_every_substitution():
         return re.sub(r"\n{3,}", "\n\n", text).strip()
 
     rng = random.Random(0)
-    pieces = list("ab 가\t\n\r\x00\x1f\x85\u200b\ufeff\u00a0\u2003\u3000")
+    pieces = list("ab 가\t\n\r\x00\x0c\x1f\x7f\x85\u200b\ufeff\u00a0\u2003\u3000")
     pieces += ["\r\n", "\u1100\u1161", "e\u0301"]
     texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(2000)]
     for text in texts + [KO_DOC, *EN, *CODE]:

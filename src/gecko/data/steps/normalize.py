@@ -25,6 +25,7 @@ _SPACE_CHARS = "\u00a0\u2000-\u200a\u202f\u205f"
 _CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
 _SPACES = re.compile(f"[{_SPACE_CHARS}]")
 _CONTROL_OR_SPACE = re.compile(f"[{_CONTROL_CHARS}{_SPACE_CHARS}]")
+_ASCII_CONTROLS = bytes(c for c in range(128) if _CONTROL.match(chr(c)))
 _LINE_END_SPACE = " \t\u3000"
 # `\n{3,}` spelled with a literal prefix, which re searches for directly: ~9x faster, the same matches
 _BLANK_RUN = re.compile(r"\n\n\n+")
@@ -38,7 +39,7 @@ def normalize_text(text: str, is_code: bool) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
     if is_code:
-        return _CONTROL.sub("", text)
+        return text if _ascii_without_controls(text) else _CONTROL.sub("", text)
     if has_code_blocks(text):  # prose with fenced code: tidy the prose, keep each block as code keeps it
         return "".join(
             _CONTROL.sub("", piece) if is_block else _tidy_prose(piece) for is_block, piece in segments(text)
@@ -47,7 +48,7 @@ def normalize_text(text: str, is_code: bool) -> str:
 
 
 def _tidy_prose(text: str) -> str:
-    if _CONTROL_OR_SPACE.search(text):
+    if not _ascii_without_controls(text) and _CONTROL_OR_SPACE.search(text):
         text = _SPACES.sub(" ", _CONTROL.sub("", text))
     # only a space before a newline needs removing (strip() takes the end)
     if " \n" in text or "\t\n" in text or "\u3000\n" in text:
@@ -55,6 +56,16 @@ def _tidy_prose(text: str) -> str:
     if "\n\n\n" in text:
         text = _BLANK_RUN.sub("\n\n", text)
     return text
+
+
+def _ascii_without_controls(text: str) -> bool:
+    """True for an ASCII text without the controls _CONTROL removes (the odd spaces are not ASCII), which then
+    needs neither substitution: bytes.translate deletes the ASCII controls ~3x faster than a regex scan finds
+    them (isascii() is a flag of the string)."""
+    if not text.isascii():
+        return False
+    raw = text.encode("ascii")
+    return len(raw.translate(None, _ASCII_CONTROLS)) == len(raw)
 
 
 def _strip_line_ends(text: str) -> str:
