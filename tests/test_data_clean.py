@@ -511,6 +511,20 @@ def test_toxicity_window_counts_match_a_direct_count():
         assert got == pytest.approx(float((probs * counts).sum() / counts.sum()), rel=1e-9)
 
 
+def test_toxicity_prepare_equals_split_and_join():
+    """prepare() keeps a printable single-spaced text as it is: same as collapsing its whitespace always."""
+    import random
+
+    from gecko.data.steps.toxicity import prepare
+
+    assert all(not c.isprintable() for c in map(chr, range(0x110000)) if c.isspace() and c != " ")
+    rng = random.Random(0)
+    pieces = ["a", "B", "가", "ΑΣ", "İ", " ", "  ", "\t", "\n", "\x1c", "\x85", "\u2028", "\u3000", "\u00a0"]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(3000)]
+    for text in [*texts, "", " ", KO_DOC, *EN]:
+        assert prepare(text) == " " + " ".join(text.lower().split()) + " "
+
+
 def test_toxicity_scores_equal_a_bincount_per_ngram_length():
     """score_batch adds the n-grams' weights per position and sums windows with reduceat; the sums are exact,
     so it must give bit for bit what a weighted bincount per n-gram length (the earlier code) gives."""

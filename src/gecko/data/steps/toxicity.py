@@ -34,8 +34,15 @@ _SHIFT = np.uint64(64 - BITS)
 
 
 def prepare(text: str) -> str:
-    """Lowercased, whitespace collapsed, padded with spaces so word edges are n-grams too."""
-    return " " + " ".join(text.lower().split()) + " "
+    """Lowercased, whitespace collapsed, padded with spaces so word edges are n-grams too.
+
+    Most comments are one line of single-spaced words, which split() and join() would rebuild word by word:
+    in a printable text the only whitespace is the space (every other str.isspace() character is a control
+    or a Z* separator), so without a double, leading or trailing space it is already collapsed."""
+    text = text.lower()
+    if "  " in text or text[:1] == " " or text[-1:] == " " or not text.isprintable():
+        text = " ".join(text.split())
+    return " " + text + " "
 
 
 def ngram_buckets(text: str) -> Iterator[tuple[int, np.ndarray]]:
