@@ -292,14 +292,9 @@ def gated(needs: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((gate, tuple(words)) for gate, words in groups.items())
 
 
-def holds_any(text: str, needs: tuple[str, ...]) -> bool:
-    """Whether `text` holds one of the `needs` substrings."""
-    return holds_gated(text, gated(needs))
-
-
 def holds_gated(text: str, gates: tuple[tuple[str, tuple[str, ...]], ...]) -> bool:
-    """holds_any with the needs already gated: plain loops, ~2x cheaper than `any` over generators on the
-    short comments that are most documents."""
+    """Whether `text` holds one of the substrings of `gates` (a rule's needs, `gated`): plain loops, ~2x
+    cheaper than `any` over generators on the short comments that are most documents."""
     for gate, words in gates:
         if gate in text:
             for word in words:
