@@ -16,10 +16,7 @@ import orjson
 from gecko.errors import DataError
 from gecko.io import jsonl, rawio
 from gecko.io.atomic import open_atomic
-from gecko.io.jsonl import json_records
-
-MAX_LINE_BYTES = 1 << 30
-"""json_records' limit."""
+from gecko.io.jsonl import MAX_LINE_BYTES, json_records
 
 
 @dataclass

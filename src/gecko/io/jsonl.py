@@ -17,6 +17,8 @@ INEXACT = 2.0**63
 large; a float below it in magnitude is an orjson float literal, parsed exactly as json parses it."""
 MAX_DEPTH = 64
 """Containers nested deeper than this are left to json (its recursion limit is not orjson's)."""
+MAX_LINE_BYTES = 1 << 30
+"""json_records' default limit on one line."""
 
 
 def loads(raw: bytes) -> Any:
@@ -52,7 +54,7 @@ def _exact(value: Any, depth: int) -> bool:
     return True
 
 
-def json_records(path: Path, max_line_bytes: int = 1 << 30) -> Iterator[tuple[int, dict[str, Any]]]:
+def json_records(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of a JSONL file (.gz/.zst/.bz2/.xz too; BOM and CRLF
     allowed). Every strict JSONL reader goes through here, so a bad line is always reported the same way: a
     DataError naming the file and line."""
