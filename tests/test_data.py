@@ -6,7 +6,7 @@ import pytest
 from gecko.config import DataConfig, SourceConfig
 from gecko.data.corpus import read_jsonl
 from gecko.data.pipeline import run_data
-from gecko.data.steps.mix import plan_mix
+from gecko.data.steps.mix.choice import plan_mix
 from gecko.data.steps.normalize import normalize_text
 from gecko.errors import DataError
 from gecko.io import jsonl

@@ -16,8 +16,9 @@ from gecko.config import AlignConfig, DataConfig, ParallelSourceConfig
 from gecko.data import corpus
 from gecko.data.corpus import CorpusRecord
 from gecko.data.stats import DataStats
-from gecko.data.steps import mix
-from gecko.data.steps.mix import MixReport, estimate_tokens
+from gecko.data.steps.mix import choice, ranks
+from gecko.data.steps.mix import run as mix_run
+from gecko.data.steps.mix.choice import MixReport, estimate_tokens
 from gecko.errors import DataError
 from gecko.io.jsonl import json_records
 
@@ -46,12 +47,33 @@ def _docs(seed: int = 0) -> list[CorpusRecord]:
     return out
 
 
+def _shards(docs: list[CorpusRecord], folder: Path, files: int = 1) -> Path:
+    """`docs` as a datatrove shard folder (what decontamination leaves), split into `files` files in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    size = -(-len(docs) // files)
+    for k in range(files):
+        lines = [
+            json.dumps(
+                {"text": d.text, "id": d.id, "metadata": {"lang": d.lang, "source": d.source, **d.meta}}
+            )
+            for d in docs[k * size : (k + 1) * size]
+        ]
+        (folder / f"{k:05d}.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return folder
+
+
 def mix_documents(
-    cfg: DataConfig, docs: list[CorpusRecord], stats: DataStats, seed: int, out: Path | None = None
+    cfg: DataConfig,
+    docs: list[CorpusRecord],
+    stats: DataStats,
+    seed: int,
+    out: Path | None = None,
+    files: int = 1,
 ) -> tuple[list[CorpusRecord], MixReport]:
-    """The mix over an in-memory list, its corpus read back."""
+    """The mix over `docs` written to `files` shards, its corpus read back."""
     out = out or Path(tempfile.mkdtemp()) / "corpus.jsonl"
-    report = mix.mix_documents(cfg, lambda wanted: docs, out, stats, seed)
+    folder = _shards(docs, out.parent / f"{out.stem}-input", files)
+    report = mix_run.run_mix([folder], out, cfg, seed, stats)
     return list(corpus.read_jsonl(out)), report
 
 
@@ -128,34 +150,83 @@ def test_a_source_in_two_languages_is_mixed_per_language_and_ids_need_not_be_uni
     assert {d.text[:6] for d in mixed if d.id == "docs/same"} == {"first ", "second"}
 
 
-def test_many_scratch_buckets_give_the_same_corpus_and_ledger(tmp_path, monkeypatch):
-    """The external sort: a corpus written through many small buckets (each flushed in several zstd frames)
-    equals the one-bucket corpus, and the scratch folder is gone afterwards."""
+def test_workers_files_and_buckets_do_not_change_the_corpus(tmp_path, monkeypatch):
+    """The mix on 3 files and 2 workers, through many small buckets each written in several zstd frames,
+    equals the one-file, one-worker, one-bucket mix: corpus, report and ledger; no scratch is left."""
     docs = _docs()
     docs += [CorpusRecord("docs/same", f"text {i} " * 40, "en", "docs") for i in range(6)]  # one shared key
     one_stats, many_stats = DataStats(), DataStats()
     one, one_report = mix_documents(_cfg(max_repeat=1.0), docs, one_stats, seed=3, out=tmp_path / "a.jsonl")
-    monkeypatch.setattr(mix, "BUCKET_BYTES", 20_000)
-    monkeypatch.setattr(mix, "FLUSH_BYTES", 5_000)
+    monkeypatch.setattr(mix_run, "BUCKET_BYTES", 20_000)
+    monkeypatch.setattr(ranks, "FLUSH_BYTES", 5_000)
     many, many_report = mix_documents(
-        _cfg(max_repeat=1.0), docs, many_stats, seed=3, out=tmp_path / "b.jsonl"
+        _cfg(max_repeat=1.0, workers=2), docs, many_stats, seed=3, out=tmp_path / "b.jsonl", files=3
     )
     assert [d.to_json() for d in one] == [d.to_json() for d in many]
     assert one_report == many_report and one_stats.to_dict() == many_stats.to_dict()
-    assert not (tmp_path / "mix.work").exists()
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert not (tmp_path / "mix.work").exists() and not list(tmp_path.glob("*.tmp"))
 
 
-def test_the_mix_reads_its_input_twice_and_holds_no_text(tmp_path):
-    """Two passes over the input, whatever its size: the first keeps arrays, the second writes."""
+def test_the_mix_reads_its_input_twice_and_holds_no_text(tmp_path, monkeypatch):
+    """Two passes over each input file, whatever its size: the first keeps arrays, the second writes."""
     docs = _docs()
-    passes = []
+    passes: list[tuple[str, int | None]] = []
+    real = ranks.read_datatrove_file
 
-    def documents(wanted):
-        passes.append(wanted)
-        return iter(docs)
+    def reading(path, wanted=None):
+        passes.append((path.name, None if wanted is None else len(wanted)))
+        return real(path, wanted)
 
-    mix.mix_documents(_cfg(), documents, tmp_path / "corpus.jsonl", DataStats(), seed=1)
-    assert len(passes) == 2 and passes[0] is None and len(passes[1]) == len(docs)
+    monkeypatch.setattr(ranks, "read_datatrove_file", reading)
+    mix_run.run_mix([_shards(docs, tmp_path / "in", 2)], tmp_path / "corpus.jsonl", _cfg(), 1, DataStats())
+    half = len(docs) // 2
+    assert passes == [
+        ("00000.jsonl", None),
+        ("00001.jsonl", None),
+        ("00000.jsonl", half),
+        ("00001.jsonl", half),
+    ]
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after the raise runs."""
+
+
+def test_a_killed_mix_reruns_to_the_same_corpus_and_retried_ranks_write_once(tmp_path, monkeypatch):
+    """Killed while sorting (some buckets written into the corpus and their scratch removed), the mix reruns
+    from its input to the same corpus. A rank the executor runs again (Ray retries a failed task) neither
+    adds records twice nor loses the buckets an earlier attempt wrote."""
+    docs = _docs()
+    cfg = _cfg(max_repeat=1.0)
+    ref, ref_report = mix_documents(cfg, docs, DataStats(), seed=5, out=tmp_path / "ref" / "corpus.jsonl")
+    monkeypatch.setattr(mix_run, "BUCKET_BYTES", 30_000)
+    folder = _shards(docs, tmp_path / "in")
+    out = tmp_path / "out" / "corpus.jsonl"
+    real_write, writes = ranks._write_at, []
+
+    def killed_on_third_write(*args):
+        writes.append(1)
+        if len(writes) == 3:
+            raise Killed
+        return real_write(*args)
+
+    with monkeypatch.context() as m:
+        m.setattr(ranks, "_write_at", killed_on_third_write)
+        with pytest.raises(Killed):
+            mix_run.run_mix([folder], out, cfg, 5, DataStats())
+    assert (out.parent / "mix.work").exists() and not out.exists()
+    for step in (ranks.MixBuckets, ranks.MixSort):  # every rank runs twice
+        real_run = step.run
+
+        def twice(self, data, rank=0, world_size=1, real_run=real_run):
+            list(real_run(self, data, rank, world_size))
+            return real_run(self, data, rank, world_size)
+
+        monkeypatch.setattr(step, "run", twice)
+    report = mix_run.run_mix([folder], out, cfg, 5, DataStats())
+    assert out.read_bytes() == (tmp_path / "ref" / "corpus.jsonl").read_bytes() and report == ref_report
+    assert not (out.parent / "mix.work").exists() and not (out.parent / "corpus.jsonl.tmp").exists()
 
 
 def test_token_counts_are_the_per_document_estimate():
@@ -164,8 +235,8 @@ def test_token_counts_are_the_per_document_estimate():
     nbytes = np.array([1, 2, 6, 10, 14, 300, 1_000_003, 7])
     lang = np.array([0, 2, 2, 2, 2, 0, 1, 1])
     langs = ["ko", "en", "other"]
-    expected = [mix._tokens(int(n), langs[g], cfg.bytes_per_token) for n, g in zip(nbytes, lang)]
-    assert mix._token_counts(nbytes, lang, langs, cfg.bytes_per_token).tolist() == expected
+    expected = [choice.tokens_of(int(n), langs[g], cfg.bytes_per_token) for n, g in zip(nbytes, lang)]
+    assert choice.token_counts(nbytes, lang, langs, cfg.bytes_per_token).tolist() == expected
 
 
 def test_corpus_lines_as_bytes_are_json_dumps_for_every_character():
@@ -213,11 +284,19 @@ def test_datatrove_reading_is_json_records_and_skips_what_is_not_wanted(tmp_path
         for path in sorted(folder.glob("*.jsonl*"))
         for _, r in json_records(path)
     ]
-    got = list(corpus.read_datatrove_dirs(folders))
+    files = corpus.datatrove_files([*folders, tmp_path / "missing"])
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == [
+        "a/00000.jsonl.zst",
+        "a/00001.jsonl.zst",
+        "b/00000.jsonl.zst",
+    ]
+    got = [d for f in files for d in corpus.read_datatrove_file(f)]
     assert [d.to_json() for d in got] == [d.to_json() for d in expected]  # type: ignore[union-attr]
     assert got[8].meta["big"] == 2**70 and type(got[11].meta["neg"]) is int  # type: ignore[union-attr]
     wanted = np.arange(len(expected)) % 3 == 0
-    some = list(corpus.read_datatrove_dirs(folders, wanted))
+    some = [
+        d for f, part in zip(files, np.split(wanted, [6, 12])) for d in corpus.read_datatrove_file(f, part)
+    ]
     assert len(some) == len(expected) and some[1] is None  # a shard read by orjson skips what is not wanted
     for want, doc, full in zip(wanted, some, got):
         assert (doc is None and not want) or doc.to_json() == full.to_json()  # type: ignore[union-attr]
@@ -229,5 +308,5 @@ def test_a_broken_shard_fails_as_json_records_does(tmp_path):
     with pytest.raises(DataError) as expected:
         list(json_records(path))
     with pytest.raises(DataError) as got:
-        list(corpus.read_datatrove_dirs([tmp_path / "a"]))
+        list(corpus.read_datatrove_file(path))
     assert str(got.value) == str(expected.value)

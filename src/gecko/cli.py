@@ -83,7 +83,7 @@ def _corpus_step(args: argparse.Namespace) -> None:
         print((r.work_dir / "report.md").read_text(encoding="utf-8"))
     elif args.action == "mix":
         from gecko.data.stats import DataStats
-        from gecko.data.steps.mix import run_mix
+        from gecko.data.steps.mix.run import run_mix
 
         run_mix(ins, out, data, cfg.seed, DataStats())
         print((out.parent / "mix_report.md").read_text(encoding="utf-8"))

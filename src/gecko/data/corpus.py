@@ -1,6 +1,6 @@
 """`CorpusRecord`, the unit of the corpus file (RUN/data/corpus.jsonl), and its JSONL form. Named apart from
 datatrove's `Document`, which the clean steps and phases pass along; the mix reads their shards as records
-(read_datatrove_dirs)."""
+(datatrove_files, read_datatrove_file)."""
 
 from __future__ import annotations
 
@@ -77,27 +77,26 @@ def read_jsonl(path: Path) -> Iterator[CorpusRecord]:
             raise DataError(f"{path}:{lineno}: not a GECKO corpus record (no field {e})") from None
 
 
-def read_datatrove_dirs(
-    folders: list[Path], wanted: np.ndarray | None = None
-) -> Iterator[CorpusRecord | None]:
-    """GECKO documents from datatrove JSONL shards ({"text","id","metadata":{lang, source, …}}), in a fixed
-    order (folder, then file name, then line) so each pass of the mix sees the same sequence. With `wanted`
-    (a bool per document in that order: gecko.data.steps.mix.Documents), one not wanted may come as None."""
-    index = 0
-    for folder in folders:
-        for path in sorted(folder.glob("*.jsonl*")) if folder.exists() else ():
-            for lineno, r in _json_records(path, None if wanted is None else wanted[index:]):
-                index += 1
-                if r is None:
-                    yield None
-                    continue
-                try:
-                    meta = dict(r.get("metadata") or {})
-                    yield CorpusRecord(r["id"], r["text"], meta.pop("lang"), meta.pop("source"), meta)
-                except (KeyError, TypeError) as e:
-                    raise DataError(
-                        f"{path}:{lineno}: not a datatrove record with metadata lang/source ({e})"
-                    ) from None
+def datatrove_files(folders: list[Path]) -> list[Path]:
+    """The datatrove JSONL shards of `folders` in reading order: folder, then file name (each file is then
+    read by line), so every pass and every rank of the mix sees the same sequence."""
+    return [path for folder in folders if folder.exists() for path in sorted(folder.glob("*.jsonl*"))]
+
+
+def read_datatrove_file(path: Path, wanted: np.ndarray | None = None) -> Iterator[CorpusRecord | None]:
+    """GECKO documents from a datatrove JSONL shard ({"text","id","metadata":{lang, source, …}}). With
+    `wanted` (a bool per document of the file), one not wanted may come as None, unparsed."""
+    for lineno, r in _json_records(path, wanted):
+        if r is None:
+            yield None
+            continue
+        try:
+            meta = dict(r.get("metadata") or {})
+            yield CorpusRecord(r["id"], r["text"], meta.pop("lang"), meta.pop("source"), meta)
+        except (KeyError, TypeError) as e:
+            raise DataError(
+                f"{path}:{lineno}: not a datatrove record with metadata lang/source ({e})"
+            ) from None
 
 
 def _json_records(path: Path, wanted: np.ndarray | None) -> Iterator[tuple[int, dict[str, Any] | None]]:

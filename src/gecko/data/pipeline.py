@@ -36,7 +36,7 @@ from gecko.data.steps.align import run_align
 from gecko.data.steps.decontam import run_decontam
 from gecko.data.steps.dedup.run import remove_scratch, run_dedup
 from gecko.data.steps.langid import LanguageFilter
-from gecko.data.steps.mix import run_mix
+from gecko.data.steps.mix.run import run_mix
 from gecko.data.steps.normalize import Normalize
 from gecko.data.steps.pii import PiiScrubber
 from gecko.data.steps.quality import QualityFilter
