@@ -140,14 +140,18 @@ class Scan:
             lang_map = np.array([lang_ids.setdefault(g, len(lang_ids)) for g in langs], dtype=np.int16)
             slot.append(slot_map[rows["slot"]] if len(rows) else np.zeros(0, np.int32))
             lang.append(lang_map[rows["lang"]] if len(rows) else np.zeros(0, np.int16))
-        rows = np.concatenate([rows for rows, _, _ in parts]) if parts else np.zeros(0, SCAN_ROW)
         lang_ = np.concatenate(lang) if lang else np.zeros(0, np.int16)
-        nbytes = rows["nbytes"]
-        tokens = token_counts(nbytes, lang_, list(lang_ids), bytes_per_token)
         slot_ = np.concatenate(slot) if slot else np.zeros(0, np.int32)
-        return cls(
-            list(slot_ids), list(lang_ids), slot_, lang_, nbytes, tokens, rows["key"], rows["tiebreak"]
-        )
+        nbytes, key, tiebreak = (_field(parts, name) for name in ("nbytes", "key", "tiebreak"))
+        tokens = token_counts(nbytes, lang_, list(lang_ids), bytes_per_token)
+        return cls(list(slot_ids), list(lang_ids), slot_, lang_, nbytes, tokens, key, tiebreak)
+
+
+def _field(parts: list[tuple[np.ndarray, list[tuple[str, str]], list[str]]], name: str) -> np.ndarray:
+    """One field of every rank's rows, as an array of its own (a view would keep all the rows' bytes)."""
+    if not parts:
+        return np.zeros(0, SCAN_ROW[name])
+    return np.concatenate([rows[name] for rows, _, _ in parts])
 
 
 def token_counts(

@@ -43,9 +43,10 @@ def run_mix(in_dirs: list[Path], out_path: Path, cfg: DataConfig, seed: int, sta
     stage.run(MixScan(files, work, seed), len(files), "scan", in_bytes)
     parts = [load_scan(work, r) for r in range(len(files))]
     scan = Scan.merge(parts, cfg.bytes_per_token)
+    starts = [0, *np.cumsum([len(rows) for rows, _, _ in parts]).tolist()]
+    del parts  # the scan holds what the choice needs: 38 bytes a document
     choice = choose(scan, cfg)
     _save_choice(work, scan, choice)
-    starts = [0, *np.cumsum([len(rows) for rows, _, _ in parts]).tolist()]
     buckets = _bucket_count(int((scan.nbytes * choice.copies).sum()), max(cfg.workers, 1))
     stage.run(MixBuckets(files, work, seed, starts, buckets), len(files), "buckets", in_bytes)
     offsets = _bucket_offsets(work, len(files), buckets)
