@@ -204,7 +204,7 @@ WRITERS_OF_THEIR_OWN: dict[str, str] = {
     "gecko.data.engine.executor": "appends a worker's stderr log",
     "gecko.data.steps.decontam": "the cached index: a per-process temporary name (two runs may build it at once)",
     "gecko.data.io.readers": "the quarantine log streams for a whole read, then is renamed into place",
-    "gecko.data.steps.mix.ranks": "appends zstd frames to its scratch buckets (mix.work/), cleared on a rerun, removed at the end",
+    "gecko.data.steps.mix.ranks": "appends zstd frames to its scratch buckets (mix.work/), cleared on a rerun, removed once sorted",
     "gecko.data.steps.mix.run": "sizes the corpus's temporary file, which the sorting ranks fill by position; renamed into place",
     "gecko.tokenizer.pretokenize": "shards stream to .tmp files through copy_file_range, then are renamed",
     "gecko.eval.sandbox": "the sandbox's scratch folder and /proc files, not outputs",

@@ -4,8 +4,9 @@ names, with the choice made in between by the driver from the scan's arrays (gec
 Two passes over the input, whatever its size: the first keeps arrays (38 bytes a document), the second writes
 the chosen copies into scratch buckets by their place in the corpus; each bucket is then sorted alone and
 written at its offset of the corpus, so no process holds more than a bucket of text and every pass spreads
-over the workers. The scratch (mix.work/) is cleared when a mix starts and removed when it ends;
-the corpus appears, complete, by one rename.
+over the workers. mix.work/ is cleared when a mix starts (completion markers of another mix must never let
+a rank be skipped); at the end only its `logs/` stay, each stage's datatrove logs as every phase keeps them.
+The corpus appears, complete, by one rename.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def run_mix(in_dirs: list[Path], out_path: Path, cfg: DataConfig, seed: int, sta
         for i, doc_id in json.loads((work / "bucket" / f"{r:05d}" / "ids.json").read_text("utf-8")).items():
             choice.examples[int(i)] = doc_id
     record_in_ledger(scan, choice, stats)
-    shutil.rmtree(work)
+    _remove_scratch(work)
     report = mix_report(cfg, scan, choice, achieved)
     report.write(out_path.parent)
     return report
@@ -107,6 +108,17 @@ def _bucket_offsets(work: Path, ranks: int, buckets: int) -> list[int]:
     for r in range(ranks):
         sizes += np.load(work / "bucket" / f"{r:05d}" / "sizes.npy")
     return [0, *np.cumsum(sizes).tolist()]
+
+
+def _remove_scratch(work: Path) -> None:
+    """Everything in mix.work but the stages' logs: the corpus holds what the scratch held."""
+    for path in work.iterdir():
+        if path.name == "logs":
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _commit(partial: Path, out_path: Path) -> None:
