@@ -49,7 +49,7 @@ def run_mix(in_dirs: list[Path], out_path: Path, cfg: DataConfig, seed: int, sta
     choice = choose(scan, cfg)
     _save_choice(work, scan, choice)
     buckets = _bucket_count(int((scan.nbytes * choice.copies).sum()), max(cfg.workers, 1))
-    stage.run(MixBuckets(files, work, seed, starts, buckets), len(files), "buckets", in_bytes)
+    stage.run(MixBuckets(files, work, seed, starts, buckets), len(files), "buckets", int(scan.nbytes.sum()))
     offsets = _bucket_offsets(work, len(files), buckets)
     with partial.open("wb") as f:
         f.truncate(offsets[-1])  # each sorting rank writes its bucket's range of it
