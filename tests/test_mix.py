@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import zstandard
 
+from gecko import cli
 from gecko.config import AlignConfig, DataConfig, ParallelSourceConfig
 from gecko.data import corpus
 from gecko.data.corpus import CorpusRecord
@@ -189,6 +190,19 @@ def test_the_mix_reads_its_input_twice_and_holds_no_text(tmp_path, monkeypatch):
         ("00000.jsonl", half),
         ("00001.jsonl", half),
     ]
+
+
+def test_gecko_data_mix_runs_on_the_workers_it_is_given(tmp_path):
+    """`gecko data mix --workers 2` sorts on two ranks (one log each) into the corpus one worker writes."""
+    folder = _shards(_docs(), tmp_path / "in", 2)
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}" / "corpus.jsonl"
+        assert cli.main(["data", "mix", "--in", str(folder), "--out", str(out), "--workers", workers]) == 0
+        logs = sorted(p.name for p in (out.parent / "mix.work" / "logs" / "sort" / "logs").iterdir())
+        assert logs == [f"task_{r:05d}.log" for r in range(int(workers))]
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
 
 
 class Killed(BaseException):

@@ -10,6 +10,7 @@ function) and the stage commands are generated from the stage table (gecko.stage
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -85,7 +86,7 @@ def _corpus_step(args: argparse.Namespace) -> None:
         from gecko.data.stats import DataStats
         from gecko.data.steps.mix.run import run_mix
 
-        run_mix(ins, out, data, cfg.seed, DataStats())
+        run_mix(ins, out, dataclasses.replace(data, workers=workers), cfg.seed, DataStats())
         print((out.parent / "mix_report.md").read_text(encoding="utf-8"))
     else:
         from gecko.data.steps.align import run_align
