@@ -138,20 +138,21 @@ class Scan:
         for rows, slots, langs in parts:
             slot_map = np.array([slot_ids.setdefault(s, len(slot_ids)) for s in slots], dtype=np.int32)
             lang_map = np.array([lang_ids.setdefault(g, len(lang_ids)) for g in langs], dtype=np.int16)
-            slot.append(slot_map[rows["slot"]] if len(rows) else np.zeros(0, np.int32))
-            lang.append(lang_map[rows["lang"]] if len(rows) else np.zeros(0, np.int16))
-        lang_ = np.concatenate(lang) if lang else np.zeros(0, np.int16)
-        slot_ = np.concatenate(slot) if slot else np.zeros(0, np.int32)
-        nbytes, key, tiebreak = (_field(parts, name) for name in ("nbytes", "key", "tiebreak"))
+            slot.append(slot_map[rows["slot"]])
+            lang.append(lang_map[rows["lang"]])
+        slot_, lang_ = _joined(slot, np.int32), _joined(lang, np.int16)
+        nbytes, key, tiebreak = (
+            _joined([rows[name] for rows, _, _ in parts], SCAN_ROW[name])
+            for name in ("nbytes", "key", "tiebreak")
+        )
         tokens = token_counts(nbytes, lang_, list(lang_ids), bytes_per_token)
         return cls(list(slot_ids), list(lang_ids), slot_, lang_, nbytes, tokens, key, tiebreak)
 
 
-def _field(parts: list[tuple[np.ndarray, list[tuple[str, str]], list[str]]], name: str) -> np.ndarray:
-    """One field of every rank's rows, as an array of its own (a view would keep all the rows' bytes)."""
-    if not parts:
-        return np.zeros(0, SCAN_ROW[name])
-    return np.concatenate([rows[name] for rows, _, _ in parts])
+def _joined(arrays: list[np.ndarray], dtype: np.dtype | type) -> np.ndarray:
+    """The arrays end to end, as an array of its own: a field of the ranks' rows (a view) would keep all
+    their bytes alive."""
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
 
 
 def token_counts(

@@ -61,7 +61,9 @@ def run_mix(in_dirs: list[Path], out_path: Path, cfg: DataConfig, seed: int, sta
         for group, tokens in json.loads((work / "achieved" / f"{b:05d}.json").read_text(encoding="utf-8")):
             achieved[group] += tokens
     for r in range(len(files)):
-        for i, doc_id in json.loads((work / "bucket" / f"{r:05d}" / "ids.json").read_text("utf-8")).items():
+        for i, doc_id in json.loads(
+            (work / "bucket" / f"{r:05d}" / "ids.json").read_text(encoding="utf-8")
+        ).items():
             choice.examples[int(i)] = doc_id
     record_in_ledger(scan, choice, stats)
     _remove_scratch(work)
