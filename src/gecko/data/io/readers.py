@@ -257,9 +257,7 @@ class CorpusReader(PipelineStep):
     def _metadata(self, record: dict[str, Any]) -> dict[str, Any]:
         meta = record.get("metadata")
         meta = dict(meta) if isinstance(meta, dict) else {}
-        if (
-            not record.keys() <= _DOCUMENT_FIELDS
-        ):  # other fields join the metadata (a phase's shards have none)
+        if not record.keys() <= _DOCUMENT_FIELDS:  # other fields join the metadata (a phase's shards: none)
             meta.update((k, v) for k, v in record.items() if k not in _DOCUMENT_FIELDS)
         meta["lang"] = initial_lang(meta.get("lang"), self.lang)
         return meta
